@@ -1,0 +1,202 @@
+// sbx_spawn: one call that clones a jailed child, sets it up and execs the program.
+//
+// Swift prepares everything in `struct sbx_spawn_req` (C strings, fds, the mount plan, the BPF
+// program) and makes a single call. Nothing Swift runs in the child: the child side
+// (sbx_child.c) makes raw syscalls only. Failures in the child travel back to the parent as
+// `struct sbx_child_msg` {stage, errno, index} over a CLOEXEC pipe; EOF on that pipe means the
+// execve succeeded (the swift-subprocess / containerization pattern).
+#ifndef SBX_SPAWN_H
+#define SBX_SPAWN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#pragma clang assume_nonnull begin
+
+/// Where a spawn failed. Stable numbers: Swift maps them to names with sbx_stage_name().
+enum sbx_stage {
+    SBX_STAGE_NONE = 0,
+    // parent side
+    SBX_STAGE_PIPE,
+    SBX_STAGE_CLONE3,
+    SBX_STAGE_SETGROUPS_DENY,
+    SBX_STAGE_UID_MAP,
+    SBX_STAGE_GID_MAP,
+    SBX_STAGE_CGROUP_PROCS,
+    SBX_STAGE_RELEASE_CHILD,
+    SBX_STAGE_SETUP_TIMEOUT,
+    SBX_STAGE_RECEIVE_LISTENER,
+    SBX_STAGE_CHILD_VANISHED,
+    // child side, in execution order
+    SBX_STAGE_SIGMASK,
+    SBX_STAGE_PDEATHSIG,
+    SBX_STAGE_WAIT_PARENT,
+    SBX_STAGE_UNSHARE_CGROUP,
+    SBX_STAGE_SETSID,
+    SBX_STAGE_SETGROUPS,
+    SBX_STAGE_SETRESGID,
+    SBX_STAGE_KEEPCAPS,
+    SBX_STAGE_SETRESUID,
+    SBX_STAGE_CAPSET_SETUP,
+    SBX_STAGE_MOUNT_PRIVATE,
+    SBX_STAGE_MOUNT_ROOT_TMPFS,
+    SBX_STAGE_MKDIR,
+    SBX_STAGE_MKFILE,
+    SBX_STAGE_SYMLINK,
+    SBX_STAGE_BIND,
+    SBX_STAGE_BIND_SETATTR,
+    SBX_STAGE_MOUNT_TMPFS,
+    SBX_STAGE_MOUNT_PROC,
+    SBX_STAGE_WRITE_FILE,
+    SBX_STAGE_CHDIR_NEWROOT,
+    SBX_STAGE_PIVOT_ROOT,
+    SBX_STAGE_UMOUNT_OLDROOT,
+    SBX_STAGE_REMOUNT_ROOT_RO,
+    SBX_STAGE_CHDIR_WORKDIR,
+    SBX_STAGE_LOOPBACK_UP,
+    SBX_STAGE_SETHOSTNAME,
+    SBX_STAGE_RLIMIT,
+    SBX_STAGE_STDIO,
+    SBX_STAGE_SECUREBITS,
+    SBX_STAGE_CAPBSET_DROP,
+    SBX_STAGE_CAP_AMBIENT_CLEAR,
+    SBX_STAGE_CAPSET_DROP,
+    SBX_STAGE_NO_NEW_PRIVS,
+    SBX_STAGE_CLOSE_FDS,
+    SBX_STAGE_SECCOMP,
+    SBX_STAGE_SECCOMP_HANDOFF,
+    SBX_STAGE_EXECVE,
+    SBX_STAGE_FORK_PROGRAM,
+    SBX_STAGE_COUNT
+};
+
+/// Human name of a stage ("mount /proc" style prefixes), never NULL.
+const char *sbx_stage_name(int stage);
+
+/// One step of the filesystem plan, executed in order in the child before pivot_root.
+/// All paths are absolute host-side paths under the new root's mount point, computed by Swift
+/// so the child never formats strings.
+enum sbx_fs_op_kind {
+    SBX_FS_MKDIR = 1,     // path, mode
+    SBX_FS_MKFILE,        // path, mode: an empty file, used as a bind-mount target
+    SBX_FS_SYMLINK,       // source = link text, path = link location
+    SBX_FS_BIND,          // source -> path, recursive; attr_set applied recursively (MOUNT_ATTR_*)
+    SBX_FS_TMPFS,         // path, data = mount options ("size=..,mode=..")
+    SBX_FS_PROC,          // path
+    SBX_FS_WRITE_FILE,    // path, data/data_len = contents, mode
+};
+
+struct sbx_fs_op {
+    int kind;
+    const char *_Nullable source;
+    const char *_Nullable path;
+    const char *_Nullable data;
+    size_t data_len;
+    uint32_t mode;
+    /// MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | ... for SBX_FS_BIND (mount_setattr(2)).
+    uint64_t attr_set;
+    /// MS_* flags the source mount has locked (from statvfs in the parent); only used by the
+    /// MS_REMOUNT fallback on kernels without mount_setattr (< 5.12).
+    unsigned long locked_flags;
+};
+
+struct sbx_rlimit {
+    int resource;
+    uint64_t soft;
+    uint64_t hard;
+};
+
+/// Pointer fields are declared nullable so Swift can zero-initialize the struct; sbx_spawn
+/// requires every one without a "may be NULL" note to be set.
+struct sbx_spawn_req {
+    // What to run. The child tries each candidate path in order (PATH search without
+    // formatting strings in the child); argv[0] is passed as given.
+    const char *_Nullable const *_Nullable exec_candidates;
+    size_t exec_candidate_count;
+    const char *_Nullable const *_Nullable argv;       // NULL-terminated
+    const char *_Nullable const *_Nullable envp;       // NULL-terminated
+
+    // stdio for the child (dup2'ed onto 0, 1, 2).
+    int stdin_fd, stdout_fd, stderr_fd;
+
+    // Identity: the only uid/gid mapped into the jail's user namespace.
+    uint32_t inside_uid, inside_gid;
+    uint32_t outside_uid, outside_gid;
+    /// 1 when the parent is not root: the kernel then requires "deny" in /proc/PID/setgroups
+    /// before gid_map, and the child cannot call setgroups().
+    int unprivileged_parent;
+
+    // cgroups: v2 uses CLONE_INTO_CGROUP; v1 gets the pid written into each cgroup.procs fd
+    // before the child is released.
+    int cgroup_v2_fd;                        // -1 when not v2
+    const int *_Nullable cgroup_procs_fds;
+    size_t cgroup_procs_fd_count;
+
+    // Filesystem.
+    const char *_Nullable newroot;                     // empty host directory the root tmpfs is mounted on
+    const char *_Nullable newroot_tmpfs_data;          // "size=...,mode=0755"
+    const struct sbx_fs_op *_Nullable fs_ops;
+    size_t fs_op_count;
+    const char *_Nullable workdir;                     // inside the jail, after pivot_root
+
+    const char *_Nullable hostname;
+    const struct sbx_rlimit *_Nullable rlimits;
+    size_t rlimit_count;
+    int cap_last_cap;                        // /proc/sys/kernel/cap_last_cap
+
+    // seccomp: raw struct sock_filter array. notify = 1 installs it with
+    // SECCOMP_FILTER_FLAG_NEW_LISTENER and hands the listener to the parent.
+    const void *_Nullable seccomp_program;
+    size_t seccomp_instruction_count;
+    int seccomp_notify;
+
+    /// Upper bound for the child's setup (clone to execve); the child is killed past it.
+    int setup_timeout_ms;
+};
+
+struct sbx_spawn_result {
+    pid_t pid;               // in the parent's pid namespace
+    int pidfd;               // CLONE_PIDFD; -1 on failure
+    int notify_fd;           // seccomp listener, -1 when none
+    int status_fd;           // read end of init's status pipe (for sbx_wait_pidfd)
+    int failed_stage;        // enum sbx_stage, SBX_STAGE_NONE on success
+    int failed_errno;
+    long failed_index;       // fs op / rlimit / exec candidate index for the failing stage, or -1
+};
+
+/// Clones, sets up and execs the jailed child. Returns 0 when the program was exec'd (result
+/// has pid, pidfd, notify_fd), -1 when any stage failed (result has stage, errno, index; the
+/// child has been reaped). Thread-safe; blocks the calling thread for the child's setup only.
+int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res);
+
+/// Exit status of a finished child, collected through its pidfd.
+struct sbx_exit {
+    int exited;              // 1 exited normally, 0 killed by a signal
+    int code;                // exit code or signal number
+    int64_t user_usec;       // rusage of the reaped child and its reaped descendants
+    int64_t sys_usec;
+    int64_t maxrss_kb;
+};
+
+/// Waits for the jail's init (waitid(P_PIDFD, WEXITED) with rusage, EINTR retried) and
+/// reports the program's own status from init's status pipe; when init was killed before
+/// the program ended (timeout, OOM), init's own status. Returns 0 or -errno.
+int sbx_wait_pidfd(int pidfd, int status_fd, struct sbx_exit *out);
+/// pidfd_send_signal(2). Returns 0 or -errno (ESRCH when already gone).
+int sbx_pidfd_kill(int pidfd, int sig);
+
+/// seccomp user notification, parent side: receive one notification, answer it with
+/// -deny_errno (the syscall fails in the jail, it never runs) and report its syscall number.
+/// Returns 0, or -errno (ENOENT when the jailed task died before the answer).
+int sbx_notify_deny_one(int notify_fd, int deny_errno, int *syscall_nr);
+
+/// MS_* flags of the mount holding `path` that a user namespace cannot clear (statvfs).
+unsigned long sbx_locked_mount_flags(const char *path);
+
+/// pipe2(fds, O_CLOEXEC); Glibc's module map hides pipe2 from Swift without _GNU_SOURCE.
+int sbx_pipe_cloexec(int fds[_Nonnull 2]);
+
+#pragma clang assume_nonnull end
+
+#endif

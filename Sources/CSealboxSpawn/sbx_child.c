@@ -1,0 +1,391 @@
+// The child side of sbx_spawn: runs between clone3 and execve.
+//
+// Only raw syscalls (through their thin libc wrappers) happen here: no malloc, no stdio, no
+// signal(), no string formatting. The parent is a multi-threaded Swift process, so any lock
+// another thread held at clone time stays held forever in this copy (swift-subprocess #374).
+//
+// Fixed order, and why:
+//  0. unblock signals (the parent blocked all of them around clone3; CLONE_CLEAR_SIGHAND
+//     already reset every handler to default), PR_SET_PDEATHSIG so the jail dies with us,
+//     umask 0 so the plan's modes are exact (022 again just before execve).
+//  1. wait for the parent's "maps + cgroup ready" byte: until the uid/gid maps are written
+//     our ids are unmapped and nothing below can work.
+//  2. cgroup namespace (v1 only: now that the parent moved us into our cgroup, so the
+//     namespace root is the task cgroup, not the parent's), new session.
+//  3. identity: setgroups, setresgid, setresuid to the one mapped id, keeping capabilities.
+//     This comes before the mounts (nsjail's order has it after) because every file the
+//     setup creates in the new tmpfs must have a mapped owner: with an unmapped fsuid the
+//     kernel refuses inode creation with EOVERFLOW (fs/namei.c may_o_create).
+//  4. mounts: make / private, tmpfs root, the plan (binds read-only, /proc, /dev nodes,
+//     /work, /tmp, seed files).
+//  5. pivot_root(".", ".") then detach the old root (pivot_root(2) NOTES), root read-only.
+//  6. loopback up, hostname, rlimits, stdio.
+//  7. capabilities: lock securebits, drop the bounding set, clear ambient, then capset(0).
+//     The bounding set needs CAP_SETPCAP, so it goes before the final capset.
+//  8. PR_SET_NO_NEW_PRIVS, mark every fd >= 3 close-on-exec.
+//  9. fork the program. This process stays as the jail's pid 1, a minimal init: it reaps
+//     orphans and reports the program's exact wait status on the status pipe. The program
+//     is not pid 1, so signals it sends itself (kill -9 $$, abort()) work as anywhere else.
+//     init is non-dumpable (no /proc/1/mem, environ) and wipes its copy of sealbox's argv and
+//     environment, so /proc/1 shows nothing of the host.
+// 10. in the program: seccomp LAST (bubblewrap, nsjail), since every syscall above would
+//     otherwise need allowing. A notify filter's listener is sent to the parent with
+//     SCM_RIGHTS on the report socket; the fd in flight keeps the listener alive across exec.
+// 11. execve each candidate path; EOF on the report socket tells the parent it worked.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <grp.h>
+
+#include "missing_defs.h"
+#include "sbx_internal.h"
+
+__attribute__((noreturn))
+static void fail_in_child(int report_fd, int stage, int err, long index) {
+    struct sbx_child_msg msg = { .stage = stage, .err = err, .index = index };
+    // Nothing useful can be done if this write fails: the parent then sees EOF plus a child
+    // that exited 125 without exec, which it reports as "child vanished".
+    ssize_t ignored = write(report_fd, &msg, sizeof msg);
+    (void)ignored;
+    _exit(125);
+}
+
+#define CHECK(expr, stage, index)                                   \
+    do {                                                            \
+        if ((expr) < 0) fail_in_child(report_fd, (stage), errno, (index)); \
+    } while (0)
+
+static int write_all_in_child(int fd, const char *data, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int capset_in_child(uint32_t effective_lo, uint32_t effective_hi, uint32_t permitted_lo,
+                           uint32_t permitted_hi) {
+    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);  // compiles to stores; no libc state involved
+    data[0].effective = effective_lo;
+    data[1].effective = effective_hi;
+    data[0].permitted = permitted_lo;
+    data[1].permitted = permitted_hi;
+    return (int)syscall(SYS_capset, &header, data);
+}
+
+/// After setresuid with PR_SET_KEEPCAPS the permitted set survives but the effective set is
+/// cleared; raise effective back to permitted so the mounts below are allowed.
+static int raise_effective_caps_in_child(void) {
+    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capget, &header, data) < 0) return -1;
+    return capset_in_child(data[0].permitted, data[1].permitted, data[0].permitted, data[1].permitted);
+}
+
+static int bind_in_child(const struct sbx_fs_op *op, int *stage) {
+    *stage = SBX_STAGE_BIND;
+    if (mount(op->source, op->path, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
+    if (op->attr_set == 0) return 0;
+    *stage = SBX_STAGE_BIND_SETATTR;
+    struct sbx_mount_attr attr = { .attr_set = op->attr_set };
+    // mount_setattr applies the flags to the whole subtree at once and, unlike MS_REMOUNT,
+    // leaves locked atime flags alone (mount_setattr(2)).
+    if (syscall(__NR_mount_setattr, AT_FDCWD, op->path, AT_RECURSIVE, &attr, sizeof attr) == 0) return 0;
+    if (errno != ENOSYS) return -1;
+    // Kernels before 5.12: remount the top mount, repeating the flags the source has locked,
+    // or the kernel refuses to change them (EPERM).
+    unsigned long flags = MS_REMOUNT | MS_BIND | op->locked_flags;
+    if (op->attr_set & MOUNT_ATTR_RDONLY) flags |= MS_RDONLY;
+    if (op->attr_set & MOUNT_ATTR_NOSUID) flags |= MS_NOSUID;
+    if (op->attr_set & MOUNT_ATTR_NODEV) flags |= MS_NODEV;
+    if (op->attr_set & MOUNT_ATTR_NOEXEC) flags |= MS_NOEXEC;
+    return mount(NULL, op->path, NULL, flags, NULL);
+}
+
+static int write_file_in_child(const struct sbx_fs_op *op) {
+    int fd = open(op->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, op->mode);
+    if (fd < 0) return -1;
+    int rc = write_all_in_child(fd, op->data ? op->data : "", op->data_len);
+    int saved = errno;
+    if (close(fd) < 0 && rc == 0) return -1;
+    errno = saved;
+    return rc;
+}
+
+static void run_fs_plan_in_child(const struct sbx_spawn_req *req, int report_fd) {
+    for (size_t i = 0; i < req->fs_op_count; i++) {
+        const struct sbx_fs_op *op = &req->fs_ops[i];
+        long index = (long)i;
+        switch (op->kind) {
+        case SBX_FS_MKDIR:
+            if (mkdir(op->path, op->mode) < 0 && errno != EEXIST)
+                fail_in_child(report_fd, SBX_STAGE_MKDIR, errno, index);
+            break;
+        case SBX_FS_MKFILE: {
+            int fd = open(op->path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, op->mode);
+            CHECK(fd, SBX_STAGE_MKFILE, index);
+            CHECK(close(fd), SBX_STAGE_MKFILE, index);
+            break;
+        }
+        case SBX_FS_SYMLINK:
+            CHECK(symlink(op->source, op->path), SBX_STAGE_SYMLINK, index);
+            break;
+        case SBX_FS_BIND: {
+            int stage = SBX_STAGE_BIND;
+            if (bind_in_child(op, &stage) < 0) fail_in_child(report_fd, stage, errno, index);
+            break;
+        }
+        case SBX_FS_TMPFS:
+            CHECK(mount("tmpfs", op->path, "tmpfs", MS_NOSUID | MS_NODEV, op->data),
+                  SBX_STAGE_MOUNT_TMPFS, index);
+            break;
+        case SBX_FS_PROC:
+            CHECK(mount("proc", op->path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+                  SBX_STAGE_MOUNT_PROC, index);
+            break;
+        case SBX_FS_WRITE_FILE:
+            CHECK(write_file_in_child(op), SBX_STAGE_WRITE_FILE, index);
+            break;
+        default:
+            fail_in_child(report_fd, SBX_STAGE_MKDIR, EINVAL, index);
+        }
+    }
+}
+
+/// The new network namespace has only "lo", and it is down; bring it up so programs can
+/// talk to themselves on 127.0.0.1 (bubblewrap does the same).
+static int loopback_up_in_child(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_name[0] = 'l';
+    ifr.ifr_name[1] = 'o';
+    ifr.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
+    int rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+static void drop_capabilities_in_child(const struct sbx_spawn_req *req, int report_fd) {
+    // Lock the root-related securebits so no later uid change can regain capabilities
+    // (capabilities(7), "The securebits flags"). Needs CAP_SETPCAP, still effective here.
+    unsigned long bits = SBX_SECBIT_NOROOT | SBX_SECBIT_NOROOT_LOCKED | SBX_SECBIT_NO_SETUID_FIXUP |
+                         SBX_SECBIT_NO_SETUID_FIXUP_LOCKED | SBX_SECBIT_KEEP_CAPS_LOCKED |
+                         SBX_SECBIT_NO_CAP_AMBIENT_RAISE | SBX_SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    CHECK(prctl(PR_SET_SECUREBITS, bits, 0, 0, 0), SBX_STAGE_SECUREBITS, -1);
+    for (int cap = 0; cap <= req->cap_last_cap; cap++) {
+        // EINVAL: the running kernel does not know this capability; nothing to drop.
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+            fail_in_child(report_fd, SBX_STAGE_CAPBSET_DROP, errno, cap);
+    }
+    CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), SBX_STAGE_CAP_AMBIENT_CLEAR, -1);
+    CHECK(capset_in_child(0, 0, 0, 0), SBX_STAGE_CAPSET_DROP, -1);
+}
+
+static void install_seccomp_in_child(const struct sbx_spawn_req *req, int report_fd) {
+    struct sock_fprog prog = {
+        .len = (unsigned short)req->seccomp_instruction_count,
+        .filter = (struct sock_filter *)req->seccomp_program,
+    };
+    unsigned int flags = req->seccomp_notify ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
+    long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    if (listener < 0) fail_in_child(report_fd, SBX_STAGE_SECCOMP, errno, -1);
+    if (!req->seccomp_notify) return;
+    // From here on every syscall passes the filter: sendmsg must be allowed by the profile
+    // (the Swift side checks this before spawning).
+    struct sbx_child_msg msg = { .stage = SBX_STAGE_SECCOMP_HANDOFF, .err = 0, .index = listener };
+    struct iovec iov = { .iov_base = &msg, .iov_len = sizeof msg };
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control.buf;
+    mh.msg_controllen = sizeof control.buf;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    int fd = (int)listener;
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    ssize_t n;
+    do {
+        n = sendmsg(report_fd, &mh, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof msg) fail_in_child(report_fd, SBX_STAGE_SECCOMP_HANDOFF, n < 0 ? errno : EIO, -1);
+}
+
+/// The program's side of the fork: seccomp, then execve. Never returns.
+__attribute__((noreturn))
+static void exec_program_in_child(const struct sbx_spawn_req *req, int report_fd) {
+    // Dies with init (which dies with the pid namespace).
+    CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), SBX_STAGE_PDEATHSIG, -1);
+    if (req->seccomp_program != NULL && req->seccomp_instruction_count > 0)
+        install_seccomp_in_child(req, report_fd);
+
+    // A PATH search that needs no string formatting, with the conventional umask.
+    umask(022);
+    int saw_eacces = 0;
+    for (size_t i = 0; i < req->exec_candidate_count; i++) {
+        execve(req->exec_candidates[i], (char *const *)req->argv, (char *const *)req->envp);
+        if (errno == EACCES) {
+            saw_eacces = 1;
+        } else if (errno != ENOENT && errno != ENOTDIR) {
+            fail_in_child(report_fd, SBX_STAGE_EXECVE, errno, (long)i);
+        }
+    }
+    fail_in_child(report_fd, SBX_STAGE_EXECVE, saw_eacces ? EACCES : ENOENT, -1);
+}
+
+/// pid 1 of the jail: reap everything, report the program's status, exit. When init exits
+/// the kernel kills whatever is left in the pid namespace (pid_namespaces(7)).
+__attribute__((noreturn))
+static void run_init_in_child(pid_t program, int status_fd) {
+    // Nothing of sealbox's own command line or environment may be read through /proc/1:
+    // this process is a copy of sealbox, so wipe the copy of those strings.
+    struct sbx_scrub_region arg = sbx_scrub_args, env = sbx_scrub_env;
+    if (arg.start != NULL && arg.length > 0) {
+        memset(arg.start, 0, arg.length);
+        static const char title[] = "sealbox-init";
+        if (arg.length > sizeof title) memcpy(arg.start, title, sizeof title);
+    }
+    if (env.start != NULL && env.length > 0) memset(env.start, 0, env.length);
+    // Non-dumpable: /proc/1/{mem,environ,fd} and ptrace need CAP_SYS_PTRACE, which the jail
+    // never has (a same-uid program could otherwise write into init's memory, and init runs
+    // without the seccomp filter).
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    close(0);
+    close(1);
+    close(2);
+    for (;;) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_ALL, 0, &info, WEXITED) < 0) {
+            if (errno == EINTR) continue;
+            _exit(0);  // ECHILD: the program is gone without a status; the parent sees none
+        }
+        if (info.si_pid != program) continue;
+        struct sbx_program_status status = {
+            .exited = info.si_code == CLD_EXITED,
+            .code = info.si_status,
+        };
+        ssize_t ignored = write(status_fd, &status, sizeof status);
+        (void)ignored;
+        _exit(0);
+    }
+}
+
+static void dup_stdio_in_child(const struct sbx_spawn_req *req, int report_fd) {
+    const int sources[3] = { req->stdin_fd, req->stdout_fd, req->stderr_fd };
+    for (int target = 0; target < 3; target++) {
+        if (sources[target] == target) {
+            // dup2 onto itself keeps FD_CLOEXEC; clear it explicitly.
+            CHECK(fcntl(target, F_SETFD, 0), SBX_STAGE_STDIO, target);
+        } else {
+            CHECK(dup2(sources[target], target), SBX_STAGE_STDIO, target);
+        }
+    }
+}
+
+void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd, int status_fd) {
+    // 0. signals and parent death
+    sigset_t none;
+    sigemptyset(&none);
+    CHECK(sigprocmask(SIG_SETMASK, &none, NULL), SBX_STAGE_SIGMASK, -1);
+    CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), SBX_STAGE_PDEATHSIG, -1);
+    // The plan's modes are exact (/tmp is 01777); the caller's umask must not mask them.
+    umask(0);
+
+    // 1. wait until the parent wrote the maps and placed us in the cgroup
+    char go = 0;
+    ssize_t n;
+    do {
+        n = read(sync_fd, &go, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1 || go != SBX_SYNC_GO) fail_in_child(report_fd, SBX_STAGE_WAIT_PARENT, n < 0 ? errno : EPIPE, -1);
+
+    // 2. cgroup namespace and session
+    if (req->cgroup_v2_fd < 0) CHECK(unshare(CLONE_NEWCGROUP), SBX_STAGE_UNSHARE_CGROUP, -1);
+    CHECK(setsid(), SBX_STAGE_SETSID, -1);
+
+    // 3. identity, keeping capabilities for the setup below
+    if (!req->unprivileged_parent) CHECK(setgroups(0, NULL), SBX_STAGE_SETGROUPS, -1);
+    CHECK(setresgid(req->inside_gid, req->inside_gid, req->inside_gid), SBX_STAGE_SETRESGID, -1);
+    CHECK(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), SBX_STAGE_KEEPCAPS, -1);
+    CHECK(setresuid(req->inside_uid, req->inside_uid, req->inside_uid), SBX_STAGE_SETRESUID, -1);
+    CHECK(raise_effective_caps_in_child(), SBX_STAGE_CAPSET_SETUP, -1);
+
+    // 4. mounts; MS_PRIVATE first so nothing below propagates back to the host
+    CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), SBX_STAGE_MOUNT_PRIVATE, -1);
+    CHECK(mount("sealbox", req->newroot, "tmpfs", MS_NOSUID | MS_NODEV, req->newroot_tmpfs_data),
+          SBX_STAGE_MOUNT_ROOT_TMPFS, -1);
+    run_fs_plan_in_child(req, report_fd);
+
+    // 5. switch root; pivot_root(".", ".") stacks the old root on top, umount2 detaches it
+    CHECK(chdir(req->newroot), SBX_STAGE_CHDIR_NEWROOT, -1);
+    CHECK(syscall(__NR_pivot_root, ".", "."), SBX_STAGE_PIVOT_ROOT, -1);
+    CHECK(umount2(".", MNT_DETACH), SBX_STAGE_UMOUNT_OLDROOT, -1);
+    CHECK(chdir("/"), SBX_STAGE_CHDIR_NEWROOT, -1);
+    CHECK(mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL),
+          SBX_STAGE_REMOUNT_ROOT_RO, -1);
+    CHECK(chdir(req->workdir), SBX_STAGE_CHDIR_WORKDIR, -1);
+
+    // 6. network, hostname, limits, stdio
+    CHECK(loopback_up_in_child(), SBX_STAGE_LOOPBACK_UP, -1);
+    CHECK(sethostname(req->hostname, strlen(req->hostname)), SBX_STAGE_SETHOSTNAME, -1);
+    for (size_t i = 0; i < req->rlimit_count; i++) {
+        struct rlimit lim = { .rlim_cur = req->rlimits[i].soft, .rlim_max = req->rlimits[i].hard };
+        CHECK(setrlimit(req->rlimits[i].resource, &lim), SBX_STAGE_RLIMIT, (long)i);
+    }
+    dup_stdio_in_child(req, report_fd);
+
+    // 7. capabilities
+    drop_capabilities_in_child(req, report_fd);
+
+    // 8. no new privileges, no inherited fds
+    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), SBX_STAGE_NO_NEW_PRIVS, -1);
+    CHECK(syscall(__NR_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC), SBX_STAGE_CLOSE_FDS, -1);
+
+    // 9. fork the program; this process becomes the jail's init. A raw clone, not fork():
+    // glibc's fork runs atfork handlers and takes locks another Swift thread may hold.
+    long program = syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
+    if (program < 0) fail_in_child(report_fd, SBX_STAGE_FORK_PROGRAM, errno, -1);
+    if (program == 0) {
+        close(status_fd);
+        exec_program_in_child(req, report_fd);
+    }
+    close(report_fd);
+    close(sync_fd);
+    run_init_in_child((pid_t)program, status_fd);
+}

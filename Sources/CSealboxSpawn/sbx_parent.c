@@ -1,0 +1,333 @@
+// The parent side of sbx_spawn: clone3, uid/gid maps, cgroup placement, release, and the
+// report socket. Runs on an ordinary thread of the Swift process, so libc is fine here.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "missing_defs.h"
+#include "sbx_internal.h"
+
+struct sbx_scrub_region sbx_scrub_args, sbx_scrub_env;
+static pthread_once_t scrub_once = PTHREAD_ONCE_INIT;
+
+/// Reads arg_start, arg_end, env_start, env_end: fields 48-51 of /proc/self/stat (proc(5)).
+static void find_scrub_regions_from_parent(void) {
+    char buf[4096];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');  // comm may contain spaces and parentheses
+    if (p == NULL) return;
+    p++;
+    unsigned long long fields[52] = { 0 };
+    int field = 2;  // the ')' ends field 2; field 3 (state) is a letter, the rest numbers
+    while (*p && field < 51) {
+        while (*p == ' ') p++;
+        if (*p == 0) break;
+        field++;
+        char *end = p;
+        fields[field] = strtoull(p, &end, 10);
+        while (*end && *end != ' ') end++;
+        p = end;
+    }
+    if (field < 51) return;
+    if (fields[49] > fields[48]) {
+        sbx_scrub_args.start = (char *)(uintptr_t)fields[48];
+        sbx_scrub_args.length = (size_t)(fields[49] - fields[48]);
+    }
+    if (fields[51] > fields[50]) {
+        sbx_scrub_env.start = (char *)(uintptr_t)fields[50];
+        sbx_scrub_env.length = (size_t)(fields[51] - fields[50]);
+    }
+}
+
+static int write_proc_file_from_parent(pid_t pid, const char *name, const char *text) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    size_t len = strlen(text);
+    ssize_t n = write(fd, text, len);
+    int err = n < 0 ? errno : (n == (ssize_t)len ? 0 : EIO);
+    close(fd);
+    return -err;
+}
+
+static int write_maps_from_parent(const struct sbx_spawn_req *req, pid_t pid, int *stage) {
+    char line[64];
+    int rc;
+    if (req->unprivileged_parent) {
+        // user_namespaces(7): an unprivileged process must deny setgroups before gid_map.
+        *stage = SBX_STAGE_SETGROUPS_DENY;
+        if ((rc = write_proc_file_from_parent(pid, "setgroups", "deny")) < 0) return rc;
+    }
+    *stage = SBX_STAGE_UID_MAP;
+    snprintf(line, sizeof line, "%u %u 1\n", req->inside_uid, req->outside_uid);
+    if ((rc = write_proc_file_from_parent(pid, "uid_map", line)) < 0) return rc;
+    *stage = SBX_STAGE_GID_MAP;
+    snprintf(line, sizeof line, "%u %u 1\n", req->inside_gid, req->outside_gid);
+    return write_proc_file_from_parent(pid, "gid_map", line);
+}
+
+static int place_in_v1_cgroups_from_parent(const struct sbx_spawn_req *req, pid_t pid, long *index) {
+    char text[32];
+    int len = snprintf(text, sizeof text, "%d", (int)pid);
+    for (size_t i = 0; i < req->cgroup_procs_fd_count; i++) {
+        *index = (long)i;
+        ssize_t n = pwrite(req->cgroup_procs_fds[i], text, (size_t)len, 0);
+        if (n < 0) return -errno;
+        if (n != len) return -EIO;
+    }
+    return 0;
+}
+
+static int64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/// Reads one child message (and the fd it may carry); 1 = message, 0 = EOF (every child end
+/// closed: the program was exec'd), <0 = -errno or -ETIMEDOUT.
+static int read_child_msg_from_parent(int fd, struct sbx_child_msg *msg, int *passed_fd, int64_t deadline_ms) {
+    *passed_fd = -1;
+    for (;;) {
+        int64_t left = deadline_ms - monotonic_ms();
+        if (left <= 0) return -ETIMEDOUT;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int pr = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
+        if (pr < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (pr == 0) continue;
+        struct iovec iov = { .iov_base = msg, .iov_len = sizeof *msg };
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } control;
+        struct msghdr mh;
+        memset(&mh, 0, sizeof mh);
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = control.buf;
+        mh.msg_controllen = sizeof control.buf;
+        ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (n == 0) return 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) memcpy(passed_fd, CMSG_DATA(cm), sizeof(int));
+        }
+        if (n != (ssize_t)sizeof *msg) {
+            if (*passed_fd >= 0) close(*passed_fd);
+            *passed_fd = -1;
+            return -EIO;
+        }
+        return 1;
+    }
+}
+
+static void kill_and_reap_from_parent(pid_t pid, int pidfd) {
+    if (pidfd >= 0) {
+        syscall(__NR_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    } else {
+        kill(pid, SIGKILL);
+    }
+    int status;
+    while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {}
+}
+
+static void set_failure(struct sbx_spawn_result *res, int stage, int err, long index) {
+    res->failed_stage = stage;
+    res->failed_errno = err;
+    res->failed_index = index;
+}
+
+static void close_pair(int fds[2]) {
+    if (fds[0] >= 0) close(fds[0]);
+    if (fds[1] >= 0) close(fds[1]);
+}
+
+int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
+    res->pid = -1;
+    res->pidfd = -1;
+    res->notify_fd = -1;
+    res->status_fd = -1;
+    set_failure(res, SBX_STAGE_NONE, 0, -1);
+    pthread_once(&scrub_once, find_scrub_regions_from_parent);
+
+    // report: child -> parent failures and the seccomp listener (SEQPACKET keeps messages
+    // whole and carries SCM_RIGHTS); sync: parent -> child release; status: init -> parent.
+    int report[2] = { -1, -1 }, sync[2] = { -1, -1 }, status[2] = { -1, -1 };
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, report) < 0 || pipe2(sync, O_CLOEXEC) < 0 ||
+        pipe2(status, O_CLOEXEC | O_NONBLOCK) < 0) {
+        set_failure(res, SBX_STAGE_PIPE, errno, -1);
+        close_pair(report);
+        close_pair(sync);
+        close_pair(status);
+        return -1;
+    }
+    // init writes at most one small status record: blocking is fine on its end.
+    fcntl(status[1], F_SETFL, 0);
+
+    uint64_t flags = CLONE_PIDFD | CLONE_CLEAR_SIGHAND | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS |
+                     CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+    // v2: born in its cgroup, so the cgroup namespace can be created right away. v1: the
+    // child unshares it itself once the parent has moved it.
+    if (req->cgroup_v2_fd >= 0) flags |= CLONE_INTO_CGROUP | CLONE_NEWCGROUP;
+    int pidfd = -1;
+    struct sbx_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = flags;
+    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = req->cgroup_v2_fd >= 0 ? (uint64_t)req->cgroup_v2_fd : 0;
+
+    // Block every signal across clone3 so the child cannot run a handler inherited from
+    // Swift before CLONE_CLEAR_SIGHAND's defaults apply and it unblocks them itself.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    long pid = syscall(__NR_clone3, &args, sizeof args);
+    if (pid == 0) {
+        close(report[0]);
+        close(sync[1]);
+        close(status[0]);
+        sbx_child_main(req, report[1], sync[0], status[1]);
+    }
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(report[1]);
+    close(sync[0]);
+    close(status[1]);
+    if (pid < 0) {
+        set_failure(res, SBX_STAGE_CLONE3, clone_errno, -1);
+        close(report[0]);
+        close(sync[1]);
+        close(status[0]);
+        return -1;
+    }
+    res->pid = (pid_t)pid;
+
+    int stage = SBX_STAGE_NONE;
+    long index = -1;
+    int rc = write_maps_from_parent(req, (pid_t)pid, &stage);
+    if (rc == 0) {
+        stage = SBX_STAGE_CGROUP_PROCS;
+        rc = place_in_v1_cgroups_from_parent(req, (pid_t)pid, &index);
+    }
+    if (rc == 0) {
+        stage = SBX_STAGE_RELEASE_CHILD;
+        char go = SBX_SYNC_GO;
+        rc = write(sync[1], &go, 1) == 1 ? 0 : -errno;
+    }
+    if (rc < 0) {
+        set_failure(res, stage, -rc, index);
+        goto fail;
+    }
+
+    int64_t deadline = monotonic_ms() + (req->setup_timeout_ms > 0 ? req->setup_timeout_ms : 10000);
+    for (;;) {
+        struct sbx_child_msg msg;
+        int passed = -1;
+        int got = read_child_msg_from_parent(report[0], &msg, &passed, deadline);
+        if (got == 0) break;  // EOF: the program was exec'd (or died; the wait tells)
+        if (got < 0) {
+            set_failure(res, got == -ETIMEDOUT ? SBX_STAGE_SETUP_TIMEOUT : SBX_STAGE_PIPE, -got, -1);
+            goto fail;
+        }
+        if (msg.stage == SBX_STAGE_SECCOMP_HANDOFF && msg.err == 0) {
+            if (passed < 0) {
+                set_failure(res, SBX_STAGE_RECEIVE_LISTENER, EBADF, -1);
+                goto fail;
+            }
+            if (res->notify_fd >= 0) close(res->notify_fd);
+            res->notify_fd = passed;
+            continue;
+        }
+        if (passed >= 0) close(passed);
+        set_failure(res, msg.stage, msg.err, (long)msg.index);
+        goto fail;
+    }
+    close(report[0]);
+    close(sync[1]);
+    res->pidfd = pidfd;
+    res->status_fd = status[0];
+    return 0;
+
+fail:
+    kill_and_reap_from_parent((pid_t)pid, pidfd);
+    if (res->notify_fd >= 0) close(res->notify_fd);
+    res->notify_fd = -1;
+    if (pidfd >= 0) close(pidfd);
+    close(report[0]);
+    close(sync[1]);
+    close(status[0]);
+    return -1;
+}
+
+int sbx_wait_pidfd(int pidfd, int status_fd, struct sbx_exit *out) {
+    siginfo_t info;
+    struct rusage usage;
+    memset(&info, 0, sizeof info);
+    memset(&usage, 0, sizeof usage);
+    // The raw syscall takes a fifth argument, rusage, that the libc wrapper hides. init
+    // reaps every process of the jail, so this covers the whole tree.
+    while (syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED, &usage) < 0) {
+        if (errno != EINTR) return -errno;
+    }
+    out->exited = info.si_code == CLD_EXITED;
+    out->code = info.si_status;
+    struct sbx_program_status program;
+    if (status_fd >= 0 && read(status_fd, &program, sizeof program) == (ssize_t)sizeof program) {
+        out->exited = program.exited;
+        out->code = program.code;
+    }
+    out->user_usec = (int64_t)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec;
+    out->sys_usec = (int64_t)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
+    out->maxrss_kb = usage.ru_maxrss;
+    return 0;
+}
+
+int sbx_pidfd_kill(int pidfd, int sig) {
+    if (syscall(__NR_pidfd_send_signal, pidfd, sig, NULL, 0) < 0) return -errno;
+    return 0;
+}
+
+unsigned long sbx_locked_mount_flags(const char *path) {
+    struct statvfs vfs;
+    if (statvfs(path, &vfs) < 0) return 0;
+    unsigned long flags = 0;
+    if (vfs.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+    if (vfs.f_flag & ST_NODEV) flags |= MS_NODEV;
+    if (vfs.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+    if (vfs.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+    if (vfs.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+    if (vfs.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+    return flags;
+}
+
+int sbx_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}

@@ -1,0 +1,154 @@
+import CSealboxSpawn
+import Foundation
+import Glibc
+import SealboxProfiles
+import Synchronization
+
+/// Runs `JailSpec`s: validate → compile profile (cached) → cgroup → one C spawn call →
+/// supervise (timeout, output caps, seccomp notifications) → verdict → teardown.
+public final class Executor: Sendable {
+    public struct Configuration: Sendable {
+        /// Directory holding profiles/ and rootfs/etc (see `DataDirectory.locate`).
+        public var dataDirectory: String
+        /// Where sealbox keeps the empty directory the jail root is mounted on.
+        public var stateDirectory: String
+        /// Record denied syscalls (seccomp user notification) for `violations`.
+        public var trackViolations: Bool
+        /// Upper bound for clone-to-execve.
+        public var setupTimeoutMs: Int
+
+        public init(
+            dataDirectory: String,
+            stateDirectory: String = geteuid() == 0 ? "/run/sealbox" : "/tmp/sealbox-\(getuid())",
+            trackViolations: Bool = true,
+            setupTimeoutMs: Int = 10_000
+        ) {
+            self.dataDirectory = dataDirectory
+            self.stateDirectory = stateDirectory
+            self.trackViolations = trackViolations
+            self.setupTimeoutMs = setupTimeoutMs
+        }
+    }
+
+    /// Uid and gid of the jail's one user (rootfs/etc/passwd "sandbox").
+    public static let jailUID: UInt32 = 1000
+    public static let jailGID: UInt32 = 1000
+    /// The host id it maps to when sealbox runs as root: nobody, never host root.
+    public static let hostNobody: UInt32 = 65534
+    public static let jailPath = "/usr/local/bin:/usr/bin:/bin"
+
+    public let configuration: Configuration
+    public let cgroupDriver: any CgroupDriver
+    public let compiler: SeccompCompiler
+    private let newroot: String
+    private let capLastCap: Int32
+
+    public init(configuration: Configuration, cgroupDriver: (any CgroupDriver)? = nil, compiler: SeccompCompiler = SeccompCompiler()) throws(JailError) {
+        self.configuration = configuration
+        self.compiler = compiler
+        try HostCheck.requireJailSupport()
+        self.cgroupDriver = cgroupDriver ?? Cgroups.detect()
+        self.newroot = configuration.stateDirectory + "/root"
+        try HostCheck.makeDirectory(configuration.stateDirectory, mode: geteuid() == 0 ? 0o755 : 0o700)
+        try HostCheck.makeDirectory(newroot, mode: 0o755)
+        self.capLastCap = HostCheck.capLastCap()
+    }
+
+    public var profilesDirectory: String { configuration.dataDirectory + "/profiles" }
+    public var etcDirectory: String { configuration.dataDirectory + "/rootfs/etc" }
+
+    /// Runs on a dedicated thread (spawn and supervision block), never on the cooperative pool.
+    public func run(_ spec: JailSpec) async throws(JailError) -> RunResult {
+        let outcome: Result<RunResult, JailError> = await withCheckedContinuation { continuation in
+            let thread = Thread { [self] in
+                do throws(JailError) {
+                    continuation.resume(returning: .success(try runBlocking(spec)))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+            thread.name = "sealbox-run"
+            thread.start()
+        }
+        return try outcome.get()
+    }
+
+    /// Runs the spec on the calling thread.
+    public func runBlocking(_ spec: JailSpec) throws(JailError) -> RunResult {
+        let id = try spec.id.map { id throws(JailError) in try SpecValidator.runID(id) } ?? RunID.make()
+        try SpecValidator.validate(spec)
+        let loaded: LoadedProfile
+        let filter: CompiledSeccompFilter
+        do {
+            loaded = try ProfileLoader.load(spec.profile, profilesDirectory: profilesDirectory)
+            filter = try compiler.compile(loaded, trackViolations: configuration.trackViolations)
+        } catch {
+            throw JailError(.profile, error.description)
+        }
+        let plan = try FilesystemPlan.build(rootfs: spec.rootfs, etcDirectory: etcDirectory, files: spec.files, binds: spec.binds)
+        let environment = SpecValidator.environment(spec)
+        let stdinFD = try openStdin(spec.stdin)
+        defer { close(stdinFD) }
+
+        let cgroup: any TaskCgroup
+        do {
+            cgroup = try cgroupDriver.create(name: "run-" + id, limits: CgroupLimits(spec.limits))
+        } catch {
+            throw JailError(.cgroup, error.description)
+        }
+        defer { try? cgroup.destroy() }
+
+        let supervised = try Supervision.start(
+            request: SpawnInputs(
+                command: spec.command, environment: environment, plan: plan, newroot: newroot,
+                diskBytes: spec.limits.diskBytes, filter: filter, cgroup: cgroup, stdinFD: stdinFD,
+                capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs, diskLimit: spec.limits.diskBytes),
+            limits: spec.limits)
+        var result = supervised.verdict(id: id, profile: loaded.name, cgroup: cgroup)
+        // The jail's pid 1 is gone, so the kernel already killed everything in its pid
+        // namespace; the cgroup kill is the belt to those braces.
+        try? cgroup.killAll()
+        if result.status == .spawnFailed { result.cpuMs = 0 }
+        return result
+    }
+
+    private func openStdin(_ source: StdinSource) throws(JailError) -> Int32 {
+        let path: String
+        switch source {
+        case .null: path = "/dev/null"
+        case .file(let file): path = file
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw JailError(.invalidSpec, "cannot open stdin file \(path): \(ErrnoName.describe(errno))") }
+        var st = stat()
+        if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
+            close(fd)
+            throw JailError(.invalidSpec, "stdin file \(path) is a directory")
+        }
+        return fd
+    }
+}
+
+extension CgroupLimits {
+    init(_ limits: Limits) {
+        self.init(
+            memoryBytes: limits.memoryBytes,
+            pids: limits.pids,
+            cpuQuotaMicros: limits.cpus.map { Int(($0 * 100_000).rounded()) },
+            cpuPeriodMicros: 100_000)
+    }
+}
+
+/// Run ids double as cgroup names: short, unique, and safe in a path.
+enum RunID {
+    static func make() -> String {
+        let value = UInt64.random(in: 0...UInt64.max)
+        return String(value, radix: 16).leftPadded(to: 16)
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

@@ -1,0 +1,212 @@
+import CSealboxSpawn
+import Glibc
+
+/// One step the child executes before pivot_root, with the jail-side path for messages.
+struct FilesystemOp: Sendable, Equatable {
+    enum Kind: Sendable, Equatable {
+        case mkdir(mode: UInt32)
+        case mkfile
+        case symlink(target: String)
+        case bind(source: String, attributes: UInt64, lockedFlags: UInt)
+        case tmpfs(options: String)
+        case proc
+        case writeFile(contents: [UInt8], mode: UInt32)
+    }
+
+    var kind: Kind
+    /// Path inside the jail ("/usr"), joined to the new root's mount point at spawn time.
+    var jailPath: String
+
+    var summary: String {
+        switch kind {
+        case .mkdir: return "mkdir \(jailPath)"
+        case .mkfile: return "create mount point \(jailPath)"
+        case .symlink(let target): return "symlink \(jailPath) -> \(target)"
+        case .bind(let source, _, _): return "bind \(source) on \(jailPath)"
+        case .tmpfs: return "mount tmpfs \(jailPath)"
+        case .proc: return "mount \(jailPath)"
+        case .writeFile: return "write \(jailPath)"
+        }
+    }
+}
+
+/// Builds the jail's filesystem: a tmpfs root holding read-only binds of the rootfs, a fresh
+/// /proc, a minimal /dev, and /work + /tmp as writable self-binds of that same tmpfs, so the
+/// disk limit (the tmpfs size) covers both together. The root itself is remounted read-only
+/// after pivot_root; the self-binds are separate mounts and stay writable.
+struct FilesystemPlan: Sendable {
+    static let readOnlyAttributes = UInt64(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+    static let deviceNodes = ["null", "zero", "full", "random", "urandom"]
+    /// Top-level names of a rootfs directory that the jail provides itself.
+    static let providedByJail: Set<String> = ["proc", "dev", "sys", "tmp", "work", "run", "lost+found"]
+
+    private(set) var ops: [FilesystemOp] = []
+
+    static func build(
+        rootfs: RootfsSource, etcDirectory: String, files: [SeedFile], binds: [BindMount]
+    ) throws(JailError) -> FilesystemPlan {
+        var plan = FilesystemPlan()
+        switch rootfs {
+        case .host: try plan.addHostRootfs(etcDirectory: etcDirectory)
+        case .directory(let dir): try plan.addDirectoryRootfs(dir)
+        }
+        plan.add(.mkdir(mode: 0o555), "/proc")
+        plan.add(.proc, "/proc")
+        plan.addDevices()
+        plan.add(.mkdir(mode: 0o755), "/work")
+        plan.add(.bind(source: "", attributes: UInt64(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV), lockedFlags: 0), "/work")
+        plan.add(.mkdir(mode: 0o1777), "/tmp")
+        plan.add(.bind(source: "", attributes: UInt64(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV), lockedFlags: 0), "/tmp")
+        for file in files {
+            plan.add(.writeFile(contents: file.contents, mode: file.executable ? 0o755 : 0o644), "/work/" + file.name)
+        }
+        for bind in binds { try plan.addExtraBind(bind) }
+        return plan
+    }
+
+    private mutating func add(_ kind: FilesystemOp.Kind, _ jailPath: String) {
+        ops.append(FilesystemOp(kind: kind, jailPath: jailPath))
+    }
+
+    /// Binds a host path read-only, creating the right kind of mount point.
+    private mutating func addReadOnlyBind(host: String, jail: String) throws(JailError) {
+        var st = stat()
+        guard stat(host, &st) == 0 else {
+            throw JailError(.rootfs, "cannot bind \(host) into the jail: \(ErrnoName.describe(errno))")
+        }
+        add((st.st_mode & S_IFMT) == S_IFDIR ? .mkdir(mode: 0o755) : .mkfile, jail)
+        add(.bind(source: host, attributes: Self.readOnlyAttributes, lockedFlags: Self.lockedFlags(of: host)), jail)
+    }
+
+    /// Mirrors a top-level host entry: a symlink stays a symlink (merged /usr), a directory is
+    /// bound read-only, a missing one is skipped.
+    private mutating func mirror(host: String, jail: String) throws(JailError) {
+        var st = stat()
+        guard lstat(host, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFLNK {
+            add(.symlink(target: try Self.readLink(host)), jail)
+        } else {
+            try addReadOnlyBind(host: host, jail: jail)
+        }
+    }
+
+    private mutating func addHostRootfs(etcDirectory: String) throws(JailError) {
+        try addReadOnlyBind(host: "/usr", jail: "/usr")
+        for name in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+            try mirror(host: "/" + name, jail: "/" + name)
+        }
+        add(.mkdir(mode: 0o755), "/etc")
+        let synthetic = try Self.listDirectory(etcDirectory).filter { !$0.hasPrefix(".") }.sorted()
+        guard synthetic.contains("passwd") else {
+            throw JailError(.rootfs, "synthetic /etc at \(etcDirectory) has no passwd file")
+        }
+        // Small files are copied into the root tmpfs rather than bound: no host path shows in
+        // the jail's mountinfo, and a write is cheaper than a mount. The root is read-only
+        // after pivot_root, so they are too.
+        for name in synthetic { try addCopy(host: etcDirectory + "/" + name, jail: "/etc/" + name) }
+        for name in ["ld.so.cache", "ld.so.conf"] where !synthetic.contains(name) && access("/etc/" + name, R_OK) == 0 {
+            try addCopy(host: "/etc/" + name, jail: "/etc/" + name)
+        }
+        // Debian's alternatives symlinks (awk, editor, ...) and the timezone; nothing secret.
+        for name in ["alternatives", "localtime"] where !synthetic.contains(name) {
+            try mirror(host: "/etc/" + name, jail: "/etc/" + name)
+        }
+    }
+
+    static let maxCopiedFileBytes = 1 << 20
+
+    private mutating func addCopy(host: String, jail: String) throws(JailError) {
+        let fd = open(host, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw JailError(.rootfs, "cannot read \(host): \(ErrnoName.describe(errno))") }
+        defer { close(fd) }
+        var contents: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw JailError(.rootfs, "cannot read \(host): \(ErrnoName.describe(errno))")
+            }
+            if n == 0 { break }
+            contents += chunk[0..<n]
+            guard contents.count <= Self.maxCopiedFileBytes else {
+                throw JailError(.rootfs, "\(host) is larger than 1 MiB; put large files in a --rootfs directory")
+            }
+        }
+        add(.writeFile(contents: contents, mode: 0o644), jail)
+    }
+
+    private mutating func addDirectoryRootfs(_ dir: String) throws(JailError) {
+        var st = stat()
+        guard stat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw JailError(.rootfs, "rootfs \(dir) is not a directory")
+        }
+        let entries = try Self.listDirectory(dir)
+        guard entries.contains("usr") || entries.contains("bin") else {
+            throw JailError(.rootfs, "rootfs \(dir) does not look like a root filesystem (no usr/ or bin/); build one with scripts/build-rootfs.sh")
+        }
+        for name in entries.sorted() where !Self.providedByJail.contains(name) {
+            try mirror(host: dir + "/" + name, jail: "/" + name)
+        }
+    }
+
+    private mutating func addDevices() {
+        add(.mkdir(mode: 0o755), "/dev")
+        for node in Self.deviceNodes {
+            add(.mkfile, "/dev/" + node)
+            // Device binds keep their device semantics (they are the host's devtmpfs nodes);
+            // they are made nosuid/noexec, not read-only, so /dev/null stays writable.
+            add(.bind(source: "/dev/" + node, attributes: UInt64(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC), lockedFlags: Self.lockedFlags(of: "/dev/" + node)), "/dev/" + node)
+        }
+        add(.symlink(target: "/proc/self/fd"), "/dev/fd")
+        add(.symlink(target: "/proc/self/fd/0"), "/dev/stdin")
+        add(.symlink(target: "/proc/self/fd/1"), "/dev/stdout")
+        add(.symlink(target: "/proc/self/fd/2"), "/dev/stderr")
+    }
+
+    private mutating func addExtraBind(_ bind: BindMount) throws(JailError) {
+        guard bind.jailPath.hasPrefix("/"), !bind.jailPath.split(separator: "/").contains("..") else {
+            throw JailError(.invalidSpec, "bind target \(bind.jailPath) must be an absolute path without ..")
+        }
+        var parent = ""
+        for component in bind.jailPath.split(separator: "/").dropLast() {
+            parent += "/" + component
+            add(.mkdir(mode: 0o755), parent)
+        }
+        var st = stat()
+        guard stat(bind.hostPath, &st) == 0 else {
+            throw JailError(.invalidSpec, "cannot bind \(bind.hostPath): \(ErrnoName.describe(errno))")
+        }
+        add((st.st_mode & S_IFMT) == S_IFDIR ? .mkdir(mode: 0o755) : .mkfile, bind.jailPath)
+        let attributes = bind.readOnly ? Self.readOnlyAttributes : UInt64(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+        add(.bind(source: bind.hostPath, attributes: attributes, lockedFlags: Self.lockedFlags(of: bind.hostPath)), bind.jailPath)
+    }
+
+    /// Mount flags of the mount holding `path` that a user namespace may not clear; only the
+    /// MS_REMOUNT fallback (kernels without mount_setattr) needs them.
+    static func lockedFlags(of path: String) -> UInt {
+        UInt(sbx_locked_mount_flags(path))
+    }
+
+    static func readLink(_ path: String) throws(JailError) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink(path, &buffer, Int(PATH_MAX))
+        guard n >= 0 else { throw JailError(.rootfs, "readlink \(path): \(ErrnoName.describe(errno))") }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func listDirectory(_ path: String) throws(JailError) -> [String] {
+        guard let dir = opendir(path) else {
+            throw JailError(.rootfs, "cannot read \(path): \(ErrnoName.describe(errno))")
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}

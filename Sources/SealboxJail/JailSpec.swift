@@ -1,0 +1,110 @@
+/// What to run and under which limits. Values are validated by `Executor` before anything is
+/// spawned; every violation is a `JailError(.invalidSpec)` with a readable message.
+public struct JailSpec: Sendable {
+    /// argv of the program. argv[0] without a "/" is searched in the jail's PATH.
+    public var command: [String]
+    /// Extra environment variables (`--env`). The jail sees exactly PATH, HOME, LANG and these.
+    public var environment: [(name: String, value: String)]
+    /// Files written into /work before the program starts (the snippet for `--lang`).
+    public var files: [SeedFile]
+    public var stdin: StdinSource
+    public var limits: Limits
+    /// A profile name in the profiles directory ("default") or a path to an OCI JSON profile.
+    public var profile: String
+    public var rootfs: RootfsSource
+    /// Extra host paths bound into the jail (the broker socket, the client library).
+    public var binds: [BindMount]
+    /// Caller-chosen run id (letters, digits, "-", "_"); generated when nil.
+    public var id: String?
+
+    public init(
+        command: [String],
+        environment: [(name: String, value: String)] = [],
+        files: [SeedFile] = [],
+        stdin: StdinSource = .null,
+        limits: Limits = Limits(),
+        profile: String = "default",
+        rootfs: RootfsSource = .host,
+        binds: [BindMount] = [],
+        id: String? = nil
+    ) {
+        self.command = command
+        self.environment = environment
+        self.files = files
+        self.stdin = stdin
+        self.limits = limits
+        self.profile = profile
+        self.rootfs = rootfs
+        self.binds = binds
+        self.id = id
+    }
+}
+
+public struct Limits: Sendable, Equatable {
+    /// Wall-clock limit in milliseconds.
+    public var timeoutMs: Int
+    public var memoryBytes: UInt64
+    public var pids: Int
+    /// Size of the tmpfs that holds /work and /tmp together.
+    public var diskBytes: UInt64
+    /// Cap on captured stdout and, separately, stderr; the rest is drained and counted.
+    public var outputBytes: Int
+    /// CPU bandwidth in cores (cgroup cpu.max / cfs quota); nil leaves CPU time unthrottled.
+    public var cpus: Double?
+
+    public init(
+        timeoutMs: Int = 10_000,
+        memoryBytes: UInt64 = 256 << 20,
+        pids: Int = 64,
+        diskBytes: UInt64 = 64 << 20,
+        outputBytes: Int = 1 << 20,
+        cpus: Double? = nil
+    ) {
+        self.timeoutMs = timeoutMs
+        self.memoryBytes = memoryBytes
+        self.pids = pids
+        self.diskBytes = diskBytes
+        self.outputBytes = outputBytes
+        self.cpus = cpus
+    }
+}
+
+public struct SeedFile: Sendable, Equatable {
+    /// A plain file name inside /work (no "/", not "." or "..").
+    public var name: String
+    public var contents: [UInt8]
+    public var executable: Bool
+
+    public init(name: String, contents: [UInt8], executable: Bool = false) {
+        self.name = name
+        self.contents = contents
+        self.executable = executable
+    }
+}
+
+public enum StdinSource: Sendable, Equatable {
+    /// /dev/null.
+    case null
+    /// A host file opened read-only by sealbox; the jail gets only the open descriptor.
+    case file(String)
+}
+
+public enum RootfsSource: Sendable, Equatable {
+    /// The host's /usr, /bin, /lib, /lib64 read-only plus the synthetic /etc from rootfs/etc.
+    case host
+    /// A standalone root filesystem directory (scripts/build-rootfs.sh), bound read-only.
+    case directory(String)
+}
+
+public struct BindMount: Sendable, Equatable {
+    public var hostPath: String
+    /// Absolute path inside the jail, e.g. /run/sealbox/broker.sock.
+    public var jailPath: String
+    public var readOnly: Bool
+
+    public init(hostPath: String, jailPath: String, readOnly: Bool = true) {
+        self.hostPath = hostPath
+        self.jailPath = jailPath
+        self.readOnly = readOnly
+    }
+}

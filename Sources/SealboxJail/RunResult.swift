@@ -1,0 +1,95 @@
+/// The verdict of one run. Field names and values are the `sealbox run --json` contract
+/// (DESIGN.md); do not rename.
+public struct RunResult: Sendable, Codable, Equatable {
+    public enum Status: String, Sendable, Codable {
+        case ok
+        case exitNonzero = "exit_nonzero"
+        case signaled
+        case timeout
+        case memoryLimit = "memory_limit"
+        case pidsLimit = "pids_limit"
+        case outputLimit = "output_limit"
+        case seccompViolation = "seccomp_violation"
+        case spawnFailed = "spawn_failed"
+    }
+
+    public struct Violation: Sendable, Codable, Equatable {
+        public var syscall: String
+        public var count: Int
+    }
+
+    public struct AppliedLimits: Sendable, Codable, Equatable {
+        public var timeoutMs: Int
+        public var memoryBytes: UInt64
+        public var pids: Int
+        public var diskBytes: UInt64
+        public var outputBytes: Int
+
+        enum CodingKeys: String, CodingKey {
+            case timeoutMs = "timeout_ms"
+            case memoryBytes = "memory_bytes"
+            case pids
+            case diskBytes = "disk_bytes"
+            case outputBytes = "output_bytes"
+        }
+    }
+
+    public var id: String
+    public var status: Status
+    /// The program's exit code; 128+N when killed by signal N; 125/126/127 when it never ran.
+    public var exitCode: Int32
+    public var signal: Int32?
+    public var stdout: String
+    public var stderr: String
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
+    /// Everything the program wrote, including what was drained past the cap.
+    public var stdoutBytes: Int
+    public var stderrBytes: Int
+    public var wallMs: Double
+    public var cpuMs: Double
+    public var peakMemoryBytes: UInt64
+    public var violations: [Violation]
+    public var limits: AppliedLimits
+    public var profile: String
+    public var cgroup: String
+    /// Why a run could not start (status spawn_failed), e.g. "mount /proc: EPERM (...)".
+    public var error: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, status
+        case exitCode = "exit_code"
+        case signal, stdout, stderr
+        case stdoutTruncated = "stdout_truncated"
+        case stderrTruncated = "stderr_truncated"
+        case stdoutBytes = "stdout_bytes"
+        case stderrBytes = "stderr_bytes"
+        case wallMs = "wall_ms"
+        case cpuMs = "cpu_ms"
+        case peakMemoryBytes = "peak_memory_bytes"
+        case violations, limits, profile, cgroup, error
+    }
+
+    /// Encodes `signal` as an explicit null (the contract shows `"signal":null`).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(status, forKey: .status)
+        try c.encode(exitCode, forKey: .exitCode)
+        try c.encode(signal, forKey: .signal)
+        try c.encode(stdout, forKey: .stdout)
+        try c.encode(stderr, forKey: .stderr)
+        try c.encode(stdoutTruncated, forKey: .stdoutTruncated)
+        try c.encode(stderrTruncated, forKey: .stderrTruncated)
+        try c.encode(stdoutBytes, forKey: .stdoutBytes)
+        try c.encode(stderrBytes, forKey: .stderrBytes)
+        try c.encode(wallMs, forKey: .wallMs)
+        try c.encode(cpuMs, forKey: .cpuMs)
+        try c.encode(peakMemoryBytes, forKey: .peakMemoryBytes)
+        try c.encode(violations, forKey: .violations)
+        try c.encode(limits, forKey: .limits)
+        try c.encode(profile, forKey: .profile)
+        try c.encode(cgroup, forKey: .cgroup)
+        try c.encodeIfPresent(error, forKey: .error)
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import Glibc
+
+/// Checks a `JailSpec` before anything is created, with messages a user can act on.
+enum SpecValidator {
+    /// Names the jail sets itself or that later components reserve.
+    static let reservedEnvironment: Set<String> = ["SEALBOX_TOKEN", "SEALBOX_BROKER"]
+    static let maxArguments = 4096
+    static let maxSeedBytes = 16 << 20
+
+    static func validate(_ spec: JailSpec) throws(JailError) {
+        guard let program = spec.command.first, !program.isEmpty else {
+            throw JailError(.invalidSpec, "no command to run")
+        }
+        guard spec.command.count <= maxArguments else {
+            throw JailError(.invalidSpec, "too many arguments (\(spec.command.count), at most \(maxArguments))")
+        }
+        for argument in spec.command where argument.utf8.contains(0) {
+            throw JailError(.invalidSpec, "argument contains a NUL byte")
+        }
+        for (name, value) in spec.environment {
+            guard isEnvironmentName(name) else {
+                throw JailError(.invalidSpec, "invalid environment variable name \"\(name)\" (use letters, digits and _; not starting with a digit)")
+            }
+            guard !reservedEnvironment.contains(name) else {
+                throw JailError(.invalidSpec, "environment variable \(name) is reserved for sealbox")
+            }
+            guard !value.utf8.contains(0) else {
+                throw JailError(.invalidSpec, "environment variable \(name) contains a NUL byte")
+            }
+        }
+        var names = Set<String>()
+        var total = 0
+        for file in spec.files {
+            guard !file.name.isEmpty, file.name != ".", file.name != "..", !file.name.contains("/"),
+                  !file.name.utf8.contains(0), file.name.utf8.count <= 255 else {
+                throw JailError(.invalidSpec, "invalid file name \"\(file.name)\" for /work (a plain name, no /)")
+            }
+            guard names.insert(file.name).inserted else {
+                throw JailError(.invalidSpec, "file \(file.name) given twice")
+            }
+            total += file.contents.count
+        }
+        guard total <= maxSeedBytes, UInt64(total) <= spec.limits.diskBytes else {
+            throw JailError(.invalidSpec, "files for /work total \(total) bytes, more than the disk limit or 16 MiB")
+        }
+        let l = spec.limits
+        guard l.timeoutMs > 0 else { throw JailError(.invalidSpec, "timeout must be positive") }
+        guard l.memoryBytes >= 4 << 20 else { throw JailError(.invalidSpec, "memory limit must be at least 4M") }
+        guard l.pids >= 1 else { throw JailError(.invalidSpec, "pids limit must be at least 1") }
+        guard l.diskBytes >= 64 << 10 else { throw JailError(.invalidSpec, "disk limit must be at least 64K") }
+        guard l.outputBytes >= 0 else { throw JailError(.invalidSpec, "output limit must not be negative") }
+        if let cpus = l.cpus, !(cpus >= 0.01 && cpus <= 1024) {
+            throw JailError(.invalidSpec, "cpus must be between 0.01 and 1024")
+        }
+    }
+
+    static func runID(_ id: String) throws(JailError) -> String {
+        guard !id.isEmpty, id.utf8.count <= 48,
+              id.utf8.allSatisfy({ isAlphaNumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }) else {
+            throw JailError(.invalidSpec, "invalid run id \"\(id)\" (1-48 letters, digits, - or _)")
+        }
+        return id
+    }
+
+    /// The jail's whole environment: PATH, HOME, LANG, then the caller's values (which may
+    /// override LANG or PATH). Nothing is inherited from the host.
+    static func environment(_ spec: JailSpec) -> [(String, String)] {
+        var env: [(String, String)] = [("PATH", Executor.jailPath), ("HOME", "/work"), ("LANG", "C.UTF-8")]
+        for (name, value) in spec.environment {
+            if let i = env.firstIndex(where: { $0.0 == name }) { env[i].1 = value } else { env.append((name, value)) }
+        }
+        return env
+    }
+
+    static func isEnvironmentName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, !(first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9")) else { return false }
+        return name.utf8.allSatisfy { isAlphaNumeric($0) || $0 == UInt8(ascii: "_") }
+    }
+
+    private static func isAlphaNumeric(_ c: UInt8) -> Bool {
+        (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+            || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+    }
+}
+
+/// What the host must offer before any jail can be built.
+enum HostCheck {
+    static func requireJailSupport() throws(JailError) {
+        if geteuid() != 0 {
+            if let text = try? readSmallFile("/proc/sys/kernel/unprivileged_userns_clone"), text.hasPrefix("0") {
+                throw JailError(.unsupportedHost, "not running as root and unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0): run sealbox as root or enable them")
+            }
+            if let text = try? readSmallFile("/proc/sys/user/max_user_namespaces"), text.hasPrefix("0") {
+                throw JailError(.unsupportedHost, "not running as root and user namespaces are disabled (sysctl user.max_user_namespaces=0): run sealbox as root or enable them")
+            }
+        }
+        guard access("/proc/self/ns/user", F_OK) == 0 else {
+            throw JailError(.unsupportedHost, "this kernel has no user namespaces (CONFIG_USER_NS)")
+        }
+    }
+
+    static func capLastCap() -> Int32 {
+        if let text = try? readSmallFile("/proc/sys/kernel/cap_last_cap"),
+           let value = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            return value
+        }
+        return 63
+    }
+
+    static func makeDirectory(_ path: String, mode: mode_t) throws(JailError) {
+        if mkdir(path, mode) != 0 && errno != EEXIST {
+            throw JailError.syscall(.setup, "mkdir \(path)", errno)
+        }
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw JailError(.setup, "\(path) exists and is not a directory")
+        }
+    }
+
+    static func readSmallFile(_ path: String) throws(JailError) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw JailError.syscall(.setup, "open \(path)", errno) }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = read(fd, &buffer, buffer.count)
+        guard n >= 0 else { throw JailError.syscall(.setup, "read \(path)", errno) }
+        return String(decoding: buffer[0..<n], as: UTF8.self)
+    }
+}

@@ -1,0 +1,251 @@
+import CSealboxSpawn
+import Glibc
+import SealboxProfiles
+
+/// Everything the spawn call needs, already validated.
+struct SpawnInputs {
+    var command: [String]
+    var environment: [(String, String)]
+    var plan: FilesystemPlan
+    var newroot: String
+    var diskBytes: UInt64
+    var filter: CompiledSeccompFilter
+    var cgroup: any TaskCgroup
+    var stdinFD: Int32
+    var capLastCap: Int32
+    var setupTimeoutMs: Int
+    var diskLimit: UInt64
+}
+
+/// One supervised run: spawn, then a poll loop over the pidfd, both output pipes and the
+/// seccomp listener until the program has exited and the pipes are drained.
+struct Supervision {
+    var limits: Limits
+    var spawnError: (message: String, exitCode: Int32)?
+    var exit: sbx_exit?
+    var timedOut = false
+    var stdout = CappedBuffer(cap: 0)
+    var stderr = CappedBuffer(cap: 0)
+    var violations: [Int32: Int] = [:]
+    var wallNanos: UInt64 = 0
+
+    static func start(request: SpawnInputs, limits: Limits) throws(JailError) -> Supervision {
+        var supervision = Supervision(limits: limits)
+        supervision.stdout = CappedBuffer(cap: limits.outputBytes)
+        supervision.stderr = CappedBuffer(cap: limits.outputBytes)
+        let outPipe = try Pipe.make()
+        let errPipe = try Pipe.make()
+
+        let started = Clock.nanos()
+        var result = sbx_spawn_result()
+        let rc = withSpawnRequest(request, stdoutFD: outPipe.write, stderrFD: errPipe.write) { req in
+            sbx_spawn(req, &result)
+        }
+        close(outPipe.write)
+        close(errPipe.write)
+        defer {
+            close(outPipe.read)
+            close(errPipe.read)
+        }
+        if rc != 0 {
+            supervision.wallNanos = Clock.nanos() - started
+            supervision.spawnError = describeSpawnFailure(result, request: request)
+            return supervision
+        }
+        defer {
+            close(result.pidfd)
+            close(result.status_fd)
+            if result.notify_fd >= 0 { close(result.notify_fd) }
+        }
+        supervision.loop(pidfd: result.pidfd, statusFD: result.status_fd, out: outPipe.read, err: errPipe.read, notifyFD: result.notify_fd,
+                         denyErrno: request.filter.violationErrno, started: started)
+        supervision.wallNanos = Clock.nanos() - started
+        return supervision
+    }
+
+    private mutating func loop(pidfd: Int32, statusFD: Int32, out: Int32, err: Int32, notifyFD: Int32, denyErrno: Int32, started: UInt64) {
+        let deadline = started + UInt64(limits.timeoutMs) * 1_000_000
+        var outOpen = true, errOpen = true, notifyOpen = notifyFD >= 0
+        // Once pid 1 is gone the kernel has killed its whole pid namespace, so the pipes reach
+        // EOF right away; the grace only bounds a descriptor leaked outside the jail.
+        var drainDeadline: UInt64?
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while exit == nil || outOpen || errOpen {
+            let now = Clock.nanos()
+            if exit == nil && !timedOut && now >= deadline {
+                timedOut = true
+                _ = sbx_pidfd_kill(pidfd, SIGKILL)
+            }
+            if let drain = drainDeadline, now >= drain { break }
+            var fds: [pollfd] = []
+            if exit == nil { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+            if outOpen { fds.append(pollfd(fd: out, events: Int16(POLLIN), revents: 0)) }
+            if errOpen { fds.append(pollfd(fd: err, events: Int16(POLLIN), revents: 0)) }
+            if notifyOpen && exit == nil { fds.append(pollfd(fd: notifyFD, events: Int16(POLLIN), revents: 0)) }
+            let wakeAt = drainDeadline ?? (timedOut ? now + 1_000_000_000 : deadline)
+            let waitMs = Int32(clamping: wakeAt > now ? (wakeAt - now + 999_999) / 1_000_000 : 0)
+            let ready = poll(&fds, nfds_t(fds.count), waitMs)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                preconditionFailure("poll on supervisor fds failed: \(ErrnoName.describe(errno))")
+            }
+            for entry in fds where entry.revents != 0 {
+                switch entry.fd {
+                case pidfd:
+                    var status = sbx_exit()
+                    if sbx_wait_pidfd(pidfd, statusFD, &status) == 0 {
+                        exit = status
+                        drainDeadline = Clock.nanos() + 2_000_000_000
+                    }
+                case out:
+                    outOpen = stdout.drain(fd: out, chunk: &chunk)
+                case err:
+                    errOpen = stderr.drain(fd: err, chunk: &chunk)
+                case notifyFD:
+                    if entry.revents & Int16(POLLIN) != 0 {
+                        var nr: Int32 = -1
+                        if sbx_notify_deny_one(notifyFD, denyErrno, &nr) == 0 { violations[nr, default: 0] += 1 }
+                    } else {
+                        notifyOpen = false  // POLLHUP: no task uses the filter any more
+                    }
+                default:
+                    break
+                }
+            }
+        }
+        if exit == nil {
+            // Only reachable if the drain grace ran out before the wait; never leave a child.
+            _ = sbx_pidfd_kill(pidfd, SIGKILL)
+            var status = sbx_exit()
+            if sbx_wait_pidfd(pidfd, statusFD, &status) == 0 { exit = status }
+        }
+    }
+
+    /// Picks the status that matches what tripped, most specific first.
+    func verdict(id: String, profile: String, cgroup: any TaskCgroup) -> RunResult {
+        let usage = cgroup.usage()
+        var result = RunResult(
+            id: id, status: .ok, exitCode: 0, signal: nil,
+            stdout: String(decoding: stdout.bytes, as: UTF8.self),
+            stderr: String(decoding: stderr.bytes, as: UTF8.self),
+            stdoutTruncated: stdout.truncated, stderrTruncated: stderr.truncated,
+            stdoutBytes: stdout.total, stderrBytes: stderr.total,
+            wallMs: Double(wallNanos / 1000) / 1000,
+            cpuMs: 0, peakMemoryBytes: 0,
+            violations: violations.map { RunResult.Violation(syscall: SyscallNames.name(of: $0.key) ?? "syscall \($0.key)", count: $0.value) }
+                .sorted { $0.syscall < $1.syscall },
+            limits: .init(timeoutMs: limits.timeoutMs, memoryBytes: limits.memoryBytes, pids: limits.pids,
+                          diskBytes: limits.diskBytes, outputBytes: limits.outputBytes),
+            profile: profile, cgroup: cgroup.version.rawValue, error: nil)
+        if let failure = spawnError {
+            result.status = .spawnFailed
+            result.exitCode = failure.exitCode
+            result.error = failure.message
+            return result
+        }
+        guard let exit else { return result }
+        let rusageCPU = Double(exit.user_usec + exit.sys_usec) / 1000
+        result.cpuMs = usage.cpuNanos.map { Double($0 / 1000) / 1000 } ?? rusageCPU
+        result.peakMemoryBytes = usage.peakMemoryBytes ?? UInt64(max(exit.maxrss_kb, 0)) * 1024
+        if exit.exited != 0 {
+            result.exitCode = exit.code
+        } else {
+            result.signal = exit.code
+            result.exitCode = 128 + exit.code
+        }
+        // A tripped resource limit is the cause; a timeout is often its consequence (a fork
+        // bomb spins until the clock runs out), so the limits come first.
+        if usage.oomKills > 0 {
+            result.status = .memoryLimit
+        } else if usage.pidsLimitHits > 0 {
+            result.status = .pidsLimit
+        } else if exit.exited == 0 && exit.code == SIGSYS {
+            result.status = .seccompViolation
+        } else if timedOut {
+            result.status = .timeout
+        } else if stdout.truncated || stderr.truncated {
+            result.status = .outputLimit
+        } else if exit.exited == 0 {
+            result.status = .signaled
+        } else if exit.code != 0 {
+            result.status = .exitNonzero
+        }
+        return result
+    }
+
+    /// Turns {stage, errno, index} into "bind /usr on /usr: EPERM (Operation not permitted)",
+    /// with Docker's exit codes: 127 not found, 126 cannot execute, 125 sealbox failed.
+    static func describeSpawnFailure(_ result: sbx_spawn_result, request: SpawnInputs) -> (message: String, exitCode: Int32) {
+        let stage = Int32(result.failed_stage)
+        let err = Int32(result.failed_errno)
+        if stage == Int32(SBX_STAGE_EXECVE.rawValue) {
+            let program = request.command[0]
+            switch err {
+            case ENOENT, ENOTDIR: return ("\(program): command not found in the jail", 127)
+            case EACCES, ENOEXEC, EISDIR, EPERM: return ("\(program): cannot execute: \(ErrnoName.describe(err))", 126)
+            default: return ("execve \(program): \(ErrnoName.describe(err))", 126)
+            }
+        }
+        var what = String(cString: sbx_stage_name(result.failed_stage))
+        let index = result.failed_index
+        let fsStages: Set<Int32> = [SBX_STAGE_MKDIR, SBX_STAGE_MKFILE, SBX_STAGE_SYMLINK, SBX_STAGE_BIND,
+                                    SBX_STAGE_BIND_SETATTR, SBX_STAGE_MOUNT_TMPFS, SBX_STAGE_MOUNT_PROC,
+                                    SBX_STAGE_WRITE_FILE].reduce(into: []) { $0.insert(Int32($1.rawValue)) }
+        if fsStages.contains(stage), index >= 0, index < request.plan.ops.count {
+            // The op says what and where: "mount /proc", "bind /usr on /usr".
+            what = request.plan.ops[index].summary
+            if stage == Int32(SBX_STAGE_BIND_SETATTR.rawValue) { what += " (read-only)" }
+        }
+        if stage == Int32(SBX_STAGE_SECCOMP_HANDOFF.rawValue) || stage == Int32(SBX_STAGE_SECCOMP.rawValue) {
+            what += " (profile \(request.filter.profileName) must allow sendmsg and execve)"
+        }
+        return ("\(what): \(ErrnoName.describe(err))", 125)
+    }
+}
+
+/// Keeps at most `cap` bytes, counts everything.
+struct CappedBuffer {
+    let cap: Int
+    private(set) var bytes: [UInt8] = []
+    private(set) var total = 0
+
+    init(cap: Int) { self.cap = cap }
+
+    var truncated: Bool { total > bytes.count }
+
+    /// Reads what is available; returns false at EOF.
+    mutating func drain(fd: Int32, chunk: inout [UInt8]) -> Bool {
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                total += n
+                let room = cap - bytes.count
+                if room > 0 { bytes.append(contentsOf: chunk[0..<min(n, room)]) }
+                if n < chunk.count { return true }
+                continue
+            }
+            if n == 0 { return false }
+            if errno == EINTR { continue }
+            return errno == EAGAIN
+        }
+    }
+}
+
+enum Pipe {
+    /// A pipe whose read end is non-blocking; both ends close-on-exec (the child dup2s).
+    static func make() throws(JailError) -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        guard sbx_pipe_cloexec(&fds) == 0 else { throw JailError.syscall(.setup, "pipe2", errno) }
+        let flags = fcntl(fds[0], F_GETFL)
+        _ = fcntl(fds[0], F_SETFL, flags | O_NONBLOCK)
+        return (fds[0], fds[1])
+    }
+}
+
+enum Clock {
+    static func nanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}

@@ -1,0 +1,120 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Glibc
+
+/// A profile as read from disk: the name it was asked for, the parsed and validated model, and
+/// the exact bytes it was parsed from (the compile cache is keyed by those, so the two always
+/// belong together: create values with `ProfileLoader` or `init(name:profile:)`).
+public struct LoadedProfile: Sendable {
+    public let name: String
+    public let profile: SeccompProfile
+    public let source: [UInt8]
+
+    init(name: String, profile: SeccompProfile, source: [UInt8]) {
+        self.name = name
+        self.profile = profile
+        self.source = source
+    }
+
+    /// A profile built in code. It is validated, and its canonical JSON (sorted keys) becomes
+    /// `source`.
+    public init(name: String, profile: SeccompProfile) throws(ProfileError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data: Data
+        do {
+            data = try encoder.encode(profile)
+        } catch {
+            throw ProfileError.profile(name, "cannot encode: \(error)")
+        }
+        _ = try ProfileValidator.plan(profile, name: name)
+        self.init(name: name, profile: profile, source: Array(data))
+    }
+}
+
+public enum ProfileLoader {
+    /// Profiles larger than this are refused (Docker's default profile is ~13 KiB).
+    public static let maxProfileBytes = 4 << 20
+
+    /// nameOrPath: a name like "default" (resolved to <profilesDirectory>/<name>.json) or a path
+    /// containing "/" or ending ".json".
+    /// Returns the display name ("default" or the path given), the parsed+validated profile and
+    /// the raw bytes.
+    public static func load(_ nameOrPath: String, profilesDirectory: String) throws(ProfileError) -> LoadedProfile {
+        guard !nameOrPath.isEmpty else { throw ProfileError("profile name is empty") }
+        let isPath = nameOrPath.contains("/") || nameOrPath.hasSuffix(".json")
+        let path: String
+        if isPath {
+            path = nameOrPath
+        } else {
+            let dir = profilesDirectory.hasSuffix("/") ? String(profilesDirectory.dropLast()) : profilesDirectory
+            path = "\(dir)/\(nameOrPath).json"
+        }
+        let bytes = try readFile(path, name: nameOrPath)
+        return try parse(bytes, name: nameOrPath)
+    }
+
+    /// Parses and validates profile JSON held in memory. `name` is used in messages.
+    public static func parse(_ source: [UInt8], name: String) throws(ProfileError) -> LoadedProfile {
+        let json: JSONValue
+        do {
+            json = try JSONReader.parse(source)
+        } catch {
+            throw ProfileError.profile(name, "invalid JSON: \(error.description)")
+        }
+        let profile: SeccompProfile
+        do {
+            profile = try SeccompProfile(json: json, nativeArchitecture: Architecture.nativeName)
+        } catch {
+            throw ProfileError.profile(name, error.text)
+        }
+        _ = try ProfileValidator.plan(profile, name: name)
+        return LoadedProfile(name: name, profile: profile, source: source)
+    }
+
+    private static func readFile(_ path: String, name: String) throws(ProfileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            let e = errno
+            if e == ENOENT || e == ENOTDIR {
+                throw ProfileError("profile \"\(name)\" not found (looked in \(path))")
+            }
+            throw ProfileError("profile \"\(name)\": cannot open \(path): \(errorText(e))")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            throw ProfileError("profile \"\(name)\": cannot stat \(path): \(errorText(errno))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw ProfileError("profile \"\(name)\": \(path) is not a regular file")
+        }
+        guard st.st_size <= maxProfileBytes else {
+            throw ProfileError("profile \"\(name)\": \(path) is \(st.st_size) bytes, more than the \(maxProfileBytes) allowed")
+        }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                let e = errno
+                if e == EINTR { continue }
+                throw ProfileError("profile \"\(name)\": cannot read \(path): \(errorText(e))")
+            }
+            if n == 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+            if out.count > maxProfileBytes {
+                throw ProfileError("profile \"\(name)\": \(path) is more than the \(maxProfileBytes) bytes allowed")
+            }
+        }
+        return out
+    }
+
+    static func errorText(_ code: Int32) -> String {
+        guard let s = strerror(code) else { return "errno \(code)" }
+        return String(cString: s)
+    }
+}

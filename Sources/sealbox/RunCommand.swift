@@ -1,0 +1,204 @@
+import ArgumentParser
+import Foundation
+import SealboxJail
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a command or a code snippet in a fresh jail.",
+        discussion: """
+            Examples:
+              sealbox run --lang python --code 'print(6*7)' --json
+              sealbox run --lang bash --file script.sh --timeout 2.5 --memory 128M
+              sealbox run --env GREETING=hi -- /bin/sh -c 'echo $GREETING'
+
+            With --lang, the snippet is written to /work/main.{py,js,sh} and run with the
+            interpreter; arguments after -- are passed to it. Without --lang, the words after
+            -- are the command. Sizes take K, M, G suffixes (binary). The jail sees only PATH,
+            HOME=/work, LANG and the --env values.
+
+            --json prints one result object: id, status (ok, exit_nonzero, signaled, timeout,
+            memory_limit, pids_limit, output_limit, seccomp_violation, spawn_failed),
+            exit_code, signal, stdout, stderr, *_truncated, *_bytes, wall_ms, cpu_ms,
+            peak_memory_bytes, violations, limits, profile, cgroup.
+            """
+    )
+
+    @Option(name: .long, help: "Snippet language: python, node, bash or sh.")
+    var lang: String?
+
+    @Option(name: .long, help: "Read the snippet from this file.")
+    var file: String?
+
+    @Option(name: .long, help: "The snippet itself.")
+    var code: String?
+
+    @Option(name: .customLong("stdin-file"), help: "Feed this host file to the program's stdin (default /dev/null).")
+    var stdinFile: String?
+
+    @Option(name: .long, help: "seccomp profile: a name in profiles/ or a path to an OCI JSON profile.")
+    var profile: String = "default"
+
+    @Option(name: .long, help: "Wall-clock limit in seconds (millisecond resolution).")
+    var timeout: Double = 10
+
+    @Option(name: .long, help: "Memory limit, e.g. 256M.")
+    var memory: String = "256M"
+
+    @Option(name: .long, help: "Maximum number of processes and threads.")
+    var pids: Int = 64
+
+    @Option(name: .long, help: "Size of the writable /work + /tmp tmpfs, e.g. 64M.")
+    var disk: String = "64M"
+
+    @Option(name: .customLong("output-limit"), help: "Cap on captured stdout and on stderr, each, e.g. 1M.")
+    var outputLimit: String = "1M"
+
+    @Option(name: .long, help: "CPU bandwidth in cores, e.g. 0.5 (default: unthrottled).")
+    var cpus: Double?
+
+    @Option(name: .long, help: "Environment variable for the jail, K=V (repeatable).")
+    var env: [String] = []
+
+    @Option(name: .long, help: "Root filesystem directory (see scripts/build-rootfs.sh); default: the host's /usr read-only.")
+    var rootfs: String?
+
+    @Flag(name: .long, help: "Print the result as one JSON object on stdout.")
+    var json = false
+
+    @Argument(parsing: .postTerminator, help: "With --lang: arguments for the snippet. Otherwise: the command and its arguments.")
+    var command: [String] = []
+
+    func run() async throws {
+        let spec = try JailSpecBuilder(options: self).build()
+        let executor: Executor
+        do {
+            executor = try Executor(configuration: .init(dataDirectory: try DataDirectory.locate()))
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+        if executor.cgroupDriver.version == .none {
+            FileHandle.standardError.write(Data("sealbox: warning: no usable cgroups on this host; memory and pids limits are not enforced\n".utf8))
+        }
+        let result: RunResult
+        do {
+            result = try await executor.run(spec)
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+        ResultPrinter.print(result, json: json)
+        throw ExitCode(result.exitCode)
+    }
+}
+
+/// Turns the flags into a `JailSpec`, with a readable error for every bad input.
+struct JailSpecBuilder {
+    let options: RunCommand
+
+    static let languages: [String: (file: String, interpreter: String)] = [
+        "python": ("main.py", "python3"),
+        "node": ("main.js", "node"),
+        "bash": ("main.sh", "bash"),
+        "sh": ("main.sh", "sh"),
+    ]
+
+    func build() throws -> JailSpec {
+        let o = options
+        guard o.timeout.isFinite, o.timeout > 0, o.timeout <= 86_400 else {
+            throw CLIFailure(message: "--timeout must be between 0.001 and 86400 seconds")
+        }
+        let timeoutMs = Int((o.timeout * 1000).rounded())
+        guard timeoutMs >= 1 else { throw CLIFailure(message: "--timeout must be at least 0.001 seconds") }
+        var limits = Limits(timeoutMs: timeoutMs, pids: o.pids, cpus: o.cpus)
+        do {
+            limits.memoryBytes = try ByteSize.parse(o.memory, flag: "--memory")
+            limits.diskBytes = try ByteSize.parse(o.disk, flag: "--disk")
+            limits.outputBytes = Int(try ByteSize.parse(o.outputLimit, flag: "--output-limit"))
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+
+        var environment: [(name: String, value: String)] = []
+        for pair in o.env {
+            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
+                throw CLIFailure(message: "--env expects NAME=VALUE, got \"\(pair)\"")
+            }
+            environment.append((String(pair[..<eq]), String(pair[pair.index(after: eq)...])))
+        }
+
+        var spec = JailSpec(command: [], environment: environment, limits: limits, profile: o.profile)
+        if let stdinFile = o.stdinFile {
+            guard FileManager.default.isReadableFile(atPath: stdinFile) else {
+                throw CLIFailure(message: "--stdin-file \(stdinFile): no such readable file")
+            }
+            spec.stdin = .file(stdinFile)
+        }
+        if let rootfs = o.rootfs { spec.rootfs = .directory(rootfs) }
+
+        if let lang = o.lang {
+            guard let language = Self.languages[lang] else {
+                throw CLIFailure(message: "unknown --lang \"\(lang)\" (use python, node, bash or sh)")
+            }
+            let source: [UInt8]
+            switch (o.file, o.code) {
+            case (nil, nil):
+                throw CLIFailure(message: "--lang \(lang) needs --file PATH or --code TEXT")
+            case (.some, .some):
+                throw CLIFailure(message: "give either --file or --code, not both")
+            case (let path?, nil):
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw CLIFailure(message: "--file \(path): no such readable file")
+                }
+                source = [UInt8](data)
+            case (nil, let text?):
+                source = Array(text.utf8)
+            }
+            spec.files = [SeedFile(name: language.file, contents: source)]
+            spec.command = [language.interpreter, "/work/" + language.file] + o.command
+        } else {
+            guard o.file == nil, o.code == nil else {
+                throw CLIFailure(message: "--file and --code need --lang (python, node, bash or sh)")
+            }
+            guard !o.command.isEmpty else {
+                throw CLIFailure(message: "nothing to run: give --lang with --code/--file, or a command after --")
+            }
+            spec.command = o.command
+        }
+        return spec
+    }
+}
+
+enum ResultPrinter {
+    static func print(_ result: RunResult, json: Bool) {
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let data = (try? encoder.encode(result)) ?? Data("{}".utf8)
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            return
+        }
+        FileHandle.standardOutput.write(Data(result.stdout.utf8))
+        FileHandle.standardError.write(Data(result.stderr.utf8))
+        if let note = summary(result) {
+            FileHandle.standardError.write(Data("sealbox: \(note)\n".utf8))
+        }
+    }
+
+    /// One line on stderr when something other than the program's own exit ended the run.
+    static func summary(_ r: RunResult) -> String? {
+        switch r.status {
+        case .ok, .exitNonzero: return nil
+        case .signaled: return "killed by signal \(r.signal ?? 0)"
+        case .timeout: return "timed out after \(Double(r.limits.timeoutMs) / 1000)s"
+        case .memoryLimit: return "memory limit (\(ByteSize.format(r.limits.memoryBytes))) exceeded: OOM-killed"
+        case .pidsLimit: return "process limit (\(r.limits.pids)) reached"
+        case .outputLimit: return "output truncated at \(ByteSize.format(UInt64(r.limits.outputBytes))) (stdout \(r.stdoutBytes) bytes, stderr \(r.stderrBytes) bytes)"
+        case .seccompViolation: return "killed by seccomp profile \(r.profile)" + violationList(r)
+        case .spawnFailed: return r.error ?? "could not start"
+        }
+    }
+
+    private static func violationList(_ r: RunResult) -> String {
+        r.violations.isEmpty ? "" : " (denied: " + r.violations.map { "\($0.syscall)×\($0.count)" }.joined(separator: ", ") + ")"
+    }
+}

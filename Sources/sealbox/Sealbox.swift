@@ -1,0 +1,60 @@
+import ArgumentParser
+import Glibc
+
+/// Entry point. Bad flags exit 125, not ArgumentParser's 64: Docker's convention, so a
+/// caller can tell "sealbox failed" (125) from "your program failed" (its own code).
+@main
+struct Sealbox: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sealbox",
+        abstract: "Run untrusted code in an ephemeral Linux jail (namespaces, cgroups, seccomp).",
+        discussion: """
+            Each run gets fresh user, pid, mount, network, ipc, uts and cgroup namespaces, a \
+            read-only root filesystem, a size-capped writable /work and /tmp, no capabilities, \
+            no host environment, and a default-deny seccomp profile.
+
+            Exit status of `sealbox run`: the program's own code; 128+N if killed by signal N; \
+            125 if sealbox itself failed; 126 if the program cannot be executed; 127 if not found.
+            """,
+        subcommands: [RunCommand.self, BenchCommand.self]
+    )
+
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let exit as ExitCode {
+            Glibc.exit(exit.rawValue)
+        } catch let failure as CLIFailure {
+            writeStderr("sealbox: \(failure.message)\n")
+            Glibc.exit(failure.exitCode)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                self.exit(withError: error)  // --help, --version
+            }
+            writeStderr(fullMessage(for: error) + "\n")
+            Glibc.exit(125)
+        }
+    }
+}
+
+/// A failure sealbox reports itself, with the exit status to use.
+struct CLIFailure: Error {
+    var message: String
+    var exitCode: Int32 = 125
+}
+
+func writeStderr(_ text: String) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+        if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+        offset += n
+    }
+}

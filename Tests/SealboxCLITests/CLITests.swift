@@ -1,0 +1,192 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Runs the built `sealbox` binary the way a user does and checks the DESIGN.md contract:
+/// flags, exit codes, the --json object.
+enum CLI {
+    static let buildDirectory: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        while url.lastPathComponent.hasSuffix(".xctest") { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        func json() throws -> [String: Any] {
+            try #require(JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any])
+        }
+    }
+
+    static func run(_ arguments: [String]) throws -> Output {
+        let binary = buildDirectory + "/sealbox"
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw CLIError("sealbox not built at \(binary): run `swift build` first (scripts/test.sh does)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both before waiting so a full pipe cannot stall the child.
+        let errData = LockedData()
+        let errReader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+        errReader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while errData.get() == nil { usleep(1000) }
+        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData.get()!, as: UTF8.self))
+    }
+}
+
+final class LockedData: @unchecked Sendable {  // value guarded by lock
+    private let lock = NSLock()
+    private var value: Data?
+    func set(_ data: Data) { lock.withLock { value = data } }
+    func get() -> Data? { lock.withLock { value } }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Trait where Self == ConditionTrait {
+    static var needsRoot: Self {
+        .enabled(if: geteuid() == 0, "needs root: jails map uid 1000 to host nobody and create cgroups")
+    }
+}
+
+@Suite("sealbox run", .needsRoot)
+struct RunCLITests {
+    @Test("the issue's acceptance command: python 6*7 with --json")
+    func acceptance() throws {
+        let out = try CLI.run(["run", "--lang", "python", "--code", "print(6*7)", "--json"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let json = try out.json()
+        #expect(json["status"] as? String == "ok")
+        #expect(json["stdout"] as? String == "42\n")
+        // Every contract field is present.
+        for key in ["id", "status", "exit_code", "signal", "stdout", "stderr", "stdout_truncated", "stderr_truncated",
+                    "stdout_bytes", "stderr_bytes", "wall_ms", "cpu_ms", "peak_memory_bytes", "violations", "limits",
+                    "profile", "cgroup"] {
+            #expect(json.keys.contains(key), "missing \(key)")
+        }
+        #expect(json["signal"] is NSNull)
+        let limits = try #require(json["limits"] as? [String: Any])
+        #expect(limits["timeout_ms"] as? Int == 10000)
+        #expect(limits["memory_bytes"] as? Int == 268_435_456)
+        #expect(limits["pids"] as? Int == 64)
+        #expect(limits["disk_bytes"] as? Int == 67_108_864)
+        #expect(limits["output_bytes"] as? Int == 1_048_576)
+        #expect(["v1", "v2"].contains(json["cgroup"] as? String ?? ""))
+    }
+
+    static let exitCases: [([String], Int32)] = [
+        (["run", "--", "/bin/sh", "-c", "exit 7"], 7),
+        (["run", "--", "/bin/sh", "-c", "kill -TERM $$"], 143),
+        (["run", "--", "no-such-program"], 127),
+        (["run", "--", "/etc/passwd"], 126),
+        (["run", "--timeout", "0.2", "--", "sleep", "10"], 137),
+        (["run", "--lang", "bash", "--code", "echo \"$1 $2\"; exit 4", "--", "a", "b"], 4),
+    ]
+
+    @Test("exit status: the program's code, 128+signal, 126, 127", arguments: exitCases)
+    func exitStatus(arguments: [String], expected: Int32) throws {
+        #expect(try CLI.run(arguments).status == expected)
+    }
+
+    @Test("--file, --env, --stdin-file, limits flags")
+    func flags() throws {
+        let dir = NSTemporaryDirectory() + "sealbox-cli-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "import os, sys\nprint(os.environ['GREETING'], sys.stdin.read().strip())\n".write(toFile: dir + "/snippet.py", atomically: true, encoding: .utf8)
+        try "from-stdin\n".write(toFile: dir + "/in.txt", atomically: true, encoding: .utf8)
+        let out = try CLI.run(["run", "--lang", "python", "--file", dir + "/snippet.py", "--env", "GREETING=hello",
+                               "--stdin-file", dir + "/in.txt", "--memory", "128M", "--pids", "16", "--disk", "8M",
+                               "--output-limit", "64K", "--timeout", "5.5", "--json"])
+        let json = try out.json()
+        #expect(json["stdout"] as? String == "hello from-stdin\n", "\(out.stdout) \(out.stderr)")
+        let limits = try #require(json["limits"] as? [String: Any])
+        #expect(limits["timeout_ms"] as? Int == 5500)
+        #expect(limits["memory_bytes"] as? Int == 128 << 20)
+        #expect(limits["pids"] as? Int == 16)
+        #expect(limits["disk_bytes"] as? Int == 8 << 20)
+        #expect(limits["output_bytes"] as? Int == 64 << 10)
+    }
+
+    @Test("without --json the program's output passes through and a note explains the verdict")
+    func plainOutput() throws {
+        let out = try CLI.run(["run", "--timeout", "0.2", "--", "/bin/sh", "-c", "echo out; echo err >&2; sleep 5"])
+        #expect(out.stdout == "out\n")
+        #expect(out.stderr.hasPrefix("err\n"))
+        #expect(out.stderr.contains("sealbox: timed out after 0.2s"))
+    }
+}
+
+@Suite("sealbox errors")
+struct ErrorCLITests {
+    static let badInputs: [([String], String)] = [
+        (["run", "--bogus"], "Unknown option '--bogus'"),
+        (["run", "--memory", "12Q", "--", "true"], "invalid size \"12Q\" for --memory"),
+        (["run", "--disk", "lots", "--", "true"], "invalid size \"lots\" for --disk"),
+        (["run", "--lang", "rust", "--code", "x"], "unknown --lang \"rust\""),
+        (["run", "--lang", "python"], "needs --file PATH or --code TEXT"),
+        (["run", "--lang", "python", "--file", "/nonexistent/x.py"], "--file /nonexistent/x.py: no such readable file"),
+        (["run", "--code", "print(1)"], "need --lang"),
+        (["run"], "nothing to run"),
+        (["run", "--timeout", "0", "--", "true"], "--timeout must be"),
+        (["run", "--env", "NOEQUALS", "--", "true"], "--env expects NAME=VALUE"),
+        (["run", "--env", "SEALBOX_TOKEN=x", "--", "true"], "reserved"),
+        (["run", "--stdin-file", "/nonexistent", "--", "true"], "--stdin-file /nonexistent"),
+        (["run", "--profile", "nosuch", "--", "true"], "nosuch"),
+        (["run", "--rootfs", "/nonexistent", "--", "true"], "rootfs /nonexistent"),
+        (["bench", "spawn", "-n", "0"], "--count must be"),
+        ]
+
+    @Test("bad input exits 125 with a readable message and no stack trace", arguments: badInputs)
+    func badInput(arguments: [String], fragment: String) throws {
+        let out = try CLI.run(arguments)
+        #expect(out.status == 125, "exit \(out.status): \(out.stderr)")
+        #expect(out.stderr.contains(fragment), "\(out.stderr)")
+        #expect(!out.stderr.contains("Fatal error") && !out.stderr.contains("Stack dump"))
+    }
+
+    @Test("--help explains the flags and exit codes", arguments: [["--help"], ["run", "--help"], ["bench", "spawn", "--help"]])
+    func help(arguments: [String]) throws {
+        let out = try CLI.run(arguments)
+        #expect(out.status == 0)
+        #expect(out.stdout.contains("USAGE") || out.stdout.contains("Usage"))
+        if arguments.first == "--help" { #expect(out.stdout.contains("125")) }
+        if arguments == ["run", "--help"] {
+            for flag in ["--lang", "--file", "--code", "--stdin-file", "--profile", "--timeout", "--memory", "--pids", "--disk", "--output-limit", "--env", "--json"] {
+                #expect(out.stdout.contains(flag), "help lacks \(flag)")
+            }
+        }
+    }
+}
+
+@Suite("sealbox bench", .needsRoot)
+struct BenchCLITests {
+    @Test("bench spawn --json reports percentiles")
+    func benchSpawn() throws {
+        let out = try CLI.run(["bench", "spawn", "-n", "20", "--warmup", "2", "--json"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let json = try out.json()
+        #expect(json["count"] as? Int == 20)
+        let p50 = try #require(json["p50_ms"] as? Double)
+        let p90 = try #require(json["p90_ms"] as? Double)
+        let p99 = try #require(json["p99_ms"] as? Double)
+        let max = try #require(json["max_ms"] as? Double)
+        #expect(p50 > 0 && p50 <= p90 && p90 <= p99 && p99 <= max)
+        #expect(json["failures"] as? Int == 0)
+        #expect(out.stderr.contains("spawn 22/22"))
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import Glibc
+import Testing
+@testable import SealboxJail
+
+@Suite("No leftovers", .needsRoot, .serialized)
+struct LeakTests {
+    static func openFDCount() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+    }
+
+    static func hostMountCount() -> Int {
+        (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8))?.split(separator: "\n").count ?? -1
+    }
+
+    static func cgroupDirectories(named names: Set<String>) -> [String] {
+        let roots = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] + ["memory", "pids", "cpu", "cpuacct", "freezer"].map { "/sys/fs/cgroup/\($0)" }
+        return roots.flatMap { root in
+            ((try? FileManager.default.contentsOfDirectory(atPath: root + "/sealbox")) ?? []).filter { names.contains($0) }.map { root + "/sealbox/" + $0 }
+        }
+    }
+
+    @Test("200 runs leave no cgroups, mounts, processes or descriptors behind")
+    func twoHundredRuns() throws {
+        let executor = try Fixture.jail()
+        let fdsBefore = Self.openFDCount()
+        let mountsBefore = Self.hostMountCount()
+        let marker = "leak-\(UUID().uuidString.prefix(8))"
+        var names = Set<String>()
+        for i in 0..<200 {
+            let id = "leak\(i)-\(marker)"
+            names.insert("run-" + id)
+            // Every third run leaves a background process behind; every fifth times out.
+            let script = i % 3 == 0 ? "(exec -a \(marker) sleep 60 &); echo \(i)" : (i % 5 == 0 ? "exec -a \(marker) sleep 60" : "echo \(i)")
+            let r = try executor.runBlocking(JailSpec(command: ["/bin/bash", "-c", script],
+                                                      limits: Limits(timeoutMs: i % 5 == 0 && i % 3 != 0 ? 50 : 5000), id: id))
+            #expect(r.status == .ok || r.status == .timeout, "run \(i): \(r.status) \(r.error ?? r.stderr)")
+        }
+        #expect(Self.cgroupDirectories(named: names).isEmpty)
+        #expect(Self.hostMountCount() == mountsBefore)
+        #expect(Fixture.hostProcesses(containing: marker).isEmpty)
+        // Other suites run concurrently and open descriptors of their own; a leak of even
+        // one per run would show as +200.
+        #expect(Self.openFDCount() - fdsBefore < 20, "fds \(fdsBefore) -> \(Self.openFDCount())")
+    }
+}

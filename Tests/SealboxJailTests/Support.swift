@@ -1,0 +1,85 @@
+import Foundation
+import Glibc
+import Testing
+@testable import SealboxJail
+
+/// Shared fixture: one Executor over the checkout's profiles/ and rootfs/, plus the build
+/// products the tests copy into jails.
+enum Fixture {
+    /// Tests/SealboxJailTests/Support.swift -> the checkout.
+    static let repoRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// Directory of the running test binary; `swift build` puts sealbox-probe beside it.
+    static let buildDirectory: String = {
+        let exe = (try? FilesystemPlan.readLink("/proc/self/exe")) ?? CommandLine.arguments[0]
+        var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        // The .xctest bundle may be a directory on some layouts.
+        while url.lastPathComponent.hasSuffix(".xctest") || url.lastPathComponent == "Contents" || url.lastPathComponent == "MacOS" {
+            url.deleteLastPathComponent()
+        }
+        return url.path
+    }()
+
+    static let executor: Result<Executor, JailError> = Result { () throws(JailError) in
+        try Executor(configuration: .init(dataDirectory: repoRoot))
+    }
+
+    static func jail() throws -> Executor { try executor.get() }
+
+    /// The try-syscall probe binary, to seed into /work.
+    static func probe() throws -> SeedFile {
+        let path = buildDirectory + "/sealbox-probe"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw FixtureError("sealbox-probe not found at \(path): run `swift build` before `swift test` (scripts/test.sh does)")
+        }
+        return SeedFile(name: "probe", contents: [UInt8](data), executable: true)
+    }
+
+    static func run(_ command: [String], limits: Limits = Limits(), files: [SeedFile] = [],
+                    environment: [(name: String, value: String)] = [], profile: String = "default",
+                    stdin: StdinSource = .null, rootfs: RootfsSource = .host, binds: [BindMount] = []) throws -> RunResult {
+        try jail().runBlocking(JailSpec(command: command, environment: environment, files: files, stdin: stdin,
+                                        limits: limits, profile: profile, rootfs: rootfs, binds: binds))
+    }
+
+    static func python(_ code: String, limits: Limits = Limits(), files: [SeedFile] = []) throws -> RunResult {
+        try run(["python3", "/work/main.py"], limits: limits, files: files + [SeedFile(name: "main.py", contents: Array(code.utf8))])
+    }
+
+    static func sh(_ script: String, limits: Limits = Limits()) throws -> RunResult {
+        try run(["/bin/sh", "-c", script], limits: limits)
+    }
+
+    static func temporaryDirectory(_ label: String) throws -> String {
+        let path = NSTemporaryDirectory() + "sealbox-test-\(label)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Host processes whose command line contains `marker`.
+    static func hostProcesses(containing marker: String) -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { pid -> String? in
+            guard Int(pid) != nil, let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+            let cmdline = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+            return cmdline.contains(marker) ? "\(pid): \(cmdline)" : nil
+        }
+    }
+}
+
+struct FixtureError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// Jails need root here (uid maps to 65534, cgroups). CI runs as root, so these run there;
+    /// a skip outside root says why.
+    static var needsRoot: Self {
+        .enabled(if: geteuid() == 0, "needs root: jails map uid 1000 to host nobody and create cgroups")
+    }
+}
