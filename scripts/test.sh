@@ -9,5 +9,12 @@ if [ "$(id -u)" -ne 0 ]; then
     printf 'test: warning: not root; the privileged jail tests will be skipped\n' >&2
 fi
 
+# A standalone debootstrap rootfs for the --rootfs tests; built once (about a minute), then
+# reused: build-rootfs.sh returns at once when the finished marker is there.
+if [ -z "${SEALBOX_TEST_ROOTFS:-}" ] && [ "$(id -u)" -eq 0 ]; then
+    export SEALBOX_TEST_ROOTFS=/var/cache/sealbox/rootfs-test
+    scripts/build-rootfs.sh "$SEALBOX_TEST_ROOTFS" >&2
+fi
+
 swift build
 swift test "$@"

@@ -47,11 +47,25 @@ public final class Executor: Sendable {
         self.configuration = configuration
         self.compiler = compiler
         try HostCheck.requireJailSupport()
-        self.cgroupDriver = cgroupDriver ?? Cgroups.detect()
+        self.cgroupDriver = cgroupDriver ?? Self.usableCgroupDriver()
         self.newroot = configuration.stateDirectory + "/root"
         try HostCheck.makeDirectory(configuration.stateDirectory, mode: geteuid() == 0 ? 0o755 : 0o700)
         try HostCheck.makeDirectory(newroot, mode: 0o755)
         self.capLastCap = HostCheck.capLastCap()
+    }
+
+    /// The host's cgroup driver, if this process may use it: without root the hierarchies
+    /// are usually not writable, and a jail without limits beats no jail (the CLI warns).
+    static func usableCgroupDriver() -> any CgroupDriver {
+        let detected = Cgroups.detect()
+        guard geteuid() != 0, detected.version != .none else { return detected }
+        do {
+            let probe = try detected.create(name: "probe-\(getpid())", limits: CgroupLimits())
+            try probe.destroy()
+            return detected
+        } catch {
+            return NoCgroupDriver(reason: "cgroups are not writable without root: \(error.description)")
+        }
     }
 
     public var profilesDirectory: String { configuration.dataDirectory + "/profiles" }

@@ -38,7 +38,8 @@ struct FilesystemPlan: Sendable {
     static let readOnlyAttributes = UInt64(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
     static let deviceNodes = ["null", "zero", "full", "random", "urandom"]
     /// Top-level names of a rootfs directory that the jail provides itself.
-    static let providedByJail: Set<String> = ["proc", "dev", "sys", "tmp", "work", "run", "lost+found"]
+    /// (.sealbox-rootfs is scripts/build-rootfs.sh's marker.)
+    static let providedByJail: Set<String> = ["proc", "dev", "sys", "tmp", "work", "run", "lost+found", ".sealbox-rootfs"]
 
     private(set) var ops: [FilesystemOp] = []
 

@@ -86,16 +86,19 @@ enum SpecValidator {
 
 /// What the host must offer before any jail can be built.
 enum HostCheck {
-    static func requireJailSupport() throws(JailError) {
-        if geteuid() != 0 {
-            if let text = try? readSmallFile("/proc/sys/kernel/unprivileged_userns_clone"), text.hasPrefix("0") {
+    static func requireJailSupport(
+        euid: uid_t = geteuid(),
+        read: (String) -> String? = { try? readSmallFile($0) }
+    ) throws(JailError) {
+        if euid != 0 {
+            if let text = read("/proc/sys/kernel/unprivileged_userns_clone"), text.hasPrefix("0") {
                 throw JailError(.unsupportedHost, "not running as root and unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0): run sealbox as root or enable them")
             }
-            if let text = try? readSmallFile("/proc/sys/user/max_user_namespaces"), text.hasPrefix("0") {
+            if let text = read("/proc/sys/user/max_user_namespaces"), text.hasPrefix("0") {
                 throw JailError(.unsupportedHost, "not running as root and user namespaces are disabled (sysctl user.max_user_namespaces=0): run sealbox as root or enable them")
             }
         }
-        guard access("/proc/self/ns/user", F_OK) == 0 else {
+        guard read("/proc/self/ns/user") != nil || access("/proc/self/ns/user", F_OK) == 0 else {
             throw JailError(.unsupportedHost, "this kernel has no user namespaces (CONFIG_USER_NS)")
         }
     }

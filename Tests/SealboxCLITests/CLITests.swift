@@ -190,3 +190,40 @@ struct BenchCLITests {
         #expect(out.stderr.contains("spawn 22/22"))
     }
 }
+
+@Suite("sealbox without root", .needsRoot)
+struct UnprivilegedCLITests {
+    @Test("as an ordinary user: jails still work, without cgroup limits, and sealbox says so")
+    func unprivileged() throws {
+        // A world-readable copy of the binary and its data, so uid 65534 can reach them
+        // wherever the checkout lives.
+        let fm = FileManager.default
+        let dir = "/tmp/sealbox-unpriv-\(UUID().uuidString.prefix(8))"
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        defer { try? fm.removeItem(atPath: dir) }
+        var repo = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { repo.deleteLastPathComponent() }
+        try fm.copyItem(atPath: CLI.buildDirectory + "/sealbox", toPath: dir + "/sealbox")
+        try fm.copyItem(atPath: repo.path + "/profiles", toPath: dir + "/profiles")
+        try fm.copyItem(atPath: repo.path + "/rootfs", toPath: dir + "/rootfs")
+        _ = try? Process.run(URL(fileURLWithPath: "/bin/chmod"), arguments: ["-R", "a+rX", dir]).waitUntilExit()
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                             "/usr/bin/env", "SEALBOX_DATA_DIR=\(dir)", dir + "/sealbox", "run", "--json", "--", "/bin/sh", "-c", "id -u; cat /proc/self/uid_map"]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: stdout) as? [String: Any])
+        #expect(json["cgroup"] as? String == "none")
+        let lines = (json["stdout"] as? String ?? "").split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
+        #expect(lines == ["1000", "1000 65534 1"])
+        #expect(stderr.contains("no usable cgroups"))
+    }
+}

@@ -93,3 +93,65 @@ struct ExecutorTests {
         #expect(r.stdout == "marker-rootfs\ndone\n")
     }
 }
+
+/// Places jails in the unified (v2) hierarchy without limits: on this project's hybrid hosts
+/// cgroup2 has no controllers, but CLONE_INTO_CGROUP, cgroup.kill and removal work there.
+struct PlacementOnlyV2Driver: CgroupDriver {
+    let inner: V2CgroupDriver
+    var version: CgroupVersion { .v2 }
+    func create(name: String, limits: CgroupLimits) throws(CgroupError) -> any TaskCgroup {
+        try inner.create(name: name, limits: CgroupLimits())
+    }
+
+    static func unifiedRoot() -> String? {
+        // cgroup.controllers exists only at the root of a cgroup2 hierarchy.
+        ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"].first { access($0 + "/cgroup.controllers", F_OK) == 0 }
+    }
+}
+
+@Suite("cgroup v2 placement", .needsRoot)
+struct V2PlacementTests {
+    @Test("the child is born in its v2 cgroup (CLONE_INTO_CGROUP), which is killed and removed after")
+    func cloneIntoCgroup() async throws {
+        let root = try #require(PlacementOnlyV2Driver.unifiedRoot(), "no cgroup2 hierarchy mounted")
+        let driver = PlacementOnlyV2Driver(inner: try V2CgroupDriver(root: root, requireControllers: false))
+        let executor = try Executor(configuration: .init(dataDirectory: Fixture.repoRoot), cgroupDriver: driver)
+        let id = "v2test-\(UUID().uuidString.prefix(8).lowercased())"
+        let directory = "\(root)/sealbox/run-\(id)"
+        let marker = "v2marker-\(id)"
+        async let result = executor.run(JailSpec(
+            command: ["/bin/bash", "-c", "cat /proc/self/cgroup; (exec -a \(marker) sleep 60 &); sleep 1"], id: id))
+
+        // While it runs, the host sees the jail's processes in the task cgroup.
+        var procsWhileRunning: [String] = []
+        for _ in 0..<80 where procsWhileRunning.count < 2 {
+            try await Task.sleep(for: .milliseconds(10))
+            procsWhileRunning = ((try? String(contentsOfFile: directory + "/cgroup.procs", encoding: .utf8)) ?? "")
+                .split(separator: "\n").map(String.init)
+        }
+        let r = try await result
+        #expect(r.status == .ok, "\(r.error ?? r.stderr)")
+        #expect(r.cgroup == "v2")
+        #expect(procsWhileRunning.count >= 2, "init and the program: \(procsWhileRunning)")
+        // The cgroup namespace is rooted at the task cgroup.
+        #expect(r.stdout.split(separator: "\n").contains("0::/"), "\(r.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: directory))
+        #expect(Fixture.hostProcesses(containing: marker).isEmpty)
+    }
+}
+
+/// scripts/test.sh builds a debootstrap rootfs (scripts/build-rootfs.sh) and names it in
+/// SEALBOX_TEST_ROOTFS, so this runs in CI.
+@Suite("debootstrap rootfs", .needsRoot,
+       .enabled(if: ProcessInfo.processInfo.environment["SEALBOX_TEST_ROOTFS"] != nil,
+                "set SEALBOX_TEST_ROOTFS to a scripts/build-rootfs.sh directory (scripts/test.sh does)"))
+struct DebootstrapRootfsTests {
+    @Test("python runs from the standalone rootfs, and nothing of the host's /usr is there")
+    func standalone() throws {
+        let dir = try #require(ProcessInfo.processInfo.environment["SEALBOX_TEST_ROOTFS"])
+        let r = try Fixture.run(["python3", "-c", "import os, pwd; print(6*7, pwd.getpwuid(os.getuid()).pw_name, os.path.exists('/usr/bin/node'), os.path.exists('/.sealbox-rootfs'))"],
+                                rootfs: .directory(dir))
+        #expect(r.status == .ok, "\(r.stderr) \(r.error ?? "")")
+        #expect(r.stdout == "42 sandbox False False\n")
+    }
+}

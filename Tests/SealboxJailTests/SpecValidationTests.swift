@@ -77,3 +77,24 @@ struct SpecValidationTests {
         }
     }
 }
+
+@Suite("Host checks")
+struct HostCheckTests {
+    @Test("without root and without user namespaces sealbox says what to do", arguments: [
+        ("/proc/sys/kernel/unprivileged_userns_clone", "unprivileged_userns_clone=0"),
+        ("/proc/sys/user/max_user_namespaces", "max_user_namespaces=0"),
+    ])
+    func noUserNamespaces(file: String, fragment: String) {
+        #expect {
+            try HostCheck.requireJailSupport(euid: 1000, read: { $0 == file ? "0\n" : "1\n" })
+        } throws: { error in
+            let e = error as? JailError
+            return e?.code == .unsupportedHost && (e?.message.contains(fragment) ?? false) && (e?.message.contains("run sealbox as root") ?? false)
+        }
+    }
+
+    @Test("root passes even where unprivileged user namespaces are off")
+    func rootPasses() throws {
+        try HostCheck.requireJailSupport(euid: 0, read: { _ in "0\n" })
+    }
+}
