@@ -222,17 +222,9 @@ static void install_seccomp_in_child(const struct sbx_spawn_req *req, int report
     // (the Swift side checks this before spawning).
     struct sbx_child_msg msg = { .stage = SBX_STAGE_SECCOMP_HANDOFF, .err = 0, .index = listener };
     struct iovec iov = { .iov_base = &msg, .iov_len = sizeof msg };
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    memset(&control, 0, sizeof control);
+    union sbx_fd_control control;
     struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control.buf;
-    mh.msg_controllen = sizeof control.buf;
+    sbx_msghdr_for_one_fd(&mh, &iov, &control);
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;

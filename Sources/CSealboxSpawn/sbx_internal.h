@@ -2,6 +2,8 @@
 #define SBX_INTERNAL_H
 
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 #include "sbx_spawn.h"
 
 /// One failure report from the child; written with a single write(2), which is atomic on a
@@ -17,6 +19,23 @@ _Static_assert(sizeof(struct sbx_child_msg) == 16, "child message is 16 bytes");
 /// status_fd (pipe, write) are the child's ends.
 __attribute__((noreturn))
 void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd, int status_fd);
+
+/// Control buffer for exactly one SCM_RIGHTS descriptor.
+union sbx_fd_control {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+};
+
+/// Points `mh` at one iovec and a zeroed one-descriptor control buffer. Pure memory writes,
+/// so the child may call it (both ends of the report socket use it).
+static inline void sbx_msghdr_for_one_fd(struct msghdr *mh, struct iovec *iov, union sbx_fd_control *control) {
+    memset(control, 0, sizeof *control);
+    memset(mh, 0, sizeof *mh);
+    mh->msg_iov = iov;
+    mh->msg_iovlen = 1;
+    mh->msg_control = control->buf;
+    mh->msg_controllen = sizeof control->buf;
+}
 
 /// The byte on the sync pipe that releases the child.
 #define SBX_SYNC_GO 'G'

@@ -120,16 +120,9 @@ static int read_child_msg_from_parent(int fd, struct sbx_child_msg *msg, int *pa
         }
         if (pr == 0) continue;
         struct iovec iov = { .iov_base = msg, .iov_len = sizeof *msg };
-        union {
-            char buf[CMSG_SPACE(sizeof(int))];
-            struct cmsghdr align;
-        } control;
+        union sbx_fd_control control;
         struct msghdr mh;
-        memset(&mh, 0, sizeof mh);
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = control.buf;
-        mh.msg_controllen = sizeof control.buf;
+        sbx_msghdr_for_one_fd(&mh, &iov, &control);
         ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
         if (n < 0) {
             if (errno == EINTR) continue;

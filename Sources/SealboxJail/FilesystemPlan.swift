@@ -117,22 +117,14 @@ struct FilesystemPlan: Sendable {
     static let maxCopiedFileBytes = 1 << 20
 
     private mutating func addCopy(host: String, jail: String) throws(JailError) {
-        let fd = open(host, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { throw JailError(.rootfs, "cannot read \(host): \(ErrnoName.describe(errno))") }
-        defer { close(fd) }
-        var contents: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw JailError(.rootfs, "cannot read \(host): \(ErrnoName.describe(errno))")
-            }
-            if n == 0 { break }
-            contents += chunk[0..<n]
-            guard contents.count <= Self.maxCopiedFileBytes else {
-                throw JailError(.rootfs, "\(host) is larger than 1 MiB; put large files in a --rootfs directory")
-            }
+        let contents: [UInt8]
+        switch SmallFile.read(host, limit: Self.maxCopiedFileBytes, flags: O_RDONLY | O_CLOEXEC | O_NOFOLLOW) {
+        case .success(let data):
+            contents = data
+        case .failure(.errno(let code)):
+            throw JailError(.rootfs, "cannot read \(host): \(ErrnoName.describe(code))")
+        case .failure(.tooLarge):
+            throw JailError(.rootfs, "\(host) is larger than 1 MiB; put large files in a --rootfs directory")
         }
         add(.writeFile(contents: contents, mode: 0o644), jail)
     }

@@ -122,12 +122,10 @@ enum HostCheck {
     }
 
     static func readSmallFile(_ path: String) throws(JailError) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw JailError.syscall(.setup, "open \(path)", errno) }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = read(fd, &buffer, buffer.count)
-        guard n >= 0 else { throw JailError.syscall(.setup, "read \(path)", errno) }
-        return String(decoding: buffer[0..<n], as: UTF8.self)
+        switch SmallFile.read(path, limit: 4096) {
+        case .success(let data): return String(decoding: data, as: UTF8.self)
+        case .failure(.errno(let code)): throw JailError.syscall(.setup, "read \(path)", code)
+        case .failure(.tooLarge): throw JailError(.setup, "\(path) is unexpectedly large")
+        }
     }
 }

@@ -32,6 +32,9 @@ struct BenchSpawnCommand: ParsableCommand {
     @Option(name: .long, help: "seccomp profile name or path.")
     var profile: String = "default"
 
+    @Flag(name: .customLong("no-cgroup"), help: "Skip cgroups (no limits) to separate their cost from the spawn's.")
+    var noCgroup = false
+
     @Flag(name: .long, help: "Print one JSON object (count, p50_ms, p90_ms, p99_ms, max_ms, ...).")
     var json = false
 
@@ -46,7 +49,8 @@ struct BenchSpawnCommand: ParsableCommand {
     func run() throws {
         let executor: Executor
         do {
-            executor = try Executor(configuration: .init(dataDirectory: try DataDirectory.locate()))
+            executor = try Executor(configuration: .init(dataDirectory: try DataDirectory.locate()),
+                                    cgroupDriver: noCgroup ? NoCgroupDriver(reason: "--no-cgroup") : nil)
         } catch {
             throw CLIFailure(message: error.description)
         }

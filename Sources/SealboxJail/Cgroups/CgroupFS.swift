@@ -46,23 +46,14 @@ enum CgroupFS {
 
     /// Read a whole (small, pseudo) file. cgroupfs/procfs report size 0, so read until EOF.
     static func read(_ path: String) throws(CgroupError) -> String {
-        let fd = try open(path, O_RDONLY | O_CLOEXEC)
-        defer { _ = Glibc.close(fd) }
-        var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { raw in
-                Glibc.read(fd, raw.baseAddress, raw.count)
-            }
-            if count < 0 {
-                let code = Glibc.errno
-                if code == EINTR { continue }
-                throw CgroupError(stage: "read", path: path, errno: code)
-            }
-            if count == 0 { break }
-            data.append(contentsOf: buffer[0..<count])
+        switch SmallFile.read(path) {
+        case .success(let data):
+            return String(decoding: data, as: UTF8.self)
+        case .failure(.errno(let code)):
+            throw CgroupError(stage: "read", path: path, errno: code)
+        case .failure(.tooLarge(let limit)):
+            throw CgroupError(stage: "read", path: path, message: "larger than \(limit) bytes")
         }
-        return String(decoding: data, as: UTF8.self)
     }
 
     /// Read a file, returning nil on any error (for optional statistics files).
