@@ -167,3 +167,16 @@ final class LoopbackServer: @unchecked Sendable {  // accepted is guarded by loc
         return nil
     }
 }
+
+@Suite("Descriptors", .needsRoot)
+struct DescriptorTests {
+    @Test("no descriptor but 0, 1, 2 reaches the program, even one the parent opened without CLOEXEC")
+    func onlyStdio() throws {
+        let leaked = open("/etc/hostname", O_RDONLY)  // deliberately inheritable
+        #expect(leaked >= 0)
+        defer { close(leaked) }
+        let r = try Fixture.python("import os\nprint(sorted(int(fd) for fd in os.listdir('/proc/self/fd')))")
+        // listdir holds one descriptor of its own while it reads the directory.
+        #expect(r.stdout == "[0, 1, 2, 3]\n", "\(r.stdout)")
+    }
+}
