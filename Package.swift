@@ -19,6 +19,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Child side of the clone: raw syscalls only, links nothing but libc.
@@ -38,11 +41,32 @@ let package = Package(
             dependencies: ["CSealboxSpawn", "SealboxProfiles"],
             swiftSettings: swiftSettings
         ),
+        // Effect records, hash chain, group commit; SQLite (GRDB, WAL, fsync'd).
+        .target(
+            name: "SealboxLedger",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The credential broker: config, tokens, tool kinds, the effect semantics, sockets.
+        .target(
+            name: "SealboxBroker",
+            dependencies: [
+                "SealboxLedger",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "sealbox",
             dependencies: [
                 "SealboxJail",
                 "SealboxProfiles",
+                "SealboxLedger",
+                "SealboxBroker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -59,6 +83,16 @@ let package = Package(
         .testTarget(
             name: "SealboxJailTests",
             dependencies: ["SealboxJail", "SealboxProfiles"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SealboxLedgerTests",
+            dependencies: ["SealboxLedger"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SealboxBrokerTests",
+            dependencies: ["SealboxBroker", "SealboxLedger", "SealboxJail"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

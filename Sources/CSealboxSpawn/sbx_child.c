@@ -3,6 +3,8 @@
 // Only raw syscalls (through their thin libc wrappers) happen here: no malloc, no stdio, no
 // signal(), no string formatting. The parent is a multi-threaded Swift process, so any lock
 // another thread held at clone time stays held forever in this copy (swift-subprocess #374).
+// Wrappers that do more than the syscall are avoided: the id-changing ones (setresuid & co.)
+// go through syscall(2) directly, see step 3.
 //
 // Fixed order, and why:
 //  0. unblock signals (the parent blocked all of them around clone3; CLONE_CLEAR_SIGHAND
@@ -277,9 +279,12 @@ static void run_init_in_child(pid_t program, int status_fd) {
     // never has (a same-uid program could otherwise write into init's memory, and init runs
     // without the seccomp filter).
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    close(0);
-    close(1);
-    close(2);
+    // init never execs, so close-on-exec never fires for it: close every descriptor but the
+    // status pipe now. Otherwise it would hold, for the jail's whole life, whatever the
+    // parent had open at clone time — including the output pipes of other jails being
+    // spawned concurrently, whose readers would then wait for this jail to end.
+    if (status_fd > 0) syscall(__NR_close_range, 0U, (unsigned int)status_fd - 1, 0U);
+    syscall(__NR_close_range, (unsigned int)status_fd + 1, ~0U, 0U);
     for (;;) {
         siginfo_t info;
         memset(&info, 0, sizeof info);
@@ -331,11 +336,16 @@ void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd,
     if (req->cgroup_v2_fd < 0) CHECK(unshare(CLONE_NEWCGROUP), SBX_STAGE_UNSHARE_CGROUP, -1);
     CHECK(setsid(), SBX_STAGE_SETSID, -1);
 
-    // 3. identity, keeping capabilities for the setup below
-    if (!req->unprivileged_parent) CHECK(setgroups(0, NULL), SBX_STAGE_SETGROUPS, -1);
-    CHECK(setresgid(req->inside_gid, req->inside_gid, req->inside_gid), SBX_STAGE_SETRESGID, -1);
+    // 3. identity, keeping capabilities for the setup below. Raw syscalls, not the libc
+    //    wrappers: glibc's setgroups/setresgid/setresuid believe the copied thread list and
+    //    run the "setxid" broadcast to every thread, which first takes the stack-cache lock;
+    //    if another Swift thread held it at clone time the child waits on it forever (seen
+    //    here as setup timeouts blocked in futex_do_wait). The child has one thread, so the
+    //    per-thread raw syscalls are exactly right.
+    if (!req->unprivileged_parent) CHECK(syscall(SYS_setgroups, 0, NULL), SBX_STAGE_SETGROUPS, -1);
+    CHECK(syscall(SYS_setresgid, req->inside_gid, req->inside_gid, req->inside_gid), SBX_STAGE_SETRESGID, -1);
     CHECK(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), SBX_STAGE_KEEPCAPS, -1);
-    CHECK(setresuid(req->inside_uid, req->inside_uid, req->inside_uid), SBX_STAGE_SETRESUID, -1);
+    CHECK(syscall(SYS_setresuid, req->inside_uid, req->inside_uid, req->inside_uid), SBX_STAGE_SETRESUID, -1);
     CHECK(raise_effective_caps_in_child(), SBX_STAGE_CAPSET_SETUP, -1);
 
     // 4. mounts; MS_PRIVATE first so nothing below propagates back to the host

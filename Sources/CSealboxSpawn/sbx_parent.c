@@ -157,6 +157,17 @@ static void set_failure(struct sbx_spawn_result *res, int stage, int err, long i
     res->failed_index = index;
 }
 
+/// Where a child that missed the setup deadline is stuck, from /proc/PID/wchan.
+static void record_wchan_from_parent(pid_t pid, struct sbx_spawn_result *res) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/wchan", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = read(fd, res->failed_detail, sizeof res->failed_detail - 1);
+    close(fd);
+    res->failed_detail[n > 0 ? n : 0] = 0;
+}
+
 static void close_pair(int fds[2]) {
     if (fds[0] >= 0) close(fds[0]);
     if (fds[1] >= 0) close(fds[1]);
@@ -167,6 +178,7 @@ int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
     res->pidfd = -1;
     res->notify_fd = -1;
     res->status_fd = -1;
+    res->failed_detail[0] = 0;
     set_failure(res, SBX_STAGE_NONE, 0, -1);
     pthread_once(&scrub_once, find_scrub_regions_from_parent);
 
@@ -248,6 +260,7 @@ int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
         if (got == 0) break;  // EOF: the program was exec'd (or died; the wait tells)
         if (got < 0) {
             set_failure(res, got == -ETIMEDOUT ? SBX_STAGE_SETUP_TIMEOUT : SBX_STAGE_PIPE, -got, -1);
+            if (got == -ETIMEDOUT) record_wchan_from_parent((pid_t)pid, res);
             goto fail;
         }
         if (msg.stage == SBX_STAGE_SECCOMP_HANDOFF && msg.err == 0) {

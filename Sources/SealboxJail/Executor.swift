@@ -99,7 +99,7 @@ public final class Executor: Sendable {
         } catch {
             throw JailError(.profile, error.description)
         }
-        let plan = try FilesystemPlan.build(rootfs: spec.rootfs, etcDirectory: etcDirectory, files: spec.files, binds: spec.binds)
+        let plan = try FilesystemPlan.build(rootfs: spec.rootfs, etcDirectory: etcDirectory, files: spec.files, binds: spec.binds, broker: spec.broker)
         let environment = SpecValidator.environment(spec)
         let stdinFD = try openStdin(spec.stdin)
         defer { close(stdinFD) }

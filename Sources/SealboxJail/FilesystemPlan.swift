@@ -44,7 +44,7 @@ struct FilesystemPlan: Sendable {
     private(set) var ops: [FilesystemOp] = []
 
     static func build(
-        rootfs: RootfsSource, etcDirectory: String, files: [SeedFile], binds: [BindMount]
+        rootfs: RootfsSource, etcDirectory: String, files: [SeedFile], binds: [BindMount], broker: BrokerGrant? = nil
     ) throws(JailError) -> FilesystemPlan {
         var plan = FilesystemPlan()
         switch rootfs {
@@ -62,7 +62,30 @@ struct FilesystemPlan: Sendable {
             plan.add(.writeFile(contents: file.contents, mode: file.executable ? 0o755 : 0o644), "/work/" + file.name)
         }
         for bind in binds { try plan.addExtraBind(bind) }
+        if let broker { try plan.addBroker(broker, rootfs: rootfs) }
         return plan
+    }
+
+    /// The run's broker socket, and the clients: on PATH at /run/sealbox/client, and for
+    /// `import sealbox` over the rootfs's /usr/local/lib/python3.*/dist-packages (on python's
+    /// default path; empty on Debian, so nothing is hidden that a jail would miss).
+    private mutating func addBroker(_ broker: BrokerGrant, rootfs: RootfsSource) throws(JailError) {
+        try addExtraBind(BindMount(hostPath: broker.socketPath, jailPath: BrokerGrant.jailSocketPath, readOnly: true))
+        guard let client = broker.clientDirectory else { return }
+        try addExtraBind(BindMount(hostPath: client, jailPath: BrokerGrant.jailClientPath, readOnly: true))
+        let rootPrefix: String
+        switch rootfs {
+        case .host: rootPrefix = ""
+        case .directory(let dir): rootPrefix = dir
+        }
+        let localLib = rootPrefix + "/usr/local/lib"
+        for name in ((try? Self.listDirectory(localLib)) ?? []).sorted() where name.hasPrefix("python3") {
+            let site = "/usr/local/lib/\(name)/dist-packages"
+            var st = stat()
+            if stat(rootPrefix + site, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
+                add(.bind(source: client, attributes: Self.readOnlyAttributes, lockedFlags: Self.lockedFlags(of: client)), site)
+            }
+        }
     }
 
     private mutating func add(_ kind: FilesystemOp.Kind, _ jailPath: String) {

@@ -16,6 +16,8 @@ public struct JailSpec: Sendable {
     public var binds: [BindMount]
     /// Caller-chosen run id (letters, digits, "-", "_"); generated when nil.
     public var id: String?
+    /// Access to a broker: its per-run socket and token, and the client library to mount.
+    public var broker: BrokerGrant?
 
     public init(
         command: [String],
@@ -26,7 +28,8 @@ public struct JailSpec: Sendable {
         profile: String = "default",
         rootfs: RootfsSource = .host,
         binds: [BindMount] = [],
-        id: String? = nil
+        id: String? = nil,
+        broker: BrokerGrant? = nil
     ) {
         self.command = command
         self.environment = environment
@@ -37,6 +40,26 @@ public struct JailSpec: Sendable {
         self.rootfs = rootfs
         self.binds = binds
         self.id = id
+        self.broker = broker
+    }
+}
+
+/// What a run needs to reach the broker: the only door out of the jail.
+public struct BrokerGrant: Sendable, Equatable {
+    /// The broker's socket for this run only (mounted at /run/sealbox/broker.sock).
+    public var socketPath: String
+    /// The run's capability token (SEALBOX_TOKEN).
+    public var token: String
+    /// Directory with sealbox.py and sealbox-call (client/ in the checkout), mounted read-only.
+    public var clientDirectory: String?
+
+    public static let jailSocketPath = "/run/sealbox/broker.sock"
+    public static let jailClientPath = "/run/sealbox/client"
+
+    public init(socketPath: String, token: String, clientDirectory: String? = nil) {
+        self.socketPath = socketPath
+        self.token = token
+        self.clientDirectory = clientDirectory
     }
 }
 

@@ -196,6 +196,10 @@ struct Supervision {
             what = request.plan.ops[index].summary
             if stage == Int32(SBX_STAGE_BIND_SETATTR.rawValue) { what += " (read-only)" }
         }
+        if stage == Int32(SBX_STAGE_SETUP_TIMEOUT.rawValue) {
+            let wchan = withUnsafeBytes(of: result.failed_detail) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            return ("jail setup did not finish within the setup timeout" + (wchan.isEmpty ? "" : " (the child was blocked in the kernel at \(wchan))"), 125)
+        }
         if stage == Int32(SBX_STAGE_SECCOMP_HANDOFF.rawValue) || stage == Int32(SBX_STAGE_SECCOMP.rawValue) {
             what += " (profile \(request.filter.profileName) must allow sendmsg and execve)"
         }

@@ -3,11 +3,11 @@ import Foundation
 import Histogram
 import SealboxJail
 
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks.",
-        subcommands: [BenchSpawnCommand.self]
+        subcommands: [BenchSpawnCommand.self, BenchEffectsCommand.self]
     )
 }
 

@@ -63,6 +63,18 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Root filesystem directory (see scripts/build-rootfs.sh); default: the host's /usr read-only.")
     var rootfs: String?
 
+    @Option(name: .long, help: "Broker config (YAML): start a broker for this run with these tools and secrets.")
+    var tools: String?
+
+    @Option(name: .long, help: "Grant this tool to the run (repeatable; needs --tools or --broker).")
+    var allow: [String] = []
+
+    @Option(name: .long, help: "Use a running broker's control socket instead of starting one.")
+    var broker: String?
+
+    @Option(name: .long, help: "Session id: runs of one agent session share their effects (replay after a crash).")
+    var session: String?
+
     @Flag(name: .long, help: "Print the result as one JSON object on stdout.")
     var json = false
 
@@ -70,7 +82,7 @@ struct RunCommand: AsyncParsableCommand {
     var command: [String] = []
 
     func run() async throws {
-        let spec = try JailSpecBuilder(options: self).build()
+        var spec = try JailSpecBuilder(options: self).build()
         let executor: Executor
         do {
             executor = try Executor(configuration: .init(dataDirectory: try DataDirectory.locate()))
@@ -80,11 +92,25 @@ struct RunCommand: AsyncParsableCommand {
         if executor.cgroupDriver.version == .none {
             FileHandle.standardError.write(Data("sealbox: warning: no usable cgroups on this host; memory and pids limits are not enforced\n".utf8))
         }
-        let result: RunResult
-        do {
-            result = try await executor.run(spec)
+        var brokerRun: BrokerRun?
+        if tools != nil || broker != nil || !allow.isEmpty {
+            brokerRun = try await BrokerRun.open(configPath: tools, controlSocket: broker, allow: allow, session: session,
+                                                 timeoutMs: spec.limits.timeoutMs, dataDirectory: executor.configuration.dataDirectory)
+            spec.id = brokerRun?.runID
+            spec.broker = brokerRun?.grant
+        }
+        let outcome: Result<RunResult, JailError>
+        do throws(JailError) {
+            outcome = .success(try await executor.run(spec))
         } catch {
-            throw CLIFailure(message: error.description)
+            outcome = .failure(error)
+        }
+        // The token dies with the run, whatever happened to it.
+        brokerRun?.close()
+        let result: RunResult
+        switch outcome {
+        case .success(let r): result = r
+        case .failure(let error): throw CLIFailure(message: error.description)
         }
         ResultPrinter.print(result, json: json)
         throw ExitCode(result.exitCode)

@@ -53,9 +53,9 @@ struct ContainmentTests {
     ]
 
     @Test("dangerous syscalls are denied, ordinary ones are not")
-    func probeTable() throws {
+    func probeTable() async throws {
         let names = Self.denied.map(\.0) + Self.allowed.map(\.0)
-        let r = try Fixture.run(["/work/probe"] + names, files: [try Fixture.probe()])
+        let r = try await Fixture.run(["/work/probe"] + names, files: [try Fixture.probe()])
         #expect(r.status == .ok, "\(r.status) \(r.stderr) \(r.error ?? "")")
         var seen: [String: String] = [:]
         for line in r.stdout.split(separator: "\n") {
@@ -77,32 +77,32 @@ struct ContainmentTests {
     }
 
     @Test("a KILL action ends the run as seccomp_violation")
-    func killAction() throws {
+    func killAction() async throws {
         let dir = try Fixture.temporaryDirectory("profile")
         let path = dir + "/kill-uname.json"
         try """
             {"defaultAction": "SCMP_ACT_ALLOW",
              "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_KILL_PROCESS"}]}
             """.write(toFile: path, atomically: true, encoding: .utf8)
-        let r = try Fixture.run(["uname"], profile: path)
+        let r = try await Fixture.run(["uname"], profile: path)
         #expect(r.status == .seccompViolation)
         #expect(r.signal == SIGSYS && r.exitCode == 128 + SIGSYS)
         #expect(r.profile == path)
     }
 
     @Test("profiles are compiled once and cached")
-    func compileCache() throws {
+    func compileCache() async throws {
         let executor = try Fixture.jail()
-        _ = try executor.runBlocking(JailSpec(command: ["true"]))
+        _ = try await executor.run(JailSpec(command: ["true"]))
         let cached = executor.compiler.cachedCount
-        _ = try executor.runBlocking(JailSpec(command: ["true"]))
+        _ = try await executor.run(JailSpec(command: ["true"]))
         #expect(executor.compiler.cachedCount == cached)
     }
 
     @Test("an unknown profile is an error before anything is spawned")
-    func unknownProfile() throws {
-        #expect {
-            try Fixture.run(["true"], profile: "no-such-profile")
+    func unknownProfile() async throws {
+        await #expect {
+            try await Fixture.run(["true"], profile: "no-such-profile")
         } throws: { error in
             (error as? JailError)?.code == .profile && ((error as? JailError)?.message.contains("no-such-profile") ?? false)
         }

@@ -6,8 +6,8 @@ import Testing
 @Suite("Running programs", .needsRoot)
 struct ExecutorTests {
     @Test("python prints 42")
-    func python() throws {
-        let r = try Fixture.python("print(6*7)")
+    func python() async throws {
+        let r = try await Fixture.python("print(6*7)")
         #expect(r.status == .ok)
         #expect(r.exitCode == 0)
         #expect(r.stdout == "42\n")
@@ -24,44 +24,44 @@ struct ExecutorTests {
         (["sh", "-c", "echo 42"], "42\n"),
         (["awk", "BEGIN { print 6*7 }"], "42\n"),
     ])
-    func interpreters(command: [String], expected: String) throws {
-        let r = try Fixture.run(command)
+    func interpreters(command: [String], expected: String) async throws {
+        let r = try await Fixture.run(command)
         #expect(r.status == .ok, "\(r.stderr) \(r.error ?? "")")
-        #expect(r.stdout == expected)
+        #expect(r.stdout == expected, "\(r.status) \(r.error ?? r.stderr)")
     }
 
     @Test("exit codes follow Docker's convention")
-    func exitCodes() throws {
-        let nonzero = try Fixture.sh("exit 3")
+    func exitCodes() async throws {
+        let nonzero = try await Fixture.sh("exit 3")
         #expect(nonzero.status == .exitNonzero && nonzero.exitCode == 3)
 
-        let killed = try Fixture.sh("kill -TERM $$")
+        let killed = try await Fixture.sh("kill -TERM $$")
         #expect(killed.status == .signaled)
         #expect(killed.signal == SIGTERM && killed.exitCode == 128 + SIGTERM)
 
-        let missing = try Fixture.run(["no-such-program"])
+        let missing = try await Fixture.run(["no-such-program"])
         #expect(missing.status == .spawnFailed && missing.exitCode == 127)
         #expect(missing.error?.contains("not found") == true)
 
-        let notExecutable = try Fixture.run(["/etc/passwd"])
+        let notExecutable = try await Fixture.run(["/etc/passwd"])
         #expect(notExecutable.status == .spawnFailed && notExecutable.exitCode == 126)
         #expect(notExecutable.error?.contains("EACCES") == true)
     }
 
     @Test("stdin comes from the given host file; default /dev/null")
-    func stdin() throws {
+    func stdin() async throws {
         let dir = try Fixture.temporaryDirectory("stdin")
         try "hello from the host\n".write(toFile: dir + "/in.txt", atomically: true, encoding: .utf8)
-        let r = try Fixture.run(["cat"], stdin: .file(dir + "/in.txt"))
+        let r = try await Fixture.run(["cat"], stdin: .file(dir + "/in.txt"))
         #expect(r.stdout == "hello from the host\n")
-        #expect(try Fixture.run(["cat"]).stdout == "")
-        #expect(throws: JailError.self) { try Fixture.run(["cat"], stdin: .file(dir + "/missing")) }
+        #expect(try await Fixture.run(["cat"]).stdout == "")
+        await #expect(throws: JailError.self) { try await Fixture.run(["cat"], stdin: .file(dir + "/missing")) }
     }
 
     @Test("a failing setup step comes back as stage and errno")
-    func setupFailure() throws {
+    func setupFailure() async throws {
         // /proc is procfs by then: creating a mount point inside it fails in the child.
-        let r = try Fixture.run(["true"], binds: [BindMount(hostPath: "/usr/bin/true", jailPath: "/proc/sealbox-x")])
+        let r = try await Fixture.run(["true"], binds: [BindMount(hostPath: "/usr/bin/true", jailPath: "/proc/sealbox-x")])
         #expect(r.status == .spawnFailed)
         #expect(r.exitCode == 125)
         let error = try #require(r.error)
@@ -69,7 +69,7 @@ struct ExecutorTests {
     }
 
     @Test("a directory rootfs is used instead of the host's")
-    func directoryRootfs() throws {
+    func directoryRootfs() async throws {
         // A tiny root filesystem: dash and the two libraries it needs, nothing else.
         let root = try Fixture.temporaryDirectory("rootfs")
         let fm = FileManager.default
@@ -87,7 +87,7 @@ struct ExecutorTests {
         try "marker-rootfs\n".write(toFile: root + "/etc/marker", atomically: true, encoding: .utf8)
         defer { try? fm.removeItem(atPath: root) }
 
-        let r = try Fixture.run(["/bin/sh", "-c", "read x < /etc/marker; echo $x; test -e /usr/bin/python3 && echo host-visible; echo done"],
+        let r = try await Fixture.run(["/bin/sh", "-c", "read x < /etc/marker; echo $x; test -e /usr/bin/python3 && echo host-visible; echo done"],
                                 rootfs: .directory(root))
         #expect(r.status == .ok, "\(r.stderr) \(r.error ?? "")")
         #expect(r.stdout == "marker-rootfs\ndone\n")
@@ -147,9 +147,9 @@ struct V2PlacementTests {
                 "set SEALBOX_TEST_ROOTFS to a scripts/build-rootfs.sh directory (scripts/test.sh does)"))
 struct DebootstrapRootfsTests {
     @Test("python runs from the standalone rootfs, and nothing of the host's /usr is there")
-    func standalone() throws {
+    func standalone() async throws {
         let dir = try #require(ProcessInfo.processInfo.environment["SEALBOX_TEST_ROOTFS"])
-        let r = try Fixture.run(["python3", "-c", "import os, pwd; print(6*7, pwd.getpwuid(os.getuid()).pw_name, os.path.exists('/usr/bin/node'), os.path.exists('/.sealbox-rootfs'))"],
+        let r = try await Fixture.run(["python3", "-c", "import os, pwd; print(6*7, pwd.getpwuid(os.getuid()).pw_name, os.path.exists('/usr/bin/node'), os.path.exists('/.sealbox-rootfs'))"],
                                 rootfs: .directory(dir))
         #expect(r.status == .ok, "\(r.stderr) \(r.error ?? "")")
         #expect(r.stdout == "42 sandbox False False\n")

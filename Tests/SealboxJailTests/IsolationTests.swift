@@ -6,10 +6,10 @@ import Testing
 @Suite("Isolation", .needsRoot)
 struct IsolationTests {
     @Test("the jail never sees a host environment variable")
-    func environment() throws {
+    func environment() async throws {
         setenv("SEALBOX_TEST_SECRET", "hunter2-\(getpid())", 1)
         defer { unsetenv("SEALBOX_TEST_SECRET") }
-        let r = try Fixture.run(["/bin/sh", "-c", "env; cat /proc/self/environ; cat /proc/1/environ; cat /proc/1/cmdline"],
+        let r = try await Fixture.run(["/bin/sh", "-c", "env; cat /proc/self/environ; cat /proc/1/environ; cat /proc/1/cmdline"],
                                 environment: [("GREETING", "hi")])
         let names = Set(r.stdout.split(separator: "\n").compactMap { $0.split(separator: "=").first.map(String.init) })
         // sh adds PWD itself; everything else is exactly the documented set.
@@ -20,8 +20,8 @@ struct IsolationTests {
     }
 
     @Test("identity: uid 1000 inside, host nobody outside, no capabilities, no new privileges")
-    func identity() throws {
-        let r = try Fixture.sh("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; grep -E '^(Cap|NoNewPrivs)' /proc/self/status; hostname")
+    func identity() async throws {
+        let r = try await Fixture.sh("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; grep -E '^(Cap|NoNewPrivs)' /proc/self/status; hostname")
         let lines = r.stdout.split(separator: "\n").map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ") }
         #expect(lines.prefix(4) == ["1000", "1000", "1000 65534 1", "1000 65534 1"])
         for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
@@ -32,12 +32,12 @@ struct IsolationTests {
     }
 
     @Test("host files are unreachable; / is read-only; /work and /tmp are writable")
-    func filesystem() throws {
+    func filesystem() async throws {
         let secretDir = try Fixture.temporaryDirectory("hostfile")
         let paths = ["/root", "/home", "/run", "/var", "/etc/shadow", "/sys", "/boot", Fixture.repoRoot, Fixture.buildDirectory, secretDir]
         let script = paths.map { "test -e '\($0)' && echo \"visible $0\"" }.joined(separator: "; ")
             + "; ls /; ls /dev; touch /x 2>/dev/null || echo ro-root; touch /usr/x 2>/dev/null || echo ro-usr; echo a > /work/a && echo b > /tmp/b && echo rw-work-tmp"
-        let r = try Fixture.sh(script)
+        let r = try await Fixture.sh(script)
         #expect(!r.stdout.contains("visible"), "\(r.stdout)")
         let words = Set(r.stdout.split(separator: "\n").map(String.init))
         #expect(words.isSuperset(of: ["ro-root", "ro-usr", "rw-work-tmp"]))
@@ -46,8 +46,8 @@ struct IsolationTests {
     }
 
     @Test("/proc belongs to the jail's pid namespace; pid 1 is sealbox's init and shows nothing of the host")
-    func procfs() throws {
-        let r = try Fixture.sh("echo $$; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo; tr '\\0' ' ' < /proc/1/cmdline")
+    func procfs() async throws {
+        let r = try await Fixture.sh("echo $$; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo; tr '\\0' ' ' < /proc/1/cmdline")
         let lines = r.stdout.split(separator: "\n").map(String.init)
         #expect(lines.first == "2")
         #expect(!lines[1].split(separator: " ").contains { Int($0)! > 100 }, "only jail pids: \(lines[1])")
@@ -56,7 +56,7 @@ struct IsolationTests {
     }
 
     @Test("network: only lo, and the host's loopback server is unreachable")
-    func network() throws {
+    func network() async throws {
         let server = try LoopbackServer()
         defer { server.stop() }
         let hostAddress = LoopbackServer.firstNonLoopbackIPv4() ?? "192.0.2.1"
@@ -73,7 +73,7 @@ struct IsolationTests {
                 except OSError as e:
                     print(host, type(e).__name__)
             """
-        let r = try Fixture.python(code)
+        let r = try await Fixture.python(code)
         #expect(r.status == .ok, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n").map(String.init)
         #expect(lines.first == "['lo']")
@@ -171,12 +171,12 @@ final class LoopbackServer: @unchecked Sendable {  // accepted is guarded by loc
 @Suite("Descriptors", .needsRoot)
 struct DescriptorTests {
     @Test("no descriptor but 0, 1, 2 reaches the program, even one the parent opened without CLOEXEC")
-    func onlyStdio() throws {
+    func onlyStdio() async throws {
         let leaked = open("/etc/hostname", O_RDONLY)  // deliberately inheritable
         #expect(leaked >= 0)
         defer { close(leaked) }
-        let r = try Fixture.python("import os\nprint(sorted(int(fd) for fd in os.listdir('/proc/self/fd')))")
+        let r = try await Fixture.python("import os\nprint(sorted(int(fd) for fd in os.listdir('/proc/self/fd')))")
         // listdir holds one descriptor of its own while it reads the directory.
-        #expect(r.stdout == "[0, 1, 2, 3]\n", "\(r.stdout)")
+        #expect(r.stdout == "[0, 1, 2, 3]\n", "\(r.status) \(r.error ?? r.stderr)")
     }
 }

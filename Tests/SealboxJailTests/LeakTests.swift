@@ -21,7 +21,7 @@ struct LeakTests {
     }
 
     @Test("200 runs leave no cgroups, mounts, processes or descriptors behind")
-    func twoHundredRuns() throws {
+    func twoHundredRuns() async throws {
         let executor = try Fixture.jail()
         let fdsBefore = Self.openFDCount()
         let mountsBefore = Self.hostMountCount()
@@ -32,7 +32,7 @@ struct LeakTests {
             names.insert("run-" + id)
             // Every third run leaves a background process behind; every fifth times out.
             let script = i % 3 == 0 ? "(exec -a \(marker) sleep 60 &); echo \(i)" : (i % 5 == 0 ? "exec -a \(marker) sleep 60" : "echo \(i)")
-            let r = try executor.runBlocking(JailSpec(command: ["/bin/bash", "-c", script],
+            let r = try await executor.run(JailSpec(command: ["/bin/bash", "-c", script],
                                                       limits: Limits(timeoutMs: i % 5 == 0 && i % 3 != 0 ? 50 : 5000), id: id))
             #expect(r.status == .ok || r.status == .timeout, "run \(i): \(r.status) \(r.error ?? r.stderr)")
         }

@@ -6,8 +6,8 @@ import Testing
 @Suite("Limits and verdicts", .needsRoot)
 struct LimitTests {
     @Test("wall-clock timeout, millisecond resolution")
-    func timeout() throws {
-        let r = try Fixture.run(["sleep", "30"], limits: Limits(timeoutMs: 300))
+    func timeout() async throws {
+        let r = try await Fixture.run(["sleep", "30"], limits: Limits(timeoutMs: 300))
         #expect(r.status == .timeout)
         #expect(r.signal == SIGKILL && r.exitCode == 137)
         #expect(r.wallMs >= 300 && r.wallMs < 2000, "wall \(r.wallMs)")
@@ -15,21 +15,21 @@ struct LimitTests {
     }
 
     @Test("memory bomb is OOM-killed inside its cgroup")
-    func memoryBomb() throws {
-        let r = try Fixture.python("chunks = []\nwhile True:\n    chunks.append(bytearray(16 << 20))", limits: Limits(memoryBytes: 64 << 20))
+    func memoryBomb() async throws {
+        let r = try await Fixture.python("chunks = []\nwhile True:\n    chunks.append(bytearray(16 << 20))", limits: Limits(memoryBytes: 64 << 20))
         #expect(r.status == .memoryLimit, "\(r.status) \(r.stderr)")
         #expect(r.peakMemoryBytes <= 64 << 20 && r.peakMemoryBytes > 32 << 20, "peak \(r.peakMemoryBytes)")
     }
 
     @Test("fork bomb is capped by the pids limit and fully killed")
-    func forkBomb() throws {
+    func forkBomb() async throws {
         let marker = "forkbomb-\(UUID().uuidString.prefix(8))"
-        let r = try Fixture.run(["/bin/bash", "-c", "bomb() { bomb | bomb & }; bomb; exec -a \(marker) sleep 5"],
+        let r = try await Fixture.run(["/bin/bash", "-c", "bomb() { bomb | bomb & }; bomb; exec -a \(marker) sleep 5"],
                                 limits: Limits(timeoutMs: 3000, pids: 32))
         #expect(r.status == .pidsLimit, "\(r.status) \(r.stderr.prefix(300))")
         #expect(Fixture.hostProcesses(containing: marker).isEmpty)
 
-        let counted = try Fixture.python("""
+        let counted = try await Fixture.python("""
             import os, time
             n = 0
             try:
@@ -46,8 +46,8 @@ struct LimitTests {
     }
 
     @Test("output flood: capped, drained, counted")
-    func outputFlood() throws {
-        let r = try Fixture.sh("head -c 3000000 /dev/zero; echo tail >&2", limits: Limits(outputBytes: 4096))
+    func outputFlood() async throws {
+        let r = try await Fixture.sh("head -c 3000000 /dev/zero; echo tail >&2", limits: Limits(outputBytes: 4096))
         #expect(r.status == .outputLimit)
         #expect(r.stdoutTruncated && !r.stderrTruncated)
         #expect(r.stdoutBytes == 3_000_000)
@@ -57,8 +57,8 @@ struct LimitTests {
     }
 
     @Test("disk: /work and /tmp share one size-capped tmpfs")
-    func disk() throws {
-        let r = try Fixture.sh("""
+    func disk() async throws {
+        let r = try await Fixture.sh("""
             head -c 5000000 /dev/zero > /work/a && echo work-ok
             head -c 5000000 /dev/zero > /tmp/b || echo tmp-full
             """, limits: Limits(diskBytes: 8 << 20))
@@ -67,16 +67,16 @@ struct LimitTests {
     }
 
     @Test("cpu time is accounted")
-    func cpuTime() throws {
-        let r = try Fixture.python("x = 0\nfor i in range(3_000_000): x += i\nprint(x > 0)")
+    func cpuTime() async throws {
+        let r = try await Fixture.python("x = 0\nfor i in range(3_000_000): x += i\nprint(x > 0)")
         #expect(r.stdout == "True\n")
         #expect(r.cpuMs > 50, "cpu \(r.cpuMs)")
     }
 
     @Test("no process survives the run, even after setsid and a double fork")
-    func orphans() throws {
+    func orphans() async throws {
         let marker = "orphan-\(UUID().uuidString.prefix(8))"
-        let r = try Fixture.run(["/bin/bash", "-c", "setsid bash -c '(exec -a \(marker) sleep 100 &) ; exec -a \(marker) sleep 100' & (exec -a \(marker) sleep 100 &); sleep 0.2; echo started"])
+        let r = try await Fixture.run(["/bin/bash", "-c", "setsid bash -c '(exec -a \(marker) sleep 100 &) ; exec -a \(marker) sleep 100' & (exec -a \(marker) sleep 100 &); sleep 0.2; echo started"])
         #expect(r.stdout == "started\n")
         #expect(r.status == .ok)
         #expect(Fixture.hostProcesses(containing: marker).isEmpty, "\(Fixture.hostProcesses(containing: marker))")

@@ -41,17 +41,18 @@ enum Fixture {
 
     static func run(_ command: [String], limits: Limits = Limits(), files: [SeedFile] = [],
                     environment: [(name: String, value: String)] = [], profile: String = "default",
-                    stdin: StdinSource = .null, rootfs: RootfsSource = .host, binds: [BindMount] = []) throws -> RunResult {
-        try jail().runBlocking(JailSpec(command: command, environment: environment, files: files, stdin: stdin,
+                    stdin: StdinSource = .null, rootfs: RootfsSource = .host, binds: [BindMount] = []) async throws -> RunResult {
+        // Executor.run blocks a thread of its own, never the test pool's few threads.
+        try await jail().run(JailSpec(command: command, environment: environment, files: files, stdin: stdin,
                                         limits: limits, profile: profile, rootfs: rootfs, binds: binds))
     }
 
-    static func python(_ code: String, limits: Limits = Limits(), files: [SeedFile] = []) throws -> RunResult {
-        try run(["python3", "/work/main.py"], limits: limits, files: files + [SeedFile(name: "main.py", contents: Array(code.utf8))])
+    static func python(_ code: String, limits: Limits = Limits(), files: [SeedFile] = []) async throws -> RunResult {
+        try await run(["python3", "/work/main.py"], limits: limits, files: files + [SeedFile(name: "main.py", contents: Array(code.utf8))])
     }
 
-    static func sh(_ script: String, limits: Limits = Limits()) throws -> RunResult {
-        try run(["/bin/sh", "-c", script], limits: limits)
+    static func sh(_ script: String, limits: Limits = Limits()) async throws -> RunResult {
+        try await run(["/bin/sh", "-c", script], limits: limits)
     }
 
     static func temporaryDirectory(_ label: String) throws -> String {

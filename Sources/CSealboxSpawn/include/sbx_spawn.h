@@ -163,6 +163,9 @@ struct sbx_spawn_result {
     int failed_stage;        // enum sbx_stage, SBX_STAGE_NONE on success
     int failed_errno;
     long failed_index;       // fs op / rlimit / exec candidate index for the failing stage, or -1
+    /// For SBX_STAGE_SETUP_TIMEOUT: the kernel function the child was blocked in
+    /// (/proc/PID/wchan), so a stall can be diagnosed; empty otherwise.
+    char failed_detail[64];
 };
 
 /// Clones, sets up and execs the jailed child. Returns 0 when the program was exec'd (result

@@ -1,0 +1,126 @@
+import Foundation
+import SealboxLedger
+
+/// The jail-facing protocol (DESIGN.md, "Inside the jail"): one JSON object per line each way.
+public struct CallRequest: Sendable, Decodable {
+    public var token: String
+    public var op: String
+    public var tool: String
+    public var args: [String: JSONValue]?
+    public var key: String?
+    /// hybrid tools: ask for a fresh read instead of the sealed snapshot (recorded as such).
+    public var fresh: Bool?
+}
+
+public enum BrokerErrorCode: String, Sendable, Codable {
+    case denied, expired, revoked
+    case inDoubt = "in_doubt"
+    case awaitingApproval = "awaiting_approval"
+    case unknownTool = "unknown_tool"
+    case toolFailed = "tool_failed"
+    case badRequest = "bad_request"
+}
+
+public struct BrokerError: Error, Sendable, Codable, Equatable {
+    public var code: BrokerErrorCode
+    public var message: String
+
+    public init(_ code: BrokerErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+public struct EffectInfo: Sendable, Codable, Equatable {
+    /// The intent record's sequence number in the effect log.
+    public var seq: Int64
+    public var replayed: Bool
+    public var completionSeq: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case seq, replayed
+        case completionSeq = "completion_seq"
+    }
+}
+
+public struct CallResponse: Sendable, Codable, Equatable {
+    public var ok: Bool
+    public var result: JSONValue?
+    public var effect: EffectInfo?
+    public var error: BrokerError?
+
+    public static func success(_ result: JSONValue, _ effect: EffectInfo) -> CallResponse {
+        CallResponse(ok: true, result: result, effect: effect, error: nil)
+    }
+
+    public static func failure(_ error: BrokerError, result: JSONValue? = nil, effect: EffectInfo? = nil) -> CallResponse {
+        CallResponse(ok: false, result: result, effect: effect, error: error)
+    }
+}
+
+/// The operator-facing control protocol on the broker's control socket (root only).
+public struct ControlRequest: Sendable, Codable {
+    public var op: String
+    public var runID: String?
+    public var sessionID: String?
+    public var tools: [String]?
+    public var ttlMs: Int64?
+    public var tokenID: String?
+
+    public init(op: String, runID: String? = nil, sessionID: String? = nil, tools: [String]? = nil, ttlMs: Int64? = nil, tokenID: String? = nil) {
+        self.op = op
+        self.runID = runID
+        self.sessionID = sessionID
+        self.tools = tools
+        self.ttlMs = ttlMs
+        self.tokenID = tokenID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case op
+        case runID = "run_id"
+        case sessionID = "session_id"
+        case tools
+        case ttlMs = "ttl_ms"
+        case tokenID = "token_id"
+    }
+}
+
+public struct ControlResponse: Sendable, Codable {
+    public var ok: Bool
+    public var token: String?
+    public var tokenID: String?
+    public var socket: String?
+    public var tools: [String]?
+    public var runs: Int?
+    public var error: BrokerError?
+
+    public init(ok: Bool, token: String? = nil, tokenID: String? = nil, socket: String? = nil, tools: [String]? = nil, runs: Int? = nil, error: BrokerError? = nil) {
+        self.ok = ok
+        self.token = token
+        self.tokenID = tokenID
+        self.socket = socket
+        self.tools = tools
+        self.runs = runs
+        self.error = error
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case ok, token
+        case tokenID = "token_id"
+        case socket, tools, runs, error
+    }
+}
+
+/// Canonical JSON (sorted keys, no whitespace) for digests and derived idempotency keys.
+enum CanonicalJSON {
+    static func encode(_ value: JSONValue) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(value)) ?? Data("null".utf8)
+    }
+
+    static func string(_ value: JSONValue) -> String {
+        String(decoding: encode(value), as: UTF8.self)
+    }
+}

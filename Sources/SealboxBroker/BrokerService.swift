@@ -1,0 +1,312 @@
+import Foundation
+import Glibc
+import SealboxLedger
+import Synchronization
+
+public struct BrokerFailure: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The broker process's long-lived part: a control socket for the operator and the executor
+/// (open a run, close it, revoke), and one socket per open run for the jail, all answered by
+/// the `EffectEngine`. Secrets stay in this process's memory.
+public final class BrokerService: Sendable {
+    public struct Configuration: Sendable {
+        public var configPath: String
+        /// Sockets: control.sock and runs/<run>.sock.
+        public var stateDirectory: String
+        /// Overrides the config's `ledger:`.
+        public var ledgerPath: String?
+        public var environment: [String: String]
+
+        public init(configPath: String, stateDirectory: String = BrokerService.defaultStateDirectory,
+                    ledgerPath: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) {
+            self.configPath = configPath
+            self.stateDirectory = stateDirectory
+            self.ledgerPath = ledgerPath
+            self.environment = environment
+        }
+    }
+
+    public static var defaultStateDirectory: String {
+        geteuid() == 0 ? "/run/sealbox/broker" : "/tmp/sealbox-\(getuid())/broker"
+    }
+
+    /// The effect log outlives runs and reboots: a re-run after a crash must find it.
+    public static var defaultLedgerPath: String {
+        if geteuid() == 0 { return "/var/lib/sealbox/ledger.sqlite" }
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? "/tmp"
+        return home + "/.local/state/sealbox/ledger.sqlite"
+    }
+
+    /// Most concurrent connections per run; more are refused, not queued without bound.
+    static let maxConnectionsPerRun = 64
+    /// Host uid the jail's user maps to; run sockets belong to it so only that run can connect.
+    static let jailHostUID: uid_t = geteuid() == 0 ? 65534 : getuid()
+    static let jailHostGID: gid_t = geteuid() == 0 ? 65534 : getgid()
+
+    public let engine: EffectEngine
+    public let controlSocketPath: String
+    let configuration: Configuration
+    private let state = Mutex(State())
+
+    struct RunEntry: Sendable {
+        var sessionID: String
+        var tokenID: String
+        var socketPath: String
+        var listener: Listener
+    }
+
+    struct State: Sendable {
+        var runs: [String: RunEntry] = [:]
+        var control: Listener?
+        var connections: [String: Int] = [:]
+    }
+
+    /// A listening socket owned by its accept thread: others only ask it to stop, and the
+    /// thread closes the descriptor, so a reused fd number is never accepted on by mistake.
+    final class Listener: Sendable {
+        let fd: Int32
+        let path: String
+        private let stopped = Atomic<Bool>(false)
+
+        init(fd: Int32, path: String) {
+            self.fd = fd
+            self.path = path
+        }
+
+        var isStopped: Bool { stopped.load(ordering: .acquiring) }
+
+        func stop() {
+            stopped.store(true, ordering: .releasing)
+            unlink(path)
+        }
+    }
+
+    public init(_ configuration: Configuration) throws(BrokerFailure) {
+        self.configuration = configuration
+        let config: BrokerConfig
+        do {
+            config = try BrokerConfigLoader.load(path: configuration.configPath, environment: configuration.environment)
+        } catch {
+            throw BrokerFailure("config \(configuration.configPath): \(error.message)")
+        }
+        let ledgerPath = configuration.ledgerPath ?? config.ledgerPath ?? Self.defaultLedgerPath
+        let ledger: Ledger
+        do {
+            ledger = try Ledger(path: ledgerPath)
+        } catch {
+            throw BrokerFailure("effect log \(ledgerPath): \(error.message)")
+        }
+        let known: (tokenIDs: Set<String>, runIDs: Set<String>)
+        do {
+            known = try ledger.revocations()
+        } catch {
+            throw BrokerFailure("effect log \(ledgerPath): \(error.message)")
+        }
+        self.engine = EffectEngine(
+            config: config, ledger: ledger, authority: TokenAuthority(key: TokenAuthority.randomKey()),
+            revocations: RevocationList(tokenIDs: known.tokenIDs, runIDs: known.runIDs))
+        self.controlSocketPath = configuration.stateDirectory + "/control.sock"
+    }
+
+    /// Marks what a previous broker left half-done (in doubt / interrupted), then listens.
+    public func start() async throws(BrokerFailure) -> [CallSummary] {
+        let interrupted: [CallSummary]
+        do {
+            interrupted = try await engine.ledger.markInterrupted(actor: "broker")
+        } catch {
+            throw BrokerFailure("effect log: \(error.message)")
+        }
+        for dir in [configuration.stateDirectory, configuration.stateDirectory + "/runs"] {
+            if mkdir(dir, 0o711) != 0 && errno != EEXIST {
+                throw BrokerFailure("mkdir \(dir): \(String(cString: strerror(errno)))")
+            }
+            chmod(dir, 0o711)
+        }
+        let fd: Int32
+        do {
+            fd = try UnixSocket.listen(path: controlSocketPath, mode: 0o600)
+        } catch {
+            throw BrokerFailure(error.description)
+        }
+        let listener = Listener(fd: fd, path: controlSocketPath)
+        state.withLock { $0.control = listener }
+        startAcceptLoop(listener, name: "control") { [self] line in
+            let response = await self.control(line)
+            return (try? JSONEncoder().encode(response)) ?? Data()
+        }
+        return interrupted
+    }
+
+    /// Stops listening; every open run's token is revoked.
+    public func stop() {
+        let (control, runs) = state.withLock { s in
+            let result = (s.control, s.runs)
+            s.runs = [:]
+            s.control = nil
+            return result
+        }
+        control?.stop()
+        for (runID, run) in runs {
+            engine.revocations.revoke(runID: runID)
+            run.listener.stop()
+        }
+    }
+
+    // MARK: control operations
+
+    func control(_ line: Data) async -> ControlResponse {
+        guard let request = try? JSONDecoder().decode(ControlRequest.self, from: line) else {
+            return ControlResponse(ok: false, error: BrokerError(.badRequest, "control request is not a JSON object with op"))
+        }
+        switch request.op {
+        case "open_run":
+            do {
+                return try openRun(runID: request.runID ?? "", sessionID: request.sessionID ?? "", tools: request.tools ?? [], ttlMs: request.ttlMs ?? 600_000)
+            } catch {
+                return ControlResponse(ok: false, error: error)
+            }
+        case "close_run":
+            guard let runID = request.runID else { return ControlResponse(ok: false, error: BrokerError(.badRequest, "close_run needs run_id")) }
+            await closeRun(runID: runID)
+            return ControlResponse(ok: true)
+        case "revoke":
+            guard request.runID != nil || request.tokenID != nil else {
+                return ControlResponse(ok: false, error: BrokerError(.badRequest, "revoke needs token_id or run_id"))
+            }
+            await revoke(tokenID: request.tokenID, runID: request.runID, reason: "operator")
+            return ControlResponse(ok: true)
+        case "status":
+            return ControlResponse(ok: true, tools: engine.config.tools.keys.sorted(), runs: state.withLock { $0.runs.count })
+        default:
+            return ControlResponse(ok: false, error: BrokerError(.badRequest, "unknown control op \"\(request.op)\" (open_run, close_run, revoke, status)"))
+        }
+    }
+
+    /// Mints the run's token for exactly `tools` and opens the run's own socket.
+    public func openRun(runID: String, sessionID: String, tools: [String], ttlMs: Int64) throws(BrokerError) -> ControlResponse {
+        guard Self.isIdentifier(runID), Self.isIdentifier(sessionID) else {
+            throw BrokerError(.badRequest, "run_id and session_id must be 1-64 letters, digits, - or _")
+        }
+        guard ttlMs > 0, ttlMs <= 7 * 86_400_000 else { throw BrokerError(.badRequest, "ttl_ms must be between 1 ms and 7 days") }
+        let unknown = tools.filter { engine.config.tools[$0] == nil }
+        guard unknown.isEmpty else {
+            throw BrokerError(.unknownTool, "no tool named \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")) in \(configuration.configPath) (has: \(engine.config.tools.keys.sorted().joined(separator: ", ")))")
+        }
+        guard !engine.revocations.isRevoked(tokenID: "", runID: runID), state.withLock({ $0.runs[runID] == nil }) else {
+            throw BrokerError(.badRequest, "run \(runID) was already opened")
+        }
+        let minted: (token: String, tokenID: String)
+        do {
+            minted = try engine.authority.tryMint(runID: runID, sessionID: sessionID, tools: tools, expiresAtMs: EffectEngine.nowMs() + ttlMs)
+        } catch {
+            throw BrokerError(.badRequest, "cannot mint a token for this run: \(error.message)")
+        }
+        let path = configuration.stateDirectory + "/runs/\(runID).sock"
+        let fd: Int32
+        do {
+            fd = try UnixSocket.listen(path: path, mode: 0o600, owner: (Self.jailHostUID, Self.jailHostGID))
+        } catch {
+            throw BrokerError(.toolFailed, error.description)
+        }
+        let listener = Listener(fd: fd, path: path)
+        state.withLock { $0.runs[runID] = RunEntry(sessionID: sessionID, tokenID: minted.tokenID, socketPath: path, listener: listener) }
+        startAcceptLoop(listener, name: "run-\(runID)") { [self] line in
+            let response = await self.engine.handle(line: line, runID: runID)
+            return (try? JSONEncoder().encode(response)) ?? Data()
+        }
+        return ControlResponse(ok: true, token: minted.token, tokenID: minted.tokenID, socket: path)
+    }
+
+    /// Revokes the run's tokens the instant the run ends and removes its socket.
+    public func closeRun(runID: String) async {
+        await revoke(tokenID: nil, runID: runID, reason: "run ended")
+        state.withLock { $0.runs.removeValue(forKey: runID) }?.listener.stop()
+    }
+
+    public func revoke(tokenID: String?, runID: String?, reason: String) async {
+        // Memory first: the next call is refused from this instant; then the durable record.
+        if let tokenID { engine.revocations.revoke(tokenID: tokenID) }
+        if let runID { engine.revocations.revoke(runID: runID) }
+        _ = try? await engine.ledger.recordRevocation(tokenID: tokenID, runID: runID, reason: reason)
+    }
+
+    // MARK: sockets
+
+    private func startAcceptLoop(_ listener: Listener, name: String, handler: @escaping @Sendable (Data) async -> Data) {
+        let thread = Thread { [self] in
+            defer { close(listener.fd) }
+            while !listener.isStopped {
+                guard let client = UnixSocket.accept(listener.fd, timeoutMs: 100) else { continue }
+                let admitted = state.withLock { s -> Bool in
+                    let count = s.connections[name, default: 0]
+                    guard count < Self.maxConnectionsPerRun else { return false }
+                    s.connections[name] = count + 1
+                    return true
+                }
+                guard admitted else {
+                    let busy = CallResponse.failure(BrokerError(.badRequest, "too many connections to this run (at most \(Self.maxConnectionsPerRun))"))
+                    _ = UnixSocket.writeLine(client, (try? JSONEncoder().encode(busy)) ?? Data())
+                    close(client)
+                    continue
+                }
+                let worker = Thread { [self] in
+                    serve(client: client, handler: handler)
+                    state.withLock { $0.connections[name, default: 1] -= 1 }
+                }
+                worker.name = "sealbox-broker-\(name)-conn"
+                worker.start()
+            }
+        }
+        thread.name = "sealbox-broker-\(name)"
+        thread.start()
+    }
+
+    private func serve(client: Int32, handler: @escaping @Sendable (Data) async -> Data) {
+        defer { close(client) }
+        let reader = LineReader(fd: client)
+        while true {
+            switch reader.next() {
+            case .eof:
+                return
+            case .tooLong:
+                let error = CallResponse.failure(BrokerError(.badRequest, "request line longer than \(UnixSocket.maxLine) bytes"))
+                _ = UnixSocket.writeLine(client, (try? JSONEncoder().encode(error)) ?? Data())
+                return
+            case .line(let line):
+                if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { continue }
+                let response = waitForAsync { await handler(line) }
+                guard UnixSocket.writeLine(client, response) else { return }
+            }
+        }
+    }
+
+    public static func isIdentifier(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 64 && text.utf8.allSatisfy {
+            ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95
+        }
+    }
+}
+
+/// A client of a broker's control socket (for `sealbox run --broker`, `sealbox broker revoke`).
+public enum BrokerControlClient {
+    public static func send(_ request: ControlRequest, socket: String) throws(BrokerFailure) -> ControlResponse {
+        let fd: Int32
+        do {
+            fd = try UnixSocket.connect(path: socket)
+        } catch {
+            throw BrokerFailure("broker control socket \(socket): \(error.description)")
+        }
+        defer { close(fd) }
+        guard let body = try? JSONEncoder().encode(request), UnixSocket.writeLine(fd, body) else {
+            throw BrokerFailure("broker control socket \(socket): write failed")
+        }
+        guard case .line(let line) = LineReader(fd: fd).next(),
+              let response = try? JSONDecoder().decode(ControlResponse.self, from: line) else {
+            throw BrokerFailure("broker control socket \(socket): no valid answer")
+        }
+        return response
+    }
+}

@@ -1,0 +1,260 @@
+import Crypto
+import Foundation
+import SealboxLedger
+
+/// Applies the effect-class rules of DESIGN.md to one call: verify the token, look up what the
+/// effect log already knows under (session, tool, idempotency key), and then either answer
+/// from the log (replay), refuse (in doubt, awaiting approval, denied), or run the tool with an
+/// intent durably written before and a sealed completion after.
+public final class EffectEngine: Sendable {
+    public let config: BrokerConfig
+    public let ledger: Ledger
+    public let authority: TokenAuthority
+    public let revocations: RevocationList
+    private let runner: ToolRunner
+    private let keyLocks = KeyedLocks()
+    /// Longest caller-chosen idempotency key.
+    static let maxKeyLength = 256
+
+    public init(config: BrokerConfig, ledger: Ledger, authority: TokenAuthority, revocations: RevocationList) {
+        self.config = config
+        self.ledger = ledger
+        self.authority = authority
+        self.revocations = revocations
+        self.runner = ToolRunner(config: config)
+    }
+
+    /// Handles one request line that arrived on the socket of `runID`.
+    public func handle(line: Data, runID: String) async -> CallResponse {
+        let request: CallRequest
+        do {
+            request = try JSONDecoder().decode(CallRequest.self, from: line)
+        } catch {
+            return .failure(BrokerError(.badRequest, "request is not a JSON object with token, op, tool: \(Self.describe(error))"))
+        }
+        return await handle(request, runID: runID)
+    }
+
+    public func handle(_ request: CallRequest, runID: String) async -> CallResponse {
+        guard request.op == "call" else {
+            return .failure(BrokerError(.badRequest, "unknown op \"\(request.op)\" (the only op is \"call\")"))
+        }
+        let claims: TokenClaims
+        do {
+            claims = try authority.verify(request.token, tool: request.tool, runID: runID, nowMs: Self.nowMs(), revocations: revocations)
+        } catch {
+            return .failure(BrokerError(BrokerErrorCode(rawValue: error.code.rawValue) ?? .denied, error.message))
+        }
+        guard let tool = config.tools[request.tool] else {
+            return .failure(BrokerError(.unknownTool, "no tool named \"\(request.tool)\""))
+        }
+        let args = request.args ?? [:]
+        let target: String
+        do {
+            target = try runner.describeTarget(tool, args: args)
+        } catch {
+            return .failure(BrokerError(.badRequest, error.message))
+        }
+        if let key = request.key {
+            guard !key.isEmpty, key.utf8.count <= Self.maxKeyLength, !key.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                return .failure(BrokerError(.badRequest, "key must be 1-\(Self.maxKeyLength) printable characters"))
+            }
+        }
+        let argsJSON = CanonicalJSON.string(.object(args))
+        // Without a caller key, the same tool with the same arguments in the same session is
+        // the same effect: a crashed agent that re-runs its snippet does not repeat it.
+        let key = request.key ?? "auto:" + Self.sha256(request.tool + "\n" + argsJSON)
+        let call = PreparedCall(tool: tool, args: args, target: target, key: key, argsDigest: Self.sha256(argsJSON),
+                                claims: claims, fresh: request.fresh ?? false)
+        // Calls with the same key wait for each other, so the second one sees the first's seal.
+        return await keyLocks.withLock("\(claims.sessionID)\n\(tool.name)\n\(key)") {
+            await self.decide(call)
+        }
+    }
+
+    struct PreparedCall: Sendable {
+        var tool: ToolDefinition
+        var args: [String: JSONValue]
+        var target: String
+        var key: String
+        var argsDigest: String
+        var claims: TokenClaims
+        var fresh: Bool
+    }
+
+    private func decide(_ call: PreparedCall) async -> CallResponse {
+        let tool = call.tool
+        let previous: CallSummary?
+        do {
+            previous = try ledger.latestCall(sessionID: call.claims.sessionID, tool: tool.name, idempotencyKey: call.key)
+        } catch {
+            return .failure(BrokerError(.toolFailed, "effect log unavailable: \(error.message)"))
+        }
+        guard let previous, tool.effect != .read, !(tool.effect == .hybrid && call.fresh) else {
+            return await startNew(call)
+        }
+        let seq = previous.intentSeq
+        switch previous.state {
+        case .sealed, .resolvedHappened:
+            return replay(previous)
+        case .failed:
+            return await retryAfterFailure(call, previous)
+        case .interrupted:
+            // Only the intent exists and re-running is safe (not irreversible): execute under
+            // the same intent and key.
+            return await execute(call, intentSeq: seq)
+        case .approved:
+            // An operator approved it. Execution gets a pending intent of its own, so a crash
+            // while it runs is surfaced (in doubt) like any other, not taken for "approved".
+            return await startNew(call, approvedAt: seq)
+        case .inDoubt:
+            return .failure(BrokerError(.inDoubt, "\(tool.name) (seq \(seq)) is irreversible and may or may not have happened: the broker stopped between intent and completion. An operator must run `sealbox log resolve \(seq) --happened` or `--did-not-happen`."), effect: EffectInfo(seq: seq, replayed: true))
+        case .pending:
+            return .failure(BrokerError(.inDoubt, "\(tool.name) (seq \(seq)) is being executed by another broker on this effect log"), effect: EffectInfo(seq: seq, replayed: true))
+        case .awaitingApproval:
+            return .failure(BrokerError(.awaitingApproval, "\(tool.name) (seq \(seq)) waits for an operator: `sealbox log approve \(seq)` or `sealbox log deny \(seq)`"), effect: EffectInfo(seq: seq, replayed: true))
+        case .denied:
+            return .failure(BrokerError(.denied, "\(tool.name) (seq \(seq)) was denied by an operator"), effect: EffectInfo(seq: seq, replayed: true))
+        case .resolvedNotHappened:
+            return await startNew(call)
+        }
+    }
+
+    /// A sealed answer, with no external call.
+    private func replay(_ summary: CallSummary) -> CallResponse {
+        let effect = EffectInfo(seq: summary.intentSeq, replayed: true, completionSeq: summary.completionSeq)
+        if summary.state == .resolvedHappened {
+            return .success(.object(["resolved": .string("happened"), "seq": .number(Double(summary.intentSeq))]), effect)
+        }
+        guard let completionSeq = summary.completionSeq, let record = try? ledger.record(seq: completionSeq) else {
+            return .failure(BrokerError(.toolFailed, "sealed completion of seq \(summary.intentSeq) is missing from the effect log"), effect: effect)
+        }
+        let result = record.response.flatMap { try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) } ?? .null
+        if record.status == "ok" { return .success(result, effect) }
+        return .failure(BrokerError(.toolFailed, "\(summary.tool) failed (sealed at seq \(completionSeq)); not retried"), result: result, effect: effect)
+    }
+
+    private func retryAfterFailure(_ call: PreparedCall, _ previous: CallSummary) async -> CallResponse {
+        if call.tool.effect == .irreversible {
+            // A failed irreversible call is only retried when it certainly never left the broker.
+            let record = previous.completionSeq.flatMap { try? ledger.record(seq: $0) }
+            guard record?.happened == false else { return replay(previous) }
+        }
+        return await startNew(call)
+    }
+
+    private func startNew(_ call: PreparedCall, approvedAt: Int64? = nil) async -> CallResponse {
+        let needsApproval = call.tool.approval == .human && approvedAt == nil
+        let intent = IntentInput(
+            runID: call.claims.runID, sessionID: call.claims.sessionID, tool: call.tool.name,
+            effectClass: call.tool.effect, idempotencyKey: call.key, target: call.target,
+            argsDigest: call.argsDigest, approval: call.tool.approval, tokenID: call.claims.tokenID, fresh: call.fresh)
+        let record: EffectRecord
+        do {
+            record = try await ledger.appendIntent(intent, state: needsApproval ? .awaitingApproval : .pending)
+        } catch {
+            return .failure(BrokerError(.toolFailed, "could not record the intent, nothing was done: \(error.message)"))
+        }
+        if needsApproval {
+            return .failure(BrokerError(.awaitingApproval, "\(call.tool.name) (seq \(record.seq)) waits for an operator: `sealbox log approve \(record.seq)` or `sealbox log deny \(record.seq)`; call again with the same key afterwards"), effect: EffectInfo(seq: record.seq, replayed: false))
+        }
+        return await execute(call, intentSeq: record.seq)
+    }
+
+    /// Runs the tool for an intent already durable, seals the completion, then answers.
+    private func execute(_ call: PreparedCall, intentSeq: Int64) async -> CallResponse {
+        let started = DispatchTime.now().uptimeNanoseconds
+        var status = "ok"
+        var result: JSONValue = .null
+        var resourceVersion: String?
+        var happened: Bool? = true
+        var failure: BrokerError?
+        do {
+            let outcome = try await runner.run(call.tool, args: call.args, idempotencyKey: call.key)
+            result = outcome.result
+            resourceVersion = outcome.resourceVersion
+            if let problem = Self.failureInOutcome(outcome.result) {
+                status = "tool_failed"
+                failure = BrokerError(.toolFailed, "\(call.tool.name): \(problem)")
+            }
+        } catch {
+            status = "tool_failed"
+            happened = error.happened
+            failure = BrokerError(error.code == .badRequest ? .badRequest : .toolFailed, error.message)
+        }
+        let durationMs = Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
+        let response = CanonicalJSON.string(result)
+        let completion = CompletionInput(
+            intentSeq: intentSeq, status: status, response: response, responseDigest: Self.sha256(response),
+            resourceVersion: resourceVersion, irreversible: call.tool.effect == .irreversible, happened: happened,
+            durationMs: durationMs)
+        let sealed: EffectRecord
+        do {
+            sealed = try await ledger.appendCompletion(completion)
+        } catch {
+            // The effect happened but could not be sealed: the intent stays without completion,
+            // which a restart surfaces as in doubt. Never claim success here.
+            return .failure(BrokerError(.toolFailed, "\(call.tool.name) ran but its completion could not be recorded: \(error.message)"), effect: EffectInfo(seq: intentSeq, replayed: false))
+        }
+        let effect = EffectInfo(seq: intentSeq, replayed: false, completionSeq: sealed.seq)
+        if let failure { return .failure(failure, result: result, effect: effect) }
+        return .success(result, effect)
+    }
+
+    /// An HTTP status outside 2xx or a non-zero exit: the call ran but did not succeed.
+    static func failureInOutcome(_ result: JSONValue) -> String? {
+        guard case .object(let fields) = result else { return nil }
+        if case .number(let status)? = fields["status"], !(200..<300).contains(Int(status)) {
+            return "HTTP \(Int(status))"
+        }
+        if case .number(let code)? = fields["exit_code"], code != 0 {
+            return "exit code \(Int(code))"
+        }
+        return nil
+    }
+
+    static func sha256(_ text: String) -> String {
+        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func nowMs() -> Int64 {
+        Int64(Date().timeIntervalSince1970 * 1000)
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if case DecodingError.keyNotFound(let key, _) = error { return "missing \"\(key.stringValue)\"" }
+        if case DecodingError.typeMismatch(_, let context) = error { return "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))" }
+        return "invalid JSON"
+    }
+}
+
+/// Serialises work per key: a second call with the same idempotency key waits for the first.
+actor KeyedLocks {
+    private var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    func withLock<T: Sendable>(_ key: String, _ body: @Sendable () async -> T) async -> T {
+        await acquire(key)
+        let value = await body()
+        release(key)
+        return value
+    }
+
+    private func acquire(_ key: String) async {
+        if waiters[key] == nil {
+            waiters[key] = []
+            return
+        }
+        await withCheckedContinuation { waiters[key]!.append($0) }
+    }
+
+    private func release(_ key: String) {
+        guard var queue = waiters[key] else { return }
+        if queue.isEmpty {
+            waiters[key] = nil
+        } else {
+            let next = queue.removeFirst()
+            waiters[key] = queue
+            next.resume()
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import SealboxBroker
+
+struct BrokerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "broker",
+        abstract: "The credential broker: holds secrets, runs tools for jails, writes the effect log.",
+        subcommands: [BrokerServeCommand.self, BrokerRevokeCommand.self],
+        defaultSubcommand: BrokerServeCommand.self
+    )
+}
+
+struct BrokerServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the broker in the foreground (`sealbox broker --config FILE`).",
+        discussion: """
+            Loads tools and secrets from the config (YAML; see examples/broker.yaml), opens the
+            effect log, marks calls a previous broker left half-done (irreversible ones become
+            in_doubt), and listens on STATE-DIR/control.sock (root only). `sealbox run --broker
+            STATE-DIR/control.sock` opens a run on it; each run gets its own socket and token.
+            Stops on SIGTERM or SIGINT.
+            """
+    )
+
+    @Option(name: .long, help: "Broker config file (YAML).")
+    var config: String
+
+    @Option(name: .customLong("state-dir"), help: "Directory for the control and per-run sockets.")
+    var stateDir: String = BrokerService.defaultStateDirectory
+
+    @Option(name: .long, help: "Effect log (SQLite) path; overrides the config's `ledger:`.")
+    var ledger: String?
+
+    func run() async throws {
+        let service: BrokerService
+        do {
+            try makeDirectories(stateDir)
+            service = try BrokerService(.init(configPath: config, stateDirectory: stateDir, ledgerPath: ledger))
+        } catch {
+            throw CLIFailure(message: "\(error)")
+        }
+        let interrupted: [SealboxLedgerSummary]
+        do {
+            interrupted = try await service.start().map(SealboxLedgerSummary.init)
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+        for call in interrupted {
+            writeStderr("sealbox broker: seq \(call.seq) \(call.tool) was left without completion: \(call.state)\n")
+        }
+        writeStderr("sealbox broker: listening on \(service.controlSocketPath) (\(service.engine.config.tools.count) tools, effect log \(service.engine.ledger.path))\n")
+        await waitForTermination()
+        service.stop()
+        writeStderr("sealbox broker: stopped\n")
+    }
+}
+
+struct SealboxLedgerSummary {
+    var seq: Int64
+    var tool: String
+    var state: String
+    init(_ summary: SealboxLedger.CallSummary) {
+        seq = summary.intentSeq
+        tool = summary.tool
+        state = summary.state.rawValue
+    }
+}
+
+import SealboxLedger
+
+struct BrokerRevokeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke",
+        abstract: "Revoke a token or every token of a run, effective at the broker's next call.",
+        discussion: "Prints how long the broker took to confirm the revocation."
+    )
+
+    @Option(name: .customLong("token-id"), help: "Token id to revoke.")
+    var tokenID: String?
+
+    @Option(name: .customLong("run"), help: "Run id whose tokens to revoke.")
+    var runID: String?
+
+    @Option(name: .long, help: "The broker's control socket.")
+    var socket: String = BrokerService.defaultStateDirectory + "/control.sock"
+
+    func validate() throws {
+        guard (tokenID == nil) != (runID == nil) else { throw ValidationError("give exactly one of --token-id or --run") }
+    }
+
+    func run() throws {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let response: ControlResponse
+        do throws(BrokerFailure) {
+            response = try BrokerControlClient.send(ControlRequest(op: "revoke", runID: runID, tokenID: tokenID), socket: socket)
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+        guard response.ok else { throw CLIFailure(message: response.error?.message ?? "revoke failed") }
+        let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
+        print(String(format: "revoked %@ (confirmed by the broker in %.3f ms; calls after this are refused)", tokenID.map { "token \($0)" } ?? "run \(runID ?? "")", ms))
+    }
+}
+
+func makeDirectories(_ path: String) throws {
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
+}
+
+/// Returns when SIGTERM or SIGINT arrives.
+func waitForTermination() async {
+    signal(SIGTERM, SIG_IGN)
+    signal(SIGINT, SIG_IGN)
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let queue = DispatchQueue(label: "sealbox-signals")
+        let once = OnceFlag()
+        for sig in [SIGTERM, SIGINT] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler {
+                if once.claim() { continuation.resume() }
+            }
+            source.resume()
+            SignalSources.keep(source)
+        }
+    }
+}
+
+final class OnceFlag: @unchecked Sendable {  // guarded by lock
+    private let lock = NSLock()
+    private var done = false
+    func claim() -> Bool { lock.withLock { defer { done = true }; return !done } }
+}
+
+enum SignalSources {
+    nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []  // only touched during broker start-up, on one thread
+    static func keep(_ source: any DispatchSourceSignal) { sources.append(source) }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Glibc
+import SealboxBroker
+import SealboxJail
+
+/// The broker side of one `sealbox run`: either a broker process started for this run
+/// (`--tools FILE`), or a run opened on a running broker (`--broker SOCKET`). Secrets never
+/// enter this process: a started broker is a separate process that reads them itself.
+final class BrokerRun {
+    let runID: String
+    let grant: BrokerGrant
+    private let controlSocket: String
+    private let process: Process?
+    private let stateDirectory: String?
+
+    private init(runID: String, grant: BrokerGrant, controlSocket: String, process: Process?, stateDirectory: String?) {
+        self.runID = runID
+        self.grant = grant
+        self.controlSocket = controlSocket
+        self.process = process
+        self.stateDirectory = stateDirectory
+    }
+
+    static func open(configPath: String?, controlSocket: String?, allow: [String], session: String?,
+                     timeoutMs: Int, dataDirectory: String) async throws -> BrokerRun {
+        guard (configPath == nil) != (controlSocket == nil) else {
+            throw CLIFailure(message: configPath == nil ? "--allow needs --tools FILE or --broker SOCKET" : "give either --tools or --broker, not both")
+        }
+        guard !allow.isEmpty else { throw CLIFailure(message: "grant at least one tool with --allow TOOL") }
+        if let session, !BrokerService.isIdentifier(session) {
+            throw CLIFailure(message: "--session must be 1-64 letters, digits, - or _")
+        }
+        let runID = "r" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        var process: Process?
+        var stateDirectory: String?
+        var socket = controlSocket ?? ""
+        if let configPath {
+            guard FileManager.default.isReadableFile(atPath: configPath) else {
+                throw CLIFailure(message: "--tools \(configPath): no such readable file")
+            }
+            let dir = (geteuid() == 0 ? "/run/sealbox" : "/tmp/sealbox-\(getuid())") + "/broker-\(runID)"
+            try makeDirectories(dir)
+            let started = try startBroker(configPath: configPath, stateDirectory: dir)
+            process = started
+            stateDirectory = dir
+            socket = dir + "/control.sock"
+        }
+        // The token outlives the run's timeout a little: teardown still needs no call.
+        let request = ControlRequest(op: "open_run", runID: runID, sessionID: session ?? runID, tools: allow, ttlMs: Int64(timeoutMs) + 5_000)
+        let response: ControlResponse
+        do {
+            response = try BrokerControlClient.send(request, socket: socket)
+        } catch {
+            stopBroker(process, stateDirectory)
+            throw CLIFailure(message: error.description)
+        }
+        guard response.ok, let token = response.token, let path = response.socket else {
+            stopBroker(process, stateDirectory)
+            throw CLIFailure(message: "broker refused the run: \(response.error?.message ?? "no reason given")")
+        }
+        let client = dataDirectory + "/client"
+        let grant = BrokerGrant(socketPath: path, token: token,
+                                clientDirectory: FileManager.default.fileExists(atPath: client + "/sealbox.py") ? client : nil)
+        return BrokerRun(runID: runID, grant: grant, controlSocket: socket, process: process, stateDirectory: stateDirectory)
+    }
+
+    /// Revokes the run's token at once, then stops a broker started for this run.
+    func close() {
+        _ = try? BrokerControlClient.send(ControlRequest(op: "close_run", runID: runID), socket: controlSocket)
+        Self.stopBroker(process, stateDirectory)
+    }
+
+    private static func startBroker(configPath: String, stateDirectory: String) throws -> Process {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let log = stateDirectory + "/broker.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: exe)
+        process.arguments = ["broker", "--config", configPath, "--state-dir", stateDirectory]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: log)
+        do {
+            try process.run()
+        } catch {
+            throw CLIFailure(message: "cannot start the broker: \(error)")
+        }
+        let control = stateDirectory + "/control.sock"
+        for _ in 0..<500 {
+            if FileManager.default.fileExists(atPath: control) { return process }
+            if !process.isRunning { break }
+            usleep(10_000)
+        }
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        stopBroker(process, stateDirectory)
+        throw CLIFailure(message: text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "sealbox: ", with: "broker: ").isEmpty
+            ? "the broker did not start within 5 s" : text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "sealbox: ", with: "broker: "))
+    }
+
+    private static func stopBroker(_ process: Process?, _ stateDirectory: String?) {
+        if let process, process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        if let stateDirectory { try? FileManager.default.removeItem(atPath: stateDirectory) }
+    }
+}
