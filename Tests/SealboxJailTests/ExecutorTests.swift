@@ -120,11 +120,12 @@ struct V2PlacementTests {
         let directory = "\(root)/sealbox/run-\(id)"
         let marker = "v2marker-\(id)"
         async let result = executor.run(JailSpec(
-            command: ["/bin/bash", "-c", "cat /proc/self/cgroup; (exec -a \(marker) sleep 60 &); sleep 1"], id: id))
+            command: ["/bin/bash", "-c", "cat /proc/self/cgroup; (exec -a \(marker) sleep 60 &); sleep 3"], id: id))
 
         // While it runs, the host sees the jail's processes in the task cgroup.
         var procsWhileRunning: [String] = []
-        for _ in 0..<80 where procsWhileRunning.count < 2 {
+        // Up to 10 s: under a loaded test run the jail may start late; it lives 3 s.
+        for _ in 0..<1000 where procsWhileRunning.count < 2 {
             try await Task.sleep(for: .milliseconds(10))
             procsWhileRunning = ((try? String(contentsOfFile: directory + "/cgroup.procs", encoding: .utf8)) ?? "")
                 .split(separator: "\n").map(String.init)

@@ -1,0 +1,167 @@
+import Foundation
+import Glibc
+import SealboxLedger
+import Testing
+@testable import SealboxBroker
+
+/// A real broker (service, control socket, run socket, effect log on disk) in front of a real
+/// loopback HTTP server standing for "the world".
+final class BrokerHarness: @unchecked Sendable {  // set up once in init, then read only
+    static let secret = "sk-live-harness-\(UUID().uuidString)"
+    let dir: String
+    let world: TestHTTPServer
+    let service: BrokerService
+    let ledgerPath: String
+    let configPath: String
+
+    /// One tool per effect class, plus approval and failure variants, all pointing at `world`.
+    static func configYAML(port: Int, ledger: String) -> String {
+        func http(_ name: String, _ effect: String, approval: String = "auto", path: String? = nil) -> String {
+            """
+              \(name):
+                kind: http
+                method: POST
+                url: "http://127.0.0.1:\(port)/\(path ?? name)"
+                allow_hosts: ["127.0.0.1"]
+                headers: { Authorization: "Bearer {secret:api}" }
+                args: { n: { type: number, optional: true }, note: { type: string, optional: true } }
+                effect: \(effect)
+                approval: \(approval)
+                timeout: 20s
+
+            """
+        }
+        return """
+            ledger: \(ledger)
+            secrets:
+              api: { env: HARNESS_API_TOKEN }
+            tools:
+            \(http("lookup", "read"))\(http("upsert", "idempotent"))\(http("charge", "irreversible"))\(http("decide", "hybrid"))\(http("deploy", "irreversible", approval: "human"))\(http("flaky", "idempotent"))\(http("explode", "irreversible"))
+            """
+    }
+
+    init(label: String) async throws {
+        dir = "/tmp/sealbox-broker-\(label)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir + "/state", withIntermediateDirectories: true)
+        world = try TestHTTPServer()
+        for path in ["/lookup", "/upsert", "/charge", "/decide", "/deploy"] {
+            world.route(path, .json("{\"path\":\"\(path)\",\"version\":1}", headers: [("ETag", "\"e1\"")]))
+        }
+        world.route("/flaky", .json("{\"error\":\"busy\"}", status: 503))
+        world.route("/explode", .json("{\"error\":\"boom\"}", status: 500))
+        ledgerPath = dir + "/ledger.sqlite"
+        configPath = dir + "/broker.yaml"
+        try Self.configYAML(port: world.port, ledger: ledgerPath).write(toFile: configPath, atomically: true, encoding: .utf8)
+        service = try BrokerService(.init(configPath: configPath, stateDirectory: dir + "/state", ledgerPath: nil,
+                                          environment: ["HARNESS_API_TOKEN": Self.secret]))
+        _ = try await service.start()
+    }
+
+    func shutdown() {
+        service.stop()
+        world.stop()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    struct Run {
+        let id: String
+        let token: String
+        let tokenID: String
+        let socket: String
+    }
+
+    func openRun(session: String, tools: [String], ttlMs: Int64 = 60_000) async throws -> Run {
+        let id = "run\(UUID().uuidString.prefix(8).lowercased())"
+        let socket = service.controlSocketPath
+        let r = try await Self.onThread {
+            try BrokerControlClient.send(ControlRequest(op: "open_run", runID: id, sessionID: session, tools: tools, ttlMs: ttlMs), socket: socket)
+        }
+        guard r.ok, let token = r.token, let tokenID = r.tokenID, let socket = r.socket else {
+            throw FixtureFailure("open_run refused: \(r.error?.message ?? "?")")
+        }
+        return Run(id: id, token: token, tokenID: tokenID, socket: socket)
+    }
+
+    /// One call over the run's socket, exactly as the jail's client makes it.
+    static func call(_ run: Run, _ tool: String, _ args: [String: JSONValue] = [:], key: String? = nil, fresh: Bool = false,
+                     token: String? = nil, socket: String? = nil) async throws -> CallResponse {
+        var request: [String: JSONValue] = ["token": .string(token ?? run.token), "op": .string("call"), "tool": .string(tool), "args": .object(args)]
+        if let key { request["key"] = .string(key) }
+        if fresh { request["fresh"] = .bool(true) }
+        return try await rawCall(socket: socket ?? run.socket, line: CanonicalJSON.encode(.object(request)))
+    }
+
+    /// The blocking socket I/O runs on a thread of its own: the broker answers on the
+    /// cooperative pool, which a blocked test thread would starve (2 threads on 2 cores).
+    static func rawCall(socket: String, line: Data) async throws -> CallResponse {
+        try await onThread {
+            let fd = try UnixSocket.connect(path: socket)
+            defer { close(fd) }
+            guard UnixSocket.writeLine(fd, line), case .line(let reply) = LineReader(fd: fd).next() else {
+                throw FixtureFailure("no answer from \(socket)")
+            }
+            return try JSONDecoder().decode(CallResponse.self, from: reply)
+        }
+    }
+
+    static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+
+    func ledger() throws -> Ledger { try Ledger(path: ledgerPath) }
+}
+
+struct FixtureFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The built sealbox binary, beside the test bundle.
+enum Binaries {
+    static var sealbox: String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        while url.lastPathComponent.hasSuffix(".xctest") { url.deleteLastPathComponent() }
+        return url.path + "/sealbox"
+    }
+
+    static var repoRoot: String {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }
+
+    /// Runs `sealbox ARGS`, returning status, stdout, stderr.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+        guard FileManager.default.isExecutableFile(atPath: sealbox) else {
+            throw FixtureFailure("sealbox not built at \(sealbox): run `swift build` first (scripts/test.sh does)")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: sealbox)
+        p.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["SEALBOX_DATA_DIR"] = repoRoot
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let errData = DataBox()
+        let reader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+        reader.start()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        while errData.get() == nil { usleep(1000) }
+        return (p.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: errData.get()!, as: UTF8.self))
+    }
+}
+
+final class DataBox: @unchecked Sendable {  // guarded by lock
+    private let lock = NSLock()
+    private var data: Data?
+    func set(_ d: Data) { lock.withLock { data = d } }
+    func get() -> Data? { lock.withLock { data } }
+}
