@@ -138,4 +138,47 @@ struct JailBrokerTests {
         #expect(found.hasPrefix("FOUND") && found.contains("'env'") && found.contains("memory of the calling process"), "\(found)")
         #expect(world.requests(to: "/charge").first?.header("Authorization") == "Bearer \(BrokerHarness.secret)")
     }
+
+    @Test("a running broker: sealbox run --broker, human approval from the CLI, operator revoke, one socket per jail")
+    func runningBroker() async throws {
+        let dir = "/tmp/sealbox-running-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir + "/state", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let world = try TestHTTPServer()
+        defer { world.stop() }
+        world.route("/deploy", .json("{\"deployed\":true}"))
+        let ledgerPath = dir + "/ledger.sqlite"
+        let config = dir + "/broker.yaml"
+        try BrokerHarness.configYAML(port: world.port, ledger: ledgerPath).write(toFile: config, atomically: true, encoding: .utf8)
+        let broker = try BrokerCrashTests.BrokerProcess(config: config, stateDirectory: dir + "/state",
+                                                        environment: ["HARNESS_API_TOKEN": BrokerHarness.secret])
+        defer { broker.killHard() }
+        let control = broker.control
+        let deploy = ["run", "--broker", control, "--allow", "deploy", "--session", "ops-1", "--", "sealbox-call", "deploy", "note=v1", "--key", "rel-1"]
+
+        let waiting = try await BrokerHarness.onThread { try Binaries.run(deploy) }
+        #expect(waiting.status == 1 && waiting.stderr.contains("awaiting_approval"), "\(waiting.stderr)")
+        let list = try Binaries.run(["log", "list", "--status", "awaiting_approval", "--json", "--ledger", ledgerPath])
+        let pending = try #require((try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])?.first)
+        let seq = try #require(pending["intent_seq"] as? Int)
+        #expect(world.count("/deploy") == 0)
+        let approved = try Binaries.run(["log", "approve", "\(seq)", "--ledger", ledgerPath])
+        #expect(approved.status == 0, "\(approved.stderr)")
+        let done = try await BrokerHarness.onThread { try Binaries.run(deploy) }
+        #expect(done.status == 0 && done.stdout.contains("deployed"), "\(done.stdout) \(done.stderr)")
+        #expect(world.count("/deploy") == 1)
+
+        // A jail sees its own broker socket and the clients, nothing of other runs.
+        let look = try await BrokerHarness.onThread {
+            try Binaries.run(["run", "--broker", control, "--allow", "lookup", "--", "/bin/sh", "-c", "ls /run/sealbox; ls /run/sealbox/client"])
+        }
+        #expect(look.stdout == "broker.sock\nclient\nsealbox-call\nsealbox.py\n", "\(look.stdout) \(look.stderr)")
+
+        // An operator revokes a run from the CLI; the broker confirms.
+        let opened = try BrokerControlClient.send(ControlRequest(op: "open_run", runID: "ops-revoke", sessionID: "ops-1", tools: ["lookup"], ttlMs: 60_000), socket: control)
+        let revoke = try Binaries.run(["broker", "revoke", "--run", "ops-revoke", "--socket", control])
+        #expect(revoke.status == 0 && revoke.stdout.hasPrefix("revoked run ops-revoke"), "\(revoke.stdout) \(revoke.stderr)")
+        let refused = try await BrokerHarness.call(BrokerHarness.Run(id: "ops-revoke", token: opened.token!, tokenID: opened.tokenID!, socket: opened.socket!), "lookup")
+        #expect(refused.error?.code == .revoked)
+    }
 }
