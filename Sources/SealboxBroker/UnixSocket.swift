@@ -22,22 +22,26 @@ public enum UnixSocket {
         return addr
     }
 
-    /// Listens on `path` (replacing a stale socket file) with the given mode and owner.
+    /// Listens on `path` (replacing a stale socket file) with the given mode and owner. The
+    /// socket is bound under a temporary name and renamed into place once it listens, so a
+    /// client that sees `path` never gets ECONNREFUSED from a socket not yet listening.
     public static func listen(path: String, mode: mode_t, owner: (uid_t, gid_t)? = nil) throws(Failure) -> Int32 {
-        var addr = try address(path)
+        let staging = path + ".new"
+        var addr = try address(staging)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
-        unlink(path)
+        unlink(staging)
         let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
         guard bound == 0 else {
             let message = String(cString: strerror(errno))
             close(fd)
-            throw Failure(description: "bind \(path): \(message)")
+            throw Failure(description: "bind \(staging): \(message)")
         }
-        guard chmod(path, mode) == 0, owner.map({ chown(path, $0.0, $0.1) == 0 }) ?? true, Glibc.listen(fd, 128) == 0 else {
+        guard chmod(staging, mode) == 0, owner.map({ chown(staging, $0.0, $0.1) == 0 }) ?? true,
+              Glibc.listen(fd, 128) == 0, rename(staging, path) == 0 else {
             let message = String(cString: strerror(errno))
             close(fd)
-            unlink(path)
+            unlink(staging)
             throw Failure(description: "prepare \(path): \(message)")
         }
         return fd

@@ -82,9 +82,7 @@ struct BenchSpawnCommand: ParsableCommand {
             mean_ms: histogram.mean / 1000, failures: failures, command: spec.command,
             cgroup: executor.cgroupDriver.version.rawValue, profile: profile)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            FileHandle.standardOutput.write((try encoder.encode(report)) + Data("\n".utf8))
+            JSONOutput.print(report)
         } else {
             print(String(format: "spawn-to-exit over %d runs of %@ (cgroup %@, profile %@):", count,
                          spec.command.joined(separator: " "), report.cgroup, profile))

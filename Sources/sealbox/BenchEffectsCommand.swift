@@ -74,12 +74,7 @@ struct BenchEffectsCommand: AsyncParsableCommand {
         var rows: [BenchEffectsRow] = []
         for callerCount in callers {
             let runID = "bench\(callerCount)"
-            let opened: ControlResponse
-            do {
-                opened = try service.openRun(runID: runID, sessionID: runID, tools: ["noop"], ttlMs: 3_600_000)
-            } catch {
-                throw CLIFailure(message: "bench: \(error.message)")
-            }
+            let opened = try openRun(service, runID, ttlMs: 3_600_000)
             let row = try measure(callers: callerCount, token: opened.token!, socket: opened.socket!, baselineP50: baseline)
             rows.append(row)
             await service.closeRun(runID: runID)
@@ -93,12 +88,18 @@ struct BenchEffectsCommand: AsyncParsableCommand {
                                         revocation_p50_ms: revocation.p50, revocation_p99_ms: revocation.p99,
                                         world_requests: server.requestCount)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            JSONOutput.print(report)
         } else {
             print(String(format: "direct HTTP p50 %.3f ms; revocation (revoke over the control socket -> next call refused) p50 %.3f ms  p99 %.3f ms",
                          baseline, revocation.p50, revocation.p99))
+        }
+    }
+
+    private func openRun(_ service: BrokerService, _ runID: String, ttlMs: Int64) throws -> ControlResponse {
+        do {
+            return try service.openRun(runID: runID, sessionID: runID, tools: ["noop"], ttlMs: ttlMs)
+        } catch {
+            throw CLIFailure(message: "bench: \(error.message)")
         }
     }
 
@@ -136,16 +137,16 @@ struct BenchEffectsCommand: AsyncParsableCommand {
                     return
                 }
                 defer { close(fd) }
-                let reader = LineReaderClient(fd: fd)
+                let reader = LineReader(fd: fd)
                 for i in 0..<perCaller {
                     let line = "{\"token\":\"\(token)\",\"op\":\"call\",\"tool\":\"noop\",\"args\":{\"n\":\(i)},\"key\":\"c\(caller)-\(i)\"}"
                     let t0 = DispatchTime.now().uptimeNanoseconds
-                    guard UnixSocket.writeLine(fd, Data(line.utf8)), let reply = reader.next() else {
+                    guard UnixSocket.writeLine(fd, Data(line.utf8)), case .line(let reply) = reader.next() else {
                         failed += perCaller - i
                         break
                     }
                     _ = local.record(max((DispatchTime.now().uptimeNanoseconds - t0) / 1000, 1))
-                    if !reply.contains("\"ok\":true") { failed += 1 }
+                    if (try? JSONDecoder().decode(CallResponse.self, from: reply))?.ok != true { failed += 1 }
                 }
                 histograms.add(local)
                 failures.addFailures(failed)
@@ -169,19 +170,15 @@ struct BenchEffectsCommand: AsyncParsableCommand {
         var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
         for i in 0..<100 {
             let runID = "revoke\(i)"
-            let opened: ControlResponse
-            do {
-                opened = try service.openRun(runID: runID, sessionID: runID, tools: ["noop"], ttlMs: 60_000)
-            } catch {
-                throw CLIFailure(message: "bench: \(error.message)")
-            }
+            let opened = try openRun(service, runID, ttlMs: 60_000)
             let fd = try UnixSocket.connect(path: opened.socket!)
             defer { close(fd) }
-            let reader = LineReaderClient(fd: fd)
+            let reader = LineReader(fd: fd)
             let call = Data("{\"token\":\"\(opened.token!)\",\"op\":\"call\",\"tool\":\"noop\",\"args\":{\"n\":\(i)},\"key\":\"r\(i)\"}".utf8)
             let started = DispatchTime.now().uptimeNanoseconds
             _ = try BrokerControlClient.send(ControlRequest(op: "revoke", tokenID: opened.tokenID), socket: service.controlSocketPath)
-            guard UnixSocket.writeLine(fd, call), let reply = reader.next(), reply.contains("\"revoked\"") else {
+            guard UnixSocket.writeLine(fd, call), case .line(let reply) = reader.next(),
+                  (try? JSONDecoder().decode(CallResponse.self, from: reply))?.error?.code == .revoked else {
                 throw CLIFailure(message: "bench: a call after revocation was not refused")
             }
             _ = histogram.record(max((DispatchTime.now().uptimeNanoseconds - started) / 1000, 1))
@@ -222,26 +219,6 @@ final class HistogramCollector: @unchecked Sendable {  // guarded by lock
             var all = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
             for h in histograms { all.add(h) }
             return all
-        }
-    }
-}
-
-/// Reads reply lines on the caller side of a run socket.
-final class LineReaderClient {
-    private let fd: Int32
-    private var buffer: [UInt8] = []
-    private var chunk = [UInt8](repeating: 0, count: 65536)
-    init(fd: Int32) { self.fd = fd }
-    func next() -> String? {
-        while true {
-            if let i = buffer.firstIndex(of: 10) {
-                let line = String(decoding: buffer[..<i], as: UTF8.self)
-                buffer.removeSubrange(...i)
-                return line
-            }
-            let n = recv(fd, &chunk, chunk.count, 0)
-            if n <= 0 { return nil }
-            buffer.append(contentsOf: chunk[0..<n])
         }
     }
 }

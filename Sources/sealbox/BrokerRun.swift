@@ -86,7 +86,8 @@ final class BrokerRun {
             throw CLIFailure(message: "cannot start the broker: \(error)")
         }
         let control = stateDirectory + "/control.sock"
-        for _ in 0..<500 {
+        // Up to 30 s: a loaded machine opening a large effect log can be slow to start.
+        for _ in 0..<3000 {
             if FileManager.default.fileExists(atPath: control) { return process }
             if !process.isRunning { break }
             usleep(10_000)
@@ -94,7 +95,7 @@ final class BrokerRun {
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         stopBroker(process, stateDirectory)
         throw CLIFailure(message: text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "sealbox: ", with: "broker: ").isEmpty
-            ? "the broker did not start within 5 s" : text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "sealbox: ", with: "broker: "))
+            ? "the broker did not start within 30 s" : text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "sealbox: ", with: "broker: "))
     }
 
     private static func stopBroker(_ process: Process?, _ stateDirectory: String?) {

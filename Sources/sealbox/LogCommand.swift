@@ -30,9 +30,7 @@ struct LedgerOptions: ParsableArguments {
     }
 
     func printJSON<T: Encodable>(_ value: T) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+        JSONOutput.print(value)
     }
 
     static var actor: String {

@@ -197,10 +197,7 @@ struct JailSpecBuilder {
 enum ResultPrinter {
     static func print(_ result: RunResult, json: Bool) {
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            let data = (try? encoder.encode(result)) ?? Data("{}".utf8)
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            JSONOutput.print(result)
             return
         }
         FileHandle.standardOutput.write(Data(result.stdout.utf8))

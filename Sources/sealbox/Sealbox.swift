@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Glibc
 
 /// Entry point. Bad flags exit 125, not ArgumentParser's 64: Docker's convention, so a
@@ -56,5 +57,15 @@ func writeStderr(_ text: String) {
         let n = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress! + offset, $0.count - offset) }
         if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
         offset += n
+    }
+}
+
+/// Every --json output: one object per line, sorted keys, so scripts and diffs are stable.
+enum JSONOutput {
+    static func print<T: Encodable>(_ value: T) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        FileHandle.standardOutput.write(data + Data("\n".utf8))
     }
 }

@@ -25,7 +25,7 @@ struct BrokerCrashTests {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            for _ in 0..<500 where !FileManager.default.fileExists(atPath: control) { usleep(10_000) }
+            for _ in 0..<3000 where !FileManager.default.fileExists(atPath: control) { usleep(10_000) }
             guard FileManager.default.fileExists(atPath: control) else { throw FixtureFailure("broker did not start") }
         }
 
@@ -53,8 +53,8 @@ struct BrokerCrashTests {
         let world = try TestHTTPServer()
         defer { world.stop() }
         // The world takes its time over charges: the broker dies while one is in flight.
-        world.route("/charge", .json("{\"charged\":true}", delay: .seconds(3)))
-        world.route("/upsert", .json("{\"stored\":true}", delay: .seconds(3)))
+        world.route("/charge", .json("{\"charged\":true}", delay: .seconds(30)))
+        world.route("/upsert", .json("{\"stored\":true}", delay: .seconds(30)))
         let ledgerPath = dir + "/ledger.sqlite"
         let config = dir + "/broker.yaml"
         try BrokerHarness.configYAML(port: world.port, ledger: ledgerPath).write(toFile: config, atomically: true, encoding: .utf8)
@@ -64,7 +64,9 @@ struct BrokerCrashTests {
         let run = try await first.openRun(session: "agent-1", tools: ["charge", "upsert"])
         let inflight = Task { try? await BrokerHarness.call(run, "charge", ["n": .number(100)]) }
         let inflightIdem = Task { try? await BrokerHarness.call(run, "upsert", ["n": .number(1)], key: "u1") }
-        for _ in 0..<300 where world.count("/charge") < 1 || world.count("/upsert") < 1 { usleep(10_000) }
+        // The world answers only after 30 s; wait (up to 30 s on a loaded machine) until both
+        // requests arrived, i.e. both intents are durable and both calls are in flight.
+        for _ in 0..<3000 where world.count("/charge") < 1 || world.count("/upsert") < 1 { usleep(10_000) }
         #expect(world.count("/charge") == 1 && world.count("/upsert") == 1, "the requests reached the world, so the intents are durable")
         first.killHard()
         _ = await inflight.value
