@@ -143,6 +143,21 @@ private struct ConfigReader {
         return s.string
     }
 
+    /// A value with units ("10s", "1M") that must be positive and at most `max`; `default`
+    /// when absent. One rule for every such setting, with the same messages.
+    fileprivate func bounded(_ entry: Entry?, _ path: String, default fallback: Int, max: Int,
+                             parse: (String) -> Int?, format: (Int) -> String, kind: String, example: String) throws(ConfigError) -> Int {
+        guard let entry else { return fallback }
+        let text = try string(entry.value, path)
+        guard let parsed = parse(text), parsed > 0 else {
+            throw error(entry.value, path, "invalid \(kind) \"\(text)\" (e.g. \(example))")
+        }
+        guard parsed <= max else {
+            throw error(entry.value, path, "\(text) is more than the maximum \(format(max))")
+        }
+        return parsed
+    }
+
     func stringList(_ node: Node, _ path: String) throws(ConfigError) -> [(String, Node)] {
         guard case .sequence(let seq) = node else {
             throw error(node, path, "expected a list, got \(Self.kindName(node))")
@@ -336,28 +351,12 @@ private struct ConfigReader {
             }
             approval = a
         }
-        var timeoutMs = ToolDefinition.defaultTimeoutMs
-        if let e = value("timeout") {
-            let text = try string(e.value, "\(path).timeout")
-            guard let ms = ConfigUnits.milliseconds(text), ms > 0 else {
-                throw error(e.value, "\(path).timeout", "invalid duration \"\(text)\" (e.g. 500ms, 10s, 2m)")
-            }
-            guard ms <= ToolDefinition.maxTimeoutMs else {
-                throw error(e.value, "\(path).timeout", "\(text) is more than the maximum \(ConfigUnits.formatDuration(ToolDefinition.maxTimeoutMs))")
-            }
-            timeoutMs = ms
-        }
-        var maxBytes = ToolDefinition.defaultMaxResponseBytes
-        if let e = value("max_response_bytes") {
-            let text = try string(e.value, "\(path).max_response_bytes")
-            guard let b = ConfigUnits.bytes(text), b > 0 else {
-                throw error(e.value, "\(path).max_response_bytes", "invalid size \"\(text)\" (e.g. 64K, 1M)")
-            }
-            guard b <= ToolDefinition.maxMaxResponseBytes else {
-                throw error(e.value, "\(path).max_response_bytes", "\(text) is more than the maximum \(ConfigUnits.formatBytes(ToolDefinition.maxMaxResponseBytes))")
-            }
-            maxBytes = b
-        }
+        let timeoutMs = try bounded(
+            value("timeout"), "\(path).timeout", default: ToolDefinition.defaultTimeoutMs, max: ToolDefinition.maxTimeoutMs,
+            parse: ConfigUnits.milliseconds, format: ConfigUnits.formatDuration, kind: "duration", example: "500ms, 10s, 2m")
+        let maxBytes = try bounded(
+            value("max_response_bytes"), "\(path).max_response_bytes", default: ToolDefinition.defaultMaxResponseBytes,
+            max: ToolDefinition.maxMaxResponseBytes, parse: ConfigUnits.bytes, format: ConfigUnits.formatBytes, kind: "size", example: "64K, 1M")
         var description: String?
         if let e = value("description") { description = try string(e.value, "\(path).description") }
 
