@@ -73,13 +73,16 @@ final class BrokerRun {
     private static func startBroker(configPath: String, stateDirectory: String) throws -> Process {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let log = stateDirectory + "/broker.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        guard FileManager.default.createFile(atPath: log, contents: nil),
+              let logHandle = FileHandle(forWritingAtPath: log) else {
+            throw CLIFailure(message: "cannot create the broker's log \(log)")
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: exe)
         process.arguments = ["broker", "--config", configPath, "--state-dir", stateDirectory]
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: log)
+        process.standardError = logHandle
         do {
             try process.run()
         } catch {
