@@ -93,15 +93,18 @@ public struct ControlResponse: Sendable, Codable {
     public var socket: String?
     public var tools: [String]?
     public var runs: Int?
+    /// close_run: the last effect-log seq the run wrote (a step's ledger cursor).
+    public var lastSeq: Int64?
     public var error: BrokerError?
 
-    public init(ok: Bool, token: String? = nil, tokenID: String? = nil, socket: String? = nil, tools: [String]? = nil, runs: Int? = nil, error: BrokerError? = nil) {
+    public init(ok: Bool, token: String? = nil, tokenID: String? = nil, socket: String? = nil, tools: [String]? = nil, runs: Int? = nil, lastSeq: Int64? = nil, error: BrokerError? = nil) {
         self.ok = ok
         self.token = token
         self.tokenID = tokenID
         self.socket = socket
         self.tools = tools
         self.runs = runs
+        self.lastSeq = lastSeq
         self.error = error
     }
 
@@ -109,6 +112,7 @@ public struct ControlResponse: Sendable, Codable {
         case ok, token
         case tokenID = "token_id"
         case socket, tools, runs, error
+        case lastSeq = "last_seq"
     }
 }
 

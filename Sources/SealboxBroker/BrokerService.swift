@@ -171,7 +171,8 @@ public final class BrokerService: Sendable {
         case "close_run":
             guard let runID = request.runID else { return ControlResponse(ok: false, error: BrokerError(.badRequest, "close_run needs run_id")) }
             await closeRun(runID: runID)
-            return ControlResponse(ok: true)
+            let calls = (try? engine.ledger.list(ListFilter(runID: runID, limit: 10_000))) ?? []
+            return ControlResponse(ok: true, lastSeq: calls.map { $0.completionSeq ?? $0.intentSeq }.max())
         case "revoke":
             guard request.runID != nil || request.tokenID != nil else {
                 return ControlResponse(ok: false, error: BrokerError(.badRequest, "revoke needs token_id or run_id"))

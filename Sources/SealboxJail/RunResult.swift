@@ -55,6 +55,10 @@ public struct RunResult: Sendable, Codable, Equatable {
     public var cgroup: String
     /// Why a run could not start (status spawn_failed), e.g. "mount /proc: EPERM (...)".
     public var error: String?
+    /// For a session step: true when the sealed result was returned and nothing executed.
+    public var replayed: Bool?
+    /// For a session step: the seq of the checkpoint that seals it.
+    public var checkpoint: Int64?
 
     enum CodingKeys: String, CodingKey {
         case id, status
@@ -67,7 +71,7 @@ public struct RunResult: Sendable, Codable, Equatable {
         case wallMs = "wall_ms"
         case cpuMs = "cpu_ms"
         case peakMemoryBytes = "peak_memory_bytes"
-        case violations, limits, profile, cgroup, error
+        case violations, limits, profile, cgroup, error, replayed, checkpoint
     }
 
     /// Encodes `signal` as an explicit null (the contract shows `"signal":null`).
@@ -91,5 +95,7 @@ public struct RunResult: Sendable, Codable, Equatable {
         try c.encode(profile, forKey: .profile)
         try c.encode(cgroup, forKey: .cgroup)
         try c.encodeIfPresent(error, forKey: .error)
+        try c.encodeIfPresent(replayed, forKey: .replayed)
+        try c.encodeIfPresent(checkpoint, forKey: .checkpoint)
     }
 }

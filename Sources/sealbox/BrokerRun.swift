@@ -64,10 +64,13 @@ final class BrokerRun {
         return BrokerRun(runID: runID, grant: grant, controlSocket: socket, process: process, stateDirectory: stateDirectory)
     }
 
-    /// Revokes the run's token at once, then stops a broker started for this run.
-    func close() {
-        _ = try? BrokerControlClient.send(ControlRequest(op: "close_run", runID: runID), socket: controlSocket)
+    /// Revokes the run's token at once, then stops a broker started for this run. Returns the
+    /// last effect-log seq the run wrote.
+    @discardableResult
+    func close() -> Int64? {
+        let response = try? BrokerControlClient.send(ControlRequest(op: "close_run", runID: runID), socket: controlSocket)
         Self.stopBroker(process, stateDirectory)
+        return response?.lastSeq
     }
 
     private static func startBroker(configPath: String, stateDirectory: String) throws -> Process {

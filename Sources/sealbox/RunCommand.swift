@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SealboxJail
+import SealboxLedger
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -75,6 +76,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Session id: runs of one agent session share their effects (replay after a crash).")
     var session: String?
 
+    @Option(name: .long, help: "Run as this step of --session: a sealed step is replayed, not re-run.")
+    var step: String?
+
+    @Option(name: .long, help: "Checkpoint store for --step.")
+    var checkpoints: String = CheckpointStore.defaultPath
+
     @Flag(name: .long, help: "Print the result as one JSON object on stdout.")
     var json = false
 
@@ -83,6 +90,22 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         var spec = try JailSpecBuilder(options: self).build()
+        var checkpoint: StepCheckpoint?
+        if let step {
+            let opened = try StepCheckpoint.open(path: checkpoints, session: session, step: step,
+                                                 spec: JailSpecDigestInput(command: spec.command, files: spec.files, environment: spec.environment))
+            if let (sealed, seq) = try opened.sealedResult() {
+                // Sealed: answer from the checkpoint; no jail, no tool call.
+                guard var result = try? JSONDecoder().decode(RunResult.self, from: Data(sealed.json.utf8)) else {
+                    throw CLIFailure(message: "checkpoint \(seq) holds an unreadable result")
+                }
+                result.replayed = true
+                result.checkpoint = seq
+                ResultPrinter.print(result, json: json)
+                throw ExitCode(result.exitCode)
+            }
+            checkpoint = opened
+        }
         let executor: Executor
         do {
             executor = try Executor(configuration: .init(dataDirectory: try DataDirectory.locate()))
@@ -106,11 +129,18 @@ struct RunCommand: AsyncParsableCommand {
             outcome = .failure(error)
         }
         // The token dies with the run, whatever happened to it.
-        brokerRun?.close()
-        let result: RunResult
+        let ledgerCursor = brokerRun?.close()
+        var result: RunResult
         switch outcome {
         case .success(let r): result = r
         case .failure(let error): throw CLIFailure(message: error.description)
+        }
+        // A step that ran is sealed, whatever its verdict; one sealbox could not even start
+        // (exit 125) did not run and stays unsealed, so a re-run executes it.
+        if let checkpoint, !(result.status == .spawnFailed && result.exitCode == 125) {
+            result.replayed = false
+            let json = String(decoding: (try? JSONEncoder().encode(result)) ?? Data(), as: UTF8.self)
+            result.checkpoint = try checkpoint.seal(resultJSON: json, ledgerCursor: ledgerCursor)
         }
         ResultPrinter.print(result, json: json)
         throw ExitCode(result.exitCode)
@@ -224,4 +254,11 @@ enum ResultPrinter {
     private static func violationList(_ r: RunResult) -> String {
         r.violations.isEmpty ? "" : " (denied: " + r.violations.map { "\($0.syscall)×\($0.count)" }.joined(separator: ", ") + ")"
     }
+}
+
+/// What a step's code digest covers.
+struct JailSpecDigestInput {
+    var command: [String]
+    var files: [SeedFile]
+    var environment: [(name: String, value: String)]
 }

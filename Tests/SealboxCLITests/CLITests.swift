@@ -203,9 +203,12 @@ struct UnprivilegedCLITests {
         defer { try? fm.removeItem(atPath: dir) }
         var repo = URL(fileURLWithPath: #filePath)
         for _ in 0..<3 { repo.deleteLastPathComponent() }
-        try fm.copyItem(atPath: CLI.buildDirectory + "/sealbox", toPath: dir + "/sealbox")
-        try fm.copyItem(atPath: repo.path + "/profiles", toPath: dir + "/profiles")
-        try fm.copyItem(atPath: repo.path + "/rootfs", toPath: dir + "/rootfs")
+        // cp, not FileManager: the file being written must not be open in this (multithreaded)
+        // process, or a child another test forks meanwhile inherits the write descriptor and
+        // exec of the copy fails with ETXTBSY.
+        let copy = try Process.run(URL(fileURLWithPath: "/bin/cp"), arguments: ["-r", CLI.buildDirectory + "/sealbox", repo.path + "/profiles", repo.path + "/rootfs", dir])
+        copy.waitUntilExit()
+        #expect(copy.terminationStatus == 0)
         _ = try? Process.run(URL(fileURLWithPath: "/bin/chmod"), arguments: ["-R", "a+rX", dir]).waitUntilExit()
 
         let process = Process()

@@ -39,8 +39,9 @@ struct LeakTests {
         #expect(Self.cgroupDirectories(named: names).isEmpty)
         #expect(Self.hostMountCount() == mountsBefore)
         #expect(Fixture.hostProcesses(containing: marker).isEmpty)
-        // Other suites run concurrently and open descriptors of their own; a leak of even
-        // one per run would show as +200.
-        #expect(Self.openFDCount() - fdsBefore < 20, "fds \(fdsBefore) -> \(Self.openFDCount())")
+        // A leak of even one descriptor per run shows as +200 or more. Other suites run
+        // concurrently and hold descriptors of their own meanwhile (up to ~50 seen: servers,
+        // sockets, pipes), hence the bound between the two.
+        #expect(Self.openFDCount() - fdsBefore < 150, "fds \(fdsBefore) -> \(Self.openFDCount())")
     }
 }

@@ -1,0 +1,75 @@
+import Foundation
+import Glibc
+import Testing
+@testable import SealboxBroker
+
+/// `sealbox run --session ID --step KEY`: sealed steps are replayed, never re-run.
+@Suite("Session steps", .needsRootForJails, .serialized)
+struct StepTests {
+    @Test("a sealed step is replayed without a jail or a tool call; changed code is a step_conflict")
+    func replayAndConflict() async throws {
+        let dir = "/tmp/sealbox-steps-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let world = try TestHTTPServer()
+        defer { world.stop() }
+        world.route("/lookup", .json("{\"rows\":3}"))
+        let config = dir + "/broker.yaml"
+        try BrokerHarness.configYAML(port: world.port, ledger: dir + "/ledger.sqlite").write(toFile: config, atomically: true, encoding: .utf8)
+        let checkpoints = dir + "/checkpoints.sqlite"
+        let env = ["HARNESS_API_TOKEN": BrokerHarness.secret]
+        let session = try Binaries.run(["session", "new", "--checkpoints", checkpoints]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(session.hasPrefix("s"))
+        // A read tool is re-executed whenever it is called: if the step ran again, the world would know.
+        let step = ["run", "--session", session, "--step", "count-rows", "--checkpoints", checkpoints, "--tools", config,
+                    "--allow", "lookup", "--json", "--lang", "python", "--code", "import sealbox; print(sealbox.call('lookup', {})['body']['rows'])"]
+
+        let first = try await BrokerHarness.onThread { try Binaries.run(step, environment: env) }
+        let sealed = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any], "\(first.stderr)")
+        #expect(sealed["stdout"] as? String == "3\n" && sealed["replayed"] as? Bool == false)
+        let checkpoint = try #require(sealed["checkpoint"] as? Int)
+        #expect(world.count("/lookup") == 1)
+
+        let again = try await BrokerHarness.onThread { try Binaries.run(step, environment: env) }
+        let replayed = try #require(try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any])
+        #expect(replayed["replayed"] as? Bool == true && replayed["checkpoint"] as? Int == checkpoint)
+        #expect(replayed["stdout"] as? String == "3\n" && replayed["id"] as? String == sealed["id"] as? String)
+        #expect(world.count("/lookup") == 1, "nothing executed")
+
+        let changed = step.dropLast() + ["print('re-planned')"]
+        let conflict = try await BrokerHarness.onThread { try Binaries.run(Array(changed), environment: env) }
+        #expect(conflict.status == 125)
+        #expect(conflict.stderr.contains("step_conflict") && conflict.stderr.contains("sha256:"), "\(conflict.stderr)")
+        #expect(world.count("/lookup") == 1)
+
+        let steps = try Binaries.run(["session", "steps", session, "--json", "--checkpoints", checkpoints])
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(steps.stdout.utf8)) as? [[String: Any]])
+        #expect(list.count == 1 && list[0]["step_key"] as? String == "count-rows" && list[0]["ledger_cursor"] is Int)
+    }
+
+    @Test("a step whose runner was killed mid-way has no seal and runs again")
+    func killedStepRunsAgain() async throws {
+        let dir = "/tmp/sealbox-steps-kill-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let checkpoints = dir + "/checkpoints.sqlite"
+        let session = try Binaries.run(["session", "new", "--checkpoints", checkpoints]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let runner = Process()
+        runner.executableURL = URL(fileURLWithPath: Binaries.sealbox)
+        runner.arguments = ["run", "--session", session, "--step", "slow", "--checkpoints", checkpoints, "--", "/bin/sh", "-c", "sleep 30"]
+        var env = ProcessInfo.processInfo.environment
+        env["SEALBOX_DATA_DIR"] = Binaries.repoRoot
+        runner.environment = env
+        runner.standardOutput = FileHandle.nullDevice
+        runner.standardError = FileHandle.nullDevice
+        try runner.run()
+        usleep(700_000)
+        kill(runner.processIdentifier, SIGKILL)
+        runner.waitUntilExit()
+        #expect(try Binaries.run(["session", "steps", session, "--json", "--checkpoints", checkpoints]).stdout == "[]\n")
+        // The same step, run again, now executes (and is sealed).
+        let rerun = try Binaries.run(["run", "--session", session, "--step", "slow", "--checkpoints", checkpoints, "--timeout", "0.5", "--json", "--", "/bin/sh", "-c", "sleep 30"])
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(rerun.stdout.utf8)) as? [String: Any], "\(rerun.stderr)")
+        #expect(result["status"] as? String == "timeout" && result["replayed"] as? Bool == false)
+    }
+}
