@@ -48,6 +48,7 @@ public final class Executor: Sendable {
         self.compiler = compiler
         try HostCheck.requireJailSupport()
         self.cgroupDriver = cgroupDriver ?? Self.usableCgroupDriver()
+        StaleCgroups.sweep(self.cgroupDriver)
         self.newroot = configuration.stateDirectory + "/root"
         try HostCheck.makeDirectory(configuration.stateDirectory, mode: geteuid() == 0 ? 0o755 : 0o700)
         try HostCheck.makeDirectory(newroot, mode: 0o755)
@@ -106,7 +107,7 @@ public final class Executor: Sendable {
 
         let cgroup: any TaskCgroup
         do {
-            cgroup = try cgroupDriver.create(name: "run-" + id, limits: CgroupLimits(spec.limits))
+            cgroup = try cgroupDriver.create(name: StaleCgroups.taskName(runID: id), limits: CgroupLimits(spec.limits))
         } catch {
             throw JailError(.cgroup, error.description)
         }

@@ -117,7 +117,7 @@ struct V2PlacementTests {
         let driver = PlacementOnlyV2Driver(inner: try V2CgroupDriver(root: root, requireControllers: false))
         let executor = try Executor(configuration: .init(dataDirectory: Fixture.repoRoot), cgroupDriver: driver)
         let id = "v2test-\(UUID().uuidString.prefix(8).lowercased())"
-        let directory = "\(root)/sealbox/run-\(id)"
+        let directory = "\(root)/sealbox/\(StaleCgroups.taskName(runID: id))"
         let marker = "v2marker-\(id)"
         async let result = executor.run(JailSpec(
             command: ["/bin/bash", "-c", "cat /proc/self/cgroup; (exec -a \(marker) sleep 60 &); sleep 3"], id: id))

@@ -29,7 +29,7 @@ struct LeakTests {
         var names = Set<String>()
         for i in 0..<200 {
             let id = "leak\(i)-\(marker)"
-            names.insert("run-" + id)
+            names.insert(StaleCgroups.taskName(runID: id))
             // Every third run leaves a background process behind; every fifth times out.
             let script = i % 3 == 0 ? "(exec -a \(marker) sleep 60 &); echo \(i)" : (i % 5 == 0 ? "exec -a \(marker) sleep 60" : "echo \(i)")
             let r = try await executor.run(JailSpec(command: ["/bin/bash", "-c", script],
@@ -43,5 +43,26 @@ struct LeakTests {
         // concurrently and hold descriptors of their own meanwhile (up to ~50 seen: servers,
         // sockets, pipes), hence the bound between the two.
         #expect(Self.openFDCount() - fdsBefore < 150, "fds \(fdsBefore) -> \(Self.openFDCount())")
+    }
+
+    @Test("task cgroups left by a killed sealbox are swept; live or fresh ones are not")
+    func staleSweep() throws {
+        let driver = try #require(try Fixture.jail().cgroupDriver as? V1CgroupDriver, "this host uses the v1 driver")
+        let parent = try #require(StaleCgroups.parentDirectories(of: driver).first { $0.contains("/memory/") })
+        // pid_max itself is never assigned (pids run 1 ... pid_max-1): an owner that cannot be alive.
+        let pidMax = (try? String(contentsOfFile: "/proc/sys/kernel/pid_max", encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let deadOwner = try #require(pidMax)
+        let stale = parent + "/" + StaleCgroups.taskName(runID: "stale-\(UUID().uuidString.prefix(6))", owner: deadOwner)
+        let fresh = parent + "/" + StaleCgroups.taskName(runID: "fresh-\(UUID().uuidString.prefix(6))", owner: deadOwner)
+        let mine = parent + "/" + StaleCgroups.taskName(runID: "mine-\(UUID().uuidString.prefix(6))")
+        for dir in [stale, fresh, mine] { #expect(mkdir(dir, 0o755) == 0) }
+        defer { for dir in [stale, fresh, mine] { rmdir(dir) } }
+        var old = [timeval(tv_sec: time(nil) - 7200, tv_usec: 0), timeval(tv_sec: time(nil) - 7200, tv_usec: 0)]
+        #expect(utimes(stale, &old) == 0)
+        #expect(utimes(mine, &old) == 0)
+        let removed = StaleCgroups.sweep(driver)
+        #expect(removed.contains(stale))
+        #expect(FileManager.default.fileExists(atPath: fresh), "younger than the grace period")
+        #expect(FileManager.default.fileExists(atPath: mine), "its owner (this process) is alive")
     }
 }
