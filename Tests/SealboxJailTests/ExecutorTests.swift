@@ -119,17 +119,26 @@ struct V2PlacementTests {
         let id = "v2test-\(UUID().uuidString.prefix(8).lowercased())"
         let directory = "\(root)/sealbox/\(StaleCgroups.taskName(runID: id))"
         let marker = "v2marker-\(id)"
+        // The jail waits on stdin (a FIFO this test holds open) until the test has looked at the
+        // cgroup from the host, so the check does not race the jail's lifetime under load.
+        let fifo = NSTemporaryDirectory() + "sealbox-v2-\(id).fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        let release = open(fifo, O_RDWR | O_CLOEXEC)  // O_RDWR: does not wait for a reader
+        #expect(release >= 0)
         async let result = executor.run(JailSpec(
-            command: ["/bin/bash", "-c", "cat /proc/self/cgroup; (exec -a \(marker) sleep 60 &); sleep 3"], id: id))
+            command: ["/bin/bash", "-c", "cat /proc/self/cgroup; (exec -a \(marker) sleep 60 &); read x"],
+            stdin: .file(fifo), id: id))
 
         // While it runs, the host sees the jail's processes in the task cgroup.
         var procsWhileRunning: [String] = []
-        // Up to 10 s: under a loaded test run the jail may start late; it lives 3 s.
-        for _ in 0..<1000 where procsWhileRunning.count < 2 {
+        for _ in 0..<6000 where procsWhileRunning.count < 2 {
             try await Task.sleep(for: .milliseconds(10))
             procsWhileRunning = ((try? String(contentsOfFile: directory + "/cgroup.procs", encoding: .utf8)) ?? "")
                 .split(separator: "\n").map(String.init)
         }
+        _ = write(release, "go\n", 3)
+        close(release)
         let r = try await result
         #expect(r.status == .ok, "\(r.error ?? r.stderr)")
         #expect(r.cgroup == "v2")
