@@ -92,17 +92,11 @@ struct RunCommand: AsyncParsableCommand {
         var spec = try JailSpecBuilder(options: self).build()
         var checkpoint: StepCheckpoint?
         if let step {
-            let opened = try StepCheckpoint.open(path: checkpoints, session: session, step: step,
-                                                 spec: JailSpecDigestInput(command: spec.command, files: spec.files, environment: spec.environment))
-            if let (sealed, seq) = try opened.sealedResult() {
+            let opened = try StepCheckpoint.open(path: checkpoints, session: session, step: step, spec: spec)
+            if let sealed = try opened.sealedResult() {
                 // Sealed: answer from the checkpoint; no jail, no tool call.
-                guard var result = try? JSONDecoder().decode(RunResult.self, from: Data(sealed.json.utf8)) else {
-                    throw CLIFailure(message: "checkpoint \(seq) holds an unreadable result")
-                }
-                result.replayed = true
-                result.checkpoint = seq
-                ResultPrinter.print(result, json: json)
-                throw ExitCode(result.exitCode)
+                ResultPrinter.print(sealed, json: json)
+                throw ExitCode(sealed.exitCode)
             }
             checkpoint = opened
         }
@@ -254,11 +248,4 @@ enum ResultPrinter {
     private static func violationList(_ r: RunResult) -> String {
         r.violations.isEmpty ? "" : " (denied: " + r.violations.map { "\($0.syscall)×\($0.count)" }.joined(separator: ", ") + ")"
     }
-}
-
-/// What a step's code digest covers.
-struct JailSpecDigestInput {
-    var command: [String]
-    var files: [SeedFile]
-    var environment: [(name: String, value: String)]
 }

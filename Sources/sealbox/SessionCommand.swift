@@ -68,7 +68,7 @@ struct StepCheckpoint {
     let codeDigest: String
 
     /// What a step runs: its argv, its files and its environment.
-    static func digest(_ spec: JailSpecDigestInput) -> String {
+    static func digest(_ spec: JailSpec) -> String {
         var parts: [[UInt8]] = [Array("argv".utf8)] + spec.command.map { Array($0.utf8) }
         parts.append(Array("files".utf8))
         for file in spec.files.sorted(by: { $0.name < $1.name }) {
@@ -80,7 +80,7 @@ struct StepCheckpoint {
         return CheckpointStore.codeDigest(parts)
     }
 
-    static func open(path: String, session: String?, step: String, spec: JailSpecDigestInput) throws -> StepCheckpoint {
+    static func open(path: String, session: String?, step: String, spec: JailSpec) throws -> StepCheckpoint {
         guard let session else { throw CLIFailure(message: "--step needs --session ID (create one with `sealbox session new`)") }
         guard !step.isEmpty, step.utf8.count <= 200, !step.contains("\n") else {
             throw CLIFailure(message: "--step must be 1-200 characters on one line")
@@ -97,8 +97,9 @@ struct StepCheckpoint {
         return StepCheckpoint(store: store, session: session, step: step, codeDigest: digest(spec))
     }
 
-    /// The sealed result of this step, if sealed with the same code; step_conflict otherwise.
-    func sealedResult() throws -> (RunResultBox, Int64)? {
+    /// The sealed result of this step, marked replayed, if sealed with the same code;
+    /// step_conflict otherwise.
+    func sealedResult() throws -> RunResult? {
         let sealed: Checkpoint?
         do {
             sealed = try store.sealed(session: session, step: step)
@@ -109,7 +110,12 @@ struct StepCheckpoint {
         guard sealed.codeDigest == codeDigest else {
             throw CLIFailure(message: "step_conflict: step \"\(step)\" of session \(session) was sealed (checkpoint \(sealed.seq)) with code \(sealed.codeDigest), but this run submits \(codeDigest); a re-planned step needs a new --step key (or a fork of the session)")
         }
-        return (RunResultBox(json: sealed.result), sealed.seq)
+        guard var result = try? JSONDecoder().decode(RunResult.self, from: Data(sealed.result.utf8)) else {
+            throw CLIFailure(message: "checkpoint \(sealed.seq) holds an unreadable result")
+        }
+        result.replayed = true
+        result.checkpoint = sealed.seq
+        return result
     }
 
     func seal(resultJSON: String, ledgerCursor: Int64?) throws -> Int64 {
@@ -119,9 +125,4 @@ struct StepCheckpoint {
             throw CLIFailure(message: "the step ran but could not be sealed: \(error.message)")
         }
     }
-}
-
-/// A sealed result as stored: decoded when it is replayed.
-struct RunResultBox {
-    let json: String
 }

@@ -48,7 +48,7 @@ struct LeakTests {
     @Test("task cgroups left by a killed sealbox are swept; live or fresh ones are not")
     func staleSweep() throws {
         let driver = try #require(try Fixture.jail().cgroupDriver as? V1CgroupDriver, "this host uses the v1 driver")
-        let parent = try #require(StaleCgroups.parentDirectories(of: driver).first { $0.contains("/memory/") })
+        let parent = try #require(driver.taskParentDirectories.first { $0.contains("/memory/") })
         // pid_max itself is never assigned (pids run 1 ... pid_max-1): an owner that cannot be alive.
         let pidMax = (try? String(contentsOfFile: "/proc/sys/kernel/pid_max", encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         let deadOwner = try #require(pidMax)

@@ -51,6 +51,12 @@ public protocol CgroupDriver: Sendable {
     var version: CgroupVersion { get }
     /// Creates the per-task cgroup <parent>/<name> in every hierarchy it uses and applies limits.
     func create(name: String, limits: CgroupLimits) throws(CgroupError) -> any TaskCgroup
+    /// The `<hierarchy>/sealbox` directories task cgroups are created in (for the stale sweep).
+    var taskParentDirectories: [String] { get }
+}
+
+extension CgroupDriver {
+    public var taskParentDirectories: [String] { [] }
 }
 
 /// One task's cgroup (in one or several hierarchies).

@@ -16,20 +16,11 @@ public enum StaleCgroups {
         return pid_t(name[marker.upperBound...])
     }
 
-    public static func parentDirectories(of driver: any CgroupDriver) -> [String] {
-        if let v1 = driver as? V1CgroupDriver {
-            var seen = Set<String>()
-            return v1.hierarchies.map { $0.mountPoint + "/" + Cgroups.parentName }.filter { seen.insert($0).inserted }
-        }
-        if let v2 = driver as? V2CgroupDriver { return [v2.parent] }
-        return []
-    }
-
     /// Removes stale task cgroups; returns the directories removed.
     @discardableResult
     public static func sweep(_ driver: any CgroupDriver, graceSeconds: Double = 60, now: Date = Date()) -> [String] {
         var removed: [String] = []
-        for parent in parentDirectories(of: driver) {
+        for parent in driver.taskParentDirectories {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
             for name in names where name.hasPrefix("run-") {
                 guard let owner = owner(ofTaskName: name), owner != getpid(), kill(owner, 0) != 0, errno == ESRCH else { continue }
@@ -43,4 +34,15 @@ public enum StaleCgroups {
         }
         return removed
     }
+}
+
+extension V1CgroupDriver {
+    public var taskParentDirectories: [String] {
+        var seen = Set<String>()
+        return hierarchies.map { $0.mountPoint + "/" + Cgroups.parentName }.filter { seen.insert($0).inserted }
+    }
+}
+
+extension V2CgroupDriver {
+    public var taskParentDirectories: [String] { [parent] }
 }
