@@ -19,7 +19,8 @@
 //     setup creates in the new tmpfs must have a mapped owner: with an unmapped fsuid the
 //     kernel refuses inode creation with EOVERFLOW (fs/namei.c may_o_create).
 //  4. mounts: make / private, tmpfs root, the plan (binds read-only, /proc, /dev nodes,
-//     /work, /tmp, seed files).
+//     /work, /tmp, seed files). A session's /work is the parent's detached workspace
+//     tmpfs, attached with move_mount (sbx_workspace.c).
 //  5. pivot_root(".", ".") then detach the old root (pivot_root(2) NOTES), root read-only.
 //  6. loopback up, hostname, rlimits, stdio.
 //  7. capabilities: lock securebits, drop the bounding set, clear ambient, then capset(0).
@@ -171,6 +172,13 @@ static void run_fs_plan_in_child(const struct sbx_spawn_req *req, int report_fd)
             break;
         case SBX_FS_WRITE_FILE:
             CHECK(write_file_in_child(op), SBX_STAGE_WRITE_FILE, index);
+            break;
+        case SBX_FS_MOVE_MOUNT:
+            // Attaches the parent's detached workspace tmpfs (sbx_workspace.c). Allowed: we
+            // hold CAP_SYS_ADMIN over our mount namespace, and the source is a mount in an
+            // anonymous namespace, which move_mount(2) may attach anywhere.
+            CHECK(syscall(__NR_move_mount, op->fd, "", AT_FDCWD, op->path, SBX_MOVE_MOUNT_F_EMPTY_PATH),
+                  SBX_STAGE_MOVE_MOUNT, index);
             break;
         default:
             fail_in_child(report_fd, SBX_STAGE_MKDIR, EINVAL, index);

@@ -52,6 +52,7 @@ const char *sbx_stage_name(int stage) {
     case SBX_STAGE_SECCOMP_HANDOFF: return "seccomp listener handoff";
     case SBX_STAGE_EXECVE: return "execve";
     case SBX_STAGE_FORK_PROGRAM: return "fork program";
+    case SBX_STAGE_MOVE_MOUNT: return "attach workspace (move_mount)";
     default: return "unknown stage";
     }
 }

@@ -100,7 +100,13 @@ public final class Executor: Sendable {
         } catch {
             throw JailError(.profile, error.description)
         }
-        let plan = try FilesystemPlan.build(rootfs: spec.rootfs, etcDirectory: etcDirectory, files: spec.files, binds: spec.binds, broker: spec.broker)
+        if let workspace = spec.workspace {
+            for file in spec.files {
+                try workspace.writeFile(file.name, mode: file.executable ? 0o755 : 0o644, contents: file.contents)
+            }
+        }
+        let plan = try FilesystemPlan.build(rootfs: spec.rootfs, etcDirectory: etcDirectory, files: spec.files, binds: spec.binds,
+                                            broker: spec.broker, workspaceFD: spec.workspace?.mountFD)
         let environment = SpecValidator.environment(spec)
         let stdinFD = try openStdin(spec.stdin)
         defer { close(stdinFD) }
@@ -116,8 +122,9 @@ public final class Executor: Sendable {
         let supervised = try Supervision.start(
             request: SpawnInputs(
                 command: spec.command, environment: environment, plan: plan, newroot: newroot,
-                diskBytes: spec.limits.diskBytes, filter: filter, cgroup: cgroup, stdinFD: stdinFD,
-                capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs, diskLimit: spec.limits.diskBytes),
+                diskBytes: spec.limits.diskBytes, fileSizeLimit: max(spec.limits.diskBytes, spec.workspace?.limitBytes ?? 0),
+                filter: filter, cgroup: cgroup, stdinFD: stdinFD,
+                capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs),
             limits: spec.limits)
         var result = supervised.verdict(id: id, profile: loaded.name, cgroup: cgroup)
         // The jail's pid 1 is gone, so the kernel already killed everything in its pid

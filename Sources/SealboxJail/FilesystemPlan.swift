@@ -11,6 +11,8 @@ struct FilesystemOp: Sendable, Equatable {
         case tmpfs(options: String)
         case proc
         case writeFile(contents: [UInt8], mode: UInt32)
+        /// A detached mount (a session workspace), attached here with move_mount.
+        case attachMount(fd: Int32)
     }
 
     var kind: Kind
@@ -26,6 +28,7 @@ struct FilesystemOp: Sendable, Equatable {
         case .tmpfs: return "mount tmpfs \(jailPath)"
         case .proc: return "mount \(jailPath)"
         case .writeFile: return "write \(jailPath)"
+        case .attachMount: return "attach the session workspace on \(jailPath)"
         }
     }
 }
@@ -44,7 +47,8 @@ struct FilesystemPlan: Sendable {
     private(set) var ops: [FilesystemOp] = []
 
     static func build(
-        rootfs: RootfsSource, etcDirectory: String, files: [SeedFile], binds: [BindMount], broker: BrokerGrant? = nil
+        rootfs: RootfsSource, etcDirectory: String, files: [SeedFile], binds: [BindMount], broker: BrokerGrant? = nil,
+        workspaceFD: Int32? = nil
     ) throws(JailError) -> FilesystemPlan {
         var plan = FilesystemPlan()
         switch rootfs {
@@ -55,10 +59,15 @@ struct FilesystemPlan: Sendable {
         plan.add(.proc, "/proc")
         plan.addDevices()
         plan.add(.mkdir(mode: 0o755), "/work")
-        plan.add(.bind(source: "", attributes: UInt64(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV), lockedFlags: 0), "/work")
+        if let workspaceFD {
+            // A session's /work is its own tmpfs, already holding the seed files (Executor).
+            plan.add(.attachMount(fd: workspaceFD), "/work")
+        } else {
+            plan.add(.bind(source: "", attributes: UInt64(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV), lockedFlags: 0), "/work")
+        }
         plan.add(.mkdir(mode: 0o1777), "/tmp")
         plan.add(.bind(source: "", attributes: UInt64(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV), lockedFlags: 0), "/tmp")
-        for file in files {
+        for file in files where workspaceFD == nil {
             plan.add(.writeFile(contents: file.contents, mode: file.executable ? 0o755 : 0o644), "/work/" + file.name)
         }
         for bind in binds { try plan.addExtraBind(bind) }

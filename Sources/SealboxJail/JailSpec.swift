@@ -18,6 +18,9 @@ public struct JailSpec: Sendable {
     public var id: String?
     /// Access to a broker: its per-run socket and token, and the client library to mount.
     public var broker: BrokerGrant?
+    /// A session's persistent /work (instead of a fresh one): the seed files are written into
+    /// it, and after the run it holds what the program left there.
+    public var workspace: Workspace?
 
     public init(
         command: [String],

@@ -39,6 +39,9 @@ func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32,
             c.data = arena.bytes(contents)
             c.data_len = contents.count
             c.mode = mode
+        case .attachMount(let fd):
+            c.kind = Int32(SBX_FS_MOVE_MOUNT.rawValue)
+            c.fd = fd
         }
         return c
     }
@@ -49,7 +52,7 @@ func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32,
         ? [program]
         : pathValue.split(separator: ":").filter { $0.hasPrefix("/") }.map { "\($0)/\(program)" }
 
-    let rlimits = RlimitPlan.make(diskBytes: inputs.diskBytes)
+    let rlimits = RlimitPlan.make(fileSizeLimit: inputs.fileSizeLimit)
     let procsFDs = inputs.cgroup.procsFDs
     let isRoot = geteuid() == 0
 
@@ -90,11 +93,11 @@ func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32,
 /// Resource limits for the jailed program, never above the current hard limits (raising a
 /// hard limit needs CAP_SYS_RESOURCE in the initial namespace, which the jail never has).
 enum RlimitPlan {
-    static func make(diskBytes: UInt64) -> [sbx_rlimit] {
+    static func make(fileSizeLimit: UInt64) -> [sbx_rlimit] {
         let wanted: [(Int32, UInt64)] = [
             (Int32(RLIMIT_CORE.rawValue), 0),
             (Int32(RLIMIT_NOFILE.rawValue), 1024),
-            (Int32(RLIMIT_FSIZE.rawValue), diskBytes),
+            (Int32(RLIMIT_FSIZE.rawValue), fileSizeLimit),
             (Int32(RLIMIT_STACK.rawValue), 8 << 20),
         ]
         return wanted.map { resource, value in

@@ -9,12 +9,13 @@ struct SpawnInputs {
     var plan: FilesystemPlan
     var newroot: String
     var diskBytes: UInt64
+    /// RLIMIT_FSIZE: the larger of the disk limit and a session workspace's limit.
+    var fileSizeLimit: UInt64
     var filter: CompiledSeccompFilter
     var cgroup: any TaskCgroup
     var stdinFD: Int32
     var capLastCap: Int32
     var setupTimeoutMs: Int
-    var diskLimit: UInt64
 }
 
 /// One supervised run: spawn, then a poll loop over the pidfd, both output pipes and the

@@ -68,6 +68,8 @@ enum sbx_stage {
     SBX_STAGE_SECCOMP_HANDOFF,
     SBX_STAGE_EXECVE,
     SBX_STAGE_FORK_PROGRAM,
+    // appended after the first release, to keep the numbers above stable
+    SBX_STAGE_MOVE_MOUNT,
     SBX_STAGE_COUNT
 };
 
@@ -85,6 +87,7 @@ enum sbx_fs_op_kind {
     SBX_FS_TMPFS,         // path, data = mount options ("size=..,mode=..")
     SBX_FS_PROC,          // path
     SBX_FS_WRITE_FILE,    // path, data/data_len = contents, mode
+    SBX_FS_MOVE_MOUNT,    // fd = a detached mount (sbx_workspace_create), attached at path
 };
 
 struct sbx_fs_op {
@@ -99,6 +102,8 @@ struct sbx_fs_op {
     /// MS_* flags the source mount has locked (from statvfs in the parent); only used by the
     /// MS_REMOUNT fallback on kernels without mount_setattr (< 5.12).
     unsigned long locked_flags;
+    /// SBX_FS_MOVE_MOUNT only: the detached mount to attach.
+    int fd;
 };
 
 struct sbx_rlimit {
@@ -196,6 +201,16 @@ int sbx_notify_deny_one(int notify_fd, int deny_errno, int *syscall_nr);
 
 /// MS_* flags of the mount holding `path` that a user namespace cannot clear (statvfs).
 unsigned long sbx_locked_mount_flags(const char *path);
+
+/// A detached, size-capped tmpfs for a session workspace, made in the caller's (host) mount
+/// and user namespace with the new mount API (fsopen, fsconfig, fsmount) and never attached
+/// on the host. The returned fd is a directory fd on its root: the caller fills it, a spawn
+/// attaches it inside the jail with SBX_FS_MOVE_MOUNT, and after the jail is gone the fd
+/// still reaches the files (an open mount outlives its namespace, as after a lazy unmount).
+/// The root directory is owned by uid:gid, mode 0755; nosuid, nodev.
+/// Returns the fd (O_CLOEXEC), or -errno with *stage naming the failed call.
+int sbx_workspace_create(uint64_t size_bytes, uint64_t max_inodes, uint32_t uid, uint32_t gid,
+                         const char *_Nullable *_Nonnull stage);
 
 /// pipe2(fds, O_CLOEXEC); Glibc's module map hides pipe2 from Swift without _GNU_SOURCE.
 int sbx_pipe_cloexec(int fds[_Nonnull 2]);

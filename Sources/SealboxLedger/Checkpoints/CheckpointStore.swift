@@ -42,6 +42,8 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable, Equatab
         case unknownSession = "unknown_session"
         case stepConflict = "step_conflict"
         case alreadySealed = "already_sealed"
+        case notSealed = "not_sealed"
+        case invalidInput = "invalid_input"
         case storage
     }
 
@@ -60,10 +62,14 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable, Equatab
 public final class CheckpointStore: Sendable {
     private let queue: DatabaseQueue
     public let path: String
+    /// Workspace file contents, next to the database.
+    public let blobs: BlobStore
     static let genesis = String(repeating: "0", count: 64)
 
     public init(path: String) throws(CheckpointError) {
         self.path = path
+        let directory = (path as NSString).deletingLastPathComponent
+        blobs = BlobStore(directory: (directory.isEmpty ? "." : directory) + "/blobs")
         do {
             let dir = (path as NSString).deletingLastPathComponent
             if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) }
@@ -75,52 +81,72 @@ public final class CheckpointStore: Sendable {
                 try db.execute(sql: "PRAGMA journal_mode = WAL")
                 try db.execute(sql: "PRAGMA synchronous = FULL")
             }
-            var migrator = DatabaseMigrator()
-            migrator.registerMigration("v1-sessions-checkpoints") { db in
-                try db.execute(sql: """
-                    CREATE TABLE sessions (
-                        id TEXT PRIMARY KEY,
-                        created_at_ms INTEGER NOT NULL,
-                        forked_from TEXT,
-                        forked_at_step TEXT
-                    );
-                    CREATE TABLE checkpoints (
-                        seq INTEGER PRIMARY KEY,
-                        session_id TEXT NOT NULL REFERENCES sessions(id),
-                        step_key TEXT NOT NULL,
-                        code_digest TEXT NOT NULL,
-                        result TEXT NOT NULL,
-                        ledger_cursor INTEGER,
-                        snapshot TEXT,
-                        parent_seq INTEGER REFERENCES checkpoints(seq),
-                        created_at_ms INTEGER NOT NULL,
-                        prev_hash TEXT NOT NULL,
-                        hash TEXT NOT NULL,
-                        UNIQUE (session_id, step_key)
-                    );
-                    CREATE TRIGGER checkpoints_append_only_update BEFORE UPDATE ON checkpoints
-                        BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
-                    CREATE TRIGGER checkpoints_append_only_delete BEFORE DELETE ON checkpoints
-                        BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
-                    """)
-            }
-            try migrator.migrate(queue)
+            try CheckpointSchema.migrator.migrate(queue)
         } catch {
             throw CheckpointError(.storage, "checkpoint store \(path): \(error)")
         }
     }
 
-    /// A new session id, registered.
-    public func createSession() throws(CheckpointError) -> String {
-        let id = "s" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    /// A new session, registered; returns its id.
+    public func createSession(workspaceLimitBytes: UInt64 = SessionInfo.defaultWorkspaceLimit) throws(CheckpointError) -> String {
+        guard workspaceLimitBytes >= 1 << 20, workspaceLimitBytes <= SessionInfo.maximumWorkspaceLimit else {
+            throw CheckpointError(.invalidInput, "the workspace limit must be between 1M and 16G")
+        }
+        let id = Self.newSessionID()
         do {
             try queue.write { db in
-                try db.execute(sql: "INSERT INTO sessions (id, created_at_ms) VALUES (?, ?)", arguments: [id, Self.nowMs()])
+                try db.execute(sql: "INSERT INTO sessions (id, created_at_ms, root_id, workspace_limit_bytes) VALUES (?, ?, ?, ?)",
+                               arguments: [id, Self.nowMs(), id, Int64(workspaceLimitBytes)])
             }
         } catch {
             throw CheckpointError(.storage, "cannot create a session: \(error)")
         }
         return id
+    }
+
+    public func session(_ id: String) throws(CheckpointError) -> SessionInfo? {
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map(SessionInfo.from) }
+    }
+
+    /// A new session whose history is `session`'s up to and including its sealed step
+    /// `step`; it starts from that step's workspace and shares the family's effects.
+    public func fork(session: String, atStep step: String) throws(CheckpointError) -> SessionInfo {
+        do {
+            return try queue.write { db -> SessionInfo in
+                guard let lineage = try Lineage.of(session, in: db),
+                      let parent = try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [session]).map(SessionInfo.from) else {
+                    throw CheckpointError(.unknownSession, "unknown session \(session)")
+                }
+                let condition = lineage.condition
+                guard let point = try Row.fetchOne(
+                    db, sql: "SELECT * FROM checkpoints WHERE \(condition.sql) AND step_key = ?",
+                    arguments: condition.arguments + [step]).map(Self.checkpoint) else {
+                    throw CheckpointError(.notSealed, "step \(step) of session \(session) is not sealed; a fork starts at a sealed step (see `sealbox session steps \(session)`)")
+                }
+                let fork = SessionInfo(
+                    id: Self.newSessionID(), createdAtMs: Self.nowMs(), forkedFrom: session, forkedAtStep: step,
+                    forkedAtSeq: point.seq, root: parent.root, workspaceLimitBytes: parent.workspaceLimitBytes)
+                try db.execute(sql: """
+                    INSERT INTO sessions (id, created_at_ms, forked_from, forked_at_step, forked_at_seq, root_id, workspace_limit_bytes)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [fork.id, fork.createdAtMs, session, step, point.seq, fork.root, Int64(fork.workspaceLimitBytes)])
+                return fork
+            }
+        } catch let error as CheckpointError {
+            throw error
+        } catch {
+            throw CheckpointError(.storage, "cannot fork session \(session): \(error)")
+        }
+    }
+
+    /// Every session of `session`'s family (same root), oldest first, itself included.
+    public func family(of session: String) throws(CheckpointError) -> [String] {
+        try read { db in
+            try String.fetchAll(db, sql: """
+                SELECT id FROM sessions WHERE COALESCE(root_id, id) =
+                    (SELECT COALESCE(root_id, id) FROM sessions WHERE id = ?) ORDER BY created_at_ms, id
+                """, arguments: [session])
+        }
     }
 
     public func sessionExists(_ id: String) throws(CheckpointError) -> Bool {
@@ -131,25 +157,75 @@ public final class CheckpointStore: Sendable {
         }
     }
 
-    /// The sealed checkpoint of `stepKey` in the session, if any.
+    /// The sealed checkpoint of `step` in the session's history (a fork's includes its
+    /// parent's prefix), if any.
     public func sealed(session: String, step: String) throws(CheckpointError) -> Checkpoint? {
-        do {
-            return try queue.read { db in
-                try Row.fetchOne(db, sql: "SELECT * FROM checkpoints WHERE session_id = ? AND step_key = ?", arguments: [session, step]).map(Self.checkpoint)
-            }
-        } catch {
-            throw CheckpointError(.storage, "checkpoint store: \(error)")
+        try read { db in try Self.sealed(db, session: session, step: step) }
+    }
+
+    /// The session's sealed steps, in order; for a fork, its parent's up to the fork point first.
+    public func steps(session: String) throws(CheckpointError) -> [Checkpoint] {
+        try read { db in
+            guard let condition = try Lineage.of(session, in: db)?.condition else { return [] }
+            return try Row.fetchAll(db, sql: "SELECT * FROM checkpoints WHERE \(condition.sql) ORDER BY seq", arguments: condition.arguments)
+                .map(Self.checkpoint)
         }
     }
 
-    /// The session's sealed steps, in order.
-    public func steps(session: String) throws(CheckpointError) -> [Checkpoint] {
+    /// The workspace the session's next step starts from: its last sealed step's snapshot.
+    public func latestSnapshot(session: String) throws(CheckpointError) -> SnapshotManifest? {
+        let id: String? = try read { db in
+            guard let condition = try Lineage.of(session, in: db)?.condition else { return nil }
+            return try String.fetchOne(db, sql: "SELECT snapshot FROM checkpoints WHERE \(condition.sql) ORDER BY seq DESC LIMIT 1",
+                                       arguments: condition.arguments)
+        }
+        guard let id else { return nil }
+        return try snapshot(id)
+    }
+
+    public func snapshot(_ id: String) throws(CheckpointError) -> SnapshotManifest? {
+        let json: String? = try read { db in try String.fetchOne(db, sql: "SELECT manifest FROM snapshots WHERE id = ?", arguments: [id]) }
+        guard let json else { return nil }
+        guard let manifest = SnapshotManifest.decode(json), manifest.id == id else {
+            throw CheckpointError(.storage, "snapshot \(id) is unreadable or does not match its id")
+        }
+        return manifest
+    }
+
+    /// Records that a step is starting (before its jail), so a step that never seals shows
+    /// up in `session facts` as interrupted.
+    @discardableResult
+    public func recordAttempt(session: String, step: String, codeDigest: String, runID: String?) throws(CheckpointError) -> StepAttempt {
+        var attempt = StepAttempt(id: 0, sessionID: session, stepKey: step, codeDigest: codeDigest, runID: runID,
+                                  pid: getpid(), pidStart: ProcessStart.current, startedAtMs: Self.nowMs())
         do {
-            return try queue.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM checkpoints WHERE session_id = ? ORDER BY seq", arguments: [session]).map(Self.checkpoint)
+            try queue.write { db in
+                try db.execute(sql: """
+                    INSERT INTO step_attempts (session_id, step_key, code_digest, run_id, pid, pid_start, started_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [session, step, codeDigest, runID, attempt.pid, attempt.pidStart, attempt.startedAtMs])
+                attempt.id = db.lastInsertedRowID
             }
         } catch {
-            throw CheckpointError(.storage, "checkpoint store: \(error)")
+            throw CheckpointError(.storage, "cannot record the start of step \(step): \(error)")
+        }
+        return attempt
+    }
+
+    /// The newest attempt of every step of this session that started but has no seal.
+    public func unsealedAttempts(session: String) throws(CheckpointError) -> [StepAttempt] {
+        try read { db in
+            guard let condition = try Lineage.of(session, in: db)?.condition else { return [] }
+            return try Row.fetchAll(db, sql: """
+                SELECT a.* FROM step_attempts a
+                WHERE a.session_id = ?
+                  AND a.id = (SELECT MAX(id) FROM step_attempts b WHERE b.session_id = a.session_id AND b.step_key = a.step_key)
+                  AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE \(condition.sql) AND step_key = a.step_key)
+                ORDER BY a.id
+                """, arguments: [session] + condition.arguments).map { row in
+                StepAttempt(id: row["id"], sessionID: row["session_id"], stepKey: row["step_key"], codeDigest: row["code_digest"],
+                            runID: row["run_id"], pid: row["pid"], pidStart: row["pid_start"], startedAtMs: row["started_at_ms"])
+            }
         }
     }
 
@@ -157,17 +233,24 @@ public final class CheckpointStore: Sendable {
     /// again is refused (a re-run of a sealed step never executes, so never reaches here).
     @discardableResult
     public func seal(session: String, step: String, codeDigest: String, result: String,
-                     ledgerCursor: Int64?, snapshot: String? = nil) throws(CheckpointError) -> Checkpoint {
+                     ledgerCursor: Int64?, snapshot manifest: SnapshotManifest? = nil) throws(CheckpointError) -> Checkpoint {
+        let snapshot = manifest?.id
         do {
             return try queue.write { db -> Checkpoint in
                 guard try Bool.fetchOne(db, sql: "SELECT 1 FROM sessions WHERE id = ?", arguments: [session]) ?? false else {
                     throw CheckpointError(.unknownSession, "unknown session \(session) (create one with `sealbox session new`)")
                 }
-                if try Bool.fetchOne(db, sql: "SELECT 1 FROM checkpoints WHERE session_id = ? AND step_key = ?", arguments: [session, step]) ?? false {
+                if try Self.sealed(db, session: session, step: step) != nil {
                     throw CheckpointError(.alreadySealed, "step \(step) of session \(session) is already sealed")
                 }
                 let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM checkpoints ORDER BY seq DESC LIMIT 1")
-                let parent = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM checkpoints WHERE session_id = ?", arguments: [session])
+                let view = try Lineage.of(session, in: db)?.condition
+                let parent = try view.flatMap { try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM checkpoints WHERE \($0.sql)", arguments: $0.arguments) }
+                if let manifest, let id = snapshot {
+                    let json = String(decoding: manifest.canonicalJSON, as: UTF8.self)
+                    try db.execute(sql: "INSERT OR IGNORE INTO snapshots (id, manifest, files, bytes, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+                                   arguments: [id, json, manifest.fileCount, Int64(manifest.totalBytes), Self.nowMs()])
+                }
                 var checkpoint = Checkpoint(
                     seq: (last?["seq"] as Int64? ?? 0) + 1, sessionID: session, stepKey: step, codeDigest: codeDigest,
                     result: result, ledgerCursor: ledgerCursor, snapshot: snapshot, parentSeq: parent,
@@ -206,6 +289,12 @@ public final class CheckpointStore: Sendable {
                     if Self.hash(c) != c.hash {
                         return VerifyReport(ok: false, checked: checked, firstBadSeq: c.seq, reason: "hash mismatch")
                     }
+                    if let id = c.snapshot {
+                        let json = try String.fetchOne(db, sql: "SELECT manifest FROM snapshots WHERE id = ?", arguments: [id])
+                        guard let json, SnapshotManifest.decode(json)?.id == id else {
+                            return VerifyReport(ok: false, checked: checked, firstBadSeq: c.seq, reason: "workspace snapshot \(id) is missing or altered")
+                        }
+                    }
                     previous = c.hash
                     expectedSeq += 1
                     checked += 1
@@ -215,6 +304,26 @@ public final class CheckpointStore: Sendable {
         } catch {
             throw CheckpointError(.storage, "checkpoint store: \(error)")
         }
+    }
+
+    static func sealed(_ db: Database, session: String, step: String) throws -> Checkpoint? {
+        guard let condition = try Lineage.of(session, in: db)?.condition else { return nil }
+        return try Row.fetchOne(db, sql: "SELECT * FROM checkpoints WHERE \(condition.sql) AND step_key = ?",
+                                arguments: condition.arguments + [step]).map(Self.checkpoint)
+    }
+
+    private func read<T>(_ body: (Database) throws -> T) throws(CheckpointError) -> T {
+        do {
+            return try queue.read(body)
+        } catch let error as CheckpointError {
+            throw error
+        } catch {
+            throw CheckpointError(.storage, "checkpoint store \(path): \(error)")
+        }
+    }
+
+    static func newSessionID() -> String {
+        "s" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
     }
 
     /// Digest of what a step runs: each part length-prefixed, so no two lists collide.
