@@ -59,6 +59,39 @@ public struct RunResult: Sendable, Codable, Equatable {
     public var replayed: Bool?
     /// For a session step: the seq of the checkpoint that seals it.
     public var checkpoint: Int64?
+    /// For a session step: the /work it left, as sealed.
+    public var workspace: WorkspaceSummary?
+
+    public struct WorkspaceSummary: Sendable, Codable, Equatable {
+        /// Content-addressed id of the snapshot ("sha256:...").
+        public var snapshot: String
+        public var files: Int
+        public var bytes: UInt64
+        public var limitBytes: UInt64
+        /// Files whose contents were not in the store yet (the rest were stored once already).
+        public var newBlobs: Int
+        /// True when the program filled /work to its limit (its writes then failed with ENOSPC).
+        public var full: Bool
+        /// Entries not kept: fifos, sockets, names that are not UTF-8.
+        public var skipped: [String]
+
+        public init(snapshot: String, files: Int, bytes: UInt64, limitBytes: UInt64, newBlobs: Int, full: Bool, skipped: [String]) {
+            self.snapshot = snapshot
+            self.files = files
+            self.bytes = bytes
+            self.limitBytes = limitBytes
+            self.newBlobs = newBlobs
+            self.full = full
+            self.skipped = skipped
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case snapshot, files, bytes
+            case limitBytes = "limit_bytes"
+            case newBlobs = "new_blobs"
+            case full, skipped
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case id, status
@@ -71,7 +104,7 @@ public struct RunResult: Sendable, Codable, Equatable {
         case wallMs = "wall_ms"
         case cpuMs = "cpu_ms"
         case peakMemoryBytes = "peak_memory_bytes"
-        case violations, limits, profile, cgroup, error, replayed, checkpoint
+        case violations, limits, profile, cgroup, error, replayed, checkpoint, workspace
     }
 
     /// Encodes `signal` as an explicit null (the contract shows `"signal":null`).
@@ -97,5 +130,6 @@ public struct RunResult: Sendable, Codable, Equatable {
         try c.encodeIfPresent(error, forKey: .error)
         try c.encodeIfPresent(replayed, forKey: .replayed)
         try c.encodeIfPresent(checkpoint, forKey: .checkpoint)
+        try c.encodeIfPresent(workspace, forKey: .workspace)
     }
 }

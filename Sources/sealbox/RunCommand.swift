@@ -49,7 +49,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Maximum number of processes and threads.")
     var pids: Int = 64
 
-    @Option(name: .long, help: "Size of the writable /work + /tmp tmpfs, e.g. 64M.")
+    @Option(name: .long, help: "Size of the writable /work + /tmp tmpfs, e.g. 64M (for a --step, /tmp only: /work is the session's workspace).")
     var disk: String = "64M"
 
     @Option(name: .customLong("output-limit"), help: "Cap on captured stdout and on stderr, each, e.g. 1M.")
@@ -76,7 +76,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Session id: runs of one agent session share their effects (replay after a crash).")
     var session: String?
 
-    @Option(name: .long, help: "Run as this step of --session: a sealed step is replayed, not re-run.")
+    @Option(name: .long, help: "Run as this step of --session: a sealed step is replayed, not re-run; /work is the session's workspace, carried from step to step.")
     var step: String?
 
     @Option(name: .long, help: "Checkpoint store for --step.")
@@ -116,6 +116,15 @@ struct RunCommand: AsyncParsableCommand {
             spec.id = brokerRun?.runID
             spec.broker = brokerRun?.grant
         }
+        if let checkpoint {
+            do {
+                try checkpoint.recordStart(runID: brokerRun?.runID)
+                spec.workspace = try StepWorkspace.restore(store: checkpoint.store, session: checkpoint.info)
+            } catch {
+                _ = brokerRun?.close()
+                throw error
+            }
+        }
         let outcome: Result<RunResult, JailError>
         do throws(JailError) {
             outcome = .success(try await executor.run(spec))
@@ -133,8 +142,14 @@ struct RunCommand: AsyncParsableCommand {
         // (exit 125) did not run and stays unsealed, so a re-run executes it.
         if let checkpoint, !(result.status == .spawnFailed && result.exitCode == 125) {
             result.replayed = false
+            var snapshot: SnapshotManifest?
+            if let workspace = spec.workspace {
+                let (manifest, summary) = try StepWorkspace.capture(workspace, store: checkpoint.store)
+                snapshot = manifest
+                result.workspace = summary
+            }
             let json = String(decoding: (try? JSONEncoder().encode(result)) ?? Data(), as: UTF8.self)
-            result.checkpoint = try checkpoint.seal(resultJSON: json, ledgerCursor: ledgerCursor)
+            result.checkpoint = try checkpoint.seal(resultJSON: json, ledgerCursor: ledgerCursor, snapshot: snapshot)
         }
         ResultPrinter.print(result, json: json)
         throw ExitCode(result.exitCode)
@@ -228,6 +243,9 @@ enum ResultPrinter {
         FileHandle.standardError.write(Data(result.stderr.utf8))
         if let note = summary(result) {
             FileHandle.standardError.write(Data("sealbox: \(note)\n".utf8))
+        }
+        if let workspace = result.workspace, workspace.full {
+            FileHandle.standardError.write(Data("sealbox: the session workspace is full (limit \(ByteSize.format(workspace.limitBytes))): writes to /work failed with ENOSPC; raise it with `sealbox session new --workspace-limit`\n".utf8))
         }
     }
 

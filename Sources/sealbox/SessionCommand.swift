@@ -7,7 +7,7 @@ struct SessionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "session",
         abstract: "Sessions: an agent's task as a sequence of sealed steps (`sealbox run --session ID --step KEY`).",
-        subcommands: [SessionNew.self, SessionSteps.self]
+        subcommands: [SessionNew.self, SessionSteps.self, SessionFork.self]
     )
 }
 
@@ -25,13 +25,53 @@ struct CheckpointOptions: ParsableArguments {
 }
 
 struct SessionNew: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "new", abstract: "Create a session; prints its id.")
+    static let configuration = CommandConfiguration(
+        commandName: "new", abstract: "Create a session; prints its id.",
+        discussion: """
+            Each step of the session (`sealbox run --session ID --step KEY`) sees the session's
+            workspace as /work: it starts as the last sealed step left it. The workspace is a
+            tmpfs capped at --workspace-limit; a program that fills it gets ENOSPC.
+            """)
 
     @OptionGroup var options: CheckpointOptions
+    @Option(name: .customLong("workspace-limit"), help: "Cap on the session's /work, e.g. 256M (1M to 16G).")
+    var workspaceLimit: String = "64M"
+
+    func run() throws {
+        let limit: UInt64
+        do {
+            limit = try ByteSize.parse(workspaceLimit, flag: "--workspace-limit")
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+        do {
+            print(try options.open().createSession(workspaceLimitBytes: limit))
+        } catch let error as CheckpointError {
+            throw CLIFailure(message: error.message)
+        }
+    }
+}
+
+struct SessionFork: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fork", abstract: "Branch a session at a sealed step; prints the new session's id.",
+        discussion: """
+            The fork's history is the original's up to and including STEP (those steps are
+            replayed, not re-run), and its /work starts as STEP's workspace snapshot. The world
+            does not fork: an irreversible effect the original (or any other branch) sealed is
+            a fact for the fork too, answered from the effect log and never executed again.
+            """)
+
+    @OptionGroup var options: CheckpointOptions
+    @Argument(help: "Session to branch.") var session: String
+    @Option(name: .long, help: "The sealed step the fork starts after.") var at: String
+    @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() throws {
         do {
-            print(try options.open().createSession())
+            let fork = try options.open().fork(session: session, atStep: at)
+            if json { return JSONOutput.print(fork) }
+            print(fork.id)
         } catch let error as CheckpointError {
             throw CLIFailure(message: error.message)
         }
@@ -52,7 +92,8 @@ struct SessionSteps: ParsableCommand {
             let steps = try store.steps(session: session)
             if json { return JSONOutput.print(steps) }
             for step in steps {
-                print("checkpoint \(step.seq)  step \(step.stepKey)  code \(step.codeDigest.prefix(19))…  ledger cursor \(step.ledgerCursor.map(String.init) ?? "-")")
+                let origin = step.sessionID == session ? "" : "  (from \(step.sessionID))"
+                print("checkpoint \(step.seq)  step \(step.stepKey)  code \(step.codeDigest.prefix(19))…  ledger cursor \(step.ledgerCursor.map(String.init) ?? "-")  workspace \(step.snapshot.map { String($0.prefix(19)) + "…" } ?? "-")\(origin)")
             }
         } catch let error as CheckpointError {
             throw CLIFailure(message: error.message)
@@ -64,6 +105,7 @@ struct SessionSteps: ParsableCommand {
 struct StepCheckpoint {
     let store: CheckpointStore
     let session: String
+    let info: SessionInfo
     let step: String
     let codeDigest: String
 
@@ -86,15 +128,17 @@ struct StepCheckpoint {
             throw CLIFailure(message: "--step must be 1-200 characters on one line")
         }
         let store: CheckpointStore
+        let info: SessionInfo
         do {
             store = try CheckpointStore(path: path)
-            guard try store.sessionExists(session) else {
+            guard let found = try store.session(session) else {
                 throw CLIFailure(message: "unknown session \(session) (create one with `sealbox session new`)")
             }
+            info = found
         } catch let error as CheckpointError {
             throw CLIFailure(message: error.message)
         }
-        return StepCheckpoint(store: store, session: session, step: step, codeDigest: digest(spec))
+        return StepCheckpoint(store: store, session: session, info: info, step: step, codeDigest: digest(spec))
     }
 
     /// The sealed result of this step, marked replayed, if sealed with the same code;
@@ -118,9 +162,19 @@ struct StepCheckpoint {
         return result
     }
 
-    func seal(resultJSON: String, ledgerCursor: Int64?) throws -> Int64 {
+    /// Records that the step starts, so `session facts` can name it if it never seals.
+    func recordStart(runID: String?) throws {
         do {
-            return try store.seal(session: session, step: step, codeDigest: codeDigest, result: resultJSON, ledgerCursor: ledgerCursor).seq
+            try store.recordAttempt(session: session, step: step, codeDigest: codeDigest, runID: runID)
+        } catch {
+            throw CLIFailure(message: error.message)
+        }
+    }
+
+    func seal(resultJSON: String, ledgerCursor: Int64?, snapshot: SnapshotManifest?) throws -> Int64 {
+        do {
+            return try store.seal(session: session, step: step, codeDigest: codeDigest, result: resultJSON,
+                                  ledgerCursor: ledgerCursor, snapshot: snapshot).seq
         } catch {
             throw CLIFailure(message: "the step ran but could not be sealed: \(error.message)")
         }

@@ -1,0 +1,81 @@
+import Foundation
+import Glibc
+import SealboxJail
+import SealboxLedger
+
+/// The workspace side of `sealbox run --session ID --step KEY`: /work starts as the session's
+/// last sealed snapshot, and what the step leaves there becomes the snapshot its seal names.
+/// File contents go through the checkpoint store's blob store, so a file kept unchanged by
+/// many steps is stored once.
+enum StepWorkspace {
+    /// A workspace holding the session's latest snapshot (empty for a new session).
+    static func restore(store: CheckpointStore, session: SessionInfo) throws -> Workspace {
+        let workspace: Workspace
+        let manifest: SnapshotManifest?
+        do {
+            workspace = try Workspace(limitBytes: session.workspaceLimitBytes)
+            manifest = try store.latestSnapshot(session: session.id)
+        } catch let error as JailError {
+            throw CLIFailure(message: error.description)
+        } catch let error as CheckpointError {
+            throw CLIFailure(message: error.message)
+        }
+        guard let manifest else { return workspace }
+        guard manifest.totalBytes <= session.workspaceLimitBytes else {
+            throw CLIFailure(message: "the workspace of session \(session.id) holds \(ByteSize.format(manifest.totalBytes)), more than its limit of \(ByteSize.format(session.workspaceLimitBytes))")
+        }
+        for entry in manifest.entries {
+            do {
+                switch entry.kind {
+                case .directory:
+                    try workspace.makeDirectory(entry.path, mode: entry.mode)
+                case .symlink:
+                    try workspace.makeSymlink(entry.path, target: entry.target ?? "")
+                case .file:
+                    let blob = try store.blobs.open(entry.digest ?? "")
+                    defer { close(blob) }
+                    try workspace.writeFile(entry.path, mode: entry.mode, copyingFrom: blob)
+                }
+            } catch let error as JailError {
+                throw CLIFailure(message: "cannot restore /work/\(entry.path) of session \(session.id): \(error.description)")
+            } catch let error as CheckpointError {
+                throw CLIFailure(message: "cannot restore /work/\(entry.path) of session \(session.id): \(error.message)")
+            }
+        }
+        return workspace
+    }
+
+    /// Stores what the step left in /work; returns the manifest to seal and its summary.
+    static func capture(_ workspace: Workspace, store: CheckpointStore) throws -> (SnapshotManifest, RunResult.WorkspaceSummary) {
+        do {
+            let (items, skipped) = try workspace.walk()
+            var entries: [SnapshotEntry] = []
+            var newBlobs = 0
+            for item in items {
+                switch item.kind {
+                case .directory:
+                    entries.append(SnapshotEntry(path: item.path, kind: .directory, mode: item.mode))
+                case .symlink:
+                    entries.append(SnapshotEntry(path: item.path, kind: .symlink, mode: 0o777, target: item.target))
+                case .file:
+                    let fd = try workspace.openFile(item.path)
+                    defer { close(fd) }
+                    let stored = try store.blobs.put(fd: fd)
+                    if stored.stored { newBlobs += 1 }
+                    entries.append(SnapshotEntry(path: item.path, kind: .file, mode: item.mode, size: stored.size, digest: stored.digest))
+                }
+            }
+            let manifest = SnapshotManifest(entries: entries)
+            // tmpfs hands out whole pages: less than one free page left means writes fail.
+            let full = workspace.usage.freeBytes < 8192
+            let summary = RunResult.WorkspaceSummary(
+                snapshot: manifest.id, files: manifest.fileCount, bytes: manifest.totalBytes,
+                limitBytes: workspace.limitBytes, newBlobs: newBlobs, full: full, skipped: skipped)
+            return (manifest, summary)
+        } catch let error as JailError {
+            throw CLIFailure(message: "the step ran but its workspace could not be saved: \(error.description)")
+        } catch let error as CheckpointError {
+            throw CLIFailure(message: "the step ran but its workspace could not be saved: \(error.message)")
+        }
+    }
+}
