@@ -39,8 +39,10 @@ _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 
 #: The ``effect`` object of the last successful ``call`` in this process (a dict such as
-#: ``{"seq": 17, "replayed": False}``), or None. Shared by all threads: threads should use
-#: ``call_with_effect``.
+#: ``{"seq": 17, "replayed": False}``), or None. A replayed answer may also carry
+#: ``"completion_seq"``, and ``"from_session"`` when it was sealed by another session of the same
+#: family (a fork or its parent: the world does not fork). Shared by all threads: threads should
+#: use ``call_with_effect``.
 last_effect = None
 
 

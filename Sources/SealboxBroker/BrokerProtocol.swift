@@ -36,10 +36,22 @@ public struct EffectInfo: Sendable, Codable, Equatable {
     public var seq: Int64
     public var replayed: Bool
     public var completionSeq: Int64?
+    /// Set when the answer (or refusal) comes from a call of another session of the same family
+    /// (a fork or its parent): the world does not fork. Absent from the JSON otherwise, so
+    /// clients that predate it see the same objects as before.
+    public var fromSession: String?
+
+    public init(seq: Int64, replayed: Bool, completionSeq: Int64? = nil, fromSession: String? = nil) {
+        self.seq = seq
+        self.replayed = replayed
+        self.completionSeq = completionSeq
+        self.fromSession = fromSession
+    }
 
     enum CodingKeys: String, CodingKey {
         case seq, replayed
         case completionSeq = "completion_seq"
+        case fromSession = "from_session"
     }
 }
 
@@ -63,14 +75,19 @@ public struct ControlRequest: Sendable, Codable {
     public var op: String
     public var runID: String?
     public var sessionID: String?
+    /// open_run: the root of the session's family when the session is a fork (of a fork, …);
+    /// absent: the session is its own root. A session's family is recorded once and never changes.
+    public var sessionRoot: String?
     public var tools: [String]?
     public var ttlMs: Int64?
     public var tokenID: String?
 
-    public init(op: String, runID: String? = nil, sessionID: String? = nil, tools: [String]? = nil, ttlMs: Int64? = nil, tokenID: String? = nil) {
+    public init(op: String, runID: String? = nil, sessionID: String? = nil, sessionRoot: String? = nil, tools: [String]? = nil,
+                ttlMs: Int64? = nil, tokenID: String? = nil) {
         self.op = op
         self.runID = runID
         self.sessionID = sessionID
+        self.sessionRoot = sessionRoot
         self.tools = tools
         self.ttlMs = ttlMs
         self.tokenID = tokenID
@@ -80,6 +97,7 @@ public struct ControlRequest: Sendable, Codable {
         case op
         case runID = "run_id"
         case sessionID = "session_id"
+        case sessionRoot = "session_root"
         case tools
         case ttlMs = "ttl_ms"
         case tokenID = "token_id"

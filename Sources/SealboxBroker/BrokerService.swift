@@ -60,6 +60,8 @@ public final class BrokerService: Sendable {
 
     struct State: Sendable {
         var runs: [String: RunEntry] = [:]
+        /// Run ids between the checks of `openRun` and their entry in `runs`.
+        var opening: Set<String> = []
         var control: Listener?
         var connections: [String: Int] = [:]
     }
@@ -111,11 +113,13 @@ public final class BrokerService: Sendable {
         self.controlSocketPath = configuration.stateDirectory + "/control.sock"
     }
 
-    /// Marks what a previous broker left half-done (in doubt / interrupted), then listens.
+    /// Marks what a previous broker left half-done (in doubt / interrupted), ends the grants it
+    /// left live (its token key died with it, so its tokens no longer verify), then listens.
     public func start() async throws(BrokerFailure) -> [CallSummary] {
         let interrupted: [CallSummary]
         do {
             interrupted = try await engine.ledger.markInterrupted(actor: "broker")
+            try await engine.ledger.revokeLiveGrants(reason: "broker restarted: tokens of the previous broker no longer verify")
         } catch {
             throw BrokerFailure("effect log: \(error.message)")
         }
@@ -164,7 +168,8 @@ public final class BrokerService: Sendable {
         switch request.op {
         case "open_run":
             do {
-                return try openRun(runID: request.runID ?? "", sessionID: request.sessionID ?? "", tools: request.tools ?? [], ttlMs: request.ttlMs ?? 600_000)
+                return try await openRun(runID: request.runID ?? "", sessionID: request.sessionID ?? "", sessionRoot: request.sessionRoot,
+                                         tools: request.tools ?? [], ttlMs: request.ttlMs ?? 600_000)
             } catch {
                 return ControlResponse(ok: false, error: error)
             }
@@ -187,29 +192,54 @@ public final class BrokerService: Sendable {
     }
 
     /// Mints the run's token for exactly `tools` and opens the run's own socket.
-    public func openRun(runID: String, sessionID: String, tools: [String], ttlMs: Int64) throws(BrokerError) -> ControlResponse {
+    ///
+    /// Before the token is handed out, the effect log records the grant and the session's family
+    /// (`sessionRoot`: the family's root when the session is a fork; nil: its own root). A
+    /// session already recorded under another root is refused (`bad_request`).
+    public func openRun(runID: String, sessionID: String, sessionRoot: String? = nil, tools: [String], ttlMs: Int64) async throws(BrokerError) -> ControlResponse {
         guard Self.isIdentifier(runID), Self.isIdentifier(sessionID) else {
             throw BrokerError(.badRequest, "run_id and session_id must be 1-64 letters, digits, - or _")
+        }
+        if let sessionRoot, !Self.isIdentifier(sessionRoot) {
+            throw BrokerError(.badRequest, "session_root must be 1-64 letters, digits, - or _")
         }
         guard ttlMs > 0, ttlMs <= 7 * 86_400_000 else { throw BrokerError(.badRequest, "ttl_ms must be between 1 ms and 7 days") }
         let unknown = tools.filter { engine.config.tools[$0] == nil }
         guard unknown.isEmpty else {
             throw BrokerError(.unknownTool, "no tool named \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")) in \(configuration.configPath) (has: \(engine.config.tools.keys.sorted().joined(separator: ", ")))")
         }
-        guard !engine.revocations.isRevoked(tokenID: "", runID: runID), state.withLock({ $0.runs[runID] == nil }) else {
-            throw BrokerError(.badRequest, "run \(runID) was already opened")
+        // Reserved under the lock: the awaits below must not let a second open_run of the same id in.
+        let reserved = !engine.revocations.isRevoked(tokenID: "", runID: runID) && state.withLock { s in
+            guard s.runs[runID] == nil, !s.opening.contains(runID) else { return false }
+            s.opening.insert(runID)
+            return true
         }
+        guard reserved else { throw BrokerError(.badRequest, "run \(runID) was already opened") }
+        defer { state.withLock { _ = $0.opening.remove(runID) } }
+
+        let expiresAtMs = EffectEngine.nowMs() + ttlMs
         let minted: (token: String, tokenID: String)
         do {
-            minted = try engine.authority.tryMint(runID: runID, sessionID: sessionID, tools: tools, expiresAtMs: EffectEngine.nowMs() + ttlMs)
+            minted = try engine.authority.tryMint(runID: runID, sessionID: sessionID, tools: tools, expiresAtMs: expiresAtMs)
         } catch {
             throw BrokerError(.badRequest, "cannot mint a token for this run: \(error.message)")
+        }
+        let grant = GrantInput(tokenID: minted.tokenID, runID: runID, sessionID: sessionID, sessionRoot: sessionRoot,
+                               tools: tools, expiresAtMs: expiresAtMs)
+        do {
+            _ = try await engine.ledger.appendGrant(grant)
+        } catch {
+            // Nothing was handed out: the token only ever existed in this function.
+            if error.code == .invalidInput { throw BrokerError(.badRequest, "run \(runID) refused: \(error.message)") }
+            throw BrokerError(.toolFailed, "run \(runID) refused: could not record its grant in the effect log: \(error.message)")
         }
         let path = configuration.stateDirectory + "/runs/\(runID).sock"
         let fd: Int32
         do {
             fd = try UnixSocket.listen(path: path, mode: 0o600, owner: (Self.jailHostUID, Self.jailHostGID))
         } catch {
+            // The grant is in the log: end it, or the log would show authority nobody holds.
+            await revoke(tokenID: minted.tokenID, runID: runID, reason: "run could not be opened")
             throw BrokerError(.toolFailed, error.description)
         }
         let listener = Listener(fd: fd, path: path)
@@ -221,7 +251,8 @@ public final class BrokerService: Sendable {
         return ControlResponse(ok: true, token: minted.token, tokenID: minted.tokenID, socket: path)
     }
 
-    /// Revokes the run's tokens the instant the run ends and removes its socket.
+    /// Revokes the run's tokens the instant the run ends and removes its socket. The revocation
+    /// record (by run id, "run ended") is the log's fact that the run's grant ended.
     public func closeRun(runID: String) async {
         await revoke(tokenID: nil, runID: runID, reason: "run ended")
         state.withLock { $0.runs.removeValue(forKey: runID) }?.listener.stop()

@@ -3,9 +3,10 @@ import Foundation
 import SealboxLedger
 
 /// Applies the effect-class rules of DESIGN.md to one call: verify the token, look up what the
-/// effect log already knows under (session, tool, idempotency key), and then either answer
-/// from the log (replay), refuse (in doubt, awaiting approval, denied), or run the tool with an
-/// intent durably written before and a sealed completion after.
+/// effect log already knows under (session, tool, idempotency key) — for irreversible tools also
+/// in the other sessions of the session's family (`EffectEngineFamily.swift`) — and then either
+/// answer from the log (replay), refuse (in doubt, awaiting approval, denied), or run the tool
+/// with an intent durably written before and a sealed completion after.
 public final class EffectEngine: Sendable {
     public let config: BrokerConfig
     public let ledger: Ledger
@@ -67,7 +68,10 @@ public final class EffectEngine: Sendable {
         let call = PreparedCall(tool: tool, args: args, target: target, key: key, argsDigest: Self.sha256(argsJSON),
                                 claims: claims, fresh: request.fresh ?? false)
         // Calls with the same key wait for each other, so the second one sees the first's seal.
-        return await keyLocks.withLock("\(claims.sessionID)\n\(tool.name)\n\(key)") {
+        // Irreversible calls consult the whole session family, so they wait across the family:
+        // two forks calling at once must not both find nothing and both execute.
+        let scope = tool.effect == .irreversible ? familyRoot(of: claims.sessionID) : claims.sessionID
+        return await keyLocks.withLock("\(scope)\n\(tool.name)\n\(key)") {
             await self.decide(call)
         }
     }
@@ -102,6 +106,7 @@ public final class EffectEngine: Sendable {
         case .interrupted:
             // Only the intent exists and re-running is safe (not irreversible): execute under
             // the same intent and key.
+            if let verdict = familyVerdict(call) { return verdict }
             return await execute(call, intentSeq: seq)
         case .approved:
             // An operator approved it. Execution gets a pending intent of its own, so a crash
@@ -120,9 +125,9 @@ public final class EffectEngine: Sendable {
         }
     }
 
-    /// A sealed answer, with no external call.
-    private func replay(_ summary: CallSummary) -> CallResponse {
-        let effect = EffectInfo(seq: summary.intentSeq, replayed: true, completionSeq: summary.completionSeq)
+    /// A sealed answer, with no external call. `fromSession`: the family member that sealed it.
+    func replay(_ summary: CallSummary, fromSession: String? = nil) -> CallResponse {
+        let effect = EffectInfo(seq: summary.intentSeq, replayed: true, completionSeq: summary.completionSeq, fromSession: fromSession)
         if summary.state == .resolvedHappened {
             return .success(.object(["resolved": .string("happened"), "seq": .number(Double(summary.intentSeq))]), effect)
         }
@@ -137,13 +142,20 @@ public final class EffectEngine: Sendable {
     private func retryAfterFailure(_ call: PreparedCall, _ previous: CallSummary) async -> CallResponse {
         if call.tool.effect == .irreversible {
             // A failed irreversible call is only retried when it certainly never left the broker.
-            let record = previous.completionSeq.flatMap { try? ledger.record(seq: $0) }
-            guard record?.happened == false else { return replay(previous) }
+            guard certainlyNotHappened(previous) else { return replay(previous) }
         }
         return await startNew(call)
     }
 
+    /// A failed call whose completion says the request never reached the world.
+    func certainlyNotHappened(_ failed: CallSummary) -> Bool {
+        failed.completionSeq.flatMap { try? ledger.record(seq: $0) }?.happened == false
+    }
+
+    /// Every new execution starts here (an interrupted intent aside), so this is where the family
+    /// is consulted: an irreversible effect sealed in a fork or its parent is not done again.
     private func startNew(_ call: PreparedCall, approvedAt: Int64? = nil) async -> CallResponse {
+        if let verdict = familyVerdict(call) { return verdict }
         let needsApproval = call.tool.approval == .human && approvedAt == nil
         let intent = IntentInput(
             runID: call.claims.runID, sessionID: call.claims.sessionID, tool: call.tool.name,

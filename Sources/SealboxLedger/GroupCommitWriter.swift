@@ -12,12 +12,18 @@ enum LedgerOp: Sendable {
     case resolve(intentSeq: Int64, happened: Bool, actor: String, note: String?)
     case markInterrupted(actor: String)
     case revocation(tokenID: String?, runID: String?, reason: String)
+    case session(sessionID: String, root: String)
+    case grant(GrantInput)
+    case revokeLiveGrants(reason: String)
 }
 
-/// What one op wrote: its records (in seq order) and, for `markInterrupted`, the calls it moved.
+/// What one op wrote: its records (in seq order), the calls `markInterrupted` moved, the family
+/// root `session`/`grant` recorded, the grants `revokeLiveGrants` ended.
 struct OpOutcome: Sendable {
     var records: [EffectRecord] = []
     var calls: [CallSummary] = []
+    var familyRoot: String?
+    var grants: [GrantSummary] = []
 }
 
 /// Group commit: callers queue ops; one dedicated thread takes everything queued (at most

@@ -154,7 +154,7 @@ public final class Ledger: Sendable {
         return try await submit(.revocation(tokenID: tokenID, runID: runID, reason: reason)).records[0]
     }
 
-    private func submit(_ op: LedgerOp) async throws(LedgerError) -> OpOutcome {
+    func submit(_ op: LedgerOp) async throws(LedgerError) -> OpOutcome {
         try await writer.submit(op).get()
     }
 
@@ -307,7 +307,7 @@ public final class Ledger: Sendable {
 
     // MARK: - Helpers
 
-    private func read<T>(_ body: (Database) throws -> T) throws(LedgerError) -> T {
+    func read<T>(_ body: (Database) throws -> T) throws(LedgerError) -> T {
         do {
             return try pool.read(body)
         } catch let error as LedgerError {

@@ -104,6 +104,15 @@ enum LedgerApply {
                 sql: "INSERT INTO revocations (token_id, run_id, reason, created_at_ms, record_seq) VALUES (?, ?, ?, ?, ?)",
                 arguments: [tokenID, runID, reason, now, record.seq])
             return OpOutcome(records: [record])
+
+        case .session(let sessionID, let root):
+            return OpOutcome(familyRoot: try LedgerApplyFamily.record(db, sessionID: sessionID, claimedRoot: root, now: now))
+
+        case .grant(let input):
+            return try LedgerApplyGrants.grant(db, input, tail: &tail, now: now)
+
+        case .revokeLiveGrants(let reason):
+            return try LedgerApplyGrants.revokeLive(db, reason: reason, tail: &tail, now: now)
         }
     }
 

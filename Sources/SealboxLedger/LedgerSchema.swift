@@ -9,6 +9,14 @@ import GRDB
 /// - `calls`: one row per intent, NOT chained: a cache of where each call stands, rewritten in the
 ///   same transaction as every record that moves it.
 /// - `revocations`: persisted token/run revocations (each also a `revocation` record in the chain).
+///
+/// v2 (sessions can be forked, see `LedgerSchemaV2`):
+/// - `session_family`: session id -> root session id, NOT chained (an index, like `calls`).
+/// - `grants`: one row per minted token (each also a `grant` record in the chain), so "what
+///   authority remains" is a query.
+///
+/// A migration, once released, is never edited: a ledger written by it must still verify and
+/// migrate. Changes go into a new migration.
 enum LedgerSchema {
     /// `PRAGMA application_id` of a sealbox ledger: "SBLG". Lets `init` tell a ledger from any
     /// other SQLite file.
@@ -80,6 +88,7 @@ enum LedgerSchema {
                 PRAGMA application_id = \(applicationID);
                 """)
         }
+        migrator.registerMigration(LedgerSchemaV2.name, migrate: LedgerSchemaV2.migrate)
         return migrator
     }
 }

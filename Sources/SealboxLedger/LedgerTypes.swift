@@ -116,6 +116,9 @@ public struct CompletionInput: Sendable, Equatable {
 /// Record kinds of the `effects` chain.
 public enum RecordKind: String, Sendable, CaseIterable {
     case intent, completion, approval, resolution, interruption, revocation
+    /// A token minted for a run (v2): token_id, run_id, session_id; `tool` holds the granted
+    /// tools joined with ","; `note` a JSON object with `expires_at_ms` and `session_root`.
+    case grant
 }
 
 /// One row of the hash-chained `effects` table.

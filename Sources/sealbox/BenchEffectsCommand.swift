@@ -74,7 +74,7 @@ struct BenchEffectsCommand: AsyncParsableCommand {
         var rows: [BenchEffectsRow] = []
         for callerCount in callers {
             let runID = "bench\(callerCount)"
-            let opened = try openRun(service, runID, ttlMs: 3_600_000)
+            let opened = try await openRun(service, runID, ttlMs: 3_600_000)
             let row = try measure(callers: callerCount, token: opened.token!, socket: opened.socket!, baselineP50: baseline)
             rows.append(row)
             await service.closeRun(runID: runID)
@@ -95,9 +95,9 @@ struct BenchEffectsCommand: AsyncParsableCommand {
         }
     }
 
-    private func openRun(_ service: BrokerService, _ runID: String, ttlMs: Int64) throws -> ControlResponse {
+    private func openRun(_ service: BrokerService, _ runID: String, ttlMs: Int64) async throws -> ControlResponse {
         do {
-            return try service.openRun(runID: runID, sessionID: runID, tools: ["noop"], ttlMs: ttlMs)
+            return try await service.openRun(runID: runID, sessionID: runID, tools: ["noop"], ttlMs: ttlMs)
         } catch {
             throw CLIFailure(message: "bench: \(error.message)")
         }
@@ -170,7 +170,7 @@ struct BenchEffectsCommand: AsyncParsableCommand {
         var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
         for i in 0..<100 {
             let runID = "revoke\(i)"
-            let opened = try openRun(service, runID, ttlMs: 60_000)
+            let opened = try await openRun(service, runID, ttlMs: 60_000)
             let fd = try UnixSocket.connect(path: opened.socket!)
             defer { close(fd) }
             let reader = LineReader(fd: fd)

@@ -70,16 +70,20 @@ final class BrokerHarness: @unchecked Sendable {  // set up once in init, then r
         let socket: String
     }
 
-    func openRun(session: String, tools: [String], ttlMs: Int64 = 60_000) async throws -> Run {
+    /// `root`: the session's family root when the session is a fork (`session_root`).
+    func openRun(session: String, root: String? = nil, tools: [String], ttlMs: Int64 = 60_000) async throws -> Run {
         let id = "run\(UUID().uuidString.prefix(8).lowercased())"
-        let socket = service.controlSocketPath
-        let r = try await Self.onThread {
-            try BrokerControlClient.send(ControlRequest(op: "open_run", runID: id, sessionID: session, tools: tools, ttlMs: ttlMs), socket: socket)
-        }
+        let r = try await control(ControlRequest(op: "open_run", runID: id, sessionID: session, sessionRoot: root, tools: tools, ttlMs: ttlMs))
         guard r.ok, let token = r.token, let tokenID = r.tokenID, let socket = r.socket else {
             throw FixtureFailure("open_run refused: \(r.error?.message ?? "?")")
         }
         return Run(id: id, token: token, tokenID: tokenID, socket: socket)
+    }
+
+    /// One request on the control socket, as the executor or an operator sends it.
+    func control(_ request: ControlRequest) async throws -> ControlResponse {
+        let socket = service.controlSocketPath
+        return try await Self.onThread { try BrokerControlClient.send(request, socket: socket) }
     }
 
     /// One call over the run's socket, exactly as the jail's client makes it.

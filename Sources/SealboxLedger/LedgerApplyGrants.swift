@@ -1,0 +1,86 @@
+import Foundation
+import GRDB
+
+/// Token grants inside the write transaction (see `Ledger.appendGrant`).
+enum LedgerApplyGrants {
+    /// The `note` of a grant record: what the v1 columns have no place for.
+    struct Note: Codable {
+        var expiresAtMs: Int64
+        var sessionRoot: String
+
+        enum CodingKeys: String, CodingKey {
+            case expiresAtMs = "expires_at_ms"
+            case sessionRoot = "session_root"
+        }
+
+        /// Sorted keys, no whitespace: the same grant always hashes the same.
+        var json: String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return String(decoding: (try? encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+        }
+    }
+
+    static func grant(_ db: Database, _ input: GrantInput, tail: inout ChainTail, now: Int64) throws -> OpOutcome {
+        // Checked here, not left to the PRIMARY KEY: an SQLite constraint error would abort the
+        // whole group-commit batch, a LedgerError only this op.
+        if try Int64.fetchOne(db, sql: "SELECT record_seq FROM grants WHERE token_id = ?", arguments: [input.tokenID]) != nil {
+            throw LedgerError(.invalidInput, "token \(input.tokenID) was already granted")
+        }
+        let root = try LedgerApplyFamily.record(
+            db, sessionID: input.sessionID, claimedRoot: input.sessionRoot ?? input.sessionID, now: now)
+        let tools = input.tools.sorted()
+        var record = EffectRecord(
+            seq: 0, kind: RecordKind.grant.rawValue, createdAtMs: now, prevHash: "",
+            runID: input.runID, sessionID: input.sessionID, tool: tools.joined(separator: ","), tokenID: input.tokenID,
+            actor: "broker", note: Note(expiresAtMs: input.expiresAtMs, sessionRoot: root).json)
+        try LedgerApply.append(&record, db, &tail)
+        try db.execute(
+            sql: """
+                INSERT INTO grants (token_id, run_id, session_id, tools, expires_at_ms, created_at_ms, record_seq)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [input.tokenID, input.runID, input.sessionID, record.tool, input.expiresAtMs, now, record.seq])
+        return OpOutcome(records: [record], familyRoot: root)
+    }
+
+    /// Every grant still live at `now` gets a revocation record (by token id), in one transaction.
+    static func revokeLive(_ db: Database, reason: String, tail: inout ChainTail, now: Int64) throws -> OpOutcome {
+        let live = try fetch(db, sql: liveSelect + " ORDER BY g.record_seq", arguments: [now])
+        var outcome = OpOutcome(grants: live)
+        for grant in live {
+            let revoked = try LedgerApply.apply(db, .revocation(tokenID: grant.tokenID, runID: nil, reason: reason), tail: &tail, now: now)
+            outcome.records += revoked.records
+        }
+        return outcome
+    }
+
+    /// Grants not expired at `?` (the first argument) and neither revoked by token nor by run
+    /// (closing a run revokes it). Callers append further conditions with AND.
+    static let liveSelect = """
+        SELECT g.* FROM grants g
+        WHERE g.expires_at_ms > ?
+          AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.token_id = g.token_id)
+          AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.run_id = g.run_id)
+        """
+
+    static func fetch(_ db: Database, sql: String, arguments: StatementArguments) throws -> [GrantSummary] {
+        try Row.fetchAll(db, sql: sql, arguments: arguments).map { try summary($0) }
+    }
+
+    static func summary(_ row: Row) throws(LedgerError) -> GrantSummary {
+        let token = try RowReader.text(row, "token_id") ?? "?"
+        func required<T>(_ value: T?, _ column: String) throws(LedgerError) -> T {
+            guard let value else { throw LedgerError(.storage, "grants row of token \(token): \(column) is NULL") }
+            return value
+        }
+        let tools = try required(RowReader.text(row, "tools"), "tools")
+        return GrantSummary(
+            tokenID: token, runID: try required(RowReader.text(row, "run_id"), "run_id"),
+            sessionID: try required(RowReader.text(row, "session_id"), "session_id"),
+            tools: tools.isEmpty ? [] : tools.split(separator: ",", omittingEmptySubsequences: false).map(String.init),
+            expiresAtMs: try required(RowReader.int(row, "expires_at_ms"), "expires_at_ms"),
+            createdAtMs: try required(RowReader.int(row, "created_at_ms"), "created_at_ms"),
+            recordSeq: try required(RowReader.int(row, "record_seq"), "record_seq"))
+    }
+}
