@@ -21,7 +21,9 @@ final class BrokerRun {
         self.stateDirectory = stateDirectory
     }
 
-    static func open(configPath: String?, controlSocket: String?, allow: [String], session: String?,
+    /// `sessionRoot`: the first session of `session`'s family (sessions forked from one
+    /// another), whose irreversible effects bind every branch; nil when it is its own root.
+    static func open(configPath: String?, controlSocket: String?, allow: [String], session: String?, sessionRoot: String? = nil,
                      timeoutMs: Int, dataDirectory: String) async throws -> BrokerRun {
         guard (configPath == nil) != (controlSocket == nil) else {
             throw CLIFailure(message: configPath == nil ? "--allow needs --tools FILE or --broker SOCKET" : "give either --tools or --broker, not both")
@@ -46,7 +48,8 @@ final class BrokerRun {
             socket = dir + "/control.sock"
         }
         // The token outlives the run's timeout a little: teardown still needs no call.
-        let request = ControlRequest(op: "open_run", runID: runID, sessionID: session ?? runID, tools: allow, ttlMs: Int64(timeoutMs) + 5_000)
+        let request = ControlRequest(op: "open_run", runID: runID, sessionID: session ?? runID,
+                                     sessionRoot: sessionRoot == session ? nil : sessionRoot, tools: allow, ttlMs: Int64(timeoutMs) + 5_000)
         let response: ControlResponse
         do {
             response = try BrokerControlClient.send(request, socket: socket)

@@ -112,6 +112,7 @@ struct RunCommand: AsyncParsableCommand {
         var brokerRun: BrokerRun?
         if tools != nil || broker != nil || !allow.isEmpty {
             brokerRun = try await BrokerRun.open(configPath: tools, controlSocket: broker, allow: allow, session: session,
+                                                 sessionRoot: checkpoint?.info.root ?? knownSessionRoot(),
                                                  timeoutMs: spec.limits.timeoutMs, dataDirectory: executor.configuration.dataDirectory)
             spec.id = brokerRun?.runID
             spec.broker = brokerRun?.grant
@@ -153,6 +154,16 @@ struct RunCommand: AsyncParsableCommand {
         }
         ResultPrinter.print(result, json: json)
         throw ExitCode(result.exitCode)
+    }
+}
+
+extension RunCommand {
+    /// The family root of a --session known to the checkpoint store (a fork's runs share the
+    /// family's irreversible effects even outside steps); nil for a free-form session id.
+    func knownSessionRoot() -> String? {
+        guard let session, FileManager.default.fileExists(atPath: checkpoints),
+              let store = try? CheckpointStore(path: checkpoints) else { return nil }
+        return try? store.session(session)?.root
     }
 }
 

@@ -7,7 +7,7 @@ struct SessionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "session",
         abstract: "Sessions: an agent's task as a sequence of sealed steps (`sealbox run --session ID --step KEY`).",
-        subcommands: [SessionNew.self, SessionSteps.self, SessionFork.self]
+        subcommands: [SessionNew.self, SessionSteps.self, SessionFork.self, SessionFactsCommand.self]
     )
 }
 

@@ -195,9 +195,10 @@ public final class CheckpointStore: Sendable {
     /// Records that a step is starting (before its jail), so a step that never seals shows
     /// up in `session facts` as interrupted.
     @discardableResult
-    public func recordAttempt(session: String, step: String, codeDigest: String, runID: String?) throws(CheckpointError) -> StepAttempt {
+    public func recordAttempt(session: String, step: String, codeDigest: String, runID: String?,
+                              pid: Int32 = getpid(), pidStart: String = ProcessStart.current) throws(CheckpointError) -> StepAttempt {
         var attempt = StepAttempt(id: 0, sessionID: session, stepKey: step, codeDigest: codeDigest, runID: runID,
-                                  pid: getpid(), pidStart: ProcessStart.current, startedAtMs: Self.nowMs())
+                                  pid: pid, pidStart: pidStart, startedAtMs: Self.nowMs())
         do {
             try queue.write { db in
                 try db.execute(sql: """
@@ -212,6 +213,13 @@ public final class CheckpointStore: Sendable {
         return attempt
     }
 
+    /// Every attempt recorded for this session's own steps, oldest first.
+    public func attempts(session: String) throws(CheckpointError) -> [StepAttempt] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM step_attempts WHERE session_id = ? ORDER BY id", arguments: [session]).map(Self.attempt)
+        }
+    }
+
     /// The newest attempt of every step of this session that started but has no seal.
     public func unsealedAttempts(session: String) throws(CheckpointError) -> [StepAttempt] {
         try read { db in
@@ -222,10 +230,7 @@ public final class CheckpointStore: Sendable {
                   AND a.id = (SELECT MAX(id) FROM step_attempts b WHERE b.session_id = a.session_id AND b.step_key = a.step_key)
                   AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE \(condition.sql) AND step_key = a.step_key)
                 ORDER BY a.id
-                """, arguments: [session] + condition.arguments).map { row in
-                StepAttempt(id: row["id"], sessionID: row["session_id"], stepKey: row["step_key"], codeDigest: row["code_digest"],
-                            runID: row["run_id"], pid: row["pid"], pidStart: row["pid_start"], startedAtMs: row["started_at_ms"])
-            }
+                """, arguments: [session] + condition.arguments).map(Self.attempt)
         }
     }
 
@@ -304,6 +309,11 @@ public final class CheckpointStore: Sendable {
         } catch {
             throw CheckpointError(.storage, "checkpoint store: \(error)")
         }
+    }
+
+    static func attempt(_ row: Row) -> StepAttempt {
+        StepAttempt(id: row["id"], sessionID: row["session_id"], stepKey: row["step_key"], codeDigest: row["code_digest"],
+                    runID: row["run_id"], pid: row["pid"], pidStart: row["pid_start"], startedAtMs: row["started_at_ms"])
     }
 
     static func sealed(_ db: Database, session: String, step: String) throws -> Checkpoint? {

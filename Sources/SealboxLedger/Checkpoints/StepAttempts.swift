@@ -31,9 +31,9 @@ public struct StepAttempt: Sendable, Codable, Equatable {
     }
 }
 
-enum ProcessStart {
+public enum ProcessStart {
     /// Field 22 (starttime) of /proc/PID/stat, or nil when the process is gone.
-    static func of(_ pid: Int32) -> String? {
+    public static func of(_ pid: Int32) -> String? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = text.lastIndex(of: ")") else { return nil }
         // Fields after the command name (which may contain spaces) start at field 3.
@@ -41,5 +41,5 @@ enum ProcessStart {
         return fields.count > 19 ? String(fields[19]) : nil
     }
 
-    static var current: String { of(getpid()) ?? "unknown" }
+    public static var current: String { of(getpid()) ?? "unknown" }
 }

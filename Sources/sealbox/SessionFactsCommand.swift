@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import SealboxBroker
+import SealboxLedger
+
+struct SessionFactsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "facts",
+        abstract: "Where a session stands: what is true, what authority remains, what is unsafe.",
+        discussion: """
+            Answers the three recovery questions in one call, from the checkpoint store and
+            the effect log:
+              what is already true   sealed steps and sealed effects, in order (for a fork,
+                                     the inherited prefix, and irreversible effects of other
+                                     branches, which bind this one too: the world does not fork)
+              what authority remains live tokens, pending approvals
+              what is unsafe         in-doubt effects, intents without completion, steps
+                                     that started and never sealed; each with what to do
+            --json prints one object with keys "true", "authority", "unsafe" and "clean"
+            (false when anything is unsafe or unresolved).
+            """)
+
+    @OptionGroup var options: CheckpointOptions
+    @Argument(help: "Session id.") var session: String
+    @Option(name: .long, help: "Effect log (the `ledger:` path of the broker config the steps used).")
+    var ledger: String = BrokerService.defaultLedgerPath
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    func run() throws {
+        let store = try options.open()
+        let facts: SessionFacts
+        do {
+            let log = FileManager.default.fileExists(atPath: ledger) ? try Ledger(path: ledger) : nil
+            facts = try SessionFacts.gather(store: store, ledger: log, session: session)
+            if log == nil && !json {
+                print("(no effect log at \(ledger): effects are not shown; pass --ledger PATH if the steps used tools)\n")
+            }
+        } catch let error as CheckpointError {
+            throw CLIFailure(message: error.message)
+        } catch let error as LedgerError {
+            throw CLIFailure(message: error.message)
+        }
+        if json { return JSONOutput.print(facts) }
+        FactsPrinter.print(facts)
+    }
+}
+
+/// The human form of `session facts`.
+enum FactsPrinter {
+    static func print(_ f: SessionFacts) {
+        let unsafeCount = f.unsafe.inDoubt.count + f.unsafe.interrupted.count + f.unsafe.inFlight.count + f.unsafe.unsealedSteps.count
+        Swift.print("session \(f.session): \(f.whatIsTrue.steps.count) step(s) sealed; " +
+                    (f.clean ? "nothing unsafe or unresolved" : "\(unsafeCount) thing(s) unsafe or unresolved"))
+        if let parent = f.forkedFrom {
+            Swift.print("forked from \(parent) at step \"\(f.forkedAtStep ?? "?")\"; family: \(f.family.joined(separator: ", "))")
+        }
+
+        Swift.print("\nWHAT IS TRUE")
+        if f.whatIsTrue.steps.isEmpty && f.whatIsTrue.effects.isEmpty { Swift.print("  nothing sealed yet") }
+        for s in f.whatIsTrue.steps {
+            let origin = s.session == f.session ? "" : "  (inherited from \(s.session))"
+            Swift.print("  step \(quoted(s.step))  sealed at checkpoint \(s.checkpoint), \(time(s.sealedAtMs)): \(s.status) (exit \(s.exitCode.map(String.init) ?? "?"))\(origin)")
+        }
+        for e in f.whatIsTrue.effects { Swift.print("  " + effect(e)) }
+
+        Swift.print("\nWHAT AUTHORITY REMAINS")
+        if f.authority.tokens.isEmpty && f.authority.approvals.isEmpty { Swift.print("  none: no live token, no pending approval") }
+        for t in f.authority.tokens {
+            let left = max(0, t.expiresAtMs - f.generatedAtMs) / 1000
+            Swift.print("  token \(t.tokenID) of run \(t.runID): tools \(t.tools.joined(separator: ", ")); expires in \(left) s unless revoked")
+        }
+        for a in f.authority.approvals { Swift.print("  " + effect(a) + "\n      -> " + (a.action ?? "")) }
+
+        Swift.print("\nWHAT IS UNSAFE OR UNRESOLVED")
+        if f.clean { Swift.print("  nothing") }
+        for e in f.unsafe.inDoubt + f.unsafe.interrupted + f.unsafe.inFlight {
+            Swift.print("  " + effect(e) + "\n      -> " + (e.action ?? ""))
+        }
+        for s in f.unsafe.unsealedSteps {
+            Swift.print("  step \(quoted(s.step)) started \(time(s.startedAtMs))\(s.runID.map { " (run \($0))" } ?? ""), never sealed\n      -> \(s.action)")
+        }
+    }
+
+    static func effect(_ e: SessionFacts.EffectFact) -> String {
+        let origin: String
+        switch e.origin {
+        case .session: origin = ""
+        case .inherited: origin = ", inherited from \(e.session)"
+        case .sibling: origin = ", sibling branch \(e.session)"
+        }
+        let step = e.step.map { " in step \(quoted($0))" } ?? ""
+        return "effect \(e.seq): \(e.tool) (\(e.effectClass.rawValue)) \(e.state.phrase)\(step)\(origin)"
+    }
+
+    static func quoted(_ text: String) -> String { "\"\(text)\"" }
+
+    static func time(_ ms: Int64) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+}
