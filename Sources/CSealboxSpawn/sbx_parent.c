@@ -321,6 +321,17 @@ int sbx_pidfd_kill(int pidfd, int sig) {
     return 0;
 }
 
+int sbx_pidfd_open(pid_t pid) {
+    int fd = (int)syscall(__NR_pidfd_open, pid, 0);
+    if (fd < 0) return -errno;
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
 unsigned long sbx_locked_mount_flags(const char *path) {
     struct statvfs vfs;
     if (statvfs(path, &vfs) < 0) return 0;

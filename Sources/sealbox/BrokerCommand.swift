@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSealboxSpawn
 import Foundation
 import Glibc
 import SealboxBroker
@@ -34,7 +35,17 @@ struct BrokerServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Effect log (SQLite) path; overrides the config's `ledger:`.")
     var ledger: String?
 
+    @Option(name: .customLong("exit-with"), help: "Stop when the process with this pid exits (`sealbox run --tools` passes its own pid, so a killed runner leaves no broker behind).")
+    var exitWith: Int32?
+
     func run() async throws {
+        var watched: Int32?
+        if let exitWith {
+            // Opened before anything else: if the runner is already gone, there is nothing to serve.
+            let fd = sbx_pidfd_open(exitWith)
+            guard fd >= 0 else { throw CLIFailure(message: "--exit-with \(exitWith): \(String(cString: strerror(-fd)))") }
+            watched = fd
+        }
         let service: BrokerService
         do {
             try makeDirectories(stateDir)
@@ -52,7 +63,7 @@ struct BrokerServeCommand: AsyncParsableCommand {
             writeStderr("sealbox broker: seq \(call.seq) \(call.tool) was left without completion: \(call.state)\n")
         }
         writeStderr("sealbox broker: listening on \(service.controlSocketPath) (\(service.engine.config.tools.count) tools, effect log \(service.engine.ledger.path))\n")
-        await waitForTermination()
+        await waitForTermination(orExitOf: watched)
         service.stop()
         writeStderr("sealbox broker: stopped\n")
     }
@@ -110,12 +121,22 @@ func makeDirectories(_ path: String) throws {
 }
 
 /// Returns when SIGTERM or SIGINT arrives.
-func waitForTermination() async {
+/// Returns on SIGTERM or SIGINT, or when the process behind `pidfd` exits (a pidfd becomes
+/// readable then; pidfd_open(2)).
+func waitForTermination(orExitOf pidfd: Int32? = nil) async {
     signal(SIGTERM, SIG_IGN)
     signal(SIGINT, SIG_IGN)
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
         let queue = DispatchQueue(label: "sealbox-signals")
         let once = OnceFlag()
+        if let pidfd {
+            let source = DispatchSource.makeReadSource(fileDescriptor: pidfd, queue: queue)
+            source.setEventHandler {
+                if once.claim() { continuation.resume() }
+            }
+            source.resume()
+            SignalSources.keepWatch(source)
+        }
         for sig in [SIGTERM, SIGINT] {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
             source.setEventHandler {
@@ -136,4 +157,6 @@ final class OnceFlag: @unchecked Sendable {  // guarded by lock
 enum SignalSources {
     nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []  // only touched during broker start-up, on one thread
     static func keep(_ source: any DispatchSourceSignal) { sources.append(source) }
+    nonisolated(unsafe) static var watches: [any DispatchSourceRead] = []  // likewise
+    static func keepWatch(_ source: any DispatchSourceRead) { watches.append(source) }
 }

@@ -85,7 +85,8 @@ final class BrokerRun {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: exe)
-        process.arguments = ["broker", "--config", configPath, "--state-dir", stateDirectory]
+        // --exit-with: a runner killed with SIGKILL cannot stop its broker; the broker watches it.
+        process.arguments = ["broker", "--config", configPath, "--state-dir", stateDirectory, "--exit-with", String(getpid())]
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = logHandle

@@ -72,4 +72,54 @@ struct StepTests {
         let result = try #require(try JSONSerialization.jsonObject(with: Data(rerun.stdout.utf8)) as? [String: Any], "\(rerun.stderr)")
         #expect(result["status"] as? String == "timeout" && result["replayed"] as? Bool == false)
     }
+
+    @Test("a runner killed with SIGKILL leaves no broker behind: its broker watches it and stops")
+    func killedRunnerTakesItsBrokerAlong() async throws {
+        let dir = "/tmp/sealbox-steps-orphan-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let world = try TestHTTPServer()
+        defer { world.stop() }
+        world.route("/lookup", .json("{}"))
+        let config = dir + "/broker.yaml"
+        try BrokerHarness.configYAML(port: world.port, ledger: dir + "/ledger.sqlite").write(toFile: config, atomically: true, encoding: .utf8)
+        let runner = Process()
+        runner.executableURL = URL(fileURLWithPath: Binaries.sealbox)
+        runner.arguments = ["run", "--tools", config, "--allow", "lookup", "--lang", "python", "--code",
+                            "import sealbox, time; sealbox.call('lookup', {}); time.sleep(30)"]
+        var env = ProcessInfo.processInfo.environment
+        env["SEALBOX_DATA_DIR"] = Binaries.repoRoot
+        env["HARNESS_API_TOKEN"] = BrokerHarness.secret
+        runner.environment = env
+        runner.standardOutput = FileHandle.nullDevice
+        runner.standardError = FileHandle.nullDevice
+        try runner.run()
+        // The snippet has called its tool: the broker is up and serving the run.
+        for _ in 0..<300 where world.count("/lookup") == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(world.count("/lookup") == 1)
+        let brokers = Self.children(of: runner.processIdentifier).filter { $0.cmdline.contains(" broker ") }
+        #expect(brokers.count == 1, "the run's broker is running")
+        kill(runner.processIdentifier, SIGKILL)
+        try await BrokerHarness.onThread { runner.waitUntilExit() }
+        for _ in 0..<100 where brokers.contains(where: { Self.alive($0.pid) }) { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!brokers.contains(where: { Self.alive($0.pid) }), "the broker outlived its runner")
+    }
+
+    /// Running (not zombie) processes whose parent is `parent`.
+    static func children(of parent: Int32) -> [(pid: Int32, cmdline: String)] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { name -> (Int32, String)? in
+            guard let pid = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 1, Int32(fields[1]) == parent,
+                  let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+            return (pid, String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self))
+        }
+    }
+
+    static func alive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[stat.index(after: close)...].hasPrefix(" Z")
+    }
 }

@@ -191,6 +191,9 @@ struct sbx_exit {
 /// reports the program's own status from init's status pipe; when init was killed before
 /// the program ended (timeout, OOM), init's own status. Returns 0 or -errno.
 int sbx_wait_pidfd(int pidfd, int status_fd, struct sbx_exit *out);
+/// pidfd_open(2), close-on-exec: a pollable fd that becomes readable when `pid` exits.
+/// Returns the fd or -errno (ESRCH when already gone).
+int sbx_pidfd_open(pid_t pid);
 /// pidfd_send_signal(2). Returns 0 or -errno (ESRCH when already gone).
 int sbx_pidfd_kill(int pidfd, int sig);
 
