@@ -8,16 +8,20 @@ struct SessionFactsCommand: ParsableCommand {
         commandName: "facts",
         abstract: "Where a session stands: what is true, what authority remains, what is unsafe.",
         discussion: """
-            Answers the three recovery questions in one call, from the checkpoint store and
-            the effect log:
-              what is already true   sealed steps and sealed effects, in order (for a fork,
-                                     the inherited prefix, and irreversible effects of other
-                                     branches, which bind this one too: the world does not fork)
-              what authority remains live tokens, pending approvals
-              what is unsafe         in-doubt effects, intents without completion, steps
-                                     that started and never sealed; each with what to do
-            --json prints one object with keys "true", "authority", "unsafe" and "clean"
-            (false when anything is unsafe or unresolved).
+            Answers the three recovery questions in one call, from the checkpoint
+            store and the effect log:
+
+            What is already true: sealed steps and sealed effects, in order. For a
+            fork, also the inherited prefix and the irreversible effects of other
+            branches, which bind it too (the world does not fork).
+
+            What authority remains: live tokens, pending approvals.
+
+            What is unsafe or unresolved: in-doubt effects, intents without a
+            completion, steps that started and never sealed; each with what to do.
+
+            --json prints one object with the keys "true", "authority", "unsafe"
+            and "clean" (false when anything is unsafe or unresolved).
             """)
 
     @OptionGroup var options: CheckpointOptions
