@@ -28,9 +28,10 @@ struct SessionNew: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "new", abstract: "Create a session; prints its id.",
         discussion: """
-            Each step of the session (`sealbox run --session ID --step KEY`) sees the session's
-            workspace as /work: it starts as the last sealed step left it. The workspace is a
-            tmpfs capped at --workspace-limit; a program that fills it gets ENOSPC.
+            Each step of the session (sealbox run --session ID --step KEY) sees
+            the session's workspace as /work, as the last sealed step left it.
+            The workspace is a tmpfs capped at --workspace-limit; a program that
+            fills it gets ENOSPC.
             """)
 
     @OptionGroup var options: CheckpointOptions
@@ -56,10 +57,11 @@ struct SessionFork: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fork", abstract: "Branch a session at a sealed step; prints the new session's id.",
         discussion: """
-            The fork's history is the original's up to and including STEP (those steps are
-            replayed, not re-run), and its /work starts as STEP's workspace snapshot. The world
-            does not fork: an irreversible effect the original (or any other branch) sealed is
-            a fact for the fork too, answered from the effect log and never executed again.
+            The fork's history is the original's up to and including STEP (those
+            steps are replayed, not re-run), and its /work starts as STEP's
+            workspace snapshot. The world does not fork: an irreversible effect
+            that the original (or any other branch) sealed is a fact for the fork
+            too, answered from the effect log and never executed again.
             """)
 
     @OptionGroup var options: CheckpointOptions
