@@ -14,7 +14,9 @@
 //     our ids are unmapped and nothing below can work.
 //  2. cgroup namespace (v1 only: now that the parent moved us into our cgroup, so the
 //     namespace root is the task cgroup, not the parent's), new session.
-//  3. identity: setgroups, setresgid, setresuid to the one mapped id, keeping capabilities.
+//  3. identity: setgroups, setresgid, setresuid to the one mapped id, keeping capabilities;
+//     then PR_SET_PDEATHSIG again (the uid change cleared it) and a check that the parent
+//     did not die meanwhile.
 //     This comes before the mounts (nsjail's order has it after) because every file the
 //     setup creates in the new tmpfs must have a mapped owner: with an unmapped fsuid the
 //     kernel refuses inode creation with EOVERFLOW (fs/namei.c may_o_create).
@@ -42,6 +44,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -355,6 +358,15 @@ void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd,
     CHECK(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), SBX_STAGE_KEEPCAPS, -1);
     CHECK(syscall(SYS_setresuid, req->inside_uid, req->inside_uid, req->inside_uid), SBX_STAGE_SETRESUID, -1);
     CHECK(raise_effective_caps_in_child(), SBX_STAGE_CAPSET_SETUP, -1);
+    // The uid change cleared the parent-death signal (prctl(2): it is reset when the
+    // credentials change), so a sealbox killed from here on would leave the jail running,
+    // unsupervised and without its timeout. Arm it again, then make sure sealbox did not
+    // die while it was disarmed: its pidfd is readable once it has exited.
+    CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), SBX_STAGE_PDEATHSIG, 1);
+    if (sbx_parent_pidfd >= 0) {
+        struct pollfd parent = { .fd = sbx_parent_pidfd, .events = POLLIN };
+        if (poll(&parent, 1, 0) > 0) _exit(125);  // nobody is left to report to
+    }
 
     // 4. mounts; MS_PRIVATE first so nothing below propagates back to the host
     CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), SBX_STAGE_MOUNT_PRIVATE, -1);

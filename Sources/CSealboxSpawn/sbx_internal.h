@@ -54,4 +54,7 @@ struct sbx_scrub_region {
 };
 extern struct sbx_scrub_region sbx_scrub_args, sbx_scrub_env;
 
+/// pidfd on the sealbox process (CLOEXEC), or -1; see open_parent_pidfd in sbx_parent.c.
+extern int sbx_parent_pidfd;
+
 #endif

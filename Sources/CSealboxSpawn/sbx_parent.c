@@ -25,6 +25,18 @@
 struct sbx_scrub_region sbx_scrub_args, sbx_scrub_env;
 static pthread_once_t scrub_once = PTHREAD_ONCE_INIT;
 
+int sbx_parent_pidfd = -1;
+static pthread_once_t parent_pidfd_once = PTHREAD_ONCE_INIT;
+
+/// A pidfd on sealbox itself, inherited by every child: it becomes readable when sealbox
+/// exits, which lets a child detect a parent that died while its death signal was disarmed.
+/// On failure (kernel < 5.3) the check is skipped and only PR_SET_PDEATHSIG remains.
+static void open_parent_pidfd(void) {
+    int fd = (int)syscall(__NR_pidfd_open, getpid(), 0);
+    if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) == 0) sbx_parent_pidfd = fd;
+    else if (fd >= 0) close(fd);
+}
+
 /// Reads arg_start, arg_end, env_start, env_end: fields 48-51 of /proc/self/stat (proc(5)).
 static void find_scrub_regions_from_parent(void) {
     char buf[4096];
@@ -181,6 +193,7 @@ int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
     res->failed_detail[0] = 0;
     set_failure(res, SBX_STAGE_NONE, 0, -1);
     pthread_once(&scrub_once, find_scrub_regions_from_parent);
+    pthread_once(&parent_pidfd_once, open_parent_pidfd);
 
     // report: child -> parent failures and the seccomp listener (SEQPACKET keeps messages
     // whole and carries SCM_RIGHTS); sync: parent -> child release; status: init -> parent.

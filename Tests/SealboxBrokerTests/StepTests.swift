@@ -105,6 +105,34 @@ struct StepTests {
         #expect(!brokers.contains(where: { Self.alive($0.pid) }), "the broker outlived its runner")
     }
 
+    @Test("a runner killed with SIGKILL takes its jail along: the uid change must not disarm the parent-death signal")
+    func killedRunnerTakesItsJailAlong() async throws {
+        let marker = "sleep 31.\(Int.random(in: 1000...9999))"
+        let runner = Process()
+        runner.executableURL = URL(fileURLWithPath: Binaries.sealbox)
+        runner.arguments = ["run", "--timeout", "60", "--", "/bin/sh", "-c", marker]
+        var env = ProcessInfo.processInfo.environment
+        env["SEALBOX_DATA_DIR"] = Binaries.repoRoot
+        runner.environment = env
+        runner.standardOutput = FileHandle.nullDevice
+        runner.standardError = FileHandle.nullDevice
+        try runner.run()
+        func jailed() -> [String] {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            return entries.filter { name in
+                guard Int32(name) != nil, Self.alive(Int32(name)!),
+                      let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return false }
+                return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(marker)
+            }
+        }
+        for _ in 0..<200 where jailed().isEmpty { try await Task.sleep(for: .milliseconds(25)) }
+        #expect(!jailed().isEmpty, "the jailed program started")
+        kill(runner.processIdentifier, SIGKILL)
+        try await BrokerHarness.onThread { runner.waitUntilExit() }
+        for _ in 0..<100 where !jailed().isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(jailed().isEmpty, "the jail outlived its runner: \(jailed())")
+    }
+
     /// Running (not zombie) processes whose parent is `parent`.
     static func children(of parent: Int32) -> [(pid: Int32, cmdline: String)] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
