@@ -63,8 +63,12 @@ struct BrokerServeCommand: AsyncParsableCommand {
             writeStderr("sealbox broker: seq \(call.seq) \(call.tool) was left without completion: \(call.state)\n")
         }
         writeStderr("sealbox broker: listening on \(service.controlSocketPath) (\(service.engine.config.tools.count) tools, effect log \(service.engine.ledger.path))\n")
-        await waitForTermination(orExitOf: watched)
+        let runnerExited = await waitForTermination(orExitOf: watched)
         service.stop()
+        if runnerExited {
+            // The runner that made this state directory for us is gone and cannot remove it.
+            try? FileManager.default.removeItem(atPath: stateDir)
+        }
         writeStderr("sealbox broker: stopped\n")
     }
 }
@@ -123,16 +127,18 @@ func makeDirectories(_ path: String) throws {
 /// Returns when SIGTERM or SIGINT arrives.
 /// Returns on SIGTERM or SIGINT, or when the process behind `pidfd` exits (a pidfd becomes
 /// readable then; pidfd_open(2)).
-func waitForTermination(orExitOf pidfd: Int32? = nil) async {
+/// Returns true when it was the process that exited.
+@discardableResult
+func waitForTermination(orExitOf pidfd: Int32? = nil) async -> Bool {
     signal(SIGTERM, SIG_IGN)
     signal(SIGINT, SIG_IGN)
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+    return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
         let queue = DispatchQueue(label: "sealbox-signals")
         let once = OnceFlag()
         if let pidfd {
             let source = DispatchSource.makeReadSource(fileDescriptor: pidfd, queue: queue)
             source.setEventHandler {
-                if once.claim() { continuation.resume() }
+                if once.claim() { continuation.resume(returning: true) }
             }
             source.resume()
             SignalSources.keepWatch(source)
@@ -140,7 +146,7 @@ func waitForTermination(orExitOf pidfd: Int32? = nil) async {
         for sig in [SIGTERM, SIGINT] {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
             source.setEventHandler {
-                if once.claim() { continuation.resume() }
+                if once.claim() { continuation.resume(returning: false) }
             }
             source.resume()
             SignalSources.keep(source)

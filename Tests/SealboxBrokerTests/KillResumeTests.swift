@@ -18,17 +18,13 @@ import Testing
 /// Every failure names its trial's seed; the seed fixes the kill time and the world's delays
 /// (not the machine's scheduling, so a replay lands near, not exactly on, the same instant).
 ///
-/// What "kill -9" means here (`SEALBOX_KILL_MODE`, default `tree`): `sealbox run --tools`
-/// starts its broker as a child in its own process group, and the jail is in its own session
-/// (setsid), so killing the runner's process group reaches neither. Killing the runner alone
-/// leaves both running (see `runnerAloneLeavesOrphans` below). `tree` therefore simulates a
-/// machine crash: SIGSTOP the runner, then every descendant (broker, jail init, the jailed
+/// Two kinds of kill -9. `randomKills` simulates a machine crash (`SEALBOX_KILL_MODE=tree`,
+/// its default): SIGSTOP the runner, then every descendant (broker, jail init, the jailed
 /// program) until the tree is frozen, then SIGKILL all of them (the kernel, and so the page
-/// cache, survives: this is every sealbox process dying at once, not a power cut). `runner` kills the runner alone,
-/// which is what this test should do once a runner's broker and jail die with it: today it
-/// reports the orphans as a failure, resumes alongside them (they race the resumed step: e.g.
-/// both brokers execute the same interrupted intent, and the resumed step fails with
-/// "completion could not be recorded"), and kills them at the end of the trial.
+/// cache, survives: every sealbox process dies at once, not a power cut). `randomRunnerKills`
+/// kills the runner alone, as when an agent's process is killed: its broker (watching it
+/// through --exit-with) and its jail (parent-death signal) must die with it, and the trial
+/// fails if either is still running when the resume starts.
 @Suite("Kill -9 and resume", .needsRootForJails, .serialized)
 struct KillResumeTests {
     @Test("random kill -9 points in a read/idempotent/irreversible session; resume; nothing irreversible twice")
@@ -43,20 +39,30 @@ struct KillResumeTests {
         #expect(outcome.trialsRun == trials)
     }
 
-    /// Found while writing the randomized test. The jail's init sets PR_SET_PDEATHSIG before it
-    /// changes its uid (sbx_child.c steps 0 and 3), and the kernel clears the parent-death signal
-    /// on a credential change, so the jail outlives a SIGKILLed runner; the broker the runner
-    /// started has no parent-death handling at all and waits for a SIGTERM that never comes. A
-    /// jail killed "between two calls" therefore goes on and makes its next call, through the
-    /// orphaned broker, after its runner was killed.
-    @Test("kill -9 of the runner alone: its jail and its broker live on and the next call still happens")
-    func runnerAloneLeavesOrphans() async throws {
+    @Test("random kill -9 of the runner alone (an agent killed, the machine up); resume; nothing irreversible twice")
+    func randomRunnerKills() async throws {
+        let env = ProcessInfo.processInfo.environment
+        // Half as many as the machine-crash trials by default; SEALBOX_KILL_TRIALS sets both.
+        let trials = env["SEALBOX_KILL_TRIALS"].flatMap { Int($0) } ?? 4
+        let seed = env["SEALBOX_KILL_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        let outcome = try await BrokerHarness.onThread { try KillRig.run(trials: trials, seed: seed, mode: .runner) }
+        print(outcome.summary)
+        for failure in outcome.failures { Issue.record(Comment(rawValue: failure)) }
+        #expect(outcome.trialsRun == trials)
+    }
+
+    /// Found while writing the randomized test: the jail's init set PR_SET_PDEATHSIG before
+    /// changing its uid (sbx_child.c steps 0 and 3), and the kernel clears the parent-death
+    /// signal on a credential change, so the jail outlived a SIGKILLed runner; and the broker
+    /// the runner started waited for a SIGTERM that never came. A jail killed "between two
+    /// calls" went on and made its next call through the orphaned broker. Now the child arms
+    /// the signal again after the uid change, and the broker watches its runner (--exit-with).
+    @Test("kill -9 of the runner alone: its jail and its broker die with it; no call happens after")
+    func runnerAloneLeavesNoOrphans() async throws {
         let seen = try await BrokerHarness.onThread { try KillRig.runnerAloneObservation() }
-        withKnownIssue("the jail and the ephemeral broker survive a SIGKILL of `sealbox run`") {
-            #expect(!seen.brokerAlive, "the broker started by the killed runner is still running")
-            #expect(!seen.jailAlive, "the killed runner's jail is still running")
-            #expect(seen.cutoversAfterKill == 0, "the jailed code made an irreversible call after its runner was killed")
-        }
+        #expect(!seen.brokerAlive, "the broker started by the killed runner is still running")
+        #expect(!seen.jailAlive, "the killed runner's jail is still running")
+        #expect(seen.cutoversAfterKill == 0, "the jailed code made an irreversible call after its runner was killed")
         #expect(seen.errors.isEmpty, "\(seen.errors)")
     }
 }
@@ -606,8 +612,9 @@ enum KillRig {
                 let tree = KillTestProcesses.descendants(of: runner.pid)
                 kill(runner.pid, SIGKILL)
                 _ = runner.wait()
-                if let alive = KillTestProcesses.waitGone(tree, seconds: 0.5) {
-                    // The known issue (runnerAloneLeavesOrphans): resume alongside them, clean up after.
+                // The broker stops gracefully (it closes its runs first), so give it a moment.
+                if let alive = KillTestProcesses.waitGone(tree, seconds: 3) {
+                    // A regression of runnerAloneLeavesNoOrphans: resume alongside them, clean up after.
                     let brokers = alive.filter { KillTestProcesses.brokerStateDirectory($0) != nil }
                     fail("\(alive.count) processes outlived the killed runner (broker \(brokers), jail \(alive.filter { !brokers.contains($0) })); resuming alongside them")
                     orphans = alive
@@ -625,6 +632,9 @@ enum KillRig {
                 let path = base + "/" + name
                 guard let log = KillTestProcesses.read(path + "/broker.log"), log.contains(dir + "/") else { continue }
                 count("leaked_broker_state_dirs")
+                // A broker that outlives its runner removes its own state directory; only a
+                // machine-crash kill (tree), which kills the broker too, may leave one.
+                if mode == .runner { fail("the state directory \(path) of a killed runner's broker was left behind") }
                 try? FileManager.default.removeItem(atPath: path)
             }
         }
