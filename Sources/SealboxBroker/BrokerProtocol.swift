@@ -113,9 +113,13 @@ public struct ControlResponse: Sendable, Codable {
     public var runs: Int?
     /// close_run: the last effect-log seq the run wrote (a step's ledger cursor).
     public var lastSeq: Int64?
+    /// close_run: calls the run was refused because they wait on a decision (in doubt,
+    /// awaiting approval). A step that hit one is not finished: it must not be sealed.
+    public var blocked: [BlockedCall]?
     public var error: BrokerError?
 
-    public init(ok: Bool, token: String? = nil, tokenID: String? = nil, socket: String? = nil, tools: [String]? = nil, runs: Int? = nil, lastSeq: Int64? = nil, error: BrokerError? = nil) {
+    public init(ok: Bool, token: String? = nil, tokenID: String? = nil, socket: String? = nil, tools: [String]? = nil, runs: Int? = nil,
+                lastSeq: Int64? = nil, blocked: [BlockedCall]? = nil, error: BrokerError? = nil) {
         self.ok = ok
         self.token = token
         self.tokenID = tokenID
@@ -123,6 +127,7 @@ public struct ControlResponse: Sendable, Codable {
         self.tools = tools
         self.runs = runs
         self.lastSeq = lastSeq
+        self.blocked = blocked
         self.error = error
     }
 
@@ -131,6 +136,25 @@ public struct ControlResponse: Sendable, Codable {
         case tokenID = "token_id"
         case socket, tools, runs, error
         case lastSeq = "last_seq"
+        case blocked
+    }
+}
+
+/// A call refused to wait for a decision: the intent it waits on and why.
+public struct BlockedCall: Sendable, Codable, Equatable {
+    public var seq: Int64?
+    public var code: BrokerErrorCode
+    public var message: String
+
+    public init(seq: Int64?, code: BrokerErrorCode, message: String) {
+        self.seq = seq
+        self.code = code
+        self.message = message
+    }
+
+    /// The refusals that wait on an operator or on the world, not final answers.
+    public static func isBlocking(_ code: BrokerErrorCode) -> Bool {
+        code == .inDoubt || code == .awaitingApproval
     }
 }
 

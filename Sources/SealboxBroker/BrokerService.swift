@@ -60,6 +60,8 @@ public final class BrokerService: Sendable {
 
     struct State: Sendable {
         var runs: [String: RunEntry] = [:]
+        /// Per run: calls refused to wait on a decision (reported by close_run).
+        var blocked: [String: [BlockedCall]] = [:]
         /// Run ids between the checks of `openRun` and their entry in `runs`.
         var opening: Set<String> = []
         var control: Listener?
@@ -177,7 +179,8 @@ public final class BrokerService: Sendable {
             guard let runID = request.runID else { return ControlResponse(ok: false, error: BrokerError(.badRequest, "close_run needs run_id")) }
             await closeRun(runID: runID)
             let calls = (try? engine.ledger.list(ListFilter(runID: runID, limit: 10_000))) ?? []
-            return ControlResponse(ok: true, lastSeq: calls.map { $0.completionSeq ?? $0.intentSeq }.max())
+            let blocked = state.withLock { $0.blocked.removeValue(forKey: runID) }
+            return ControlResponse(ok: true, lastSeq: calls.map { $0.completionSeq ?? $0.intentSeq }.max(), blocked: blocked)
         case "revoke":
             guard request.runID != nil || request.tokenID != nil else {
                 return ControlResponse(ok: false, error: BrokerError(.badRequest, "revoke needs token_id or run_id"))
@@ -246,6 +249,10 @@ public final class BrokerService: Sendable {
         state.withLock { $0.runs[runID] = RunEntry(sessionID: sessionID, tokenID: minted.tokenID, socketPath: path, listener: listener) }
         startAcceptLoop(listener, name: "run-\(runID)") { [self] line in
             let response = await self.engine.handle(line: line, runID: runID)
+            if let error = response.error, BlockedCall.isBlocking(error.code) {
+                let call = BlockedCall(seq: response.effect?.seq, code: error.code, message: error.message)
+                self.state.withLock { $0.blocked[runID, default: []].append(call) }
+            }
             return (try? JSONEncoder().encode(response)) ?? Data()
         }
         return ControlResponse(ok: true, token: minted.token, tokenID: minted.tokenID, socket: path)

@@ -61,6 +61,21 @@ public struct RunResult: Sendable, Codable, Equatable {
     public var checkpoint: Int64?
     /// For a session step: the /work it left, as sealed.
     public var workspace: WorkspaceSummary?
+    /// For a session step: broker calls refused because they wait on a decision (an
+    /// in-doubt effect, a pending approval). Such a step is not finished and not sealed.
+    public var blocked: [BlockedEffect]?
+
+    public struct BlockedEffect: Sendable, Codable, Equatable {
+        public var seq: Int64?
+        public var code: String
+        public var message: String
+
+        public init(seq: Int64?, code: String, message: String) {
+            self.seq = seq
+            self.code = code
+            self.message = message
+        }
+    }
 
     public struct WorkspaceSummary: Sendable, Codable, Equatable {
         /// Content-addressed id of the snapshot ("sha256:...").
@@ -104,7 +119,7 @@ public struct RunResult: Sendable, Codable, Equatable {
         case wallMs = "wall_ms"
         case cpuMs = "cpu_ms"
         case peakMemoryBytes = "peak_memory_bytes"
-        case violations, limits, profile, cgroup, error, replayed, checkpoint, workspace
+        case violations, limits, profile, cgroup, error, replayed, checkpoint, workspace, blocked
     }
 
     /// Encodes `signal` as an explicit null (the contract shows `"signal":null`).
@@ -131,5 +146,6 @@ public struct RunResult: Sendable, Codable, Equatable {
         try c.encodeIfPresent(replayed, forKey: .replayed)
         try c.encodeIfPresent(checkpoint, forKey: .checkpoint)
         try c.encodeIfPresent(workspace, forKey: .workspace)
+        try c.encodeIfPresent(blocked, forKey: .blocked)
     }
 }

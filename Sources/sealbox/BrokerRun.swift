@@ -68,12 +68,12 @@ final class BrokerRun {
     }
 
     /// Revokes the run's token at once, then stops a broker started for this run. Returns the
-    /// last effect-log seq the run wrote.
+    /// last effect-log seq the run wrote, and the calls it was refused to wait on a decision.
     @discardableResult
-    func close() -> Int64? {
+    func close() -> (lastSeq: Int64?, blocked: [BlockedCall]) {
         let response = try? BrokerControlClient.send(ControlRequest(op: "close_run", runID: runID), socket: controlSocket)
         Self.stopBroker(process, stateDirectory)
-        return response?.lastSeq
+        return (response?.lastSeq, response?.blocked ?? [])
     }
 
     private static func startBroker(configPath: String, stateDirectory: String) throws -> Process {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SealboxBroker
 import SealboxJail
 import SealboxLedger
 
@@ -133,7 +134,8 @@ struct RunCommand: AsyncParsableCommand {
             outcome = .failure(error)
         }
         // The token dies with the run, whatever happened to it.
-        let ledgerCursor = brokerRun?.close()
+        let closed = brokerRun?.close()
+        let ledgerCursor = closed?.lastSeq
         var result: RunResult
         switch outcome {
         case .success(let r): result = r
@@ -141,7 +143,13 @@ struct RunCommand: AsyncParsableCommand {
         }
         // A step that ran is sealed, whatever its verdict; one sealbox could not even start
         // (exit 125) did not run and stays unsealed, so a re-run executes it.
-        if let checkpoint, !(result.status == .spawnFailed && result.exitCode == 125) {
+        let blocked = closed?.blocked ?? []
+        if checkpoint != nil, !blocked.isEmpty {
+            // Waiting on an operator or on the world is not an outcome: leave the step
+            // unsealed so that, once decided, running it again carries on.
+            result.replayed = false
+            result.blocked = blocked.map { .init(seq: $0.seq, code: $0.code.rawValue, message: $0.message) }
+        } else if let checkpoint, !(result.status == .spawnFailed && result.exitCode == 125) {
             result.replayed = false
             var snapshot: SnapshotManifest?
             if let workspace = spec.workspace {
@@ -254,6 +262,9 @@ enum ResultPrinter {
         FileHandle.standardError.write(Data(result.stderr.utf8))
         if let note = summary(result) {
             FileHandle.standardError.write(Data("sealbox: \(note)\n".utf8))
+        }
+        for call in result.blocked ?? [] {
+            FileHandle.standardError.write(Data("sealbox: step not sealed: a call waits on a decision (\(call.code)\(call.seq.map { ", seq \($0)" } ?? "")): \(call.message) Run the step again once it is decided.\n".utf8))
         }
         if let workspace = result.workspace, workspace.full {
             FileHandle.standardError.write(Data("sealbox: the session workspace is full (limit \(ByteSize.format(workspace.limitBytes))): writes to /work failed with ENOSPC; raise it with `sealbox session new --workspace-limit`\n".utf8))
