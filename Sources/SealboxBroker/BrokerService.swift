@@ -48,6 +48,8 @@ public final class BrokerService: Sendable {
 
     public let engine: EffectEngine
     public let controlSocketPath: String
+    /// Held for this broker's life: see `BrokerLease`.
+    let lease: BrokerLease
     let configuration: Configuration
     private let state = Mutex(State())
 
@@ -104,24 +106,34 @@ public final class BrokerService: Sendable {
             throw BrokerFailure("effect log \(ledgerPath): \(error.message)")
         }
         let known: (tokenIDs: Set<String>, runIDs: Set<String>)
+        let lease: BrokerLease
         do {
             known = try ledger.revocations()
+            // Before anything is written under this broker's id (see BrokerLease).
+            lease = try BrokerLease.acquire(ledgerPath: ledger.path)
         } catch {
             throw BrokerFailure("effect log \(ledgerPath): \(error.message)")
         }
         self.engine = EffectEngine(
             config: config, ledger: ledger, authority: TokenAuthority(key: TokenAuthority.randomKey()),
-            revocations: RevocationList(tokenIDs: known.tokenIDs, runIDs: known.runIDs))
+            revocations: RevocationList(tokenIDs: known.tokenIDs, runIDs: known.runIDs), lease: lease)
+        self.lease = lease
         self.controlSocketPath = configuration.stateDirectory + "/control.sock"
     }
 
-    /// Marks what a previous broker left half-done (in doubt / interrupted), ends the grants it
-    /// left live (its token key died with it, so its tokens no longer verify), then listens.
-    public func start() async throws(BrokerFailure) -> [CallSummary] {
-        let interrupted: [CallSummary]
+    /// This broker's id on the effect log: recorded in every grant it writes, and the name of
+    /// its lease (`<ledger>.brokers/<id>.lock`).
+    public var brokerID: String { lease.brokerID }
+
+    /// Recovers what brokers that are GONE left half-done — their calls without completion
+    /// become in doubt (irreversible) or interrupted, their live grants are ended (their token
+    /// key died with them) — and leaves the work of live brokers sharing the effect log alone.
+    /// Then listens.
+    @discardableResult
+    public func start() async throws(BrokerFailure) -> BrokerRecovery {
+        let recovery: BrokerRecovery
         do {
-            interrupted = try await engine.ledger.markInterrupted(actor: "broker")
-            try await engine.ledger.revokeLiveGrants(reason: "broker restarted: tokens of the previous broker no longer verify")
+            recovery = try await engine.ledger.recoverAbandonedWork(lease: lease)
         } catch {
             throw BrokerFailure("effect log: \(error.message)")
         }
@@ -143,11 +155,50 @@ public final class BrokerService: Sendable {
             let response = await self.control(line)
             return (try? JSONEncoder().encode(response)) ?? Data()
         }
-        return interrupted
+        return recovery
     }
 
-    /// Stops listening; every open run's token is revoked.
+    /// Stops listening; every open run's token is revoked in memory. The effect log is not
+    /// written (use `shutdown`): the grants stay live there until a broker that starts later
+    /// finds this one gone. The lease is released when no call is in flight.
     public func stop() {
+        stopListening()
+        if engine.callsInFlight == 0 { lease.release() }
+    }
+
+    public struct ShutdownReport: Sendable {
+        /// This broker's grants that were live and are now ended in the effect log.
+        public var endedGrants: [GrantSummary]
+        /// Calls still executing when the grace period ran out: left pending, they become in
+        /// doubt / interrupted when the next broker starts.
+        public var callsStillInFlight: Int
+        /// Why the grants could not be ended in the log, if they could not.
+        public var failure: String?
+    }
+
+    /// A graceful stop: stops listening and refuses every token at once, records this broker's
+    /// still-live grants as revoked (`reason`) so the log does not show a dead broker's tokens as
+    /// live authority, waits up to `grace` for calls in flight to be sealed, then releases the
+    /// lease. A call still running after `grace` keeps the lease until the process exits, so no
+    /// other broker takes it for abandoned while it may still complete.
+    public func shutdown(reason: String = "broker stopped", grace: Duration = .seconds(5)) async -> ShutdownReport {
+        stopListening()
+        var report = ShutdownReport(endedGrants: [], callsStillInFlight: 0, failure: nil)
+        do {
+            report.endedGrants = try await engine.ledger.revokeLiveGrants(ofBroker: lease.brokerID, reason: "broker \(lease.brokerID) stopped: \(reason)")
+        } catch {
+            report.failure = error.message
+        }
+        let deadline = ContinuousClock.now + grace
+        while engine.callsInFlight > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        report.callsStillInFlight = engine.callsInFlight
+        if report.callsStillInFlight == 0 { lease.release() }
+        return report
+    }
+
+    private func stopListening() {
         let (control, runs) = state.withLock { s in
             let result = (s.control, s.runs)
             s.runs = [:]
@@ -228,7 +279,7 @@ public final class BrokerService: Sendable {
             throw BrokerError(.badRequest, "cannot mint a token for this run: \(error.message)")
         }
         let grant = GrantInput(tokenID: minted.tokenID, runID: runID, sessionID: sessionID, sessionRoot: sessionRoot,
-                               tools: tools, expiresAtMs: expiresAtMs)
+                               tools: tools, expiresAtMs: expiresAtMs, brokerID: lease.brokerID)
         do {
             _ = try await engine.ledger.appendGrant(grant)
         } catch {

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import SealboxLedger
+import Synchronization
 
 /// Applies the effect-class rules of DESIGN.md to one call: verify the token, look up what the
 /// effect log already knows under (session, tool, idempotency key) — for irreversible tools also
@@ -12,18 +13,27 @@ public final class EffectEngine: Sendable {
     public let ledger: Ledger
     public let authority: TokenAuthority
     public let revocations: RevocationList
+    /// This broker's lease on the effect log (see `BrokerLease`); nil: an engine that never
+    /// recovers other brokers' work.
+    public let lease: BrokerLease?
     private let runner: ToolRunner
     private let keyLocks = KeyedLocks()
+    private let inFlight = Atomic<Int>(0)
     /// Longest caller-chosen idempotency key.
     static let maxKeyLength = 256
 
-    public init(config: BrokerConfig, ledger: Ledger, authority: TokenAuthority, revocations: RevocationList) {
+    public init(config: BrokerConfig, ledger: Ledger, authority: TokenAuthority, revocations: RevocationList, lease: BrokerLease? = nil) {
         self.config = config
         self.ledger = ledger
         self.authority = authority
         self.revocations = revocations
+        self.lease = lease
         self.runner = ToolRunner(config: config)
     }
+
+    /// Calls being decided or executed right now (a stopping broker waits for them: an intent
+    /// it leaves without completion becomes in doubt).
+    public var callsInFlight: Int { inFlight.load(ordering: .sequentiallyConsistent) }
 
     /// Handles one request line that arrived on the socket of `runID`.
     public func handle(line: Data, runID: String) async -> CallResponse {
@@ -37,6 +47,10 @@ public final class EffectEngine: Sendable {
     }
 
     public func handle(_ request: CallRequest, runID: String) async -> CallResponse {
+        // Counted before the token is checked: a stopping broker revokes every token first and
+        // then waits for this count, so no call it missed can still write an intent.
+        inFlight.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        defer { inFlight.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
         guard request.op == "call" else {
             return .failure(BrokerError(.badRequest, "unknown op \"\(request.op)\" (the only op is \"call\")"))
         }
@@ -86,7 +100,8 @@ public final class EffectEngine: Sendable {
         var fresh: Bool
     }
 
-    private func decide(_ call: PreparedCall) async -> CallResponse {
+    /// `recovered`: the log was already checked for the work of brokers that are gone.
+    private func decide(_ call: PreparedCall, recovered: Bool = false) async -> CallResponse {
         let tool = call.tool
         let previous: CallSummary?
         do {
@@ -115,7 +130,13 @@ public final class EffectEngine: Sendable {
         case .inDoubt:
             return .failure(BrokerError(.inDoubt, "\(tool.name) (seq \(seq)) is irreversible and may or may not have happened: the broker stopped between intent and completion. An operator must run `sealbox log resolve \(seq) --happened` or `--did-not-happen`."), effect: EffectInfo(seq: seq, replayed: true))
         case .pending:
-            return .failure(BrokerError(.inDoubt, "\(tool.name) (seq \(seq)) is being executed by another broker on this effect log"), effect: EffectInfo(seq: seq, replayed: true))
+            // Another broker's intent without completion (this broker's own calls with this key
+            // wait for each other). If that broker is gone, recovery settles it (in doubt or
+            // interrupted) and the rules above apply; if it is live, the call is still running.
+            if !recovered, await recoverAbandonedWork() {
+                return await decide(call, recovered: true)
+            }
+            return .failure(BrokerError(.inDoubt, "\(tool.name) (seq \(seq)) is being executed by another broker on this effect log, which is still running: call again once it has finished"), effect: EffectInfo(seq: seq, replayed: true))
         case .awaitingApproval:
             return .failure(BrokerError(.awaitingApproval, "\(tool.name) (seq \(seq)) waits for an operator: `sealbox log approve \(seq)` or `sealbox log deny \(seq)`"), effect: EffectInfo(seq: seq, replayed: true))
         case .denied:
@@ -123,6 +144,14 @@ public final class EffectEngine: Sendable {
         case .resolvedNotHappened:
             return await startNew(call)
         }
+    }
+
+    /// Recovers what brokers that are gone left open (`Ledger.recoverAbandonedWork`); true when
+    /// it changed anything.
+    func recoverAbandonedWork() async -> Bool {
+        guard let lease else { return false }
+        guard let recovery = try? await ledger.recoverAbandonedWork(lease: lease) else { return false }
+        return !recovery.calls.isEmpty
     }
 
     /// A sealed answer, with no external call. `fromSession`: the family member that sealed it.

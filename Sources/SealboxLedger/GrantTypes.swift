@@ -11,14 +11,21 @@ public struct GrantInput: Sendable, Equatable {
     public var tools: [String]
     /// The token's expiry, unix ms (the exact value signed into the token).
     public var expiresAtMs: Int64
+    /// The broker that minted the token and holds the key it verifies with (its `BrokerLease`
+    /// id), recorded in the grant note as `broker_id`. The grant, and the calls made with its
+    /// token, are recovered only once that broker is gone. nil: a grant without an owner
+    /// (written before brokers held leases), which any starting broker ends.
+    public var brokerID: String?
 
-    public init(tokenID: String, runID: String, sessionID: String, sessionRoot: String? = nil, tools: [String], expiresAtMs: Int64) {
+    public init(tokenID: String, runID: String, sessionID: String, sessionRoot: String? = nil, tools: [String], expiresAtMs: Int64,
+                brokerID: String? = nil) {
         self.tokenID = tokenID
         self.runID = runID
         self.sessionID = sessionID
         self.sessionRoot = sessionRoot
         self.tools = tools
         self.expiresAtMs = expiresAtMs
+        self.brokerID = brokerID
     }
 }
 
@@ -33,8 +40,12 @@ public struct GrantSummary: Sendable, Codable, Equatable {
     public var createdAtMs: Int64
     /// The `grant` record's seq in the chain.
     public var recordSeq: Int64
+    /// The broker that minted the token (the grant note's `broker_id`); nil for grants recorded
+    /// before brokers held leases.
+    public var brokerID: String?
 
-    public init(tokenID: String, runID: String, sessionID: String, tools: [String], expiresAtMs: Int64, createdAtMs: Int64, recordSeq: Int64) {
+    public init(tokenID: String, runID: String, sessionID: String, tools: [String], expiresAtMs: Int64, createdAtMs: Int64, recordSeq: Int64,
+                brokerID: String? = nil) {
         self.tokenID = tokenID
         self.runID = runID
         self.sessionID = sessionID
@@ -42,6 +53,7 @@ public struct GrantSummary: Sendable, Codable, Equatable {
         self.expiresAtMs = expiresAtMs
         self.createdAtMs = createdAtMs
         self.recordSeq = recordSeq
+        self.brokerID = brokerID
     }
 
     enum CodingKeys: String, CodingKey {
@@ -52,5 +64,6 @@ public struct GrantSummary: Sendable, Codable, Equatable {
         case expiresAtMs = "expires_at_ms"
         case createdAtMs = "created_at_ms"
         case recordSeq = "record_seq"
+        case brokerID = "broker_id"
     }
 }

@@ -14,16 +14,22 @@ enum LedgerOp: Sendable {
     case revocation(tokenID: String?, runID: String?, reason: String)
     case session(sessionID: String, root: String)
     case grant(GrantInput)
-    case revokeLiveGrants(reason: String)
+    /// `brokerID`: only the grants that broker recorded; nil: every live grant.
+    case revokeLiveGrants(reason: String, brokerID: String?)
+    /// At broker start: the open work of brokers that are gone (see `Ledger.recoverAbandonedWork`).
+    case recover(actor: String, probe: LeaseProbe)
 }
 
 /// What one op wrote: its records (in seq order), the calls `markInterrupted` moved, the family
-/// root `session`/`grant` recorded, the grants `revokeLiveGrants` ended.
+/// root `session`/`grant` recorded, the grants `revokeLiveGrants` ended; for `recover`, the
+/// open calls and live grants it left alone (their broker is live).
 struct OpOutcome: Sendable {
     var records: [EffectRecord] = []
     var calls: [CallSummary] = []
     var familyRoot: String?
     var grants: [GrantSummary] = []
+    var callsLeftAlone = 0
+    var grantsLeftAlone = 0
 }
 
 /// Group commit: callers queue ops; one dedicated thread takes everything queued (at most

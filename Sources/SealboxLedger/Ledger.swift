@@ -138,8 +138,10 @@ public final class Ledger: Sendable {
         return try await submit(.resolve(intentSeq: intentSeq, happened: happened, actor: actor, note: note)).records[0]
     }
 
-    /// At broker start: every `pending` intent (no completion: the previous broker stopped while
-    /// executing it) becomes `in_doubt` when its effect class is irreversible, else `interrupted`.
+    /// Every `pending` intent (no completion: its broker stopped while executing it) becomes
+    /// `in_doubt` when its effect class is irreversible, else `interrupted`, whichever broker
+    /// wrote it. Only right when no broker is live on this log: a starting broker uses
+    /// `recoverAbandonedWork`, which moves only the calls of brokers that are gone.
     /// One transaction; returns the calls it moved, in seq order.
     public func markInterrupted(actor: String) async throws(LedgerError) -> [CallSummary] {
         try Self.checkActor(actor)

@@ -81,17 +81,7 @@ enum LedgerApply {
                                          arguments: [CallState.pending.rawValue])
             var outcome = OpOutcome()
             for call in pending {
-                let next: CallState = call.effectClass == .irreversible ? .inDoubt : .interrupted
-                var record = followUp(call, kind: .interruption, now: now)
-                record.status = next.rawValue
-                record.actor = actor
-                try append(&record, db, &tail)
-                try move(db, call, to: next, completionSeq: nil, now: now)
-                var moved = call
-                moved.state = next
-                moved.updatedAtMs = now
-                outcome.records.append(record)
-                outcome.calls.append(moved)
+                try interrupt(db, call, actor: actor, note: nil, tail: &tail, now: now, into: &outcome)
             }
             return outcome
 
@@ -111,9 +101,29 @@ enum LedgerApply {
         case .grant(let input):
             return try LedgerApplyGrants.grant(db, input, tail: &tail, now: now)
 
-        case .revokeLiveGrants(let reason):
-            return try LedgerApplyGrants.revokeLive(db, reason: reason, tail: &tail, now: now)
+        case .revokeLiveGrants(let reason, let brokerID):
+            return try LedgerApplyGrants.revokeLive(db, reason: reason, brokerID: brokerID, tail: &tail, now: now)
+
+        case .recover(let actor, let probe):
+            return try LedgerApplyRecovery.recover(db, actor: actor, probe: probe, tail: &tail, now: now)
         }
+    }
+
+    /// A pending call whose broker stopped: irreversible -> in doubt, anything else -> interrupted.
+    static func interrupt(_ db: Database, _ call: CallSummary, actor: String, note: String?,
+                          tail: inout ChainTail, now: Int64, into outcome: inout OpOutcome) throws {
+        let next: CallState = call.effectClass == .irreversible ? .inDoubt : .interrupted
+        var record = followUp(call, kind: .interruption, now: now)
+        record.status = next.rawValue
+        record.actor = actor
+        record.note = note
+        try append(&record, db, &tail)
+        try move(db, call, to: next, completionSeq: nil, now: now)
+        var moved = call
+        moved.state = next
+        moved.updatedAtMs = now
+        outcome.records.append(record)
+        outcome.calls.append(moved)
     }
 
     // MARK: - Chain

@@ -32,11 +32,13 @@ extension Ledger {
         return try read { db in try LedgerApplyGrants.fetch(db, sql: sql, arguments: arguments) }
     }
 
-    /// At broker start: every grant still live is revoked (a revocation record per token), since
-    /// the broker that minted it is gone and its token key with it. Returns those grants.
+    /// Every grant still live is revoked (a revocation record per token), whichever broker
+    /// minted it. Only right when no other broker is live on this log: a starting broker uses
+    /// `recoverAbandonedWork`, which ends only the grants of brokers that are gone. Returns the
+    /// grants it ended.
     @discardableResult
     public func revokeLiveGrants(reason: String) async throws(LedgerError) -> [GrantSummary] {
         try Self.checkText([("reason", reason)])
-        return try await submit(.revokeLiveGrants(reason: reason)).grants
+        return try await submit(.revokeLiveGrants(reason: reason, brokerID: nil)).grants
     }
 }

@@ -19,10 +19,14 @@ struct BrokerServeCommand: AsyncParsableCommand {
         abstract: "Run the broker in the foreground (`sealbox broker --config FILE`).",
         discussion: """
             Loads tools and secrets from the config (YAML; see examples/broker.yaml), opens the
-            effect log, marks calls a previous broker left half-done (irreversible ones become
-            in_doubt), and listens on STATE-DIR/control.sock (root only). `sealbox run --broker
-            STATE-DIR/control.sock` opens a run on it; each run gets its own socket and token.
-            Stops on SIGTERM or SIGINT.
+            effect log, and takes a lease on it (LEDGER.brokers/<broker-id>.lock, locked for the
+            broker's life), so several brokers can share one effect log. Marks the calls that
+            brokers which are gone left half-done (irreversible ones become in_doubt) and ends
+            their grants; the work of brokers still running is left alone. Listens on
+            STATE-DIR/control.sock (root only). `sealbox run --broker STATE-DIR/control.sock`
+            opens a run on it; each run gets its own socket and token.
+            Stops on SIGTERM or SIGINT (or when the --exit-with process exits): its live grants
+            are recorded as revoked, calls in flight get up to 5 s to be sealed.
             """
     )
 
@@ -53,34 +57,38 @@ struct BrokerServeCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure(message: "\(error)")
         }
-        let interrupted: [SealboxLedgerSummary]
+        let recovery: BrokerRecovery
         do {
-            interrupted = try await service.start().map(SealboxLedgerSummary.init)
+            recovery = try await service.start()
         } catch {
             throw CLIFailure(message: error.description)
         }
-        for call in interrupted {
-            writeStderr("sealbox broker: seq \(call.seq) \(call.tool) was left without completion: \(call.state)\n")
+        for call in recovery.calls {
+            writeStderr("sealbox broker: seq \(call.intentSeq) \(call.tool) was left without completion by a broker that is gone: \(call.state.rawValue)\n")
         }
-        writeStderr("sealbox broker: listening on \(service.controlSocketPath) (\(service.engine.config.tools.count) tools, effect log \(service.engine.ledger.path))\n")
-        let runnerExited = await waitForTermination(orExitOf: watched)
-        service.stop()
-        if runnerExited {
+        if !recovery.grants.isEmpty {
+            writeStderr("sealbox broker: ended \(recovery.grants.count) grant(s) left live by a broker that is gone (\(recovery.goneBrokers.isEmpty ? "recorded without a broker id" : recovery.goneBrokers.joined(separator: ", ")))\n")
+        }
+        if !recovery.liveBrokers.isEmpty {
+            writeStderr("sealbox broker: \(recovery.liveBrokers.count) other broker(s) live on this effect log (\(recovery.liveBrokers.joined(separator: ", "))): left alone \(recovery.callsLeftAlone) executing call(s) and \(recovery.grantsLeftAlone) live grant(s)\n")
+        }
+        for (broker, why) in recovery.unprobedBrokers.sorted(by: { $0.key < $1.key }) {
+            writeStderr("sealbox broker: cannot tell whether broker \(broker) is live (\(why)); its work is left alone\n")
+        }
+        writeStderr("sealbox broker: broker \(service.brokerID) listening on \(service.controlSocketPath) (\(service.engine.config.tools.count) tools, effect log \(service.engine.ledger.path))\n")
+        let why = await waitForTermination(orExitOf: watched, pid: exitWith)
+        let report = await service.shutdown(reason: why)
+        if let failure = report.failure {
+            writeStderr("sealbox broker: could not end this broker's grants in the effect log (a broker that starts later ends them): \(failure)\n")
+        }
+        if report.callsStillInFlight > 0 {
+            writeStderr("sealbox broker: \(report.callsStillInFlight) call(s) still executing; left without completion, a broker that starts later marks them in doubt / interrupted\n")
+        }
+        writeStderr("sealbox broker: stopped (\(why); ended \(report.endedGrants.count) live grant(s))\n")
+        if let watched, processExited(watched) {
             // The runner that made this state directory for us is gone and cannot remove it.
             try? FileManager.default.removeItem(atPath: stateDir)
         }
-        writeStderr("sealbox broker: stopped\n")
-    }
-}
-
-struct SealboxLedgerSummary {
-    var seq: Int64
-    var tool: String
-    var state: String
-    init(_ summary: SealboxLedger.CallSummary) {
-        seq = summary.intentSeq
-        tool = summary.tool
-        state = summary.state.rawValue
     }
 }
 
@@ -120,33 +128,37 @@ struct BrokerRevokeCommand: ParsableCommand {
     }
 }
 
+/// Whether the process behind a pidfd has exited (the pidfd is then readable).
+func processExited(_ pidfd: Int32) -> Bool {
+    var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+    return poll(&entry, 1, 0) > 0
+}
+
 func makeDirectories(_ path: String) throws {
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
 }
 
-/// Returns when SIGTERM or SIGINT arrives.
 /// Returns on SIGTERM or SIGINT, or when the process behind `pidfd` exits (a pidfd becomes
-/// readable then; pidfd_open(2)).
-/// Returns true when it was the process that exited.
+/// readable then; pidfd_open(2)), saying which.
 @discardableResult
-func waitForTermination(orExitOf pidfd: Int32? = nil) async -> Bool {
+func waitForTermination(orExitOf pidfd: Int32? = nil, pid: Int32? = nil) async -> String {
     signal(SIGTERM, SIG_IGN)
     signal(SIGINT, SIG_IGN)
-    return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+    return await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
         let queue = DispatchQueue(label: "sealbox-signals")
         let once = OnceFlag()
         if let pidfd {
             let source = DispatchSource.makeReadSource(fileDescriptor: pidfd, queue: queue)
             source.setEventHandler {
-                if once.claim() { continuation.resume(returning: true) }
+                if once.claim() { continuation.resume(returning: "process \(pid.map(String.init) ?? "?") it was started for exited") }
             }
             source.resume()
             SignalSources.keepWatch(source)
         }
-        for sig in [SIGTERM, SIGINT] {
+        for (sig, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
             source.setEventHandler {
-                if once.claim() { continuation.resume(returning: false) }
+                if once.claim() { continuation.resume(returning: name) }
             }
             source.resume()
             SignalSources.keep(source)

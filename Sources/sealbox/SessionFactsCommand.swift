@@ -71,7 +71,8 @@ enum FactsPrinter {
         if f.authority.tokens.isEmpty && f.authority.approvals.isEmpty { Swift.print("  none: no live token, no pending approval") }
         for t in f.authority.tokens {
             let left = max(0, t.expiresAtMs - f.generatedAtMs) / 1000
-            Swift.print("  token \(t.tokenID) of run \(t.runID): tools \(t.tools.joined(separator: ", ")); expires in \(left) s unless revoked")
+            let broker = t.brokerID.map { " (broker \($0))" } ?? ""
+            Swift.print("  token \(t.tokenID) of run \(t.runID)\(broker): tools \(t.tools.joined(separator: ", ")); expires in \(left) s unless revoked")
         }
         for a in f.authority.approvals { Swift.print("  " + effect(a) + "\n      -> " + (a.action ?? "")) }
 

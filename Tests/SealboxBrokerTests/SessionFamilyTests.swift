@@ -221,17 +221,26 @@ struct SessionFamilyTests {
         #expect(cli.status == 0 && cli.stdout.contains("hash chain intact"), "\(cli.stdout)\(cli.stderr)")
     }
 
-    @Test("a restarted broker ends the grants the previous one left live")
+    @Test("a broker starting after the previous one is gone ends the grants it left live, not those of a live one")
     func restartEndsGrants() async throws {
         let h = try await BrokerHarness(label: "fam-restart")
         defer { h.shutdown() }
         let run = try await h.openRun(session: "g-s", tools: ["lookup"])
         let ledger = try h.ledger()
         #expect(try ledger.liveGrants(sessionIDs: ["g-s"], nowMs: EffectEngine.nowMs()).map(\.tokenID) == [run.tokenID])
-        let next = try BrokerService(.init(configPath: h.configPath, stateDirectory: h.dir + "/state2", ledgerPath: nil,
-                                           environment: ["HARNESS_API_TOKEN": BrokerHarness.secret]))
-        _ = try await next.start()
+        let environment = ["HARNESS_API_TOKEN": BrokerHarness.secret]
+        // The first broker is still running: its token is live authority, left alone.
+        let beside = try BrokerService(.init(configPath: h.configPath, stateDirectory: h.dir + "/state2", ledgerPath: nil, environment: environment))
+        let found = try await beside.start()
+        beside.stop()
+        #expect(found.grants.isEmpty && found.liveBrokers.contains(h.service.brokerID) && found.grantsLeftAlone == 1)
+        #expect(try ledger.liveGrants(sessionIDs: ["g-s"], nowMs: EffectEngine.nowMs()).map(\.tokenID) == [run.tokenID])
+        // It stops without writing to the log (as a crash would leave it): the next broker ends its grant.
+        h.service.stop()
+        let next = try BrokerService(.init(configPath: h.configPath, stateDirectory: h.dir + "/state3", ledgerPath: nil, environment: environment))
+        let recovery = try await next.start()
         defer { next.stop() }
+        #expect(recovery.grants.map(\.tokenID) == [run.tokenID] && recovery.goneBrokers.contains(h.service.brokerID))
         #expect(try ledger.liveGrants(sessionIDs: ["g-s"], nowMs: EffectEngine.nowMs()).isEmpty)
         #expect(try ledger.verify().ok)
     }

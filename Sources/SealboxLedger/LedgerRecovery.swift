@@ -1,0 +1,147 @@
+import GRDB
+
+/// What a starting broker found and did on a shared effect log (`Ledger.recoverAbandonedWork`).
+public struct BrokerRecovery: Sendable, Equatable {
+    /// Calls left without completion by brokers that are gone, now in doubt (irreversible) or
+    /// interrupted (anything else), in seq order.
+    public var calls: [CallSummary]
+    /// Grants of brokers that are gone, now ended (a revocation record each), in grant order.
+    public var grants: [GrantSummary]
+    /// Brokers found gone (lock free or lock file missing), whose work was recovered.
+    public var goneBrokers: [String]
+    /// Other brokers found live: their executing calls and their tokens were left alone.
+    public var liveBrokers: [String]
+    /// Brokers whose lease could not be probed, with the reason: treated as live.
+    public var unprobedBrokers: [String: String]
+    /// Executing (pending) calls and live grants left alone because their broker is live.
+    public var callsLeftAlone: Int
+    public var grantsLeftAlone: Int
+
+    public init(calls: [CallSummary] = [], grants: [GrantSummary] = [], goneBrokers: [String] = [], liveBrokers: [String] = [],
+                unprobedBrokers: [String: String] = [:], callsLeftAlone: Int = 0, grantsLeftAlone: Int = 0) {
+        self.calls = calls
+        self.grants = grants
+        self.goneBrokers = goneBrokers
+        self.liveBrokers = liveBrokers
+        self.unprobedBrokers = unprobedBrokers
+        self.callsLeftAlone = callsLeftAlone
+        self.grantsLeftAlone = grantsLeftAlone
+    }
+}
+
+extension Ledger {
+    /// At broker start, with `lease` held (see `BrokerLease`): recovers what brokers that are
+    /// GONE left open, and nothing of brokers that are live. In one transaction:
+    ///
+    /// - every `pending` call (intent without completion) whose broker is gone becomes `in_doubt`
+    ///   when irreversible, else `interrupted` (as `markInterrupted` does for all);
+    /// - every live grant whose broker is gone is revoked.
+    ///
+    /// A call's broker is the one that recorded the grant of the token the intent names (else,
+    /// of the intent's run). A broker is gone when its lock can be taken or its lock file does not
+    /// exist. Calls and grants without a broker id (recorded before brokers held leases, or
+    /// without a grant) are recovered as before: their broker cannot be asked.
+    ///
+    /// Lock files of gone brokers are removed once the transaction committed. Call again later
+    /// (e.g. when a call finds another broker's intent still pending) to pick up brokers that
+    /// died since.
+    public func recoverAbandonedWork(lease: BrokerLease, actor: String = "broker") async throws(LedgerError) -> BrokerRecovery {
+        try Self.checkActor(actor)
+        let probe = LeaseProbe(directory: lease.directory, own: lease.brokerID)
+        let outcome: OpOutcome
+        do {
+            outcome = try await submit(.recover(actor: actor, probe: probe))
+        } catch {
+            probe.finish(committed: false)
+            throw error
+        }
+        probe.finish(committed: true)
+        return BrokerRecovery(
+            calls: outcome.calls, grants: outcome.grants, goneBrokers: probe.gone, liveBrokers: probe.live,
+            unprobedBrokers: probe.unknown, callsLeftAlone: outcome.callsLeftAlone, grantsLeftAlone: outcome.grantsLeftAlone)
+    }
+
+    /// The grants `brokerID` recorded that are still live get a revocation record each (`reason`).
+    /// A broker calls it as it stops, so the log does not show its tokens as live authority.
+    @discardableResult
+    public func revokeLiveGrants(ofBroker brokerID: String, reason: String) async throws(LedgerError) -> [GrantSummary] {
+        guard !brokerID.isEmpty else { throw LedgerError(.invalidInput, "a broker id is empty") }
+        try Self.checkText([("reason", reason), ("broker_id", brokerID)])
+        return try await submit(.revokeLiveGrants(reason: reason, brokerID: brokerID)).grants
+    }
+}
+
+/// `Ledger.recoverAbandonedWork` inside the write transaction.
+enum LedgerApplyRecovery {
+    static func recover(_ db: Database, actor: String, probe: LeaseProbe, tail: inout ChainTail, now: Int64) throws -> OpOutcome {
+        // Every lease file, not just those the log names: crashed brokers that left nothing open
+        // are cleaned up too.
+        probe.probeDirectory()
+        var outcome = OpOutcome()
+
+        let pending = try LedgerApply.fetchCalls(
+            db, sql: "SELECT * FROM calls WHERE state = ? ORDER BY intent_seq", arguments: [CallState.pending.rawValue])
+        let owners = pending.isEmpty ? [:] : try ownersOfPendingCalls(db)
+        for call in pending {
+            let brokers = owners[call.intentSeq] ?? []
+            if brokers.contains(where: { !probe.isGone($0) }) {
+                outcome.callsLeftAlone += 1
+                continue
+            }
+            let note = brokers.isEmpty
+                ? nil
+                : "broker \(brokers.sorted().joined(separator: ", ")) stopped between intent and completion"
+            try LedgerApply.interrupt(db, call, actor: actor, note: note, tail: &tail, now: now, into: &outcome)
+        }
+
+        let live = try LedgerApplyGrants.fetch(db, sql: LedgerApplyGrants.liveSelect + " ORDER BY g.record_seq", arguments: [now])
+        for grant in live {
+            let reason: String
+            if let broker = grant.brokerID {
+                guard probe.isGone(broker) else {
+                    outcome.grantsLeftAlone += 1
+                    continue
+                }
+                reason = "broker \(broker) is gone: its tokens no longer verify"
+            } else {
+                reason = "broker restarted: tokens of the previous broker no longer verify"
+            }
+            try LedgerApplyGrants.end(db, grant, reason: reason, tail: &tail, now: now, into: &outcome)
+            outcome.grants.append(grant)
+        }
+        return outcome
+    }
+
+    /// intent seq -> the broker ids of the grant(s) behind each pending call: the grant of the
+    /// token the intent names, else the grants of the intent's run. Grants without a broker id
+    /// contribute nothing (such a call counts as ownerless).
+    static func ownersOfPendingCalls(_ db: Database) throws -> [Int64: [String]] {
+        var owners: [Int64: [String]] = [:]
+        func collect(_ sql: String) throws {
+            for row in try Row.fetchAll(db, sql: sql, arguments: [CallState.pending.rawValue]) {
+                guard let seq = try RowReader.int(row, "intent_seq") else { continue }
+                let note = (try? RowReader.text(row, "note")) ?? nil
+                if let broker = LedgerApplyGrants.brokerID(fromNote: note) { owners[seq, default: []].append(broker) }
+            }
+        }
+        // token_id is the grants' primary key: one grant per call (attenuated tokens keep it).
+        try collect("""
+            SELECT c.intent_seq AS intent_seq, ge.note AS note
+            FROM calls c
+            JOIN effects i ON i.seq = c.intent_seq
+            JOIN grants g ON g.token_id = i.token_id
+            JOIN effects ge ON ge.seq = g.record_seq
+            WHERE c.state = ?
+            """)
+        // Intents whose token has no grant: the grants of their run, if any.
+        try collect("""
+            SELECT c.intent_seq AS intent_seq, ge.note AS note
+            FROM calls c
+            JOIN grants g ON g.run_id = c.run_id
+            JOIN effects ge ON ge.seq = g.record_seq
+            WHERE c.state = ?
+              AND NOT EXISTS (SELECT 1 FROM effects i JOIN grants g2 ON g2.token_id = i.token_id WHERE i.seq = c.intent_seq)
+            """)
+        return owners
+    }
+}
