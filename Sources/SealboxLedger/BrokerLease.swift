@@ -238,3 +238,17 @@ final class LeaseProbe: Sendable {
         }
     }
 }
+
+extension BrokerLease {
+    /// Whether the broker `brokerID` still holds its lease on this ledger: true, false, or nil
+    /// when it cannot be told. A read-only question: the lock of a gone broker is taken and at
+    /// once released (a broker starting at that instant then leaves its recovery to the next).
+    public static func isRunning(_ brokerID: String, ledgerPath: String) -> Bool? {
+        let probe = LeaseProbe(directory: directory(forLedger: ledgerPath), own: nil)
+        switch probe.verdict(brokerID) {
+        case .live: return true
+        case .gone: return false
+        case .unknown: return nil
+        }
+    }
+}

@@ -75,6 +75,9 @@ enum FactsPrinter {
             Swift.print("  token \(t.tokenID) of run \(t.runID)\(broker): tools \(t.tools.joined(separator: ", ")); expires in \(left) s unless revoked")
         }
         for a in f.authority.approvals { Swift.print("  " + effect(a) + "\n      -> " + (a.action ?? "")) }
+        for t in f.authority.tokensOfGoneBrokers {
+            Swift.print("  (token \(t.tokenID) of run \(t.runID) is not authority any more: its broker \(t.brokerID ?? "?") is gone, and its tokens no longer verify; the next broker to open the log records the end)")
+        }
 
         Swift.print("\nWHAT IS UNSAFE OR UNRESOLVED")
         if f.clean { Swift.print("  nothing") }

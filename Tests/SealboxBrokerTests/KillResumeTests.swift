@@ -613,8 +613,8 @@ enum KillRig {
                 let tree = KillTestProcesses.descendants(of: runner.pid)
                 kill(runner.pid, SIGKILL)
                 _ = runner.wait()
-                // The broker stops gracefully (it closes its runs first), so give it a moment.
-                if let alive = KillTestProcesses.waitGone(tree, seconds: 3) {
+                // The broker stops gracefully: it lets a call in flight finish (5 s grace).
+                if let alive = KillTestProcesses.waitGone(tree, seconds: 8) {
                     // A regression of runnerAloneLeavesNoOrphans: resume alongside them, clean up after.
                     let brokers = alive.filter { KillTestProcesses.brokerStateDirectory($0) != nil }
                     fail("\(alive.count) processes outlived the killed runner (broker \(brokers), jail \(alive.filter { !brokers.contains($0) })); resuming alongside them")
@@ -697,15 +697,25 @@ enum KillRig {
         let tree = KillTestProcesses.descendants(of: runner.pid)
         kill(runner.pid, SIGKILL)
         _ = runner.wait()
+        func alive() -> [pid_t] {
+            let table = KillTestProcesses.table()
+            return tree.filter { pid in table.contains { $0.pid == pid && !"ZX".contains($0.state) } }
+        }
+        let stateDirs = tree.compactMap(KillTestProcesses.brokerStateDirectory)
+        // The jail dies with its runner at once (parent-death signal).
         usleep(500_000)
-        let table = KillTestProcesses.table()
-        let alive = tree.filter { pid in table.contains { $0.pid == pid && !"ZX".contains($0.state) } }
-        seen.brokerAlive = alive.contains { KillTestProcesses.brokerStateDirectory($0) != nil }
-        seen.jailAlive = alive.contains { KillTestProcesses.brokerStateDirectory($0) == nil }
+        seen.jailAlive = alive().contains { KillTestProcesses.brokerStateDirectory($0) == nil }
+        // The broker stops when it sees its runner gone, after letting the call it is
+        // executing finish and seal (its shutdown grace is 5 s).
+        let brokerDeadline = ContinuousClock.now + .seconds(8)
+        while ContinuousClock.now < brokerDeadline && alive().contains(where: { KillTestProcesses.brokerStateDirectory($0) != nil }) { usleep(20_000) }
+        seen.brokerAlive = alive().contains { KillTestProcesses.brokerStateDirectory($0) != nil }
+        if !seen.brokerAlive, let left = stateDirs.first(where: { FileManager.default.fileExists(atPath: $0) }) {
+            seen.errors.append("the stopped broker left its state directory \(left)")
+        }
         // The read is answered 2 s after it arrived; give the orphaned jail time to go on.
         for _ in 0..<400 where trial.world.count("/dns_cutover") == 0 { usleep(10_000) }
         seen.cutoversAfterKill = trial.world.count("/dns_cutover")
-        let stateDirs = tree.compactMap(KillTestProcesses.brokerStateDirectory)
         let all = tree + tree.flatMap(KillTestProcesses.descendants)
         for pid in all { kill(pid, SIGKILL) }
         if let left = KillTestProcesses.waitGone(all, seconds: 10) { seen.errors.append("could not clean up \(left)") }

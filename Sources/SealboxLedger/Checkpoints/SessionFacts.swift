@@ -34,6 +34,15 @@ public struct SessionFacts: Sendable, Codable, Equatable {
     public struct Authority: Sendable, Codable, Equatable {
         public var tokens: [GrantSummary]
         public var approvals: [EffectFact]
+        /// Grants the log still shows live whose broker is gone (killed): their tokens no
+        /// longer verify, since a broker's signing key dies with it; the next broker to open
+        /// the log records their end.
+        public var tokensOfGoneBrokers: [GrantSummary]
+
+        enum CodingKeys: String, CodingKey {
+            case tokens, approvals
+            case tokensOfGoneBrokers = "tokens_of_gone_brokers"
+        }
     }
 
     public struct Unsafe: Sendable, Codable, Equatable {
@@ -169,7 +178,7 @@ public struct SessionFacts: Sendable, Codable, Equatable {
 
         var facts = SessionFacts(
             session: session, forkedFrom: info.forkedFrom, forkedAtStep: info.forkedAtStep, family: family,
-            whatIsTrue: TrueFacts(steps: steps, effects: []), authority: Authority(tokens: [], approvals: []),
+            whatIsTrue: TrueFacts(steps: steps, effects: []), authority: Authority(tokens: [], approvals: [], tokensOfGoneBrokers: []),
             unsafe: Unsafe(inDoubt: [], interrupted: [], inFlight: [], unsealedSteps: []), clean: true, generatedAtMs: nowMs)
 
         if let ledger {
@@ -216,7 +225,13 @@ public struct SessionFacts: Sendable, Codable, Equatable {
                     }
                 }
             }
-            facts.authority.tokens = try ledger.liveGrants(sessionIDs: [session], nowMs: nowMs)
+            for grant in try ledger.liveGrants(sessionIDs: [session], nowMs: nowMs) {
+                if let broker = grant.brokerID, BrokerLease.isRunning(broker, ledgerPath: ledger.path) == false {
+                    facts.authority.tokensOfGoneBrokers.append(grant)
+                } else {
+                    facts.authority.tokens.append(grant)
+                }
+            }
         }
         for attempt in attempts {
             let action = attempt.runnerAlive
