@@ -389,6 +389,10 @@ public final class Ledger: Sendable {
         }
         let tables = try String.fetchAll(
             db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        // A broker killed while creating the ledger can leave GRDB's bookkeeping table, created
+        // on its own before the first migration's transaction, and nothing else: that file is
+        // an unfinished ledger, not someone else's database (found by the kill -9 trials).
+        if tables == ["grdb_migrations"], try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM grdb_migrations") == 0 { return }
         if !tables.isEmpty {
             throw LedgerError(
                 .notALedger,

@@ -47,7 +47,11 @@ struct BrokerServeCommand: AsyncParsableCommand {
         if let exitWith {
             // Opened before anything else: if the runner is already gone, there is nothing to serve.
             let fd = sbx_pidfd_open(exitWith)
-            guard fd >= 0 else { throw CLIFailure(message: "--exit-with \(exitWith): \(String(cString: strerror(-fd)))") }
+            guard fd >= 0 else {
+                // The runner that made our state directory died before we could watch it.
+                if fd == -ESRCH { try? FileManager.default.removeItem(atPath: stateDir) }
+                throw CLIFailure(message: "--exit-with \(exitWith): \(String(cString: strerror(-fd)))")
+            }
             watched = fd
         }
         let service: BrokerService

@@ -40,7 +40,9 @@ final class BrokerRun {
             guard FileManager.default.isReadableFile(atPath: configPath) else {
                 throw CLIFailure(message: "--tools \(configPath): no such readable file")
             }
-            let dir = (geteuid() == 0 ? "/run/sealbox" : "/tmp/sealbox-\(getuid())") + "/broker-\(runID)"
+            let base = geteuid() == 0 ? "/run/sealbox" : "/tmp/sealbox-\(getuid())"
+            sweepStaleStateDirectories(in: base)
+            let dir = base + "/broker-\(runID)"
             try makeDirectories(dir)
             let started = try startBroker(configPath: configPath, stateDirectory: dir)
             process = started
@@ -74,6 +76,23 @@ final class BrokerRun {
         let response = try? BrokerControlClient.send(ControlRequest(op: "close_run", runID: runID), socket: controlSocket)
         Self.stopBroker(process, stateDirectory)
         return (response?.lastSeq, response?.blocked ?? [])
+    }
+
+    /// A runner killed before its broker could watch it (between creating the state
+    /// directory and the broker's start) leaves the directory behind. Removes those older
+    /// than a minute whose control socket answers nothing: no broker is using them.
+    static func sweepStaleStateDirectories(in base: String, minimumAge: TimeInterval = 60) {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: base)) ?? [] where name.hasPrefix("broker-r") {
+            let dir = base + "/" + name
+            guard let modified = (try? fm.attributesOfItem(atPath: dir))?[.modificationDate] as? Date,
+                  Date().timeIntervalSince(modified) > minimumAge else { continue }
+            if let fd = try? UnixSocket.connect(path: dir + "/control.sock") {
+                Glibc.close(fd)  // a broker answers there: in use
+                continue
+            }
+            try? fm.removeItem(atPath: dir)
+        }
     }
 
     private static func startBroker(configPath: String, stateDirectory: String) throws -> Process {

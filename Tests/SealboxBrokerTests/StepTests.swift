@@ -133,6 +133,32 @@ struct StepTests {
         #expect(jailed().isEmpty, "the jail outlived its runner: \(jailed())")
     }
 
+    @Test("a run with --tools sweeps broker state directories that no broker uses, older than a minute")
+    func staleStateDirectoriesAreSwept() async throws {
+        let dir = "/tmp/sealbox-steps-sweep-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let world = try TestHTTPServer()
+        defer { world.stop() }
+        let config = dir + "/broker.yaml"
+        try BrokerHarness.configYAML(port: world.port, ledger: dir + "/ledger.sqlite").write(toFile: config, atomically: true, encoding: .utf8)
+        let base = "/run/sealbox"
+        let stale = base + "/broker-rstale\(UInt32.random(in: 0...UInt32.max))"
+        let young = base + "/broker-ryoung\(UInt32.random(in: 0...UInt32.max))"
+        for path in [stale, young] {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: path + "/broker.log", contents: Data("left by a killed runner\n".utf8))
+        }
+        defer { try? FileManager.default.removeItem(atPath: young) }
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -120)], ofItemAtPath: stale)
+        let run = try await BrokerHarness.onThread {
+            try Binaries.run(["run", "--tools", config, "--allow", "lookup", "--", "/bin/true"], environment: ["HARNESS_API_TOKEN": BrokerHarness.secret])
+        }
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: stale), "a two-minute-old unused state directory was swept")
+        #expect(FileManager.default.fileExists(atPath: young), "a fresh one may belong to a broker starting now: kept")
+    }
+
     /// Running (not zombie) processes whose parent is `parent`.
     static func children(of parent: Int32) -> [(pid: Int32, cmdline: String)] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []

@@ -96,6 +96,17 @@ struct LedgerChainTests {
         #expect(e2?.code == .notALedger)
         #expect(e2?.message.contains("users") == true)
 
+        // A ledger whose creation was killed before its first migration committed opens.
+        let unfinished = dir.url.appendingPathComponent("unfinished.sqlite").path
+        try RawConnection(path: unfinished).execute("CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY)")
+        #expect(try Ledger(path: unfinished).verify().ok)
+        // One with migrations applied but not ours is still refused.
+        let foreign = dir.url.appendingPathComponent("foreign.sqlite").path
+        let foreignDB = try RawConnection(path: foreign)
+        try foreignDB.execute("CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY)")
+        try foreignDB.execute("INSERT INTO grdb_migrations VALUES ('someone-elses-v1')")
+        #expect(ledgerError { try Ledger(path: foreign) }?.code == .notALedger)
+
         let e3 = ledgerError { try Ledger(path: dir.url.path) }
         #expect(e3?.code == .badPath)
         #expect(e3?.message.contains("is a directory") == true)
