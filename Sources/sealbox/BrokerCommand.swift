@@ -89,8 +89,9 @@ struct BrokerServeCommand: AsyncParsableCommand {
             writeStderr("sealbox broker: \(report.callsStillInFlight) call(s) still executing; left without completion, a broker that starts later marks them in doubt / interrupted\n")
         }
         writeStderr("sealbox broker: stopped (\(why); ended \(report.endedGrants.count) live grant(s))\n")
-        if let watched, processExited(watched) {
-            // The runner that made this state directory for us is gone and cannot remove it.
+        if watched != nil {
+            // A runner's own broker: the state directory is this run's alone. The runner removes
+            // it too after we exit, but a runner killed just then (or already gone) cannot.
             try? FileManager.default.removeItem(atPath: stateDir)
         }
     }
@@ -130,12 +131,6 @@ struct BrokerRevokeCommand: ParsableCommand {
         let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
         print(String(format: "revoked %@ (confirmed by the broker in %.3f ms; calls after this are refused)", tokenID.map { "token \($0)" } ?? "run \(runID ?? "")", ms))
     }
-}
-
-/// Whether the process behind a pidfd has exited (the pidfd is then readable).
-func processExited(_ pidfd: Int32) -> Bool {
-    var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-    return poll(&entry, 1, 0) > 0
 }
 
 func makeDirectories(_ path: String) throws {
