@@ -14,15 +14,20 @@ struct RunCommand: AsyncParsableCommand {
               sealbox run --lang bash --file script.sh --timeout 2.5 --memory 128M
               sealbox run --env GREETING=hi -- /bin/sh -c 'echo $GREETING'
 
-            With --lang, the snippet is written to /work/main.{py,js,sh} and run with the
-            interpreter; arguments after -- are passed to it. Without --lang, the words after
-            -- are the command. Sizes take K, M, G suffixes (binary). The jail sees only PATH,
-            HOME=/work, LANG and the --env values.
+            With --lang, the snippet is written to /work/main.{py,js,sh} and run
+            with the interpreter; arguments after -- are passed to it. Without
+            --lang, the words after -- are the command. Sizes take K, M, G
+            suffixes (binary). The jail sees only PATH, HOME=/work, LANG and the
+            --env values.
 
-            --json prints one result object: id, status (ok, exit_nonzero, signaled, timeout,
-            memory_limit, pids_limit, output_limit, seccomp_violation, spawn_failed),
-            exit_code, signal, stdout, stderr, *_truncated, *_bytes, wall_ms, cpu_ms,
-            peak_memory_bytes, violations, limits, profile, cgroup.
+            --json prints one result object: id, status (ok, exit_nonzero,
+            signaled, timeout, memory_limit, pids_limit, output_limit,
+            seccomp_violation, spawn_failed), exit_code, signal, stdout, stderr,
+            *_truncated, *_bytes, wall_ms, cpu_ms, peak_memory_bytes, violations,
+            limits, profile, cgroup. A session step (--session ID --step KEY)
+            adds replayed, checkpoint, workspace (snapshot, files, bytes,
+            limit_bytes, full) and, when a call waited on a decision, blocked
+            (the step is then not sealed). See `sealbox session --help`.
             """
     )
 
