@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // Child side of the clone: raw syscalls only, links nothing but libc.
@@ -60,9 +61,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `sealbox serve`: the HTTP API (Hummingbird 2), admission control, the run store.
+        .target(
+            name: "SealboxServer",
+            dependencies: [
+                "SealboxJail",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "sealbox",
             dependencies: [
+                "SealboxServer",
                 "SealboxJail",
                 "SealboxProfiles",
                 "SealboxLedger",
@@ -93,6 +104,15 @@ let package = Package(
         .testTarget(
             name: "SealboxBrokerTests",
             dependencies: ["SealboxBroker", "SealboxLedger", "SealboxJail"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SealboxServerTests",
+            dependencies: [
+                "SealboxServer",
+                "SealboxJail",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

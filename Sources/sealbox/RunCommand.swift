@@ -184,13 +184,6 @@ extension RunCommand {
 struct JailSpecBuilder {
     let options: RunCommand
 
-    static let languages: [String: (file: String, interpreter: String)] = [
-        "python": ("main.py", "python3"),
-        "node": ("main.js", "node"),
-        "bash": ("main.sh", "bash"),
-        "sh": ("main.sh", "sh"),
-    ]
-
     func build() throws -> JailSpec {
         let o = options
         guard o.timeout.isFinite, o.timeout > 0, o.timeout <= 86_400 else {
@@ -225,8 +218,8 @@ struct JailSpecBuilder {
         if let rootfs = o.rootfs { spec.rootfs = .directory(rootfs) }
 
         if let lang = o.lang {
-            guard let language = Self.languages[lang] else {
-                throw CLIFailure(message: "unknown --lang \"\(lang)\" (use python, node, bash or sh)")
+            guard let language = SnippetLanguage(rawValue: lang) else {
+                throw CLIFailure(message: "unknown --lang \"\(lang)\" (use \(SnippetLanguage.names))")
             }
             let source: [UInt8]
             switch (o.file, o.code) {
@@ -242,8 +235,9 @@ struct JailSpecBuilder {
             case (nil, let text?):
                 source = Array(text.utf8)
             }
-            spec.files = [SeedFile(name: language.file, contents: source)]
-            spec.command = [language.interpreter, "/work/" + language.file] + o.command
+            let program = language.program(code: source, arguments: o.command)
+            spec.files = [program.file]
+            spec.command = program.command
         } else {
             guard o.file == nil, o.code == nil else {
                 throw CLIFailure(message: "--file and --code need --lang (python, node, bash or sh)")

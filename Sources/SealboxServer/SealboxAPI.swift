@@ -1,0 +1,125 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SealboxJail
+
+/// The HTTP API of `sealbox serve`. Routes so far:
+///   GET  /healthz        liveness, load and the cgroup driver
+///   POST /v1/runs        run once in a fresh jail; 201 with the `sealbox run --json` object
+///   GET  /v1/runs/{id}   a finished run's result (the newest `retainedResults` are kept)
+public struct SealboxAPI: Sendable {
+    public let configuration: ServerConfiguration
+    public let executor: Executor
+    public let admission: RunAdmission
+    public let store: RunStore
+
+    public init(configuration: ServerConfiguration, executor: Executor) {
+        self.configuration = configuration
+        self.executor = executor
+        admission = RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxQueuedRuns)
+        store = RunStore(capacity: configuration.retainedResults)
+    }
+
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("healthz") { _, _ in try await self.health() }
+        router.post("v1/runs") { request, _ in try await self.createRun(request) }
+        router.get("v1/runs/:id") { _, context in try self.getRun(context.parameters.require("id")) }
+        return router
+    }
+
+    public func application() -> some ApplicationProtocol {
+        Application(router: router(), configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sealbox"))
+    }
+
+    /// Serves until SIGTERM or SIGINT (graceful shutdown through swift-service-lifecycle).
+    public func run() async throws {
+        try await application().runService()
+    }
+
+    // MARK: handlers
+
+    func health() async throws -> Response {
+        let load = await admission.load
+        return try Self.json(.ok, Health(
+            status: "ok", running: load.running, queued: load.queued, maxConcurrentRuns: admission.maxRunning,
+            maxQueuedRuns: admission.maxQueued, cgroup: executor.cgroupDriver.version.rawValue))
+    }
+
+    func createRun(_ request: Request) async throws -> Response {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        } catch {
+            throw APIError(.contentTooLarge, "payload_too_large", "the request body is larger than \(ByteSize.format(UInt64(configuration.maxBodyBytes)))")
+        }
+        let run = try RunRequest.parse(Data(body.readableBytesView), configuration: configuration)
+        do {
+            try await admission.acquire()
+        } catch {
+            throw APIError(.tooManyRequests, "busy", "\(error.running) runs are executing and \(error.queued) are waiting, the most this server takes; retry later", retryAfter: 1)
+        }
+        let outcome = await execute(run)
+        await admission.release()
+        let result = try outcome.get()
+        store.put(result)
+        var response = try Self.json(.created, result)
+        response.headers[.location] = "/v1/runs/\(result.id)"
+        return response
+    }
+
+    func getRun(_ id: String) throws -> Response {
+        guard let result = store.get(id) else {
+            throw APIError(.notFound, "not_found", "no run \(id) (finished runs are kept for the newest \(configuration.retainedResults))")
+        }
+        return try Self.json(.ok, result)
+    }
+
+    /// Runs the spec; stdin bytes go through a private temporary file the jail gets as an fd.
+    private func execute(_ run: RunRequest) async -> Result<RunResult, APIError> {
+        var spec = run.spec
+        var stdinPath: String?
+        if let bytes = run.stdin {
+            let path = NSTemporaryDirectory() + "sealbox-stdin-\(UUID().uuidString)"
+            guard FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
+                return .failure(APIError(.internalServerError, "internal", "cannot stage stdin"))
+            }
+            stdinPath = path
+            spec.stdin = .file(path)
+        }
+        defer { if let stdinPath { try? FileManager.default.removeItem(atPath: stdinPath) } }
+        do throws(JailError) {
+            return .success(try await executor.run(spec))
+        } catch {
+            switch error.code {
+            case .invalidSpec, .profile, .rootfs:
+                return .failure(.badRequest(error.message))
+            case .cgroup, .unsupportedHost, .setup:
+                return .failure(APIError(.internalServerError, "jail_setup", error.message))
+            }
+        }
+    }
+
+    struct Health: Encodable {
+        var status: String
+        var running: Int
+        var queued: Int
+        var maxConcurrentRuns: Int
+        var maxQueuedRuns: Int
+        var cgroup: String
+
+        enum CodingKeys: String, CodingKey {
+            case status, running, queued, cgroup
+            case maxConcurrentRuns = "max_concurrent_runs"
+            case maxQueuedRuns = "max_queued_runs"
+        }
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ value: some Encodable) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(value)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,36 @@
+import SealboxJail
+
+/// What an operator sets for `sealbox serve`: where to listen, how much runs at once, how much
+/// may wait, and the most any request may ask for.
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Runs executing at once; more wait in the queue.
+    public var maxConcurrentRuns: Int
+    /// Runs waiting for a slot; beyond that a request gets 429 with Retry-After.
+    public var maxQueuedRuns: Int
+    /// Largest request body accepted (413 beyond).
+    public var maxBodyBytes: Int
+    /// Results kept for GET /v1/runs/{id}, newest first; older ones are forgotten.
+    public var retainedResults: Int
+    /// The most a request may ask for; a request asking for more gets 400 naming the field.
+    public var maxLimits: Limits
+    /// What a request that names no limit gets.
+    public var defaultLimits: Limits
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080,
+        maxConcurrentRuns: Int = 2, maxQueuedRuns: Int = 64, maxBodyBytes: Int = 8 << 20, retainedResults: Int = 10_000,
+        maxLimits: Limits = Limits(timeoutMs: 300_000, memoryBytes: 2 << 30, pids: 512, diskBytes: 1 << 30, outputBytes: 16 << 20, cpus: nil),
+        defaultLimits: Limits = Limits()
+    ) {
+        self.host = host
+        self.port = port
+        self.maxConcurrentRuns = maxConcurrentRuns
+        self.maxQueuedRuns = maxQueuedRuns
+        self.maxBodyBytes = maxBodyBytes
+        self.retainedResults = retainedResults
+        self.maxLimits = maxLimits
+        self.defaultLimits = defaultLimits
+    }
+}

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+
+import SealboxJail
+import SealboxServer
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the HTTP API: POST /v1/runs runs code in a fresh jail.",
+        discussion: """
+            Example:
+              sealbox serve &
+              curl -s localhost:8080/v1/runs -d '{"language":"python","code":"print(6*7)"}'
+
+            Routes: GET /healthz, POST /v1/runs (201 with the same object as
+            `sealbox run --json`), GET /v1/runs/{id}. Runs beyond --max-concurrent
+            wait in a queue of --max-queued; beyond that the answer is 429 with
+            Retry-After. Limits a request asks for are capped by --max-timeout,
+            --max-memory, --max-pids, --max-disk and --max-output (400 naming the
+            field above them). Stops on SIGTERM or SIGINT.
+            """)
+
+    @Option(name: .long, help: "Address to listen on, HOST:PORT.")
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(name: .customLong("max-concurrent"), help: "Runs executing at once (default: the number of CPUs).")
+    var maxConcurrent: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .customLong("max-queued"), help: "Runs waiting for a slot before requests get 429.")
+    var maxQueued: Int = 64
+
+    @Option(name: .customLong("max-body"), help: "Largest request body, e.g. 8M.")
+    var maxBody: String = "8M"
+
+    @Option(name: .customLong("max-timeout"), help: "Longest timeout a request may ask for, in seconds.")
+    var maxTimeout: Double = 300
+
+    @Option(name: .customLong("max-memory"), help: "Most memory a request may ask for, e.g. 2G.")
+    var maxMemory: String = "2G"
+
+    @Option(name: .customLong("max-pids"), help: "Most processes a request may ask for.")
+    var maxPids: Int = 512
+
+    @Option(name: .customLong("max-disk"), help: "Largest /work + /tmp a request may ask for, e.g. 1G.")
+    var maxDisk: String = "1G"
+
+    @Option(name: .customLong("max-output"), help: "Largest output cap a request may ask for, e.g. 16M.")
+    var maxOutput: String = "16M"
+
+    func run() async throws {
+        var configuration = ServerConfiguration()
+        let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (1...65535).contains(port) else {
+            throw CLIFailure(message: "--listen expects HOST:PORT, e.g. 127.0.0.1:8080, got \"\(listen)\"")
+        }
+        configuration.host = String(parts[0])
+        configuration.port = port
+        guard (1...1024).contains(maxConcurrent) else { throw CLIFailure(message: "--max-concurrent must be between 1 and 1024") }
+        guard (0...100_000).contains(maxQueued) else { throw CLIFailure(message: "--max-queued must be between 0 and 100000") }
+        guard maxTimeout.isFinite, maxTimeout >= 0.001, maxTimeout <= 86_400 else {
+            throw CLIFailure(message: "--max-timeout must be between 0.001 and 86400 seconds")
+        }
+        guard (1...100_000).contains(maxPids) else { throw CLIFailure(message: "--max-pids must be between 1 and 100000") }
+        configuration.maxConcurrentRuns = maxConcurrent
+        configuration.maxQueuedRuns = maxQueued
+        do {
+            configuration.maxBodyBytes = Int(try ByteSize.parse(maxBody, flag: "--max-body"))
+            configuration.maxLimits = Limits(
+                timeoutMs: Int((maxTimeout * 1000).rounded()), memoryBytes: try ByteSize.parse(maxMemory, flag: "--max-memory"),
+                pids: maxPids, diskBytes: try ByteSize.parse(maxDisk, flag: "--max-disk"),
+                outputBytes: Int(try ByteSize.parse(maxOutput, flag: "--max-output")))
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+        let executor: Executor
+        do {
+            executor = try Executor(configuration: .init(dataDirectory: try DataDirectory.locate()))
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+        let api = SealboxAPI(configuration: configuration, executor: executor)
+        writeStderr("sealbox serve: listening on http://\(listen) (\(maxConcurrent) runs at once, \(maxQueued) queued; cgroups \(executor.cgroupDriver.version.rawValue))\n")
+        do {
+            try await api.run()
+        } catch {
+            throw CLIFailure(message: "serve: \(error)")
+        }
+    }
+}
