@@ -90,6 +90,7 @@ public final class Executor: Sendable {
 
     /// Runs the spec on the calling thread.
     public func runBlocking(_ spec: JailSpec) throws(JailError) -> RunResult {
+        let began = Clock.nanos()
         let id = try spec.id.map { id throws(JailError) in try SpecValidator.runID(id) } ?? RunID.make()
         try SpecValidator.validate(spec)
         let loaded: LoadedProfile
@@ -119,6 +120,7 @@ public final class Executor: Sendable {
         }
         defer { try? cgroup.destroy() }
 
+        let spawnStarted = Clock.nanos()
         let supervised = try Supervision.start(
             request: SpawnInputs(
                 command: spec.command, environment: environment, plan: plan, newroot: newroot,
@@ -130,7 +132,13 @@ public final class Executor: Sendable {
         // The jail's pid 1 is gone, so the kernel already killed everything in its pid
         // namespace; the cgroup kill is the belt to those braces.
         try? cgroup.killAll()
+        try? cgroup.destroy()  // here, not only in the defer, so teardown is measured
         if result.status == .spawnFailed { result.cpuMs = 0 }
+        let ended = Clock.nanos()
+        result.phases = RunResult.Phases(
+            setupMs: Clock.ms(spawnStarted - began), spawnMs: Clock.ms(supervised.spawnNanos),
+            runMs: Clock.ms(supervised.wallNanos - supervised.spawnNanos),
+            teardownMs: Clock.ms(ended - spawnStarted - supervised.wallNanos))
         return result
     }
 

@@ -61,6 +61,35 @@ public struct RunResult: Sendable, Codable, Equatable {
     public var checkpoint: Int64?
     /// For a session step: the /work it left, as sealed.
     public var workspace: WorkspaceSummary?
+    /// Where the time went: setup (profile, filesystem plan, cgroup), spawn (clone3 to
+    /// execve), run (execve to exit, output drained), teardown (cgroup kill and removal);
+    /// the API adds the time the request waited for a slot.
+    public var phases: Phases?
+
+    public struct Phases: Sendable, Codable, Equatable {
+        public var queueMs: Double?
+        public var setupMs: Double
+        public var spawnMs: Double
+        public var runMs: Double
+        public var teardownMs: Double
+
+        public init(queueMs: Double? = nil, setupMs: Double, spawnMs: Double, runMs: Double, teardownMs: Double) {
+            self.queueMs = queueMs
+            self.setupMs = setupMs
+            self.spawnMs = spawnMs
+            self.runMs = runMs
+            self.teardownMs = teardownMs
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case queueMs = "queue_ms"
+            case setupMs = "setup_ms"
+            case spawnMs = "spawn_ms"
+            case runMs = "run_ms"
+            case teardownMs = "teardown_ms"
+        }
+    }
+
     /// For a session step: broker calls refused because they wait on a decision (an
     /// in-doubt effect, a pending approval). Such a step is not finished and not sealed.
     public var blocked: [BlockedEffect]?
@@ -119,7 +148,7 @@ public struct RunResult: Sendable, Codable, Equatable {
         case wallMs = "wall_ms"
         case cpuMs = "cpu_ms"
         case peakMemoryBytes = "peak_memory_bytes"
-        case violations, limits, profile, cgroup, error, replayed, checkpoint, workspace, blocked
+        case violations, limits, profile, cgroup, error, replayed, checkpoint, workspace, blocked, phases
     }
 
     /// Encodes `signal` as an explicit null (the contract shows `"signal":null`).
@@ -147,5 +176,6 @@ public struct RunResult: Sendable, Codable, Equatable {
         try c.encodeIfPresent(checkpoint, forKey: .checkpoint)
         try c.encodeIfPresent(workspace, forKey: .workspace)
         try c.encodeIfPresent(blocked, forKey: .blocked)
+        try c.encodeIfPresent(phases, forKey: .phases)
     }
 }

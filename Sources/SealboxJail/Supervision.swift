@@ -29,6 +29,8 @@ struct Supervision {
     var stderr = CappedBuffer(cap: 0)
     var violations: [Int32: Int] = [:]
     var wallNanos: UInt64 = 0
+    /// sbx_spawn alone: clone3 to execve (or to the failure report).
+    var spawnNanos: UInt64 = 0
 
     static func start(request: SpawnInputs, limits: Limits) throws(JailError) -> Supervision {
         var supervision = Supervision(limits: limits)
@@ -42,6 +44,7 @@ struct Supervision {
         let rc = withSpawnRequest(request, stdoutFD: outPipe.write, stderrFD: errPipe.write) { req in
             sbx_spawn(req, &result)
         }
+        supervision.spawnNanos = Clock.nanos() - started
         close(outPipe.write)
         close(errPipe.write)
         defer {
@@ -252,5 +255,10 @@ enum Clock {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    /// Nanoseconds as milliseconds with microsecond precision, for the result.
+    static func ms(_ nanos: UInt64) -> Double {
+        Double(nanos / 1000) / 1000
     }
 }

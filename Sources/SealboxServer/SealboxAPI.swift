@@ -7,17 +7,20 @@ import SealboxJail
 ///   GET  /healthz        liveness, load and the cgroup driver
 ///   POST /v1/runs        run once in a fresh jail; 201 with the `sealbox run --json` object
 ///   GET  /v1/runs/{id}   a finished run's result (the newest `retainedResults` are kept)
+///   GET  /metrics        Prometheus text: runs by status, spawn/queue/wall histograms, load
 public struct SealboxAPI: Sendable {
     public let configuration: ServerConfiguration
     public let executor: Executor
     public let admission: RunAdmission
     public let store: RunStore
+    public let metrics: ServerMetrics
 
     public init(configuration: ServerConfiguration, executor: Executor) {
         self.configuration = configuration
         self.executor = executor
         admission = RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxQueuedRuns)
         store = RunStore(capacity: configuration.retainedResults)
+        metrics = ServerMetrics()
     }
 
     public func router() -> Router<BasicRequestContext> {
@@ -25,6 +28,7 @@ public struct SealboxAPI: Sendable {
         router.get("healthz") { _, _ in try await self.health() }
         router.post("v1/runs") { request, _ in try await self.createRun(request) }
         router.get("v1/runs/:id") { _, context in try self.getRun(context.parameters.require("id")) }
+        router.get("metrics") { _, _ in await self.renderMetrics() }
         return router
     }
 
@@ -48,6 +52,15 @@ public struct SealboxAPI: Sendable {
 
     func createRun(_ request: Request) async throws -> Response {
         var request = request
+        do {
+            return try await admitAndRun(&request)
+        } catch {
+            metrics.rejected(error.code)
+            throw error
+        }
+    }
+
+    private func admitAndRun(_ request: inout Request) async throws(APIError) -> Response {
         let body: ByteBuffer
         do {
             body = try await request.collectBody(upTo: configuration.maxBodyBytes)
@@ -55,18 +68,34 @@ public struct SealboxAPI: Sendable {
             throw APIError(.contentTooLarge, "payload_too_large", "the request body is larger than \(ByteSize.format(UInt64(configuration.maxBodyBytes)))")
         }
         let run = try RunRequest.parse(Data(body.readableBytesView), configuration: configuration)
+        let arrived = ContinuousClock.now
         do {
             try await admission.acquire()
         } catch {
             throw APIError(.tooManyRequests, "busy", "\(error.running) runs are executing and \(error.queued) are waiting, the most this server takes; retry later", retryAfter: 1)
         }
+        let waited = ContinuousClock.now - arrived
         let outcome = await execute(run)
         await admission.release()
-        let result = try outcome.get()
+        var result = try outcome.get()
+        result.phases?.queueMs = Double(waited.components.seconds) * 1000 + Double(waited.components.attoseconds) / 1e15
+        metrics.record(result)
         store.put(result)
-        var response = try Self.json(.created, result)
+        var response: Response
+        do {
+            response = try Self.json(.created, result)
+        } catch {
+            throw APIError(.internalServerError, "internal", "cannot encode the result: \(error)")
+        }
         response.headers[.location] = "/v1/runs/\(result.id)"
         return response
+    }
+
+    func renderMetrics() async -> Response {
+        let load = await admission.load
+        let text = metrics.render(running: load.running, queued: load.queued, maxRunning: admission.maxRunning, maxQueued: admission.maxQueued)
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     func getRun(_ id: String) throws -> Response {

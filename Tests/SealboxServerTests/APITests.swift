@@ -129,6 +129,38 @@ struct APITests {
         }
     }
 
+    @Test("GET /metrics: Prometheus text with runs by status, spawn latency, rejections and load; results carry their phases")
+    func metrics() async throws {
+        try await Self.app(Self.api()).test(.router) { client in
+            let ok = try Self.object(try await Self.post(client, #"{"command":["/bin/true"]}"#))
+            let phases = try #require(ok["phases"] as? [String: Any])
+            for key in ["queue_ms", "setup_ms", "spawn_ms", "run_ms", "teardown_ms"] {
+                #expect((phases[key] as? Double ?? -1) >= 0, "\(key) in \(phases)")
+            }
+            _ = try await Self.post(client, #"{"command":["/bin/false"]}"#)
+            _ = try await Self.post(client, #"{"command":["/bin/true"],"bogus":1}"#)
+            let response = try await client.execute(uri: "/metrics", method: .get)
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") == true)
+            let text = String(buffer: response.body)
+            var samples: [String: Double] = [:]
+            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+                // Exposition format: name{labels} value
+                let parts = line.split(separator: " ")
+                #expect(parts.count == 2, "malformed sample line: \(line)")
+                samples[String(parts[0])] = Double(parts[1])
+            }
+            #expect(samples["sealbox_runs_total{status=\"ok\"}"] == 1)
+            #expect(samples["sealbox_runs_total{status=\"exit_nonzero\"}"] == 1)
+            #expect(samples["sealbox_requests_rejected_total{reason=\"bad_request\"}"] == 1)
+            #expect(samples["sealbox_spawn_seconds_count"] == 2)
+            #expect(samples["sealbox_spawn_seconds_bucket{le=\"+Inf\"}"] == 2)
+            #expect((samples["sealbox_spawn_seconds_sum"] ?? 0) > 0)
+            #expect(samples["sealbox_jails_live"] == 0 && samples["sealbox_queue_depth"] == 0)
+            #expect(samples["sealbox_jails_max"] == 2 && samples["sealbox_queue_max"] == 4)
+        }
+    }
+
     @Test("a live server on a real socket: healthz and a run")
     func live() async throws {
         var configuration = ServerConfiguration(port: 0)
