@@ -127,6 +127,13 @@ struct LedgerLeaseTests {
         #expect(try await ledger.recoverAbandonedWork(lease: second).callsLeftAlone == 1, "alive: left alone")
         first = nil  // dies (kill -9: the kernel drops the lock, the file stays)
         #expect(FileManager.default.fileExists(atPath: second.directory + "/\(firstID).lock"))
+        // A jail being spawned by a concurrent test is a fork of this process and holds a copy
+        // of every descriptor (so of the lock) until it closes them during its setup: wait
+        // until the lock is really free, as it is at once for a broker killed alone.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while BrokerLease.isRunning(firstID, ledgerPath: ledger.path) != false, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         let recovery = try await ledger.recoverAbandonedWork(lease: second)
         #expect(recovery.calls.map(\.intentSeq) == [call.seq] && recovery.calls.first?.state == .inDoubt)
         #expect(recovery.goneBrokers == [firstID] && recovery.grants.map(\.tokenID) == ["t1"])
