@@ -59,15 +59,7 @@ public final class Workspace: @unchecked Sendable {
     /// Creates or replaces a regular file with `contents`.
     public func writeFile(_ path: String, mode: UInt32, contents: [UInt8]) throws(JailError) {
         try writeFile(path, mode: mode) { out throws(JailError) in
-            var written = 0
-            while written < contents.count {
-                let n = contents.withUnsafeBytes { write(out, $0.baseAddress! + written, contents.count - written) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw self.failure("write", path)
-                }
-                written += n
-            }
+            guard contents.withUnsafeBytes({ Self.writeAll(out, $0) }) else { throw self.failure("write", path) }
         }
     }
 
@@ -84,17 +76,26 @@ public final class Workspace: @unchecked Sendable {
                 }
                 if n == 0 { return }
                 offset += off_t(n)
-                var written = 0
-                while written < n {
-                    let w = buffer.withUnsafeBytes { write(out, $0.baseAddress! + written, n - written) }
-                    if w < 0 {
-                        if errno == EINTR { continue }
-                        throw self.failure("write", path)
-                    }
-                    written += w
+                guard buffer.withUnsafeBytes({ Self.writeAll(out, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) else {
+                    throw self.failure("write", path)
                 }
             }
         }
+    }
+
+    /// write(2) until all of `bytes` is written, retrying EINTR and short writes; false with
+    /// errno set on failure.
+    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var written = 0
+        while written < bytes.count {
+            let n = write(fd, bytes.baseAddress! + written, bytes.count - written)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            written += n
+        }
+        return true
     }
 
     public func makeSymlink(_ path: String, target: String) throws(JailError) {

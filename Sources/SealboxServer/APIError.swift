@@ -34,9 +34,7 @@ public struct APIError: Error, Sendable, Equatable {
     }
 
     var json: Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(Body(error: .init(code: code, message: message, field: field)))) ?? Data()
+        (try? SealboxAPI.encoder.encode(Body(error: .init(code: code, message: message, field: field)))) ?? Data()
     }
 }
 

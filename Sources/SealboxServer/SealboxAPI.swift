@@ -145,9 +145,14 @@ public struct SealboxAPI: Sendable {
         }
     }
 
-    static func json(_ status: HTTPResponse.Status, _ value: some Encodable) throws -> Response {
+    /// Sorted keys, unescaped slashes: the same bytes as `sealbox run --json`.
+    static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ value: some Encodable) throws -> Response {
         let data = try encoder.encode(value)
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }

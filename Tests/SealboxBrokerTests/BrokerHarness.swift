@@ -72,8 +72,14 @@ final class BrokerHarness: @unchecked Sendable {  // set up once in init, then r
 
     /// `root`: the session's family root when the session is a fork (`session_root`).
     func openRun(session: String, root: String? = nil, tools: [String], ttlMs: Int64 = 60_000) async throws -> Run {
+        try await Self.openRun(controlSocket: service.controlSocketPath, session: session, root: root, tools: tools, ttlMs: ttlMs)
+    }
+
+    /// open_run on any broker's control socket (in this process or a `sealbox broker` process).
+    static func openRun(controlSocket: String, session: String, root: String? = nil, tools: [String], ttlMs: Int64 = 60_000) async throws -> Run {
         let id = "run\(UUID().uuidString.prefix(8).lowercased())"
-        let r = try await control(ControlRequest(op: "open_run", runID: id, sessionID: session, sessionRoot: root, tools: tools, ttlMs: ttlMs))
+        let request = ControlRequest(op: "open_run", runID: id, sessionID: session, sessionRoot: root, tools: tools, ttlMs: ttlMs)
+        let r = try await onThread { try BrokerControlClient.send(request, socket: controlSocket) }
         guard r.ok, let token = r.token, let tokenID = r.tokenID, let socket = r.socket else {
             throw FixtureFailure("open_run refused: \(r.error?.message ?? "?")")
         }

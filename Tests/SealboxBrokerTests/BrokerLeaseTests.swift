@@ -241,13 +241,7 @@ struct BrokerLeaseTests {
         }
 
         func openRun(session: String, tools: [String]) async throws -> BrokerHarness.Run {
-            let id = "run\(UUID().uuidString.prefix(8).lowercased())"
-            let control = self.control
-            let r = try await BrokerHarness.onThread {
-                try BrokerControlClient.send(ControlRequest(op: "open_run", runID: id, sessionID: session, tools: tools, ttlMs: 60_000), socket: control)
-            }
-            guard r.ok else { throw FixtureFailure("open_run: \(r.error?.message ?? "")") }
-            return BrokerHarness.Run(id: id, token: r.token!, tokenID: r.tokenID!, socket: r.socket!)
+            try await BrokerHarness.openRun(controlSocket: control, session: session, tools: tools)
         }
 
         func kill9() async throws {
