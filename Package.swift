@@ -61,12 +61,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // `sealbox serve`: the HTTP API (Hummingbird 2), admission control, the run store.
+        // One run end to end, shared by the CLI, the HTTP API and MCP: session steps (replay,
+        // workspace restore and capture, seal) and the broker grant of a run.
+        .target(
+            name: "SealboxRuntime",
+            dependencies: ["SealboxJail", "SealboxLedger", "SealboxBroker"],
+            swiftSettings: swiftSettings
+        ),
+        // `sealbox serve` and `sealbox mcp`: the HTTP API (Hummingbird 2), admission control,
+        // the run store, API keys and tenancy.
         .target(
             name: "SealboxServer",
             dependencies: [
                 "SealboxJail",
+                "SealboxRuntime",
+                "SealboxLedger",
+                "SealboxBroker",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -74,6 +87,7 @@ let package = Package(
             name: "sealbox",
             dependencies: [
                 "SealboxServer",
+                "SealboxRuntime",
                 "SealboxJail",
                 "SealboxProfiles",
                 "SealboxLedger",
@@ -110,7 +124,10 @@ let package = Package(
             name: "SealboxServerTests",
             dependencies: [
                 "SealboxServer",
+                "SealboxRuntime",
                 "SealboxJail",
+                "SealboxLedger",
+                "SealboxBroker",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

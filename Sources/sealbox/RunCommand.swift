@@ -3,6 +3,7 @@ import Foundation
 import SealboxBroker
 import SealboxJail
 import SealboxLedger
+import SealboxRuntime
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -95,88 +96,29 @@ struct RunCommand: AsyncParsableCommand {
     var command: [String] = []
 
     func run() async throws {
-        var spec = try JailSpecBuilder(options: self).build()
-        var checkpoint: StepCheckpoint?
-        if let step {
-            let opened = try StepCheckpoint.open(path: checkpoints, session: session, step: step, spec: spec)
-            if let sealed = try opened.sealedResult() {
-                // Sealed: answer from the checkpoint; no jail, no tool call.
-                ResultPrinter.print(sealed, json: json)
-                throw ExitCode(sealed.exitCode)
-            }
-            checkpoint = opened
-        }
-        let executor: Executor
+        let spec = try JailSpecBuilder(options: self).build()
+        let dataDirectory: String
         do {
-            executor = try Executor(configuration: .init(dataDirectory: try DataDirectory.locate()))
+            dataDirectory = try DataDirectory.locate()
         } catch {
             throw CLIFailure(message: error.description)
         }
-        if executor.cgroupDriver.version == .none {
-            FileHandle.standardError.write(Data("sealbox: warning: no usable cgroups on this host; memory and pids limits are not enforced\n".utf8))
-        }
-        var brokerRun: BrokerRun?
-        if tools != nil || broker != nil || !allow.isEmpty {
-            brokerRun = try await BrokerRun.open(configPath: tools, controlSocket: broker, allow: allow, session: session,
-                                                 sessionRoot: checkpoint?.info.root ?? knownSessionRoot(),
-                                                 timeoutMs: spec.limits.timeoutMs, dataDirectory: executor.configuration.dataDirectory)
-            spec.id = brokerRun?.runID
-            spec.broker = brokerRun?.grant
-        }
-        if let checkpoint {
-            do {
-                try checkpoint.recordStart(runID: brokerRun?.runID)
-                spec.workspace = try StepWorkspace.restore(store: checkpoint.store, session: checkpoint.info)
-            } catch {
-                _ = brokerRun?.close()
-                throw error
+        let pipeline = RunPipeline(checkpointsPath: checkpoints, dataDirectory: dataDirectory) { () throws(JailError) in
+            let executor = try Executor(configuration: .init(dataDirectory: dataDirectory))
+            if executor.cgroupDriver.version == .none {
+                writeStderr("sealbox: warning: no usable cgroups on this host; memory and pids limits are not enforced\n")
             }
+            return executor
         }
-        let outcome: Result<RunResult, JailError>
-        do throws(JailError) {
-            outcome = .success(try await executor.run(spec))
+        let plan = RunPlan(spec: spec, session: session, step: step, allow: allow, brokerConfigPath: tools, brokerControlSocket: broker)
+        let result: RunResult
+        do throws(RuntimeError) {
+            result = try await pipeline.run(plan)
         } catch {
-            outcome = .failure(error)
-        }
-        // The token dies with the run, whatever happened to it.
-        let closed = brokerRun?.close()
-        let ledgerCursor = closed?.lastSeq
-        var result: RunResult
-        switch outcome {
-        case .success(let r): result = r
-        case .failure(let error): throw CLIFailure(message: error.description)
-        }
-        // A step that ran is sealed, whatever its verdict; one sealbox could not even start
-        // (exit 125) did not run and stays unsealed, so a re-run executes it.
-        let blocked = closed?.blocked ?? []
-        if checkpoint != nil, !blocked.isEmpty {
-            // Waiting on an operator or on the world is not an outcome: leave the step
-            // unsealed so that, once decided, running it again carries on.
-            result.replayed = false
-            result.blocked = blocked.map { .init(seq: $0.seq, code: $0.code.rawValue, message: $0.message) }
-        } else if let checkpoint, !(result.status == .spawnFailed && result.exitCode == 125) {
-            result.replayed = false
-            var snapshot: SnapshotManifest?
-            if let workspace = spec.workspace {
-                let (manifest, summary) = try StepWorkspace.capture(workspace, store: checkpoint.store)
-                snapshot = manifest
-                result.workspace = summary
-            }
-            let json = String(decoding: (try? JSONEncoder().encode(result)) ?? Data(), as: UTF8.self)
-            result.checkpoint = try checkpoint.seal(resultJSON: json, ledgerCursor: ledgerCursor, snapshot: snapshot)
+            throw CLIFailure(message: error.message)
         }
         ResultPrinter.print(result, json: json)
         throw ExitCode(result.exitCode)
-    }
-}
-
-extension RunCommand {
-    /// The family root of a --session known to the checkpoint store (a fork's runs share the
-    /// family's irreversible effects even outside steps); nil for a free-form session id.
-    func knownSessionRoot() -> String? {
-        guard let session, FileManager.default.fileExists(atPath: checkpoints),
-              let store = try? CheckpointStore(path: checkpoints) else { return nil }
-        return try? store.session(session)?.root
     }
 }
 

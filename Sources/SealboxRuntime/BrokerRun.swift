@@ -6,9 +6,9 @@ import SealboxJail
 /// The broker side of one `sealbox run`: either a broker process started for this run
 /// (`--tools FILE`), or a run opened on a running broker (`--broker SOCKET`). Secrets never
 /// enter this process: a started broker is a separate process that reads them itself.
-final class BrokerRun {
-    let runID: String
-    let grant: BrokerGrant
+public final class BrokerRun {
+    public let runID: String
+    public let grant: BrokerGrant
     private let controlSocket: String
     private let process: Process?
     private let stateDirectory: String?
@@ -23,14 +23,14 @@ final class BrokerRun {
 
     /// `sessionRoot`: the first session of `session`'s family (sessions forked from one
     /// another), whose irreversible effects bind every branch; nil when it is its own root.
-    static func open(configPath: String?, controlSocket: String?, allow: [String], session: String?, sessionRoot: String? = nil,
+    public static func open(configPath: String?, controlSocket: String?, allow: [String], session: String?, sessionRoot: String? = nil,
                      timeoutMs: Int, dataDirectory: String) async throws -> BrokerRun {
         guard (configPath == nil) != (controlSocket == nil) else {
-            throw CLIFailure(message: configPath == nil ? "--allow needs --tools FILE or --broker SOCKET" : "give either --tools or --broker, not both")
+            throw RuntimeError(.badInput, configPath == nil ? "--allow needs --tools FILE or --broker SOCKET" : "give either --tools or --broker, not both", field: "tools")
         }
-        guard !allow.isEmpty else { throw CLIFailure(message: "grant at least one tool with --allow TOOL") }
+        guard !allow.isEmpty else { throw RuntimeError(.badInput, "grant at least one tool with --allow TOOL", field: "tools") }
         if let session, !BrokerService.isIdentifier(session) {
-            throw CLIFailure(message: "--session must be 1-64 letters, digits, - or _")
+            throw RuntimeError(.badInput, "a session id must be 1-64 letters, digits, - or _", field: "session")
         }
         let runID = "r" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         var process: Process?
@@ -38,12 +38,16 @@ final class BrokerRun {
         var socket = controlSocket ?? ""
         if let configPath {
             guard FileManager.default.isReadableFile(atPath: configPath) else {
-                throw CLIFailure(message: "--tools \(configPath): no such readable file")
+                throw RuntimeError(.badInput, "--tools \(configPath): no such readable file", field: "tools")
             }
             let base = geteuid() == 0 ? "/run/sealbox" : "/tmp/sealbox-\(getuid())"
             sweepStaleStateDirectories(in: base)
             let dir = base + "/broker-\(runID)"
-            try makeDirectories(dir)
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
+            } catch {
+                throw RuntimeError(.brokerUnavailable, "cannot create the broker's state directory \(dir): \(error.localizedDescription)")
+            }
             let started = try startBroker(configPath: configPath, stateDirectory: dir)
             process = started
             stateDirectory = dir
@@ -57,11 +61,11 @@ final class BrokerRun {
             response = try BrokerControlClient.send(request, socket: socket)
         } catch {
             stopBroker(process, stateDirectory)
-            throw CLIFailure(message: error.description)
+            throw RuntimeError(.brokerUnavailable, error.description)
         }
         guard response.ok, let token = response.token, let path = response.socket else {
             stopBroker(process, stateDirectory)
-            throw CLIFailure(message: "broker refused the run: \(response.error?.message ?? "no reason given")")
+            throw RuntimeError(.brokerRefused, "broker refused the run: \(response.error?.message ?? "no reason given")")
         }
         let client = dataDirectory + "/client"
         let grant = BrokerGrant(socketPath: path, token: token,
@@ -72,7 +76,7 @@ final class BrokerRun {
     /// Revokes the run's token at once, then stops a broker started for this run. Returns the
     /// last effect-log seq the run wrote, and the calls it was refused to wait on a decision.
     @discardableResult
-    func close() -> (lastSeq: Int64?, blocked: [BlockedCall]) {
+    public func close() -> (lastSeq: Int64?, blocked: [BlockedCall]) {
         let response = try? BrokerControlClient.send(ControlRequest(op: "close_run", runID: runID), socket: controlSocket)
         Self.stopBroker(process, stateDirectory)
         return (response?.lastSeq, response?.blocked ?? [])
@@ -81,7 +85,7 @@ final class BrokerRun {
     /// A runner killed before its broker could watch it (between creating the state
     /// directory and the broker's start) leaves the directory behind. Removes those older
     /// than a minute whose control socket answers nothing: no broker is using them.
-    static func sweepStaleStateDirectories(in base: String, minimumAge: TimeInterval = 60) {
+    public static func sweepStaleStateDirectories(in base: String, minimumAge: TimeInterval = 60) {
         let fm = FileManager.default
         for name in (try? fm.contentsOfDirectory(atPath: base)) ?? [] where name.hasPrefix("broker-r") {
             let dir = base + "/" + name
@@ -100,7 +104,7 @@ final class BrokerRun {
         let log = stateDirectory + "/broker.log"
         guard FileManager.default.createFile(atPath: log, contents: nil),
               let logHandle = FileHandle(forWritingAtPath: log) else {
-            throw CLIFailure(message: "cannot create the broker's log \(log)")
+            throw RuntimeError(.brokerUnavailable, "cannot create the broker's log \(log)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: exe)
@@ -112,7 +116,7 @@ final class BrokerRun {
         do {
             try process.run()
         } catch {
-            throw CLIFailure(message: "cannot start the broker: \(error)")
+            throw RuntimeError(.brokerUnavailable, "cannot start the broker: \(error)")
         }
         let control = stateDirectory + "/control.sock"
         // Up to 30 s: a loaded machine opening a large effect log can be slow to start.
@@ -123,7 +127,7 @@ final class BrokerRun {
         }
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         stopBroker(process, stateDirectory)
-        throw CLIFailure(message: text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "sealbox: ", with: "broker: ").isEmpty
+        throw RuntimeError(.brokerUnavailable, text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "sealbox: ", with: "broker: ").isEmpty
             ? "the broker did not start within 30 s" : text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "sealbox: ", with: "broker: "))
     }
 

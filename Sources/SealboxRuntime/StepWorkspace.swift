@@ -7,22 +7,22 @@ import SealboxLedger
 /// last sealed snapshot, and what the step leaves there becomes the snapshot its seal names.
 /// File contents go through the checkpoint store's blob store, so a file kept unchanged by
 /// many steps is stored once.
-enum StepWorkspace {
+public enum StepWorkspace {
     /// A workspace holding the session's latest snapshot (empty for a new session).
-    static func restore(store: CheckpointStore, session: SessionInfo) throws -> Workspace {
+    public static func restore(store: CheckpointStore, session: SessionInfo) throws -> Workspace {
         let workspace: Workspace
         let manifest: SnapshotManifest?
         do {
             workspace = try Workspace(limitBytes: session.workspaceLimitBytes)
             manifest = try store.latestSnapshot(session: session.id)
         } catch let error as JailError {
-            throw CLIFailure(message: error.description)
+            throw RuntimeError(.storage, error.description)
         } catch let error as CheckpointError {
-            throw CLIFailure(message: error.message)
+            throw RuntimeError(.storage, error.message)
         }
         guard let manifest else { return workspace }
         guard manifest.totalBytes <= session.workspaceLimitBytes else {
-            throw CLIFailure(message: "the workspace of session \(session.id) holds \(ByteSize.format(manifest.totalBytes)), more than its limit of \(ByteSize.format(session.workspaceLimitBytes))")
+            throw RuntimeError(.storage, "the workspace of session \(session.id) holds \(ByteSize.format(manifest.totalBytes)), more than its limit of \(ByteSize.format(session.workspaceLimitBytes))")
         }
         for entry in manifest.entries {
             do {
@@ -37,16 +37,16 @@ enum StepWorkspace {
                     try workspace.writeFile(entry.path, mode: entry.mode, copyingFrom: blob)
                 }
             } catch let error as JailError {
-                throw CLIFailure(message: "cannot restore /work/\(entry.path) of session \(session.id): \(error.description)")
+                throw RuntimeError(.storage, "cannot restore /work/\(entry.path) of session \(session.id): \(error.description)")
             } catch let error as CheckpointError {
-                throw CLIFailure(message: "cannot restore /work/\(entry.path) of session \(session.id): \(error.message)")
+                throw RuntimeError(.storage, "cannot restore /work/\(entry.path) of session \(session.id): \(error.message)")
             }
         }
         return workspace
     }
 
     /// Stores what the step left in /work; returns the manifest to seal and its summary.
-    static func capture(_ workspace: Workspace, store: CheckpointStore) throws -> (SnapshotManifest, RunResult.WorkspaceSummary) {
+    public static func capture(_ workspace: Workspace, store: CheckpointStore) throws -> (SnapshotManifest, RunResult.WorkspaceSummary) {
         do {
             let (items, skipped) = try workspace.walk()
             var entries: [SnapshotEntry] = []
@@ -73,9 +73,9 @@ enum StepWorkspace {
                 limitBytes: workspace.limitBytes, newBlobs: newBlobs, full: full, skipped: skipped)
             return (manifest, summary)
         } catch let error as JailError {
-            throw CLIFailure(message: "the step ran but its workspace could not be saved: \(error.description)")
+            throw RuntimeError(.storage, "the step ran but its workspace could not be saved: \(error.description)")
         } catch let error as CheckpointError {
-            throw CLIFailure(message: "the step ran but its workspace could not be saved: \(error.message)")
+            throw RuntimeError(.storage, "the step ran but its workspace could not be saved: \(error.message)")
         }
     }
 }

@@ -1,0 +1,139 @@
+import Foundation
+import SealboxJail
+import SealboxBroker
+import SealboxLedger
+
+/// What one run asks for beyond its jail: the session it belongs to, the step it is, and
+/// the tools granted to it through a broker.
+public struct RunPlan: Sendable {
+    public var spec: JailSpec
+    /// A session id: runs of one session share their effects (replay after a crash).
+    public var session: String?
+    /// A step key of `session`: sealed steps are replayed, /work carries from step to step.
+    public var step: String?
+    /// Tools to grant; empty means no broker at all.
+    public var allow: [String]
+    /// Broker config for a broker started for this one run (CLI `--tools`).
+    public var brokerConfigPath: String?
+    /// Control socket of a running broker (CLI `--broker`, and `sealbox serve`'s own broker).
+    public var brokerControlSocket: String?
+
+    public init(spec: JailSpec, session: String? = nil, step: String? = nil, allow: [String] = [],
+                brokerConfigPath: String? = nil, brokerControlSocket: String? = nil) {
+        self.spec = spec
+        self.session = session
+        self.step = step
+        self.allow = allow
+        self.brokerConfigPath = brokerConfigPath
+        self.brokerControlSocket = brokerControlSocket
+    }
+
+    var wantsBroker: Bool { brokerConfigPath != nil || !allow.isEmpty }
+}
+
+/// One run end to end, the same for `sealbox run`, `POST /v1/runs` and MCP's `run_code`:
+/// answer a sealed step from its checkpoint; otherwise open a broker grant, restore the
+/// session's /work, run the jail, close the grant, capture /work and seal the step. A step
+/// refused on a call that waits on a decision stays unsealed ("blocked"); a run sealbox
+/// could not start (exit 125) stays unsealed too, so running it again executes it.
+public struct RunPipeline: Sendable {
+    public let checkpointsPath: String
+    public let dataDirectory: String
+    /// Made on first use: a replayed step needs no jail, so no cgroups either.
+    public let executor: @Sendable () throws(JailError) -> Executor
+
+    public init(checkpointsPath: String, dataDirectory: String, executor: @escaping @Sendable () throws(JailError) -> Executor) {
+        self.checkpointsPath = checkpointsPath
+        self.dataDirectory = dataDirectory
+        self.executor = executor
+    }
+
+    public func run(_ plan: RunPlan) async throws(RuntimeError) -> RunResult {
+        do {
+            return try await runUnchecked(plan)
+        } catch let error as RuntimeError {
+            throw error
+        } catch {
+            throw RuntimeError(.storage, "\(error)")
+        }
+    }
+
+    private func runUnchecked(_ plan: RunPlan) async throws -> RunResult {
+        var spec = plan.spec
+        var checkpoint: StepCheckpoint?
+        if let step = plan.step {
+            let opened = try StepCheckpoint.open(path: checkpointsPath, session: plan.session, step: step, spec: spec)
+            if let sealed = try opened.sealedResult() {
+                return sealed  // sealed: answered from the checkpoint; no jail, no tool call
+            }
+            checkpoint = opened
+        }
+        let executor: Executor
+        do {
+            executor = try self.executor()
+        } catch {
+            throw RuntimeError(.jailSetup, error.description)
+        }
+        var brokerRun: BrokerRun?
+        if plan.wantsBroker {
+            brokerRun = try await BrokerRun.open(
+                configPath: plan.brokerConfigPath, controlSocket: plan.brokerControlSocket, allow: plan.allow, session: plan.session,
+                sessionRoot: checkpoint?.info.root ?? knownSessionRoot(plan.session),
+                timeoutMs: spec.limits.timeoutMs, dataDirectory: dataDirectory)
+            spec.id = brokerRun?.runID
+            spec.broker = brokerRun?.grant
+        }
+        if let checkpoint {
+            do {
+                try checkpoint.recordStart(runID: brokerRun?.runID)
+                spec.workspace = try StepWorkspace.restore(store: checkpoint.store, session: checkpoint.info)
+            } catch {
+                _ = brokerRun?.close()
+                throw error
+            }
+        }
+        let outcome: Result<RunResult, JailError>
+        do throws(JailError) {
+            outcome = .success(try await executor.run(spec))
+        } catch {
+            outcome = .failure(error)
+        }
+        // The token dies with the run, whatever happened to it.
+        let closed = brokerRun?.close()
+        var result: RunResult
+        switch outcome {
+        case .success(let r): result = r
+        case .failure(let error):
+            switch error.code {
+            case .invalidSpec, .profile, .rootfs: throw RuntimeError(.badInput, error.description)
+            case .cgroup, .unsupportedHost, .setup: throw RuntimeError(.jailSetup, error.description)
+            }
+        }
+        let blocked = closed?.blocked ?? []
+        if checkpoint != nil, !blocked.isEmpty {
+            // Waiting on an operator or on the world is not an outcome: leave the step
+            // unsealed so that, once decided, running it again carries on.
+            result.replayed = false
+            result.blocked = blocked.map { .init(seq: $0.seq, code: $0.code.rawValue, message: $0.message) }
+        } else if let checkpoint, !(result.status == .spawnFailed && result.exitCode == 125) {
+            result.replayed = false
+            var snapshot: SnapshotManifest?
+            if let workspace = spec.workspace {
+                let (manifest, summary) = try StepWorkspace.capture(workspace, store: checkpoint.store)
+                snapshot = manifest
+                result.workspace = summary
+            }
+            let json = String(decoding: (try? JSONEncoder().encode(result)) ?? Data(), as: UTF8.self)
+            result.checkpoint = try checkpoint.seal(resultJSON: json, ledgerCursor: closed?.lastSeq, snapshot: snapshot)
+        }
+        return result
+    }
+
+    /// The family root of a session known to the checkpoint store (a fork's runs share the
+    /// family's irreversible effects even outside steps); nil for a free-form session id.
+    func knownSessionRoot(_ session: String?) -> String? {
+        guard let session, FileManager.default.fileExists(atPath: checkpointsPath),
+              let store = try? CheckpointStore(path: checkpointsPath) else { return nil }
+        return try? store.session(session)?.root
+    }
+}

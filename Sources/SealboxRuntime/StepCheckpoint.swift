@@ -1,0 +1,83 @@
+import Foundation
+import SealboxJail
+import SealboxLedger
+
+/// The checkpoint side of `sealbox run --session ID --step KEY`.
+public struct StepCheckpoint: Sendable {
+    public let store: CheckpointStore
+    public let session: String
+    public let info: SessionInfo
+    public let step: String
+    public let codeDigest: String
+
+    /// What a step runs: its argv, its files and its environment.
+    public static func digest(_ spec: JailSpec) -> String {
+        var parts: [[UInt8]] = [Array("argv".utf8)] + spec.command.map { Array($0.utf8) }
+        parts.append(Array("files".utf8))
+        for file in spec.files.sorted(by: { $0.name < $1.name }) {
+            parts.append(Array(file.name.utf8))
+            parts.append(file.contents)
+        }
+        parts.append(Array("env".utf8))
+        for (name, value) in spec.environment { parts.append(Array("\(name)=\(value)".utf8)) }
+        return CheckpointStore.codeDigest(parts)
+    }
+
+    public static func open(path: String, session: String?, step: String, spec: JailSpec) throws -> StepCheckpoint {
+        guard let session else { throw RuntimeError(.badInput, "a step needs a session id (create one with `sealbox session new` or POST /v1/sessions)", field: "session") }
+        guard !step.isEmpty, step.utf8.count <= 200, !step.contains("\n") else {
+            throw RuntimeError(.badInput, "a step key must be 1-200 characters on one line", field: "step")
+        }
+        let store: CheckpointStore
+        let info: SessionInfo
+        do {
+            store = try CheckpointStore(path: path)
+            guard let found = try store.session(session) else {
+                throw RuntimeError(.notFound, "unknown session \(session) (create one with `sealbox session new` or POST /v1/sessions)", field: "session")
+            }
+            info = found
+        } catch let error as CheckpointError {
+            throw RuntimeError(.storage, error.message)
+        }
+        return StepCheckpoint(store: store, session: session, info: info, step: step, codeDigest: digest(spec))
+    }
+
+    /// The sealed result of this step, marked replayed, if sealed with the same code;
+    /// step_conflict otherwise.
+    public func sealedResult() throws -> RunResult? {
+        let sealed: Checkpoint?
+        do {
+            sealed = try store.sealed(session: session, step: step)
+        } catch {
+            throw RuntimeError(.storage, error.message)
+        }
+        guard let sealed else { return nil }
+        guard sealed.codeDigest == codeDigest else {
+            throw RuntimeError(.stepConflict, "step_conflict: step \"\(step)\" of session \(session) was sealed (checkpoint \(sealed.seq)) with code \(sealed.codeDigest), but this run submits \(codeDigest); a re-planned step needs a new step key (or a fork of the session)")
+        }
+        guard var result = try? JSONDecoder().decode(RunResult.self, from: Data(sealed.result.utf8)) else {
+            throw RuntimeError(.storage, "checkpoint \(sealed.seq) holds an unreadable result")
+        }
+        result.replayed = true
+        result.checkpoint = sealed.seq
+        return result
+    }
+
+    /// Records that the step starts, so `session facts` can name it if it never seals.
+    public func recordStart(runID: String?) throws {
+        do {
+            try store.recordAttempt(session: session, step: step, codeDigest: codeDigest, runID: runID)
+        } catch {
+            throw RuntimeError(.storage, error.message)
+        }
+    }
+
+    public func seal(resultJSON: String, ledgerCursor: Int64?, snapshot: SnapshotManifest?) throws -> Int64 {
+        do {
+            return try store.seal(session: session, step: step, codeDigest: codeDigest, result: resultJSON,
+                                  ledgerCursor: ledgerCursor, snapshot: snapshot).seq
+        } catch {
+            throw RuntimeError(.storage, "the step ran but could not be sealed: \(error.message)")
+        }
+    }
+}
