@@ -4,6 +4,8 @@ import SealboxJail
 /// may wait, and the most any request may ask for.
 public struct ServerConfiguration: Sendable {
     public var host: String
+    /// Everything the service keeps: keys, effect log, checkpoints, the broker's state.
+    public var layout: ServiceLayout
     public var port: Int
     /// Runs executing at once; more wait in the queue.
     public var maxConcurrentRuns: Int
@@ -19,12 +21,13 @@ public struct ServerConfiguration: Sendable {
     public var defaultLimits: Limits
 
     public init(
-        host: String = "127.0.0.1", port: Int = 8080,
+        host: String = "127.0.0.1", port: Int = 8080, layout: ServiceLayout = ServiceLayout(stateDirectory: ServiceLayout.defaultStateDirectory),
         maxConcurrentRuns: Int = 2, maxQueuedRuns: Int = 64, maxBodyBytes: Int = 8 << 20, retainedResults: Int = 10_000,
         maxLimits: Limits = Limits(timeoutMs: 300_000, memoryBytes: 2 << 30, pids: 512, diskBytes: 1 << 30, outputBytes: 16 << 20, cpus: nil),
         defaultLimits: Limits = Limits()
     ) {
         self.host = host
+        self.layout = layout
         self.port = port
         self.maxConcurrentRuns = maxConcurrentRuns
         self.maxQueuedRuns = maxQueuedRuns
