@@ -73,11 +73,13 @@ public final class Executor: Sendable {
     public var etcDirectory: String { configuration.dataDirectory + "/rootfs/etc" }
 
     /// Runs on a dedicated thread (spawn and supervision block), never on the cooperative pool.
-    public func run(_ spec: JailSpec) async throws(JailError) -> RunResult {
+    /// `output`, when given, sees stdout and stderr as they arrive (see `OutputObserver`);
+    /// the result is the same with or without it.
+    public func run(_ spec: JailSpec, output: OutputObserver? = nil) async throws(JailError) -> RunResult {
         let outcome: Result<RunResult, JailError> = await withCheckedContinuation { continuation in
             let thread = Thread { [self] in
                 do throws(JailError) {
-                    continuation.resume(returning: .success(try runBlocking(spec)))
+                    continuation.resume(returning: .success(try runBlocking(spec, output: output)))
                 } catch {
                     continuation.resume(returning: .failure(error))
                 }
@@ -89,7 +91,7 @@ public final class Executor: Sendable {
     }
 
     /// Runs the spec on the calling thread.
-    public func runBlocking(_ spec: JailSpec) throws(JailError) -> RunResult {
+    public func runBlocking(_ spec: JailSpec, output: OutputObserver? = nil) throws(JailError) -> RunResult {
         let began = Clock.nanos()
         let id = try spec.id.map { id throws(JailError) in try SpecValidator.runID(id) } ?? RunID.make()
         try SpecValidator.validate(spec)
@@ -127,7 +129,7 @@ public final class Executor: Sendable {
                 diskBytes: spec.limits.diskBytes, fileSizeLimit: max(spec.limits.diskBytes, spec.workspace?.limitBytes ?? 0),
                 filter: filter, cgroup: cgroup, stdinFD: stdinFD,
                 capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs),
-            limits: spec.limits)
+            limits: spec.limits, output: output)
         var result = supervised.verdict(id: id, profile: loaded.name, cgroup: cgroup)
         // The jail's pid 1 is gone, so the kernel already killed everything in its pid
         // namespace; the cgroup kill is the belt to those braces.

@@ -32,10 +32,10 @@ struct Supervision {
     /// sbx_spawn alone: clone3 to execve (or to the failure report).
     var spawnNanos: UInt64 = 0
 
-    static func start(request: SpawnInputs, limits: Limits) throws(JailError) -> Supervision {
+    static func start(request: SpawnInputs, limits: Limits, output: OutputObserver? = nil) throws(JailError) -> Supervision {
         var supervision = Supervision(limits: limits)
-        supervision.stdout = CappedBuffer(cap: limits.outputBytes)
-        supervision.stderr = CappedBuffer(cap: limits.outputBytes)
+        supervision.stdout = CappedBuffer(cap: limits.outputBytes, stream: .stdout, observer: output)
+        supervision.stderr = CappedBuffer(cap: limits.outputBytes, stream: .stderr, observer: output)
         let outPipe = try Pipe.make()
         let errPipe = try Pipe.make()
 
@@ -211,13 +211,20 @@ struct Supervision {
     }
 }
 
-/// Keeps at most `cap` bytes, counts everything.
+/// Keeps at most `cap` bytes, counts everything; hands each kept piece to `observer` too.
 struct CappedBuffer {
     let cap: Int
+    let stream: OutputChunk.Stream
+    /// Sees the kept bytes only, so an observer never gets more than the captured result.
+    let observer: OutputObserver?
     private(set) var bytes: [UInt8] = []
     private(set) var total = 0
 
-    init(cap: Int) { self.cap = cap }
+    init(cap: Int, stream: OutputChunk.Stream = .stdout, observer: OutputObserver? = nil) {
+        self.cap = cap
+        self.stream = stream
+        self.observer = observer
+    }
 
     var truncated: Bool { total > bytes.count }
 
@@ -228,7 +235,11 @@ struct CappedBuffer {
             if n > 0 {
                 total += n
                 let room = cap - bytes.count
-                if room > 0 { bytes.append(contentsOf: chunk[0..<min(n, room)]) }
+                if room > 0 {
+                    let kept = chunk[0..<min(n, room)]
+                    bytes.append(contentsOf: kept)
+                    observer?(OutputChunk(stream: stream, bytes: Array(kept)))
+                }
                 if n < chunk.count { return true }
                 continue
             }

@@ -48,9 +48,11 @@ public struct RunPipeline: Sendable {
         self.executor = executor
     }
 
-    public func run(_ plan: RunPlan) async throws(RuntimeError) -> RunResult {
+    /// `output` sees the jail's stdout and stderr as they arrive (`Executor.run`); a replayed
+    /// step executes nothing, so it sees nothing.
+    public func run(_ plan: RunPlan, output: OutputObserver? = nil) async throws(RuntimeError) -> RunResult {
         do {
-            return try await runUnchecked(plan)
+            return try await runUnchecked(plan, output: output)
         } catch let error as RuntimeError {
             throw error
         } catch {
@@ -58,7 +60,7 @@ public struct RunPipeline: Sendable {
         }
     }
 
-    private func runUnchecked(_ plan: RunPlan) async throws -> RunResult {
+    private func runUnchecked(_ plan: RunPlan, output: OutputObserver?) async throws -> RunResult {
         var spec = plan.spec
         var checkpoint: StepCheckpoint?
         if let step = plan.step {
@@ -94,7 +96,7 @@ public struct RunPipeline: Sendable {
         }
         let outcome: Result<RunResult, JailError>
         do throws(JailError) {
-            outcome = .success(try await executor.run(spec))
+            outcome = .success(try await executor.run(spec, output: output))
         } catch {
             outcome = .failure(error)
         }

@@ -1,11 +1,14 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import SealboxJail
 
 /// The HTTP API of `sealbox serve`. Routes so far:
 ///   GET  /healthz        liveness, load and the cgroup driver
-///   POST /v1/runs        run once in a fresh jail; 201 with the `sealbox run --json` object
+///   POST /v1/runs        run once in a fresh jail; 201 with the `sealbox run --json` object,
+///                        or its output as it comes (Accept: application/x-ndjson or
+///                        text/event-stream; see RunStreaming.swift)
 ///   GET  /v1/runs/{id}   a finished run's result (the newest `retainedResults` are kept)
 ///   GET  /metrics        Prometheus text: runs by status, spawn/queue/wall histograms, load
 public struct SealboxAPI: Sendable {
@@ -25,20 +28,31 @@ public struct SealboxAPI: Sendable {
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: RequestLogMiddleware())
         router.get("healthz") { _, _ in try await self.health() }
-        router.post("v1/runs") { request, _ in try await self.createRun(request) }
+        router.post("v1/runs") { request, context in try await self.createRun(request, logger: context.logger) }
         router.get("v1/runs/:id") { _, context in try self.getRun(context.parameters.require("id")) }
         router.get("metrics") { _, _ in await self.renderMetrics() }
         return router
     }
 
-    public func application() -> some ApplicationProtocol {
-        Application(router: router(), configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sealbox"))
+    /// `logger`: the server's and Hummingbird's logs, request and run lines included.
+    public func application(logger: Logger = Logger(label: "sealbox")) -> some ApplicationProtocol {
+        Application(router: router(), configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sealbox"),
+                    onServerRunning: { _ in logListening(logger) }, logger: logger)
     }
 
     /// Serves until SIGTERM or SIGINT (graceful shutdown through swift-service-lifecycle).
-    public func run() async throws {
-        try await application().runService()
+    public func run(logger: Logger = Logger(label: "sealbox")) async throws {
+        try await application(logger: logger).runService()
+    }
+
+    func logListening(_ logger: Logger) {
+        logger.info("listening", metadata: [
+            "address": .string("http://\(configuration.host):\(configuration.port)"),
+            "max_concurrent_runs": .stringConvertible(admission.maxRunning), "max_queued_runs": .stringConvertible(admission.maxQueued),
+            "cgroup": .string(executor.cgroupDriver.version.rawValue),
+        ])
     }
 
     // MARK: handlers
@@ -50,37 +64,25 @@ public struct SealboxAPI: Sendable {
             maxQueuedRuns: admission.maxQueued, cgroup: executor.cgroupDriver.version.rawValue))
     }
 
-    func createRun(_ request: Request) async throws -> Response {
+    func createRun(_ request: Request, logger: Logger) async throws -> Response {
         var request = request
         do {
-            return try await admitAndRun(&request)
+            if let format = RunStreamFormat(accept: request.headers[.accept]) {
+                return try await streamRun(&request, format: format, logger: logger)
+            }
+            return try await admitAndRun(&request, logger: logger)
         } catch {
             metrics.rejected(error.code)
             throw error
         }
     }
 
-    private func admitAndRun(_ request: inout Request) async throws(APIError) -> Response {
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: configuration.maxBodyBytes)
-        } catch {
-            throw APIError(.contentTooLarge, "payload_too_large", "the request body is larger than \(ByteSize.format(UInt64(configuration.maxBodyBytes)))")
-        }
-        let run = try RunRequest.parse(Data(body.readableBytesView), configuration: configuration)
-        let arrived = ContinuousClock.now
-        do {
-            try await admission.acquire()
-        } catch {
-            throw APIError(.tooManyRequests, "busy", "\(error.running) runs are executing and \(error.queued) are waiting, the most this server takes; retry later", retryAfter: 1)
-        }
-        let waited = ContinuousClock.now - arrived
+    private func admitAndRun(_ request: inout Request, logger: Logger) async throws(APIError) -> Response {
+        let run = try await readRun(&request)
+        let waited = try await admit()
         let outcome = await execute(run)
         await admission.release()
-        var result = try outcome.get()
-        result.phases?.queueMs = Double(waited.components.seconds) * 1000 + Double(waited.components.attoseconds) / 1e15
-        metrics.record(result)
-        store.put(result)
+        let result = finish(try outcome.get(), waited: waited, logger: logger)
         var response: Response
         do {
             response = try Self.json(.created, result)
@@ -106,7 +108,8 @@ public struct SealboxAPI: Sendable {
     }
 
     /// Runs the spec; stdin bytes go through a private temporary file the jail gets as an fd.
-    private func execute(_ run: RunRequest) async -> Result<RunResult, APIError> {
+    /// `output` sees stdout and stderr as they arrive (streamed runs).
+    func execute(_ run: RunRequest, output: OutputObserver? = nil) async -> Result<RunResult, APIError> {
         var spec = run.spec
         var stdinPath: String?
         if let bytes = run.stdin {
@@ -119,7 +122,7 @@ public struct SealboxAPI: Sendable {
         }
         defer { if let stdinPath { try? FileManager.default.removeItem(atPath: stdinPath) } }
         do throws(JailError) {
-            return .success(try await executor.run(spec))
+            return .success(try await executor.run(spec, output: output))
         } catch {
             switch error.code {
             case .invalidSpec, .profile, .rootfs:

@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks.",
-        subcommands: [BenchSpawnCommand.self, BenchEffectsCommand.self]
+        subcommands: [BenchSpawnCommand.self, BenchEffectsCommand.self, BenchLoadCommand.self]
     )
 }
 
@@ -110,21 +110,25 @@ struct BenchReport: Encodable {
 /// "spawn 57/200" on stderr: redrawn in place on a terminal, every 10% otherwise.
 final class Progress {
     let total: Int
+    let label: String
     let interactive = isatty(STDERR_FILENO) == 1
     private var lastDecile = -1
 
-    init(total: Int) { self.total = total }
+    init(total: Int, label: String = "spawn") {
+        self.total = total
+        self.label = label
+    }
 
     func update(_ done: Int) {
         if interactive {
             if done == total || done % max(total / 100, 1) == 0 {
-                FileHandle.standardError.write(Data("\rspawn \(done)/\(total)".utf8))
+                FileHandle.standardError.write(Data("\r\(label) \(done)/\(total)".utf8))
             }
         } else {
             let decile = done * 10 / max(total, 1)
             if decile != lastDecile {
                 lastDecile = decile
-                FileHandle.standardError.write(Data("spawn \(done)/\(total)\n".utf8))
+                FileHandle.standardError.write(Data("\(label) \(done)/\(total)\n".utf8))
             }
         }
     }

@@ -19,6 +19,10 @@ struct ServeCommand: AsyncParsableCommand {
             Retry-After. Limits a request asks for are capped by --max-timeout,
             --max-memory, --max-pids, --max-disk and --max-output (400 naming the
             field above them). Stops on SIGTERM or SIGINT.
+
+            Logs go to stderr, one JSON object per line (ts, level, msg and fields):
+            a line per request (method, path, status, duration_ms) and per finished
+            run (run_id, status, exit_code, queue/setup/spawn/run/teardown/wall_ms).
             """)
 
     @Option(name: .long, help: "Address to listen on, HOST:PORT.")
@@ -47,6 +51,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("max-output"), help: "Largest output cap a request may ask for, e.g. 16M.")
     var maxOutput: String = "16M"
+
+    @Option(name: .customLong("log-level"), help: "Least severe log level written: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
 
     func run() async throws {
         var configuration = ServerConfiguration()
@@ -80,9 +87,11 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIFailure(message: error.description)
         }
         let api = SealboxAPI(configuration: configuration, executor: executor)
-        writeStderr("sealbox serve: listening on http://\(listen) (\(maxConcurrent) runs at once, \(maxQueued) queued; cgroups \(executor.cgroupDriver.version.rawValue))\n")
+        guard let logger = ServerLogging.bootstrap(level: logLevel) else {
+            throw CLIFailure(message: "--log-level must be one of \(ServerLogging.levelNames), got \"\(logLevel)\"")
+        }
         do {
-            try await api.run()
+            try await api.run(logger: logger)
         } catch {
             throw CLIFailure(message: "serve: \(error)")
         }

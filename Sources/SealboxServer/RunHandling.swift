@@ -1,0 +1,42 @@
+import Foundation
+import Hummingbird
+import Logging
+import SealboxJail
+
+/// The steps every `POST /v1/runs` goes through, streamed or not: read the body, take an
+/// admission slot, and once the jail is done record the result (store, metrics, log line).
+extension SealboxAPI {
+    /// The body, parsed strictly: 413 beyond `maxBodyBytes`, 400 naming the bad field.
+    func readRun(_ request: inout Request) async throws(APIError) -> RunRequest {
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        } catch {
+            throw APIError(.contentTooLarge, "payload_too_large", "the request body is larger than \(ByteSize.format(UInt64(configuration.maxBodyBytes)))")
+        }
+        return try RunRequest.parse(Data(body.readableBytesView), configuration: configuration)
+    }
+
+    /// Takes a slot, waiting in the queue if need be; 429 when the queue is full. Returns how
+    /// long the run waited. The caller must `admission.release()` once the jail is gone.
+    func admit() async throws(APIError) -> Duration {
+        let arrived = ContinuousClock.now
+        do {
+            try await admission.acquire()
+        } catch {
+            throw APIError(.tooManyRequests, "busy", "\(error.running) runs are executing and \(error.queued) are waiting, the most this server takes; retry later", retryAfter: 1)
+        }
+        return ContinuousClock.now - arrived
+    }
+
+    /// Stamps the queue time, then keeps the result for GET /v1/runs/{id}, counts it in the
+    /// metrics and writes its log line.
+    func finish(_ result: RunResult, waited: Duration, logger: Logger, context: RunLogContext = .init()) -> RunResult {
+        var result = result
+        result.phases?.queueMs = milliseconds(waited)
+        metrics.record(result)
+        store.put(result)
+        logger.runFinished(result, context)
+        return result
+    }
+}
