@@ -2,22 +2,43 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import SealboxJail
+import SealboxLedger
+import SealboxRuntime
 
-/// The HTTP API of `sealbox serve`. Routes so far:
-///   GET  /healthz        liveness, load and the cgroup driver
-///   POST /v1/runs        run once in a fresh jail; 201 with the `sealbox run --json` object
-///   GET  /v1/runs/{id}   a finished run's result (the newest `retainedResults` are kept)
-///   GET  /metrics        Prometheus text: runs by status, spawn/queue/wall histograms, load
+/// The HTTP API of `sealbox serve`:
+///   GET  /healthz                   liveness, load and the cgroup driver
+///   POST /v1/runs                   run in a fresh jail (one-shot, or a session step); 201 with
+///                                   the `sealbox run --json` object
+///   GET  /v1/runs/{id}              a finished run's result (the newest `retainedResults` are kept)
+///   POST /v1/sessions               a resumable session; GET /v1/sessions/{id} its sealed steps
+///   GET  /v1/sessions/{id}/facts    what is true, what authority remains, what is unsafe
+///   POST /v1/sessions/{id}/fork     branch at a sealed step
+///   GET  /metrics                   Prometheus text: runs by status, spawn/queue/wall histograms, load
 public struct SealboxAPI: Sendable {
     public let configuration: ServerConfiguration
     public let executor: Executor
     public let admission: RunAdmission
     public let store: RunStore
     public let metrics: ServerMetrics
+    /// One run end to end: step replay, workspace, broker grant, seal (the CLI's own code).
+    public let pipeline: RunPipeline
+    /// Sessions and sealed steps, at `configuration.layout.checkpointsPath`.
+    public let checkpoints: CheckpointStore
+    /// The control socket of the service's broker; nil when the server runs without one
+    /// (then a run that asks for tools gets 400).
+    public let brokerControlSocket: String?
 
-    public init(configuration: ServerConfiguration, executor: Executor) {
+    public init(configuration: ServerConfiguration, executor: Executor, brokerControlSocket: String? = nil) throws(ServiceStartError) {
         self.configuration = configuration
         self.executor = executor
+        self.brokerControlSocket = brokerControlSocket
+        do {
+            checkpoints = try CheckpointStore(path: configuration.layout.checkpointsPath)
+        } catch {
+            throw ServiceStartError("cannot open the checkpoint store: \(error.message)")
+        }
+        pipeline = RunPipeline(checkpointsPath: configuration.layout.checkpointsPath,
+                               dataDirectory: executor.configuration.dataDirectory) { executor }
         admission = RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxQueuedRuns)
         store = RunStore(capacity: configuration.retainedResults)
         metrics = ServerMetrics()
@@ -29,6 +50,7 @@ public struct SealboxAPI: Sendable {
         router.post("v1/runs") { request, _ in try await self.createRun(request) }
         router.get("v1/runs/:id") { _, context in try self.getRun(context.parameters.require("id")) }
         router.get("metrics") { _, _ in await self.renderMetrics() }
+        addSessionRoutes(to: router)
         return router
     }
 
@@ -105,9 +127,14 @@ public struct SealboxAPI: Sendable {
         return try Self.json(.ok, result)
     }
 
-    /// Runs the spec; stdin bytes go through a private temporary file the jail gets as an fd.
+    /// Runs the request through the pipeline; stdin bytes go through a private temporary
+    /// file the jail gets as an fd.
     private func execute(_ run: RunRequest) async -> Result<RunResult, APIError> {
-        var spec = run.spec
+        var plan = RunPlan(spec: run.spec, session: run.session, step: run.step, allow: run.tools,
+                           brokerControlSocket: run.tools.isEmpty ? nil : brokerControlSocket)
+        if !run.tools.isEmpty && brokerControlSocket == nil {
+            return .failure(.badRequest("this server has no broker: start `sealbox serve --tools FILE` to grant tools", field: "tools"))
+        }
         var stdinPath: String?
         if let bytes = run.stdin {
             let path = NSTemporaryDirectory() + "sealbox-stdin-\(UUID().uuidString)"
@@ -115,18 +142,13 @@ public struct SealboxAPI: Sendable {
                 return .failure(APIError(.internalServerError, "internal", "cannot stage stdin"))
             }
             stdinPath = path
-            spec.stdin = .file(path)
+            plan.spec.stdin = .file(path)
         }
         defer { if let stdinPath { try? FileManager.default.removeItem(atPath: stdinPath) } }
-        do throws(JailError) {
-            return .success(try await executor.run(spec))
+        do throws(RuntimeError) {
+            return .success(try await pipeline.run(plan))
         } catch {
-            switch error.code {
-            case .invalidSpec, .profile, .rootfs:
-                return .failure(.badRequest(error.message))
-            case .cgroup, .unsupportedHost, .setup:
-                return .failure(APIError(.internalServerError, "jail_setup", error.message))
-            }
+            return .failure(APIError(error))
         }
     }
 
