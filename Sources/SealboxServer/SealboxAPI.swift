@@ -1,6 +1,8 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
+import ServiceLifecycle
 import SealboxJail
 import SealboxLedger
 import SealboxRuntime
@@ -58,9 +60,42 @@ public struct SealboxAPI: Sendable {
         Application(router: router(), configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sealbox"))
     }
 
-    /// Serves until SIGTERM or SIGINT (graceful shutdown through swift-service-lifecycle).
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully (see `drain`).
     public func run() async throws {
-        try await application().runService()
+        let group = ServiceGroup(configuration: .init(services: [application()], logger: Logger(label: "sealbox")))
+        let signals = ShutdownSignals { reason in
+            Task {
+                await self.drain(reason: reason)
+                await group.triggerGracefulShutdown()
+            }
+        }
+        defer { signals.cancel() }
+        try await group.run()
+    }
+
+    /// The first half of a graceful shutdown, before the HTTP server stops: admit no new run
+    /// (503 with Retry-After; queued runs are refused, they never started), give the runs
+    /// executing up to `configuration.shutdownGrace` to finish, then kill the jails still
+    /// running. Each killed run still answers its caller (status signaled, `error` saying
+    /// the service shut down) and closes its broker grant; its step stays unsealed, so
+    /// running the step again carries on. Returns how many jails were killed.
+    @discardableResult
+    public func drain(reason: String) async -> Int {
+        await admission.close()
+        let deadline = ContinuousClock.now + configuration.shutdownGrace
+        while await admission.load.running > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        var killed = 0
+        if await admission.load.running > 0 {
+            killed = LiveJails.shared.killAll(reason: "killed: the service shut down (\(reason)) before the run finished, after a grace period of \(configuration.shutdownGrace)")
+        }
+        // The killed runs tear down, answer their callers and release their slots.
+        let answered = ContinuousClock.now + .seconds(30)
+        while await admission.load.running > 0, ContinuousClock.now < answered {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return killed
     }
 
     // MARK: handlers
@@ -94,6 +129,9 @@ public struct SealboxAPI: Sendable {
         do {
             try await admission.acquire()
         } catch {
+            if error.shuttingDown {
+                throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and takes no new runs; retry on another instance or after its restart", retryAfter: 5)
+            }
             throw APIError(.tooManyRequests, "busy", "\(error.running) runs are executing and \(error.queued) are waiting, the most this server takes; retry later", retryAfter: 1)
         }
         let waited = ContinuousClock.now - arrived

@@ -54,6 +54,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-output"), help: "Largest output cap a request may ask for, e.g. 16M.")
     var maxOutput: String = "16M"
 
+    @Option(name: .customLong("shutdown-grace"), help: "On SIGTERM: seconds runs still executing get to finish before their jails are killed (new runs get 503 at once).")
+    var shutdownGrace: Double = 30
+
     func run() async throws {
         var configuration = ServerConfiguration()
         let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
@@ -68,6 +71,10 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIFailure(message: "--max-timeout must be between 0.001 and 86400 seconds")
         }
         guard (1...100_000).contains(maxPids) else { throw CLIFailure(message: "--max-pids must be between 1 and 100000") }
+        guard shutdownGrace.isFinite, (0...3600).contains(shutdownGrace) else {
+            throw CLIFailure(message: "--shutdown-grace must be between 0 and 3600 seconds")
+        }
+        configuration.shutdownGrace = .milliseconds(Int64((shutdownGrace * 1000).rounded()))
         configuration.maxConcurrentRuns = maxConcurrent
         configuration.maxQueuedRuns = maxQueued
         do {
