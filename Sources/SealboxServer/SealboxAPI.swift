@@ -52,6 +52,7 @@ public struct SealboxAPI: Sendable {
         router.post("v1/runs") { request, _ in try await self.createRun(request) }
         router.get("v1/runs/:id") { _, context in try self.getRun(context.parameters.require("id")) }
         router.get("metrics") { _, _ in await self.renderMetrics() }
+        router.get("openapi.json") { _, _ in try self.openAPIDocument() }
         addSessionRoutes(to: router)
         return router
     }
@@ -149,6 +150,16 @@ public struct SealboxAPI: Sendable {
         }
         response.headers[.location] = "/v1/runs/\(result.id)"
         return response
+    }
+
+    /// docs/openapi.json of the data directory: the document kept in the repository is the
+    /// one served (a test checks that it describes every route).
+    func openAPIDocument() throws -> Response {
+        let path = executor.configuration.dataDirectory + "/docs/openapi.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw APIError(.notFound, "not_found", "this installation has no \(path)")
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     func renderMetrics() async -> Response {
