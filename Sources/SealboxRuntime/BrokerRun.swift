@@ -23,8 +23,10 @@ public final class BrokerRun {
 
     /// `sessionRoot`: the first session of `session`'s family (sessions forked from one
     /// another), whose irreversible effects bind every branch; nil when it is its own root.
+    /// `runID`: an id the caller already announced (a streamed API run names it first);
+    /// nil for a fresh one.
     public static func open(configPath: String?, controlSocket: String?, allow: [String], session: String?, sessionRoot: String? = nil,
-                     timeoutMs: Int, dataDirectory: String) async throws -> BrokerRun {
+                     timeoutMs: Int, dataDirectory: String, runID: String? = nil) async throws -> BrokerRun {
         guard (configPath == nil) != (controlSocket == nil) else {
             throw RuntimeError(.badInput, configPath == nil ? "--allow needs --tools FILE or --broker SOCKET" : "give either --tools or --broker, not both", field: "tools")
         }
@@ -32,7 +34,10 @@ public final class BrokerRun {
         if let session, !BrokerService.isIdentifier(session) {
             throw RuntimeError(.badInput, "a session id must be 1-64 letters, digits, - or _", field: "session")
         }
-        let runID = "r" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        if let runID, !BrokerService.isIdentifier(runID) {
+            throw RuntimeError(.badInput, "a run id must be 1-64 letters, digits, - or _", field: "id")
+        }
+        let runID = runID ?? "r" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         var process: Process?
         var stateDirectory: String?
         var socket = controlSocket ?? ""

@@ -81,7 +81,7 @@ public struct RunPipeline: Sendable {
             brokerRun = try await BrokerRun.open(
                 configPath: plan.brokerConfigPath, controlSocket: plan.brokerControlSocket, allow: plan.allow, session: plan.session,
                 sessionRoot: checkpoint?.info.root ?? knownSessionRoot(plan.session),
-                timeoutMs: spec.limits.timeoutMs, dataDirectory: dataDirectory)
+                timeoutMs: spec.limits.timeoutMs, dataDirectory: dataDirectory, runID: spec.id)
             spec.id = brokerRun?.runID
             spec.broker = brokerRun?.grant
         }

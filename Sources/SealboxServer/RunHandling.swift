@@ -17,13 +17,17 @@ extension SealboxAPI {
         return try RunRequest.parse(Data(body.readableBytesView), configuration: configuration)
     }
 
-    /// Takes a slot, waiting in the queue if need be; 429 when the queue is full. Returns how
-    /// long the run waited. The caller must `admission.release()` once the jail is gone.
+    /// Takes a slot, waiting in the queue if need be; 429 when the queue is full, 503 once
+    /// the server is shutting down. Returns how long the run waited. The caller must
+    /// `admission.release()` once the jail is gone.
     func admit() async throws(APIError) -> Duration {
         let arrived = ContinuousClock.now
         do {
             try await admission.acquire()
         } catch {
+            if error.shuttingDown {
+                throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and takes no new runs; retry on another instance or after its restart", retryAfter: 5)
+            }
             throw APIError(.tooManyRequests, "busy", "\(error.running) runs are executing and \(error.queued) are waiting, the most this server takes; retry later", retryAfter: 1)
         }
         return ContinuousClock.now - arrived

@@ -8,6 +8,17 @@ struct RunLogContext: Sendable {
     var tenant: String?
     /// "ndjson" or "sse" for a streamed run.
     var stream: String?
+
+    init(session: String? = nil, step: String? = nil, tenant: String? = nil, stream: String? = nil) {
+        self.session = session
+        self.step = step
+        self.tenant = tenant
+        self.stream = stream
+    }
+
+    init(_ run: RunRequest, stream: String? = nil) {
+        self.init(session: run.session, step: run.step, stream: stream)
+    }
 }
 
 extension Logger {

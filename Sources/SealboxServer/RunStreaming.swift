@@ -25,7 +25,7 @@ extension SealboxAPI {
         // limit of each stream, so at most twice `limits.output_bytes` can wait here.
         let (events, sink) = AsyncStream.makeStream(of: RunEvent.self)
         sink.yield(.started(id: id))
-        let context = RunLogContext(stream: format.logName)
+        let context = RunLogContext(run, stream: format.logName)
         Task { [run] in
             let outcome = await execute(run, output: { chunk in sink.yield(.output(chunk.stream, chunk.bytes)) })
             await admission.release()

@@ -20,13 +20,24 @@ struct ServeCommand: AsyncParsableCommand {
             --max-memory, --max-pids, --max-disk and --max-output (400 naming the
             field above them). Stops on SIGTERM or SIGINT.
 
+            With Accept: application/x-ndjson (or text/event-stream), POST /v1/runs
+            answers 200 and streams the run: started, stdout/stderr as the program
+            writes, then the result.
+
             Logs go to stderr, one JSON object per line (ts, level, msg and fields):
             a line per request (method, path, status, duration_ms) and per finished
-            run (run_id, status, exit_code, queue/setup/spawn/run/teardown/wall_ms).
+            run (run_id, session, step, status, exit_code, queue/setup/spawn/run/
+            teardown/wall_ms).
             """)
 
     @Option(name: .long, help: "Address to listen on, HOST:PORT.")
     var listen: String = "127.0.0.1:8080"
+
+    @Option(name: .customLong("state-dir"), help: "Where the service keeps its API keys, effect log, checkpoints and broker state (default: /var/lib/sealbox as root, ~/.local/state/sealbox otherwise).")
+    var stateDir: String = ServiceLayout.defaultStateDirectory
+
+    @Option(name: .long, help: "Broker config (YAML) with the tools and secrets runs may be granted (\"tools\" in POST /v1/runs). Default: a broker with no tools.")
+    var tools: String?
 
     @Option(name: .customLong("max-concurrent"), help: "Runs executing at once (default: the number of CPUs).")
     var maxConcurrent: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -55,6 +66,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "Least severe log level written: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("shutdown-grace"), help: "On SIGTERM: seconds runs still executing get to finish before their jails are killed (new runs get 503 at once).")
+    var shutdownGrace: Double = 30
+
     func run() async throws {
         var configuration = ServerConfiguration()
         let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
@@ -69,6 +83,10 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIFailure(message: "--max-timeout must be between 0.001 and 86400 seconds")
         }
         guard (1...100_000).contains(maxPids) else { throw CLIFailure(message: "--max-pids must be between 1 and 100000") }
+        guard shutdownGrace.isFinite, (0...3600).contains(shutdownGrace) else {
+            throw CLIFailure(message: "--shutdown-grace must be between 0 and 3600 seconds")
+        }
+        configuration.shutdownGrace = .milliseconds(Int64((shutdownGrace * 1000).rounded()))
         configuration.maxConcurrentRuns = maxConcurrent
         configuration.maxQueuedRuns = maxQueued
         do {
@@ -86,14 +104,38 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure(message: error.description)
         }
-        let api = SealboxAPI(configuration: configuration, executor: executor)
         guard let logger = ServerLogging.bootstrap(level: logLevel) else {
             throw CLIFailure(message: "--log-level must be one of \(ServerLogging.levelNames), got \"\(logLevel)\"")
         }
+        configuration.layout = ServiceLayout(stateDirectory: stateDir)
+        do {
+            try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw CLIFailure(message: "--state-dir \(stateDir): \(error.localizedDescription)")
+        }
+        let broker: ServiceBroker
+        let api: SealboxAPI
+        do {
+            let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            broker = try ServiceBroker.start(executable: exe, layout: configuration.layout, toolsConfig: tools)
+            do {
+                api = try SealboxAPI(configuration: configuration, executor: executor, brokerControlSocket: broker.controlSocket)
+            } catch {
+                broker.stop()
+                throw error
+            }
+        } catch {
+            throw CLIFailure(message: "\(error)")
+        }
+        let outcome: Result<Void, any Error>
         do {
             try await api.run(logger: logger)
+            outcome = .success(())
         } catch {
-            throw CLIFailure(message: "serve: \(error)")
+            outcome = .failure(error)
         }
+        // After the last run has closed its grant: the broker seals calls in flight and stops.
+        broker.stop()
+        if case .failure(let error) = outcome { throw CLIFailure(message: "serve: \(error)") }
     }
 }

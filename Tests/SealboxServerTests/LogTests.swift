@@ -24,7 +24,7 @@ struct LogTests {
     @Test("a run through the API logs its request and a run line with the phases, every line JSON")
     func runLine() async throws {
         let sink = LogSink.capture()
-        let api = SealboxAPI(configuration: ServerConfiguration(maxConcurrentRuns: 2, maxQueuedRuns: 4), executor: try APITests.executor.get())
+        let api = try APITests.api()
         let app = Application(router: api.router(), logger: ServerLogging.logger(sink: sink))
         try await app.test(.router) { client in
             let response = try await APITests.post(client, #"{"command":["/bin/sh","-c","exit 4"]}"#)

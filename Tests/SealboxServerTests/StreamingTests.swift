@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import SealboxJail
 @testable import SealboxServer
 import Testing
@@ -11,14 +12,14 @@ import Testing
 @Suite("Streaming runs")
 struct StreamingTests {
     static func api(_ configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> SealboxAPI {
-        var configuration = ServerConfiguration(port: 0, maxConcurrentRuns: 2, maxQueuedRuns: 4)
+        var configuration = ServerConfiguration(port: 0, layout: try ServerTestSupport.temporaryLayout(), maxConcurrentRuns: 2, maxQueuedRuns: 4)
         configure(&configuration)
-        return SealboxAPI(configuration: configuration, executor: try APITests.executor.get())
+        return try SealboxAPI(configuration: configuration, executor: try APITests.executor.get())
     }
 
     /// A live server for `api` on an ephemeral port; `body` gets the port.
-    static func live(_ api: SealboxAPI, _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
-        let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    static func live(_ api: SealboxAPI, logger: Logger = Logger(label: "test"), _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+        let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
         try await app.test(.live) { client in
             try await body(try #require(client.port))
         }
@@ -157,6 +158,31 @@ struct StreamingTests {
             // The server takes the next run at once.
             let next = try Self.ndjson(try await StreamClient.post(port: port, accept: "application/x-ndjson", body: #"{"command":["/bin/true"]}"#))
             #expect(Self.names(next) == ["started", "result"])
+        }
+    }
+
+    @Test("a streamed session step with a tool: the id announced first is the run's (and the broker grant's); the run's log line names session and step")
+    func sessionStep() async throws {
+        let service = try SessionAPITests.service()
+        defer { service.broker.stop() }
+        let sink = LogSink.capture()
+        try await Self.live(service.api, logger: ServerLogging.logger(sink: sink)) { port in
+            let created = try await StreamClient.post(port: port, path: "/v1/sessions", accept: "application/json", body: "{}")
+            #expect(created.status == 201)
+            let session = try #require((try JSONSerialization.jsonObject(with: Data(created.body)) as? [String: Any])?["id"] as? String)
+            let code = "import sealbox, sys; print('calling', flush=True); sealbox.call('cutover', {}, key='k1'); print('called')"
+            let response = try await StreamClient.post(port: port, accept: "application/x-ndjson",
+                                                       body: SessionAPITests.step(session, "cut", code, tools: ["cutover"]))
+            let events = try Self.ndjson(response)
+            #expect(Self.names(events) == ["started", "stdout", "stdout", "result"], "\(response.lines.map(\.text))")
+            let result = try #require(events.last?.object["result"] as? [String: Any])
+            #expect(result["status"] as? String == "ok", "\(result)")
+            #expect(result["checkpoint"] is Int)
+            #expect(events.first?.object["id"] as? String == result["id"] as? String)
+            #expect(SessionAPITests.worldLines(service) == 1)
+            let run = try #require(try LogTests.objects(sink).first { $0["msg"] as? String == "run finished" })
+            #expect(run["session"] as? String == session && run["step"] as? String == "cut" && run["stream"] as? String == "ndjson")
+            #expect(run["run_id"] as? String == result["id"] as? String)
         }
     }
 
