@@ -7,28 +7,46 @@ import SealboxJail
 ///   GET  /healthz        liveness, load and the cgroup driver
 ///   POST /v1/runs        run once in a fresh jail; 201 with the `sealbox run --json` object
 ///   GET  /v1/runs/{id}   a finished run's result (the newest `retainedResults` are kept)
-///   GET  /metrics        Prometheus text: runs by status, spawn/queue/wall histograms, load
+///   GET  /metrics        Prometheus text: runs by status, spawn/queue/wall histograms, load,
+///                        effects by class and state (operator key)
+///   GET  /v1/effects…    the effect log; resolve/approve/deny with an operator key (EffectRoutes)
+///   GET  /v1/profiles    the seccomp profiles a run may name (ProfileRoutes)
+/// Every route but GET /healthz needs `Authorization: Bearer <key>` (AuthMiddleware, AccessPolicy).
 public struct SealboxAPI: Sendable {
     public let configuration: ServerConfiguration
     public let executor: Executor
     public let admission: RunAdmission
     public let store: RunStore
     public let metrics: ServerMetrics
+    /// keys.db: API keys and which tenant owns which session.
+    public let access: AccessControl
+    public let effectLog: EffectLogHandle
 
-    public init(configuration: ServerConfiguration, executor: Executor) {
+    /// Opens (or creates) keys.db in the configuration's state directory.
+    public init(configuration: ServerConfiguration, executor: Executor) throws(AccessError) {
         self.configuration = configuration
         self.executor = executor
+        access = try AccessControl(path: configuration.layout.keysPath)
+        effectLog = EffectLogHandle(path: configuration.layout.ledgerPath)
         admission = RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxQueuedRuns)
         store = RunStore(capacity: configuration.retainedResults)
         metrics = ServerMetrics()
     }
 
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func router() -> Router<SealboxRequestContext> {
+        let router = Router(context: SealboxRequestContext.self)
+        // First: middleware wraps only the routes registered after it.
+        router.add(middleware: AuthMiddleware(keys: access.keys, required: configuration.authRequired))
         router.get("healthz") { _, _ in try await self.health() }
-        router.post("v1/runs") { request, _ in try await self.createRun(request) }
-        router.get("v1/runs/:id") { _, context in try self.getRun(context.parameters.require("id")) }
+        router.post("v1/runs") { request, context in try await self.createRun(request, context.requireIdentity()) }
+        router.get("v1/runs/:id") { _, context in try self.getRun(context.parameters.require("id"), context.requireIdentity()) }
         router.get("metrics") { _, _ in await self.renderMetrics() }
+        router.get("v1/effects") { request, context in try self.listEffects(request, context) }
+        router.get("v1/effects/:seq") { _, context in try self.getEffect(context.parameters.require("seq"), context) }
+        router.post("v1/effects/:seq/resolve") { request, context in try await self.decideEffect(.resolve, context.parameters.require("seq"), request, context) }
+        router.post("v1/effects/:seq/approve") { request, context in try await self.decideEffect(.approve, context.parameters.require("seq"), request, context) }
+        router.post("v1/effects/:seq/deny") { request, context in try await self.decideEffect(.deny, context.parameters.require("seq"), request, context) }
+        router.get("v1/profiles") { _, _ in try self.listProfiles() }
         return router
     }
 
@@ -50,17 +68,17 @@ public struct SealboxAPI: Sendable {
             maxQueuedRuns: admission.maxQueued, cgroup: executor.cgroupDriver.version.rawValue))
     }
 
-    func createRun(_ request: Request) async throws -> Response {
+    func createRun(_ request: Request, _ identity: APIIdentity) async throws -> Response {
         var request = request
         do {
-            return try await admitAndRun(&request)
+            return try await admitAndRun(&request, identity)
         } catch {
             metrics.rejected(error.code)
             throw error
         }
     }
 
-    private func admitAndRun(_ request: inout Request) async throws(APIError) -> Response {
+    private func admitAndRun(_ request: inout Request, _ identity: APIIdentity) async throws(APIError) -> Response {
         let body: ByteBuffer
         do {
             body = try await request.collectBody(upTo: configuration.maxBodyBytes)
@@ -80,7 +98,7 @@ public struct SealboxAPI: Sendable {
         var result = try outcome.get()
         result.phases?.queueMs = Double(waited.components.seconds) * 1000 + Double(waited.components.attoseconds) / 1e15
         metrics.record(result)
-        store.put(result)
+        store.put(result, tenant: identity.tenant)
         var response: Response
         do {
             response = try Self.json(.created, result)
@@ -94,12 +112,14 @@ public struct SealboxAPI: Sendable {
     func renderMetrics() async -> Response {
         let load = await admission.load
         let text = metrics.render(running: load.running, queued: load.queued, maxRunning: admission.maxRunning, maxQueued: admission.maxQueued)
+            + EffectMetrics.render(effectLog)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    func getRun(_ id: String) throws -> Response {
-        guard let result = store.get(id) else {
+    /// Another tenant's run is a 404 like a missing one: its existence is not revealed.
+    func getRun(_ id: String, _ identity: APIIdentity) throws -> Response {
+        guard let result = store.get(id, visibleTo: identity) else {
             throw APIError(.notFound, "not_found", "no run \(id) (finished runs are kept for the newest \(configuration.retainedResults))")
         }
         return try Self.json(.ok, result)

@@ -19,6 +19,9 @@ public struct ServerConfiguration: Sendable {
     public var maxLimits: Limits
     /// What a request that names no limit gets.
     public var defaultLimits: Limits
+    /// Every request but GET /healthz needs an API key (keys.db in `layout`). false only for
+    /// `sealbox serve --no-auth`: every request then acts as tenant `default`, as an operator.
+    public var authRequired = true
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, layout: ServiceLayout = ServiceLayout(stateDirectory: ServiceLayout.defaultStateDirectory),

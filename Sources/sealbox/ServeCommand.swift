@@ -11,10 +11,14 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Example:
               sealbox serve &
-              curl -s localhost:8080/v1/runs -d '{"language":"python","code":"print(6*7)"}'
+              curl -s -H "Authorization: Bearer $(cat /var/lib/sealbox/api-key)" \\
+                localhost:8080/v1/runs -d '{"language":"python","code":"print(6*7)"}'
 
             Routes: GET /healthz, POST /v1/runs (201 with the same object as
-            `sealbox run --json`), GET /v1/runs/{id}. Runs beyond --max-concurrent
+            `sealbox run --json`), GET /v1/runs/{id}, GET /v1/effects, GET /v1/profiles,
+            GET /metrics. Every route but /healthz needs Authorization: Bearer KEY
+            (`sealbox keys create`); at the first start an operator key is written
+            to the state directory's api-key file. Runs beyond --max-concurrent
             wait in a queue of --max-queued; beyond that the answer is 429 with
             Retry-After. Limits a request asks for are capped by --max-timeout,
             --max-memory, --max-pids, --max-disk and --max-output (400 naming the
@@ -48,6 +52,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-output"), help: "Largest output cap a request may ask for, e.g. 16M.")
     var maxOutput: String = "16M"
 
+    @Flag(name: .customLong("no-auth"), help: "Accept requests without an API key, each as an operator of tenant \"default\". Only for a server nobody else can reach.")
+    var noAuth = false
+
     func run() async throws {
         var configuration = ServerConfiguration()
         let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
@@ -79,7 +86,15 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure(message: error.description)
         }
-        let api = SealboxAPI(configuration: configuration, executor: executor)
+        configuration.authRequired = !noAuth
+        let api: SealboxAPI
+        do {
+            api = try SealboxAPI(configuration: configuration, executor: executor)
+            if let path = try api.bootstrapKeyIfNeeded() { writeStderr("sealbox serve: no API keys yet: made an operator key for tenant \"default\" in \(path) (mode 0600). Send it as: Authorization: Bearer $(cat \(path))\n") }
+        } catch {
+            throw CLIFailure(message: error.message)
+        }
+        if noAuth { writeStderr("sealbox serve: WARNING: --no-auth: anyone who can reach http://\(listen) acts as an operator of tenant \"default\" (runs code, approves and resolves effects)\n") }
         writeStderr("sealbox serve: listening on http://\(listen) (\(maxConcurrent) runs at once, \(maxQueued) queued; cgroups \(executor.cgroupDriver.version.rawValue))\n")
         do {
             try await api.run()

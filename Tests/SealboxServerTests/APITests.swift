@@ -20,10 +20,15 @@ struct APITests {
         try Executor(configuration: .init(dataDirectory: repoRoot))
     }
 
+    /// One state directory for these tests, reused from run to run: auth is not their point
+    /// (AuthAPITests has it), so they run `--no-auth` and keys.db stays empty.
+    static let stateDirectory = NSTemporaryDirectory() + "sealbox-server-tests/api-no-auth"
+
     static func api(_ configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> SealboxAPI {
-        var configuration = ServerConfiguration(maxConcurrentRuns: 2, maxQueuedRuns: 4)
+        var configuration = ServerConfiguration(layout: ServiceLayout(stateDirectory: stateDirectory), maxConcurrentRuns: 2, maxQueuedRuns: 4)
+        configuration.authRequired = false
         configure(&configuration)
-        return SealboxAPI(configuration: configuration, executor: try executor.get())
+        return try SealboxAPI(configuration: configuration, executor: try executor.get())
     }
 
     static func app(_ api: SealboxAPI) -> some ApplicationProtocol {
@@ -163,9 +168,7 @@ struct APITests {
 
     @Test("a live server on a real socket: healthz and a run")
     func live() async throws {
-        var configuration = ServerConfiguration(port: 0)
-        configuration.maxConcurrentRuns = 1
-        let api = SealboxAPI(configuration: configuration, executor: try Self.executor.get())
+        let api = try Self.api { $0.port = 0; $0.maxConcurrentRuns = 1 }
         let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
             let health = try await client.execute(uri: "/healthz", method: .get)
