@@ -19,8 +19,11 @@ public struct ServerConfiguration: Sendable {
     public var maxLimits: Limits
     /// What a request that names no limit gets.
     public var defaultLimits: Limits
-    /// Every request but GET /healthz needs an API key (keys.db in `layout`). false only for
-    /// `sealbox serve --no-auth`: every request then acts as tenant `default`, as an operator.
+    /// On SIGTERM: how long runs executing may take to finish before their jails are killed.
+    public var shutdownGrace: Duration = .seconds(30)
+    /// Every request but GET /healthz and GET /openapi.json needs an API key (keys.db in
+    /// `layout`). false only for `sealbox serve --no-auth`: every request then acts as tenant
+    /// `default`, as an operator.
     public var authRequired = true
 
     public init(

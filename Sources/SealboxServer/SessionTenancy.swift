@@ -1,4 +1,5 @@
 import HTTPTypes
+import SealboxJail
 
 /// The two checks every session route makes, in API terms (the table is `TenantDirectory`):
 ///
@@ -22,11 +23,20 @@ extension SealboxAPI {
         }
     }
 
+    /// A one-shot run with tools records its calls under its run id as the session (the broker
+    /// grant makes the id, inside the pipeline, so it can only be claimed once the run is
+    /// back): claimed here for the caller's tenant. Until then, and if the claim fails, those
+    /// calls are visible to operators only, never to another tenant. Runs without tools make no
+    /// effects and are not recorded (the table would grow with every run for nothing).
+    func claimOneShotRun(_ run: RunRequest, _ result: RunResult, _ identity: APIIdentity) {
+        guard run.session == nil, !run.tools.isEmpty else { return }
+        _ = try? access.tenants.claim(session: result.id, tenant: identity.tenant)
+    }
+
     /// 404 unless the caller's tenant owns `session`; operators pass for any session.
     public func requireSession(_ session: String, visibleTo identity: APIIdentity) throws(APIError) {
         if identity.isOperator { return }
-        guard identity.canSee(ownedBy: try sessionOwner(session)) else {
-            throw APIError.notFound("no session \(session)")
-        }
+        // The same answer as for a session that does not exist.
+        guard identity.canSee(ownedBy: try sessionOwner(session)) else { throw Self.unknownSession(session) }
     }
 }

@@ -15,10 +15,11 @@ struct ServeCommand: AsyncParsableCommand {
                 localhost:8080/v1/runs -d '{"language":"python","code":"print(6*7)"}'
 
             Routes: GET /healthz, POST /v1/runs (201 with the same object as
-            `sealbox run --json`), GET /v1/runs/{id}, GET /v1/effects, GET /v1/profiles,
-            GET /metrics. Every route but /healthz needs Authorization: Bearer KEY
-            (`sealbox keys create`); at the first start an operator key is written
-            to the state directory's api-key file. Runs beyond --max-concurrent
+            `sealbox run --json`), GET /v1/runs/{id}, /v1/sessions, /v1/effects,
+            GET /v1/profiles, GET /metrics, GET /openapi.json. Every route but
+            /healthz and /openapi.json needs Authorization: Bearer KEY (`sealbox keys
+            create`); at the first start an operator key is written to the state
+            directory's api-key file. Runs beyond --max-concurrent
             wait in a queue of --max-queued; beyond that the answer is 429 with
             Retry-After. Limits a request asks for are capped by --max-timeout,
             --max-memory, --max-pids, --max-disk and --max-output (400 naming the
@@ -27,6 +28,12 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Address to listen on, HOST:PORT.")
     var listen: String = "127.0.0.1:8080"
+
+    @Option(name: .customLong("state-dir"), help: "Where the service keeps its API keys, effect log, checkpoints and broker state (default: /var/lib/sealbox as root, ~/.local/state/sealbox otherwise).")
+    var stateDir: String = ServiceLayout.defaultStateDirectory
+
+    @Option(name: .long, help: "Broker config (YAML) with the tools and secrets runs may be granted (\"tools\" in POST /v1/runs). Default: a broker with no tools.")
+    var tools: String?
 
     @Option(name: .customLong("max-concurrent"), help: "Runs executing at once (default: the number of CPUs).")
     var maxConcurrent: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -52,6 +59,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-output"), help: "Largest output cap a request may ask for, e.g. 16M.")
     var maxOutput: String = "16M"
 
+    @Option(name: .customLong("shutdown-grace"), help: "On SIGTERM: seconds runs still executing get to finish before their jails are killed (new runs get 503 at once).")
+    var shutdownGrace: Double = 30
+
     @Flag(name: .customLong("no-auth"), help: "Accept requests without an API key, each as an operator of tenant \"default\". Only for a server nobody else can reach.")
     var noAuth = false
 
@@ -69,6 +79,10 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIFailure(message: "--max-timeout must be between 0.001 and 86400 seconds")
         }
         guard (1...100_000).contains(maxPids) else { throw CLIFailure(message: "--max-pids must be between 1 and 100000") }
+        guard shutdownGrace.isFinite, (0...3600).contains(shutdownGrace) else {
+            throw CLIFailure(message: "--shutdown-grace must be between 0 and 3600 seconds")
+        }
+        configuration.shutdownGrace = .milliseconds(Int64((shutdownGrace * 1000).rounded()))
         configuration.maxConcurrentRuns = maxConcurrent
         configuration.maxQueuedRuns = maxQueued
         do {
@@ -86,20 +100,39 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure(message: error.description)
         }
+        configuration.layout = ServiceLayout(stateDirectory: stateDir)
         configuration.authRequired = !noAuth
+        do {
+            try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw CLIFailure(message: "--state-dir \(stateDir): \(error.localizedDescription)")
+        }
+        let broker: ServiceBroker
         let api: SealboxAPI
         do {
-            api = try SealboxAPI(configuration: configuration, executor: executor)
-            if let path = try api.bootstrapKeyIfNeeded() { writeStderr("sealbox serve: no API keys yet: made an operator key for tenant \"default\" in \(path) (mode 0600). Send it as: Authorization: Bearer $(cat \(path))\n") }
+            let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            broker = try ServiceBroker.start(executable: exe, layout: configuration.layout, toolsConfig: tools)
+            do {
+                api = try SealboxAPI(configuration: configuration, executor: executor, brokerControlSocket: broker.controlSocket)
+                if let path = try api.bootstrapKeyIfNeeded() { writeStderr("sealbox serve: no API keys yet: made an operator key for tenant \"default\" in \(path) (mode 0600). Send it as: Authorization: Bearer $(cat \(path))\n") }
+            } catch {
+                broker.stop()
+                throw error
+            }
         } catch {
-            throw CLIFailure(message: error.message)
+            throw CLIFailure(message: "\(error)")
         }
         if noAuth { writeStderr("sealbox serve: WARNING: --no-auth: anyone who can reach http://\(listen) acts as an operator of tenant \"default\" (runs code, approves and resolves effects)\n") }
-        writeStderr("sealbox serve: listening on http://\(listen) (\(maxConcurrent) runs at once, \(maxQueued) queued; cgroups \(executor.cgroupDriver.version.rawValue))\n")
+        writeStderr("sealbox serve: listening on http://\(listen) (\(maxConcurrent) runs at once, \(maxQueued) queued; cgroups \(executor.cgroupDriver.version.rawValue); state in \(stateDir))\n")
+        let outcome: Result<Void, any Error>
         do {
             try await api.run()
+            outcome = .success(())
         } catch {
-            throw CLIFailure(message: "serve: \(error)")
+            outcome = .failure(error)
         }
+        // After the last run has closed its grant: the broker seals calls in flight and stops.
+        broker.stop()
+        if case .failure(let error) = outcome { throw CLIFailure(message: "serve: \(error)") }
     }
 }

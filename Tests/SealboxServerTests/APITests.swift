@@ -20,12 +20,9 @@ struct APITests {
         try Executor(configuration: .init(dataDirectory: repoRoot))
     }
 
-    /// One state directory for these tests, reused from run to run: auth is not their point
-    /// (AuthAPITests has it), so they run `--no-auth` and keys.db stays empty.
-    static let stateDirectory = NSTemporaryDirectory() + "sealbox-server-tests/api-no-auth"
-
     static func api(_ configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> SealboxAPI {
-        var configuration = ServerConfiguration(layout: ServiceLayout(stateDirectory: stateDirectory), maxConcurrentRuns: 2, maxQueuedRuns: 4)
+        var configuration = ServerConfiguration(layout: try ServerTestSupport.temporaryLayout(), maxConcurrentRuns: 2, maxQueuedRuns: 4)
+        // Auth is not the point here (AuthAPITests): these run as `--no-auth`.
         configuration.authRequired = false
         configure(&configuration)
         return try SealboxAPI(configuration: configuration, executor: try executor.get())
