@@ -31,6 +31,8 @@ struct Supervision {
     var wallNanos: UInt64 = 0
     /// sbx_spawn alone: clone3 to execve (or to the failure report).
     var spawnNanos: UInt64 = 0
+    /// Set when `LiveJails.killAll` ended the run (a service shutting down).
+    var killedBecause: String?
 
     static func start(request: SpawnInputs, limits: Limits) throws(JailError) -> Supervision {
         var supervision = Supervision(limits: limits)
@@ -61,8 +63,10 @@ struct Supervision {
             close(result.status_fd)
             if result.notify_fd >= 0 { close(result.notify_fd) }
         }
+        let live = LiveJails.shared.register(pidfd: result.pidfd)
         supervision.loop(pidfd: result.pidfd, statusFD: result.status_fd, out: outPipe.read, err: errPipe.read, notifyFD: result.notify_fd,
                          denyErrno: request.filter.violationErrno, started: started)
+        supervision.killedBecause = LiveJails.shared.unregister(live)  // before the deferred close of the pidfd
         supervision.wallNanos = Clock.nanos() - started
         return supervision
     }
@@ -140,7 +144,7 @@ struct Supervision {
                 .sorted { $0.syscall < $1.syscall },
             limits: .init(timeoutMs: limits.timeoutMs, memoryBytes: limits.memoryBytes, pids: limits.pids,
                           diskBytes: limits.diskBytes, outputBytes: limits.outputBytes),
-            profile: profile, cgroup: cgroup.version.rawValue, error: nil)
+            profile: profile, cgroup: cgroup.version.rawValue, error: killedBecause)
         if let failure = spawnError {
             result.status = .spawnFailed
             result.exitCode = failure.exitCode

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import SealboxRuntime
 import Hummingbird
 
 /// Every error the API returns: a status and `{"error": {"code", "message", "field"?}}`.
@@ -43,5 +44,21 @@ extension APIError: HTTPResponseError {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json)))
+    }
+}
+
+extension APIError {
+    /// A run the pipeline could not carry out, with the status that tells the caller whose
+    /// fault it was and what to do.
+    init(_ error: RuntimeError) {
+        switch error.code {
+        case .badInput: self.init(.badRequest, "bad_request", error.message, field: error.field)
+        case .notFound: self.init(.notFound, "not_found", error.message, field: error.field)
+        case .stepConflict: self.init(.conflict, "step_conflict", error.message, field: "step")
+        case .brokerRefused: self.init(.badRequest, "broker_refused", error.message, field: error.field ?? "tools")
+        case .brokerUnavailable: self.init(.serviceUnavailable, "broker_unavailable", error.message)
+        case .jailSetup: self.init(.internalServerError, "jail_setup", error.message)
+        case .storage: self.init(.internalServerError, "storage", error.message)
+        }
     }
 }

@@ -16,6 +16,15 @@ public struct RunRequest: Sendable {
     public var spec: JailSpec
     /// Bytes for the program's stdin (none: /dev/null).
     public var stdin: [UInt8]?
+    /// A session made with POST /v1/sessions: its runs share their effects.
+    public var session: String?
+    /// A step key of `session`: a sealed step is replayed, /work carries from step to step.
+    public var step: String?
+    /// Tools of the server's broker to grant to the run.
+    public var tools: [String]
+
+    /// At most this many tools per run; a name is at most 64 characters.
+    public static let maximumTools = 64
 
     struct Wire: Decodable {
         var language: String?
@@ -27,6 +36,9 @@ public struct RunRequest: Sendable {
         var stdin: String?
         var profile: String?
         var limits: WireLimits?
+        var session: String?
+        var step: String?
+        var tools: [String]?
     }
 
     struct File: Decodable {
@@ -45,7 +57,7 @@ public struct RunRequest: Sendable {
         var cpus: Double?
     }
 
-    static let fields: Set = ["language", "code", "args", "command", "files", "env", "stdin", "profile", "limits"]
+    static let fields: Set = ["language", "code", "args", "command", "files", "env", "stdin", "profile", "limits", "session", "step", "tools"]
     static let fileFields: Set = ["name", "content", "encoding", "executable"]
     static let limitFields: Set = ["timeout_ms", "memory_bytes", "pids", "disk_bytes", "output_bytes", "cpus"]
 
@@ -95,7 +107,27 @@ public struct RunRequest: Sendable {
         default:
             throw APIError.badRequest("give either language + code or command, not both", field: "command")
         }
-        return RunRequest(spec: spec, stdin: wire.stdin.map { Array($0.utf8) })
+        if let session = wire.session {
+            guard Self.isIdentifier(session) else { throw APIError.badRequest("session must be 1-64 letters, digits, - or _", field: "session") }
+        }
+        if let step = wire.step {
+            guard wire.session != nil else { throw APIError.badRequest("step needs session (create one with POST /v1/sessions)", field: "session") }
+            guard !step.isEmpty, step.utf8.count <= 200, !step.contains("\n") else {
+                throw APIError.badRequest("step must be 1-200 characters on one line", field: "step")
+            }
+        }
+        let tools = wire.tools ?? []
+        guard tools.count <= Self.maximumTools else { throw APIError.badRequest("at most \(Self.maximumTools) tools per run", field: "tools") }
+        for (index, tool) in tools.enumerated() where !(1...64).contains(tool.utf8.count) {
+            throw APIError.badRequest("tools[\(index)] must be 1-64 characters", field: "tools[\(index)]")
+        }
+        return RunRequest(spec: spec, stdin: wire.stdin.map { Array($0.utf8) }, session: wire.session, step: wire.step, tools: tools)
+    }
+
+    static func isIdentifier(_ text: String) -> Bool {
+        (1...64).contains(text.utf8.count) && text.utf8.allSatisfy { c in
+            (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 45 || c == 95
+        }
     }
 
     /// Unknown fields, at the top level, in limits and in each file.

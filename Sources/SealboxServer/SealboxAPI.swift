@@ -1,23 +1,46 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
+import ServiceLifecycle
 import SealboxJail
+import SealboxLedger
+import SealboxRuntime
 
-/// The HTTP API of `sealbox serve`. Routes so far:
-///   GET  /healthz        liveness, load and the cgroup driver
-///   POST /v1/runs        run once in a fresh jail; 201 with the `sealbox run --json` object
-///   GET  /v1/runs/{id}   a finished run's result (the newest `retainedResults` are kept)
-///   GET  /metrics        Prometheus text: runs by status, spawn/queue/wall histograms, load
+/// The HTTP API of `sealbox serve`:
+///   GET  /healthz                   liveness, load and the cgroup driver
+///   POST /v1/runs                   run in a fresh jail (one-shot, or a session step); 201 with
+///                                   the `sealbox run --json` object
+///   GET  /v1/runs/{id}              a finished run's result (the newest `retainedResults` are kept)
+///   POST /v1/sessions               a resumable session; GET /v1/sessions/{id} its sealed steps
+///   GET  /v1/sessions/{id}/facts    what is true, what authority remains, what is unsafe
+///   POST /v1/sessions/{id}/fork     branch at a sealed step
+///   GET  /metrics                   Prometheus text: runs by status, spawn/queue/wall histograms, load
 public struct SealboxAPI: Sendable {
     public let configuration: ServerConfiguration
     public let executor: Executor
     public let admission: RunAdmission
     public let store: RunStore
     public let metrics: ServerMetrics
+    /// One run end to end: step replay, workspace, broker grant, seal (the CLI's own code).
+    public let pipeline: RunPipeline
+    /// Sessions and sealed steps, at `configuration.layout.checkpointsPath`.
+    public let checkpoints: CheckpointStore
+    /// The control socket of the service's broker; nil when the server runs without one
+    /// (then a run that asks for tools gets 400).
+    public let brokerControlSocket: String?
 
-    public init(configuration: ServerConfiguration, executor: Executor) {
+    public init(configuration: ServerConfiguration, executor: Executor, brokerControlSocket: String? = nil) throws(ServiceStartError) {
         self.configuration = configuration
         self.executor = executor
+        self.brokerControlSocket = brokerControlSocket
+        do {
+            checkpoints = try CheckpointStore(path: configuration.layout.checkpointsPath)
+        } catch {
+            throw ServiceStartError("cannot open the checkpoint store: \(error.message)")
+        }
+        pipeline = RunPipeline(checkpointsPath: configuration.layout.checkpointsPath,
+                               dataDirectory: executor.configuration.dataDirectory) { executor }
         admission = RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxQueuedRuns)
         store = RunStore(capacity: configuration.retainedResults)
         metrics = ServerMetrics()
@@ -29,6 +52,8 @@ public struct SealboxAPI: Sendable {
         router.post("v1/runs") { request, _ in try await self.createRun(request) }
         router.get("v1/runs/:id") { _, context in try self.getRun(context.parameters.require("id")) }
         router.get("metrics") { _, _ in await self.renderMetrics() }
+        router.get("openapi.json") { _, _ in try self.openAPIDocument() }
+        addSessionRoutes(to: router)
         return router
     }
 
@@ -36,9 +61,42 @@ public struct SealboxAPI: Sendable {
         Application(router: router(), configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sealbox"))
     }
 
-    /// Serves until SIGTERM or SIGINT (graceful shutdown through swift-service-lifecycle).
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully (see `drain`).
     public func run() async throws {
-        try await application().runService()
+        let group = ServiceGroup(configuration: .init(services: [application()], logger: Logger(label: "sealbox")))
+        let signals = ShutdownSignals { reason in
+            Task {
+                await self.drain(reason: reason)
+                await group.triggerGracefulShutdown()
+            }
+        }
+        defer { signals.cancel() }
+        try await group.run()
+    }
+
+    /// The first half of a graceful shutdown, before the HTTP server stops: admit no new run
+    /// (503 with Retry-After; queued runs are refused, they never started), give the runs
+    /// executing up to `configuration.shutdownGrace` to finish, then kill the jails still
+    /// running. Each killed run still answers its caller (status signaled, `error` saying
+    /// the service shut down) and closes its broker grant; its step stays unsealed, so
+    /// running the step again carries on. Returns how many jails were killed.
+    @discardableResult
+    public func drain(reason: String) async -> Int {
+        await admission.close()
+        let deadline = ContinuousClock.now + configuration.shutdownGrace
+        while await admission.load.running > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        var killed = 0
+        if await admission.load.running > 0 {
+            killed = LiveJails.shared.killAll(reason: "killed: the service shut down (\(reason)) before the run finished, after a grace period of \(configuration.shutdownGrace)")
+        }
+        // The killed runs tear down, answer their callers and release their slots.
+        let answered = ContinuousClock.now + .seconds(30)
+        while await admission.load.running > 0, ContinuousClock.now < answered {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return killed
     }
 
     // MARK: handlers
@@ -72,6 +130,9 @@ public struct SealboxAPI: Sendable {
         do {
             try await admission.acquire()
         } catch {
+            if error.shuttingDown {
+                throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and takes no new runs; retry on another instance or after its restart", retryAfter: 5)
+            }
             throw APIError(.tooManyRequests, "busy", "\(error.running) runs are executing and \(error.queued) are waiting, the most this server takes; retry later", retryAfter: 1)
         }
         let waited = ContinuousClock.now - arrived
@@ -91,6 +152,16 @@ public struct SealboxAPI: Sendable {
         return response
     }
 
+    /// docs/openapi.json of the data directory: the document kept in the repository is the
+    /// one served (a test checks that it describes every route).
+    func openAPIDocument() throws -> Response {
+        let path = executor.configuration.dataDirectory + "/docs/openapi.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw APIError(.notFound, "not_found", "this installation has no \(path)")
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
     func renderMetrics() async -> Response {
         let load = await admission.load
         let text = metrics.render(running: load.running, queued: load.queued, maxRunning: admission.maxRunning, maxQueued: admission.maxQueued)
@@ -105,9 +176,14 @@ public struct SealboxAPI: Sendable {
         return try Self.json(.ok, result)
     }
 
-    /// Runs the spec; stdin bytes go through a private temporary file the jail gets as an fd.
+    /// Runs the request through the pipeline; stdin bytes go through a private temporary
+    /// file the jail gets as an fd.
     private func execute(_ run: RunRequest) async -> Result<RunResult, APIError> {
-        var spec = run.spec
+        var plan = RunPlan(spec: run.spec, session: run.session, step: run.step, allow: run.tools,
+                           brokerControlSocket: run.tools.isEmpty ? nil : brokerControlSocket)
+        if !run.tools.isEmpty && brokerControlSocket == nil {
+            return .failure(.badRequest("this server has no broker: start `sealbox serve --tools FILE` to grant tools", field: "tools"))
+        }
         var stdinPath: String?
         if let bytes = run.stdin {
             let path = NSTemporaryDirectory() + "sealbox-stdin-\(UUID().uuidString)"
@@ -115,18 +191,13 @@ public struct SealboxAPI: Sendable {
                 return .failure(APIError(.internalServerError, "internal", "cannot stage stdin"))
             }
             stdinPath = path
-            spec.stdin = .file(path)
+            plan.spec.stdin = .file(path)
         }
         defer { if let stdinPath { try? FileManager.default.removeItem(atPath: stdinPath) } }
-        do throws(JailError) {
-            return .success(try await executor.run(spec))
+        do throws(RuntimeError) {
+            return .success(try await pipeline.run(plan))
         } catch {
-            switch error.code {
-            case .invalidSpec, .profile, .rootfs:
-                return .failure(.badRequest(error.message))
-            case .cgroup, .unsupportedHost, .setup:
-                return .failure(APIError(.internalServerError, "jail_setup", error.message))
-            }
+            return .failure(APIError(error))
         }
     }
 

@@ -19,6 +19,8 @@ public struct ServerConfiguration: Sendable {
     public var maxLimits: Limits
     /// What a request that names no limit gets.
     public var defaultLimits: Limits
+    /// On SIGTERM: how long runs executing may take to finish before their jails are killed.
+    public var shutdownGrace: Duration = .seconds(30)
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, layout: ServiceLayout = ServiceLayout(stateDirectory: ServiceLayout.defaultStateDirectory),

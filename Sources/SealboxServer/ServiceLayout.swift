@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Glibc
 
@@ -6,7 +7,7 @@ import Glibc
 ///   keys.db          API keys (hashed) and which tenant owns which session
 ///   effects.db       the broker's effect log (SQLite, WAL, fsync'd)
 ///   checkpoints.db   sealed steps; blobs/ beside it holds workspace file contents
-///   broker/          the broker process's state: control socket, run sockets, its log
+///   broker.log       what the broker process says
 ///   api-key          the operator key made at first start (mode 0600), when auth is on
 public struct ServiceLayout: Sendable {
     public let stateDirectory: String
@@ -26,7 +27,15 @@ public struct ServiceLayout: Sendable {
     public var keysPath: String { stateDirectory + "/keys.db" }
     public var ledgerPath: String { stateDirectory + "/effects.db" }
     public var checkpointsPath: String { stateDirectory + "/checkpoints.db" }
-    public var brokerStateDirectory: String { stateDirectory + "/broker" }
+    /// The broker's sockets live outside the state directory: jails must be able to reach
+    /// their run socket (the directory path must be searchable by the jail's uid), while the
+    /// state directory stays 0700 because the effect log and the keys are in it. One per state
+    /// directory, so two services on one machine never share sockets.
+    public var brokerStateDirectory: String {
+        let base = geteuid() == 0 ? "/run/sealbox" : "/tmp/sealbox-\(getuid())"
+        let digest = SHA256.hash(data: Data(stateDirectory.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        return base + "/serve-" + digest
+    }
     public var brokerControlSocket: String { brokerStateDirectory + "/control.sock" }
     public var bootstrapKeyPath: String { stateDirectory + "/api-key" }
 }

@@ -24,6 +24,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Address to listen on, HOST:PORT.")
     var listen: String = "127.0.0.1:8080"
 
+    @Option(name: .customLong("state-dir"), help: "Where the service keeps its API keys, effect log, checkpoints and broker state (default: /var/lib/sealbox as root, ~/.local/state/sealbox otherwise).")
+    var stateDir: String = ServiceLayout.defaultStateDirectory
+
+    @Option(name: .long, help: "Broker config (YAML) with the tools and secrets runs may be granted (\"tools\" in POST /v1/runs). Default: a broker with no tools.")
+    var tools: String?
+
     @Option(name: .customLong("max-concurrent"), help: "Runs executing at once (default: the number of CPUs).")
     var maxConcurrent: Int = ProcessInfo.processInfo.activeProcessorCount
 
@@ -48,6 +54,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-output"), help: "Largest output cap a request may ask for, e.g. 16M.")
     var maxOutput: String = "16M"
 
+    @Option(name: .customLong("shutdown-grace"), help: "On SIGTERM: seconds runs still executing get to finish before their jails are killed (new runs get 503 at once).")
+    var shutdownGrace: Double = 30
+
     func run() async throws {
         var configuration = ServerConfiguration()
         let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
@@ -62,6 +71,10 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIFailure(message: "--max-timeout must be between 0.001 and 86400 seconds")
         }
         guard (1...100_000).contains(maxPids) else { throw CLIFailure(message: "--max-pids must be between 1 and 100000") }
+        guard shutdownGrace.isFinite, (0...3600).contains(shutdownGrace) else {
+            throw CLIFailure(message: "--shutdown-grace must be between 0 and 3600 seconds")
+        }
+        configuration.shutdownGrace = .milliseconds(Int64((shutdownGrace * 1000).rounded()))
         configuration.maxConcurrentRuns = maxConcurrent
         configuration.maxQueuedRuns = maxQueued
         do {
@@ -79,12 +92,36 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure(message: error.description)
         }
-        let api = SealboxAPI(configuration: configuration, executor: executor)
-        writeStderr("sealbox serve: listening on http://\(listen) (\(maxConcurrent) runs at once, \(maxQueued) queued; cgroups \(executor.cgroupDriver.version.rawValue))\n")
+        configuration.layout = ServiceLayout(stateDirectory: stateDir)
+        do {
+            try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw CLIFailure(message: "--state-dir \(stateDir): \(error.localizedDescription)")
+        }
+        let broker: ServiceBroker
+        let api: SealboxAPI
+        do {
+            let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            broker = try ServiceBroker.start(executable: exe, layout: configuration.layout, toolsConfig: tools)
+            do {
+                api = try SealboxAPI(configuration: configuration, executor: executor, brokerControlSocket: broker.controlSocket)
+            } catch {
+                broker.stop()
+                throw error
+            }
+        } catch {
+            throw CLIFailure(message: "\(error)")
+        }
+        writeStderr("sealbox serve: listening on http://\(listen) (\(maxConcurrent) runs at once, \(maxQueued) queued; cgroups \(executor.cgroupDriver.version.rawValue); state in \(stateDir))\n")
+        let outcome: Result<Void, any Error>
         do {
             try await api.run()
+            outcome = .success(())
         } catch {
-            throw CLIFailure(message: "serve: \(error)")
+            outcome = .failure(error)
         }
+        // After the last run has closed its grant: the broker seals calls in flight and stops.
+        broker.stop()
+        if case .failure(let error) = outcome { throw CLIFailure(message: "serve: \(error)") }
     }
 }

@@ -21,9 +21,9 @@ struct APITests {
     }
 
     static func api(_ configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> SealboxAPI {
-        var configuration = ServerConfiguration(maxConcurrentRuns: 2, maxQueuedRuns: 4)
+        var configuration = ServerConfiguration(layout: try ServerTestSupport.temporaryLayout(), maxConcurrentRuns: 2, maxQueuedRuns: 4)
         configure(&configuration)
-        return SealboxAPI(configuration: configuration, executor: try executor.get())
+        return try SealboxAPI(configuration: configuration, executor: try executor.get())
     }
 
     static func app(_ api: SealboxAPI) -> some ApplicationProtocol {
@@ -163,9 +163,9 @@ struct APITests {
 
     @Test("a live server on a real socket: healthz and a run")
     func live() async throws {
-        var configuration = ServerConfiguration(port: 0)
+        var configuration = ServerConfiguration(port: 0, layout: try ServerTestSupport.temporaryLayout())
         configuration.maxConcurrentRuns = 1
-        let api = SealboxAPI(configuration: configuration, executor: try Self.executor.get())
+        let api = try SealboxAPI(configuration: configuration, executor: try Self.executor.get())
         let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
             let health = try await client.execute(uri: "/healthz", method: .get)

@@ -1,0 +1,139 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SealboxLedger
+
+/// Sessions over HTTP, the same operations as `sealbox session new|steps|facts|fork`:
+///   POST /v1/sessions                {"workspace_limit_bytes": N?}          → 201 the session
+///   GET  /v1/sessions/{id}           the session and its sealed steps
+///   GET  /v1/sessions/{id}/facts     `sealbox session facts ID --json`
+///   POST /v1/sessions/{id}/fork      {"at": "STEP"}                         → 201 the fork
+/// Steps themselves run through POST /v1/runs with "session" and "step".
+extension SealboxAPI {
+    func addSessionRoutes<Context: RequestContext>(to router: Router<Context>) {
+        router.post("v1/sessions") { request, _ in try await self.createSession(request) }
+        router.get("v1/sessions/:id") { _, context in try self.getSession(context.parameters.require("id")) }
+        router.get("v1/sessions/:id/facts") { _, context in try self.sessionFacts(context.parameters.require("id")) }
+        router.post("v1/sessions/:id/fork") { request, context in try await self.forkSession(context.parameters.require("id"), request) }
+    }
+
+    /// Request bodies of session calls are small; anything larger is not one.
+    static let sessionBodyLimit = 64 << 10
+
+    func createSession(_ request: Request) async throws -> Response {
+        struct Body: Decodable { var workspace_limit_bytes: UInt64? }
+        let body = try await StrictBody.decode(Body.self, request, limit: Self.sessionBodyLimit, allowed: ["workspace_limit_bytes"], emptyAllowed: true)
+        var limit = SessionInfo.defaultWorkspaceLimit
+        if let bytes = body?.workspace_limit_bytes {
+            guard (1 << 20...SessionInfo.maximumWorkspaceLimit).contains(bytes) else {
+                throw APIError.badRequest("workspace_limit_bytes must be between 1 MiB and \(SessionInfo.maximumWorkspaceLimit >> 30) GiB", field: "workspace_limit_bytes")
+            }
+            limit = bytes
+        }
+        let info: SessionInfo
+        do {
+            let id = try checkpoints.createSession(workspaceLimitBytes: limit)
+            guard let created = try checkpoints.session(id) else { throw CheckpointError(.storage, "session \(id) vanished") }
+            info = created
+        } catch let error as CheckpointError {
+            throw Self.apiError(error)
+        }
+        var response = try Self.json(.created, info)
+        response.headers[.location] = "/v1/sessions/\(info.id)"
+        return response
+    }
+
+    func getSession(_ id: String) throws -> Response {
+        do {
+            guard let info = try checkpoints.session(id) else { throw Self.unknownSession(id) }
+            return try Self.json(.ok, SessionView(session: info, steps: try checkpoints.steps(session: id)))
+        } catch let error as APIError {
+            throw error
+        } catch let error as CheckpointError {
+            throw Self.apiError(error)
+        }
+    }
+
+    func sessionFacts(_ id: String) throws -> Response {
+        do {
+            let ledgerPath = configuration.layout.ledgerPath
+            let ledger = FileManager.default.fileExists(atPath: ledgerPath) ? try Ledger(path: ledgerPath) : nil
+            return try Self.json(.ok, try SessionFacts.gather(store: checkpoints, ledger: ledger, session: id))
+        } catch let error as CheckpointError {
+            throw Self.apiError(error)
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError(.internalServerError, "storage", "cannot read the facts of session \(id): \(error)")
+        }
+    }
+
+    func forkSession(_ id: String, _ request: Request) async throws -> Response {
+        struct Body: Decodable { var at: String }
+        let body = try await StrictBody.decode(Body.self, request, limit: Self.sessionBodyLimit, allowed: ["at"], emptyAllowed: false)
+        guard let step = body?.at, !step.isEmpty else {
+            throw APIError.badRequest("at must name the sealed step the fork starts after", field: "at")
+        }
+        let fork: SessionInfo
+        do {
+            fork = try checkpoints.fork(session: id, atStep: step)
+        } catch {
+            throw Self.apiError(error)
+        }
+        var response = try Self.json(.created, fork)
+        response.headers[.location] = "/v1/sessions/\(fork.id)"
+        return response
+    }
+
+    static func unknownSession(_ id: String) -> APIError {
+        APIError(.notFound, "not_found", "unknown session \(id) (create one with POST /v1/sessions)")
+    }
+
+    static func apiError(_ error: CheckpointError) -> APIError {
+        switch error.code {
+        case .unknownSession: return APIError(.notFound, "not_found", error.message)
+        case .notSealed: return APIError(.conflict, "not_sealed", error.message, field: "at")
+        case .stepConflict: return APIError(.conflict, "step_conflict", error.message, field: "step")
+        case .alreadySealed: return APIError(.conflict, "already_sealed", error.message)
+        case .invalidInput: return APIError.badRequest(error.message)
+        case .storage: return APIError(.internalServerError, "storage", error.message)
+        }
+    }
+
+    /// GET /v1/sessions/{id}: the session, then its sealed steps in order (a fork's include the
+    /// inherited prefix, each naming the session that sealed it).
+    struct SessionView: Encodable {
+        var session: SessionInfo
+        var steps: [Checkpoint]
+    }
+}
+
+/// A small JSON object body, checked field by field: unknown fields and wrong types get 400
+/// naming the field. nil for an empty body when that is allowed.
+enum StrictBody {
+    static func decode<T: Decodable>(_ type: T.Type, _ request: Request, limit: Int, allowed: Set<String>, emptyAllowed: Bool) async throws -> T? {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch {
+            throw APIError(.contentTooLarge, "payload_too_large", "the request body is larger than \(limit) bytes")
+        }
+        let data = Data(buffer.readableBytesView)
+        if data.allSatisfy({ $0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }) {
+            guard emptyAllowed else { throw APIError.badRequest("the body must be a JSON object with \(allowed.sorted().joined(separator: ", "))") }
+            return nil
+        }
+        guard let parsed = try? JSONSerialization.jsonObject(with: data), let object = parsed as? [String: Any] else {
+            throw APIError.badRequest("the body must be a JSON object")
+        }
+        for key in object.keys.sorted() where !allowed.contains(key) {
+            throw APIError.badRequest("unknown field \"\(key)\" (known: \(allowed.sorted().joined(separator: ", ")))", field: key)
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let error as DecodingError {
+            throw RunRequest.describe(error)
+        }
+    }
+}

@@ -1,0 +1,34 @@
+import Foundation
+import SealboxServer
+
+enum ServerTestSupport {
+    static let repoRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The built `sealbox` binary (scripts/test.sh builds it before the tests): the service's
+    /// broker is a separate process.
+    static var sealboxBinary: String {
+        get throws {
+            let path = repoRoot + "/.build/debug/sealbox"
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw TestFailure("sealbox not built at \(path): run `swift build` first (scripts/test.sh does)")
+            }
+            return path
+        }
+    }
+
+    /// A fresh state directory of its own for one test's server.
+    static func temporaryLayout() throws -> ServiceLayout {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sealbox-api-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        return ServiceLayout(stateDirectory: dir)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
