@@ -11,8 +11,7 @@ struct RunCodeTool: MCPTool {
     let pipeline: RunPipeline
     let admission: RunAdmission
 
-    static let runFields = ["language", "code", "args", "files", "env", "stdin", "profile", "limits"]
-    static let planFields = ["session", "step", "tools"]
+    static let fields = ["language", "code", "args", "files", "env", "stdin", "profile", "limits", "session", "step", "tools"]
 
     var definition: MCPToolDefinition {
         let max = configuration.maxLimits
@@ -95,17 +94,14 @@ struct RunCodeTool: MCPTool {
             return .failure(error)
         }
         var staged = plan
-        var stdinPath: String?
-        if let stdin {
-            // The jail reads stdin from a file descriptor; a private file is the simplest source.
-            let path = NSTemporaryDirectory() + "sealbox-mcp-stdin-\(UUID().uuidString)"
-            guard FileManager.default.createFile(atPath: path, contents: Data(stdin), attributes: [.posixPermissions: 0o600]) else {
-                return .failure("internal: cannot stage stdin in \(NSTemporaryDirectory())")
-            }
-            stdinPath = path
-            staged.spec.stdin = .file(path)
+        let stdinFile: StagedStdin?
+        do {
+            stdinFile = try stdin.map { try StagedStdin($0) }
+        } catch {
+            return .failure("internal: \(error)")
         }
-        defer { if let stdinPath { try? FileManager.default.removeItem(atPath: stdinPath) } }
+        if let stdinFile { staged.spec.stdin = .file(stdinFile.path) }
+        defer { stdinFile?.remove() }
         do {
             try await admission.acquire()
         } catch {
@@ -130,9 +126,10 @@ struct RunCodeTool: MCPTool {
         }
     }
 
-    /// The run request as `RunRequest` parses it, plus the session, step and tools.
+    /// The run request as `RunRequest` parses it for `POST /v1/runs` (session, step and tools
+    /// included), less `command`: a model gets one way to run code, and one schema to learn.
     func makePlan(_ arguments: MCPArguments) throws(MCPToolInputError) -> (RunPlan, [UInt8]?) {
-        try arguments.checkNames(Self.runFields + Self.planFields)
+        try arguments.checkNames(Self.fields)
         guard let language = try arguments.string("language") else {
             throw MCPToolInputError(field: "language", message: "language is required (\(SnippetLanguage.names))")
         }
@@ -146,28 +143,26 @@ struct RunCodeTool: MCPTool {
             // A path would let a caller make sealbox read any host file as a profile.
             throw MCPToolInputError(field: "profile", message: "profile must be the name of a profile in sealbox's profiles/ directory, not a path")
         }
-        let session = try arguments.string("session", maxBytes: 64)
-        let step = try arguments.string("step", maxBytes: 200)
-        let tools = try arguments.strings("tools", maxCount: 64) ?? []
-        if !tools.isEmpty && !configuration.hasBroker {
-            throw MCPToolInputError(field: "tools", message: "this server has no broker, so no tool can be granted (start `sealbox mcp` with --tools FILE or --broker SOCKET)")
+        if arguments.values["step"] != nil && arguments.values["session"] == nil {
+            throw MCPToolInputError(field: "session", message: "a step needs a session: create one with create_session and pass its id as session")
         }
-        var runFields = arguments.values
-        for key in Self.planFields { runFields[key] = nil }
         let request: RunRequest
         do {
-            let body = try JSONEncoder().encode(JSONValue.object(runFields))
+            let body = try JSONEncoder().encode(JSONValue.object(arguments.values))
             request = try RunRequest.parse(body, defaultLimits: configuration.defaultLimits, maxLimits: configuration.maxLimits)
         } catch let error as APIError {
             throw MCPToolInputError(field: error.field ?? "arguments", message: error.message)
         } catch {
             throw MCPToolInputError(field: "arguments", message: "\(error)")
         }
+        if !request.tools.isEmpty && !configuration.hasBroker {
+            throw MCPToolInputError(field: "tools", message: "this server has no broker, so no tool can be granted (start `sealbox mcp` with --tools FILE or --broker SOCKET)")
+        }
         // A broker only when tools are granted: `RunPlan` starts one whenever a config is set.
         let plan = RunPlan(
-            spec: request.spec, session: session, step: step, allow: tools,
-            brokerConfigPath: tools.isEmpty ? nil : configuration.brokerConfigPath,
-            brokerControlSocket: tools.isEmpty ? nil : configuration.brokerControlSocket,
+            spec: request.spec, session: request.session, step: request.step, allow: request.tools,
+            brokerConfigPath: request.tools.isEmpty ? nil : configuration.brokerConfigPath,
+            brokerControlSocket: request.tools.isEmpty ? nil : configuration.brokerControlSocket,
             brokerLedgerPath: configuration.layout.ledgerPath)
         return (plan, request.stdin)
     }
