@@ -303,6 +303,67 @@ struct MCPProtocolTests {
     }
 }
 
+@Suite("sealbox mcp: tools through a running broker", .needsRoot)
+struct MCPBrokerTests {
+    /// `--broker SOCKET`: run_code grants tools of a broker the operator runs, whose effect log
+    /// is the state directory's, so list_effects and session_facts see the calls.
+    @Test("run_code grants a tool of a running broker; list_effects lists the sealed call")
+    func runningBroker() throws {
+        let dir = try MCPTestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let state = dir + "/state", brokerDir = dir + "/broker"
+        // 0711: the jail's user reaches its run socket by path but cannot list the directory.
+        try FileManager.default.createDirectory(atPath: brokerDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
+        try """
+            tools:
+              stamp:
+                kind: command
+                argv: [/bin/echo, "stamped {text}"]
+                args: { text: { type: string, pattern: "^[a-z]{1,20}$" } }
+                effect: idempotent
+            """.write(toFile: dir + "/tools.yaml", atomically: true, encoding: .utf8)
+        let broker = Process()
+        broker.executableURL = URL(fileURLWithPath: CLI.buildDirectory + "/sealbox")
+        broker.arguments = ["broker", "--config", dir + "/tools.yaml", "--state-dir", brokerDir, "--ledger", state + "/effects.db"]
+        broker.standardOutput = FileHandle.nullDevice
+        broker.standardError = FileHandle.nullDevice
+        try broker.run()
+        defer {
+            if broker.isRunning { broker.terminate() }
+            broker.waitUntilExit()
+        }
+        let socket = brokerDir + "/control.sock"
+        for _ in 0..<3000 where !FileManager.default.fileExists(atPath: socket) && broker.isRunning { usleep(10_000) }
+        #expect(FileManager.default.fileExists(atPath: socket), "the broker did not start")
+
+        let server = try MCPServerProcess(["--state-dir", state, "--broker", socket])
+        try server.send(["jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": ["name": "run_code", "arguments": [
+            "language": "python", "session": "agent-7", "tools": ["stamp"],
+            "code": "import sealbox; print(sealbox.call('stamp', {'text': 'hello'})['stdout'].strip())"]]])
+        let run = try #require(try server.nextMessage(timeout: 60)["result"] as? [String: Any])
+        #expect(run["isError"] as? Bool == false, "\(run)")
+        #expect((run["structuredContent"] as? [String: Any])?["stdout"] as? String == "stamped hello\n", "\(run)")
+
+        try server.send(["jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": ["name": "list_effects", "arguments": ["session": "agent-7"]]])
+        let listed = try #require(try server.nextMessage()["result"] as? [String: Any])
+        let calls = try #require((listed["structuredContent"] as? [String: Any])?["calls"] as? [[String: Any]], "\(listed)")
+        #expect(calls.count == 1)
+        #expect(calls.first?["tool"] as? String == "stamp")
+        #expect(calls.first?["state"] as? String == "sealed")
+        #expect(calls.first?["session_id"] as? String == "agent-7")
+
+        // A tool the broker does not offer is refused by it, as a tool error.
+        try server.send(["jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": ["name": "run_code", "arguments": [
+            "language": "sh", "code": "true", "tools": ["launch_missiles"]]]])
+        let refused = try #require(try server.nextMessage(timeout: 60)["result"] as? [String: Any])
+        #expect(refused["isError"] as? Bool == true)
+        let text = ((refused["content"] as? [[String: Any]])?.first?["text"] as? String) ?? ""
+        #expect(text.contains("broker_refused") && text.contains("launch_missiles"), "\(text)")
+        server.closeInput()
+        #expect(server.waitForExit() == 0, "\(server.stderr)")
+    }
+}
+
 @Suite("sealbox mcp: the official MCP Python SDK as client", .needsRoot)
 struct MCPClientTests {
     /// scripts/mcp_client_check.py: initialize, tools/list, every tool through the SDK's
