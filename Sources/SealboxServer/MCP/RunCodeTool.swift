@@ -143,6 +143,15 @@ struct RunCodeTool: MCPTool {
             // A path would let a caller make sealbox read any host file as a profile.
             throw MCPToolInputError(field: "profile", message: "profile must be the name of a profile in sealbox's profiles/ directory, not a path")
         }
+        if case .object(let limits)? = arguments.values["limits"] {
+            // Checked here because a huge number (1e30) re-encoded for RunRequest would read as
+            // "not valid JSON" there instead of naming the field.
+            for (name, value) in limits.sorted(by: { $0.key < $1.key }) where name != "cpus" {
+                if case .number(let n) = value, !(n.rounded() == n && abs(n) < 9.0e15) {
+                    throw MCPToolInputError(field: "limits.\(name)", message: "limits.\(name) must be a whole number")
+                }
+            }
+        }
         if arguments.values["step"] != nil && arguments.values["session"] == nil {
             throw MCPToolInputError(field: "session", message: "a step needs a session: create one with create_session and pass its id as session")
         }
