@@ -232,6 +232,25 @@ struct MCPProtocolTests {
         #expect(structured["status"] as? String == "ok")
     }
 
+    @Test("a request the client cancels gets no response; the others still do")
+    func cancellation() throws {
+        let dir = try MCPTestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try MCPServerProcess(["--state-dir", dir])
+        try server.send(["jsonrpc": "2.0", "id": "cancel-me", "method": "tools/call", "params": [
+            "name": "run_code", "arguments": ["language": "sh", "code": "sleep 1"]]])
+        try server.send(["jsonrpc": "2.0", "id": "keep-me", "method": "tools/call", "params": [
+            "name": "run_code", "arguments": ["language": "sh", "code": "sleep 1; echo kept"]]])
+        try server.send(["jsonrpc": "2.0", "method": "notifications/cancelled", "params": ["requestId": "cancel-me", "reason": "test"]])
+        // Cancelling an id that is not in flight changes nothing.
+        try server.send(["jsonrpc": "2.0", "method": "notifications/cancelled", "params": ["requestId": 12345]])
+        server.closeInput()
+        #expect(server.waitForExit() == 0, "\(server.stderr)")
+        let replies = try server.remainingLines().map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        #expect(replies.map { $0["id"] as? String } == ["keep-me"], "\(replies)")
+        #expect(server.stderr.contains("cancelled by the client"))
+    }
+
     @Test("tool errors are results with isError and a message naming the problem")
     func toolErrors() throws {
         let dir = try MCPTestSupport.temporaryDirectory()

@@ -53,6 +53,11 @@ struct MCPMethods: Sendable {
         case .object(let object)?: arguments = object
         default: return .failure(.invalidParams("arguments must be an object"))
         }
-        return .success(await tool.call(MCPArguments(arguments)).json)
+        let started = ContinuousClock.now
+        let result = await tool.call(MCPArguments(arguments))
+        let elapsed = ContinuousClock.now - started
+        let firstLine = result.text.prefix { $0 != "\n" }.prefix(200)
+        MCPLog.write("\(name) \(result.isError ? "failed" : "answered") in \(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000) ms: \(firstLine)")
+        return .success(result.json)
     }
 }

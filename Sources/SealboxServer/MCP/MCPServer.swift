@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SealboxJail
+import SealboxLedger
 import SealboxRuntime
 import Synchronization
 
@@ -12,6 +13,7 @@ import Synchronization
 public struct MCPServer: Sendable {
     public let configuration: MCPConfiguration
     let methods: MCPMethods
+    let cancellations = MCPCancellations()
 
     /// `executor` is called on the first run that needs a jail (a replayed step needs none),
     /// and its executor is kept for the server's life.
@@ -70,8 +72,12 @@ public struct MCPServer: Sendable {
                         slots.signal()
                     }
                 case .line(let line):
+                    // Parsed here, in arrival order, so a request is known to be in flight
+                    // before a cancellation of it that arrives later is looked at.
+                    let message = JSONRPCIncoming.parse(line)
+                    if case .request(let id, _, _) = message { cancellations.begin(id) }
                     group.addTask {
-                        if let response = await handle(line) { await out.send(response) }
+                        if let response = await handle(message) { await out.send(response) }
                         slots.signal()
                     }
                 }
@@ -80,20 +86,28 @@ public struct MCPServer: Sendable {
         out.close()
     }
 
-    /// The response to one line, or nil for a notification (or a response of the client's).
-    func handle(_ line: Data) async -> Data? {
-        switch JSONRPCIncoming.parse(line) {
+    /// The response to one message, or nil for a notification (or a response of the client's).
+    func handle(_ message: JSONRPCIncoming) async -> Data? {
+        switch message {
         case .invalid(let error, let id):
             return JSONRPCOutgoing.error(id: id, error)
         case .response(let id):
             MCPLog.write("ignoring a response (id \(id.map { "\($0)" } ?? "none")): this server sends no requests")
             return nil
-        case .notification:
-            // notifications/initialized needs no answer and no state (requests are served before
-            // it too); cancellation is best effort in MCP, and a started run finishes anyway.
+        case .notification(let method, let params):
+            // notifications/initialized needs no answer and no state (requests are served
+            // before it too, which lets a person try the server with `echo ... | sealbox mcp`).
+            if method == "notifications/cancelled", let raw = params?.objectValue?["requestId"], let id = JSONRPCID(raw) {
+                cancellations.cancel(id)
+            }
             return nil
         case .request(let id, let method, let params):
-            switch await methods.handle(method: method, params: params) {
+            let outcome = await methods.handle(method: method, params: params)
+            if cancellations.end(id) {
+                MCPLog.write("request \(id) (\(method)) was cancelled by the client: its answer is dropped")
+                return nil
+            }
+            switch outcome {
             case .success(let result): return JSONRPCOutgoing.result(id: id, result)
             case .failure(let error): return JSONRPCOutgoing.error(id: id, error)
             }
