@@ -62,6 +62,11 @@ public struct RunRequest: Sendable {
     static let limitFields: Set = ["timeout_ms", "memory_bytes", "pids", "disk_bytes", "output_bytes", "cpus"]
 
     public static func parse(_ body: Data, configuration: ServerConfiguration) throws(APIError) -> RunRequest {
+        try parse(body, defaultLimits: configuration.defaultLimits, maxLimits: configuration.maxLimits)
+    }
+
+    /// The same parse with the limits given directly (`sealbox mcp`'s run_code uses it).
+    public static func parse(_ body: Data, defaultLimits: Limits, maxLimits: Limits) throws(APIError) -> RunRequest {
         try checkFieldNames(body)
         let wire: Wire
         do {
@@ -71,7 +76,7 @@ public struct RunRequest: Sendable {
         } catch {
             throw APIError.badRequest("the body is not valid JSON: \(error)")
         }
-        var spec = JailSpec(command: [], limits: try limits(wire.limits, configuration), profile: wire.profile ?? "default")
+        var spec = JailSpec(command: [], limits: try limits(wire.limits, defaults: defaultLimits, max: maxLimits), profile: wire.profile ?? "default")
         for (name, value) in (wire.env ?? [:]).sorted(by: { $0.key < $1.key }) {
             spec.environment.append((name, value))
         }
@@ -187,9 +192,8 @@ public struct RunRequest: Sendable {
         }
     }
 
-    static func limits(_ wire: WireLimits?, _ configuration: ServerConfiguration) throws(APIError) -> Limits {
-        var limits = configuration.defaultLimits
-        let max = configuration.maxLimits
+    static func limits(_ wire: WireLimits?, defaults: Limits, max: Limits) throws(APIError) -> Limits {
+        var limits = defaults
         func check<T: Comparable>(_ value: T?, _ field: String, min: T, max: T, _ apply: (T) -> Void) throws(APIError) {
             guard let value else { return }
             guard value >= min else { throw .badRequest("limits.\(field) must be at least \(min)", field: "limits.\(field)") }
