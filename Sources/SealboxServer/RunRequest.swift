@@ -143,6 +143,16 @@ public struct RunRequest: Sendable {
             for key in limits.keys.sorted() where !limitFields.contains(key) {
                 throw APIError.badRequest("unknown field \"limits.\(key)\" (known: \(limitFields.sorted().joined(separator: ", ")))", field: "limits.\(key)")
             }
+            // Named here: the decoder would call 1e30 or 2.5 for an integer "not valid JSON".
+            for (key, value) in limits.sorted(by: { $0.key < $1.key }) where key != "cpus" && !(value is Bool) {
+                if let number = value as? Double, !(number.rounded() == number && abs(number) < 9.0e15) {
+                    throw APIError.badRequest("limits.\(key) must be a whole number", field: "limits.\(key)")
+                }
+            }
+        }
+        if let profile = top["profile"] as? String, profile.contains("/") || profile.hasPrefix(".") || profile.isEmpty {
+            // A path would let a caller make sealbox read any host file as a profile.
+            throw APIError.badRequest("profile must be the name of a profile (GET /v1/profiles), not a path", field: "profile")
         }
         if let files = top["files"] as? [Any] {
             for (index, file) in files.enumerated() {

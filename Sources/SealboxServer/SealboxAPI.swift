@@ -37,6 +37,8 @@ public struct SealboxAPI: Sendable {
     /// The control socket of the service's broker; nil when the server runs without one
     /// (then a run that asks for tools gets 400).
     public let brokerControlSocket: String?
+    /// The jails of this server's runs, killed when a shutdown's grace period is over.
+    public let liveJails = LiveJails()
     /// keys.db: API keys and which tenant owns which session.
     public let access: AccessControl
     /// The effect log the broker writes, for /v1/effects and the effects metrics.
@@ -115,7 +117,7 @@ public struct SealboxAPI: Sendable {
         }
         var killed = 0
         if await admission.load.running > 0 {
-            killed = LiveJails.shared.killAll(reason: "killed: the service shut down (\(reason)) before the run finished, after a grace period of \(configuration.shutdownGrace)")
+            killed = liveJails.killAll(reason: "killed: the service shut down (\(reason)) before the run finished, after a grace period of \(configuration.shutdownGrace)")
         }
         // The killed runs tear down, answer their callers and release their slots.
         let answered = ContinuousClock.now + .seconds(30)
@@ -211,6 +213,7 @@ public struct SealboxAPI: Sendable {
     private func execute(_ run: RunRequest) async -> Result<RunResult, APIError> {
         var plan = RunPlan(spec: run.spec, session: run.session, step: run.step, allow: run.tools,
                            brokerControlSocket: run.tools.isEmpty ? nil : brokerControlSocket)
+        plan.spec.liveJails = liveJails
         if !run.tools.isEmpty && brokerControlSocket == nil {
             return .failure(.badRequest("this server has no broker: start `sealbox serve --tools FILE` to grant tools", field: "tools"))
         }
