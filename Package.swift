@@ -76,6 +76,7 @@ let package = Package(
             name: "SealboxServer",
             dependencies: [
                 "SealboxJail",
+                "SealboxProfiles",
                 "SealboxRuntime",
                 "SealboxLedger",
                 "SealboxBroker",

@@ -42,8 +42,12 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 
-auth=()
-if [ -f "$state/api-key" ]; then auth=(-H "Authorization: Bearer $(cat "$state/api-key")"); fi
+# The operator key the first start wrote: without it every request would stop at 401 and the
+# fuzz would reach no handler.
+[ -s "$state/api-key" ] || { cat "$state/serve.log" >&2; echo "api-fuzz: serve wrote no $state/api-key" >&2; exit 1; }
+auth=(-H "Authorization: Bearer $(cat "$state/api-key")")
+status_code="$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "http://127.0.0.1:$port/v1/profiles")"
+[ "$status_code" = 200 ] || { echo "api-fuzz: the key does not work (GET /v1/profiles: $status_code)" >&2; exit 1; }
 
 # One worker: schemathesis' coverage phase is not thread-safe on CPython 3.11 (it fails with
 # "AST constructor recursion depth mismatch" under --workers 2).

@@ -39,8 +39,7 @@ export SEALBOX_DATA_DIR="$root"
 state="$(mktemp -d /tmp/sealbox-load.XXXXXX)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 url="http://127.0.0.1:$port"
-# Until API keys exist serve has no auth; once they do, this script uses the key serve
-# writes at first start (below) and never turns auth off.
+# Auth stays on: the load runs with a tenant key made below, as a client of the service would.
 "$binary" serve --state-dir "$state" --listen "127.0.0.1:$port" "${server_flags[@]}" 2>"$state/serve.log" &
 server=$!
 cleanup() {
@@ -57,8 +56,9 @@ for _ in $(seq 1 300); do
 done
 curl -s -o /dev/null "$url/healthz" || { echo "load: the server did not answer /healthz within 30 s" >&2; exit 1; }
 
-auth=()
-if [ -f "$state/api-key" ]; then auth=(--key-file "$state/api-key"); fi
+(umask 077 && "$binary" keys create --state-dir "$state" --tenant load --name scripts/load.sh >"$state/load.key" 2>/dev/null) \
+    || { echo "load: sealbox keys create failed" >&2; exit 1; }
+auth=(--key-file "$state/load.key")
 
 printf 'load: serve at %s (%s), %s runs per pass, %s in flight\n' "$url" "$(curl -s "$url/healthz")" "$count" "$concurrency"
 status=0

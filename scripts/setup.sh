@@ -5,9 +5,10 @@ set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-# What the build links against (libseccomp), what jails run by default (python3, node, bash)
-# and what scripts/build-rootfs.sh uses (debootstrap).
-packages=(libseccomp-dev libcap-dev pkg-config python3 nodejs bash coreutils procps iproute2 debootstrap)
+# What the build links against (libseccomp), what jails run by default (python3, node, bash),
+# what scripts/build-rootfs.sh uses (debootstrap) and what makes the tests' Python venv
+# (python3-venv: Debian's python3 has no ensurepip without it).
+packages=(libseccomp-dev libcap-dev pkg-config python3 python3-venv nodejs bash coreutils procps iproute2 debootstrap)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -33,4 +34,22 @@ fi
 if ! command -v swift >/dev/null 2>&1; then
     log "no Swift toolchain found: install Swift 6.0 or newer (https://www.swift.org/install/linux/) and put it on PATH"
     exit 1
+fi
+
+# Python tools the tests use (the MCP SDK, as a real client of `sealbox mcp`): a venv in the
+# cache directory, which outlives checkouts. pip runs again only when scripts/python-tools.txt
+# differs from the copy kept in the venv, so a pin change takes effect and an unchanged one
+# costs nothing. Debian's python3, for which python3-venv is installed above.
+python_venv=${SEALBOX_VENV:-/var/cache/sealbox/venv}
+python_requirements="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/python-tools.txt"
+if ! cmp -s "$python_requirements" "$python_venv/python-tools.txt" || ! "$python_venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    if ! mkdir -p "$(dirname "$python_venv")" 2>/dev/null || [ ! -w "$(dirname "$python_venv")" ]; then
+        log "cannot write $(dirname "$python_venv"): the Python test tools are not installed (run as root, or set SEALBOX_VENV)"
+    else
+        log "installing the Python test tools (scripts/python-tools.txt) into $python_venv"
+        "$python_venv/bin/python" -c 'import sys' >/dev/null 2>&1 || /usr/bin/python3 -m venv --clear "$python_venv"
+        rm -f "$python_venv/python-tools.txt"
+        "$python_venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$python_requirements"
+        cp "$python_requirements" "$python_venv/python-tools.txt"
+    fi
 fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up the machine (scripts/setup.sh), builds sealbox and runs the whole test suite.
+# Sets up the machine (scripts/setup.sh), builds sealbox and runs the whole test suite, then
+# (without arguments) a schemathesis fuzz pass of the HTTP API (scripts/api-fuzz.sh).
 # The jail tests need root (uid maps, cgroups); run as root so none of them is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,3 +19,8 @@ fi
 
 swift build
 swift test "$@"
+
+# The whole suite (no filter given): also fuzz the HTTP API against its OpenAPI document.
+if [ "$#" -eq 0 ]; then
+    scripts/api-fuzz.sh
+fi

@@ -129,7 +129,7 @@ public final class Executor: Sendable {
                 diskBytes: spec.limits.diskBytes, fileSizeLimit: max(spec.limits.diskBytes, spec.workspace?.limitBytes ?? 0),
                 filter: filter, cgroup: cgroup, stdinFD: stdinFD,
                 capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs),
-            limits: spec.limits, output: output)
+            limits: spec.limits, live: spec.liveJails, output: output)
         var result = supervised.verdict(id: id, profile: loaded.name, cgroup: cgroup)
         // The jail's pid 1 is gone, so the kernel already killed everything in its pid
         // namespace; the cgroup kill is the belt to those braces.

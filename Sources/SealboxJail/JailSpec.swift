@@ -21,6 +21,9 @@ public struct JailSpec: Sendable {
     /// A session's persistent /work (instead of a fresh one): the seed files are written into
     /// it, and after the run it holds what the program left there.
     public var workspace: Workspace?
+    /// Where the running jail is registered, so its owner can kill it on shutdown: a service
+    /// passes its own set, so that draining it never touches another's jails.
+    public var liveJails: LiveJails = .shared
 
     public init(
         command: [String],

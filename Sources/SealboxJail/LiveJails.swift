@@ -2,13 +2,16 @@ import CSealboxSpawn
 import Foundation
 import Glibc
 
-/// Every jail this process supervises right now, by its pidfd, so a service shutting down
+/// A set of jails supervised right now (by default every jail of this process), by pidfd, so a service shutting down
 /// can kill the ones still running once its grace period is over. Killing pid 1 of a jail
 /// kills its whole pid namespace; the run's own supervision then reaps it and tears down as
 /// after any other kill, so the caller still gets a result (status signaled, with `error`
 /// saying why).
 public final class LiveJails: @unchecked Sendable {  // every field is guarded by `lock`
+    /// Where jails go unless their spec names another set.
     public static let shared = LiveJails()
+
+    public init() {}
 
     private let lock = NSLock()
     private var pidfds: [UInt64: Int32] = [:]

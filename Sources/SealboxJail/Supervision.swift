@@ -34,7 +34,7 @@ struct Supervision {
     /// Set when `LiveJails.killAll` ended the run (a service shutting down).
     var killedBecause: String?
 
-    static func start(request: SpawnInputs, limits: Limits, output: OutputObserver? = nil) throws(JailError) -> Supervision {
+    static func start(request: SpawnInputs, limits: Limits, live: LiveJails = .shared, output: OutputObserver? = nil) throws(JailError) -> Supervision {
         var supervision = Supervision(limits: limits)
         supervision.stdout = CappedBuffer(cap: limits.outputBytes, stream: .stdout, observer: output)
         supervision.stderr = CappedBuffer(cap: limits.outputBytes, stream: .stderr, observer: output)
@@ -63,10 +63,10 @@ struct Supervision {
             close(result.status_fd)
             if result.notify_fd >= 0 { close(result.notify_fd) }
         }
-        let live = LiveJails.shared.register(pidfd: result.pidfd)
+        let liveToken = live.register(pidfd: result.pidfd)
         supervision.loop(pidfd: result.pidfd, statusFD: result.status_fd, out: outPipe.read, err: errPipe.read, notifyFD: result.notify_fd,
                          denyErrno: request.filter.violationErrno, started: started)
-        supervision.killedBecause = LiveJails.shared.unregister(live)  // before the deferred close of the pidfd
+        supervision.killedBecause = live.unregister(liveToken)  // before the deferred close of the pidfd
         supervision.wallNanos = Clock.nanos() - started
         return supervision
     }

@@ -23,9 +23,10 @@ public final class BrokerRun {
 
     /// `sessionRoot`: the first session of `session`'s family (sessions forked from one
     /// another), whose irreversible effects bind every branch; nil when it is its own root.
+    /// `ledgerPath`: the effect log of a broker started here (nil: its config's `ledger:`).
     /// `runID`: an id the caller already announced (a streamed API run names it first);
     /// nil for a fresh one.
-    public static func open(configPath: String?, controlSocket: String?, allow: [String], session: String?, sessionRoot: String? = nil,
+    public static func open(configPath: String?, controlSocket: String?, ledgerPath: String? = nil, allow: [String], session: String?, sessionRoot: String? = nil,
                      timeoutMs: Int, dataDirectory: String, runID: String? = nil) async throws -> BrokerRun {
         guard (configPath == nil) != (controlSocket == nil) else {
             throw RuntimeError(.badInput, configPath == nil ? "--allow needs --tools FILE or --broker SOCKET" : "give either --tools or --broker, not both", field: "tools")
@@ -53,7 +54,7 @@ public final class BrokerRun {
             } catch {
                 throw RuntimeError(.brokerUnavailable, "cannot create the broker's state directory \(dir): \(error.localizedDescription)")
             }
-            let started = try startBroker(configPath: configPath, stateDirectory: dir)
+            let started = try startBroker(configPath: configPath, stateDirectory: dir, ledgerPath: ledgerPath)
             process = started
             stateDirectory = dir
             socket = dir + "/control.sock"
@@ -104,7 +105,7 @@ public final class BrokerRun {
         }
     }
 
-    private static func startBroker(configPath: String, stateDirectory: String) throws -> Process {
+    private static func startBroker(configPath: String, stateDirectory: String, ledgerPath: String?) throws -> Process {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let log = stateDirectory + "/broker.log"
         guard FileManager.default.createFile(atPath: log, contents: nil),
@@ -115,6 +116,7 @@ public final class BrokerRun {
         process.executableURL = URL(fileURLWithPath: exe)
         // --exit-with: a runner killed with SIGKILL cannot stop its broker; the broker watches it.
         process.arguments = ["broker", "--config", configPath, "--state-dir", stateDirectory, "--exit-with", String(getpid())]
+            + (ledgerPath.map { ["--ledger", $0] } ?? [])
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = logHandle

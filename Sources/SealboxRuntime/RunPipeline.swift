@@ -17,15 +17,19 @@ public struct RunPlan: Sendable {
     public var brokerConfigPath: String?
     /// Control socket of a running broker (CLI `--broker`, and `sealbox serve`'s own broker).
     public var brokerControlSocket: String?
+    /// Effect log for a broker started for this run, instead of its config's `ledger:`
+    /// (`sealbox mcp` keeps it in its state directory).
+    public var brokerLedgerPath: String?
 
     public init(spec: JailSpec, session: String? = nil, step: String? = nil, allow: [String] = [],
-                brokerConfigPath: String? = nil, brokerControlSocket: String? = nil) {
+                brokerConfigPath: String? = nil, brokerControlSocket: String? = nil, brokerLedgerPath: String? = nil) {
         self.spec = spec
         self.session = session
         self.step = step
         self.allow = allow
         self.brokerConfigPath = brokerConfigPath
         self.brokerControlSocket = brokerControlSocket
+        self.brokerLedgerPath = brokerLedgerPath
     }
 
     var wantsBroker: Bool { brokerConfigPath != nil || !allow.isEmpty }
@@ -79,7 +83,8 @@ public struct RunPipeline: Sendable {
         var brokerRun: BrokerRun?
         if plan.wantsBroker {
             brokerRun = try await BrokerRun.open(
-                configPath: plan.brokerConfigPath, controlSocket: plan.brokerControlSocket, allow: plan.allow, session: plan.session,
+                configPath: plan.brokerConfigPath, controlSocket: plan.brokerControlSocket, ledgerPath: plan.brokerLedgerPath,
+                allow: plan.allow, session: plan.session,
                 sessionRoot: checkpoint?.info.root ?? knownSessionRoot(plan.session),
                 timeoutMs: spec.limits.timeoutMs, dataDirectory: dataDirectory, runID: spec.id)
             spec.id = brokerRun?.runID

@@ -12,17 +12,28 @@ public struct APIError: Error, Sendable, Equatable {
     public var field: String?
     /// Seconds, for 429.
     public var retryAfter: Int?
+    /// `WWW-Authenticate`, for 401 (RFC 9110 §11.6.1 requires it there).
+    public var challenge: String?
 
-    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, field: String? = nil, retryAfter: Int? = nil) {
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, field: String? = nil, retryAfter: Int? = nil, challenge: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.field = field
         self.retryAfter = retryAfter
+        self.challenge = challenge
     }
 
     static func badRequest(_ message: String, field: String? = nil) -> APIError {
         APIError(.badRequest, "bad_request", message, field: field)
+    }
+
+    static func unauthorized(_ message: String) -> APIError {
+        APIError(.unauthorized, "unauthorized", message, challenge: "Bearer")
+    }
+
+    static func notFound(_ message: String) -> APIError {
+        APIError(.notFound, "not_found", message)
     }
 
     struct Body: Encodable {
@@ -43,6 +54,7 @@ extension APIError: HTTPResponseError {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if let challenge { headers[.wwwAuthenticate] = challenge }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json)))
     }
 }

@@ -6,15 +6,18 @@ import SealboxJail
 /// The steps every `POST /v1/runs` goes through, streamed or not: read the body, take an
 /// admission slot, and once the jail is done record the result (store, metrics, log line).
 extension SealboxAPI {
-    /// The body, parsed strictly: 413 beyond `maxBodyBytes`, 400 naming the bad field.
-    func readRun(_ request: inout Request) async throws(APIError) -> RunRequest {
+    /// The body, parsed strictly: 413 beyond `maxBodyBytes`, 400 naming the bad field; 404
+    /// for a session the caller's tenant does not own.
+    func readRun(_ request: inout Request, _ identity: APIIdentity) async throws(APIError) -> RunRequest {
         let body: ByteBuffer
         do {
             body = try await request.collectBody(upTo: configuration.maxBodyBytes)
         } catch {
             throw APIError(.contentTooLarge, "payload_too_large", "the request body is larger than \(ByteSize.format(UInt64(configuration.maxBodyBytes)))")
         }
-        return try RunRequest.parse(Data(body.readableBytesView), configuration: configuration)
+        let run = try RunRequest.parse(Data(body.readableBytesView), configuration: configuration)
+        if let session = run.session { try requireSession(session, visibleTo: identity) }
+        return run
     }
 
     /// Takes a slot, waiting in the queue if need be; 429 when the queue is full, 503 once
@@ -33,14 +36,17 @@ extension SealboxAPI {
         return ContinuousClock.now - arrived
     }
 
-    /// Stamps the queue time, then keeps the result for GET /v1/runs/{id}, counts it in the
-    /// metrics and writes its log line.
-    func finish(_ result: RunResult, waited: Duration, logger: Logger, context: RunLogContext = .init()) -> RunResult {
+    /// Stamps the queue time, then keeps the result for GET /v1/runs/{id} (the caller's
+    /// tenant's), counts it in the metrics and writes its log line. `stream`: how a streamed
+    /// run was sent, for the log.
+    func finish(_ result: RunResult, of run: RunRequest, for identity: APIIdentity, waited: Duration, logger: Logger,
+                stream: String? = nil) -> RunResult {
         var result = result
         result.phases?.queueMs = milliseconds(waited)
         metrics.record(result)
-        store.put(result)
-        logger.runFinished(result, context)
+        store.put(result, tenant: identity.tenant)
+        claimOneShotRun(run, result, identity)
+        logger.runFinished(result, RunLogContext(session: run.session, step: run.step, tenant: identity.tenant, stream: stream))
         return result
     }
 }

@@ -15,10 +15,6 @@ struct RunLogContext: Sendable {
         self.tenant = tenant
         self.stream = stream
     }
-
-    init(_ run: RunRequest, stream: String? = nil) {
-        self.init(session: run.session, step: run.step, stream: stream)
-    }
 }
 
 extension Logger {

@@ -62,6 +62,11 @@ public struct RunRequest: Sendable {
     static let limitFields: Set = ["timeout_ms", "memory_bytes", "pids", "disk_bytes", "output_bytes", "cpus"]
 
     public static func parse(_ body: Data, configuration: ServerConfiguration) throws(APIError) -> RunRequest {
+        try parse(body, defaultLimits: configuration.defaultLimits, maxLimits: configuration.maxLimits)
+    }
+
+    /// The same parse with the limits given directly (`sealbox mcp`'s run_code uses it).
+    public static func parse(_ body: Data, defaultLimits: Limits, maxLimits: Limits) throws(APIError) -> RunRequest {
         try checkFieldNames(body)
         let wire: Wire
         do {
@@ -71,7 +76,7 @@ public struct RunRequest: Sendable {
         } catch {
             throw APIError.badRequest("the body is not valid JSON: \(error)")
         }
-        var spec = JailSpec(command: [], limits: try limits(wire.limits, configuration), profile: wire.profile ?? "default")
+        var spec = JailSpec(command: [], limits: try limits(wire.limits, defaults: defaultLimits, max: maxLimits), profile: wire.profile ?? "default")
         for (name, value) in (wire.env ?? [:]).sorted(by: { $0.key < $1.key }) {
             spec.environment.append((name, value))
         }
@@ -138,6 +143,16 @@ public struct RunRequest: Sendable {
             for key in limits.keys.sorted() where !limitFields.contains(key) {
                 throw APIError.badRequest("unknown field \"limits.\(key)\" (known: \(limitFields.sorted().joined(separator: ", ")))", field: "limits.\(key)")
             }
+            // Named here: the decoder would call 1e30 or 2.5 for an integer "not valid JSON".
+            for (key, value) in limits.sorted(by: { $0.key < $1.key }) where key != "cpus" && !(value is Bool) {
+                if let number = value as? Double, !(number.rounded() == number && abs(number) < 9.0e15) {
+                    throw APIError.badRequest("limits.\(key) must be a whole number", field: "limits.\(key)")
+                }
+            }
+        }
+        if let profile = top["profile"] as? String, profile.contains("/") || profile.hasPrefix(".") || profile.isEmpty {
+            // A path would let a caller make sealbox read any host file as a profile.
+            throw APIError.badRequest("profile must be the name of a profile (GET /v1/profiles), not a path", field: "profile")
         }
         if let files = top["files"] as? [Any] {
             for (index, file) in files.enumerated() {
@@ -187,9 +202,8 @@ public struct RunRequest: Sendable {
         }
     }
 
-    static func limits(_ wire: WireLimits?, _ configuration: ServerConfiguration) throws(APIError) -> Limits {
-        var limits = configuration.defaultLimits
-        let max = configuration.maxLimits
+    static func limits(_ wire: WireLimits?, defaults: Limits, max: Limits) throws(APIError) -> Limits {
+        var limits = defaults
         func check<T: Comparable>(_ value: T?, _ field: String, min: T, max: T, _ apply: (T) -> Void) throws(APIError) {
             guard let value else { return }
             guard value >= min else { throw .badRequest("limits.\(field) must be at least \(min)", field: "limits.\(field)") }

@@ -15,8 +15,8 @@ import SealboxJail
 /// slot, and lands in the run store, the metrics and the log like any other run; output
 /// after the client left is dropped instead of buffered.
 extension SealboxAPI {
-    func streamRun(_ request: inout Request, format: RunStreamFormat, logger: Logger) async throws(APIError) -> Response {
-        var run = try await readRun(&request)
+    func streamRun(_ request: inout Request, _ identity: APIIdentity, format: RunStreamFormat, logger: Logger) async throws(APIError) -> Response {
+        var run = try await readRun(&request, identity)
         // The id is fixed here so that `started` can name it before the jail exists.
         let id = run.spec.id ?? Self.makeRunID()
         run.spec.id = id
@@ -25,13 +25,12 @@ extension SealboxAPI {
         // limit of each stream, so at most twice `limits.output_bytes` can wait here.
         let (events, sink) = AsyncStream.makeStream(of: RunEvent.self)
         sink.yield(.started(id: id))
-        let context = RunLogContext(run, stream: format.logName)
         Task { [run] in
             let outcome = await execute(run, output: { chunk in sink.yield(.output(chunk.stream, chunk.bytes)) })
             await admission.release()
             switch outcome {
             case .success(let result):
-                sink.yield(.result(finish(result, waited: waited, logger: logger, context: context)))
+                sink.yield(.result(finish(result, of: run, for: identity, waited: waited, logger: logger, stream: format.logName)))
             case .failure(let error):
                 metrics.rejected(error.code)
                 logger.warning("run failed", metadata: ["run_id": .string(id), "code": .string(error.code), "error": .string(error.message)])

@@ -17,7 +17,15 @@ import SealboxRuntime
 ///   POST /v1/sessions               a resumable session; GET /v1/sessions/{id} its sealed steps
 ///   GET  /v1/sessions/{id}/facts    what is true, what authority remains, what is unsafe
 ///   POST /v1/sessions/{id}/fork     branch at a sealed step
-///   GET  /metrics                   Prometheus text: runs by status, spawn/queue/wall histograms, load
+///   GET  /v1/effects…               the effect log; resolve/approve/deny with an operator key
+///                                   (EffectRoutes)
+///   GET  /v1/profiles               the seccomp profiles a run may name (ProfileRoutes)
+///   GET  /metrics                   Prometheus text: runs by status, spawn/queue/wall histograms,
+///                                   load, effects by class and state (operator key)
+///   GET  /openapi.json              the OpenAPI document
+/// Every route but GET /healthz and GET /openapi.json needs `Authorization: Bearer <key>`
+/// (AuthMiddleware, AccessPolicy). A key's tenant sees its own runs, sessions and effects only
+/// (SessionTenancy).
 public struct SealboxAPI: Sendable {
     public let configuration: ServerConfiguration
     public let executor: Executor
@@ -31,6 +39,12 @@ public struct SealboxAPI: Sendable {
     /// The control socket of the service's broker; nil when the server runs without one
     /// (then a run that asks for tools gets 400).
     public let brokerControlSocket: String?
+    /// The jails of this server's runs, killed when a shutdown's grace period is over.
+    public let liveJails = LiveJails()
+    /// keys.db: API keys and which tenant owns which session.
+    public let access: AccessControl
+    /// The effect log the broker writes, for /v1/effects and the effects metrics.
+    public let effectLog: EffectLogHandle
 
     public init(configuration: ServerConfiguration, executor: Executor, brokerControlSocket: String? = nil) throws(ServiceStartError) {
         self.configuration = configuration
@@ -41,6 +55,12 @@ public struct SealboxAPI: Sendable {
         } catch {
             throw ServiceStartError("cannot open the checkpoint store: \(error.message)")
         }
+        do {
+            access = try AccessControl(path: configuration.layout.keysPath)
+        } catch {
+            throw ServiceStartError("cannot open the key store: \(error.message)")
+        }
+        effectLog = EffectLogHandle(path: configuration.layout.ledgerPath)
         pipeline = RunPipeline(checkpointsPath: configuration.layout.checkpointsPath,
                                dataDirectory: executor.configuration.dataDirectory) { executor }
         admission = RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxQueuedRuns)
@@ -48,13 +68,22 @@ public struct SealboxAPI: Sendable {
         metrics = ServerMetrics()
     }
 
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func router() -> Router<SealboxRequestContext> {
+        let router = Router(context: SealboxRequestContext.self)
+        // First: middleware wraps only the routes registered after it.
+        // Outside auth, so refused requests are logged too.
         router.add(middleware: RequestLogMiddleware())
+        router.add(middleware: AuthMiddleware(keys: access.keys, required: configuration.authRequired))
         router.get("healthz") { _, _ in try await self.health() }
-        router.post("v1/runs") { request, context in try await self.createRun(request, logger: context.logger) }
-        router.get("v1/runs/:id") { _, context in try self.getRun(context.parameters.require("id")) }
+        router.post("v1/runs") { request, context in try await self.createRun(request, context.requireIdentity(), logger: context.logger) }
+        router.get("v1/runs/:id") { _, context in try self.getRun(context.parameters.require("id"), context.requireIdentity()) }
         router.get("metrics") { _, _ in await self.renderMetrics() }
+        router.get("v1/effects") { request, context in try self.listEffects(request, context) }
+        router.get("v1/effects/:seq") { _, context in try self.getEffect(context.parameters.require("seq"), context) }
+        router.post("v1/effects/:seq/resolve") { request, context in try await self.decideEffect(.resolve, context.parameters.require("seq"), request, context) }
+        router.post("v1/effects/:seq/approve") { request, context in try await self.decideEffect(.approve, context.parameters.require("seq"), request, context) }
+        router.post("v1/effects/:seq/deny") { request, context in try await self.decideEffect(.deny, context.parameters.require("seq"), request, context) }
+        router.get("v1/profiles") { _, _ in try self.listProfiles() }
         router.get("openapi.json") { _, _ in try self.openAPIDocument() }
         addSessionRoutes(to: router)
         return router
@@ -94,7 +123,7 @@ public struct SealboxAPI: Sendable {
         }
         var killed = 0
         if await admission.load.running > 0 {
-            killed = LiveJails.shared.killAll(reason: "killed: the service shut down (\(reason)) before the run finished, after a grace period of \(configuration.shutdownGrace)")
+            killed = liveJails.killAll(reason: "killed: the service shut down (\(reason)) before the run finished, after a grace period of \(configuration.shutdownGrace)")
         }
         // The killed runs tear down, answer their callers and release their slots.
         let answered = ContinuousClock.now + .seconds(30)
@@ -109,7 +138,11 @@ public struct SealboxAPI: Sendable {
             "address": .string("http://\(configuration.host):\(configuration.port)"),
             "max_concurrent_runs": .stringConvertible(admission.maxRunning), "max_queued_runs": .stringConvertible(admission.maxQueued),
             "cgroup": .string(executor.cgroupDriver.version.rawValue), "state_dir": .string(configuration.layout.stateDirectory),
+            "auth": .stringConvertible(configuration.authRequired),
         ])
+        if !configuration.authRequired {
+            logger.warning("--no-auth: anyone who can reach http://\(configuration.host):\(configuration.port) acts as an operator of tenant \"default\" (runs code, approves and resolves effects)")
+        }
     }
 
     // MARK: handlers
@@ -121,25 +154,25 @@ public struct SealboxAPI: Sendable {
             maxQueuedRuns: admission.maxQueued, cgroup: executor.cgroupDriver.version.rawValue))
     }
 
-    func createRun(_ request: Request, logger: Logger) async throws -> Response {
+    func createRun(_ request: Request, _ identity: APIIdentity, logger: Logger) async throws -> Response {
         var request = request
         do {
             if let format = RunStreamFormat(accept: request.headers[.accept]) {
-                return try await streamRun(&request, format: format, logger: logger)
+                return try await streamRun(&request, identity, format: format, logger: logger)
             }
-            return try await admitAndRun(&request, logger: logger)
+            return try await admitAndRun(&request, identity, logger: logger)
         } catch {
             metrics.rejected(error.code)
             throw error
         }
     }
 
-    private func admitAndRun(_ request: inout Request, logger: Logger) async throws(APIError) -> Response {
-        let run = try await readRun(&request)
+    private func admitAndRun(_ request: inout Request, _ identity: APIIdentity, logger: Logger) async throws(APIError) -> Response {
+        let run = try await readRun(&request, identity)
         let waited = try await admit()
         let outcome = await execute(run)
         await admission.release()
-        let result = finish(try outcome.get(), waited: waited, logger: logger, context: RunLogContext(run))
+        let result = finish(try outcome.get(), of: run, for: identity, waited: waited, logger: logger)
         var response: Response
         do {
             response = try Self.json(.created, result)
@@ -163,12 +196,14 @@ public struct SealboxAPI: Sendable {
     func renderMetrics() async -> Response {
         let load = await admission.load
         let text = metrics.render(running: load.running, queued: load.queued, maxRunning: admission.maxRunning, maxQueued: admission.maxQueued)
+            + EffectMetrics.render(effectLog)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    func getRun(_ id: String) throws -> Response {
-        guard let result = store.get(id) else {
+    /// Another tenant's run is a 404 like a missing one: its existence is not revealed.
+    func getRun(_ id: String, _ identity: APIIdentity) throws -> Response {
+        guard let result = store.get(id, visibleTo: identity) else {
             throw APIError(.notFound, "not_found", "no run \(id) (finished runs are kept for the newest \(configuration.retainedResults))")
         }
         return try Self.json(.ok, result)
@@ -179,6 +214,7 @@ public struct SealboxAPI: Sendable {
     func execute(_ run: RunRequest, output: OutputObserver? = nil) async -> Result<RunResult, APIError> {
         var plan = RunPlan(spec: run.spec, session: run.session, step: run.step, allow: run.tools,
                            brokerControlSocket: run.tools.isEmpty ? nil : brokerControlSocket)
+        plan.spec.liveJails = liveJails
         if !run.tools.isEmpty && brokerControlSocket == nil {
             return .failure(.badRequest("this server has no broker: start `sealbox serve --tools FILE` to grant tools", field: "tools"))
         }

@@ -21,6 +21,10 @@ public struct ServerConfiguration: Sendable {
     public var defaultLimits: Limits
     /// On SIGTERM: how long runs executing may take to finish before their jails are killed.
     public var shutdownGrace: Duration = .seconds(30)
+    /// Every request but GET /healthz and GET /openapi.json needs an API key (keys.db in
+    /// `layout`). false only for `sealbox serve --no-auth`: every request then acts as tenant
+    /// `default`, as an operator.
+    public var authRequired = true
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, layout: ServiceLayout = ServiceLayout(stateDirectory: ServiceLayout.defaultStateDirectory),

@@ -14,6 +14,11 @@ public enum ServerLogging {
         return Logger(label: "sealbox")
     }
 
+    /// One notice line, for callers that do not import Logging themselves (the CLI).
+    public static func notice(_ message: String, to logger: Logger, metadata: [String: String] = [:]) {
+        logger.notice("\(message)", metadata: metadata.mapValues { .string($0) })
+    }
+
     /// A logger writing JSON lines to `sink`, without touching the process-wide default.
     public static func logger(level: Logger.Level = .info, sink: LogSink) -> Logger {
         Logger(label: "sealbox") { _ in JSONLogHandler(level: level, sink: sink) }

@@ -9,18 +9,20 @@ import SealboxLedger
 ///   GET  /v1/sessions/{id}/facts     `sealbox session facts ID --json`
 ///   POST /v1/sessions/{id}/fork      {"at": "STEP"}                         → 201 the fork
 /// Steps themselves run through POST /v1/runs with "session" and "step".
+/// A session belongs to the tenant whose key created it (a fork, to the tenant that forked
+/// it); another tenant's session is a 404 as if it did not exist (SessionTenancy).
 extension SealboxAPI {
-    func addSessionRoutes<Context: RequestContext>(to router: Router<Context>) {
-        router.post("v1/sessions") { request, _ in try await self.createSession(request) }
-        router.get("v1/sessions/:id") { _, context in try self.getSession(context.parameters.require("id")) }
-        router.get("v1/sessions/:id/facts") { _, context in try self.sessionFacts(context.parameters.require("id")) }
-        router.post("v1/sessions/:id/fork") { request, context in try await self.forkSession(context.parameters.require("id"), request) }
+    func addSessionRoutes(to router: Router<SealboxRequestContext>) {
+        router.post("v1/sessions") { request, context in try await self.createSession(request, context.requireIdentity()) }
+        router.get("v1/sessions/:id") { _, context in try self.getSession(context.parameters.require("id"), context.requireIdentity()) }
+        router.get("v1/sessions/:id/facts") { _, context in try self.sessionFacts(context.parameters.require("id"), context.requireIdentity()) }
+        router.post("v1/sessions/:id/fork") { request, context in try await self.forkSession(context.parameters.require("id"), request, context.requireIdentity()) }
     }
 
     /// Request bodies of session calls are small; anything larger is not one.
     static let sessionBodyLimit = 64 << 10
 
-    func createSession(_ request: Request) async throws -> Response {
+    func createSession(_ request: Request, _ identity: APIIdentity) async throws -> Response {
         struct Body: Decodable { var workspace_limit_bytes: UInt64? }
         let body = try await StrictBody.decode(Body.self, request, limit: Self.sessionBodyLimit, allowed: ["workspace_limit_bytes"], emptyAllowed: true)
         var limit = SessionInfo.defaultWorkspaceLimit
@@ -38,12 +40,14 @@ extension SealboxAPI {
         } catch let error as CheckpointError {
             throw Self.apiError(error)
         }
+        try claimSession(info.id, for: identity)
         var response = try Self.json(.created, info)
         response.headers[.location] = "/v1/sessions/\(info.id)"
         return response
     }
 
-    func getSession(_ id: String) throws -> Response {
+    func getSession(_ id: String, _ identity: APIIdentity) throws -> Response {
+        try requireSession(id, visibleTo: identity)
         do {
             guard let info = try checkpoints.session(id) else { throw Self.unknownSession(id) }
             return try Self.json(.ok, SessionView(session: info, steps: try checkpoints.steps(session: id)))
@@ -54,7 +58,8 @@ extension SealboxAPI {
         }
     }
 
-    func sessionFacts(_ id: String) throws -> Response {
+    func sessionFacts(_ id: String, _ identity: APIIdentity) throws -> Response {
+        try requireSession(id, visibleTo: identity)
         do {
             let ledgerPath = configuration.layout.ledgerPath
             let ledger = FileManager.default.fileExists(atPath: ledgerPath) ? try Ledger(path: ledgerPath) : nil
@@ -68,7 +73,8 @@ extension SealboxAPI {
         }
     }
 
-    func forkSession(_ id: String, _ request: Request) async throws -> Response {
+    func forkSession(_ id: String, _ request: Request, _ identity: APIIdentity) async throws -> Response {
+        try requireSession(id, visibleTo: identity)
         struct Body: Decodable { var at: String }
         let body = try await StrictBody.decode(Body.self, request, limit: Self.sessionBodyLimit, allowed: ["at"], emptyAllowed: false)
         guard let step = body?.at, !step.isEmpty else {
@@ -80,6 +86,7 @@ extension SealboxAPI {
         } catch {
             throw Self.apiError(error)
         }
+        try claimSession(fork.id, for: identity)
         var response = try Self.json(.created, fork)
         response.headers[.location] = "/v1/sessions/\(fork.id)"
         return response

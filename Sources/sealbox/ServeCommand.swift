@@ -11,10 +11,15 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Example:
               sealbox serve &
-              curl -s localhost:8080/v1/runs -d '{"language":"python","code":"print(6*7)"}'
+              curl -s -H "Authorization: Bearer $(cat /var/lib/sealbox/api-key)" \\
+                localhost:8080/v1/runs -d '{"language":"python","code":"print(6*7)"}'
 
             Routes: GET /healthz, POST /v1/runs (201 with the same object as
-            `sealbox run --json`), GET /v1/runs/{id}. Runs beyond --max-concurrent
+            `sealbox run --json`), GET /v1/runs/{id}, /v1/sessions, /v1/effects,
+            GET /v1/profiles, GET /metrics, GET /openapi.json. Every route but
+            /healthz and /openapi.json needs Authorization: Bearer KEY (`sealbox keys
+            create`); at the first start an operator key is written to the state
+            directory's api-key file. Runs beyond --max-concurrent
             wait in a queue of --max-queued; beyond that the answer is 429 with
             Retry-After. Limits a request asks for are capped by --max-timeout,
             --max-memory, --max-pids, --max-disk and --max-output (400 naming the
@@ -26,8 +31,8 @@ struct ServeCommand: AsyncParsableCommand {
 
             Logs go to stderr, one JSON object per line (ts, level, msg and fields):
             a line per request (method, path, status, duration_ms) and per finished
-            run (run_id, session, step, status, exit_code, queue/setup/spawn/run/
-            teardown/wall_ms).
+            run (run_id, session, step, tenant, status, exit_code, queue/setup/spawn/
+            run/teardown/wall_ms).
             """)
 
     @Option(name: .long, help: "Address to listen on, HOST:PORT.")
@@ -69,6 +74,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-grace"), help: "On SIGTERM: seconds runs still executing get to finish before their jails are killed (new runs get 503 at once).")
     var shutdownGrace: Double = 30
 
+    @Flag(name: .customLong("no-auth"), help: "Accept requests without an API key, each as an operator of tenant \"default\". Only for a server nobody else can reach.")
+    var noAuth = false
+
     func run() async throws {
         var configuration = ServerConfiguration()
         let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
@@ -108,6 +116,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIFailure(message: "--log-level must be one of \(ServerLogging.levelNames), got \"\(logLevel)\"")
         }
         configuration.layout = ServiceLayout(stateDirectory: stateDir)
+        configuration.authRequired = !noAuth
         do {
             try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
@@ -120,6 +129,10 @@ struct ServeCommand: AsyncParsableCommand {
             broker = try ServiceBroker.start(executable: exe, layout: configuration.layout, toolsConfig: tools)
             do {
                 api = try SealboxAPI(configuration: configuration, executor: executor, brokerControlSocket: broker.controlSocket)
+                if let path = try api.bootstrapKeyIfNeeded() {
+                    ServerLogging.notice("no API keys yet: made an operator key for tenant \"default\" in \(path) (mode 0600). Send it as: Authorization: Bearer $(cat \(path))",
+                                         to: logger, metadata: ["key_file": path])
+                }
             } catch {
                 broker.stop()
                 throw error

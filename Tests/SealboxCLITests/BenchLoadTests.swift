@@ -17,19 +17,20 @@ final class ServeProcess {
         logPath = stateDirectory + "/serve.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: CLI.buildDirectory + "/sealbox")
-        // Auth arrives with API keys; until then the flag may not exist.
-        let noAuth = try CLI.run(["serve", "--help"]).stdout.contains("--no-auth") ? ["--no-auth"] : []
-        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--state-dir", stateDirectory] + noAuth + flags
+        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--state-dir", stateDirectory] + flags
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         try process.run()
         try waitUntilListening()
+        // A tenant's key, as a user of the service has (not the operator key serve made).
+        let created = try CLI.run(["keys", "create", "--state-dir", stateDirectory, "--tenant", "load"])
+        guard created.status == 0, !created.stdout.isEmpty else { throw CLIError("keys create failed: \(created.stderr)") }
+        try created.stdout.write(toFile: keyPath, atomically: true, encoding: .utf8)
     }
 
-    /// API key to send, if the server made one (auth on without --no-auth).
-    var keyFlags: [String] {
-        FileManager.default.fileExists(atPath: stateDirectory + "/api-key") ? ["--key-file", stateDirectory + "/api-key"] : []
-    }
+    var keyPath: String { stateDirectory + "/load.key" }
+
+    var keyFlags: [String] { ["--key-file", keyPath] }
 
     var url: String { "http://127.0.0.1:\(port)" }
 
@@ -143,6 +144,17 @@ struct BenchLoadTests {
         let status = Self.counts(try out.json(), "http_status")
         #expect((status["201"] ?? 0) + (status["429"] ?? 0) == 12, "\(status)")
         #expect((status["201"] ?? 0) >= 1 && (status["429"] ?? 0) >= 1, "\(status)")
+    }
+
+    @Test("without a key every answer is a 401: counted, exit 1")
+    func noKey() throws {
+        let server = try ServeProcess()
+        defer { _ = server.stop() }
+        let out = try CLI.run(["bench", "load", "--url", server.url, "-n", "3", "-c", "2", "--json"])
+        #expect(out.status == 1)
+        let report = try out.json()
+        #expect(Self.counts(report, "http_status") == ["401": 3], "\(report)")
+        #expect(Self.counts(report, "run_status").isEmpty && report["connection_errors"] as? Int == 0)
     }
 
     @Test("no server: every request is a connection error, reported, exit 1")

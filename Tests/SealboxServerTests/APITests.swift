@@ -22,6 +22,8 @@ struct APITests {
 
     static func api(_ configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> SealboxAPI {
         var configuration = ServerConfiguration(layout: try ServerTestSupport.temporaryLayout(), maxConcurrentRuns: 2, maxQueuedRuns: 4)
+        // Auth is not the point here (AuthAPITests): these run as `--no-auth`.
+        configuration.authRequired = false
         configure(&configuration)
         return try SealboxAPI(configuration: configuration, executor: try executor.get())
     }
@@ -66,6 +68,10 @@ struct APITests {
         (#"{"language":"python","code":"1","limits":{"timeout_ms":"5"}}"#, "limits.timeout_ms"),
         (#"{"language":"python","code":"1","limits":{"memory_bytes":99999999999999}}"#, "limits.memory_bytes"),
         (#"{"language":"python","code":"1","limits":{"pids":0}}"#, "limits.pids"),
+        (#"{"language":"python","code":"1","limits":{"pids":2.5}}"#, "limits.pids"),
+        (#"{"language":"python","code":"1","limits":{"timeout_ms":1e30}}"#, "limits.timeout_ms"),
+        (#"{"language":"python","code":"1","profile":"/etc/passwd"}"#, "profile"),
+        (#"{"language":"python","code":"1","profile":"../profiles/default"}"#, "profile"),
         (#"{"language":"cobol","code":"1"}"#, "language"),
         (#"{"language":"python"}"#, "code"),
         (#"{"code":"1"}"#, "language"),
@@ -163,9 +169,7 @@ struct APITests {
 
     @Test("a live server on a real socket: healthz and a run")
     func live() async throws {
-        var configuration = ServerConfiguration(port: 0, layout: try ServerTestSupport.temporaryLayout())
-        configuration.maxConcurrentRuns = 1
-        let api = try SealboxAPI(configuration: configuration, executor: try Self.executor.get())
+        let api = try Self.api { $0.port = 0; $0.maxConcurrentRuns = 1 }
         let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
             let health = try await client.execute(uri: "/healthz", method: .get)

@@ -46,7 +46,8 @@ struct LogTests {
             for key in ["queue_ms", "setup_ms", "spawn_ms", "run_ms", "teardown_ms", "wall_ms"] {
                 #expect((run[key] as? Double ?? -1) >= 0, "\(key) in \(run)")
             }
-            #expect(run["session"] == nil && run["step"] == nil && run["tenant"] == nil)
+            #expect(run["session"] == nil && run["step"] == nil)
+            #expect(run["tenant"] as? String == "default")  // --no-auth's tenant
 
             let requests = lines.filter { $0["msg"] as? String == "request" }
             #expect(requests.map { $0["status"] as? Int } == [201, 400, 200])

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import SealboxServer
 
 enum ServerTestSupport {
@@ -20,9 +21,22 @@ enum ServerTestSupport {
         }
     }
 
+    /// Every test server's state directory lives under one directory per test process; those
+    /// of test processes that are gone are removed on first use.
+    static let stateRoot: String = {
+        let fm = FileManager.default
+        let tmp = fm.temporaryDirectory.path
+        for name in (try? fm.contentsOfDirectory(atPath: tmp)) ?? [] where name.hasPrefix("sealbox-api-tests.") {
+            if let pid = Int32(name.dropFirst("sealbox-api-tests.".count)), kill(pid, 0) != 0 && errno == ESRCH {
+                try? fm.removeItem(atPath: tmp + "/" + name)
+            }
+        }
+        return tmp + "/sealbox-api-tests.\(getpid())"
+    }()
+
     /// A fresh state directory of its own for one test's server.
     static func temporaryLayout() throws -> ServiceLayout {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sealbox-api-\(UUID().uuidString)").path
+        let dir = stateRoot + "/" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         return ServiceLayout(stateDirectory: dir)
     }

@@ -31,8 +31,9 @@ struct SessionAPITests {
                 effect: irreversible
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let broker = try ServiceBroker.start(executable: try ServerTestSupport.sealboxBinary, layout: layout, toolsConfig: config)
-        let api = try SealboxAPI(configuration: ServerConfiguration(layout: layout, maxConcurrentRuns: 2, maxQueuedRuns: 4),
-                                 executor: try APITests.executor.get(), brokerControlSocket: broker.controlSocket)
+        var configuration = ServerConfiguration(layout: layout, maxConcurrentRuns: 2, maxQueuedRuns: 4)
+        configuration.authRequired = false  // keys and tenants: SessionTenancyTests
+        let api = try SealboxAPI(configuration: configuration, executor: try APITests.executor.get(), brokerControlSocket: broker.controlSocket)
         return Service(api: api, broker: broker, world: world)
     }
 

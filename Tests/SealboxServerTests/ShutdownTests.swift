@@ -39,7 +39,7 @@ struct ShutdownTests {
             #expect(result["status"] as? String == "signaled")
             #expect(result["signal"] as? Int == 9)
             #expect((result["error"] as? String)?.contains("the service shut down (test)") == true, "\(result)")
-            #expect(LiveJails.shared.count == 0)
+            #expect(api.liveJails.count == 0)
         }
     }
 

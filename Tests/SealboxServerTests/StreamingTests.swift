@@ -13,6 +13,7 @@ import Testing
 struct StreamingTests {
     static func api(_ configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> SealboxAPI {
         var configuration = ServerConfiguration(port: 0, layout: try ServerTestSupport.temporaryLayout(), maxConcurrentRuns: 2, maxQueuedRuns: 4)
+        configuration.authRequired = false  // keys and tenants: `tenancy` below
         configure(&configuration)
         return try SealboxAPI(configuration: configuration, executor: try APITests.executor.get())
     }
@@ -81,7 +82,7 @@ struct StreamingTests {
             let id = try #require(result["id"] as? String)
             #expect(events[0].object["id"] as? String == id)
             // It is a run like any other: stored, counted, its slot free again.
-            #expect(api.store.get(id)?.stdout == "first\nsecond\n")
+            #expect(api.store.get(id, visibleTo: .unauthenticated)?.stdout == "first\nsecond\n")
             #expect(api.metrics.render(running: 0, queued: 0, maxRunning: 1, maxQueued: 1).contains("sealbox_runs_total{status=\"ok\"} 1\n"))
             #expect(await api.admission.load == (0, 0))
         }
@@ -145,10 +146,10 @@ struct StreamingTests {
             let body = #"{"command":["/bin/sh","-c","echo going; exec sleep \#(marker)"],"limits":{"timeout_ms":1500}}"#
             let cut = try await StreamClient.post(port: port, accept: "application/x-ndjson", body: body) { $0.contains(#""event":"stdout""#) }
             let id = try #require(try Self.ndjson(cut).first?.object["id"] as? String)
-            #expect(api.store.get(id) == nil, "the run should still be going when the client leaves")
+            #expect(api.store.get(id, visibleTo: .unauthenticated) == nil, "the run should still be going when the client leaves")
             var stored: RunResult?
             for _ in 0..<100 {
-                stored = api.store.get(id)
+                stored = api.store.get(id, visibleTo: .unauthenticated)
                 if stored != nil, await api.admission.load == (0, 0) { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -183,6 +184,33 @@ struct StreamingTests {
             let run = try #require(try LogTests.objects(sink).first { $0["msg"] as? String == "run finished" })
             #expect(run["session"] as? String == session && run["step"] as? String == "cut" && run["stream"] as? String == "ndjson")
             #expect(run["run_id"] as? String == result["id"] as? String)
+        }
+    }
+
+    @Test("auth applies before any stream: no key is a 401; a key's streamed run is its tenant's, in the store and the log line")
+    func tenancy() async throws {
+        let state = TestState()
+        defer { state.remove() }
+        let api = try state.api()
+        let keys = try AuthAPITests.keys(api)
+        let sink = LogSink.capture()
+        let app = Application(router: api.router(), logger: ServerLogging.logger(sink: sink))
+        try await app.test(.router) { client in
+            let body = ByteBuffer(string: #"{"command":["/bin/sh","-c","echo mine"]}"#)
+            let anonymous = try await client.execute(uri: "/v1/runs", method: .post, headers: [.accept: "application/x-ndjson"], body: body)
+            #expect(anonymous.status == .unauthorized)
+            #expect(anonymous.headers[.contentType] == "application/json")
+            let streamed = try await client.execute(uri: "/v1/runs", method: .post,
+                                                    headers: [.accept: "application/x-ndjson", .authorization: "Bearer \(keys.a.key)"], body: body)
+            #expect(streamed.status == .ok)
+            let last = try #require(String(buffer: streamed.body).split(separator: "\n").last)
+            let result = try #require((try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])?["result"] as? [String: Any])
+            let id = try #require(result["id"] as? String)
+            #expect(api.store.tenant(of: id) == "tenant-a")
+            #expect(try await client.execute(uri: "/v1/runs/\(id)", method: .get, headers: [.authorization: "Bearer \(keys.b.key)"]).status == .notFound)
+            let lines = try LogTests.objects(sink)
+            #expect(lines.first { $0["msg"] as? String == "run finished" }?["tenant"] as? String == "tenant-a")
+            #expect(lines.contains { $0["msg"] as? String == "request" && $0["status"] as? Int == 401 })
         }
     }
 

@@ -1,0 +1,156 @@
+import Foundation
+import GRDB
+import Glibc
+
+/// keys.db: API keys (only the SHA-256 of each secret) and which tenant owns which session.
+/// `sealbox serve` reads it on every request and `sealbox keys` writes it from another process,
+/// so: WAL (readers never wait for the writer), `BEGIN IMMEDIATE` writes with a busy timeout,
+/// and synchronous=FULL, so a key revoked or created is on disk before the command says so.
+final class AccessDatabase: Sendable {
+    /// `PRAGMA application_id` of a sealbox key store: "SBKY".
+    static let applicationID: Int32 = 0x5342_4B59
+
+    let path: String
+    private let pool: DatabasePool
+
+    init(path: String) throws(AccessError) {
+        let absolute = try Self.prepareFile(path)
+        var config = Configuration()
+        config.label = "sealbox.keys"
+        // GRDB 7 begins write transactions IMMEDIATE on its own: they take the write lock at
+        // BEGIN, so a `sealbox keys` process and the server never deadlock upgrading a lock.
+        config.busyMode = .timeout(5)
+        do {
+            pool = try DatabasePool(path: absolute, configuration: config)
+            try pool.writeWithoutTransaction { db in
+                // GRDB sets synchronous=NORMAL on the pool's writer; FULL fsyncs the WAL at
+                // every commit. Set after GRDB's setup, on the one connection that writes.
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                try Self.checkIdentity(db, path: absolute)
+            }
+            try Self.migrator.migrate(pool)
+        } catch let error as AccessError {
+            throw error
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB {
+            throw AccessError(.notAKeyStore, "\(absolute) is not a sealbox key store: not an SQLite database")
+        } catch {
+            throw AccessError(.storage, "cannot open the key store \(absolute): \(Self.describe(error))")
+        }
+        self.path = absolute
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws(AccessError) -> T {
+        do {
+            return try pool.read(body)
+        } catch let error as AccessError {
+            throw error
+        } catch {
+            throw AccessError(.storage, "cannot read the key store \(path): \(Self.describe(error))")
+        }
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction; an `AccessError` thrown by `body` rolls it back and
+    /// comes out as is.
+    func write<T>(_ body: (Database) throws -> T) throws(AccessError) -> T {
+        do {
+            return try pool.write(body)
+        } catch let error as AccessError {
+            throw error
+        } catch {
+            throw AccessError(.storage, "cannot write the key store \(path): \(Self.describe(error))")
+        }
+    }
+
+    /// `PRAGMA journal_mode` and `PRAGMA synchronous` of the writing connection (for tests).
+    func durabilitySettings() throws(AccessError) -> (journalMode: String, synchronous: Int) {
+        do {
+            return try pool.writeWithoutTransaction { db in
+                (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "", try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
+            }
+        } catch {
+            throw AccessError(.storage, "cannot read the key store settings: \(Self.describe(error))")
+        }
+    }
+
+    /// A migration, once released, is never edited; changes go into a new one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-api-keys-session-owners") { db in
+            try db.execute(sql: """
+                CREATE TABLE api_keys (
+                    id TEXT PRIMARY KEY,
+                    secret_sha256 BLOB NOT NULL CHECK (length(secret_sha256) = 32),
+                    tenant TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    is_operator INTEGER NOT NULL,
+                    created_ms INTEGER NOT NULL,
+                    revoked_ms INTEGER
+                );
+                CREATE INDEX api_keys_by_tenant ON api_keys(tenant, created_ms);
+                CREATE TABLE session_owners (
+                    session_id TEXT PRIMARY KEY,
+                    tenant TEXT NOT NULL,
+                    created_ms INTEGER NOT NULL
+                );
+                CREATE INDEX session_owners_by_tenant ON session_owners(tenant, created_ms, session_id);
+                PRAGMA application_id = \(applicationID);
+                """)
+        }
+        return migrator
+    }
+
+    static func nowMs() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseError {
+            return "\(error.message ?? "SQLite error") (SQLite code \(error.extendedResultCode.rawValue))"
+        }
+        return "\(error)"
+    }
+
+    /// Someone else's SQLite file is refused rather than given our tables.
+    private static func checkIdentity(_ db: Database, path: String) throws {
+        let applicationID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+        if applicationID == Self.applicationID { return }
+        if applicationID != 0 {
+            throw AccessError(.notAKeyStore, "\(path) is not a sealbox key store (SQLite application_id \(applicationID))")
+        }
+        let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        // GRDB creates its bookkeeping table before the first migration's transaction: a store
+        // whose creation was interrupted has only that, and is ours to finish.
+        guard tables.isEmpty || tables == ["grdb_migrations"] else {
+            throw AccessError(.notAKeyStore, "\(path) is an SQLite database but not a sealbox key store (tables: \(tables.prefix(5).joined(separator: ", ")))")
+        }
+    }
+
+    /// Creates a missing parent directory (0700) and the file itself (0600: hashes only, but
+    /// also who owns which session). SQLite would create it 0644.
+    private static func prepareFile(_ path: String) throws(AccessError) -> String {
+        guard !path.isEmpty, !path.utf8.contains(0) else { throw AccessError(.badPath, "the key store path is empty or contains NUL") }
+        let url = URL(fileURLWithPath: path).standardizedFileURL
+        let absolute = url.path
+        let parent = url.deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw AccessError(.badPath, "cannot create the key store \(absolute): \(parent) is not a directory") }
+        } else {
+            do {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw AccessError(.badPath, "cannot create directory \(parent) for the key store: \(error.localizedDescription)")
+            }
+        }
+        let fd = open(absolute, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd >= 0 {
+            close(fd)
+        } else if errno != EEXIST {
+            throw AccessError(.badPath, "cannot create the key store \(absolute): \(String(cString: strerror(errno)))")
+        }
+        if FileManager.default.fileExists(atPath: absolute, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw AccessError(.badPath, "\(absolute) is a directory, not a key store")
+        }
+        return absolute
+    }
+}

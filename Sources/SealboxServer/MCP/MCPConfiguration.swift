@@ -1,0 +1,41 @@
+import SealboxJail
+
+/// What an operator sets for `sealbox mcp`: where state lives, how tools reach a broker, how
+/// much runs at once, and the most a tool call may ask for.
+public struct MCPConfiguration: Sendable {
+    /// Checkpoints and the effect log: the same files `sealbox serve` uses.
+    public var layout: ServiceLayout
+    /// Broker config: each run_code that grants tools starts a broker for that run.
+    public var brokerConfigPath: String?
+    /// A running broker's control socket, instead of one broker per run.
+    public var brokerControlSocket: String?
+    /// Runs executing at once; more wait (up to `maxInFlightRequests`).
+    public var maxConcurrentRuns: Int
+    /// Requests read and not yet answered; the server stops reading beyond that.
+    public var maxInFlightRequests: Int
+    /// Longest message line; a longer one is answered with an error and skipped.
+    public var maxLineBytes: Int
+    /// The most a run_code call may ask for (an error naming the field above it).
+    public var maxLimits: Limits
+    /// What a run_code call that names no limit gets.
+    public var defaultLimits: Limits
+
+    public init(
+        layout: ServiceLayout = ServiceLayout(stateDirectory: ServiceLayout.defaultStateDirectory),
+        brokerConfigPath: String? = nil, brokerControlSocket: String? = nil,
+        maxConcurrentRuns: Int = 2, maxInFlightRequests: Int = 32, maxLineBytes: Int = 16 << 20,
+        maxLimits: Limits = Limits(timeoutMs: 300_000, memoryBytes: 2 << 30, pids: 512, diskBytes: 1 << 30, outputBytes: 16 << 20, cpus: nil),
+        defaultLimits: Limits = Limits()
+    ) {
+        self.layout = layout
+        self.brokerConfigPath = brokerConfigPath
+        self.brokerControlSocket = brokerControlSocket
+        self.maxConcurrentRuns = maxConcurrentRuns
+        self.maxInFlightRequests = maxInFlightRequests
+        self.maxLineBytes = maxLineBytes
+        self.maxLimits = maxLimits
+        self.defaultLimits = defaultLimits
+    }
+
+    var hasBroker: Bool { brokerConfigPath != nil || brokerControlSocket != nil }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import SealboxLedger
+
+/// The MCP methods this server answers: the lifecycle (initialize, ping) and tools.
+struct MCPMethods: Sendable {
+    /// Newest first. A client asking for one of these gets it; any other gets the newest.
+    static let protocolVersions = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]
+
+    let tools: [any MCPTool]
+    let instructions: String
+
+    func handle(method: String, params: JSONValue?) async -> Result<JSONValue, JSONRPCError> {
+        switch method {
+        case "initialize": return initialize(params)
+        case "ping": return .success(.object([:]))
+        case "tools/list": return listTools(params)
+        case "tools/call": return await callTool(params)
+        default: return .failure(.methodNotFound(method))
+        }
+    }
+
+    func initialize(_ params: JSONValue?) -> Result<JSONValue, JSONRPCError> {
+        guard case .object(let fields)? = params else { return .failure(.invalidParams("initialize needs params {protocolVersion, capabilities, clientInfo}")) }
+        guard case .string(let requested)? = fields["protocolVersion"] else {
+            return .failure(.invalidParams("protocolVersion must be a string such as \"\(Self.protocolVersions[0])\""))
+        }
+        let version = Self.protocolVersions.contains(requested) ? requested : Self.protocolVersions[0]
+        return .success(.object([
+            "protocolVersion": .string(version),
+            "capabilities": .object(["tools": .object(["listChanged": .bool(false)])]),
+            "serverInfo": .object(["name": .string("sealbox"), "title": .string("sealbox: sandboxed code execution"), "version": .string(SealboxVersion.current)]),
+            "instructions": .string(instructions),
+        ]))
+    }
+
+    func listTools(_ params: JSONValue?) -> Result<JSONValue, JSONRPCError> {
+        switch params {
+        case nil, .object?: break  // a cursor is ignored: every tool fits on one page
+        default: return .failure(.invalidParams("tools/list takes an object"))
+        }
+        return .success(.object(["tools": .array(tools.map { $0.definition.json })]))
+    }
+
+    func callTool(_ params: JSONValue?) async -> Result<JSONValue, JSONRPCError> {
+        guard case .object(let fields)? = params else { return .failure(.invalidParams("tools/call needs params {name, arguments}")) }
+        guard case .string(let name)? = fields["name"] else { return .failure(.invalidParams("name must be the name of a tool")) }
+        guard let tool = tools.first(where: { $0.definition.name == name }) else {
+            return .failure(.invalidParams("unknown tool \"\(name)\" (tools: \(tools.map(\.definition.name).joined(separator: ", ")))"))
+        }
+        let arguments: [String: JSONValue]
+        switch fields["arguments"] {
+        case nil, .null?: arguments = [:]
+        case .object(let object)?: arguments = object
+        default: return .failure(.invalidParams("arguments must be an object"))
+        }
+        let started = ContinuousClock.now
+        let result = await tool.call(MCPArguments(arguments))
+        let elapsed = ContinuousClock.now - started
+        let firstLine = result.text.prefix { $0 != "\n" }.prefix(200)
+        MCPLog.write("\(name) \(result.isError ? "failed" : "answered") in \(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000) ms: \(firstLine)")
+        return .success(result.json)
+    }
+}

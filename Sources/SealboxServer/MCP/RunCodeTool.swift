@@ -1,0 +1,195 @@
+import Foundation
+import SealboxJail
+import SealboxLedger
+import SealboxRuntime
+
+/// `run_code`: one run through `RunPipeline`, the same code as `sealbox run` and the HTTP API
+/// (step replay, session workspace, broker grant, seal). The arguments are the HTTP API's run
+/// request (parsed by `RunRequest`, capped by the operator's maxima) plus session, step and tools.
+struct RunCodeTool: MCPTool {
+    let configuration: MCPConfiguration
+    let pipeline: RunPipeline
+    let admission: RunAdmission
+
+    static let fields = ["language", "code", "args", "files", "env", "stdin", "profile", "limits", "session", "step", "tools"]
+
+    var definition: MCPToolDefinition {
+        let max = configuration.maxLimits
+        let languages = SnippetLanguage.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+        let tools = configuration.hasBroker
+            ? "Tools the broker offers may be granted with `tools`: the code then calls them with `import sealbox; sealbox.call(\"tool\", {...})` (python) or `sealbox-call tool k=v` (shell); credentials never enter the jail, and every call is recorded in the effect log."
+            : "This server has no broker (start it with --tools FILE or --broker SOCKET to grant tools)."
+        return MCPToolDefinition(
+            name: "run_code",
+            title: "Run code in a sealbox jail",
+            description: """
+                Runs a snippet in a fresh, ephemeral Linux jail: no network, a read-only root, a writable /work (the current directory) and /tmp, \
+                memory/process/time limits, a default-deny seccomp profile. Returns status (ok, exit_nonzero, timeout, memory_limit, ...), \
+                exit_code, stdout and stderr. With `session` (from create_session) and `step`, the run is a resumable step: /work carries over \
+                from step to step, and calling a sealed step again returns its sealed result (replayed: true) without executing anything. \
+                \(tools)
+                """,
+            inputSchema: MCPToolDefinition.schema("""
+                {"type": "object", "additionalProperties": false, "required": ["language", "code"],
+                 "properties": {
+                  "language": {"type": "string", "enum": [\(languages)], "description": "Interpreter: the code is written to /work/main.{py,js,sh}."},
+                  "code": {"type": "string", "description": "The program text."},
+                  "args": {"type": "array", "items": {"type": "string"}, "description": "Arguments for the program."},
+                  "files": {"type": "array", "description": "Files written to /work before the run.",
+                   "items": {"type": "object", "additionalProperties": false, "required": ["name", "content"],
+                    "properties": {"name": {"type": "string"}, "content": {"type": "string"},
+                     "encoding": {"type": "string", "enum": ["utf8", "base64"], "default": "utf8"}, "executable": {"type": "boolean"}}}},
+                  "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Environment variables for the program."},
+                  "stdin": {"type": "string", "description": "Text fed to the program's standard input (default: empty)."},
+                  "profile": {"type": "string", "description": "seccomp profile name (default: \\"default\\")."},
+                  "limits": {"type": "object", "additionalProperties": false, "properties": {
+                   "timeout_ms": {"type": "integer", "minimum": 1, "maximum": \(max.timeoutMs), "default": \(configuration.defaultLimits.timeoutMs)},
+                   "memory_bytes": {"type": "integer", "minimum": \(4 << 20), "maximum": \(max.memoryBytes), "default": \(configuration.defaultLimits.memoryBytes)},
+                   "pids": {"type": "integer", "minimum": 1, "maximum": \(max.pids), "default": \(configuration.defaultLimits.pids)},
+                   "disk_bytes": {"type": "integer", "minimum": \(64 << 10), "maximum": \(max.diskBytes), "default": \(configuration.defaultLimits.diskBytes)},
+                   "output_bytes": {"type": "integer", "minimum": 1, "maximum": \(max.outputBytes), "default": \(configuration.defaultLimits.outputBytes)},
+                   "cpus": {"type": "number", "exclusiveMinimum": 0, "description": "CPU bandwidth in cores (default: unthrottled)."}}},
+                  "session": {"type": "string", "description": "Session id from create_session (with step), or any id grouping tool calls."},
+                  "step": {"type": "string", "description": "Step key within the session: a sealed step is replayed, not run again."},
+                  "tools": {"type": "array", "items": {"type": "string"}, "description": "Broker tools to grant to this run."}}}
+                """),
+            outputSchema: Self.outputSchema,
+            annotations: ["readOnlyHint": false, "destructiveHint": configuration.hasBroker, "idempotentHint": false, "openWorldHint": configuration.hasBroker])
+    }
+
+    /// The `sealbox run --json` object.
+    static let outputSchema = MCPToolDefinition.schema("""
+        {"type": "object",
+         "required": ["id", "status", "exit_code", "signal", "stdout", "stderr", "stdout_truncated", "stderr_truncated",
+                      "stdout_bytes", "stderr_bytes", "wall_ms", "cpu_ms", "peak_memory_bytes", "violations", "limits", "profile", "cgroup"],
+         "properties": {
+          "id": {"type": "string"},
+          "status": {"type": "string", "enum": ["ok", "exit_nonzero", "signaled", "timeout", "memory_limit", "pids_limit", "output_limit", "seccomp_violation", "spawn_failed"]},
+          "exit_code": {"type": "integer"}, "signal": {"type": ["integer", "null"]},
+          "stdout": {"type": "string"}, "stderr": {"type": "string"},
+          "stdout_truncated": {"type": "boolean"}, "stderr_truncated": {"type": "boolean"},
+          "stdout_bytes": {"type": "integer"}, "stderr_bytes": {"type": "integer"},
+          "wall_ms": {"type": "number"}, "cpu_ms": {"type": "number"}, "peak_memory_bytes": {"type": "integer"},
+          "violations": {"type": "array", "items": {"type": "object", "required": ["syscall", "count"],
+           "properties": {"syscall": {"type": "string"}, "count": {"type": "integer"}}}},
+          "limits": {"type": "object", "required": ["timeout_ms", "memory_bytes", "pids", "disk_bytes", "output_bytes"],
+           "properties": {"timeout_ms": {"type": "integer"}, "memory_bytes": {"type": "integer"}, "pids": {"type": "integer"},
+            "disk_bytes": {"type": "integer"}, "output_bytes": {"type": "integer"}}},
+          "profile": {"type": "string"}, "cgroup": {"type": "string"}, "error": {"type": "string"},
+          "replayed": {"type": "boolean"}, "checkpoint": {"type": "integer"},
+          "workspace": {"type": "object", "properties": {"snapshot": {"type": "string"}, "files": {"type": "integer"},
+           "bytes": {"type": "integer"}, "limit_bytes": {"type": "integer"}, "new_blobs": {"type": "integer"}, "full": {"type": "boolean"},
+           "skipped": {"type": "array", "items": {"type": "string"}}}},
+          "blocked": {"type": "array", "items": {"type": "object", "required": ["code", "message"],
+           "properties": {"seq": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"}}}},
+          "phases": {"type": "object", "additionalProperties": {"type": "number"}}}}
+        """)
+
+    func call(_ arguments: MCPArguments) async -> MCPToolResult {
+        let plan: RunPlan
+        let stdin: [UInt8]?
+        do throws(MCPToolInputError) {
+            (plan, stdin) = try makePlan(arguments)
+        } catch {
+            return .failure(error)
+        }
+        var staged = plan
+        let stdinFile: StagedStdin?
+        do {
+            stdinFile = try stdin.map { try StagedStdin($0) }
+        } catch {
+            return .failure("internal: \(error)")
+        }
+        if let stdinFile { staged.spec.stdin = .file(stdinFile.path) }
+        defer { stdinFile?.remove() }
+        do {
+            try await admission.acquire()
+        } catch {
+            return .failure("busy: \(error.running) runs are executing and \(error.queued) are waiting, the most this server takes; retry later")
+        }
+        let outcome: Result<RunResult, RuntimeError>
+        do throws(RuntimeError) {
+            outcome = .success(try await pipeline.run(staged))
+        } catch {
+            outcome = .failure(error)
+        }
+        await admission.release()
+        switch outcome {
+        case .failure(let error):
+            return .failure("\(error.code.rawValue)\(error.field.map { " (\($0))" } ?? ""): \(error.message)")
+        case .success(let result):
+            do {
+                return .success(Self.summary(result), structured: try JSONValue(encoding: result))
+            } catch {
+                return .failure("internal: cannot encode the result: \(error)")
+            }
+        }
+    }
+
+    /// The run request as `RunRequest` parses it for `POST /v1/runs` (session, step and tools
+    /// included), less `command`: a model gets one way to run code, and one schema to learn.
+    func makePlan(_ arguments: MCPArguments) throws(MCPToolInputError) -> (RunPlan, [UInt8]?) {
+        try arguments.checkNames(Self.fields)
+        guard let language = try arguments.string("language") else {
+            throw MCPToolInputError(field: "language", message: "language is required (\(SnippetLanguage.names))")
+        }
+        guard SnippetLanguage(rawValue: language) != nil else {
+            throw MCPToolInputError(field: "language", message: "unknown language \"\(language)\" (use \(SnippetLanguage.names))")
+        }
+        guard arguments.values["code"] != nil else {
+            throw MCPToolInputError(field: "code", message: "code is required: the program text to run")
+        }
+        if let profile = try arguments.string("profile"), profile.contains("/") {
+            // A path would let a caller make sealbox read any host file as a profile.
+            throw MCPToolInputError(field: "profile", message: "profile must be the name of a profile in sealbox's profiles/ directory, not a path")
+        }
+        if case .object(let limits)? = arguments.values["limits"] {
+            // Checked here because a huge number (1e30) re-encoded for RunRequest would read as
+            // "not valid JSON" there instead of naming the field.
+            for (name, value) in limits.sorted(by: { $0.key < $1.key }) where name != "cpus" {
+                if case .number(let n) = value, !(n.rounded() == n && abs(n) < 9.0e15) {
+                    throw MCPToolInputError(field: "limits.\(name)", message: "limits.\(name) must be a whole number")
+                }
+            }
+        }
+        if arguments.values["step"] != nil && arguments.values["session"] == nil {
+            throw MCPToolInputError(field: "session", message: "a step needs a session: create one with create_session and pass its id as session")
+        }
+        let request: RunRequest
+        do {
+            let body = try JSONEncoder().encode(JSONValue.object(arguments.values))
+            request = try RunRequest.parse(body, defaultLimits: configuration.defaultLimits, maxLimits: configuration.maxLimits)
+        } catch let error as APIError {
+            throw MCPToolInputError(field: error.field ?? "arguments", message: error.message)
+        } catch {
+            throw MCPToolInputError(field: "arguments", message: "\(error)")
+        }
+        if !request.tools.isEmpty && !configuration.hasBroker {
+            throw MCPToolInputError(field: "tools", message: "this server has no broker, so no tool can be granted (start `sealbox mcp` with --tools FILE or --broker SOCKET)")
+        }
+        // A broker only when tools are granted: `RunPlan` starts one whenever a config is set.
+        let plan = RunPlan(
+            spec: request.spec, session: request.session, step: request.step, allow: request.tools,
+            brokerConfigPath: request.tools.isEmpty ? nil : configuration.brokerConfigPath,
+            brokerControlSocket: request.tools.isEmpty ? nil : configuration.brokerControlSocket,
+            brokerLedgerPath: configuration.layout.ledgerPath)
+        return (plan, request.stdin)
+    }
+
+    /// A short text for the model: the verdict, then stdout and stderr.
+    static func summary(_ result: RunResult) -> String {
+        var lines = ["status: \(result.status.rawValue) (exit code \(result.exitCode))" + (result.replayed == true ? ", replayed from the sealed step (nothing ran)" : "")]
+        if let error = result.error { lines.append("error: \(error)") }
+        for call in result.blocked ?? [] {
+            lines.append("blocked: a tool call waits on a decision (\(call.code)\(call.seq.map { ", seq \($0)" } ?? "")): \(call.message); the step is not sealed, run it again once decided")
+        }
+        if let workspace = result.workspace, workspace.full {
+            lines.append("the session workspace is full (\(workspace.limitBytes) bytes): writes to /work failed with ENOSPC")
+        }
+        lines.append("stdout:" + (result.stdoutTruncated ? " (truncated, \(result.stdoutBytes) bytes in all)" : ""))
+        lines.append(result.stdout)
+        lines.append("stderr:" + (result.stderrTruncated ? " (truncated, \(result.stderrBytes) bytes in all)" : ""))
+        lines.append(result.stderr)
+        return lines.joined(separator: "\n")
+    }
+}
