@@ -84,6 +84,21 @@ struct LogTests {
         #expect(raw.hasPrefix(#"{"count":3,"hb_request_id":"abc","level":"debug""#), "\(raw)")
     }
 
+    @Test("timestamps: RFC 3339 UTC with milliseconds, the calendar right across leap days and centuries")
+    func timestamps() {
+        #expect(JSONLogHandler.timestamp(millisecondsSinceEpoch: 0) == "1970-01-01T00:00:00.000Z")
+        #expect(JSONLogHandler.timestamp(millisecondsSinceEpoch: 951_782_399_999) == "2000-02-28T23:59:59.999Z")
+        #expect(JSONLogHandler.timestamp(millisecondsSinceEpoch: 951_868_800_007) == "2000-03-01T00:00:00.007Z")
+        #expect(JSONLogHandler.timestamp(millisecondsSinceEpoch: 1_709_210_096_123) == "2024-02-29T12:34:56.123Z")
+        #expect(JSONLogHandler.timestamp(millisecondsSinceEpoch: 4_102_444_800_000) == "2100-01-01T00:00:00.000Z")
+        // Against Foundation's own formatter for now.
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let now = Date()
+        let ms = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+        #expect(JSONLogHandler.timestamp(millisecondsSinceEpoch: ms) == formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000)))
+    }
+
     @Test("a huge value is cut, so one line stays bounded")
     func bounded() throws {
         let sink = LogSink.capture()
