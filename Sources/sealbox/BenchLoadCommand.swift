@@ -22,9 +22,10 @@ struct BenchLoadCommand: ParsableCommand {
             (connection errors, other statuses); 125 for a bad flag.
 
             Examples:
-              sealbox bench load --url http://127.0.0.1:8080 --count 1000 --concurrency 16 \\
-                  --lang python --code 'print(6*7)'
-              sealbox bench load --key-file ./api-key --count 500 -- /bin/true
+              sealbox bench load --key-file ./api-key --count 1000 \\
+                  --concurrency 16 --lang python --code 'print(6*7)'
+              sealbox bench load --url http://10.0.0.5:8080 --key-file ./api-key \\
+                  --count 500 -- /bin/true
             """
     )
 

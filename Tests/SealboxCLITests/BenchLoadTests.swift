@@ -2,9 +2,18 @@ import Foundation
 import Glibc
 import Testing
 
+/// Runs blocking work (a child process, waits) on a thread of its own: the test pool has as
+/// many threads as cores, and a blocked one stalls every other test.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    let outcome: Result<T, any Error> = await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: Result { try body() }) }.start()
+    }
+    return try outcome.get()
+}
+
 /// A `sealbox serve` process on a free loopback port with a state directory of its own,
 /// stopped with SIGTERM; its stderr (JSON log lines) goes to a file the test can read.
-final class ServeProcess {
+final class ServeProcess: @unchecked Sendable {  // set up in init, then used by one test at a time
     let port: Int
     let stateDirectory: String
     let logPath: String
@@ -108,10 +117,12 @@ struct BenchLoadTests {
     }
 
     @Test("20 runs at concurrency 4 against a real serve: every one 201 and ok, latency and throughput reported; serve logs a JSON line per run and stops cleanly")
-    func load() throws {
-        let server = try ServeProcess(["--max-concurrent", "2"])
-        let out = try CLI.run(["bench", "load", "--url", server.url, "--count", "20", "--concurrency", "4", "--json"]
-                              + server.keyFlags + ["--", "/bin/sh", "-c", "echo hi"])
+    func load() async throws {
+        let server = try await offPool { try ServeProcess(["--max-concurrent", "2"]) }
+        let out = try await offPool {
+            try CLI.run(["bench", "load", "--url", server.url, "--count", "20", "--concurrency", "4", "--json"]
+                        + server.keyFlags + ["--", "/bin/sh", "-c", "echo hi"])
+        }
         #expect(out.status == 0, "\(out.stdout) \(out.stderr)")
         let report = try out.json()
         #expect(report["count"] as? Int == 20 && report["concurrency"] as? Int == 4)
@@ -124,7 +135,8 @@ struct BenchLoadTests {
         #expect(p50 > 0 && p50 <= p99 && p99 <= max, "\(report)")
         #expect((report["runs_per_s"] as? Double ?? 0) > 0)
 
-        #expect(server.stop() == 0, "serve did not exit cleanly on SIGTERM: \(server.logLines.suffix(5))")
+        let stopped = try await offPool { server.stop() }
+        #expect(stopped == 0, "serve did not exit cleanly on SIGTERM: \(server.logLines.suffix(5))")
         let lines = try server.logLines.map { line in
             try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
         }
@@ -135,11 +147,12 @@ struct BenchLoadTests {
     }
 
     @Test("a full queue: 429s are counted, not retried, and the load still exits 0")
-    func refusals() throws {
-        let server = try ServeProcess(["--max-concurrent", "1", "--max-queued", "0"])
+    func refusals() async throws {
+        let server = try await offPool { try ServeProcess(["--max-concurrent", "1", "--max-queued", "0"]) }
         defer { _ = server.stop() }
-        let out = try CLI.run(["bench", "load", "--url", server.url, "-n", "12", "-c", "4", "--json"]
-                              + server.keyFlags + ["--", "/bin/sleep", "0.3"])
+        let out = try await offPool {
+            try CLI.run(["bench", "load", "--url", server.url, "-n", "12", "-c", "4", "--json"] + server.keyFlags + ["--", "/bin/sleep", "0.3"])
+        }
         #expect(out.status == 0, "\(out.stdout) \(out.stderr)")
         let status = Self.counts(try out.json(), "http_status")
         #expect((status["201"] ?? 0) + (status["429"] ?? 0) == 12, "\(status)")
@@ -147,10 +160,10 @@ struct BenchLoadTests {
     }
 
     @Test("without a key every answer is a 401: counted, exit 1")
-    func noKey() throws {
-        let server = try ServeProcess()
+    func noKey() async throws {
+        let server = try await offPool { try ServeProcess() }
         defer { _ = server.stop() }
-        let out = try CLI.run(["bench", "load", "--url", server.url, "-n", "3", "-c", "2", "--json"])
+        let out = try await offPool { try CLI.run(["bench", "load", "--url", server.url, "-n", "3", "-c", "2", "--json"]) }
         #expect(out.status == 1)
         let report = try out.json()
         #expect(Self.counts(report, "http_status") == ["401": 3], "\(report)")
@@ -158,9 +171,9 @@ struct BenchLoadTests {
     }
 
     @Test("no server: every request is a connection error, reported, exit 1")
-    func nothingListening() throws {
+    func nothingListening() async throws {
         let port = try ServeProcess.freePort()
-        let out = try CLI.run(["bench", "load", "--url", "http://127.0.0.1:\(port)", "-n", "3", "-c", "2", "--json"])
+        let out = try await offPool { try CLI.run(["bench", "load", "--url", "http://127.0.0.1:\(port)", "-n", "3", "-c", "2", "--json"]) }
         #expect(out.status == 1)
         let report = try out.json()
         #expect(report["connection_errors"] as? Int == 3)
@@ -179,8 +192,8 @@ struct BenchLoadTests {
         (["--key-file", "/nonexistent/key"], "no such readable file"),
         (["--key", "has space"], "printable ASCII"),
     ])
-    func badFlags(flags: [String], message: String) throws {
-        let out = try CLI.run(["bench", "load"] + flags)
+    func badFlags(flags: [String], message: String) async throws {
+        let out = try await offPool { try CLI.run(["bench", "load"] + flags) }
         #expect(out.status == 125, "\(out.stderr)")
         #expect(out.stderr.contains(message), "\(out.stderr)")
     }
