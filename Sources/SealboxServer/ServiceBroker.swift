@@ -13,7 +13,9 @@ public final class ServiceBroker: @unchecked Sendable {  // immutable after star
 
     /// With no `toolsConfig`, a config with no tools: runs then get no broker grant, but the
     /// effect log and the broker are there for the operator's resolve/approve/deny.
-    public static func start(executable: String, layout: ServiceLayout, toolsConfig: String?) throws(ServiceStartError) -> ServiceBroker {
+    /// Async: waiting for the broker's socket sleeps the task, never a thread of the
+    /// cooperative pool (a server's or a test runner's other tasks go on meanwhile).
+    public static func start(executable: String, layout: ServiceLayout, toolsConfig: String?) async throws(ServiceStartError) -> ServiceBroker {
         let fm = FileManager.default
         let config: String
         if let toolsConfig {
@@ -58,7 +60,7 @@ public final class ServiceBroker: @unchecked Sendable {  // immutable after star
         for _ in 0..<3000 {
             if fm.fileExists(atPath: broker.controlSocket) { return broker }
             if !process.isRunning { break }
-            usleep(10_000)
+            try? await Task.sleep(for: .milliseconds(10))
         }
         broker.stop()
         throw ServiceStartError("the broker did not start: " + broker.logTail())

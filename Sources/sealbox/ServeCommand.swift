@@ -126,7 +126,7 @@ struct ServeCommand: AsyncParsableCommand {
         let api: SealboxAPI
         do {
             let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-            broker = try ServiceBroker.start(executable: exe, layout: configuration.layout, toolsConfig: tools)
+            broker = try await ServiceBroker.start(executable: exe, layout: configuration.layout, toolsConfig: tools)
             do {
                 api = try SealboxAPI(configuration: configuration, executor: executor, brokerControlSocket: broker.controlSocket)
                 if let path = try api.bootstrapKeyIfNeeded() {

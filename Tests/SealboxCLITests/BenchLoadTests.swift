@@ -32,7 +32,7 @@ final class ServeProcess: @unchecked Sendable {  // set up in init, then used by
         try process.run()
         try waitUntilListening()
         // A tenant's key, as a user of the service has (not the operator key serve made).
-        let created = try CLI.run(["keys", "create", "--state-dir", stateDirectory, "--tenant", "load"])
+        let created = try CLI.runBlocking(["keys", "create", "--state-dir", stateDirectory, "--tenant", "load"])
         guard created.status == 0, !created.stdout.isEmpty else { throw CLIError("keys create failed: \(created.stderr)") }
         try created.stdout.write(toFile: keyPath, atomically: true, encoding: .utf8)
     }
@@ -120,7 +120,7 @@ struct BenchLoadTests {
     func load() async throws {
         let server = try await offPool { try ServeProcess(["--max-concurrent", "2"]) }
         let out = try await offPool {
-            try CLI.run(["bench", "load", "--url", server.url, "--count", "20", "--concurrency", "4", "--json"]
+            try CLI.runBlocking(["bench", "load", "--url", server.url, "--count", "20", "--concurrency", "4", "--json"]
                         + server.keyFlags + ["--", "/bin/sh", "-c", "echo hi"])
         }
         #expect(out.status == 0, "\(out.stdout) \(out.stderr)")
@@ -151,7 +151,7 @@ struct BenchLoadTests {
         let server = try await offPool { try ServeProcess(["--max-concurrent", "1", "--max-queued", "0"]) }
         defer { _ = server.stop() }
         let out = try await offPool {
-            try CLI.run(["bench", "load", "--url", server.url, "-n", "12", "-c", "4", "--json"] + server.keyFlags + ["--", "/bin/sleep", "0.3"])
+            try CLI.runBlocking(["bench", "load", "--url", server.url, "-n", "12", "-c", "4", "--json"] + server.keyFlags + ["--", "/bin/sleep", "0.3"])
         }
         #expect(out.status == 0, "\(out.stdout) \(out.stderr)")
         let status = Self.counts(try out.json(), "http_status")
@@ -163,7 +163,7 @@ struct BenchLoadTests {
     func noKey() async throws {
         let server = try await offPool { try ServeProcess() }
         defer { _ = server.stop() }
-        let out = try await offPool { try CLI.run(["bench", "load", "--url", server.url, "-n", "3", "-c", "2", "--json"]) }
+        let out = try await offPool { try CLI.runBlocking(["bench", "load", "--url", server.url, "-n", "3", "-c", "2", "--json"]) }
         #expect(out.status == 1)
         let report = try out.json()
         #expect(Self.counts(report, "http_status") == ["401": 3], "\(report)")
@@ -173,7 +173,7 @@ struct BenchLoadTests {
     @Test("no server: every request is a connection error, reported, exit 1")
     func nothingListening() async throws {
         let port = try ServeProcess.freePort()
-        let out = try await offPool { try CLI.run(["bench", "load", "--url", "http://127.0.0.1:\(port)", "-n", "3", "-c", "2", "--json"]) }
+        let out = try await offPool { try CLI.runBlocking(["bench", "load", "--url", "http://127.0.0.1:\(port)", "-n", "3", "-c", "2", "--json"]) }
         #expect(out.status == 1)
         let report = try out.json()
         #expect(report["connection_errors"] as? Int == 3)
@@ -193,7 +193,7 @@ struct BenchLoadTests {
         (["--key", "has space"], "printable ASCII"),
     ])
     func badFlags(flags: [String], message: String) async throws {
-        let out = try await offPool { try CLI.run(["bench", "load"] + flags) }
+        let out = try await offPool { try CLI.runBlocking(["bench", "load"] + flags) }
         #expect(out.status == 125, "\(out.stderr)")
         #expect(out.stderr.contains(message), "\(out.stderr)")
     }

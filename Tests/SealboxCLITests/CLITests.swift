@@ -21,7 +21,13 @@ enum CLI {
         }
     }
 
-    static func run(_ arguments: [String]) throws -> Output {
+    /// Async, on a thread of its own (`offPool`): a test waiting for a child process must not
+    /// hold one of the test pool's few threads.
+    static func run(_ arguments: [String]) async throws -> Output {
+        try await offPool { try runBlocking(arguments) }
+    }
+
+    static func runBlocking(_ arguments: [String]) throws -> Output {
         let binary = buildDirectory + "/sealbox"
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw CLIError("sealbox not built at \(binary): run `swift build` first (scripts/test.sh does)")
@@ -66,8 +72,8 @@ extension Trait where Self == ConditionTrait {
 @Suite("sealbox run", .needsRoot)
 struct RunCLITests {
     @Test("the issue's acceptance command: python 6*7 with --json")
-    func acceptance() throws {
-        let out = try CLI.run(["run", "--lang", "python", "--code", "print(6*7)", "--json"])
+    func acceptance() async throws {
+        let out = try await CLI.run(["run", "--lang", "python", "--code", "print(6*7)", "--json"])
         #expect(out.status == 0, "\(out.stderr)")
         let json = try out.json()
         #expect(json["status"] as? String == "ok")
@@ -98,18 +104,18 @@ struct RunCLITests {
     ]
 
     @Test("exit status: the program's code, 128+signal, 126, 127", arguments: exitCases)
-    func exitStatus(arguments: [String], expected: Int32) throws {
-        #expect(try CLI.run(arguments).status == expected)
+    func exitStatus(arguments: [String], expected: Int32) async throws {
+        #expect(try await CLI.run(arguments).status == expected)
     }
 
     @Test("--file, --env, --stdin-file, limits flags")
-    func flags() throws {
+    func flags() async throws {
         let dir = NSTemporaryDirectory() + "sealbox-cli-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "import os, sys\nprint(os.environ['GREETING'], sys.stdin.read().strip())\n".write(toFile: dir + "/snippet.py", atomically: true, encoding: .utf8)
         try "from-stdin\n".write(toFile: dir + "/in.txt", atomically: true, encoding: .utf8)
-        let out = try CLI.run(["run", "--lang", "python", "--file", dir + "/snippet.py", "--env", "GREETING=hello",
+        let out = try await CLI.run(["run", "--lang", "python", "--file", dir + "/snippet.py", "--env", "GREETING=hello",
                                "--stdin-file", dir + "/in.txt", "--memory", "128M", "--pids", "16", "--disk", "8M",
                                "--output-limit", "64K", "--timeout", "5.5", "--json"])
         let json = try out.json()
@@ -123,8 +129,8 @@ struct RunCLITests {
     }
 
     @Test("without --json the program's output passes through and a note explains the verdict")
-    func plainOutput() throws {
-        let out = try CLI.run(["run", "--timeout", "0.2", "--", "/bin/sh", "-c", "echo out; echo err >&2; sleep 5"])
+    func plainOutput() async throws {
+        let out = try await CLI.run(["run", "--timeout", "0.2", "--", "/bin/sh", "-c", "echo out; echo err >&2; sleep 5"])
         #expect(out.stdout == "out\n")
         #expect(out.stderr.hasPrefix("err\n"))
         #expect(out.stderr.contains("sealbox: timed out after 0.2s"))
@@ -152,16 +158,16 @@ struct ErrorCLITests {
         ]
 
     @Test("bad input exits 125 with a readable message and no stack trace", arguments: badInputs)
-    func badInput(arguments: [String], fragment: String) throws {
-        let out = try CLI.run(arguments)
+    func badInput(arguments: [String], fragment: String) async throws {
+        let out = try await CLI.run(arguments)
         #expect(out.status == 125, "exit \(out.status): \(out.stderr)")
         #expect(out.stderr.contains(fragment), "\(out.stderr)")
         #expect(!out.stderr.contains("Fatal error") && !out.stderr.contains("Stack dump"))
     }
 
     @Test("--help explains the flags and exit codes", arguments: [["--help"], ["run", "--help"], ["bench", "spawn", "--help"]])
-    func help(arguments: [String]) throws {
-        let out = try CLI.run(arguments)
+    func help(arguments: [String]) async throws {
+        let out = try await CLI.run(arguments)
         #expect(out.status == 0)
         #expect(out.stdout.contains("USAGE") || out.stdout.contains("Usage"))
         if arguments.first == "--help" { #expect(out.stdout.contains("125")) }
@@ -176,8 +182,8 @@ struct ErrorCLITests {
 @Suite("sealbox bench", .needsRoot)
 struct BenchCLITests {
     @Test("bench spawn --json reports percentiles")
-    func benchSpawn() throws {
-        let out = try CLI.run(["bench", "spawn", "-n", "20", "--warmup", "2", "--json"])
+    func benchSpawn() async throws {
+        let out = try await CLI.run(["bench", "spawn", "-n", "20", "--warmup", "2", "--json"])
         #expect(out.status == 0, "\(out.stderr)")
         let json = try out.json()
         #expect(json["count"] as? Int == 20)

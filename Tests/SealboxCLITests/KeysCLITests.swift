@@ -10,10 +10,10 @@ struct KeysCLITests {
     }
 
     @Test("create (text and --json), list (never secrets), revoke, revoke again: a round trip")
-    func roundTrip() throws {
+    func roundTrip() async throws {
         let dir = Self.stateDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let created = try CLI.run(["keys", "create", "--tenant", "acme", "--name", "ci", "--state-dir", dir])
+        let created = try await CLI.run(["keys", "create", "--tenant", "acme", "--name", "ci", "--state-dir", dir])
         #expect(created.status == 0, "\(created.stderr)")
         let key = created.stdout.trimmingCharacters(in: .newlines)
         #expect(key.wholeMatch(of: /sbx_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/) != nil, "stdout must be the key alone: \(created.stdout)")
@@ -21,7 +21,7 @@ struct KeysCLITests {
         #expect(!created.stderr.contains(key))
         let textID = String(key.dropFirst(4).prefix(16))
 
-        let json = try CLI.run(["keys", "create", "--tenant", "default", "--operator", "--json", "--state-dir", dir])
+        let json = try await CLI.run(["keys", "create", "--tenant", "default", "--operator", "--json", "--state-dir", dir])
         #expect(json.status == 0, "\(json.stderr)")
         let object = try json.json()
         let operatorID = try #require(object["id"] as? String)
@@ -31,24 +31,24 @@ struct KeysCLITests {
         #expect(object["tenant"] as? String == "default")
         #expect(object.keys.sorted() == ["created_ms", "id", "key", "name", "operator", "revoked_ms", "tenant"])
 
-        let list = try CLI.run(["keys", "list", "--json", "--state-dir", dir])
+        let list = try await CLI.run(["keys", "list", "--json", "--state-dir", dir])
         #expect(list.status == 0, "\(list.stderr)")
         let keys = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
         #expect(keys.map { $0["id"] as? String } == [textID, operatorID])
         #expect(keys.allSatisfy { $0["key"] == nil })
         let secrets = [key, operatorKey].map { String($0.dropFirst(4 + 16 + 1)) }
-        let table = try CLI.run(["keys", "list", "--state-dir", dir])
+        let table = try await CLI.run(["keys", "list", "--state-dir", dir])
         #expect(table.stdout.contains(textID) && table.stdout.contains("operator") && table.stdout.contains("acme"))
         for secret in secrets { #expect(!list.stdout.contains(secret) && !table.stdout.contains(secret)) }
-        #expect(try CLI.run(["keys", "list", "--tenant", "acme", "--json", "--state-dir", dir]).stdout.contains(operatorID) == false)
+        #expect(try await CLI.run(["keys", "list", "--tenant", "acme", "--json", "--state-dir", dir]).stdout.contains(operatorID) == false)
 
-        let revoked = try CLI.run(["keys", "revoke", textID, "--state-dir", dir])
+        let revoked = try await CLI.run(["keys", "revoke", textID, "--state-dir", dir])
         #expect(revoked.status == 0, "\(revoked.stderr)")
         #expect(revoked.stdout.contains("revoked key \(textID)"))
-        let again = try CLI.run(["keys", "revoke", textID, "--state-dir", dir])
+        let again = try await CLI.run(["keys", "revoke", textID, "--state-dir", dir])
         #expect(again.status == 0)
         #expect(again.stdout.contains("already revoked"))
-        let after = try #require(try JSONSerialization.jsonObject(with: Data(try CLI.run(["keys", "list", "--json", "--state-dir", dir]).stdout.utf8)) as? [[String: Any]])
+        let after = try #require(try JSONSerialization.jsonObject(with: Data(try await CLI.run(["keys", "list", "--json", "--state-dir", dir]).stdout.utf8)) as? [[String: Any]])
         #expect(after.first { $0["id"] as? String == textID }?["revoked_ms"] is NSNumber)
         #expect(after.first { $0["id"] as? String == operatorID }?["revoked_ms"] is NSNull)
     }
@@ -60,23 +60,23 @@ struct KeysCLITests {
         ["keys", "revoke", "0123456789abcdef"],
         ["keys", "revoke", "not-an-id"],
     ])
-    func badInput(arguments: [String]) throws {
+    func badInput(arguments: [String]) async throws {
         let dir = Self.stateDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // A store to act on, so revoke's failure is about the id.
-        _ = try CLI.run(["keys", "create", "--tenant", "t", "--state-dir", dir])
-        let out = try CLI.run(arguments + ["--state-dir", dir])
+        _ = try await CLI.run(["keys", "create", "--tenant", "t", "--state-dir", dir])
+        let out = try await CLI.run(arguments + ["--state-dir", dir])
         #expect(out.status == 125, "\(arguments): \(out.status) \(out.stderr)")
         #expect(!out.stderr.isEmpty)
         #expect(!out.stderr.contains("Fatal error"))
     }
 
     @Test("list and revoke do not make a key store where there is none")
-    func missingStore() throws {
+    func missingStore() async throws {
         let dir = Self.stateDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for arguments in [["keys", "list"], ["keys", "revoke", "0123456789abcdef"]] {
-            let out = try CLI.run(arguments + ["--state-dir", dir])
+            let out = try await CLI.run(arguments + ["--state-dir", dir])
             #expect(out.status == 125)
             #expect(out.stderr.contains("no key store"), "\(out.stderr)")
         }
@@ -84,11 +84,11 @@ struct KeysCLITests {
     }
 
     @Test("--help shows examples")
-    func help() throws {
-        let out = try CLI.run(["keys", "--help"])
+    func help() async throws {
+        let out = try await CLI.run(["keys", "--help"])
         #expect(out.status == 0)
         #expect(out.stdout.contains("sealbox keys create --tenant acme"))
-        let create = try CLI.run(["keys", "create", "--help"])
+        let create = try await CLI.run(["keys", "create", "--help"])
         #expect(create.stdout.contains("--operator") && create.stdout.contains("--state-dir"))
     }
 }

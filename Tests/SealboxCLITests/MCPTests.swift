@@ -252,7 +252,7 @@ struct MCPProtocolTests {
     }
 
     @Test("tool errors are results with isError and a message naming the problem")
-    func toolErrors() throws {
+    func toolErrors() async throws {
         let dir = try MCPTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try MCPServerProcess(["--state-dir", dir, "--max-memory", "512M"])
@@ -299,8 +299,8 @@ struct MCPProtocolTests {
     }
 
     @Test("--help shows the tools and a host config snippet; bad flags exit 125")
-    func helpAndFlags() throws {
-        let help = try CLI.run(["mcp", "--help"])
+    func helpAndFlags() async throws {
+        let help = try await CLI.run(["mcp", "--help"])
         #expect(help.status == 0)
         for phrase in ["run_code", "create_session", "session_facts", "list_effects", "mcpServers", "--state-dir", "--tools", "--broker"] {
             #expect(help.stdout.contains(phrase), "--help should mention \(phrase)")
@@ -315,7 +315,7 @@ struct MCPProtocolTests {
             (["mcp", "--state-dir", dir, "--max-concurrent", "0"], "--max-concurrent"),
         ]
         for (arguments, says) in bad {
-            let out = try CLI.run(arguments)
+            let out = try await CLI.run(arguments)
             #expect(out.status == 125, "\(arguments): \(out.stderr)")
             #expect(out.stderr.contains(says), "\(arguments): \(out.stderr)")
             #expect(out.stdout.isEmpty)

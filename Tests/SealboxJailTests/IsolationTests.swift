@@ -74,7 +74,7 @@ struct IsolationTests {
                     print(host, type(e).__name__)
             """
         let r = try await Fixture.python(code)
-        #expect(r.status == .ok, "\(r.stderr)")
+        #expect(r.status == .ok, "\(r.error ?? r.stderr)")
         let lines = r.stdout.split(separator: "\n").map(String.init)
         #expect(lines.first == "['lo']")
         #expect(lines.contains("127.0.0.1 ConnectionRefusedError"))

@@ -19,7 +19,7 @@ struct SessionAPITests {
 
     /// A service whose broker has one irreversible command tool, `cutover`, that appends a
     /// line to the world file.
-    static func service() throws -> Service {
+    static func service() async throws -> Service {
         let layout = try ServerTestSupport.temporaryLayout()
         let world = layout.stateDirectory + "/world.log"
         let config = layout.stateDirectory + "/tools.yaml"
@@ -30,7 +30,7 @@ struct SessionAPITests {
                 argv: ["/bin/sh", "-c", "echo cutover >> \(world)"]
                 effect: irreversible
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        let broker = try ServiceBroker.start(executable: try ServerTestSupport.sealboxBinary, layout: layout, toolsConfig: config)
+        let broker = try await ServiceBroker.start(executable: try ServerTestSupport.sealboxBinary, layout: layout, toolsConfig: config)
         var configuration = ServerConfiguration(layout: layout, maxConcurrentRuns: 2, maxQueuedRuns: 4)
         configuration.authRequired = false  // keys and tenants: SessionTenancyTests
         let api = try SealboxAPI(configuration: configuration, executor: try APITests.executor.get(), brokerControlSocket: broker.controlSocket)
@@ -55,7 +55,7 @@ struct SessionAPITests {
 
     @Test("a session's steps seal, replay without re-running, carry /work, and its irreversible call reaches the world once; a fork shares it")
     func stepsReplayAndFork() async throws {
-        let service = try Self.service()
+        let service = try await Self.service()
         defer { service.broker.stop() }
         try await Application(router: service.api.router()).test(.router) { client in
             let (created, session) = try await Self.send(client, .post, "/v1/sessions", #"{"workspace_limit_bytes": 8388608}"#)
@@ -114,7 +114,7 @@ struct SessionAPITests {
 
     @Test("bad session requests: unknown session 404, fork at an unsealed step 409, unknown fields and bad limits 400, step without session 400")
     func badSessionRequests() async throws {
-        let service = try Self.service()
+        let service = try await Self.service()
         defer { service.broker.stop() }
         try await Application(router: service.api.router()).test(.router) { client in
             let (missing, _) = try await Self.send(client, .post, "/v1/runs", Self.step("s0", "a", "print(1)"))

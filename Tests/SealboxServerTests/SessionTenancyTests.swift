@@ -19,7 +19,7 @@ struct SessionTenancyTests {
     }
 
     /// A broker with one idempotent command tool, `note`, and keys of two tenants and an operator.
-    static func service() throws -> Service {
+    static func service() async throws -> Service {
         let layout = try ServerTestSupport.temporaryLayout()
         let config = layout.stateDirectory + "/tools.yaml"
         try """
@@ -29,7 +29,7 @@ struct SessionTenancyTests {
                 argv: ["/bin/true"]
                 effect: idempotent
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        let broker = try ServiceBroker.start(executable: try ServerTestSupport.sealboxBinary, layout: layout, toolsConfig: config)
+        let broker = try await ServiceBroker.start(executable: try ServerTestSupport.sealboxBinary, layout: layout, toolsConfig: config)
         let api = try SealboxAPI(configuration: ServerConfiguration(layout: layout, maxConcurrentRuns: 2, maxQueuedRuns: 4),
                                  executor: try APITests.executor.get(), brokerControlSocket: broker.controlSocket)
         return Service(api: api, broker: broker,
@@ -51,7 +51,7 @@ struct SessionTenancyTests {
 
     @Test("a session is its creator's: another tenant's GET, facts, fork and runs in it are 404; its effects are listed for its tenant only")
     func sessions() async throws {
-        let service = try Self.service()
+        let service = try await Self.service()
         defer { service.broker.stop() }
         try await Application(router: service.api.router()).test(.router) { client in
             let created = try await client.call(.post, "/v1/sessions", key: service.a)
@@ -93,7 +93,7 @@ struct SessionTenancyTests {
 
     @Test("a one-shot run with tools: its calls (under its run id as session) are its tenant's")
     func oneShot() async throws {
-        let service = try Self.service()
+        let service = try await Self.service()
         defer { service.broker.stop() }
         try await Application(router: service.api.router()).test(.router) { client in
             let code = "import sealbox; sealbox.call('note', {}); print('ok')"

@@ -169,7 +169,7 @@ struct StreamingTests {
 
     @Test("a streamed session step with a tool: the id announced first is the run's (and the broker grant's); the run's log line names session and step")
     func sessionStep() async throws {
-        let service = try SessionAPITests.service()
+        let service = try await SessionAPITests.service()
         defer { service.broker.stop() }
         let sink = LogSink.capture()
         try await Self.live(service.api, logger: ServerLogging.logger(sink: sink)) { port in
