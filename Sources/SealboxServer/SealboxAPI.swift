@@ -218,16 +218,16 @@ public struct SealboxAPI: Sendable {
         if !run.tools.isEmpty && brokerControlSocket == nil {
             return .failure(.badRequest("this server has no broker: start `sealbox serve --tools FILE` to grant tools", field: "tools"))
         }
-        var stdinPath: String?
+        var staged: StagedStdin?
         if let bytes = run.stdin {
-            let path = NSTemporaryDirectory() + "sealbox-stdin-\(UUID().uuidString)"
-            guard FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
-                return .failure(APIError(.internalServerError, "internal", "cannot stage stdin"))
+            do {
+                staged = try StagedStdin(bytes)
+            } catch {
+                return .failure(APIError(.internalServerError, "internal", "\(error)"))
             }
-            stdinPath = path
-            plan.spec.stdin = .file(path)
+            plan.spec.stdin = .file(staged!.path)
         }
-        defer { if let stdinPath { try? FileManager.default.removeItem(atPath: stdinPath) } }
+        defer { staged?.remove() }
         do throws(RuntimeError) {
             return .success(try await pipeline.run(plan, output: output))
         } catch {

@@ -14,16 +14,29 @@ struct ServeCommand: AsyncParsableCommand {
               curl -s -H "Authorization: Bearer $(cat /var/lib/sealbox/api-key)" \\
                 localhost:8080/v1/runs -d '{"language":"python","code":"print(6*7)"}'
 
-            Routes: GET /healthz, POST /v1/runs (201 with the same object as
-            `sealbox run --json`), GET /v1/runs/{id}, /v1/sessions, /v1/effects,
-            GET /v1/profiles, GET /metrics, GET /openapi.json. Every route but
-            /healthz and /openapi.json needs Authorization: Bearer KEY (`sealbox keys
-            create`); at the first start an operator key is written to the state
-            directory's api-key file. Runs beyond --max-concurrent
-            wait in a queue of --max-queued; beyond that the answer is 429 with
-            Retry-After. Limits a request asks for are capped by --max-timeout,
-            --max-memory, --max-pids, --max-disk and --max-output (400 naming the
-            field above them). Stops on SIGTERM or SIGINT.
+            State: --state-dir (default /var/lib/sealbox as root) holds the API keys,
+            the effect log, the checkpoints of sessions and the broker's log. serve
+            starts its own broker process for the tools of --tools FILE (a broker
+            config; none without it), which writes the effect log.
+
+            Routes (the full contract: GET /openapi.json, docs/openapi.json):
+              POST /v1/runs                 run; with session+step, a resumable step
+              GET  /v1/runs/{id}            a finished run
+              POST /v1/sessions             a session; GET /v1/sessions/{id}[/facts]
+              POST /v1/sessions/{id}/fork   {"at": STEP}
+              GET  /v1/effects[/{seq}]      tool calls of the key's tenant
+              POST /v1/effects/{seq}/resolve|approve|deny   (operator key)
+              GET  /v1/profiles, /healthz, /metrics (operator key)
+            Every route but /healthz and /openapi.json needs Authorization: Bearer
+            KEY (`sealbox keys create`); at the first start an operator key is
+            written to STATE-DIR/api-key. Runs beyond --max-concurrent wait in a
+            queue of --max-queued; beyond that the answer is 429 with Retry-After.
+            Limits a request asks for are capped by --max-timeout, --max-memory,
+            --max-pids, --max-disk and --max-output (400 naming the field).
+
+            SIGTERM or SIGINT: no new runs (503), runs executing get --shutdown-grace
+            seconds, then their jails are killed (each caller still gets a result);
+            then the server and its broker stop.
 
             With Accept: application/x-ndjson (or text/event-stream), POST /v1/runs
             answers 200 and streams the run: started, stdout/stderr as the program
