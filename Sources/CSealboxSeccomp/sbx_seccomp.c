@@ -243,9 +243,13 @@ int sbx_seccomp_syscall_resolve_arch(uint32_t arch_token, const char *name) {
 }
 
 int sbx_seccomp_syscall_name(int nr, char *buf, size_t buf_len) {
+    return sbx_seccomp_syscall_name_arch(seccomp_arch_native(), nr, buf, buf_len);
+}
+
+int sbx_seccomp_syscall_name_arch(uint32_t arch_token, int nr, char *buf, size_t buf_len) {
     if (nr < 0)
         return -ENOENT;  // pseudo numbers are libseccomp-internal, never seen by a filter
-    char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+    char *name = seccomp_syscall_resolve_num_arch(arch_token, nr);
     if (name == NULL)
         return -ENOENT;
     size_t len = strlen(name);

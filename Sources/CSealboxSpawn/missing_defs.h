@@ -27,6 +27,10 @@
 #ifndef __NR_pidfd_open
 #define __NR_pidfd_open 434
 #endif
+// pidfd_open(2) on a thread id rather than a thread-group leader (Linux 6.9).
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD 0x80
+#endif
 #ifndef __NR_pidfd_getfd
 #define __NR_pidfd_getfd 438
 #endif

@@ -95,11 +95,18 @@ public final class Executor: Sendable {
         let began = Clock.nanos()
         let id = try spec.id.map { id throws(JailError) in try SpecValidator.runID(id) } ?? RunID.make()
         try SpecValidator.validate(spec)
-        let loaded: LoadedProfile
+        let profileName: String
         let filter: CompiledSeccompFilter
         do {
-            loaded = try ProfileLoader.load(spec.profile, profilesDirectory: profilesDirectory)
-            filter = try compiler.compile(loaded, trackViolations: configuration.trackViolations)
+            if let given = spec.compiledFilter {
+                filter = given
+                profileName = given.profileName
+            } else {
+                let loaded = try ProfileLoader.load(spec.profile, profilesDirectory: profilesDirectory)
+                let tracking = spec.violationTracking ?? (configuration.trackViolations ? .denials : .off)
+                filter = try compiler.compile(loaded, tracking: tracking)
+                profileName = loaded.name
+            }
         } catch {
             throw JailError(.profile, error.description)
         }
@@ -130,7 +137,7 @@ public final class Executor: Sendable {
                 filter: filter, cgroup: cgroup, stdinFD: stdinFD,
                 capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs),
             limits: spec.limits, live: spec.liveJails, output: output)
-        var result = supervised.verdict(id: id, profile: loaded.name, cgroup: cgroup)
+        var result = supervised.verdict(id: id, profile: profileName, cgroup: cgroup)
         // The jail's pid 1 is gone, so the kernel already killed everything in its pid
         // namespace; the cgroup kill is the belt to those braces.
         try? cgroup.killAll()

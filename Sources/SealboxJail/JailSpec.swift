@@ -1,3 +1,4 @@
+import SealboxProfiles
 /// What to run and under which limits. Values are validated by `Executor` before anything is
 /// spawned; every violation is a `JailError(.invalidSpec)` with a readable message.
 public struct JailSpec: Sendable {
@@ -24,6 +25,13 @@ public struct JailSpec: Sendable {
     /// Where the running jail is registered, so its owner can kill it on shutdown: a service
     /// passes its own set, so that draining it never touches another's jails.
     public var liveJails: LiveJails = .shared
+    /// How denied syscalls are recorded for this run; nil: the executor's configuration
+    /// (`.denials` when it tracks violations, else `.off`). `sealbox profile test` asks for
+    /// `.everything`.
+    public var violationTracking: ViolationTracking?
+    /// A filter built by the caller instead of `profile` (the recording filter of
+    /// `sealbox profile learn`); `profile` is then only the name the result shows.
+    public var compiledFilter: CompiledSeccompFilter?
 
     public init(
         command: [String],

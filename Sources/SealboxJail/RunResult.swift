@@ -13,9 +13,38 @@ public struct RunResult: Sendable, Codable, Equatable {
         case spawnFailed = "spawn_failed"
     }
 
+    /// A syscall the profile denied, as the supervisor saw it (seccomp user notification).
     public struct Violation: Sendable, Codable, Equatable {
         public var syscall: String
         public var count: Int
+        /// "errno" (the call failed with `errno`) or "kill" (the process was killed for it).
+        public var action: String?
+        public var errno: Int32?
+
+        public init(syscall: String, count: Int, action: String? = nil, errno: Int32? = nil) {
+            self.syscall = syscall
+            self.count = count
+            self.action = action
+            self.errno = errno
+        }
+    }
+
+    /// Every notified syscall of a recording run (`sealbox profile learn`), allowed or not.
+    public struct RecordedSyscall: Sendable, Codable, Equatable {
+        public var syscall: String
+        /// False for a call through another ABI (i386 `int 0x80`, x32).
+        public var native: Bool
+        public var count: Int
+        /// "allow", "errno" or "kill": what the supervisor answered.
+        public var answer: String
+        public var errno: Int32?
+        /// The arguments of the first such call (raw 64-bit values).
+        public var firstArgs: [UInt64]
+
+        enum CodingKeys: String, CodingKey {
+            case syscall, native, count, answer, errno
+            case firstArgs = "first_args"
+        }
     }
 
     public struct AppliedLimits: Sendable, Codable, Equatable {
@@ -65,6 +94,9 @@ public struct RunResult: Sendable, Codable, Equatable {
     /// execve), run (execve to exit, output drained), teardown (cgroup kill and removal);
     /// the API adds the time the request waited for a slot.
     public var phases: Phases?
+    /// Only for a recording run (`sealbox profile learn`): every syscall that reached the
+    /// supervisor, with its answer.
+    public var recordedSyscalls: [RecordedSyscall]?
 
     public struct Phases: Sendable, Codable, Equatable {
         public var queueMs: Double?
@@ -149,6 +181,7 @@ public struct RunResult: Sendable, Codable, Equatable {
         case cpuMs = "cpu_ms"
         case peakMemoryBytes = "peak_memory_bytes"
         case violations, limits, profile, cgroup, error, replayed, checkpoint, workspace, blocked, phases
+        case recordedSyscalls = "recorded_syscalls"
     }
 
     /// Encodes `signal` as an explicit null (the contract shows `"signal":null`).
@@ -177,5 +210,6 @@ public struct RunResult: Sendable, Codable, Equatable {
         try c.encodeIfPresent(workspace, forKey: .workspace)
         try c.encodeIfPresent(blocked, forKey: .blocked)
         try c.encodeIfPresent(phases, forKey: .phases)
+        try c.encodeIfPresent(recordedSyscalls, forKey: .recordedSyscalls)
     }
 }

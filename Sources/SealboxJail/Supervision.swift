@@ -18,6 +18,17 @@ struct SpawnInputs {
     var setupTimeoutMs: Int
 }
 
+/// A notified syscall and the answer it got.
+struct NotifiedCall: Hashable {
+    var key: SyscallKey
+    var answer: NotificationAnswer
+}
+
+struct NotifiedCount {
+    var count: Int
+    var firstArgs: [UInt64]
+}
+
 /// One supervised run: spawn, then a poll loop over the pidfd, both output pipes and the
 /// seccomp listener until the program has exited and the pipes are drained.
 struct Supervision {
@@ -27,7 +38,12 @@ struct Supervision {
     var timedOut = false
     var stdout = CappedBuffer(cap: 0)
     var stderr = CappedBuffer(cap: 0)
-    var violations: [Int32: Int] = [:]
+    /// Every notified syscall, by what it was answered with.
+    var notified: [NotifiedCall: NotifiedCount] = [:]
+    /// Set when the supervisor killed a process on behalf of a kill action of the profile.
+    var killedForProfile = false
+    /// Keep syscalls the supervisor let run (a recording filter) in the result.
+    var recording = false
     var wallNanos: UInt64 = 0
     /// sbx_spawn alone: clone3 to execve (or to the failure report).
     var spawnNanos: UInt64 = 0
@@ -64,14 +80,15 @@ struct Supervision {
             if result.notify_fd >= 0 { close(result.notify_fd) }
         }
         let liveToken = live.register(pidfd: result.pidfd)
+        supervision.recording = request.filter.policy?.fallback == .proceed
         supervision.loop(pidfd: result.pidfd, statusFD: result.status_fd, out: outPipe.read, err: errPipe.read, notifyFD: result.notify_fd,
-                         denyErrno: request.filter.violationErrno, started: started)
+                         policy: request.filter.policy, started: started)
         supervision.killedBecause = live.unregister(liveToken)  // before the deferred close of the pidfd
         supervision.wallNanos = Clock.nanos() - started
         return supervision
     }
 
-    private mutating func loop(pidfd: Int32, statusFD: Int32, out: Int32, err: Int32, notifyFD: Int32, denyErrno: Int32, started: UInt64) {
+    private mutating func loop(pidfd: Int32, statusFD: Int32, out: Int32, err: Int32, notifyFD: Int32, policy: NotificationPolicy?, started: UInt64) {
         let deadline = started + UInt64(limits.timeoutMs) * 1_000_000
         var outOpen = true, errOpen = true, notifyOpen = notifyFD >= 0
         // Once pid 1 is gone the kernel has killed its whole pid namespace, so the pipes reach
@@ -111,8 +128,7 @@ struct Supervision {
                     errOpen = stderr.drain(fd: err, chunk: &chunk)
                 case notifyFD:
                     if entry.revents & Int16(POLLIN) != 0 {
-                        var nr: Int32 = -1
-                        if sbx_notify_deny_one(notifyFD, denyErrno, &nr) == 0 { violations[nr, default: 0] += 1 }
+                        answerNotification(notifyFD, policy: policy ?? NotificationPolicy(fallback: .fail(errno: EPERM)))
                     } else {
                         notifyOpen = false  // POLLHUP: no task uses the filter any more
                     }
@@ -129,6 +145,53 @@ struct Supervision {
         }
     }
 
+    /// Receives one notification and answers it as the profile's action would have acted.
+    private mutating func answerNotification(_ fd: Int32, policy: NotificationPolicy) {
+        var note = sbx_notification()
+        guard sbx_notify_receive(fd, &note) == 0 else { return }  // ENOENT: the task is gone
+        let args = withUnsafeBytes(of: note.args) { Array($0.bindMemory(to: UInt64.self)) }
+        let key = SyscallKey(arch: note.arch, number: note.nr)
+        let answer = policy.answer(for: key, args: args)
+        switch answer {
+        case .fail(let e):
+            _ = sbx_notify_answer(fd, note.id, e, 0)
+        case .proceed:
+            _ = sbx_notify_answer(fd, note.id, 0, 1)
+        case .kill:
+            // Whether or not the kill reached it (the task may have died meanwhile), the
+            // call never ran: a notified syscall only proceeds when answered.
+            _ = sbx_notify_kill(fd, note.id, note.pid)
+            killedForProfile = true
+        }
+        let call = NotifiedCall(key: key, answer: answer)
+        if notified[call] == nil { notified[call] = NotifiedCount(count: 0, firstArgs: args) }
+        notified[call]?.count += 1
+    }
+
+    /// The `violations` of the result: denied and killed calls, by name.
+    var violationList: [RunResult.Violation] {
+        notified.compactMap { call, counted -> RunResult.Violation? in
+            switch call.answer {
+            case .fail(let e): return .init(syscall: call.key.name, count: counted.count, action: "errno", errno: e)
+            case .kill: return .init(syscall: call.key.name, count: counted.count, action: "kill")
+            case .proceed: return nil
+            }
+        }.sorted { ($0.syscall, $0.action ?? "") < ($1.syscall, $1.action ?? "") }
+    }
+
+    var recordedList: [RunResult.RecordedSyscall] {
+        notified.map { call, counted in
+            var answer = "allow", errno: Int32?
+            switch call.answer {
+            case .fail(let e): answer = "errno"; errno = e
+            case .kill: answer = "kill"
+            case .proceed: break
+            }
+            return RunResult.RecordedSyscall(syscall: call.key.name, native: call.key.isNative, count: counted.count,
+                                             answer: answer, errno: errno, firstArgs: counted.firstArgs)
+        }.sorted { ($0.syscall, $0.answer) < ($1.syscall, $1.answer) }
+    }
+
     /// Picks the status that matches what tripped, most specific first.
     func verdict(id: String, profile: String, cgroup: any TaskCgroup) -> RunResult {
         let usage = cgroup.usage()
@@ -140,8 +203,7 @@ struct Supervision {
             stdoutBytes: stdout.total, stderrBytes: stderr.total,
             wallMs: Double(wallNanos / 1000) / 1000,
             cpuMs: 0, peakMemoryBytes: 0,
-            violations: violations.map { RunResult.Violation(syscall: SyscallNames.name(of: $0.key) ?? "syscall \($0.key)", count: $0.value) }
-                .sorted { $0.syscall < $1.syscall },
+            violations: violationList,
             limits: .init(timeoutMs: limits.timeoutMs, memoryBytes: limits.memoryBytes, pids: limits.pids,
                           diskBytes: limits.diskBytes, outputBytes: limits.outputBytes),
             profile: profile, cgroup: cgroup.version.rawValue, error: killedBecause)
@@ -155,11 +217,20 @@ struct Supervision {
         let rusageCPU = Double(exit.user_usec + exit.sys_usec) / 1000
         result.cpuMs = usage.cpuNanos.map { Double($0 / 1000) / 1000 } ?? rusageCPU
         result.peakMemoryBytes = usage.peakMemoryBytes ?? UInt64(max(exit.maxrss_kb, 0)) * 1024
+        if recording { result.recordedSyscalls = recordedList }
         if exit.exited != 0 {
             result.exitCode = exit.code
         } else {
             result.signal = exit.code
             result.exitCode = 128 + exit.code
+        }
+        // The supervisor's SIGKILL stood in for the kernel's SIGSYS kill (which would have
+        // hidden the syscall from it); report what the profile's action means, exit 159 as
+        // without tracking, unless something else (a limit, the clock) killed the program.
+        let killedByUs = exit.exited == 0 && exit.code == SIGKILL && killedForProfile && !timedOut && killedBecause == nil
+        if killedByUs {
+            result.signal = SIGSYS
+            result.exitCode = 128 + SIGSYS
         }
         // A tripped resource limit is the cause; a timeout is often its consequence (a fork
         // bomb spins until the clock runs out), so the limits come first.
@@ -167,7 +238,7 @@ struct Supervision {
             result.status = .memoryLimit
         } else if usage.pidsLimitHits > 0 {
             result.status = .pidsLimit
-        } else if exit.exited == 0 && exit.code == SIGSYS {
+        } else if (exit.exited == 0 && exit.code == SIGSYS) || killedByUs {
             result.status = .seccompViolation
         } else if timedOut {
             result.status = .timeout

@@ -40,9 +40,13 @@ import Synchronization
 // 7. Syscall names that exist only on other architectures (chown32 on x86_64) resolve to pseudo
 //    numbers (< -1); seccomp_rule_add_array accepts them and adds them only for the filter's
 //    arches that have them. Names unknown everywhere resolve to -1 and are a profile error.
-// 8. SCMP_ACT_NOTIFY as the default action is accepted (API level 6 on this kernel); explicit
-//    ERRNO rules stay ERRNO. The exported program must be installed with
+// 8. SCMP_ACT_NOTIFY as the default action is accepted (API level 6 on this kernel), and as a
+//    rule action under another default. The exported program must be installed with
 //    SECCOMP_FILTER_FLAG_NEW_LISTENER, and a supervisor must answer each notification.
+// 9. Precedence between stacked filters (or actions) is fixed by the kernel: KILL_PROCESS >
+//    KILL_THREAD > TRAP > ERRNO > USER_NOTIF > TRACE > LOG > ALLOW, so a kill cannot be
+//    observed through a second, notifying filter. To name the syscall behind a kill, the kill
+//    itself becomes a notification and the supervisor kills (NotificationPlan).
 
 /// A compiled, installable filter.
 public struct CompiledSeccompFilter: Sendable {
@@ -53,19 +57,22 @@ public struct CompiledSeccompFilter: Sendable {
     /// seccomp(SECCOMP_SET_MODE_FILTER).
     public let program: [UInt8]
     public var instructionCount: Int { program.count / 8 }
-    /// True when the default action was compiled to SECCOMP_RET_USER_NOTIF: install with
-    /// SECCOMP_FILTER_FLAG_NEW_LISTENER and answer every notification.
-    public let notifiesViolations: Bool
-    /// errno a supervisor must answer notified syscalls with (the profile default action's errno,
-    /// e.g. EPERM). EPERM when the default action is not SCMP_ACT_ERRNO.
-    public let violationErrno: Int32
+    /// How the supervisor answers notified syscalls; nil when the program notifies nothing.
+    public let policy: NotificationPolicy?
+    /// True when the program returns SECCOMP_RET_USER_NOTIF for some syscalls: install with
+    /// SECCOMP_FILTER_FLAG_NEW_LISTENER and answer every notification per `policy`.
+    public var notifiesViolations: Bool { policy != nil }
+    /// errno the default action answers with (EPERM when the default is not SCMP_ACT_ERRNO).
+    public var violationErrno: Int32 {
+        if case .fail(let e) = policy?.fallback { return e }
+        return EPERM
+    }
 
-    public init(profileName: String, digest: String, program: [UInt8], notifiesViolations: Bool, violationErrno: Int32) {
+    public init(profileName: String, digest: String, program: [UInt8], policy: NotificationPolicy?) {
         self.profileName = profileName
         self.digest = digest
         self.program = program
-        self.notifiesViolations = notifiesViolations
-        self.violationErrno = violationErrno
+        self.policy = policy
     }
 }
 
@@ -73,8 +80,7 @@ public struct CompiledSeccompFilter: Sendable {
 public final class SeccompCompiler: Sendable {
     private struct Entry: Sendable {
         let program: [UInt8]
-        let notifiesViolations: Bool
-        let violationErrno: Int32
+        let policy: NotificationPolicy?
     }
 
     private let cache = Mutex<[String: Entry]>([:])
@@ -84,86 +90,89 @@ public final class SeccompCompiler: Sendable {
     /// Number of distinct compiled filters held.
     public var cachedCount: Int { cache.withLock { $0.count } }
 
-    /// trackViolations: when the profile's defaultAction is SCMP_ACT_ERRNO, compile the default
-    /// action as SCMP_ACT_NOTIFY instead, so a supervisor can record which syscall was denied and
-    /// answer it with `violationErrno`. Explicit rules keep their own action.
+    /// trackViolations: `.denials` when true (what `violations` of a run needs), `.off` when false.
     public func compile(_ loaded: LoadedProfile, trackViolations: Bool) throws(ProfileError) -> CompiledSeccompFilter {
-        let digest = Self.digest(of: loaded.source, trackViolations: trackViolations)
+        try compile(loaded, tracking: trackViolations ? .denials : .off)
+    }
+
+    /// Compiles `loaded`; with tracking, denying actions become SECCOMP_RET_USER_NOTIF wherever
+    /// that keeps the profile's behaviour exact (see `NotificationPlan`), so a supervisor can
+    /// record which syscall was denied and answer it as the profile would have.
+    public func compile(_ loaded: LoadedProfile, tracking: ViolationTracking) throws(ProfileError) -> CompiledSeccompFilter {
+        let digest = Self.digest(of: loaded.source, tracking: tracking)
         if let hit = cache.withLock({ $0[digest] }) {
-            return CompiledSeccompFilter(profileName: loaded.name, digest: digest, program: hit.program,
-                                         notifiesViolations: hit.notifiesViolations, violationErrno: hit.violationErrno)
+            return CompiledSeccompFilter(profileName: loaded.name, digest: digest, program: hit.program, policy: hit.policy)
         }
         // Compile outside the lock: each compile has its own libseccomp context, and a slow compile
         // must not block cache hits. Two threads racing on the same digest produce identical
         // entries; the first stored one is kept.
-        let built = try Self.build(loaded, trackViolations: trackViolations)
-        let entry = Entry(program: built.program, notifiesViolations: built.notifies, violationErrno: built.violationErrno)
+        let built = try Self.build(loaded, tracking: tracking)
+        let entry = Entry(program: built.program, policy: built.policy)
         let stored = cache.withLock { cache -> Entry in
             if let existing = cache[digest] { return existing }
             cache[digest] = entry
             return entry
         }
-        return CompiledSeccompFilter(profileName: loaded.name, digest: digest, program: stored.program,
-                                     notifiesViolations: stored.notifiesViolations, violationErrno: stored.violationErrno)
+        return CompiledSeccompFilter(profileName: loaded.name, digest: digest, program: stored.program, policy: stored.policy)
     }
 
     /// libseccomp's pseudo filter code for the profile (debugging aid; not cached).
     public func pseudoFilterCode(_ loaded: LoadedProfile, trackViolations: Bool) throws(ProfileError) -> String {
-        let ctx = try Self.buildContext(loaded, trackViolations: trackViolations).ctx
+        let plan = try ProfileValidator.plan(loaded.profile, name: loaded.name)
+        let notify = NotificationPlan(plan, tracking: trackViolations ? .denials : .off)
+        let ctx = try Self.buildContext(plan, notify: notify, name: loaded.name)
         defer { sbx_seccomp_ctx_release(ctx) }
-        var err = [CChar](repeating: 0, count: Int(SBX_SECCOMP_ERR_LEN))
-        var text: UnsafeMutablePointer<CChar>?
-        let rc = sbx_seccomp_ctx_export_pfc(ctx, &text, &err, Self.errLen)
-        guard rc == 0, let text else { throw ProfileError.profile(loaded.name, "export: \(Self.cString(err))") }
-        defer { sbx_seccomp_free(text) }
-        return String(cString: text)
+        return try Self.exportPFC(ctx, name: loaded.name)
     }
 
     /// Options that change the program are part of the key, as are the host facts profiles can
     /// depend on (native arch for archMap, kernel for minKernel) and the libseccomp version.
-    static func digest(of source: [UInt8], trackViolations: Bool) -> String {
-        let options = "\u{0}sealbox-seccomp-v1 track=\(trackViolations ? 1 : 0) arch=\(Architecture.nativeToken) kernel=\(KernelVersion.runningRelease) libseccomp=\(sbx_seccomp_library_version())"
+    static func digest(of source: [UInt8], tracking: ViolationTracking) -> String {
+        let options = "\u{0}sealbox-seccomp-v2 track=\(tracking.rawValue) arch=\(Architecture.nativeToken) kernel=\(KernelVersion.runningRelease) libseccomp=\(sbx_seccomp_library_version())"
         return SHA256.hex(source + Array(options.utf8))
     }
 
-    private static func build(_ loaded: LoadedProfile, trackViolations: Bool) throws(ProfileError)
-        -> (program: [UInt8], notifies: Bool, violationErrno: Int32)
+    private static func build(_ loaded: LoadedProfile, tracking: ViolationTracking) throws(ProfileError)
+        -> (program: [UInt8], policy: NotificationPolicy?)
     {
-        let (ctx, notifies, violationErrno) = try buildContext(loaded, trackViolations: trackViolations)
+        let plan = try ProfileValidator.plan(loaded.profile, name: loaded.name)
+        let notify = NotificationPlan(plan, tracking: tracking)
+        let ctx = try buildContext(plan, notify: notify, name: loaded.name)
         defer { sbx_seccomp_ctx_release(ctx) }
+        return (try exportBPF(ctx, name: loaded.name), notify.policy)
+    }
+
+    static func exportBPF(_ ctx: OpaquePointer, name: String) throws(ProfileError) -> [UInt8] {
         var err = [CChar](repeating: 0, count: Int(SBX_SECCOMP_ERR_LEN))
         var buffer: UnsafeMutablePointer<UInt8>?
         var length = 0
         let rc = sbx_seccomp_ctx_export_bpf(ctx, &buffer, &length, &err, Self.errLen)
-        guard rc == 0, let buffer else { throw ProfileError.profile(loaded.name, "export: \(cString(err))") }
+        guard rc == 0, let buffer else { throw ProfileError.profile(name, "export: \(cString(err))") }
         defer { sbx_seccomp_free(buffer) }
         let program = Array(UnsafeBufferPointer(start: buffer, count: length))
         // BPF_MAXINSNS: the kernel refuses longer programs with EINVAL.
         guard program.count / 8 <= 4096 else {
-            throw ProfileError.profile(loaded.name, "the compiled filter has \(program.count / 8) instructions, more than the kernel's 4096")
+            throw ProfileError.profile(name, "the compiled filter has \(program.count / 8) instructions, more than the kernel's 4096")
         }
-        return (program, notifies, violationErrno)
+        return program
     }
 
-    private static func buildContext(_ loaded: LoadedProfile, trackViolations: Bool) throws(ProfileError)
-        -> (ctx: OpaquePointer, notifies: Bool, violationErrno: Int32)
-    {
-        let name = loaded.name
-        let plan = try ProfileValidator.plan(loaded.profile, name: name)
+    static func exportPFC(_ ctx: OpaquePointer, name: String) throws(ProfileError) -> String {
+        var err = [CChar](repeating: 0, count: Int(SBX_SECCOMP_ERR_LEN))
+        var text: UnsafeMutablePointer<CChar>?
+        let rc = sbx_seccomp_ctx_export_pfc(ctx, &text, &err, Self.errLen)
+        guard rc == 0, let text else { throw ProfileError.profile(name, "export: \(Self.cString(err))") }
+        defer { sbx_seccomp_free(text) }
+        return String(cString: text)
+    }
 
-        var compiledDefault = plan.defaultAction
-        var violationErrno = EPERM
-        if case .errno(let e) = plan.defaultAction {
-            violationErrno = e
-            if trackViolations { compiledDefault = .notify }
-        }
-
+    static func buildContext(_ plan: CompilePlan, notify: NotificationPlan, name: String) throws(ProfileError) -> OpaquePointer {
         var err = [CChar](repeating: 0, count: Int(SBX_SECCOMP_ERR_LEN))
         var created: OpaquePointer?
         // Bad-arch action KILL_PROCESS: a syscall through another ABI (int 0x80, x32) that the
         // profile did not list kills the whole process, rather than one thread (libseccomp's
         // default) or returning an errno a program might retry around.
-        var rc = sbx_seccomp_ctx_create(compiledDefault.raw, SeccompAction.killProcess.raw, &created, &err, Self.errLen)
+        var rc = sbx_seccomp_ctx_create(notify.compiledDefault.raw, SeccompAction.killProcess.raw, &created, &err, Self.errLen)
         guard rc == 0, let ctx = created else {
             throw ProfileError.profile(name, "defaultAction: \(cString(err))")
         }
@@ -177,8 +186,9 @@ public final class SeccompCompiler: Sendable {
                 // Finding 3: a rule with the default action is redundant and libseccomp refuses it.
                 if rule.action == plan.defaultAction { continue }
                 for syscall in rule.syscalls {
+                    guard let action = notify.compiledAction(rule, syscall.name) else { continue }
                     rc = rule.comparisons.withUnsafeBufferPointer { cmps in
-                        sbx_seccomp_ctx_add_rule(ctx, rule.action.raw, syscall.number, cmps.baseAddress,
+                        sbx_seccomp_ctx_add_rule(ctx, action.raw, syscall.number, cmps.baseAddress,
                                                  UInt32(cmps.count), &err, Self.errLen)
                     }
                     guard rc == 0 else {
@@ -190,7 +200,7 @@ public final class SeccompCompiler: Sendable {
             sbx_seccomp_ctx_release(ctx)
             throw error
         }
-        return (ctx, compiledDefault == .notify, violationErrno)
+        return ctx
     }
 
     static let errLen = Int(SBX_SECCOMP_ERR_LEN)

@@ -122,9 +122,30 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
+/// The flags that describe a workload and its limits, shared by `run` and the profile
+/// commands that run one (`profile learn`, `profile test`).
+protocol WorkloadFlags {
+    var lang: String? { get }
+    var file: String? { get }
+    var code: String? { get }
+    var stdinFile: String? { get }
+    var profile: String { get }
+    var timeout: Double { get }
+    var memory: String { get }
+    var pids: Int { get }
+    var disk: String { get }
+    var outputLimit: String { get }
+    var cpus: Double? { get }
+    var env: [String] { get }
+    var rootfs: String? { get }
+    var command: [String] { get }
+}
+
+extension RunCommand: WorkloadFlags {}
+
 /// Turns the flags into a `JailSpec`, with a readable error for every bad input.
 struct JailSpecBuilder {
-    let options: RunCommand
+    let options: any WorkloadFlags
 
     func build() throws -> JailSpec {
         let o = options
@@ -221,12 +242,15 @@ enum ResultPrinter {
         case .memoryLimit: return "memory limit (\(ByteSize.format(r.limits.memoryBytes))) exceeded: OOM-killed"
         case .pidsLimit: return "process limit (\(r.limits.pids)) reached"
         case .outputLimit: return "output truncated at \(ByteSize.format(UInt64(r.limits.outputBytes))) (stdout \(r.stdoutBytes) bytes, stderr \(r.stderrBytes) bytes)"
-        case .seccompViolation: return "killed by seccomp profile \(r.profile)" + violationList(r)
+        case .seccompViolation:
+            let killers = r.violations.filter { $0.action == "kill" }.map(\.syscall)
+            return "killed by seccomp profile \(r.profile)" + (killers.isEmpty ? "" : " for calling \(killers.joined(separator: ", "))") + violationList(r)
         case .spawnFailed: return r.error ?? "could not start"
         }
     }
 
     private static func violationList(_ r: RunResult) -> String {
-        r.violations.isEmpty ? "" : " (denied: " + r.violations.map { "\($0.syscall)×\($0.count)" }.joined(separator: ", ") + ")"
+        let denied = r.violations.filter { $0.action != "kill" }
+        return denied.isEmpty ? "" : " (denied: " + denied.map { "\($0.syscall)×\($0.count)" }.joined(separator: ", ") + ")"
     }
 }

@@ -120,6 +120,9 @@ int sbx_seccomp_syscall_resolve_arch(uint32_t arch_token, const char *_Nonnull n
 /// Writes the name of native syscall `nr` into `buf`. Returns 0, -ENOENT if unknown, -ERANGE if
 /// `buf` is too small.
 int sbx_seccomp_syscall_name(int nr, char *_Nonnull buf, size_t buf_len);
+/// Same for syscall `nr` of architecture `arch_token` (an AUDIT_ARCH_* value, as in a seccomp
+/// notification), e.g. an i386 call made through int 0x80.
+int sbx_seccomp_syscall_name_arch(uint32_t arch_token, int nr, char *_Nonnull buf, size_t buf_len);
 
 /// The libseccomp library version in use (major * 10000 + minor * 100 + micro).
 unsigned int sbx_seccomp_library_version(void);

@@ -197,10 +197,27 @@ int sbx_pidfd_open(pid_t pid);
 /// pidfd_send_signal(2). Returns 0 or -errno (ESRCH when already gone).
 int sbx_pidfd_kill(int pidfd, int sig);
 
-/// seccomp user notification, parent side: receive one notification, answer it with
-/// -deny_errno (the syscall fails in the jail, it never runs) and report its syscall number.
-/// Returns 0, or -errno (ENOENT when the jailed task died before the answer).
-int sbx_notify_deny_one(int notify_fd, int deny_errno, int *syscall_nr);
+/// One seccomp user notification (seccomp_unotify(2)), as the supervisor needs it.
+struct sbx_notification {
+    uint64_t id;        // cookie for the answer
+    uint32_t pid;       // thread id in the supervisor's pid namespace (0 if not visible)
+    int32_t nr;         // syscall number on `arch`
+    uint32_t arch;      // AUDIT_ARCH_* of the call
+    uint64_t args[6];
+};
+
+/// Receives one pending notification. Returns 0, or -errno (ENOENT when the task died between
+/// the poll and the receive: nothing to answer).
+int sbx_notify_receive(int notify_fd, struct sbx_notification *out);
+/// Answers a notification: `proceed` = 1 lets the syscall run as if unfiltered
+/// (SECCOMP_USER_NOTIF_FLAG_CONTINUE, used only while learning a profile, never to enforce);
+/// otherwise the syscall fails with -answer_errno without running. Returns 0 or -errno
+/// (ENOENT: the task died meanwhile).
+int sbx_notify_answer(int notify_fd, uint64_t id, int answer_errno, int proceed);
+/// A kill action on behalf of the profile: SIGKILLs the process of thread `pid` while its
+/// syscall is still held (so it never runs). The notification id is checked after opening
+/// the pidfd, so a recycled tid cannot be hit. Returns 0 or -errno (ENOENT/ESRCH: already gone).
+int sbx_notify_kill(int notify_fd, uint64_t id, uint32_t pid);
 
 /// MS_* flags of the mount holding `path` that a user namespace cannot clear (statvfs).
 unsigned long sbx_locked_mount_flags(const char *path);

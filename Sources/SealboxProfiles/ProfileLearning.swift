@@ -1,0 +1,340 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import CSealboxSeccomp
+import Glibc
+
+/// `sealbox profile learn`: run a workload under a recording filter, then write the smallest
+/// allowlist profile under which it runs the same way.
+///
+/// The recording run behaves like the *base* profile (default.json unless told otherwise) with
+/// one change: a syscall the base would deny by its default action is allowed and recorded
+/// instead. Everything else the base decides stays decided, checked by the supervisor on every
+/// call: its argument conditions (clone without namespace flags, sockets only for unix and IP,
+/// ioctl without TIOCSTI), its explicit answers (clone3 → ENOSYS, so glibc falls back to clone
+/// exactly as it will under the learned profile), and the dangerous syscalls, which are denied
+/// with EPERM and reported, never learned. So the learned profile reproduces the recording run:
+/// every call that succeeded then is allowed, every call that failed then fails the same way.
+public struct ProfileLearner: Sendable {
+    /// Syscalls sealbox's own jail start makes after the filter is installed and before the
+    /// workload runs (sbx_child.c steps 10-11: hand the listener over, umask, execve, and on a
+    /// failed exec the report write and exit). The supervisor cannot answer them, it is still
+    /// waiting in the spawn call, so the recording filter allows them outright, and every
+    /// learned profile must allow them for a jail to start under it.
+    public static let jailStartSyscalls = ["execve", "exit_group", "sendmsg", "umask", "write"]
+
+    public let base: LoadedProfile
+    let plan: CompilePlan
+    public let dangerous: Set<String>
+
+    public init(base: LoadedProfile, dangerous: Set<String>) throws(ProfileError) {
+        self.base = base
+        self.plan = try ProfileValidator.plan(base.profile, name: base.name)
+        self.dangerous = dangerous
+    }
+
+    /// The base's errno for calls nothing allows (EPERM when its default does not deny).
+    var baseDenyErrno: Int32 {
+        if case .errno(let e) = plan.defaultAction { return e }
+        return EPERM
+    }
+
+    /// Rules of the base that apply to `name`, in profile order.
+    func baseRules(for name: String) -> [CompilePlan.Rule] {
+        plan.rules.filter { rule in rule.syscalls.contains { $0.name == name } }
+    }
+
+    /// The recording filter: notify everything but the jail-start calls; `policy` answers as
+    /// described on the type.
+    public func recordingFilter() throws(ProfileError) -> CompiledSeccompFilter {
+        let name = "learn(\(base.name))"
+        var err = [CChar](repeating: 0, count: SeccompCompiler.errLen)
+        var created: OpaquePointer?
+        guard sbx_seccomp_ctx_create(SeccompAction.notify.raw, SeccompAction.killProcess.raw, &created, &err, SeccompCompiler.errLen) == 0,
+              let ctx = created
+        else { throw ProfileError.profile(name, "cannot create the recording filter: \(SeccompCompiler.cString(err))") }
+        defer { sbx_seccomp_ctx_release(ctx) }
+        for syscall in Self.jailStartSyscalls {
+            let nr = sbx_seccomp_syscall_resolve(syscall)
+            guard sbx_seccomp_ctx_add_rule(ctx, SeccompAction.allow.raw, nr, nil, 0, &err, SeccompCompiler.errLen) == 0 else {
+                throw ProfileError.profile(name, "\(syscall): \(SeccompCompiler.cString(err))")
+            }
+        }
+        let program = try SeccompCompiler.exportBPF(ctx, name: name)
+        return CompiledSeccompFilter(profileName: name, digest: SHA256.hex(program), program: program, policy: recordingPolicy())
+    }
+
+    func recordingPolicy() -> NotificationPolicy {
+        var bySyscall: [SyscallKey: NotificationAnswer] = [:]
+        var byArguments: [SyscallKey: ConditionalAnswer] = [:]
+        var names = Set(dangerous)
+        for rule in plan.rules { names.formUnion(rule.syscalls.map(\.name)) }
+        for name in names {
+            guard let number = SyscallNames.number(of: name) else { continue }
+            let key = SyscallKey.native(number)
+            let rules = baseRules(for: name)
+            if let unconditional = rules.first(where: { !$0.isConditional }) {
+                switch unconditional.action {
+                case .allow, .log:
+                    if dangerous.contains(name) { bySyscall[key] = .fail(errno: EPERM) }
+                default:
+                    bySyscall[key] = NotificationPlan.answer(for: unconditional.action) ?? .fail(errno: EPERM)
+                }
+            } else if !rules.isEmpty {
+                let conditional = rules.map { rule in
+                    ConditionalAnswer.Rule(checks: rule.comparisons.map(ArgumentCheck.init),
+                                           answer: NotificationPlan.answer(for: rule.action) ?? .proceed)
+                }
+                byArguments[key] = ConditionalAnswer(rules: conditional, otherwise: .fail(errno: baseDenyErrno))
+            } else if dangerous.contains(name) {
+                bySyscall[key] = .fail(errno: EPERM)
+            }
+        }
+        return NotificationPolicy(fallback: .proceed, bySyscall: bySyscall, byArguments: byArguments)
+    }
+
+    /// What a recording run showed, sorted into what the learned profile does with it.
+    public struct Findings: Sendable, Codable, Equatable {
+        /// Allowed unconditionally by the learned profile (jail start included).
+        public var allowed: [String] = []
+        /// Allowed under the base's argument conditions (its rules copied).
+        public var conditional: [String] = []
+        /// Answered by an explicit rule of the base (e.g. clone3 → ENOSYS), copied.
+        public var answeredByBase: [String] = []
+        /// Allowed although the base profile would have denied them.
+        public var beyondBase: [String] = []
+        /// Dangerous syscalls the workload tried: denied while learning and in the profile.
+        public var dangerous: [Flag] = []
+        /// Calls outside the base's argument conditions: denied while learning and in the profile.
+        public var outsideConditions: [Flag] = []
+
+        public struct Flag: Sendable, Codable, Equatable {
+            public var syscall: String
+            public var count: Int
+            public var firstArgs: [UInt64]
+
+            enum CodingKeys: String, CodingKey {
+                case syscall, count
+                case firstArgs = "first_args"
+            }
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case allowed, conditional
+            case answeredByBase = "answered_by_base"
+            case beyondBase = "beyond_base"
+            case dangerous
+            case outsideConditions = "outside_conditions"
+        }
+    }
+
+    /// A recorded syscall as the supervisor reported it (a `RunResult.RecordedSyscall`).
+    public struct Recorded: Sendable {
+        public var syscall: String
+        public var native: Bool
+        public var count: Int
+        /// "allow", "errno" or "kill"
+        public var answer: String
+        public var firstArgs: [UInt64]
+
+        public init(syscall: String, native: Bool, count: Int, answer: String, firstArgs: [UInt64]) {
+            self.syscall = syscall
+            self.native = native
+            self.count = count
+            self.answer = answer
+            self.firstArgs = firstArgs
+        }
+    }
+
+    /// Sorts the recording into findings.
+    public func findings(_ recorded: [Recorded]) -> Findings {
+        var f = Findings()
+        var allowed = Set(Self.jailStartSyscalls)
+        var conditional = Set<String>(), answered = Set<String>(), beyond = Set<String>()
+        var dangerousSeen: [String: Findings.Flag] = [:], outside: [String: Findings.Flag] = [:]
+        for call in recorded where call.native {
+            let name = call.syscall
+            let rules = baseRules(for: name)
+            let flag = Findings.Flag(syscall: name, count: call.count, firstArgs: call.firstArgs)
+            if rules.contains(where: \.isConditional) {
+                conditional.insert(name)
+                // Denied although the base only has allow rules for it: no condition held.
+                if call.answer != "allow" && rules.allSatisfy({ $0.action == .allow || $0.action == .log }) {
+                    outside[name, default: Findings.Flag(syscall: name, count: 0, firstArgs: call.firstArgs)].count += flag.count
+                }
+            } else if let rule = rules.first {
+                if rule.action == .allow || rule.action == .log {
+                    if dangerous.contains(name) {
+                        dangerousSeen[name, default: Findings.Flag(syscall: name, count: 0, firstArgs: call.firstArgs)].count += flag.count
+                    } else {
+                        allowed.insert(name)
+                    }
+                } else {
+                    answered.insert(name)
+                }
+            } else if dangerous.contains(name) {
+                dangerousSeen[name, default: Findings.Flag(syscall: name, count: 0, firstArgs: call.firstArgs)].count += flag.count
+            } else {
+                allowed.insert(name)
+                beyond.insert(name)
+            }
+        }
+        f.allowed = allowed.sorted()
+        f.conditional = conditional.sorted()
+        f.answeredByBase = answered.sorted()
+        f.beyondBase = beyond.sorted()
+        f.dangerous = dangerousSeen.values.sorted { $0.syscall < $1.syscall }
+        f.outsideConditions = outside.values.sorted { $0.syscall < $1.syscall }
+        return f
+    }
+
+    /// Adds syscalls named by the operator (`profile learn --allow`). Names must be known on
+    /// this architecture and not dangerous; those the base restricts keep the base's rules.
+    public func allowing(_ names: [String], in f: Findings) throws(ProfileError) -> Findings {
+        var merged = f
+        var allowed = Set(f.allowed), conditional = Set(f.conditional), answered = Set(f.answeredByBase)
+        for name in names {
+            guard SyscallNames.number(of: name) != nil else {
+                throw ProfileError("unknown syscall \"\(name)\" on this architecture")
+            }
+            guard !dangerous.contains(name) else {
+                throw ProfileError("\(name) is dangerous; add it to the profile by hand if you must")
+            }
+            let base = baseRules(for: name)
+            if base.contains(where: \.isConditional) {
+                conditional.insert(name)
+            } else if let first = base.first, first.action != .allow && first.action != .log {
+                answered.insert(name)
+            } else {
+                allowed.insert(name)
+            }
+        }
+        merged.allowed = allowed.sorted()
+        merged.conditional = conditional.sorted()
+        merged.answeredByBase = answered.sorted()
+        return merged
+    }
+
+    /// Adds what an earlier learned profile allows (`profile learn --merge`), so one profile
+    /// can cover several workloads: its unconditional allows, and the syscalls for which it
+    /// carries rules of the base.
+    public func merging(_ f: Findings, with earlier: LoadedProfile) throws(ProfileError) -> Findings {
+        let earlierPlan = try ProfileValidator.plan(earlier.profile, name: earlier.name)
+        var merged = f
+        var allowed = Set(f.allowed), conditional = Set(f.conditional), answered = Set(f.answeredByBase)
+        for rule in earlierPlan.rules {
+            for syscall in rule.syscalls where syscall.number >= 0 {
+                let name = syscall.name
+                let base = baseRules(for: name)
+                if !base.isEmpty && base.contains(where: \.isConditional) {
+                    conditional.insert(name)
+                } else if let first = base.first, first.action != .allow && first.action != .log {
+                    answered.insert(name)
+                } else if rule.action == .allow && !rule.isConditional && !dangerous.contains(name) {
+                    allowed.insert(name)
+                }
+            }
+        }
+        merged.allowed = allowed.sorted()
+        merged.conditional = conditional.sorted()
+        merged.answeredByBase = answered.sorted()
+        return merged
+    }
+
+    /// The learned profile as OCI JSON (pretty, stable order), with a `comment` that says how
+    /// it was made and what was left out.
+    public func profileJSON(_ f: Findings, comment: String) -> String {
+        var rules: [[String: Any]] = []
+        if !f.allowed.isEmpty {
+            rules.append(["names": f.allowed, "action": "SCMP_ACT_ALLOW"])
+        }
+        // The base's own rules for the syscalls that depend on them, in the base's order and
+        // restricted to the syscalls seen.
+        let copied = Set(f.conditional + f.answeredByBase)
+        for rule in plan.rules {
+            let names = rule.syscalls.map(\.name).filter { copied.contains($0) }
+            guard !names.isEmpty else { continue }
+            let source = base.profile.syscalls[rule.index]
+            var object: [String: Any] = ["names": names, "action": source.action]
+            if let e = source.errnoRet { object["errnoRet"] = e }
+            if !source.args.isEmpty {
+                object["args"] = source.args.map { ["index": $0.index, "value": $0.value, "valueTwo": $0.valueTwo, "op": $0.op] as [String: Any] }
+            }
+            if let c = source.comment { object["comment"] = c }
+            rules.append(object)
+        }
+        var defaultAction = "SCMP_ACT_ERRNO"
+        var defaultErrno: Int32? = EPERM
+        switch plan.defaultAction {
+        case .errno(let e): defaultErrno = e
+        case .killProcess: defaultAction = "SCMP_ACT_KILL_PROCESS"; defaultErrno = nil
+        case .killThread: defaultAction = "SCMP_ACT_KILL_THREAD"; defaultErrno = nil
+        default: break  // a permissive base: the learned profile still denies by default
+        }
+        var top: [(String, Any)] = [("comment", comment), ("defaultAction", defaultAction)]
+        if let e = defaultErrno { top.append(("defaultErrnoRet", Int(e))) }
+        top.append(("architectures", [Architecture.nativeName ?? "SCMP_ARCH_NATIVE"]))
+        top.append(("syscalls", rules))
+        return OrderedJSON.render(top) + "\n"
+    }
+}
+
+/// Renders JSON with the key order given (JSONSerialization sorts or scrambles it), so a
+/// learned profile reads top-down: comment, defaultAction, ..., syscalls.
+enum OrderedJSON {
+    static func render(_ members: [(String, Any)], indent: String = "") -> String {
+        let inner = indent + "  "
+        let body = members.map { "\(inner)\(quote($0.0)): \(value($0.1, indent: inner))" }.joined(separator: ",\n")
+        return "{\n\(body)\n\(indent)}"
+    }
+
+    static func value(_ v: Any, indent: String) -> String {
+        switch v {
+        case let s as String: return quote(s)
+        case let n as Int: return String(n)
+        case let n as UInt64: return String(n)
+        case let n as Int32: return String(n)
+        case let b as Bool: return b ? "true" : "false"
+        case let names as [String]:
+            // Syscall lists: several names per line keep a 300-name allowlist readable.
+            var lines: [String] = [], line = ""
+            for name in names.map(quote) {
+                if !line.isEmpty && line.count + name.count > 90 { lines.append(line); line = "" }
+                line += line.isEmpty ? name : ", \(name)"
+            }
+            if !line.isEmpty { lines.append(line) }
+            return "[\n" + lines.map { indent + "  " + $0 }.joined(separator: ",\n") + "\n\(indent)]"
+        case let objects as [[String: Any]]:
+            let order = ["names", "action", "errnoRet", "args", "index", "value", "valueTwo", "op", "comment"]
+            let rendered = objects.map { object -> String in
+                let members = object.sorted { (order.firstIndex(of: $0.key) ?? 99) < (order.firstIndex(of: $1.key) ?? 99) }
+                return indent + "  " + render(members.map { ($0.key, $0.value) }, indent: indent + "  ")
+            }
+            return "[\n" + rendered.joined(separator: ",\n") + "\n\(indent)]"
+        default: return "null"
+        }
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}

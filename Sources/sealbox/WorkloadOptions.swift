@@ -1,0 +1,75 @@
+import ArgumentParser
+
+/// The workload flags of `sealbox run` without the profile (the profile commands choose it) and
+/// without sessions or tools, for `profile learn` and `profile test`.
+struct WorkloadOptions: ParsableArguments {
+    @Option(name: .long, help: "Snippet language: python, node, bash or sh.")
+    var lang: String?
+
+    @Option(name: .long, help: "Read the snippet from this file.")
+    var file: String?
+
+    @Option(name: .long, help: "The snippet itself.")
+    var code: String?
+
+    @Option(name: .customLong("stdin-file"), help: "Feed this host file to the program's stdin (default /dev/null).")
+    var stdinFile: String?
+
+    @Option(name: .long, help: "Wall-clock limit in seconds.")
+    var timeout: Double = 30
+
+    @Option(name: .long, help: "Memory limit, e.g. 256M.")
+    var memory: String = "512M"
+
+    @Option(name: .long, help: "Maximum number of processes and threads.")
+    var pids: Int = 64
+
+    @Option(name: .long, help: "Size of the writable /work + /tmp tmpfs, e.g. 64M.")
+    var disk: String = "64M"
+
+    @Option(name: .customLong("output-limit"), help: "Cap on captured stdout and on stderr, each, e.g. 1M.")
+    var outputLimit: String = "1M"
+
+    @Option(name: .long, help: "CPU bandwidth in cores, e.g. 0.5 (default: unthrottled).")
+    var cpus: Double?
+
+    @Option(name: .long, help: "Environment variable for the jail, K=V (repeatable).")
+    var env: [String] = []
+
+    @Option(name: .long, help: "Root filesystem directory (see scripts/build-rootfs.sh); default: the host's /usr read-only.")
+    var rootfs: String?
+
+    @Argument(parsing: .postTerminator, help: "With --lang: arguments for the snippet. Otherwise: the command and its arguments.")
+    var command: [String] = []
+
+    /// These flags with `profile` chosen by the command.
+    func with(profile: String) -> ProfiledWorkload { ProfiledWorkload(options: self, profile: profile) }
+
+    /// What the workload is, for messages and a learned profile's comment.
+    var summary: String {
+        if let lang {
+            if let code { return "--lang \(lang) --code \(code.count > 60 ? String(code.prefix(57)) + "..." : code)" }
+            if let file { return "--lang \(lang) --file \(file)" }
+        }
+        return command.joined(separator: " ")
+    }
+}
+
+struct ProfiledWorkload: WorkloadFlags {
+    let options: WorkloadOptions
+    let profile: String
+
+    var lang: String? { options.lang }
+    var file: String? { options.file }
+    var code: String? { options.code }
+    var stdinFile: String? { options.stdinFile }
+    var timeout: Double { options.timeout }
+    var memory: String { options.memory }
+    var pids: Int { options.pids }
+    var disk: String { options.disk }
+    var outputLimit: String { options.outputLimit }
+    var cpus: Double? { options.cpus }
+    var env: [String] { options.env }
+    var rootfs: String? { options.rootfs }
+    var command: [String] { options.command }
+}

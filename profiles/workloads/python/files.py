@@ -1,0 +1,20 @@
+# Files in /work and /tmp: create, read, list, stat, rename, link, remove, compress, sqlite.
+import csv, glob, gzip, os, pathlib, shutil, sqlite3, tempfile, zlib
+d = pathlib.Path(tempfile.mkdtemp())
+(d / "a.txt").write_text("hello\n")
+shutil.copy(d / "a.txt", d / "b.txt")
+os.rename(d / "b.txt", d / "c.txt")
+os.symlink("c.txt", d / "link")
+os.chmod(d / "c.txt", 0o600)
+print(sorted(p.name for p in d.iterdir()), os.stat(d / "c.txt").st_size, os.path.realpath(d / "link").endswith("c.txt"))
+with gzip.open(d / "z.gz", "wt") as f: f.write("zip" * 100)
+print(len(zlib.compress(b"x" * 1000)), glob.glob(str(d / "*.gz")) != [])
+with open(d / "t.csv", "w", newline="") as f: csv.writer(f).writerow([1, 2])
+db = sqlite3.connect(d / "db.sqlite")
+db.execute("create table t(x)"); db.execute("insert into t values (42)"); db.commit()
+print(db.execute("select x from t").fetchone()[0])
+db.close()
+for root, dirs, files in os.walk(d): pass
+shutil.rmtree(d)
+pathlib.Path("/work/out.txt").write_text("done")
+print(os.listdir("/work"), os.getcwd())
