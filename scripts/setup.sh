@@ -53,3 +53,24 @@ if ! cmp -s "$python_requirements" "$python_venv/python-tools.txt" || ! "$python
         cp "$python_requirements" "$python_venv/python-tools.txt"
     fi
 fi
+
+# Docker's own default seccomp profile, unmodified, for the test that runs jails under it:
+# Debian ships moby's profiles/seccomp/default.json in golang-github-docker-docker-dev. Only
+# that file is taken from the package (apt-get download + dpkg-deb -x: no Go toolchain and no
+# dependencies installed). Skipped when the file is there already.
+docker_profile=${SEALBOX_DOCKER_PROFILE:-/var/cache/sealbox/docker-default.json}
+if [ ! -s "$docker_profile" ] && [ "$(id -u)" -eq 0 ]; then
+    log "fetching Docker's default seccomp profile (golang-github-docker-docker-dev) into $docker_profile"
+    scratch="$(mktemp -d)"
+    if (cd "$scratch" && apt-get download -qq golang-github-docker-docker-dev >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get download -qq golang-github-docker-docker-dev >/dev/null; }) &&
+        dpkg-deb -x "$scratch"/golang-github-docker-docker-dev_*.deb "$scratch/x" &&
+        mkdir -p "$(dirname "$docker_profile")" &&
+        cp "$scratch/x/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json" "$docker_profile.tmp" &&
+        mv "$docker_profile.tmp" "$docker_profile"; then
+        :
+    else
+        log "could not fetch Docker's default profile; the test that uses it will fail"
+    fi
+    rm -rf "$scratch"
+fi

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/sched.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@ static const char *errno_name(int e) {
     case ECONNREFUSED: return "ECONNREFUSED";
     case ENETUNREACH: return "ENETUNREACH";
     case EUSERS: return "EUSERS";
+    case EAGAIN: return "EAGAIN";
     case ENOSPC: return "ENOSPC";
     default: {
         static char buf[32];
@@ -54,6 +56,28 @@ static long probe_clone_newuser(void) {
     if (pid == 0) _exit(0);
     if (pid > 0) waitpid((pid_t)pid, NULL, 0);
     return pid;
+}
+
+/// A new process the way programs make one (glibc fork: clone without CLONE_THREAD).
+static long probe_fork(void) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    return pid;
+}
+
+static void *thread_main(void *arg) { return arg; }
+
+/// A thread (glibc: clone3, then clone with CLONE_THREAD when clone3 says ENOSYS).
+static long probe_thread(void) {
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, thread_main, NULL);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    pthread_join(t, NULL);
+    return 0;
 }
 
 static long probe(const char *name) {
@@ -94,6 +118,11 @@ static long probe(const char *name) {
     if (!strcmp(name, "socket_netlink")) return syscall(SYS_socket, 16 /* AF_NETLINK */, SOCK_RAW, 0);
     if (!strcmp(name, "socket_vsock")) return syscall(SYS_socket, AF_VSOCK, SOCK_STREAM, 0);
     if (!strcmp(name, "socket_unix")) return syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+    if (!strcmp(name, "socket_inet")) return syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+    if (!strcmp(name, "socket_inet6")) return syscall(SYS_socket, AF_INET6, SOCK_DGRAM, 0);
+    if (!strcmp(name, "socket_netlink_high_bits")) return syscall(SYS_socket, 0x100000010UL /* AF_NETLINK | 1<<32 */, SOCK_RAW, 0);
+    if (!strcmp(name, "fork")) return probe_fork();  // glibc's fork, i.e. clone(SIGCHLD|...)
+    if (!strcmp(name, "thread")) return probe_thread();
     errno = 0;
     return -2;
 }

@@ -55,24 +55,99 @@ struct JSONSyntaxError: Error, CustomStringConvertible {
     var description: String { "line \(line), column \(column): \(problem)" }
 }
 
+/// Where a JSON value (or member name) starts: 1-based line and column, columns counting bytes
+/// like `JSONSyntaxError`.
+public struct JSONPosition: Sendable, Hashable, CustomStringConvertible {
+    public let line: Int
+    public let column: Int
+
+    public init(line: Int, column: Int) {
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(line):\(column)" }
+}
+
+/// A side table of positions by JSON path, filled by `JSONReader.parse(_:positions:)` only when a
+/// caller asks (`sealbox profile check`); loading a profile for a run does not pay for it.
+/// Paths are the ones validation messages use: "" is the top-level value, then `syscalls`,
+/// `syscalls[3]`, `syscalls[3].args[0].op`. With duplicate member names the last one wins, as in
+/// `JSONValue.subscript(key:)`.
+struct JSONPositions: Sendable {
+    /// Where each value starts.
+    var values: [String: JSONPosition] = [:]
+    /// Where the name of each object member starts, by the member's path (`defaultaction` in
+    /// `{"defaultaction": ...}`), so a misspelt key can be pointed at rather than its value.
+    var keys: [String: JSONPosition] = [:]
+
+    /// The position of `path`, or of its nearest ancestor that has one: a missing member
+    /// (`syscalls[0].action: missing`) is reported where its object starts.
+    func position(of path: String, preferringKey: Bool = false) -> JSONPosition {
+        var p = path
+        while true {
+            if preferringKey, p == path, let k = keys[p] { return k }
+            if let v = values[p] { return v }
+            if p.isEmpty { return JSONPosition(line: 1, column: 1) }
+            p = Self.parent(of: p)
+        }
+    }
+
+    /// `a.b[2].c` → `a.b[2]` → `a.b` → `a` → "".
+    static func parent(of path: String) -> String {
+        guard let last = path.lastIndex(where: { $0 == "." || $0 == "[" }) else { return "" }
+        return String(path[..<last])
+    }
+
+    static func member(_ parent: String, _ key: String) -> String {
+        parent.isEmpty ? key : "\(parent).\(key)"
+    }
+
+    static func element(_ parent: String, _ index: Int) -> String {
+        "\(parent)[\(index)]"
+    }
+}
+
 struct JSONReader {
     private let bytes: [UInt8]
     private var pos = 0
     private var depth = 0
     private static let maxDepth = 64
+    /// Non-nil only when positions were asked for. A newline can only occur in whitespace
+    /// (strings may not hold raw control characters), so `skipWhitespace` alone keeps `line` and
+    /// `lineStart` current.
+    private var positions: JSONPositions?
+    private var line = 1
+    private var lineStart = 0
 
     static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
         var reader = JSONReader(bytes: bytes)
+        return try reader.parseDocument()
+    }
+
+    /// Parses like `parse(_:)` and records the position of every value and member name by its
+    /// JSON path into `positions`.
+    static func parse(_ bytes: [UInt8], positions: inout JSONPositions) throws(JSONSyntaxError) -> JSONValue {
+        var reader = JSONReader(bytes: bytes)
+        reader.positions = JSONPositions()
+        defer { positions = reader.positions ?? JSONPositions() }
+        return try reader.parseDocument()
+    }
+
+    private mutating func parseDocument() throws(JSONSyntaxError) -> JSONValue {
         // A UTF-8 byte order mark is not JSON, but editors write it; tolerate it.
-        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { reader.pos = 3 }
-        reader.skipWhitespace()
-        let value = try reader.parseValue()
-        reader.skipWhitespace()
-        if reader.pos < bytes.count {
-            throw reader.error("unexpected \(reader.describeCurrent()) after the top-level value")
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { pos = 3 }
+        skipWhitespace()
+        let value = try parseValue(path: positions == nil ? nil : "")
+        skipWhitespace()
+        if pos < bytes.count {
+            throw error("unexpected \(describeCurrent()) after the top-level value")
         }
         return value
     }
+
+    /// The current position, the same way `error(_:at:)` counts (the BOM counts as 3 columns).
+    private var here: JSONPosition { JSONPosition(line: line, column: pos - lineStart + 1) }
 
     private init(bytes: [UInt8]) {
         self.bytes = bytes
@@ -103,17 +178,26 @@ struct JSONReader {
     private mutating func skipWhitespace() {
         while pos < bytes.count {
             switch bytes[pos] {
-            case 0x20, 0x09, 0x0A, 0x0D: pos += 1
+            case 0x0A:
+                pos += 1
+                line += 1
+                lineStart = pos
+            case 0x20, 0x09, 0x0D: pos += 1
             default: return
             }
         }
     }
 
-    private mutating func parseValue() throws(JSONSyntaxError) -> JSONValue {
+    /// `path` is nil unless positions are recorded (no path strings are built then).
+    private mutating func parseValue(path: String?) throws(JSONSyntaxError) -> JSONValue {
         guard pos < bytes.count else { throw error("unexpected end of input, expected a value") }
+        if let path {
+            let at = here
+            positions?.values[path] = at
+        }
         switch bytes[pos] {
-        case UInt8(ascii: "{"): return try parseObject()
-        case UInt8(ascii: "["): return try parseArray()
+        case UInt8(ascii: "{"): return try parseObject(path: path)
+        case UInt8(ascii: "["): return try parseArray(path: path)
         case UInt8(ascii: "\""): return .string(try parseString())
         case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
         case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
@@ -136,7 +220,7 @@ struct JSONReader {
         if depth > Self.maxDepth { throw error("nesting deeper than \(Self.maxDepth) levels") }
     }
 
-    private mutating func parseObject() throws(JSONSyntaxError) -> JSONValue {
+    private mutating func parseObject(path: String?) throws(JSONSyntaxError) -> JSONValue {
         try enter()
         defer { depth -= 1 }
         pos += 1  // {
@@ -151,14 +235,17 @@ struct JSONReader {
             guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else {
                 throw error("unexpected \(describeCurrent()), expected a member name in double quotes")
             }
+            let keyPosition = here
             let key = try parseString()
+            let memberPath = path.map { JSONPositions.member($0, key) }
+            if let memberPath { positions?.keys[memberPath] = keyPosition }
             skipWhitespace()
             guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else {
                 throw error("unexpected \(describeCurrent()), expected ':' after member name \"\(key)\"")
             }
             pos += 1
             skipWhitespace()
-            members.append((key, try parseValue()))
+            members.append((key, try parseValue(path: memberPath)))
             skipWhitespace()
             guard pos < bytes.count else { throw error("unexpected end of input, expected ',' or '}'") }
             if bytes[pos] == UInt8(ascii: ",") {
@@ -173,7 +260,7 @@ struct JSONReader {
         }
     }
 
-    private mutating func parseArray() throws(JSONSyntaxError) -> JSONValue {
+    private mutating func parseArray(path: String?) throws(JSONSyntaxError) -> JSONValue {
         try enter()
         defer { depth -= 1 }
         pos += 1  // [
@@ -185,7 +272,7 @@ struct JSONReader {
         }
         while true {
             skipWhitespace()
-            items.append(try parseValue())
+            items.append(try parseValue(path: path.map { JSONPositions.element($0, items.count) }))
             skipWhitespace()
             guard pos < bytes.count else { throw error("unexpected end of input, expected ',' or ']'") }
             if bytes[pos] == UInt8(ascii: ",") {

@@ -83,6 +83,13 @@ public struct ArgumentCheck: Sendable, Hashable {
         }
     }
 
+    public init(index: Int, op: String, value: UInt64, valueTwo: UInt64) {
+        self.index = index
+        self.op = op
+        self.value = value
+        self.valueTwo = valueTwo
+    }
+
     init(_ cmp: sbx_seccomp_cmp) {
         index = Int(cmp.arg)
         value = cmp.datum_a

@@ -44,17 +44,31 @@ public enum ProfileLoader {
     /// Returns the display name ("default" or the path given), the parsed+validated profile and
     /// the raw bytes.
     public static func load(_ nameOrPath: String, profilesDirectory: String) throws(ProfileError) -> LoadedProfile {
-        guard !nameOrPath.isEmpty else { throw ProfileError("profile name is empty") }
-        let isPath = nameOrPath.contains("/") || nameOrPath.hasSuffix(".json")
-        let path: String
-        if isPath {
-            path = nameOrPath
-        } else {
-            let dir = profilesDirectory.hasSuffix("/") ? String(profilesDirectory.dropLast()) : profilesDirectory
-            path = "\(dir)/\(nameOrPath).json"
-        }
-        let bytes = try readFile(path, name: nameOrPath)
+        let (_, bytes) = try readSource(nameOrPath, profilesDirectory: profilesDirectory)
         return try parse(bytes, name: nameOrPath)
+    }
+
+    /// True when `nameOrPath` is used as a path (it contains "/" or ends in ".json"), false when
+    /// it names a profile in the profiles directory.
+    public static func isPath(_ nameOrPath: String) -> Bool {
+        nameOrPath.contains("/") || nameOrPath.hasSuffix(".json")
+    }
+
+    /// The file `nameOrPath` stands for: itself when it is a path, else
+    /// `<profilesDirectory>/<name>.json`.
+    public static func path(for nameOrPath: String, profilesDirectory: String) -> String {
+        if isPath(nameOrPath) { return nameOrPath }
+        let dir = profilesDirectory.hasSuffix("/") ? String(profilesDirectory.dropLast()) : profilesDirectory
+        return "\(dir)/\(nameOrPath).json"
+    }
+
+    /// Resolves `nameOrPath` like `load` and reads the file's bytes without parsing them
+    /// (`sealbox profile check` parses them itself, collecting every problem). Errors: not found,
+    /// not a regular file, too large, unreadable.
+    public static func readSource(_ nameOrPath: String, profilesDirectory: String) throws(ProfileError) -> (path: String, bytes: [UInt8]) {
+        guard !nameOrPath.isEmpty else { throw ProfileError("profile name is empty") }
+        let path = path(for: nameOrPath, profilesDirectory: profilesDirectory)
+        return (path, try readFile(path, name: nameOrPath))
     }
 
     /// Parses and validates profile JSON held in memory. `name` is used in messages.

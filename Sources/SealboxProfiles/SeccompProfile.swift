@@ -84,17 +84,48 @@ public struct SeccompProfile: Codable, Sendable, Equatable {
 
 // MARK: - Reading from JSON
 
+/// A profile as far as it could be read, with what validation needs to go on after a bad rule.
+struct ReadProfile {
+    var profile: SeccompProfile
+    /// For each of `profile.syscalls`, its index in the file's `syscalls` array.
+    var ruleIndices: [Int]
+    /// False when `defaultAction` was missing or not a string (already reported).
+    var defaultActionReadable: Bool
+
+    /// A profile built in code or read completely: every rule is where it was.
+    init(_ profile: SeccompProfile) {
+        self.init(profile: profile, ruleIndices: Array(profile.syscalls.indices), defaultActionReadable: true)
+    }
+
+    init(profile: SeccompProfile, ruleIndices: [Int], defaultActionReadable: Bool) {
+        self.profile = profile
+        self.ruleIndices = ruleIndices
+        self.defaultActionReadable = defaultActionReadable
+    }
+}
+
 /// A problem at a JSON path, e.g. ("syscalls[3].args[0].value", "expected an unsigned 64-bit integer, found -1").
 struct FieldError: Error {
+    /// The JSON path of the problem ("" = the top level), where `profile check` looks up the
+    /// line and column.
+    let path: String
+    /// The problem alone, as `profile check` prints it after the path.
+    let problem: String
+    /// The one-line message `sealbox run` shows: "<path>: <problem>" unless phrased otherwise.
     let text: String
 
     /// "<path>: <problem>"
     init(path: String, problem: String) {
+        self.path = path
+        self.problem = problem
         text = path.isEmpty ? problem : "\(path): \(problem)"
     }
 
-    /// A message phrased freely, e.g. `unknown syscall "x" in syscalls[2].names`.
-    init(text: String) {
+    /// A message phrased freely for `sealbox run`, e.g. `unknown syscall "x" in syscalls[2].names`,
+    /// with the precise path and problem kept for `profile check`.
+    init(path: String, problem: String, text: String) {
+        self.path = path
+        self.problem = problem
         self.text = text
     }
 }
@@ -110,7 +141,8 @@ private struct ObjectReader {
 
     init(_ value: JSONValue, path: String) throws(FieldError) {
         guard case .object = value else {
-            throw FieldError(path: path.isEmpty ? "top level" : path, problem: "expected an object, found \(value.kindDescription)")
+            let problem = "expected an object, found \(value.kindDescription)"
+            throw FieldError(path: path, problem: problem, text: "\(path.isEmpty ? "top level" : path): \(problem)")
         }
         self.value = value
         self.path = path
@@ -196,22 +228,53 @@ private struct ObjectReader {
 
 extension SeccompProfile {
     /// Reads a profile from parsed JSON. `nativeArchitecture` (an `SCMP_ARCH_*` name) selects the
-    /// `archMap` entry.
+    /// `archMap` entry. Throws the first problem.
     init(json: JSONValue, nativeArchitecture: String?) throws(FieldError) {
-        let top = try ObjectReader(json, path: "")
-        defaultAction = try top.string("defaultAction")
-        defaultErrnoRet = try top.optionalInt("defaultErrnoRet")
-        var arches = try top.stringArray("architectures")
-        // Docker's archMap: [{architecture, subArchitectures}]; take the native entry.
-        let archMap = try top.array("archMap") { (v, p) throws(FieldError) -> [String] in
-            let entry = try ObjectReader(v, path: p)
-            return [try entry.string("architecture")] + (try entry.stringArray("subArchitectures"))
+        var report = DiagnosticCollector(mode: .throwFirstError)
+        guard let read = try Self.read(json: json, nativeArchitecture: nativeArchitecture, report: &report) else {
+            preconditionFailure("read returns nil only after reporting an error, which throws in this mode")
         }
+        self = read.profile
+    }
+
+    /// Reads what can be read, reporting each problem to `report` (which throws the first one,
+    /// or collects them all for `profile check`). A rule that cannot be read is left out, and the
+    /// others keep their index in the file (`ReadProfile.ruleIndices`), so later messages still
+    /// name the right `syscalls[i]`. Nil when the top level is not even an object. The order of
+    /// the checks is the order `sealbox run` has always reported the first problem in.
+    static func read(json: JSONValue, nativeArchitecture: String?, report: inout DiagnosticCollector) throws(FieldError) -> ReadProfile? {
+        guard let top = try report.recover({ () throws(FieldError) in try ObjectReader(json, path: "") }) else { return nil }
+        let defaultAction = try report.recover { () throws(FieldError) in try top.string("defaultAction") }
+        let defaultErrnoRet = try report.recover { () throws(FieldError) in try top.optionalInt("defaultErrnoRet") } ?? nil
+        var arches = try report.recover { () throws(FieldError) in try top.stringArray("architectures") } ?? []
+        // Docker's archMap: [{architecture, subArchitectures}]; take the native entry.
+        let archMap = try report.recover { () throws(FieldError) in
+            try top.array("archMap") { (v, p) throws(FieldError) -> [String] in
+                let entry = try ObjectReader(v, path: p)
+                return [try entry.string("architecture")] + (try entry.stringArray("subArchitectures"))
+            }
+        } ?? []
         if let native = nativeArchitecture, let entry = archMap.first(where: { $0.first == native }) {
             for a in entry where !arches.contains(a) { arches.append(a) }
         }
-        architectures = arches
-        syscalls = try top.array("syscalls") { (v, p) throws(FieldError) in try Rule(json: v, path: p) }
+        var rules: [Rule] = []
+        var indices: [Int] = []
+        if let v = top.optional("syscalls") {
+            if case .array(let items) = v {
+                for (i, item) in items.enumerated() {
+                    let rule = try report.recover { () throws(FieldError) in try Rule(json: item, path: JSONPositions.element("syscalls", i)) }
+                    if let rule {
+                        rules.append(rule)
+                        indices.append(i)
+                    }
+                }
+            } else {
+                try report.error(FieldError(path: "syscalls", problem: "expected an array, found \(v.kindDescription)"))
+            }
+        }
+        let profile = SeccompProfile(defaultAction: defaultAction ?? "", defaultErrnoRet: defaultErrnoRet,
+                                     architectures: arches, syscalls: rules)
+        return ReadProfile(profile: profile, ruleIndices: indices, defaultActionReadable: defaultAction != nil)
     }
 
     public init(from decoder: any Decoder) throws {

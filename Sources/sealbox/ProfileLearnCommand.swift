@@ -113,7 +113,7 @@ struct ProfileLearnCommand: AsyncParsableCommand {
         let learner: ProfileLearner
         do {
             let loaded = try ProfileLoader.load(base, profilesDirectory: session.executor.profilesDirectory)
-            learner = try ProfileLearner(base: loaded, dangerous: DangerousSyscalls.names)
+            learner = try ProfileLearner(base: loaded, dangerous: SyscallCatalog.dangerousNames)
         } catch {
             throw CLIFailure(message: error.description)
         }
@@ -149,7 +149,7 @@ struct ProfileLearnCommand: AsyncParsableCommand {
         }
         let calls = recorded.reduce(0) { $0 + $1.count }
         let comment = (self.comment.map { $0 + " " } ?? "") + """
-            Learned by `sealbox profile learn` on \(ISO8601DateFormatter().string(from: Date())) from: \(workload.summary). \
+            Learned by `sealbox profile learn` on \(ISO8601DateFormatter().string(from: Date())) from: \(workload.summary)\(merge.map { " (merged with the earlier \($0))" } ?? ""). \
             Base: \(base). \(findings.allowed.count) syscalls allowed, \(findings.conditional.count) under the base's argument conditions. \
             Dangerous syscalls seen and left denied: \(findings.dangerous.isEmpty ? "none" : findings.dangerous.map(\.syscall).joined(separator: ", ")).
             """

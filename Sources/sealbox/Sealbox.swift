@@ -17,7 +17,7 @@ struct Sealbox: AsyncParsableCommand {
             Exit status of `sealbox run`: the program's own code; 128+N if killed by signal N; \
             125 if sealbox itself failed; 126 if the program cannot be executed; 127 if not found.
             """,
-        subcommands: [RunCommand.self, ServeCommand.self, McpCommand.self, KeysCommand.self, SessionCommand.self, BrokerCommand.self, LogCommand.self, ProfileCommand.self, BenchCommand.self]
+        subcommands: [RunCommand.self, ServeCommand.self, McpCommand.self, KeysCommand.self, SessionCommand.self, BrokerCommand.self, LogCommand.self, BenchCommand.self, ProfileCommand.self]
     )
 
     static func main() async {
@@ -39,9 +39,16 @@ struct Sealbox: AsyncParsableCommand {
                 self.exit(withError: error)  // --help, --version
             }
             writeStderr(fullMessage(for: error) + "\n")
-            Glibc.exit(125)
+            Glibc.exit(usageExitStatus(CommandLine.arguments))
         }
     }
+}
+
+/// The exit status for a command line sealbox cannot parse: 125 (Docker's "the runtime
+/// failed"), except under `sealbox profile`, whose commands report results with 0 and 1 and
+/// bad usage with 2, the convention of diff(1) and of linters.
+func usageExitStatus(_ arguments: [String]) -> Int32 {
+    arguments.dropFirst().first == ProfileCommand.configuration.commandName ? ProfileCommand.usageExitStatus : 125
 }
 
 /// A failure sealbox reports itself, with the exit status to use.

@@ -226,6 +226,8 @@ struct KernelFilterTests {
         .init(label: "ioctl(TIOCSTI, high bits)", syscall: nr("ioctl"), args: [badFD, 0x1_0000_0000 | TIOCSTI], filtered: .fails(EPERM)),
         .init(label: "ioctl(FIONREAD)", syscall: nr("ioctl"), args: [badFD, FIONREAD], filtered: .fails(EBADF)),
         .init(label: "socket(AF_NETLINK)", syscall: nr("socket"), args: [16, 3, 0], filtered: .fails(EPERM)),
+        // The kernel reads the domain as an int: high bits must not slip past the deny rule.
+        .init(label: "socket(AF_NETLINK, high bits)", syscall: nr("socket"), args: [0x1_0000_0010, 3, 0], filtered: .fails(EPERM)),
         .init(label: "socket(AF_UNIX)", syscall: nr("socket"), args: [1, 1, 0], filtered: .succeeds),
         .init(label: "personality(ADDR_NO_RANDOMIZE)", syscall: nr("personality"), args: [0x0040000], filtered: .succeeds),
         .init(label: "x32 getpid", syscall: X32_SYSCALL_BIT | nr("getpid"), filtered: .killed),
