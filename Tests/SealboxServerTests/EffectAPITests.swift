@@ -314,7 +314,7 @@ struct EffectAPITests {
             let body = try response.object()
             #expect(body["truncated"] as? Bool == false)
             let profiles = try #require(body["profiles"] as? [[String: Any]])
-            #expect(profiles.map { $0["name"] as? String } == ["default", "permissive"])
+            #expect(profiles.map { $0["name"] as? String } == ["default", "node", "permissive", "python", "strict"])
             let standard = profiles[0]
             #expect(standard["comment"] as? String == comment)
             #expect((standard["comment"] as? String)?.hasPrefix("sealbox default profile") == true)

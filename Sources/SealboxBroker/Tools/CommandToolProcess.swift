@@ -115,7 +115,17 @@ enum CommandToolProcess {
             for p in cEnv { free(p) }
         }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv)
+        var rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv)
+        // ETXTBSY: the program file is open for writing somewhere, typically because another
+        // thread of this process forked (a jail spawn) while the file was being written, and
+        // the child still holds the descriptor until it execs or closes it. That lasts
+        // milliseconds; retry for up to about a second before calling it a failure.
+        var busyRetries = 0
+        while rc == ETXTBSY && busyRetries < 20 {
+            busyRetries += 1
+            usleep(50_000)
+            rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv)
+        }
         close(outPipe[1])
         close(errPipe[1])
         guard rc == 0 else {
