@@ -18,6 +18,9 @@ portable="stat,lstat,fstat,newfstatat,statx,open,openat,access,faccessat,faccess
 portable+=",getdents,getdents64,pipe,pipe2,dup,dup2,dup3,poll,ppoll,select,pselect6,epoll_wait,epoll_pwait"
 portable+=",clock_gettime,clock_getres,clock_nanosleep,nanosleep,gettimeofday,time,getrandom,rseq,sched_yield"
 portable+=",rename,renameat,renameat2,unlink,unlinkat,mkdir,mkdirat,rmdir,chmod,fchmod,fchmodat,fchmodat2"
+# Calls a workload makes only sometimes: signal returns, yielding under lock contention, memory
+# returned or grown by the allocator or a garbage collector, flushes. One recording may miss them.
+portable+=",rt_sigreturn,sched_yield,madvise,mremap,writev,readv,pwrite64,pread64,ftruncate,fsync,fdatasync,statfs,fstatfs"
 
 learn() {  # learn NAME BASE COMMENT EXTRA LANG FILE...
     local name="$1" base="$2" comment="$3" extra="$4" lang="$5"; shift 5
@@ -66,7 +69,8 @@ if selected strict; then
     base="$(mktemp --suffix=.json)"
     trap 'rm -f "$base"' EXIT
     strict_base "$base"
-    strict_extra="stat,lstat,fstat,newfstatat,statx,open,openat,access,faccessat,faccessat2,readlink,readlinkat,getdents64,clock_gettime,clock_nanosleep,nanosleep,getrandom,rseq"
+    # The portable list without pipes and polling (no processes to talk to in strict).
+    strict_extra="${portable//,pipe,pipe2/}"
     comment="strict: the smallest profile for self-contained interpreted snippets (python, node, bash builtins): computation, the standard library, files in /work and /tmp. No subprocesses (clone only with CLONE_THREAD, no fork, vfork or clone3), no sockets (socket fails with EAFNOSUPPORT), no exec beyond the jail's own start. Denies everything else with EPERM. Regenerate with scripts/learn-profiles.sh from profiles/workloads/strict/."
     for pair in python:profiles/workloads/strict/snippet.py node:profiles/workloads/strict/snippet.js bash:profiles/workloads/strict/snippet.sh; do
         lang="${pair%%:*}" file="${pair#*:}"
