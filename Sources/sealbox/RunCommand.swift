@@ -32,44 +32,10 @@ struct RunCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "Snippet language: python, node, bash or sh.")
-    var lang: String?
-
-    @Option(name: .long, help: "Read the snippet from this file.")
-    var file: String?
-
-    @Option(name: .long, help: "The snippet itself.")
-    var code: String?
-
-    @Option(name: .customLong("stdin-file"), help: "Feed this host file to the program's stdin (default /dev/null).")
-    var stdinFile: String?
+    @OptionGroup var workload: WorkloadOptions
 
     @Option(name: .long, help: "seccomp profile: a name in profiles/ or a path to an OCI JSON profile.")
     var profile: String = "default"
-
-    @Option(name: .long, help: "Wall-clock limit in seconds (millisecond resolution).")
-    var timeout: Double = 10
-
-    @Option(name: .long, help: "Memory limit, e.g. 256M.")
-    var memory: String = "256M"
-
-    @Option(name: .long, help: "Maximum number of processes and threads.")
-    var pids: Int = 64
-
-    @Option(name: .long, help: "Size of the writable /work + /tmp tmpfs, e.g. 64M (for a --step, /tmp only: /work is the session's workspace).")
-    var disk: String = "64M"
-
-    @Option(name: .customLong("output-limit"), help: "Cap on captured stdout and on stderr, each, e.g. 1M.")
-    var outputLimit: String = "1M"
-
-    @Option(name: .long, help: "CPU bandwidth in cores, e.g. 0.5 (default: unthrottled).")
-    var cpus: Double?
-
-    @Option(name: .long, help: "Environment variable for the jail, K=V (repeatable).")
-    var env: [String] = []
-
-    @Option(name: .long, help: "Root filesystem directory (see scripts/build-rootfs.sh); default: the host's /usr read-only.")
-    var rootfs: String?
 
     @Option(name: .long, help: "Broker config (YAML): start a broker for this run with these tools and secrets.")
     var tools: String?
@@ -92,11 +58,8 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the result as one JSON object on stdout.")
     var json = false
 
-    @Argument(parsing: .postTerminator, help: "With --lang: arguments for the snippet. Otherwise: the command and its arguments.")
-    var command: [String] = []
-
     func run() async throws {
-        let spec = try JailSpecBuilder(options: self).build()
+        let spec = try JailSpecBuilder(options: workload.with(profile: profile)).build()
         let dataDirectory: String
         do {
             dataDirectory = try DataDirectory.locate()
@@ -122,8 +85,8 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// The flags that describe a workload and its limits, shared by `run` and the profile
-/// commands that run one (`profile learn`, `profile test`).
+/// The flags that describe a workload and its limits with the profile chosen
+/// (`WorkloadOptions.with(profile:)`).
 protocol WorkloadFlags {
     var lang: String? { get }
     var file: String? { get }
@@ -140,8 +103,6 @@ protocol WorkloadFlags {
     var rootfs: String? { get }
     var command: [String] { get }
 }
-
-extension RunCommand: WorkloadFlags {}
 
 /// Turns the flags into a `JailSpec`, with a readable error for every bad input.
 struct JailSpecBuilder {

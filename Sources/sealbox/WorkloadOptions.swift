@@ -1,7 +1,7 @@
 import ArgumentParser
 
-/// The workload flags of `sealbox run` without the profile (the profile commands choose it) and
-/// without sessions or tools, for `profile learn` and `profile test`.
+/// The flags that describe a workload and its limits, shared by `sealbox run`, `profile learn`
+/// and `profile test` (each adds how it chooses the profile).
 struct WorkloadOptions: ParsableArguments {
     @Option(name: .long, help: "Snippet language: python, node, bash or sh.")
     var lang: String?
@@ -15,16 +15,16 @@ struct WorkloadOptions: ParsableArguments {
     @Option(name: .customLong("stdin-file"), help: "Feed this host file to the program's stdin (default /dev/null).")
     var stdinFile: String?
 
-    @Option(name: .long, help: "Wall-clock limit in seconds.")
-    var timeout: Double = 30
+    @Option(name: .long, help: "Wall-clock limit in seconds (millisecond resolution).")
+    var timeout: Double = 10
 
     @Option(name: .long, help: "Memory limit, e.g. 256M.")
-    var memory: String = "512M"
+    var memory: String = "256M"
 
     @Option(name: .long, help: "Maximum number of processes and threads.")
     var pids: Int = 64
 
-    @Option(name: .long, help: "Size of the writable /work + /tmp tmpfs, e.g. 64M.")
+    @Option(name: .long, help: "Size of the writable /work + /tmp tmpfs, e.g. 64M (for a --step of `run`, /tmp only: /work is the session's workspace).")
     var disk: String = "64M"
 
     @Option(name: .customLong("output-limit"), help: "Cap on captured stdout and on stderr, each, e.g. 1M.")
