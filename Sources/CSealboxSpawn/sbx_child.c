@@ -326,7 +326,8 @@ static void dup_stdio_in_child(const struct sbx_spawn_req *req, int report_fd) {
     }
 }
 
-void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd, int status_fd) {
+void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd, int status_fd, struct sbx_marks *marks) {
+    sbx_mark(marks, SBX_MARK_CHILD_START);
     // 0. signals and parent death
     sigset_t none;
     sigemptyset(&none);
@@ -342,6 +343,7 @@ void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd,
         n = read(sync_fd, &go, 1);
     } while (n < 0 && errno == EINTR);
     if (n != 1 || go != SBX_SYNC_GO) fail_in_child(report_fd, SBX_STAGE_WAIT_PARENT, n < 0 ? errno : EPIPE, -1);
+    sbx_mark(marks, SBX_MARK_RELEASED);
 
     // 2. cgroup namespace and session
     if (req->cgroup_v2_fd < 0) CHECK(unshare(CLONE_NEWCGROUP), SBX_STAGE_UNSHARE_CGROUP, -1);
@@ -367,12 +369,14 @@ void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd,
         struct pollfd parent = { .fd = sbx_parent_pidfd, .events = POLLIN };
         if (poll(&parent, 1, 0) > 0) _exit(125);  // nobody is left to report to
     }
+    sbx_mark(marks, SBX_MARK_IDENTITY);
 
     // 4. mounts; MS_PRIVATE first so nothing below propagates back to the host
     CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), SBX_STAGE_MOUNT_PRIVATE, -1);
     CHECK(mount("sealbox", req->newroot, "tmpfs", MS_NOSUID | MS_NODEV, req->newroot_tmpfs_data),
           SBX_STAGE_MOUNT_ROOT_TMPFS, -1);
     run_fs_plan_in_child(req, report_fd);
+    sbx_mark(marks, SBX_MARK_MOUNTS);
 
     // 5. switch root; pivot_root(".", ".") stacks the old root on top, umount2 detaches it
     CHECK(chdir(req->newroot), SBX_STAGE_CHDIR_NEWROOT, -1);
@@ -382,6 +386,7 @@ void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd,
     CHECK(mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL),
           SBX_STAGE_REMOUNT_ROOT_RO, -1);
     CHECK(chdir(req->workdir), SBX_STAGE_CHDIR_WORKDIR, -1);
+    sbx_mark(marks, SBX_MARK_PIVOT);
 
     // 6. network, hostname, limits, stdio
     CHECK(loopback_up_in_child(), SBX_STAGE_LOOPBACK_UP, -1);
@@ -398,12 +403,14 @@ void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd,
     // 8. no new privileges, no inherited fds
     CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), SBX_STAGE_NO_NEW_PRIVS, -1);
     CHECK(syscall(__NR_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC), SBX_STAGE_CLOSE_FDS, -1);
+    sbx_mark(marks, SBX_MARK_SETUP);
 
     // 9. fork the program; this process becomes the jail's init. A raw clone, not fork():
     // glibc's fork runs atfork handlers and takes locks another Swift thread may hold.
     long program = syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
     if (program < 0) fail_in_child(report_fd, SBX_STAGE_FORK_PROGRAM, errno, -1);
     if (program == 0) {
+        sbx_mark(marks, SBX_MARK_FORKED);
         close(status_fd);
         exec_program_in_child(req, report_fd);
     }

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include "sbx_spawn.h"
 
 /// One failure report from the child; written with a single write(2), which is atomic on a
@@ -15,10 +16,39 @@ struct sbx_child_msg {
 };
 _Static_assert(sizeof(struct sbx_child_msg) == 16, "child message is 16 bytes");
 
+/// Timestamps of a spawn's stages, on a MAP_SHARED page the parent maps before clone3, so the
+/// child (and the program it forks) write where the parent reads. The steps of
+/// `sbx_spawn_result.step_ns` are the differences.
+enum sbx_mark {
+    SBX_MARK_CLONE_CALL = 0,  // parent, just before clone3
+    SBX_MARK_CHILD_START,     // child, first instruction
+    SBX_MARK_RELEASED,        // child, the parent's go byte read
+    SBX_MARK_IDENTITY,        // child, after step 3
+    SBX_MARK_MOUNTS,          // child, after step 4
+    SBX_MARK_PIVOT,           // child, after step 5
+    SBX_MARK_SETUP,           // child, after step 8
+    SBX_MARK_FORKED,          // program, right after the fork
+    SBX_MARK_EXEC_SEEN,       // parent, EOF on the report socket
+    SBX_MARK_COUNT
+};
+
+struct sbx_marks {
+    volatile uint64_t ns[SBX_MARK_COUNT];
+};
+
+/// CLOCK_MONOTONIC in ns. clock_gettime is served by the vDSO (no syscall, no lock), so the
+/// child may call it; it is never called after seccomp is installed, where a filter that
+/// notifies it would wait on a parent still blocked in sbx_spawn.
+static inline void sbx_mark(struct sbx_marks *marks, enum sbx_mark which) {
+    if (marks == NULL) return;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0) marks->ns[which] = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 /// Child entry point; never returns. report_fd (SEQPACKET socket), sync_fd (pipe, read) and
-/// status_fd (pipe, write) are the child's ends.
+/// status_fd (pipe, write) are the child's ends; marks may be NULL (no timing).
 __attribute__((noreturn))
-void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd, int status_fd);
+void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd, int status_fd, struct sbx_marks *marks);
 
 /// Control buffer for exactly one SCM_RIGHTS descriptor.
 union sbx_fd_control {

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -185,7 +186,24 @@ static void close_pair(int fds[2]) {
     if (fds[1] >= 0) close(fds[1]);
 }
 
+/// Turns the shared page's timestamps into the result's step durations.
+static void record_steps_from_parent(const struct sbx_marks *marks, struct sbx_spawn_result *res) {
+    static const enum sbx_mark from[SBX_STEP_COUNT] = {
+        SBX_MARK_CLONE_CALL, SBX_MARK_CHILD_START, SBX_MARK_RELEASED, SBX_MARK_IDENTITY,
+        SBX_MARK_MOUNTS, SBX_MARK_PIVOT, SBX_MARK_SETUP, SBX_MARK_FORKED,
+    };
+    static const enum sbx_mark to[SBX_STEP_COUNT] = {
+        SBX_MARK_CHILD_START, SBX_MARK_RELEASED, SBX_MARK_IDENTITY, SBX_MARK_MOUNTS,
+        SBX_MARK_PIVOT, SBX_MARK_SETUP, SBX_MARK_FORKED, SBX_MARK_EXEC_SEEN,
+    };
+    for (int i = 0; i < SBX_STEP_COUNT; i++) {
+        uint64_t a = marks->ns[from[i]], b = marks->ns[to[i]];
+        res->step_ns[i] = (a != 0 && b >= a) ? b - a : 0;
+    }
+}
+
 int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
+    memset(res->step_ns, 0, sizeof res->step_ns);
     res->pid = -1;
     res->pidfd = -1;
     res->notify_fd = -1;
@@ -209,6 +227,11 @@ int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
     // init writes at most one small status record: blocking is fine on its end.
     fcntl(status[1], F_SETFL, 0);
 
+    // Stage timestamps (see sbx_mark). Timing is a diagnostic: without the page the spawn
+    // goes on untimed rather than failing.
+    struct sbx_marks *marks = mmap(NULL, sizeof(struct sbx_marks), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (marks == MAP_FAILED) marks = NULL;
+
     uint64_t flags = CLONE_PIDFD | CLONE_CLEAR_SIGHAND | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS |
                      CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
     // v2: born in its cgroup, so the cgroup namespace can be created right away. v1: the
@@ -227,12 +250,13 @@ int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    sbx_mark(marks, SBX_MARK_CLONE_CALL);
     long pid = syscall(__NR_clone3, &args, sizeof args);
     if (pid == 0) {
         close(report[0]);
         close(sync[1]);
         close(status[0]);
-        sbx_child_main(req, report[1], sync[0], status[1]);
+        sbx_child_main(req, report[1], sync[0], status[1], marks);
     }
     int clone_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -241,6 +265,7 @@ int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
     close(status[1]);
     if (pid < 0) {
         set_failure(res, SBX_STAGE_CLONE3, clone_errno, -1);
+        if (marks != NULL) munmap(marks, sizeof(struct sbx_marks));
         close(report[0]);
         close(sync[1]);
         close(status[0]);
@@ -293,9 +318,15 @@ int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
     close(sync[1]);
     res->pidfd = pidfd;
     res->status_fd = status[0];
+    if (marks != NULL) {
+        sbx_mark(marks, SBX_MARK_EXEC_SEEN);
+        record_steps_from_parent(marks, res);
+        munmap(marks, sizeof(struct sbx_marks));
+    }
     return 0;
 
 fail:
+    if (marks != NULL) munmap(marks, sizeof(struct sbx_marks));
     kill_and_reap_from_parent((pid_t)pid, pidfd);
     if (res->notify_fd >= 0) close(res->notify_fd);
     res->notify_fd = -1;

@@ -147,7 +147,9 @@ public final class Executor: Sendable {
         result.phases = RunResult.Phases(
             setupMs: Clock.ms(spawnStarted - began), spawnMs: Clock.ms(supervised.spawnNanos),
             runMs: Clock.ms(supervised.wallNanos - supervised.spawnNanos),
-            teardownMs: Clock.ms(ended - spawnStarted - supervised.wallNanos))
+            teardownMs: Clock.ms(ended - spawnStarted - supervised.wallNanos),
+            spawnSteps: supervised.spawnSteps.contains(where: { $0 > 0 })
+                ? RunResult.SpawnSteps(milliseconds: supervised.spawnSteps.map { Clock.ms($0) }) : nil)
         return result
     }
 

@@ -104,13 +104,16 @@ public struct RunResult: Sendable, Codable, Equatable {
         public var spawnMs: Double
         public var runMs: Double
         public var teardownMs: Double
+        /// `spawnMs` taken apart, measured on both sides of the clone (see `SpawnSteps`).
+        public var spawnSteps: SpawnSteps?
 
-        public init(queueMs: Double? = nil, setupMs: Double, spawnMs: Double, runMs: Double, teardownMs: Double) {
+        public init(queueMs: Double? = nil, setupMs: Double, spawnMs: Double, runMs: Double, teardownMs: Double, spawnSteps: SpawnSteps? = nil) {
             self.queueMs = queueMs
             self.setupMs = setupMs
             self.spawnMs = spawnMs
             self.runMs = runMs
             self.teardownMs = teardownMs
+            self.spawnSteps = spawnSteps
         }
 
         enum CodingKeys: String, CodingKey {
@@ -119,6 +122,39 @@ public struct RunResult: Sendable, Codable, Equatable {
             case spawnMs = "spawn_ms"
             case runMs = "run_ms"
             case teardownMs = "teardown_ms"
+            case spawnSteps = "spawn_steps"
+        }
+    }
+
+    /// Where the spawn (clone3 to execve) went, in ms, in the child's fixed order
+    /// (sbx_child.c): clone, the parent writing uid/gid maps and cgroup membership, identity,
+    /// mounts, pivot_root, the rest of the setup (loopback, hostname, rlimits, stdio,
+    /// capabilities), init forking the program, and seccomp + execve until the parent sees it.
+    public struct SpawnSteps: Sendable, Codable, Equatable {
+        public static let names = ["clone", "maps", "identity", "mounts", "pivot", "setup", "fork", "exec"]
+        /// In the order of `names`.
+        public var milliseconds: [Double]
+
+        public init(milliseconds: [Double]) {
+            self.milliseconds = milliseconds
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: DynamicKey.self)
+            milliseconds = try Self.names.map { try c.decode(Double.self, forKey: DynamicKey($0 + "_ms")) }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: DynamicKey.self)
+            for (name, value) in zip(Self.names, milliseconds) { try c.encode(value, forKey: DynamicKey(name + "_ms")) }
+        }
+
+        struct DynamicKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(_ s: String) { stringValue = s }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
         }
     }
 

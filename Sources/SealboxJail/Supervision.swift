@@ -47,6 +47,8 @@ struct Supervision {
     var wallNanos: UInt64 = 0
     /// sbx_spawn alone: clone3 to execve (or to the failure report).
     var spawnNanos: UInt64 = 0
+    /// The same, by step (sbx_spawn_step order), in ns; zeros when the spawn failed.
+    var spawnSteps: [UInt64] = []
     /// Set when `LiveJails.killAll` ended the run (a service shutting down).
     var killedBecause: String?
 
@@ -63,6 +65,7 @@ struct Supervision {
             sbx_spawn(req, &result)
         }
         supervision.spawnNanos = Clock.nanos() - started
+        supervision.spawnSteps = withUnsafeBytes(of: result.step_ns) { Array($0.bindMemory(to: UInt64.self)) }
         close(outPipe.write)
         close(errPipe.write)
         defer {

@@ -193,7 +193,37 @@ struct BenchCLITests {
         let max = try #require(json["max_ms"] as? Double)
         #expect(p50 > 0 && p50 <= p90 && p90 <= p99 && p99 <= max)
         #expect(json["failures"] as? Int == 0)
-        #expect(out.stderr.contains("spawn 22/22"))
+        #expect(out.stderr.contains("spawn 20/20"))
+        // Where the time went: every phase, p50 <= p99, and the spawn's steps add up to no
+        // more than the whole run.
+        let phases = try #require(json["phases"] as? [String: [String: Double]])
+        let expected = ["setup", "run", "teardown"] + ["clone", "maps", "identity", "mounts", "pivot", "setup", "fork", "exec"].map { "spawn." + $0 }
+        #expect(Set(phases.keys) == Set(expected))
+        for (name, stats) in phases {
+            let (a, b) = (try #require(stats["p50_ms"]), try #require(stats["p99_ms"]))
+            #expect(a >= 0 && a <= b, "\(name): \(stats)")
+        }
+        let stepsP50 = expected.filter { $0.hasPrefix("spawn.") }.compactMap { phases[$0]?["p50_ms"] }.reduce(0, +)
+        #expect(stepsP50 > 0 && stepsP50 < max)
+    }
+
+    @Test("bench spawn --concurrency runs in parallel; --svg writes a percentile curve")
+    func benchSpawnConcurrentWithPlot() async throws {
+        let svg = NSTemporaryDirectory() + "sealbox-bench-\(getpid()).svg"
+        defer { unlink(svg) }
+        let out = try await CLI.run(["bench", "spawn", "-n", "24", "--warmup", "1", "--concurrency", "4", "--svg", svg, "--json"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let json = try out.json()
+        #expect(json["count"] as? Int == 24 && json["concurrency"] as? Int == 4 && json["failures"] as? Int == 0)
+        #expect((json["runs_per_second"] as? Double ?? 0) > 0)
+        let image = try String(contentsOfFile: svg, encoding: .utf8)
+        #expect(image.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
+        #expect(image.contains("<polyline") && image.contains(">percentile<") && image.contains(">latency (ms)<"))
+        // One point per run plus the closing one at the right edge.
+        let points = try #require(image.split(separator: "points=\"").last?.split(separator: "\"").first)
+        #expect(points.split(separator: " ").count == 25)
+        let bad = try await CLI.run(["bench", "spawn", "--concurrency", "0"])
+        #expect(bad.status == 125 && bad.stderr.contains("--concurrency must be between 1 and 1024"))
     }
 }
 

@@ -160,6 +160,21 @@ struct sbx_spawn_req {
     int setup_timeout_ms;
 };
 
+/// Where one spawn's time went, in nanoseconds (CLOCK_MONOTONIC, read on both sides of the
+/// clone through a shared page): for `sealbox bench spawn` and the result's phases. A step
+/// that was not reached is 0.
+enum sbx_spawn_step {
+    SBX_STEP_CLONE = 0,   // clone3 called -> the child runs
+    SBX_STEP_MAPS,        // uid/gid maps and (v1) cgroup.procs written by the parent -> child released
+    SBX_STEP_IDENTITY,    // cgroup namespace, setsid, setresgid/setresuid
+    SBX_STEP_MOUNTS,      // private /, root tmpfs, the filesystem plan
+    SBX_STEP_PIVOT,       // pivot_root, detach the old root, remount read-only
+    SBX_STEP_SETUP,       // loopback, hostname, rlimits, stdio, capabilities, no_new_privs
+    SBX_STEP_FORK,        // init forks the program
+    SBX_STEP_EXEC,        // seccomp install (+ listener handoff), execve, parent sees it
+    SBX_STEP_COUNT
+};
+
 struct sbx_spawn_result {
     pid_t pid;               // in the parent's pid namespace
     int pidfd;               // CLONE_PIDFD; -1 on failure
@@ -171,6 +186,7 @@ struct sbx_spawn_result {
     /// For SBX_STAGE_SETUP_TIMEOUT: the kernel function the child was blocked in
     /// (/proc/PID/wchan), so a stall can be diagnosed; empty otherwise.
     char failed_detail[64];
+    uint64_t step_ns[SBX_STEP_COUNT];
 };
 
 /// Clones, sets up and execs the jailed child. Returns 0 when the program was exec'd (result

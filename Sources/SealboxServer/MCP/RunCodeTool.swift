@@ -71,7 +71,8 @@ struct RunCodeTool: MCPTool {
           "stdout_bytes": {"type": "integer"}, "stderr_bytes": {"type": "integer"},
           "wall_ms": {"type": "number"}, "cpu_ms": {"type": "number"}, "peak_memory_bytes": {"type": "integer"},
           "violations": {"type": "array", "items": {"type": "object", "required": ["syscall", "count"],
-           "properties": {"syscall": {"type": "string"}, "count": {"type": "integer"}}}},
+           "properties": {"syscall": {"type": "string"}, "count": {"type": "integer"},
+            "action": {"type": "string", "enum": ["errno", "kill"]}, "errno": {"type": "integer"}}}},
           "limits": {"type": "object", "required": ["timeout_ms", "memory_bytes", "pids", "disk_bytes", "output_bytes"],
            "properties": {"timeout_ms": {"type": "integer"}, "memory_bytes": {"type": "integer"}, "pids": {"type": "integer"},
             "disk_bytes": {"type": "integer"}, "output_bytes": {"type": "integer"}}},
@@ -82,7 +83,8 @@ struct RunCodeTool: MCPTool {
            "skipped": {"type": "array", "items": {"type": "string"}}}},
           "blocked": {"type": "array", "items": {"type": "object", "required": ["code", "message"],
            "properties": {"seq": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"}}}},
-          "phases": {"type": "object", "additionalProperties": {"type": "number"}}}}
+          "phases": {"type": "object", "properties": {"spawn_steps": {"type": "object", "additionalProperties": {"type": "number"}}},
+           "additionalProperties": {"type": "number"}}}}
         """)
 
     func call(_ arguments: MCPArguments) async -> MCPToolResult {

@@ -1,0 +1,239 @@
+import ArgumentParser
+import Foundation
+import Histogram
+import SealboxJail
+import Synchronization
+
+struct BenchSpawnCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "spawn",
+        abstract: "Measure spawn-to-exit latency of jailed runs through the library API.",
+        discussion: """
+            Runs the command N times, each in a fresh jail with the same setup as `sealbox run` \
+            (namespaces, cgroup, seccomp, filesystem), and prints p50/p90/p99/max of the whole \
+            Executor.run call: cgroup creation, clone3, setup, execve, the program, wait and \
+            teardown. Warm-up runs are not recorded. With --concurrency, that many runs are in \
+            flight at once (each on a thread of its own).
+
+            Phases: where the time went, p50 and p99 of each: setup (profile, filesystem plan, \
+            cgroup creation), the spawn's steps as the child measures them (clone, maps: uid/gid \
+            maps and v1 cgroup.procs written by the parent, identity, mounts, pivot, setup: \
+            loopback/hostname/rlimits/caps, fork of the program by the jail's init, exec: \
+            seccomp install and execve), run (execve to exit) and teardown (cgroup kill and \
+            removal).
+
+            --json keeps the top-level count, p50_ms, p90_ms, p99_ms, max_ms fields and adds \
+            phases. --svg FILE writes the latency distribution as a percentile curve.
+            """
+    )
+
+    @Option(name: [.customShort("n"), .long], help: "Number of recorded runs.")
+    var count: Int = 200
+
+    @Option(name: .long, help: "Unrecorded runs first (profile compile, page cache).")
+    var warmup: Int = 5
+
+    @Option(name: .long, help: "Runs in flight at once.")
+    var concurrency: Int = 1
+
+    @Option(name: .long, help: "seccomp profile name or path.")
+    var profile: String = "default"
+
+    @Flag(name: .customLong("no-cgroup"), help: "Skip cgroups (no limits) to separate their cost from the spawn's.")
+    var noCgroup = false
+
+    @Flag(name: .long, help: "Print one JSON object (count, p50_ms, p90_ms, p99_ms, max_ms, phases, ...).")
+    var json = false
+
+    @Option(name: .long, help: "Write the latency distribution (a percentile curve) as an SVG image to this file.")
+    var svg: String?
+
+    @Argument(parsing: .postTerminator, help: "Command to run (default /bin/true).")
+    var command: [String] = []
+
+    func validate() throws {
+        guard count >= 1, count <= 1_000_000 else { throw ValidationError("--count must be between 1 and 1000000") }
+        guard warmup >= 0, warmup <= 10_000 else { throw ValidationError("--warmup must be between 0 and 10000") }
+        guard concurrency >= 1, concurrency <= 1024 else { throw ValidationError("--concurrency must be between 1 and 1024") }
+    }
+
+    func run() throws {
+        let executor: Executor
+        do {
+            executor = try Executor(configuration: .init(dataDirectory: try DataDirectory.locate()),
+                                    cgroupDriver: noCgroup ? NoCgroupDriver(reason: "--no-cgroup") : nil)
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+        let spec = JailSpec(command: command.isEmpty ? ["/bin/true"] : command, profile: profile)
+        // Warm-up, one at a time: compiles the profile once, fills the page cache.
+        for _ in 0..<warmup {
+            do {
+                _ = try executor.runBlocking(spec)
+            } catch {
+                throw CLIFailure(message: error.description)
+            }
+        }
+        let samples = try SpawnSampler(executor: executor, spec: spec, count: count, concurrency: concurrency).run()
+        let report = SpawnBenchReport(samples, spec: spec, cgroup: executor.cgroupDriver.version.rawValue, profile: profile,
+                                      concurrency: concurrency)
+        if let svg {
+            do {
+                try PercentileCurve(title: "sealbox spawn-to-exit, \(spec.command.joined(separator: " ")), \(count) runs, concurrency \(concurrency)",
+                                    latenciesMs: samples.totalsMs).svg().write(toFile: svg, atomically: true, encoding: .utf8)
+            } catch {
+                throw CLIFailure(message: "cannot write --svg \(svg): \(error.localizedDescription)")
+            }
+        }
+        if json {
+            JSONOutput.print(report)
+        } else {
+            print(report.text)
+            if let first = samples.firstFailure { print("  \(samples.failures) runs did not finish ok; first: \(first)") }
+        }
+        if samples.failures > 0 { throw ExitCode(1) }
+    }
+}
+
+/// The recorded runs: total latency of each, and its phases.
+struct SpawnSamples {
+    var totalsMs: [Double] = []
+    /// phase name → one value per run that reported it.
+    var phasesMs: [String: [Double]] = [:]
+    var failures = 0
+    var firstFailure: String?
+    var elapsedSeconds: Double = 0
+
+    static let phaseOrder = ["setup"] + RunResult.SpawnSteps.names.map { "spawn." + $0 } + ["run", "teardown"]
+
+    mutating func add(totalMs: Double, result: RunResult) {
+        totalsMs.append(totalMs)
+        if result.status != .ok {
+            failures += 1
+            if firstFailure == nil { firstFailure = "\(result.status.rawValue): \(result.error ?? result.stderr)" }
+        }
+        guard let phases = result.phases else { return }
+        phasesMs["setup", default: []].append(phases.setupMs)
+        phasesMs["run", default: []].append(phases.runMs)
+        phasesMs["teardown", default: []].append(phases.teardownMs)
+        if let steps = phases.spawnSteps {
+            for (name, value) in zip(RunResult.SpawnSteps.names, steps.milliseconds) { phasesMs["spawn." + name, default: []].append(value) }
+        }
+    }
+
+    mutating func merge(_ other: SpawnSamples) {
+        totalsMs += other.totalsMs
+        for (k, v) in other.phasesMs { phasesMs[k, default: []] += v }
+        failures += other.failures
+        firstFailure = firstFailure ?? other.firstFailure
+    }
+}
+
+/// Runs `count` spawns with `concurrency` threads, each taking the next run from a shared counter.
+struct SpawnSampler {
+    let executor: Executor
+    let spec: JailSpec
+    let count: Int
+    let concurrency: Int
+
+    func run() throws -> SpawnSamples {
+        let next = Atomic<Int>(0)
+        let collected = Mutex<(samples: SpawnSamples, error: String?)>((SpawnSamples(), nil))
+        let progress = Progress(total: count)
+        let done = Atomic<Int>(0)
+        let started = DispatchTime.now().uptimeNanoseconds
+        let group = DispatchGroup()
+        for _ in 0..<concurrency {
+            group.enter()
+            let thread = Thread { [executor, spec, count] in
+                var local = SpawnSamples()
+                defer {
+                    collected.withLock { $0.samples.merge(local) }
+                    group.leave()
+                }
+                while next.add(1, ordering: .relaxed).oldValue < count {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    do {
+                        let result = try executor.runBlocking(spec)
+                        local.add(totalMs: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6, result: result)
+                    } catch {
+                        collected.withLock { $0.error = $0.error ?? "\(error)" }
+                        return
+                    }
+                    progress.update(done.add(1, ordering: .relaxed).newValue)
+                }
+            }
+            thread.name = "sealbox-bench-spawn"
+            thread.start()
+        }
+        group.wait()
+        progress.finish()
+        var result = collected.withLock { $0 }
+        if let error = result.error { throw CLIFailure(message: error) }
+        result.samples.elapsedSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        return result.samples
+    }
+}
+
+struct SpawnBenchReport: Encodable {
+    struct PhaseStats: Encodable {
+        var p50_ms: Double
+        var p99_ms: Double
+    }
+
+    var count: Int
+    var p50_ms: Double
+    var p90_ms: Double
+    var p99_ms: Double
+    var max_ms: Double
+    var mean_ms: Double
+    var runs_per_second: Double
+    var concurrency: Int
+    var failures: Int
+    var command: [String]
+    var cgroup: String
+    var profile: String
+    /// Phase name ("setup", "spawn.clone", ..., "run", "teardown") → p50/p99.
+    var phases: [String: PhaseStats]
+
+    init(_ s: SpawnSamples, spec: JailSpec, cgroup: String, profile: String, concurrency: Int) {
+        let sorted = s.totalsMs.sorted()
+        count = sorted.count
+        p50_ms = Percentile.of(sorted, 50)
+        p90_ms = Percentile.of(sorted, 90)
+        p99_ms = Percentile.of(sorted, 99)
+        max_ms = sorted.last ?? 0
+        mean_ms = sorted.isEmpty ? 0 : sorted.reduce(0, +) / Double(sorted.count)
+        runs_per_second = s.elapsedSeconds > 0 ? Double(sorted.count) / s.elapsedSeconds : 0
+        self.concurrency = concurrency
+        failures = s.failures
+        command = spec.command
+        self.cgroup = cgroup
+        self.profile = profile
+        phases = s.phasesMs.mapValues { values in
+            let v = values.sorted()
+            return PhaseStats(p50_ms: Percentile.of(v, 50), p99_ms: Percentile.of(v, 99))
+        }
+    }
+
+    var text: String {
+        var lines = [String(format: "spawn-to-exit over %d runs of %@ (cgroup %@, profile %@, concurrency %d, %.0f runs/s):",
+                            count, command.joined(separator: " "), cgroup, profile, concurrency, runs_per_second)]
+        lines.append(String(format: "  p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms", p50_ms, p90_ms, p99_ms, max_ms, mean_ms))
+        lines.append("  phases (ms)          p50       p99")
+        for name in SpawnSamples.phaseOrder {
+            guard let p = phases[name] else { continue }
+            lines.append("    " + name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: " %8.3f  %8.3f", p.p50_ms, p.p99_ms))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+enum Percentile {
+    /// Nearest-rank percentile of sorted values.
+    static func of(_ sorted: [Double], _ p: Double) -> Double {
+        guard !sorted.isEmpty else { return 0 }
+        let rank = Int((p / 100 * Double(sorted.count)).rounded(.up))
+        return sorted[min(max(rank, 1), sorted.count) - 1]
+    }
+}
