@@ -48,6 +48,9 @@ struct BenchSpawnCommand: ParsableCommand {
     @Option(name: .long, help: "Write the latency distribution (a percentile curve) as an SVG image to this file.")
     var svg: String?
 
+    @Option(name: .long, help: "Also write every recorded latency (ms, one per line, in completion order) to this file, for other tools to combine (scripts/bench-compare.sh).")
+    var samples: String?
+
     @Argument(parsing: .postTerminator, help: "Command to run (default /bin/true).")
     var command: [String] = []
 
@@ -74,24 +77,32 @@ struct BenchSpawnCommand: ParsableCommand {
                 throw CLIFailure(message: error.description)
             }
         }
-        let samples = try SpawnSampler(executor: executor, spec: spec, count: count, concurrency: concurrency).run()
-        let report = SpawnBenchReport(samples, spec: spec, cgroup: executor.cgroupDriver.version.rawValue, profile: profile,
+        let recorded = try SpawnSampler(executor: executor, spec: spec, count: count, concurrency: concurrency).run()
+        let report = SpawnBenchReport(recorded, spec: spec, cgroup: executor.cgroupDriver.version.rawValue, profile: profile,
                                       concurrency: concurrency)
         if let svg {
             do {
                 try PercentileCurve(title: "sealbox spawn-to-exit, \(spec.command.joined(separator: " ")), \(count) runs, concurrency \(concurrency)",
-                                    latenciesMs: samples.totalsMs).svg().write(toFile: svg, atomically: true, encoding: .utf8)
+                                    latenciesMs: recorded.totalsMs).svg().write(toFile: svg, atomically: true, encoding: .utf8)
             } catch {
                 throw CLIFailure(message: "cannot write --svg \(svg): \(error.localizedDescription)")
+            }
+        }
+        if let path = samples {
+            let text = recorded.totalsMs.map { String(format: "%.4f", $0) }.joined(separator: "\n") + "\n"
+            do {
+                try text.write(toFile: path, atomically: true, encoding: .utf8)
+            } catch {
+                throw CLIFailure(message: "cannot write --samples \(path): \(error.localizedDescription)")
             }
         }
         if json {
             JSONOutput.print(report)
         } else {
             print(report.text)
-            if let first = samples.firstFailure { print("  \(samples.failures) runs did not finish ok; first: \(first)") }
+            if let first = recorded.firstFailure { print("  \(recorded.failures) runs did not finish ok; first: \(first)") }
         }
-        if samples.failures > 0 { throw ExitCode(1) }
+        if recorded.failures > 0 { throw ExitCode(1) }
     }
 }
 
