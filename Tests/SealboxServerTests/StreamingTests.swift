@@ -128,7 +128,9 @@ struct StreamingTests {
     func admission() async throws {
         let api = try Self.api { $0.maxConcurrentRuns = 1; $0.maxQueuedRuns = 0 }
         try await Self.live(api) { port in
-            let slow = #"{"command":["/bin/sleep","1"]}"#
+            // Long enough that the second request arrives while the first still runs, even on
+            // a loaded machine (with `sleep 1`, CI once saw the first finish before it).
+            let slow = #"{"command":["/bin/sleep","5"]}"#
             async let first = StreamClient.post(port: port, accept: "application/x-ndjson", body: slow)
             for _ in 0..<200 where await api.admission.load != (1, 0) { try await Task.sleep(for: .milliseconds(10)) }
             #expect(await api.admission.load == (1, 0))
