@@ -40,6 +40,8 @@ public final class Executor: Sendable {
     public let configuration: Configuration
     public let cgroupDriver: any CgroupDriver
     public let compiler: SeccompCompiler
+    /// Parsed profiles, reused while their files are unchanged (see `ProfileCache`).
+    public let profiles = ProfileCache()
     private let newroot: String
     private let capLastCap: Int32
 
@@ -102,7 +104,7 @@ public final class Executor: Sendable {
                 filter = given
                 profileName = given.profileName
             } else {
-                let loaded = try ProfileLoader.load(spec.profile, profilesDirectory: profilesDirectory)
+                let loaded = try profiles.load(spec.profile, profilesDirectory: profilesDirectory)
                 let tracking = spec.violationTracking ?? (configuration.trackViolations ? .denials : .off)
                 filter = try compiler.compile(loaded, tracking: tracking)
                 profileName = loaded.name

@@ -12,11 +12,15 @@ public struct LoadedProfile: Sendable {
     public let name: String
     public let profile: SeccompProfile
     public let source: [UInt8]
+    /// Hex SHA-256 of `source`, computed once: the compile cache's key starts from it, so a
+    /// profile kept in a `ProfileCache` is not hashed again on every run.
+    public let sourceDigest: String
 
     init(name: String, profile: SeccompProfile, source: [UInt8]) {
         self.name = name
         self.profile = profile
         self.source = source
+        self.sourceDigest = SHA256.hex(source)
     }
 
     /// A profile built in code. It is validated, and its canonical JSON (sorted keys) becomes

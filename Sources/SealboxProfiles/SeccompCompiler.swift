@@ -99,7 +99,7 @@ public final class SeccompCompiler: Sendable {
     /// that keeps the profile's behaviour exact (see `NotificationPlan`), so a supervisor can
     /// record which syscall was denied and answer it as the profile would have.
     public func compile(_ loaded: LoadedProfile, tracking: ViolationTracking) throws(ProfileError) -> CompiledSeccompFilter {
-        let digest = Self.digest(of: loaded.source, tracking: tracking)
+        let digest = Self.digest(ofSourceDigest: loaded.sourceDigest, tracking: tracking)
         if let hit = cache.withLock({ $0[digest] }) {
             return CompiledSeccompFilter(profileName: loaded.name, digest: digest, program: hit.program, policy: hit.policy)
         }
@@ -127,9 +127,9 @@ public final class SeccompCompiler: Sendable {
 
     /// Options that change the program are part of the key, as are the host facts profiles can
     /// depend on (native arch for archMap, kernel for minKernel) and the libseccomp version.
-    static func digest(of source: [UInt8], tracking: ViolationTracking) -> String {
-        let options = "\u{0}sealbox-seccomp-v2 track=\(tracking.rawValue) arch=\(Architecture.nativeToken) kernel=\(KernelVersion.runningRelease) libseccomp=\(sbx_seccomp_library_version())"
-        return SHA256.hex(source + Array(options.utf8))
+    static func digest(ofSourceDigest source: String, tracking: ViolationTracking) -> String {
+        let options = "\u{0}sealbox-seccomp-v3 track=\(tracking.rawValue) arch=\(Architecture.nativeToken) kernel=\(KernelVersion.runningRelease) libseccomp=\(sbx_seccomp_library_version())"
+        return SHA256.hex(Array((source + options).utf8))
     }
 
     private static func build(_ loaded: LoadedProfile, tracking: ViolationTracking) throws(ProfileError)
