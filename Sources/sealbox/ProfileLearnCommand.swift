@@ -99,10 +99,19 @@ struct ProfileLearnCommand: AsyncParsableCommand {
         if json && output == "-" {
             throw ValidationError("--json prints the findings on stdout; write the profile to a file with -o FILE")
         }
-        if output != "-" && FileManager.default.fileExists(atPath: output) {
+        if output != "-" {
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), isDirectory.boolValue {
                 throw ValidationError("-o \(output) is a directory")
+            }
+            // Checked before the workload runs, not after.
+            let parent = (output as NSString).deletingLastPathComponent
+            let directory = parent.isEmpty ? "." : parent
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("-o \(output): no such directory \(directory)")
+            }
+            guard FileManager.default.isWritableFile(atPath: directory) else {
+                throw ValidationError("-o \(output): cannot write in \(directory)")
             }
         }
     }

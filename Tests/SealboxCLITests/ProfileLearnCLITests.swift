@@ -91,7 +91,9 @@ struct ProfileLearnCLITests {
         #expect(dangerous.status == 125 && dangerous.stderr.contains("ptrace is dangerous"), "\(dangerous.stderr)")
         let nothing = try await CLI.run(["profile", "learn", "-o", "/tmp/x.json"])
         #expect(nothing.status == 125 && nothing.stderr.contains("nothing to run"), "\(nothing.stderr)")
-        for out in [noOutput, badBase, dangerous, nothing] {
+        let noDirectory = try await CLI.run(["profile", "learn", "-o", "/nonexistent-sbx/x.json", "--", "/bin/true"])
+        #expect(noDirectory.status != 0 && noDirectory.stderr.contains("no such directory /nonexistent-sbx"), "\(noDirectory.stderr)")
+        for out in [noOutput, badBase, dangerous, nothing, noDirectory] {
             #expect(!out.stderr.contains("Fatal error") && !out.stderr.contains("Stack dump"))
         }
     }
