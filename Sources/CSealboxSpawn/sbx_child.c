@@ -27,7 +27,9 @@
 //  6. loopback up, hostname, rlimits, stdio.
 //  7. capabilities: lock securebits, drop the bounding set, clear ambient, then capset(0).
 //     The bounding set needs CAP_SETPCAP, so it goes before the final capset.
-//  8. PR_SET_NO_NEW_PRIVS, mark every fd >= 3 close-on-exec.
+//  8. PR_SET_NO_NEW_PRIVS, close every fd >= 3 but the report, sync and status ends (which
+//     are close-on-exec), so the program starts with 0, 1, 2 and its seccomp listener can
+//     take a number under the jail's RLIMIT_NOFILE.
 //  9. fork the program. This process stays as the jail's pid 1, a minimal init: it reaps
 //     orphans and reports the program's exact wait status on the status pipe. The program
 //     is not pid 1, so signals it sends itself (kill -9 $$, abort()) work as anywhere else.
@@ -251,6 +253,30 @@ static void install_seccomp_in_child(const struct sbx_spawn_req *req, int report
     if (n != (ssize_t)sizeof msg) fail_in_child(report_fd, SBX_STAGE_SECCOMP_HANDOFF, n < 0 ? errno : EIO, -1);
 }
 
+/// Closes every descriptor but stdio and the three the child still needs. Closed, not only
+/// marked close-on-exec: the program's seccomp listener is created after RLIMIT_NOFILE is
+/// set, and takes the lowest free number, so while sealbox's own descriptors (a busy server
+/// or test process holds more than the jail's 1024) stayed open until the exec, it could not
+/// be created at all (EMFILE).
+static void close_inherited_fds_in_child(int report_fd, int sync_fd, int status_fd) {
+    unsigned int keep[3] = { (unsigned int)report_fd, (unsigned int)sync_fd, (unsigned int)status_fd };
+    // Sort the three (insertion sort: no libc qsort in the child).
+    for (int i = 1; i < 3; i++) {
+        for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+            unsigned int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
+    }
+    unsigned int next = 3;
+    for (int i = 0; i < 3; i++) {
+        if (keep[i] < next) continue;  // stdio or a duplicate
+        if (keep[i] > next) CHECK(syscall(__NR_close_range, next, keep[i] - 1, 0U), SBX_STAGE_CLOSE_FDS, (long)next);
+        next = keep[i] + 1;
+    }
+    CHECK(syscall(__NR_close_range, next, ~0U, 0U), SBX_STAGE_CLOSE_FDS, (long)next);
+}
+
 /// The program's side of the fork: seccomp, then execve. Never returns.
 __attribute__((noreturn))
 static void exec_program_in_child(const struct sbx_spawn_req *req, int report_fd) {
@@ -402,7 +428,7 @@ void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd,
 
     // 8. no new privileges, no inherited fds
     CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), SBX_STAGE_NO_NEW_PRIVS, -1);
-    CHECK(syscall(__NR_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC), SBX_STAGE_CLOSE_FDS, -1);
+    close_inherited_fds_in_child(report_fd, sync_fd, status_fd);
     sbx_mark(marks, SBX_MARK_SETUP);
 
     // 9. fork the program; this process becomes the jail's init. A raw clone, not fork():
