@@ -46,6 +46,28 @@ public struct ProfileLearner: Sendable {
         plan.rules.filter { rule in rule.syscalls.contains { $0.name == name } }
     }
 
+    /// How the base decides a syscall, which decides what learning does with it: the answer
+    /// while recording, and where the syscall goes in the learned profile.
+    enum BaseTreatment {
+        /// An unconditional rule that lets it run (an unconditional rule overrides every
+        /// other rule for the syscall, finding 1 in SeccompCompiler).
+        case allowed
+        /// An unconditional rule that stops it, e.g. clone3 → ENOSYS: answered so, and copied.
+        case answered(CompilePlan.Rule)
+        /// Only argument-checked rules: evaluated while recording, and copied.
+        case argumentChecked([CompilePlan.Rule])
+        /// No rule: only the base's default denies it, so learning allows it.
+        case unlisted
+    }
+
+    func treatment(of name: String) -> BaseTreatment {
+        let rules = baseRules(for: name)
+        if let unconditional = rules.first(where: { !$0.isConditional }) {
+            return unconditional.action.denies ? .answered(unconditional) : .allowed
+        }
+        return rules.isEmpty ? .unlisted : .argumentChecked(rules)
+    }
+
     /// The recording filter: notify everything but the jail-start calls; `policy` answers as
     /// described on the type.
     public func recordingFilter() throws(ProfileError) -> CompiledSeccompFilter {
@@ -74,22 +96,17 @@ public struct ProfileLearner: Sendable {
         for name in names {
             guard let number = SyscallNames.number(of: name) else { continue }
             let key = SyscallKey.native(number)
-            let rules = baseRules(for: name)
-            if let unconditional = rules.first(where: { !$0.isConditional }) {
-                switch unconditional.action {
-                case .allow, .log:
-                    if dangerous.contains(name) { bySyscall[key] = .fail(errno: EPERM) }
-                default:
-                    bySyscall[key] = NotificationPlan.answer(for: unconditional.action) ?? .fail(errno: EPERM)
-                }
-            } else if !rules.isEmpty {
+            switch treatment(of: name) {
+            case .allowed, .unlisted:
+                if dangerous.contains(name) { bySyscall[key] = .fail(errno: EPERM) }
+            case .answered(let rule):
+                bySyscall[key] = NotificationPlan.answer(for: rule.action) ?? .fail(errno: EPERM)
+            case .argumentChecked(let rules):
                 let conditional = rules.map { rule in
                     ConditionalAnswer.Rule(checks: rule.comparisons.map(ArgumentCheck.init),
                                            answer: NotificationPlan.answer(for: rule.action) ?? .proceed)
                 }
                 byArguments[key] = ConditionalAnswer(rules: conditional, otherwise: .fail(errno: baseDenyErrno))
-            } else if dangerous.contains(name) {
-                bySyscall[key] = .fail(errno: EPERM)
             }
         }
         return NotificationPolicy(fallback: .proceed, bySyscall: bySyscall, byArguments: byArguments)
@@ -148,42 +165,67 @@ public struct ProfileLearner: Sendable {
         }
     }
 
+    /// The three places a syscall can take in a learned profile, filled from findings and
+    /// written back to them (`findings`, `allowing`, `merging` share it).
+    private struct Placement {
+        var allowed: Set<String>
+        var conditional: Set<String>
+        var answered: Set<String>
+
+        init(_ f: Findings) {
+            allowed = Set(f.allowed)
+            conditional = Set(f.conditional)
+            answered = Set(f.answeredByBase)
+        }
+
+        /// Files `name` by the base's treatment: copied base rules, or an unconditional allow.
+        mutating func place(_ name: String, _ treatment: BaseTreatment) {
+            switch treatment {
+            case .argumentChecked: conditional.insert(name)
+            case .answered: answered.insert(name)
+            case .allowed, .unlisted: allowed.insert(name)
+            }
+        }
+
+        func applied(to f: Findings) -> Findings {
+            var out = f
+            out.allowed = allowed.sorted()
+            out.conditional = conditional.sorted()
+            out.answeredByBase = answered.sorted()
+            return out
+        }
+    }
+
     /// Sorts the recording into findings.
     public func findings(_ recorded: [Recorded]) -> Findings {
         var f = Findings()
-        var allowed = Set(Self.jailStartSyscalls)
-        var conditional = Set<String>(), answered = Set<String>(), beyond = Set<String>()
+        f.allowed = Self.jailStartSyscalls
+        var placement = Placement(f)
+        var beyond = Set<String>()
         var dangerousSeen: [String: Findings.Flag] = [:], outside: [String: Findings.Flag] = [:]
+        func flag(_ into: inout [String: Findings.Flag], _ call: Recorded) {
+            into[call.syscall, default: Findings.Flag(syscall: call.syscall, count: 0, firstArgs: call.firstArgs)].count += call.count
+        }
         for call in recorded where call.native {
             let name = call.syscall
-            let rules = baseRules(for: name)
-            let flag = Findings.Flag(syscall: name, count: call.count, firstArgs: call.firstArgs)
-            if rules.contains(where: \.isConditional) {
-                conditional.insert(name)
+            let treatment = treatment(of: name)
+            switch treatment {
+            case .argumentChecked(let rules):
+                placement.place(name, treatment)
                 // Denied although the base only has allow rules for it: no condition held.
-                if call.answer != "allow" && rules.allSatisfy({ $0.action == .allow || $0.action == .log }) {
-                    outside[name, default: Findings.Flag(syscall: name, count: 0, firstArgs: call.firstArgs)].count += flag.count
-                }
-            } else if let rule = rules.first {
-                if rule.action == .allow || rule.action == .log {
-                    if dangerous.contains(name) {
-                        dangerousSeen[name, default: Findings.Flag(syscall: name, count: 0, firstArgs: call.firstArgs)].count += flag.count
-                    } else {
-                        allowed.insert(name)
-                    }
+                if call.answer != "allow" && !rules.contains(where: \.action.denies) { flag(&outside, call) }
+            case .answered:
+                placement.place(name, treatment)
+            case .allowed, .unlisted:
+                if dangerous.contains(name) {
+                    flag(&dangerousSeen, call)
                 } else {
-                    answered.insert(name)
+                    placement.place(name, treatment)
+                    if case .unlisted = treatment { beyond.insert(name) }
                 }
-            } else if dangerous.contains(name) {
-                dangerousSeen[name, default: Findings.Flag(syscall: name, count: 0, firstArgs: call.firstArgs)].count += flag.count
-            } else {
-                allowed.insert(name)
-                beyond.insert(name)
             }
         }
-        f.allowed = allowed.sorted()
-        f.conditional = conditional.sorted()
-        f.answeredByBase = answered.sorted()
+        f = placement.applied(to: f)
         f.beyondBase = beyond.sorted()
         f.dangerous = dangerousSeen.values.sorted { $0.syscall < $1.syscall }
         f.outsideConditions = outside.values.sorted { $0.syscall < $1.syscall }
@@ -193,8 +235,7 @@ public struct ProfileLearner: Sendable {
     /// Adds syscalls named by the operator (`profile learn --allow`). Names must be known on
     /// this architecture and not dangerous; those the base restricts keep the base's rules.
     public func allowing(_ names: [String], in f: Findings) throws(ProfileError) -> Findings {
-        var merged = f
-        var allowed = Set(f.allowed), conditional = Set(f.conditional), answered = Set(f.answeredByBase)
+        var placement = Placement(f)
         for name in names {
             guard SyscallNames.number(of: name) != nil else {
                 throw ProfileError("unknown syscall \"\(name)\" on this architecture")
@@ -202,19 +243,9 @@ public struct ProfileLearner: Sendable {
             guard !dangerous.contains(name) else {
                 throw ProfileError("\(name) is dangerous; add it to the profile by hand if you must")
             }
-            let base = baseRules(for: name)
-            if base.contains(where: \.isConditional) {
-                conditional.insert(name)
-            } else if let first = base.first, first.action != .allow && first.action != .log {
-                answered.insert(name)
-            } else {
-                allowed.insert(name)
-            }
+            placement.place(name, treatment(of: name))
         }
-        merged.allowed = allowed.sorted()
-        merged.conditional = conditional.sorted()
-        merged.answeredByBase = answered.sorted()
-        return merged
+        return placement.applied(to: f)
     }
 
     /// Adds what an earlier learned profile allows (`profile learn --merge`), so one profile
@@ -222,25 +253,22 @@ public struct ProfileLearner: Sendable {
     /// carries rules of the base.
     public func merging(_ f: Findings, with earlier: LoadedProfile) throws(ProfileError) -> Findings {
         let earlierPlan = try ProfileValidator.plan(earlier.profile, name: earlier.name)
-        var merged = f
-        var allowed = Set(f.allowed), conditional = Set(f.conditional), answered = Set(f.answeredByBase)
+        var placement = Placement(f)
         for rule in earlierPlan.rules {
             for syscall in rule.syscalls where syscall.number >= 0 {
-                let name = syscall.name
-                let base = baseRules(for: name)
-                if !base.isEmpty && base.contains(where: \.isConditional) {
-                    conditional.insert(name)
-                } else if let first = base.first, first.action != .allow && first.action != .log {
-                    answered.insert(name)
-                } else if rule.action == .allow && !rule.isConditional && !dangerous.contains(name) {
-                    allowed.insert(name)
+                let treatment = treatment(of: syscall.name)
+                switch treatment {
+                case .argumentChecked, .answered:
+                    placement.place(syscall.name, treatment)
+                case .allowed, .unlisted:
+                    // Only what the earlier profile itself allowed outright, never a dangerous one.
+                    if rule.action == .allow && !rule.isConditional && !dangerous.contains(syscall.name) {
+                        placement.place(syscall.name, treatment)
+                    }
                 }
             }
         }
-        merged.allowed = allowed.sorted()
-        merged.conditional = conditional.sorted()
-        merged.answeredByBase = answered.sorted()
-        return merged
+        return placement.applied(to: f)
     }
 
     /// The learned profile as OCI JSON (pretty, stable order), with a `comment` that says how
