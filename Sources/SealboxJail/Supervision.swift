@@ -84,14 +84,16 @@ struct Supervision {
         }
         let liveToken = live.register(pidfd: result.pidfd)
         supervision.recording = request.filter.policy?.fallback == .proceed
+        // A listener only exists when the filter has a policy; EPERM is the safe answer should
+        // one ever arrive without.
         supervision.loop(pidfd: result.pidfd, statusFD: result.status_fd, out: outPipe.read, err: errPipe.read, notifyFD: result.notify_fd,
-                         policy: request.filter.policy, started: started)
+                         policy: request.filter.policy ?? NotificationPolicy(fallback: .fail(errno: EPERM)), started: started)
         supervision.killedBecause = live.unregister(liveToken)  // before the deferred close of the pidfd
         supervision.wallNanos = Clock.nanos() - started
         return supervision
     }
 
-    private mutating func loop(pidfd: Int32, statusFD: Int32, out: Int32, err: Int32, notifyFD: Int32, policy: NotificationPolicy?, started: UInt64) {
+    private mutating func loop(pidfd: Int32, statusFD: Int32, out: Int32, err: Int32, notifyFD: Int32, policy: NotificationPolicy, started: UInt64) {
         let deadline = started + UInt64(limits.timeoutMs) * 1_000_000
         var outOpen = true, errOpen = true, notifyOpen = notifyFD >= 0
         // Once pid 1 is gone the kernel has killed its whole pid namespace, so the pipes reach
@@ -131,7 +133,7 @@ struct Supervision {
                     errOpen = stderr.drain(fd: err, chunk: &chunk)
                 case notifyFD:
                     if entry.revents & Int16(POLLIN) != 0 {
-                        answerNotification(notifyFD, policy: policy ?? NotificationPolicy(fallback: .fail(errno: EPERM)))
+                        answerNotification(notifyFD, policy: policy)
                     } else {
                         notifyOpen = false  // POLLHUP: no task uses the filter any more
                     }

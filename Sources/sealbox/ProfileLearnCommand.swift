@@ -117,7 +117,7 @@ struct ProfileLearnCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let spec = try JailSpecBuilder(options: workload.with(profile: base)).build()
+        let spec = try JailSpecBuilder(options: workload, profile: base).build()
         let session = try ProfileSession.open()
         let learner: ProfileLearner
         do {

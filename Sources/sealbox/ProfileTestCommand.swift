@@ -35,7 +35,7 @@ struct ProfileTestCommand: AsyncParsableCommand {
     @OptionGroup var workload: WorkloadOptions
 
     func run() async throws {
-        var spec = try JailSpecBuilder(options: workload.with(profile: profile)).build()
+        var spec = try JailSpecBuilder(options: workload, profile: profile).build()
         spec.violationTracking = .everything
         let session = try ProfileSession.open()
         let result = try await session.run(spec)

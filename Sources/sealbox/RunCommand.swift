@@ -59,7 +59,7 @@ struct RunCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let spec = try JailSpecBuilder(options: workload.with(profile: profile)).build()
+        let spec = try JailSpecBuilder(options: workload, profile: profile).build()
         let dataDirectory: String
         do {
             dataDirectory = try DataDirectory.locate()
@@ -85,28 +85,11 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// The flags that describe a workload and its limits with the profile chosen
-/// (`WorkloadOptions.with(profile:)`).
-protocol WorkloadFlags {
-    var lang: String? { get }
-    var file: String? { get }
-    var code: String? { get }
-    var stdinFile: String? { get }
-    var profile: String { get }
-    var timeout: Double { get }
-    var memory: String { get }
-    var pids: Int { get }
-    var disk: String { get }
-    var outputLimit: String { get }
-    var cpus: Double? { get }
-    var env: [String] { get }
-    var rootfs: String? { get }
-    var command: [String] { get }
-}
-
 /// Turns the flags into a `JailSpec`, with a readable error for every bad input.
 struct JailSpecBuilder {
-    let options: any WorkloadFlags
+    let options: WorkloadOptions
+    /// The seccomp profile the command chose (`--profile`, learn's `--base`, test's PROFILE).
+    let profile: String
 
     func build() throws -> JailSpec {
         let o = options
@@ -132,7 +115,7 @@ struct JailSpecBuilder {
             environment.append((String(pair[..<eq]), String(pair[pair.index(after: eq)...])))
         }
 
-        var spec = JailSpec(command: [], environment: environment, limits: limits, profile: o.profile)
+        var spec = JailSpec(command: [], environment: environment, limits: limits, profile: profile)
         if let stdinFile = o.stdinFile {
             guard FileManager.default.isReadableFile(atPath: stdinFile) else {
                 throw CLIFailure(message: "--stdin-file \(stdinFile): no such readable file")

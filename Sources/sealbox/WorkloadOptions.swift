@@ -42,9 +42,6 @@ struct WorkloadOptions: ParsableArguments {
     @Argument(parsing: .postTerminator, help: "With --lang: arguments for the snippet. Otherwise: the command and its arguments.")
     var command: [String] = []
 
-    /// These flags with `profile` chosen by the command.
-    func with(profile: String) -> ProfiledWorkload { ProfiledWorkload(options: self, profile: profile) }
-
     /// What the workload is, for messages and a learned profile's comment.
     var summary: String {
         if let lang {
@@ -53,23 +50,4 @@ struct WorkloadOptions: ParsableArguments {
         }
         return command.joined(separator: " ")
     }
-}
-
-struct ProfiledWorkload: WorkloadFlags {
-    let options: WorkloadOptions
-    let profile: String
-
-    var lang: String? { options.lang }
-    var file: String? { options.file }
-    var code: String? { options.code }
-    var stdinFile: String? { options.stdinFile }
-    var timeout: Double { options.timeout }
-    var memory: String { options.memory }
-    var pids: Int { options.pids }
-    var disk: String { options.disk }
-    var outputLimit: String { options.outputLimit }
-    var cpus: Double? { options.cpus }
-    var env: [String] { options.env }
-    var rootfs: String? { options.rootfs }
-    var command: [String] { options.command }
 }
