@@ -3,6 +3,9 @@
 # newer than the binary, and runs it with the given arguments, e.g.
 #   scripts/run.sh run --lang python --code 'print(6*7)' --json
 set -euo pipefail
+# Relative paths in the arguments (--file, --stdin-file, -o, ...) are the caller's: set up
+# and build from the checkout, then run sealbox from where it was called.
+caller="$PWD"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 source scripts/setup.sh
@@ -13,4 +16,5 @@ if [ ! -x "$binary" ] || [ -n "$(find Package.swift Sources -newer "$binary" -pr
     swift build -c release >&2
 fi
 export SEALBOX_DATA_DIR="$root"
+cd "$caller"
 exec "$binary" "$@"
