@@ -30,7 +30,7 @@
 //  8. PR_SET_NO_NEW_PRIVS, close every fd >= 3 but the report, sync and status ends (which
 //     are close-on-exec), so the program starts with 0, 1, 2 and its seccomp listener can
 //     take a number under the jail's RLIMIT_NOFILE.
-//  9. fork the program. This process stays as the jail's pid 1, a minimal init: it reaps
+//  9. start the program (CLONE_VM | CLONE_VFORK, see start_program_in_child). This process stays as the jail's pid 1, a minimal init: it reaps
 //     orphans and reports the program's exact wait status on the status pipe. The program
 //     is not pid 1, so signals it sends itself (kill -9 $$, abort()) work as anywhere else.
 //     init is non-dumpable (no /proc/1/mem, environ) and wipes its copy of sealbox's argv and
@@ -51,6 +51,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -277,9 +278,17 @@ static void close_inherited_fds_in_child(int report_fd, int sync_fd, int status_
     CHECK(syscall(__NR_close_range, next, ~0U, 0U), SBX_STAGE_CLOSE_FDS, (long)next);
 }
 
+/// What to execute: from the request, or for a prepared jail from its activation.
+struct sbx_program {
+    const char *const *candidates;
+    size_t candidate_count;
+    const char *const *argv;
+    const char *const *envp;
+};
+
 /// The program's side of the fork: seccomp, then execve. Never returns.
 __attribute__((noreturn))
-static void exec_program_in_child(const struct sbx_spawn_req *req, int report_fd) {
+static void exec_program_in_child(const struct sbx_spawn_req *req, const struct sbx_program *program, int report_fd) {
     // Dies with init (which dies with the pid namespace).
     CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), SBX_STAGE_PDEATHSIG, -1);
     if (req->seccomp_program != NULL && req->seccomp_instruction_count > 0)
@@ -288,8 +297,8 @@ static void exec_program_in_child(const struct sbx_spawn_req *req, int report_fd
     // A PATH search that needs no string formatting, with the conventional umask.
     umask(022);
     int saw_eacces = 0;
-    for (size_t i = 0; i < req->exec_candidate_count; i++) {
-        execve(req->exec_candidates[i], (char *const *)req->argv, (char *const *)req->envp);
+    for (size_t i = 0; i < program->candidate_count; i++) {
+        execve(program->candidates[i], (char *const *)program->argv, (char *const *)program->envp);
         if (errno == EACCES) {
             saw_eacces = 1;
         } else if (errno != ENOENT && errno != ENOTDIR) {
@@ -297,6 +306,43 @@ static void exec_program_in_child(const struct sbx_spawn_req *req, int report_fd
         }
     }
     fail_in_child(report_fd, SBX_STAGE_EXECVE, saw_eacces ? EACCES : ENOENT, -1);
+}
+
+struct sbx_program_start {
+    const struct sbx_spawn_req *req;
+    const struct sbx_program *program;
+    int report_fd;
+    int status_fd;
+    struct sbx_marks *marks;
+};
+
+static int program_entry_in_child(void *arg) {
+    const struct sbx_program_start *start = arg;
+    sbx_mark(start->marks, SBX_MARK_FORKED);
+    close(start->status_fd);  // our own descriptor table (no CLONE_FILES): init keeps its end
+    exec_program_in_child(start->req, start->program, start->report_fd);
+}
+
+/// The program's stack while it shares init's memory (until its execve).
+#define SBX_PROGRAM_STACK_BYTES (256 * 1024)
+
+/// Starts the program the way posix_spawn does: CLONE_VM | CLONE_VFORK on a stack of its own.
+/// A plain fork would copy init's address space, which is a copy of all of sealbox's (hundreds
+/// of mappings: measured 0.8 ms to copy and about as much again to free at the execve); with
+/// CLONE_VM nothing is copied, the execve only drops a reference, and init sleeps until then,
+/// so the two never run at once on the shared memory. glibc's clone() is a thin assembly
+/// wrapper (no atfork handlers, no locks), unlike fork(). The program gets its own descriptor
+/// table, signal handlers (all default since CLONE_CLEAR_SIGHAND) and seccomp filter.
+static pid_t start_program_in_child(const struct sbx_spawn_req *req, const struct sbx_program *program, int report_fd, int status_fd,
+                                    struct sbx_marks *marks) {
+    void *stack = mmap(NULL, SBX_PROGRAM_STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) fail_in_child(report_fd, SBX_STAGE_FORK_PROGRAM, errno, -1);
+    struct sbx_program_start start = { .req = req, .program = program, .report_fd = report_fd, .status_fd = status_fd, .marks = marks };
+    int pid = clone(program_entry_in_child, (char *)stack + SBX_PROGRAM_STACK_BYTES, CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
+    if (pid < 0) fail_in_child(report_fd, SBX_STAGE_FORK_PROGRAM, errno, -1);
+    // Back here once the program has exec'd or died: the stack is no longer in use.
+    munmap(stack, SBX_PROGRAM_STACK_BYTES);
+    return (pid_t)pid;
 }
 
 /// pid 1 of the jail: reap everything, report the program's status, exit. When init exits
@@ -350,6 +396,98 @@ static void dup_stdio_in_child(const struct sbx_spawn_req *req, int report_fd) {
             CHECK(dup2(sources[target], target), SBX_STAGE_STDIO, target);
         }
     }
+}
+
+/// Turns the task memfd's offsets into the string arrays execve takes, in place (the mapping
+/// is private), checking every offset and terminator. Returns 0 or -1 (EINVAL).
+static int decode_task_in_child(char *base, size_t size, struct sbx_program *program) {
+    if (size < sizeof(struct sbx_task_header)) return -1;
+    const struct sbx_task_header *header = (const struct sbx_task_header *)base;
+    if (header->magic != SBX_TASK_MAGIC || header->argc == 0) return -1;
+    uint64_t slots = (uint64_t)header->argc + 1 + header->envc + 1 + header->candidate_count;
+    if (sizeof *header + slots * sizeof(uint64_t) > size) return -1;
+    uint64_t *table = (uint64_t *)(base + sizeof *header);
+    for (uint64_t i = 0; i < slots; i++) {
+        int terminator = i == header->argc || i == (uint64_t)header->argc + 1 + header->envc;
+        if (terminator) {
+            if (table[i] != 0) return -1;
+            continue;
+        }
+        uint64_t at = table[i];
+        if (at < sizeof *header + slots * sizeof(uint64_t) || at >= size) return -1;
+        if (memchr(base + at, 0, size - at) == NULL) return -1;
+        table[i] = (uint64_t)(uintptr_t)(base + at);  // same width: uint64 -> char*
+    }
+    char **strings = (char **)table;
+    program->argv = (const char *const *)strings;
+    program->envp = (const char *const *)(strings + header->argc + 1);
+    program->candidates = (const char *const *)(strings + header->argc + 1 + header->envc + 1);
+    program->candidate_count = header->candidate_count;
+    return 0;
+}
+
+/// A prepared jail's wait: report READY with the working directory (so the parent can put
+/// the task's files there), then block until ACTIVATE brings the task: a memfd with the
+/// program and environment (see sbx_task_header) and the three stdio descriptors. EOF means
+/// the jail was discarded. Everything here is unprivileged (capabilities are gone already).
+static void await_task_in_child(int report_fd, struct sbx_program *program, struct sbx_marks *marks) {
+    int work = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CHECK(work, SBX_STAGE_ACTIVATE, 0);
+    struct sbx_child_msg ready = { .stage = SBX_MSG_READY, .err = 0, .index = 0 };
+    struct iovec iov = { .iov_base = &ready, .iov_len = sizeof ready };
+    union sbx_fd_control control;
+    struct msghdr mh;
+    sbx_msghdr_for_one_fd(&mh, &iov, &control);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &work, sizeof work);
+    ssize_t n;
+    do {
+        n = sendmsg(report_fd, &mh, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof ready) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, n < 0 ? errno : EIO, 1);
+    close(work);
+
+    struct sbx_child_msg task;
+    union {
+        char buf[CMSG_SPACE(4 * sizeof(int))];
+        struct cmsghdr align;
+    } fds_control;
+    memset(&fds_control, 0, sizeof fds_control);
+    struct iovec task_iov = { .iov_base = &task, .iov_len = sizeof task };
+    struct msghdr task_mh;
+    memset(&task_mh, 0, sizeof task_mh);
+    task_mh.msg_iov = &task_iov;
+    task_mh.msg_iovlen = 1;
+    task_mh.msg_control = fds_control.buf;
+    task_mh.msg_controllen = sizeof fds_control.buf;
+    do {
+        n = recvmsg(report_fd, &task_mh, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) _exit(0);  // discarded: nobody will ever use this jail
+    if (n != (ssize_t)sizeof task || task.stage != SBX_MSG_ACTIVATE) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, n < 0 ? errno : EPROTO, 2);
+    int fds[4] = { -1, -1, -1, -1 };
+    struct cmsghdr *got = CMSG_FIRSTHDR(&task_mh);
+    if (got == NULL || got->cmsg_level != SOL_SOCKET || got->cmsg_type != SCM_RIGHTS || got->cmsg_len != CMSG_LEN(sizeof fds) ||
+        (task_mh.msg_flags & MSG_CTRUNC))
+        fail_in_child(report_fd, SBX_STAGE_ACTIVATE, EPROTO, 3);
+    memcpy(fds, CMSG_DATA(got), sizeof fds);
+
+    // stdio first: the received descriptors are all >= 3, since 0-2 are /dev/null now.
+    for (int target = 0; target < 3; target++) {
+        CHECK(dup2(fds[target + 1], target), SBX_STAGE_STDIO, target);
+        CHECK(close(fds[target + 1]), SBX_STAGE_STDIO, target);
+    }
+    struct stat st;
+    CHECK(fstat(fds[0], &st), SBX_STAGE_ACTIVATE, 4);
+    if (st.st_size <= 0 || (uint64_t)st.st_size > SBX_TASK_MAX_BYTES) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, E2BIG, 5);
+    void *payload = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fds[0], 0);
+    if (payload == MAP_FAILED) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, errno, 6);
+    CHECK(close(fds[0]), SBX_STAGE_ACTIVATE, 7);
+    if (decode_task_in_child(payload, (size_t)st.st_size, program) < 0) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, EINVAL, 8);
+    sbx_mark(marks, SBX_MARK_ACTIVATED);
 }
 
 void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd, int status_fd, struct sbx_marks *marks) {
@@ -431,16 +569,18 @@ void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd,
     close_inherited_fds_in_child(report_fd, sync_fd, status_fd);
     sbx_mark(marks, SBX_MARK_SETUP);
 
-    // 9. fork the program; this process becomes the jail's init. A raw clone, not fork():
-    // glibc's fork runs atfork handlers and takes locks another Swift thread may hold.
-    long program = syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
-    if (program < 0) fail_in_child(report_fd, SBX_STAGE_FORK_PROGRAM, errno, -1);
-    if (program == 0) {
-        sbx_mark(marks, SBX_MARK_FORKED);
-        close(status_fd);
-        exec_program_in_child(req, report_fd);
-    }
+    struct sbx_program program = {
+        .candidates = (const char *const *)req->exec_candidates,
+        .candidate_count = req->exec_candidate_count,
+        .argv = (const char *const *)req->argv,
+        .envp = (const char *const *)req->envp,
+    };
+    // A prepared jail waits here, fully set up, until it is given its task (or discarded).
+    if (req->deferred) await_task_in_child(report_fd, &program, marks);
+
+    // 9. start the program; this process becomes the jail's init.
+    pid_t program_pid = start_program_in_child(req, &program, report_fd, status_fd, marks);
     close(report_fd);
     close(sync_fd);
-    run_init_in_child((pid_t)program, status_fd);
+    run_init_in_child(program_pid, status_fd);
 }

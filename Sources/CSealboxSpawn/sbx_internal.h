@@ -29,6 +29,8 @@ enum sbx_mark {
     SBX_MARK_SETUP,           // child, after step 8
     SBX_MARK_FORKED,          // program, right after the fork
     SBX_MARK_EXEC_SEEN,       // parent, EOF on the report socket
+    SBX_MARK_ACTIVATE_SENT,   // parent, a prepared jail's task sent
+    SBX_MARK_ACTIVATED,       // child, the task received and in place
     SBX_MARK_COUNT
 };
 
@@ -66,6 +68,25 @@ static inline void sbx_msghdr_for_one_fd(struct msghdr *mh, struct iovec *iov, u
     mh->msg_control = control->buf;
     mh->msg_controllen = sizeof control->buf;
 }
+
+/// Message kinds on the report socket besides failures (whose `stage` is an sbx_stage):
+/// a prepared jail reports READY (with its /work as SCM_RIGHTS) and receives ACTIVATE
+/// (with the task's payload memfd and stdio).
+#define SBX_MSG_READY 0x5245
+#define SBX_MSG_ACTIVATE 0x4143
+
+/// The task a prepared jail receives, in a memfd: this header, then (argc + 1 + envc + 1 +
+/// candidate_count) uint64 offsets of NUL-terminated strings from the start of the memfd
+/// (0 for the two NULL terminators), then the strings.
+struct sbx_task_header {
+    uint32_t magic;
+    uint32_t argc;
+    uint32_t envc;
+    uint32_t candidate_count;
+};
+#define SBX_TASK_MAGIC 0x7462780aU
+/// Upper bound for the payload (argv + environment + candidates), as execve's own.
+#define SBX_TASK_MAX_BYTES (4u << 20)
 
 /// The byte on the sync pipe that releases the child.
 #define SBX_SYNC_GO 'G'

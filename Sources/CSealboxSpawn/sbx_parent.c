@@ -13,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -190,11 +191,11 @@ static void close_pair(int fds[2]) {
 static void record_steps_from_parent(const struct sbx_marks *marks, struct sbx_spawn_result *res) {
     static const enum sbx_mark from[SBX_STEP_COUNT] = {
         SBX_MARK_CLONE_CALL, SBX_MARK_CHILD_START, SBX_MARK_RELEASED, SBX_MARK_IDENTITY,
-        SBX_MARK_MOUNTS, SBX_MARK_PIVOT, SBX_MARK_SETUP, SBX_MARK_FORKED,
+        SBX_MARK_MOUNTS, SBX_MARK_PIVOT, SBX_MARK_SETUP, SBX_MARK_FORKED, SBX_MARK_ACTIVATE_SENT,
     };
     static const enum sbx_mark to[SBX_STEP_COUNT] = {
         SBX_MARK_CHILD_START, SBX_MARK_RELEASED, SBX_MARK_IDENTITY, SBX_MARK_MOUNTS,
-        SBX_MARK_PIVOT, SBX_MARK_SETUP, SBX_MARK_FORKED, SBX_MARK_EXEC_SEEN,
+        SBX_MARK_PIVOT, SBX_MARK_SETUP, SBX_MARK_FORKED, SBX_MARK_EXEC_SEEN, SBX_MARK_ACTIVATED,
     };
     for (int i = 0; i < SBX_STEP_COUNT; i++) {
         uint64_t a = marks->ns[from[i]], b = marks->ns[to[i]];
@@ -202,7 +203,17 @@ static void record_steps_from_parent(const struct sbx_marks *marks, struct sbx_s
     }
 }
 
-int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
+/// One child between clone3 and execve, as the parent holds it.
+struct spawn_ctx {
+    pid_t pid;
+    int pidfd;
+    int report;   // parent end of the report socket
+    int sync;     // write end of the release pipe
+    int status;   // read end of init's status pipe
+    struct sbx_marks *marks;
+};
+
+static void reset_result(struct sbx_spawn_result *res) {
     memset(res->step_ns, 0, sizeof res->step_ns);
     res->pid = -1;
     res->pidfd = -1;
@@ -210,11 +221,34 @@ int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
     res->status_fd = -1;
     res->failed_detail[0] = 0;
     set_failure(res, SBX_STAGE_NONE, 0, -1);
+}
+
+/// Kills and reaps the child and closes everything of it (after a failure).
+static void abandon_from_parent(struct spawn_ctx *ctx, struct sbx_spawn_result *res) {
+    if (ctx->marks != NULL) munmap(ctx->marks, sizeof(struct sbx_marks));
+    ctx->marks = NULL;
+    kill_and_reap_from_parent(ctx->pid, ctx->pidfd);
+    if (res->notify_fd >= 0) close(res->notify_fd);
+    res->notify_fd = -1;
+    if (ctx->pidfd >= 0) close(ctx->pidfd);
+    if (ctx->report >= 0) close(ctx->report);
+    if (ctx->sync >= 0) close(ctx->sync);
+    if (ctx->status >= 0) close(ctx->status);
+    ctx->pidfd = ctx->report = ctx->sync = ctx->status = -1;
+}
+
+/// clone3, then the maps and (v1) cgroup placement, then the release byte. Returns 0 with
+/// `ctx` filled, or -1 with the failure in `res` and nothing left behind.
+static int clone_and_release_from_parent(const struct sbx_spawn_req *req, struct spawn_ctx *ctx, struct sbx_spawn_result *res) {
     pthread_once(&scrub_once, find_scrub_regions_from_parent);
     pthread_once(&parent_pidfd_once, open_parent_pidfd);
+    ctx->pid = -1;
+    ctx->pidfd = ctx->report = ctx->sync = ctx->status = -1;
+    ctx->marks = NULL;
 
     // report: child -> parent failures and the seccomp listener (SEQPACKET keeps messages
-    // whole and carries SCM_RIGHTS); sync: parent -> child release; status: init -> parent.
+    // whole and carries SCM_RIGHTS), and a prepared jail's task the other way; sync:
+    // parent -> child release; status: init -> parent.
     int report[2] = { -1, -1 }, sync[2] = { -1, -1 }, status[2] = { -1, -1 };
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, report) < 0 || pipe2(sync, O_CLOEXEC) < 0 ||
         pipe2(status, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -271,6 +305,12 @@ int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
         close(status[0]);
         return -1;
     }
+    ctx->pid = (pid_t)pid;
+    ctx->pidfd = pidfd;
+    ctx->report = report[0];
+    ctx->sync = sync[1];
+    ctx->status = status[0];
+    ctx->marks = marks;
     res->pid = (pid_t)pid;
 
     int stage = SBX_STAGE_NONE;
@@ -287,24 +327,42 @@ int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
     }
     if (rc < 0) {
         set_failure(res, stage, -rc, index);
-        goto fail;
+        abandon_from_parent(ctx, res);
+        return -1;
     }
+    return 0;
+}
 
-    int64_t deadline = monotonic_ms() + (req->setup_timeout_ms > 0 ? req->setup_timeout_ms : 10000);
+/// Reads the child's messages until `wanted` arrives (SBX_MSG_READY, with its descriptor in
+/// *passed) or, for wanted == 0, until EOF (the program was exec'd), keeping a handed-off
+/// seccomp listener in res->notify_fd. Returns 0, or -1 with the failure in `res`.
+static int await_child_from_parent(struct spawn_ctx *ctx, int wanted, int64_t deadline, int *ready_fd, struct sbx_spawn_result *res) {
     for (;;) {
         struct sbx_child_msg msg;
         int passed = -1;
-        int got = read_child_msg_from_parent(report[0], &msg, &passed, deadline);
-        if (got == 0) break;  // EOF: the program was exec'd (or died; the wait tells)
+        int got = read_child_msg_from_parent(ctx->report, &msg, &passed, deadline);
+        if (got == 0) {
+            if (wanted == 0) return 0;  // EOF: the program was exec'd (or died; the wait tells)
+            set_failure(res, SBX_STAGE_CHILD_VANISHED, EPIPE, -1);
+            return -1;
+        }
         if (got < 0) {
             set_failure(res, got == -ETIMEDOUT ? SBX_STAGE_SETUP_TIMEOUT : SBX_STAGE_PIPE, -got, -1);
-            if (got == -ETIMEDOUT) record_wchan_from_parent((pid_t)pid, res);
-            goto fail;
+            if (got == -ETIMEDOUT) record_wchan_from_parent(ctx->pid, res);
+            return -1;
+        }
+        if (wanted != 0 && msg.stage == wanted && msg.err == 0) {
+            if (passed < 0) {
+                set_failure(res, SBX_STAGE_ACTIVATE, EBADF, -1);
+                return -1;
+            }
+            *ready_fd = passed;
+            return 0;
         }
         if (msg.stage == SBX_STAGE_SECCOMP_HANDOFF && msg.err == 0) {
             if (passed < 0) {
                 set_failure(res, SBX_STAGE_RECEIVE_LISTENER, EBADF, -1);
-                goto fail;
+                return -1;
             }
             if (res->notify_fd >= 0) close(res->notify_fd);
             res->notify_fd = passed;
@@ -312,29 +370,252 @@ int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
         }
         if (passed >= 0) close(passed);
         set_failure(res, msg.stage, msg.err, (long)msg.index);
-        goto fail;
+        return -1;
     }
-    close(report[0]);
-    close(sync[1]);
-    res->pidfd = pidfd;
-    res->status_fd = status[0];
-    if (marks != NULL) {
-        sbx_mark(marks, SBX_MARK_EXEC_SEEN);
-        record_steps_from_parent(marks, res);
-        munmap(marks, sizeof(struct sbx_marks));
+}
+
+static int64_t deadline_after(int timeout_ms) {
+    return monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 10000);
+}
+
+int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
+    reset_result(res);
+    if (req->deferred) {
+        set_failure(res, SBX_STAGE_ACTIVATE, EINVAL, -1);  // that is sbx_prepare's
+        return -1;
+    }
+    struct spawn_ctx ctx;
+    if (clone_and_release_from_parent(req, &ctx, res) < 0) return -1;
+    if (await_child_from_parent(&ctx, 0, deadline_after(req->setup_timeout_ms), NULL, res) < 0) {
+        abandon_from_parent(&ctx, res);
+        return -1;
+    }
+    close(ctx.report);
+    close(ctx.sync);
+    res->pidfd = ctx.pidfd;
+    res->status_fd = ctx.status;
+    if (ctx.marks != NULL) {
+        sbx_mark(ctx.marks, SBX_MARK_EXEC_SEEN);
+        record_steps_from_parent(ctx.marks, res);
+        munmap(ctx.marks, sizeof(struct sbx_marks));
     }
     return 0;
+}
 
-fail:
-    if (marks != NULL) munmap(marks, sizeof(struct sbx_marks));
-    kill_and_reap_from_parent((pid_t)pid, pidfd);
-    if (res->notify_fd >= 0) close(res->notify_fd);
-    res->notify_fd = -1;
-    if (pidfd >= 0) close(pidfd);
-    close(report[0]);
-    close(sync[1]);
-    close(status[0]);
-    return -1;
+int sbx_prepare(const struct sbx_spawn_req *req, struct sbx_prepared *jail, struct sbx_spawn_result *res) {
+    reset_result(res);
+    memset(jail, 0, sizeof *jail);
+    jail->pid = -1;
+    jail->pidfd = jail->control_fd = jail->status_fd = jail->work_fd = -1;
+    if (!req->deferred) {
+        set_failure(res, SBX_STAGE_ACTIVATE, EINVAL, -1);
+        return -1;
+    }
+    struct spawn_ctx ctx;
+    if (clone_and_release_from_parent(req, &ctx, res) < 0) return -1;
+    int work = -1;
+    if (await_child_from_parent(&ctx, SBX_MSG_READY, deadline_after(req->setup_timeout_ms), &work, res) < 0) {
+        abandon_from_parent(&ctx, res);
+        return -1;
+    }
+    close(ctx.sync);
+    jail->pid = ctx.pid;
+    jail->pidfd = ctx.pidfd;
+    jail->control_fd = ctx.report;
+    jail->status_fd = ctx.status;
+    jail->work_fd = work;
+    jail->marks = ctx.marks;
+    if (ctx.marks != NULL) {
+        // The prepare's own steps, clone .. setup (the setup mark is the READY).
+        ctx.marks->ns[SBX_MARK_FORKED] = 0;
+        struct sbx_spawn_result steps;
+        record_steps_from_parent(ctx.marks, &steps);
+        for (int i = 0; i < SBX_STEP_COUNT; i++) jail->step_ns[i] = i <= SBX_STEP_SETUP ? steps.step_ns[i] : 0;
+    }
+    return 0;
+}
+
+/// Writes the task's program and environment into a sealed memfd (see sbx_task_header).
+/// Returns the fd or -errno.
+static int task_memfd_from_parent(const struct sbx_spawn_req *task) {
+    size_t argc = 0, envc = 0;
+    while (task->argv[argc] != NULL) argc++;
+    while (task->envp[envc] != NULL) envc++;
+    if (argc == 0) return -EINVAL;
+    size_t slots = argc + 1 + envc + 1 + task->exec_candidate_count;
+    size_t size = sizeof(struct sbx_task_header) + slots * sizeof(uint64_t);
+    for (size_t i = 0; i < argc; i++) size += strlen(task->argv[i]) + 1;
+    for (size_t i = 0; i < envc; i++) size += strlen(task->envp[i]) + 1;
+    for (size_t i = 0; i < task->exec_candidate_count; i++) size += strlen(task->exec_candidates[i]) + 1;
+    if (size > SBX_TASK_MAX_BYTES) return -E2BIG;
+    char *buf = calloc(1, size);
+    if (buf == NULL) return -ENOMEM;
+    struct sbx_task_header *header = (struct sbx_task_header *)buf;
+    header->magic = SBX_TASK_MAGIC;
+    header->argc = (uint32_t)argc;
+    header->envc = (uint32_t)envc;
+    header->candidate_count = (uint32_t)task->exec_candidate_count;
+    uint64_t *table = (uint64_t *)(buf + sizeof *header);
+    size_t at = sizeof *header + slots * sizeof(uint64_t), slot = 0;
+    const char *const *lists[3] = { (const char *const *)task->argv, (const char *const *)task->envp,
+                                    (const char *const *)task->exec_candidates };
+    size_t counts[3] = { argc, envc, task->exec_candidate_count };
+    for (int list = 0; list < 3; list++) {
+        for (size_t i = 0; i < counts[list]; i++) {
+            size_t len = strlen(lists[list][i]) + 1;
+            memcpy(buf + at, lists[list][i], len);
+            table[slot++] = at;
+            at += len;
+        }
+        if (list < 2) table[slot++] = 0;  // argv's and envp's NULL
+    }
+    int fd = memfd_create("sealbox-task", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int err = 0;
+    if (fd < 0) err = errno;
+    for (size_t done = 0; err == 0 && done < size;) {
+        ssize_t n = write(fd, buf + done, size - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) err = n < 0 ? errno : EIO;
+        else done += (size_t)n;
+    }
+    // Sealed, so what the jail maps is exactly what was checked here.
+    if (err == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) err = errno;
+    free(buf);
+    if (err != 0) {
+        if (fd >= 0) close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+static void release_prepared(struct sbx_prepared *jail) {
+    if (jail->marks != NULL) munmap(jail->marks, sizeof(struct sbx_marks));
+    if (jail->work_fd >= 0) close(jail->work_fd);
+    jail->marks = NULL;
+    jail->work_fd = -1;
+}
+
+int sbx_activate(struct sbx_prepared *jail, const struct sbx_spawn_req *task, int setup_timeout_ms, struct sbx_spawn_result *res) {
+    reset_result(res);
+    res->pid = jail->pid;
+    struct spawn_ctx ctx = {
+        .pid = jail->pid, .pidfd = jail->pidfd, .report = jail->control_fd, .sync = -1, .status = jail->status_fd,
+        .marks = jail->marks,
+    };
+    jail->marks = NULL;  // ctx owns it now
+    release_prepared(jail);
+    jail->pidfd = jail->control_fd = jail->status_fd = -1;
+
+    int memfd = task_memfd_from_parent(task);
+    if (memfd < 0) {
+        set_failure(res, SBX_STAGE_ACTIVATE, -memfd, -1);
+        abandon_from_parent(&ctx, res);
+        return -1;
+    }
+    struct sbx_child_msg msg = { .stage = SBX_MSG_ACTIVATE, .err = 0, .index = 0 };
+    struct iovec iov = { .iov_base = &msg, .iov_len = sizeof msg };
+    union {
+        char buf[CMSG_SPACE(4 * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control.buf;
+    mh.msg_controllen = sizeof control.buf;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(4 * sizeof(int));
+    int fds[4] = { memfd, task->stdin_fd, task->stdout_fd, task->stderr_fd };
+    memcpy(CMSG_DATA(cm), fds, sizeof fds);
+    if (ctx.marks != NULL) {
+        for (int i = 0; i < SBX_MARK_COUNT; i++) ctx.marks->ns[i] = 0;
+        sbx_mark(ctx.marks, SBX_MARK_ACTIVATE_SENT);
+    }
+    ssize_t n;
+    do {
+        n = sendmsg(ctx.report, &mh, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    int send_errno = errno;
+    close(memfd);
+    if (n != (ssize_t)sizeof msg) {
+        set_failure(res, SBX_STAGE_ACTIVATE, n < 0 ? send_errno : EIO, -1);
+        abandon_from_parent(&ctx, res);
+        return -1;
+    }
+    if (await_child_from_parent(&ctx, 0, deadline_after(setup_timeout_ms), NULL, res) < 0) {
+        abandon_from_parent(&ctx, res);
+        return -1;
+    }
+    close(ctx.report);
+    res->pidfd = ctx.pidfd;
+    res->status_fd = ctx.status;
+    if (ctx.marks != NULL) {
+        sbx_mark(ctx.marks, SBX_MARK_EXEC_SEEN);
+        uint64_t *ns = (uint64_t *)ctx.marks->ns;
+        uint64_t sent = ns[SBX_MARK_ACTIVATE_SENT], activated = ns[SBX_MARK_ACTIVATED], forked = ns[SBX_MARK_FORKED],
+                 seen = ns[SBX_MARK_EXEC_SEEN];
+        res->step_ns[SBX_STEP_ACTIVATE] = activated >= sent && activated != 0 ? activated - sent : 0;
+        res->step_ns[SBX_STEP_FORK] = forked >= activated && activated != 0 ? forked - activated : 0;
+        res->step_ns[SBX_STEP_EXEC] = seen >= forked && forked != 0 ? seen - forked : 0;
+        munmap(ctx.marks, sizeof(struct sbx_marks));
+    }
+    return 0;
+}
+
+int sbx_write_task_file(int work_fd, const char *name, const void *data, size_t length, uint32_t mode, uint32_t uid, uint32_t gid,
+                        const char **stage) {
+    // setfsuid/setfsgid change only this thread (the raw syscalls; glibc's wrappers are the
+    // same and, unlike setresuid, are not broadcast to other threads). They report the
+    // previous value and cannot fail visibly, so the switch is confirmed by asking again.
+    uid_t old_uid = (uid_t)syscall(SYS_setfsuid, uid);
+    gid_t old_gid = (gid_t)syscall(SYS_setfsgid, gid);
+    int err = 0;
+    *stage = "setfsuid";
+    if ((uid_t)syscall(SYS_setfsuid, -1) != uid || (gid_t)syscall(SYS_setfsgid, -1) != gid) err = EPERM;
+    int fd = -1;
+    if (err == 0) {
+        *stage = "open";
+        fd = openat(work_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd < 0) err = errno;
+    }
+    const char *bytes = data;
+    for (size_t done = 0; err == 0 && done < length;) {
+        *stage = "write";
+        ssize_t n = write(fd, bytes + done, length - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) err = n < 0 ? errno : EIO;
+        else done += (size_t)n;
+    }
+    // The umask may have narrowed the mode; the plan's modes are exact.
+    if (err == 0 && fchmod(fd, mode) < 0) {
+        *stage = "fchmod";
+        err = errno;
+    }
+    if (fd >= 0 && close(fd) < 0 && err == 0) {
+        *stage = "close";
+        err = errno;
+    }
+    syscall(SYS_setfsgid, old_gid);
+    syscall(SYS_setfsuid, old_uid);
+    return -err;
+}
+
+void sbx_discard(struct sbx_prepared *jail) {
+    struct spawn_ctx ctx = {
+        .pid = jail->pid, .pidfd = jail->pidfd, .report = jail->control_fd, .sync = -1, .status = jail->status_fd,
+        .marks = jail->marks,
+    };
+    jail->marks = NULL;
+    release_prepared(jail);
+    jail->pidfd = jail->control_fd = jail->status_fd = -1;
+    if (ctx.pid <= 0) return;
+    struct sbx_spawn_result ignored;
+    ignored.notify_fd = -1;
+    abandon_from_parent(&ctx, &ignored);
 }
 
 int sbx_wait_pidfd(int pidfd, int status_fd, struct sbx_exit *out) {

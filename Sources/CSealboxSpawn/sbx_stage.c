@@ -53,6 +53,7 @@ const char *sbx_stage_name(int stage) {
     case SBX_STAGE_EXECVE: return "execve";
     case SBX_STAGE_FORK_PROGRAM: return "fork program";
     case SBX_STAGE_MOVE_MOUNT: return "attach workspace (move_mount)";
+    case SBX_STAGE_ACTIVATE: return "hand a prepared jail its task";
     default: return "unknown stage";
     }
 }

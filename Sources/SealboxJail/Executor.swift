@@ -36,14 +36,20 @@ public final class Executor: Sendable {
     /// The host id it maps to when sealbox runs as root: nobody, never host root.
     public static let hostNobody: UInt32 = 65534
     public static let jailPath = "/usr/local/bin:/usr/bin:/bin"
+    /// The host uid and gid the jail's user maps to: nobody as root, else our own.
+    static var outsideIDs: (uid: UInt32, gid: UInt32) {
+        geteuid() == 0 ? (hostNobody, hostNobody) : (getuid(), getgid())
+    }
 
     public let configuration: Configuration
     public let cgroupDriver: any CgroupDriver
     public let compiler: SeccompCompiler
     /// Parsed profiles, reused while their files are unchanged (see `ProfileCache`).
     public let profiles = ProfileCache()
-    private let newroot: String
-    private let capLastCap: Int32
+    let newroot: String
+    let capLastCap: Int32
+    /// Jails prepared ahead of runs (`startPool`), or nil.
+    private let poolSlot = Mutex<JailPool?>(nil)
 
     public init(configuration: Configuration, cgroupDriver: (any CgroupDriver)? = nil, compiler: SeccompCompiler = SeccompCompiler()) throws(JailError) {
         self.configuration = configuration
@@ -70,6 +76,29 @@ public final class Executor: Sendable {
             return NoCgroupDriver(reason: "cgroups are not writable without root: \(error.description)")
         }
     }
+
+    /// Starts keeping `configuration.size` jails ready for runs that fit them (see `JailPool`);
+    /// replaces (and shuts down) a pool started before.
+    @discardableResult
+    public func startPool(_ configuration: JailPool.Configuration) throws(JailError) -> JailPool {
+        let pool = try JailPool(executor: self, configuration: configuration)
+        let previous = poolSlot.withLock { slot in
+            defer { slot = pool }
+            return slot
+        }
+        previous?.shutdown()
+        return pool
+    }
+
+    /// Stops the pool: its ready jails are destroyed; runs using pooled jails finish first.
+    public func stopPool() {
+        poolSlot.withLock { slot in
+            defer { slot = nil }
+            return slot
+        }?.shutdown()
+    }
+
+    public var pool: JailPool? { poolSlot.withLock { $0 } }
 
     public var profilesDirectory: String { configuration.dataDirectory + "/profiles" }
     public var etcDirectory: String { configuration.dataDirectory + "/rootfs/etc" }
@@ -112,6 +141,9 @@ public final class Executor: Sendable {
         } catch {
             throw JailError(.profile, error.description)
         }
+        if spec.compiledFilter == nil, let pool, pool.fits(spec, filter: filter), let jail = pool.take() {
+            return try runPooled(spec, id: id, filter: filter, jail: jail, pool: pool, began: began, output: output)
+        }
         if let workspace = spec.workspace {
             for file in spec.files {
                 try workspace.writeFile(file.name, mode: file.executable ? 0o755 : 0o644, contents: file.contents)
@@ -152,6 +184,56 @@ public final class Executor: Sendable {
             teardownMs: Clock.ms(ended - spawnStarted - supervised.wallNanos),
             spawnSteps: supervised.spawnSteps.contains(where: { $0 > 0 })
                 ? RunResult.SpawnSteps(milliseconds: supervised.spawnSteps.map { Clock.ms($0) }) : nil)
+        return result
+    }
+
+    /// A run in a prepared jail: its files go into the jail's /work, then the jail gets the
+    /// program and stdio and execs. Supervision, verdict and teardown are those of any run.
+    private func runPooled(_ spec: JailSpec, id: String, filter: CompiledSeccompFilter, jail: PreparedJail, pool: JailPool,
+                           began: UInt64, output: OutputObserver?) throws(JailError) -> RunResult {
+        let cgroup = jail.cgroup
+        defer {
+            try? cgroup.destroy()
+            pool.finished(jail)
+        }
+        let stdinFD: Int32
+        do {
+            stdinFD = try openStdin(spec.stdin)
+        } catch {
+            jail.discard()
+            throw error
+        }
+        defer { close(stdinFD) }
+        var fileError: String?
+        for file in spec.files {
+            fileError = jail.writeFile(file)
+            if fileError != nil { break }
+        }
+        let spawnStarted = Clock.nanos()
+        let supervised: Supervision
+        if let fileError {
+            jail.discard()
+            supervised = Supervision.failed(limits: spec.limits, message: fileError)
+        } else {
+            supervised = try Supervision.start(
+                request: SpawnInputs(
+                    command: spec.command, environment: SpecValidator.environment(spec), plan: FilesystemPlan(), newroot: newroot,
+                    diskBytes: spec.limits.diskBytes, fileSizeLimit: spec.limits.diskBytes, filter: filter, cgroup: cgroup,
+                    stdinFD: stdinFD, capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs),
+                limits: spec.limits, live: spec.liveJails, output: output, method: .activate(jail))
+        }
+        var result = supervised.verdict(id: id, profile: filter.profileName, cgroup: cgroup)
+        try? cgroup.killAll()
+        try? cgroup.destroy()
+        if result.status == .spawnFailed { result.cpuMs = 0 }
+        let ended = Clock.nanos()
+        result.phases = RunResult.Phases(
+            setupMs: Clock.ms(spawnStarted - began), spawnMs: Clock.ms(supervised.spawnNanos),
+            runMs: Clock.ms(supervised.wallNanos - supervised.spawnNanos),
+            teardownMs: Clock.ms(ended - spawnStarted - supervised.wallNanos),
+            spawnSteps: supervised.spawnSteps.contains(where: { $0 > 0 })
+                ? RunResult.SpawnSteps(milliseconds: supervised.spawnSteps.map { Clock.ms($0) }) : nil,
+            warm: true)
         return result
     }
 

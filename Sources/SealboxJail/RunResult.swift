@@ -107,7 +107,13 @@ public struct RunResult: Sendable, Codable, Equatable {
         /// `spawnMs` taken apart, measured on both sides of the clone (see `SpawnSteps`).
         public var spawnSteps: SpawnSteps?
 
-        public init(queueMs: Double? = nil, setupMs: Double, spawnMs: Double, runMs: Double, teardownMs: Double, spawnSteps: SpawnSteps? = nil) {
+        /// true when the run took a prepared jail from the pool (its spawn is the handover
+        /// and execve only); absent for a cold spawn.
+        public var warm: Bool?
+
+        public init(queueMs: Double? = nil, setupMs: Double, spawnMs: Double, runMs: Double, teardownMs: Double, spawnSteps: SpawnSteps? = nil,
+                    warm: Bool? = nil) {
+            self.warm = warm
             self.queueMs = queueMs
             self.setupMs = setupMs
             self.spawnMs = spawnMs
@@ -123,15 +129,17 @@ public struct RunResult: Sendable, Codable, Equatable {
             case runMs = "run_ms"
             case teardownMs = "teardown_ms"
             case spawnSteps = "spawn_steps"
+            case warm
         }
     }
 
     /// Where the spawn (clone3 to execve) went, in ms, in the child's fixed order
     /// (sbx_child.c): clone, the parent writing uid/gid maps and cgroup membership, identity,
     /// mounts, pivot_root, the rest of the setup (loopback, hostname, rlimits, stdio,
-    /// capabilities), init forking the program, and seccomp + execve until the parent sees it.
+    /// capabilities), init starting the program, seccomp + execve until the parent sees it, and
+    /// for a pooled jail (whose earlier steps happened before the run) the task's handover.
     public struct SpawnSteps: Sendable, Codable, Equatable {
-        public static let names = ["clone", "maps", "identity", "mounts", "pivot", "setup", "fork", "exec"]
+        public static let names = ["clone", "maps", "identity", "mounts", "pivot", "setup", "fork", "exec", "activate"]
         /// In the order of `names`.
         public var milliseconds: [Double]
 
@@ -141,7 +149,8 @@ public struct RunResult: Sendable, Codable, Equatable {
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: DynamicKey.self)
-            milliseconds = try Self.names.map { try c.decode(Double.self, forKey: DynamicKey($0 + "_ms")) }
+            // A step added later (activate) is absent from results sealed before it: 0.
+            milliseconds = try Self.names.map { try c.decodeIfPresent(Double.self, forKey: DynamicKey($0 + "_ms")) ?? 0 }
         }
 
         public func encode(to encoder: any Encoder) throws {

@@ -4,7 +4,7 @@ import SealboxProfiles
 
 /// Copies `SpawnInputs` into C memory and calls `body` with the request; the memory lives
 /// until `body` returns.
-func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32,
+func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32, deferred: Bool = false,
                       _ body: (UnsafePointer<sbx_spawn_req>) -> Int32) -> Int32 {
     let arena = CArena()
     let root = inputs.newroot
@@ -54,7 +54,7 @@ func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32,
 
     let rlimits = RlimitPlan.make(fileSizeLimit: inputs.fileSizeLimit)
     let procsFDs = inputs.cgroup.procsFDs
-    let isRoot = geteuid() == 0
+    let ids = Executor.outsideIDs
 
     var req = sbx_spawn_req()
     req.exec_candidates = arena.array(candidates.map { arena.string($0) })
@@ -66,9 +66,9 @@ func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32,
     req.stderr_fd = stderrFD
     req.inside_uid = Executor.jailUID
     req.inside_gid = Executor.jailGID
-    req.outside_uid = isRoot ? Executor.hostNobody : getuid()
-    req.outside_gid = isRoot ? Executor.hostNobody : getgid()
-    req.unprivileged_parent = isRoot ? 0 : 1
+    req.outside_uid = ids.uid
+    req.outside_gid = ids.gid
+    req.unprivileged_parent = geteuid() == 0 ? 0 : 1
     req.cgroup_v2_fd = inputs.cgroup.cloneIntoFD
     req.cgroup_procs_fds = procsFDs.isEmpty ? nil : arena.array(procsFDs)
     req.cgroup_procs_fd_count = procsFDs.count
@@ -87,6 +87,7 @@ func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32,
     req.seccomp_instruction_count = inputs.filter.instructionCount
     req.seccomp_notify = inputs.filter.notifiesViolations ? 1 : 0
     req.setup_timeout_ms = Int32(clamping: inputs.setupTimeoutMs)
+    req.deferred = deferred ? 1 : 0
     return withUnsafePointer(to: &req) { body($0) }
 }
 

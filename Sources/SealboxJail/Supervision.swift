@@ -52,7 +52,21 @@ struct Supervision {
     /// Set when `LiveJails.killAll` ended the run (a service shutting down).
     var killedBecause: String?
 
-    static func start(request: SpawnInputs, limits: Limits, live: LiveJails = .shared, output: OutputObserver? = nil) throws(JailError) -> Supervision {
+    /// How the jail comes to be: cloned now, or a pool's prepared jail given its task.
+    enum SpawnMethod {
+        case cold
+        case activate(PreparedJail)
+    }
+
+    /// A run that ended before any jail started, with `message` as its spawn error.
+    static func failed(limits: Limits, message: String) -> Supervision {
+        var supervision = Supervision(limits: limits)
+        supervision.spawnError = (message, 125)
+        return supervision
+    }
+
+    static func start(request: SpawnInputs, limits: Limits, live: LiveJails = .shared, output: OutputObserver? = nil,
+                      method: SpawnMethod = .cold) throws(JailError) -> Supervision {
         var supervision = Supervision(limits: limits)
         supervision.stdout = CappedBuffer(cap: limits.outputBytes, stream: .stdout, observer: output)
         supervision.stderr = CappedBuffer(cap: limits.outputBytes, stream: .stderr, observer: output)
@@ -62,7 +76,10 @@ struct Supervision {
         let started = Clock.nanos()
         var result = sbx_spawn_result()
         let rc = withSpawnRequest(request, stdoutFD: outPipe.write, stderrFD: errPipe.write) { req in
-            sbx_spawn(req, &result)
+            switch method {
+            case .cold: return sbx_spawn(req, &result)
+            case .activate(let jail): return jail.activate(req, setupTimeoutMs: request.setupTimeoutMs, &result)
+            }
         }
         supervision.spawnNanos = Clock.nanos() - started
         supervision.spawnSteps = withUnsafeBytes(of: result.step_ns) { Array($0.bindMemory(to: UInt64.self)) }

@@ -22,8 +22,16 @@ struct BenchSpawnCommand: ParsableCommand {
             seccomp install and execve), run (execve to exit) and teardown (cgroup kill and \
             removal).
 
+            --pool N keeps N jails prepared ahead (everything but the program: namespaces, \
+            cgroup, mounts, limits, capabilities dropped), each used once; a run that finds \
+            one pays only the handover of its program and stdio, the execve, the program and \
+            the teardown (spawn.activate, spawn.fork, spawn.exec). With --concurrency 1 each \
+            recorded run waits until the pool has refilled, so it measures a request arriving \
+            at a ready pool; with more, runs that find the pool empty spawn cold, and the \
+            report says how many did (pool hits and misses).
+
             --json keeps the top-level count, p50_ms, p90_ms, p99_ms, max_ms fields and adds \
-            phases. --svg FILE writes the latency distribution as a percentile curve.
+            phases (and pool). --svg FILE writes the latency distribution as a percentile curve.
             """
     )
 
@@ -38,6 +46,15 @@ struct BenchSpawnCommand: ParsableCommand {
 
     @Option(name: .long, help: "seccomp profile name or path.")
     var profile: String = "default"
+
+    @Option(name: .long, help: "Keep this many jails prepared ahead (a warm pool); 0 spawns every jail cold.")
+    var pool: Int = 0
+
+    @Option(name: .customLong("pool-refill-threads"), help: "Threads refilling the pool.")
+    var poolRefillThreads: Int = 1
+
+    @Option(name: .customLong("pool-refill-delay"), help: "Refill the pool only after no jail was taken for this many ms.")
+    var poolRefillDelay: Int = 0
 
     @Flag(name: .customLong("no-cgroup"), help: "Skip cgroups (no limits) to separate their cost from the spawn's.")
     var noCgroup = false
@@ -58,6 +75,10 @@ struct BenchSpawnCommand: ParsableCommand {
         guard count >= 1, count <= 1_000_000 else { throw ValidationError("--count must be between 1 and 1000000") }
         guard warmup >= 0, warmup <= 10_000 else { throw ValidationError("--warmup must be between 0 and 10000") }
         guard concurrency >= 1, concurrency <= 1024 else { throw ValidationError("--concurrency must be between 1 and 1024") }
+        guard pool >= 0, pool <= JailPool.maximumSize else { throw ValidationError("--pool must be between 0 and \(JailPool.maximumSize)") }
+        guard poolRefillThreads >= 1, poolRefillThreads <= JailPool.maximumRefillThreads else {
+            throw ValidationError("--pool-refill-threads must be between 1 and \(JailPool.maximumRefillThreads)")
+        }
     }
 
     func run() throws {
@@ -77,9 +98,31 @@ struct BenchSpawnCommand: ParsableCommand {
                 throw CLIFailure(message: error.description)
             }
         }
-        let recorded = try SpawnSampler(executor: executor, spec: spec, count: count, concurrency: concurrency).run()
-        let report = SpawnBenchReport(recorded, spec: spec, cgroup: executor.cgroupDriver.version.rawValue, profile: profile,
+        var jailPool: JailPool?
+        if pool > 0 {
+            do {
+                jailPool = try executor.startPool(JailPool.Configuration(size: pool, refillThreads: poolRefillThreads, profile: profile,
+                                                                         refillDelayMs: poolRefillDelay))
+            } catch {
+                throw CLIFailure(message: error.description)
+            }
+            guard jailPool?.waitUntilFull(timeout: 60) == true else {
+                let failure = jailPool?.stats.lastFailure ?? "timed out"
+                executor.stopPool()
+                throw CLIFailure(message: "the pool did not fill: \(failure)")
+            }
+        }
+        defer { executor.stopPool() }
+        let before = jailPool?.stats
+        let recorded = try SpawnSampler(executor: executor, spec: spec, count: count, concurrency: concurrency,
+                                        refilled: concurrency == 1 ? jailPool : nil).run()
+        var report = SpawnBenchReport(recorded, spec: spec, cgroup: executor.cgroupDriver.version.rawValue, profile: profile,
                                       concurrency: concurrency)
+        if let jailPool, let before {
+            let after = jailPool.stats
+            report.pool = .init(size: pool, refill_threads: poolRefillThreads, hits: after.hits - before.hits,
+                                misses: after.misses - before.misses, prepare_failures: after.failures - before.failures)
+        }
         if let svg {
             do {
                 try PercentileCurve(title: "sealbox spawn-to-exit, \(spec.command.joined(separator: " ")), \(count) runs, concurrency \(concurrency)",
@@ -146,6 +189,8 @@ struct SpawnSampler {
     let spec: JailSpec
     let count: Int
     let concurrency: Int
+    /// When set, each run first waits until this pool is full again.
+    var refilled: JailPool?
 
     func run() throws -> SpawnSamples {
         let next = Atomic<Int>(0)
@@ -156,13 +201,14 @@ struct SpawnSampler {
         let group = DispatchGroup()
         for _ in 0..<concurrency {
             group.enter()
-            let thread = Thread { [executor, spec, count] in
+            let thread = Thread { [executor, spec, count, refilled] in
                 var local = SpawnSamples()
                 defer {
                     collected.withLock { $0.samples.merge(local) }
                     group.leave()
                 }
                 while next.add(1, ordering: .relaxed).oldValue < count {
+                    refilled?.waitUntilFull(timeout: 60)
                     let t0 = DispatchTime.now().uptimeNanoseconds
                     do {
                         let result = try executor.runBlocking(spec)
@@ -192,6 +238,15 @@ struct SpawnBenchReport: Encodable {
         var p99_ms: Double
     }
 
+    struct PoolStats: Encodable {
+        var size: Int
+        var refill_threads: Int
+        /// Recorded runs that took a prepared jail, and those that found none and spawned cold.
+        var hits: Int
+        var misses: Int
+        var prepare_failures: Int
+    }
+
     var count: Int
     var p50_ms: Double
     var p90_ms: Double
@@ -206,6 +261,8 @@ struct SpawnBenchReport: Encodable {
     var profile: String
     /// Phase name ("setup", "spawn.clone", ..., "run", "teardown") → p50/p99.
     var phases: [String: PhaseStats]
+    /// Only with --pool.
+    var pool: PoolStats?
 
     init(_ s: SpawnSamples, spec: JailSpec, cgroup: String, profile: String, concurrency: Int) {
         let sorted = s.totalsMs.sorted()
@@ -232,8 +289,13 @@ struct SpawnBenchReport: Encodable {
                             count, command.joined(separator: " "), cgroup, profile, concurrency, runs_per_second)]
         lines.append(String(format: "  p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms", p50_ms, p90_ms, p99_ms, max_ms, mean_ms))
         lines.append("  phases (ms)          p50       p99")
+        if let pool {
+            lines.insert(String(format: "  pool of %d (%d refill thread%@): %d runs took a prepared jail, %d spawned cold; %d failed preparations",
+                                pool.size, pool.refill_threads, pool.refill_threads == 1 ? "" : "s", pool.hits, pool.misses, pool.prepare_failures), at: 2)
+        }
         for name in SpawnSamples.phaseOrder {
-            guard let p = phases[name] else { continue }
+            // A step no run went through (a pooled run's clone .. setup) is left out.
+            guard let p = phases[name], p.p99_ms > 0 else { continue }
             lines.append("    " + name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: " %8.3f  %8.3f", p.p50_ms, p.p99_ms))
         }
         return lines.joined(separator: "\n")

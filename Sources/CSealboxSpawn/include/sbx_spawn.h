@@ -70,6 +70,7 @@ enum sbx_stage {
     SBX_STAGE_FORK_PROGRAM,
     // appended after the first release, to keep the numbers above stable
     SBX_STAGE_MOVE_MOUNT,
+    SBX_STAGE_ACTIVATE,      // a prepared (pooled) jail taking its task
     SBX_STAGE_COUNT
 };
 
@@ -158,6 +159,12 @@ struct sbx_spawn_req {
 
     /// Upper bound for the child's setup (clone to execve); the child is killed past it.
     int setup_timeout_ms;
+
+    /// 1: sbx_prepare's jail. The child sets up everything (namespaces, cgroup, mounts,
+    /// pivot, limits, capabilities, no_new_privs) and then waits for its task instead of
+    /// starting the program: exec_candidates, argv, envp and the stdio fds above are then
+    /// placeholders (stdio should be /dev/null) and sbx_activate supplies the real ones.
+    int deferred;
 };
 
 /// Where one spawn's time went, in nanoseconds (CLOCK_MONOTONIC, read on both sides of the
@@ -172,6 +179,7 @@ enum sbx_spawn_step {
     SBX_STEP_SETUP,       // loopback, hostname, rlimits, stdio, capabilities, no_new_privs
     SBX_STEP_FORK,        // init forks the program
     SBX_STEP_EXEC,        // seccomp install (+ listener handoff), execve, parent sees it
+    SBX_STEP_ACTIVATE,    // prepared jails only: the task sent -> the waiting jail has it
     SBX_STEP_COUNT
 };
 
@@ -193,6 +201,44 @@ struct sbx_spawn_result {
 /// has pid, pidfd, notify_fd), -1 when any stage failed (result has stage, errno, index; the
 /// child has been reaped). Thread-safe; blocks the calling thread for the child's setup only.
 int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res);
+
+/// A jail set up by sbx_prepare, waiting for its task. Owned by the caller until passed to
+/// sbx_activate or sbx_discard, which both consume it.
+struct sbx_prepared {
+    pid_t pid;
+    int pidfd;
+    int control_fd;          // parent end of the report socket: the task goes out here
+    int status_fd;
+    /// O_PATH descriptor of the jail's working directory (its /work), so the caller can put
+    /// the task's files there before activating.
+    int work_fd;
+    /// The prepare's steps (clone .. setup), for diagnostics.
+    uint64_t step_ns[SBX_STEP_COUNT];
+    void *_Nullable marks;   // the shared timing page, or NULL
+};
+
+/// Clones and sets up a jail as sbx_spawn does (req->deferred must be 1), then returns once
+/// it waits for its task. Returns 0, or -1 with the failure in `res` (the child reaped).
+/// The jail's PR_SET_PDEATHSIG follows the calling *thread*: call this from a thread that
+/// outlives the jail.
+int sbx_prepare(const struct sbx_spawn_req *req, struct sbx_prepared *jail, struct sbx_spawn_result *res);
+
+/// Gives a prepared jail its task: the program (exec_candidates, argv, envp) and stdio from
+/// `task` (nothing else of it is used; the profile, mounts and limits are the jail's), then
+/// waits for the execve exactly like sbx_spawn. Consumes `jail`. Returns 0 with pid, pidfd,
+/// status_fd, notify_fd in `res`, or -1 with the failure (the jail killed and reaped).
+int sbx_activate(struct sbx_prepared *jail, const struct sbx_spawn_req *task, int setup_timeout_ms, struct sbx_spawn_result *res);
+
+/// Creates the plain file `name` (no "/") in a prepared jail's working directory with the
+/// task's contents, owned by uid:gid (the host ids the jail's user maps to). The jail's tmpfs
+/// belongs to its user namespace, where host root is unmapped (the kernel refuses such an
+/// owner with EOVERFLOW), so the calling thread writes with fsuid/fsgid set to uid/gid and
+/// restores them after. Returns 0 or -errno, *stage naming the failed call.
+int sbx_write_task_file(int work_fd, const char *name, const void *_Nullable data, size_t length, uint32_t mode, uint32_t uid,
+                        uint32_t gid, const char *_Nullable *_Nonnull stage);
+
+/// Kills, reaps and closes a prepared jail that will not be used. Consumes `jail`.
+void sbx_discard(struct sbx_prepared *jail);
 
 /// Exit status of a finished child, collected through its pidfd.
 struct sbx_exit {
