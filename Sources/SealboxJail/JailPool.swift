@@ -128,6 +128,11 @@ public final class JailPool: @unchecked Sendable {  // mutable state is guarded 
         }
     }
 
+    /// The ready jails' processes (init, in our pid namespace) and cgroup names, oldest first.
+    public var readyJails: [(pid: pid_t, cgroupName: String)] {
+        condition.withLock { ready.map { ($0.pid, $0.cgroup.name) } }
+    }
+
     /// Blocks until `size` jails are ready, or `timeout` passes; returns whether they are.
     @discardableResult
     public func waitUntilFull(timeout: Double = 30) -> Bool {
@@ -273,6 +278,8 @@ final class PreparedJail: @unchecked Sendable {  // used by one thread at a time
         self.owner = owner
         self.prepareSteps = prepareSteps
     }
+
+    var pid: pid_t { raw.pid }
 
     /// Puts one of the task's files into the jail's /work, owned by the jail's user.
     func writeFile(_ file: SeedFile) -> String? {

@@ -197,6 +197,7 @@ public struct SealboxAPI: Sendable {
         let load = await admission.load
         let text = metrics.render(running: load.running, queued: load.queued, maxRunning: admission.maxRunning, maxQueued: admission.maxQueued)
             + EffectMetrics.render(effectLog)
+            + ServerMetrics.render(pool: executor.pool?.stats, size: executor.pool?.configuration.size ?? 0)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }

@@ -74,6 +74,27 @@ public final class ServerMetrics: Sendable {
         return out
     }
 
+    /// The warm pool's gauges and counters (serve --pool); empty without a pool.
+    public static func render(pool: JailPool.Statistics?, size: Int) -> String {
+        guard let pool else { return "" }
+        return """
+            # HELP sealbox_pool_size Jails the warm pool keeps prepared.
+            # TYPE sealbox_pool_size gauge
+            sealbox_pool_size \(size)
+            # HELP sealbox_pool_ready Prepared jails ready now.
+            # TYPE sealbox_pool_ready gauge
+            sealbox_pool_ready \(pool.ready)
+            # HELP sealbox_pool_runs_total Runs that fit the pool, by whether a prepared jail was ready (hit) or they spawned cold (miss).
+            # TYPE sealbox_pool_runs_total counter
+            sealbox_pool_runs_total{outcome="hit"} \(pool.hits)
+            sealbox_pool_runs_total{outcome="miss"} \(pool.misses)
+            # HELP sealbox_pool_prepare_failures_total Jail preparations that failed (retried with backoff).
+            # TYPE sealbox_pool_prepare_failures_total counter
+            sealbox_pool_prepare_failures_total \(pool.failures)
+
+            """
+    }
+
     private func histogram(_ out: inout String, _ name: String, _ help: String, _ h: Histogram) {
         out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
         for (index, bound) in Self.bounds.enumerated() {

@@ -87,6 +87,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-grace"), help: "On SIGTERM: seconds runs still executing get to finish before their jails are killed (new runs get 503 at once).")
     var shutdownGrace: Double = 30
 
+    @Option(name: .long, help: "Keep this many jails prepared ahead for runs with the default profile and limits and no tools (a warm pool: each jail serves one run, then a fresh one is prepared). 0: none.")
+    var pool: Int = 0
+
+    @Option(name: .customLong("pool-refill-delay"), help: "Refill the pool only after no jail was taken for this many ms, so a burst's runs do not compete with the refill for CPU.")
+    var poolRefillDelay: Int = 0
+
     @Flag(name: .customLong("no-auth"), help: "Accept requests without an API key, each as an operator of tenant \"default\". Only for a server nobody else can reach.")
     var noAuth = false
 
@@ -99,6 +105,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.host = String(parts[0])
         configuration.port = port
         guard (1...1024).contains(maxConcurrent) else { throw CLIFailure(message: "--max-concurrent must be between 1 and 1024") }
+        guard (0...JailPool.maximumSize).contains(pool) else { throw CLIFailure(message: "--pool must be between 0 and \(JailPool.maximumSize)") }
         guard (0...100_000).contains(maxQueued) else { throw CLIFailure(message: "--max-queued must be between 0 and 100000") }
         guard maxTimeout.isFinite, maxTimeout >= 0.001, maxTimeout <= 86_400 else {
             throw CLIFailure(message: "--max-timeout must be between 0.001 and 86400 seconds")
@@ -125,6 +132,15 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure(message: error.description)
         }
+        if pool > 0 {
+            do {
+                try executor.startPool(JailPool.Configuration(size: pool, limits: configuration.defaultLimits, refillDelayMs: poolRefillDelay))
+            } catch {
+                throw CLIFailure(message: "--pool: " + error.description)
+            }
+        }
+        // Whatever way serve ends, the pool's prepared jails go with it.
+        defer { executor.stopPool() }
         guard let logger = ServerLogging.bootstrap(level: logLevel) else {
             throw CLIFailure(message: "--log-level must be one of \(ServerLogging.levelNames), got \"\(logLevel)\"")
         }

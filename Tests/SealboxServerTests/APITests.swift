@@ -167,6 +167,29 @@ struct APITests {
         }
     }
 
+    @Test("serve --pool: a run without tools takes a prepared jail (phases.warm), one with other limits spawns cold; /metrics shows the pool")
+    func pooled() async throws {
+        let executor = try Executor(configuration: .init(dataDirectory: Self.repoRoot))
+        let pool = try executor.startPool(JailPool.Configuration(size: 1))
+        defer { executor.stopPool() }
+        #expect(pool.waitUntilFull(timeout: 30))
+        var configuration = ServerConfiguration(layout: try ServerTestSupport.temporaryLayout(), maxConcurrentRuns: 2, maxQueuedRuns: 4)
+        configuration.authRequired = false
+        let api = try SealboxAPI(configuration: configuration, executor: executor)
+        try await Self.app(api).test(.router) { client in
+            let warm = try Self.object(try await Self.post(client, #"{"language":"python","code":"print(6*7)"}"#))
+            #expect(warm["status"] as? String == "ok" && warm["stdout"] as? String == "42\n", "\(warm)")
+            #expect((warm["phases"] as? [String: Any])?["warm"] as? Bool == true, "\(warm)")
+            let cold = try Self.object(try await Self.post(client, #"{"command":["/bin/true"],"limits":{"memory_bytes":67108864}}"#))
+            #expect(cold["status"] as? String == "ok")
+            #expect((cold["phases"] as? [String: Any])?["warm"] == nil)
+            let text = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            #expect(text.contains("sealbox_pool_size 1\n"))
+            #expect(text.contains("sealbox_pool_runs_total{outcome=\"hit\"} 1\n"), "\(text)")
+            #expect(text.contains("sealbox_pool_runs_total{outcome=\"miss\"} 0\n"))
+        }
+    }
+
     @Test("a live server on a real socket: healthz and a run")
     func live() async throws {
         let api = try Self.api { $0.port = 0; $0.maxConcurrentRuns = 1 }
