@@ -197,7 +197,7 @@ struct BenchCLITests {
         // Where the time went: every phase, p50 <= p99, and the spawn's steps add up to no
         // more than the whole run.
         let phases = try #require(json["phases"] as? [String: [String: Double]])
-        let expected = ["setup", "run", "teardown"] + ["clone", "maps", "identity", "mounts", "pivot", "setup", "fork", "exec"].map { "spawn." + $0 }
+        let expected = ["setup", "run", "teardown"] + ["clone", "maps", "identity", "mounts", "pivot", "setup", "fork", "exec", "activate"].map { "spawn." + $0 }
         #expect(Set(phases.keys) == Set(expected))
         for (name, stats) in phases {
             let (a, b) = (try #require(stats["p50_ms"]), try #require(stats["p99_ms"]))
@@ -205,6 +205,22 @@ struct BenchCLITests {
         }
         let stepsP50 = expected.filter { $0.hasPrefix("spawn.") }.compactMap { phases[$0]?["p50_ms"] }.reduce(0, +)
         #expect(stepsP50 > 0 && stepsP50 < max)
+    }
+
+    @Test("bench spawn --pool: every recorded run takes a prepared jail and pays only the handover, the execve and the program")
+    func benchSpawnPool() async throws {
+        let out = try await CLI.run(["bench", "spawn", "-n", "20", "--warmup", "0", "--pool", "2", "--json"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let json = try out.json()
+        #expect(json["count"] as? Int == 20 && json["failures"] as? Int == 0)
+        let pool = try #require(json["pool"] as? [String: Int])
+        #expect(pool["size"] == 2 && pool["hits"] == 20 && pool["misses"] == 0, "\(pool)")
+        let phases = try #require(json["phases"] as? [String: [String: Double]])
+        #expect((phases["spawn.activate"]?["p50_ms"] ?? 0) > 0)
+        #expect((phases["spawn.exec"]?["p50_ms"] ?? 0) > 0)
+        #expect(phases["spawn.clone"]?["p99_ms"] == 0 && phases["spawn.mounts"]?["p99_ms"] == 0, "\(phases)")
+        let bad = try await CLI.run(["bench", "spawn", "--pool", "300"])
+        #expect(bad.status != 0 && bad.stderr.contains("--pool must be between 0 and"), "\(bad.stderr)")
     }
 
     @Test("bench spawn --concurrency runs in parallel; --svg writes a percentile curve")
