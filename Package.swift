@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "sealbox", targets: ["sealbox"]),
         .executable(name: "sealbox-probe", targets: ["SealboxProbe"]),
+        .executable(name: "sealbox-spawner", targets: ["SealboxSpawner"]),
         .library(name: "SealboxJail", targets: ["SealboxJail"]),
         .library(name: "SealboxProfiles", targets: ["SealboxProfiles"]),
     ],
@@ -102,6 +103,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Clones jails on sealbox's behalf from a small address space (sbx_spawner_start).
+        .executableTarget(name: "SealboxSpawner", dependencies: ["CSealboxSpawn"]),
         // try-syscall style containment probe, copied into jails by the tests.
         // Fully static, so it runs in any jail rootfs (no libswiftCore, no libc from the host).
         .executableTarget(name: "SealboxProbe", linkerSettings: [.unsafeFlags(["-static-executable"])]),

@@ -30,10 +30,12 @@
 //  8. PR_SET_NO_NEW_PRIVS, close every fd >= 3 but the report, sync and status ends (which
 //     are close-on-exec), so the program starts with 0, 1, 2 and its seccomp listener can
 //     take a number under the jail's RLIMIT_NOFILE.
-//  9. start the program (CLONE_VM | CLONE_VFORK, see start_program_in_child). This process stays as the jail's pid 1, a minimal init: it reaps
-//     orphans and reports the program's exact wait status on the status pipe. The program
+//  9. start the program (CLONE_VM | CLONE_VFORK, see start_program_in_child). This process
+//     stays as the jail's pid 1, a minimal init: it reaps orphans and reports the program's
+//     exact wait status on the status pipe. A prepared (pooled) jail first waits here for its
+//     task (await_task_in_child). The program
 //     is not pid 1, so signals it sends itself (kill -9 $$, abort()) work as anywhere else.
-//     init is non-dumpable (no /proc/1/mem, environ) and wipes its copy of sealbox's argv and
+//     init is non-dumpable (no /proc/1/mem, environ) and has wiped its copy of sealbox's argv and
 //     environment, so /proc/1 shows nothing of the host.
 // 10. in the program: seccomp LAST (bubblewrap, nsjail), since every syscall above would
 //     otherwise need allowing. A notify filter's listener is sent to the parent with
@@ -225,6 +227,26 @@ static void drop_capabilities_in_child(const struct sbx_spawn_req *req, int repo
     CHECK(capset_in_child(0, 0, 0, 0), SBX_STAGE_CAPSET_DROP, -1);
 }
 
+/// Sends `msg` with one descriptor (SCM_RIGHTS) on the report socket. Returns 0, or the
+/// errno to report.
+static int send_with_fd_in_child(int report_fd, struct sbx_child_msg *msg, int fd) {
+    struct iovec iov = { .iov_base = msg, .iov_len = sizeof *msg };
+    union sbx_fd_control control;
+    struct msghdr mh;
+    sbx_msghdr_for_one_fd(&mh, &iov, &control);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    ssize_t n;
+    do {
+        n = sendmsg(report_fd, &mh, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof *msg) return 0;
+    return n < 0 ? errno : EIO;
+}
+
 static void install_seccomp_in_child(const struct sbx_spawn_req *req, int report_fd) {
     struct sock_fprog prog = {
         .len = (unsigned short)req->seccomp_instruction_count,
@@ -237,21 +259,8 @@ static void install_seccomp_in_child(const struct sbx_spawn_req *req, int report
     // From here on every syscall passes the filter: sendmsg must be allowed by the profile
     // (the Swift side checks this before spawning).
     struct sbx_child_msg msg = { .stage = SBX_STAGE_SECCOMP_HANDOFF, .err = 0, .index = listener };
-    struct iovec iov = { .iov_base = &msg, .iov_len = sizeof msg };
-    union sbx_fd_control control;
-    struct msghdr mh;
-    sbx_msghdr_for_one_fd(&mh, &iov, &control);
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    int fd = (int)listener;
-    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    ssize_t n;
-    do {
-        n = sendmsg(report_fd, &mh, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof msg) fail_in_child(report_fd, SBX_STAGE_SECCOMP_HANDOFF, n < 0 ? errno : EIO, -1);
+    int err = send_with_fd_in_child(report_fd, &msg, (int)listener);
+    if (err != 0) fail_in_child(report_fd, SBX_STAGE_SECCOMP_HANDOFF, err, -1);
 }
 
 /// Closes every descriptor but stdio and the three the child still needs. Closed, not only
@@ -345,12 +354,15 @@ static pid_t start_program_in_child(const struct sbx_spawn_req *req, const struc
     return (pid_t)pid;
 }
 
-/// pid 1 of the jail: reap everything, report the program's status, exit. When init exits
-/// the kernel kills whatever is left in the pid namespace (pid_namespaces(7)).
-__attribute__((noreturn))
-static void run_init_in_child(pid_t program, int status_fd) {
-    // Nothing of sealbox's own command line or environment may be read through /proc/1:
-    // this process is a copy of sealbox, so wipe the copy of those strings.
+/// Nothing of sealbox's own command line or environment may be read through /proc/1 (this
+/// process is a copy of sealbox): wipe the copy of those strings. Done first thing, so no
+/// program ever runs beside a copy that still shows them, and a pooled jail waiting for its
+/// task shows only "sealbox-init". (Step 3 makes the process non-dumpable, so /proc/1/{mem,
+/// environ,fd} and ptrace need CAP_SYS_PTRACE, which the jail never has: a same-uid program
+/// could otherwise write into init's memory, and init runs without the seccomp filter. Not
+/// here: an unprivileged parent must still write our uid_map, which a non-dumpable process's
+/// /proc files, owned by root, would refuse.)
+static void hide_host_details_in_child(void) {
     struct sbx_scrub_region arg = sbx_scrub_args, env = sbx_scrub_env;
     if (arg.start != NULL && arg.length > 0) {
         memset(arg.start, 0, arg.length);
@@ -358,10 +370,12 @@ static void run_init_in_child(pid_t program, int status_fd) {
         if (arg.length > sizeof title) memcpy(arg.start, title, sizeof title);
     }
     if (env.start != NULL && env.length > 0) memset(env.start, 0, env.length);
-    // Non-dumpable: /proc/1/{mem,environ,fd} and ptrace need CAP_SYS_PTRACE, which the jail
-    // never has (a same-uid program could otherwise write into init's memory, and init runs
-    // without the seccomp filter).
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/// pid 1 of the jail: reap everything, report the program's status, exit. When init exits
+/// the kernel kills whatever is left in the pid namespace (pid_namespaces(7)).
+__attribute__((noreturn))
+static void run_init_in_child(pid_t program, int status_fd) {
     // init never execs, so close-on-exec never fires for it: close every descriptor but the
     // status pipe now. Otherwise it would hold, for the jail's whole life, whatever the
     // parent had open at clone time — including the output pipes of other jails being
@@ -434,20 +448,8 @@ static void await_task_in_child(int report_fd, struct sbx_program *program, stru
     int work = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     CHECK(work, SBX_STAGE_ACTIVATE, 0);
     struct sbx_child_msg ready = { .stage = SBX_MSG_READY, .err = 0, .index = 0 };
-    struct iovec iov = { .iov_base = &ready, .iov_len = sizeof ready };
-    union sbx_fd_control control;
-    struct msghdr mh;
-    sbx_msghdr_for_one_fd(&mh, &iov, &control);
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &work, sizeof work);
-    ssize_t n;
-    do {
-        n = sendmsg(report_fd, &mh, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof ready) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, n < 0 ? errno : EIO, 1);
+    int err = send_with_fd_in_child(report_fd, &ready, work);
+    if (err != 0) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, err, 1);
     close(work);
 
     struct sbx_child_msg task;
@@ -463,6 +465,7 @@ static void await_task_in_child(int report_fd, struct sbx_program *program, stru
     task_mh.msg_iovlen = 1;
     task_mh.msg_control = fds_control.buf;
     task_mh.msg_controllen = sizeof fds_control.buf;
+    ssize_t n;
     do {
         n = recvmsg(report_fd, &task_mh, MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
@@ -492,6 +495,7 @@ static void await_task_in_child(int report_fd, struct sbx_program *program, stru
 
 void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd, int status_fd, struct sbx_marks *marks) {
     sbx_mark(marks, SBX_MARK_CHILD_START);
+    hide_host_details_in_child();
     // 0. signals and parent death
     sigset_t none;
     sigemptyset(&none);
@@ -524,6 +528,9 @@ void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd,
     CHECK(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), SBX_STAGE_KEEPCAPS, -1);
     CHECK(syscall(SYS_setresuid, req->inside_uid, req->inside_uid, req->inside_uid), SBX_STAGE_SETRESUID, -1);
     CHECK(raise_effective_caps_in_child(), SBX_STAGE_CAPSET_SETUP, -1);
+    // Non-dumpable before any program can run beside this process (see
+    // hide_host_details_in_child); after the uid change, which resets the flag.
+    CHECK(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), SBX_STAGE_KEEPCAPS, 1);
     // The uid change cleared the parent-death signal (prctl(2): it is reset when the
     // credentials change), so a sealbox killed from here on would leave the jail running,
     // unsupervised and without its timeout. Arm it again, then make sure sealbox did not

@@ -88,6 +88,16 @@ struct sbx_task_header {
 /// Upper bound for the payload (argv + environment + candidates), as execve's own.
 #define SBX_TASK_MAX_BYTES (4u << 20)
 
+/// Upper bound for a packed spawn request (the filesystem plan's files included).
+#define SBX_WIRE_MAX_BYTES (64u << 20)
+
+/// Packs `req` into a sealed memfd (returned, or -errno); the descriptors it names are put in
+/// fds[0..*fd_count) (at most max_fds), in the order the memfd refers to them.
+int sbx_wire_pack(const struct sbx_spawn_req *req, int *fds, size_t max_fds, size_t *fd_count);
+/// Turns a packed request mapped (privately, writable) at `mapping` back into a request, in
+/// place, with `fds` being the descriptors received with it. 0 or -EINVAL (malformed).
+int sbx_wire_unpack(void *mapping, size_t size, const int *fds, size_t fd_count, struct sbx_spawn_req **out);
+
 /// The byte on the sync pipe that releases the child.
 #define SBX_SYNC_GO 'G'
 

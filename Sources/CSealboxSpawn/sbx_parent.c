@@ -34,6 +34,7 @@ static pthread_once_t parent_pidfd_once = PTHREAD_ONCE_INIT;
 /// exits, which lets a child detect a parent that died while its death signal was disarmed.
 /// On failure (kernel < 5.3) the check is skipped and only PR_SET_PDEATHSIG remains.
 static void open_parent_pidfd(void) {
+    if (sbx_parent_pidfd >= 0) return;  // the spawner set it to sealbox's (sbx_spawner_serve)
     int fd = (int)syscall(__NR_pidfd_open, getpid(), 0);
     if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) == 0) sbx_parent_pidfd = fd;
     else if (fd >= 0) close(fd);
@@ -211,6 +212,9 @@ struct spawn_ctx {
     int sync;     // write end of the release pipe
     int status;   // read end of init's status pipe
     struct sbx_marks *marks;
+    int marks_fd; // memfd behind `marks` (prepared jails), or -1
+    /// CLONE_PARENT: the child is not ours to reap; a failure hands its pidfd to the caller.
+    int keep_pidfd;
 };
 
 static void reset_result(struct sbx_spawn_result *res) {
@@ -227,10 +231,16 @@ static void reset_result(struct sbx_spawn_result *res) {
 static void abandon_from_parent(struct spawn_ctx *ctx, struct sbx_spawn_result *res) {
     if (ctx->marks != NULL) munmap(ctx->marks, sizeof(struct sbx_marks));
     ctx->marks = NULL;
+    if (ctx->marks_fd >= 0) close(ctx->marks_fd);
+    ctx->marks_fd = -1;
     kill_and_reap_from_parent(ctx->pid, ctx->pidfd);
     if (res->notify_fd >= 0) close(res->notify_fd);
     res->notify_fd = -1;
-    if (ctx->pidfd >= 0) close(ctx->pidfd);
+    if (ctx->keep_pidfd && ctx->pidfd >= 0) {
+        res->pidfd = ctx->pidfd;  // killed; its parent (sealbox) reaps it through this
+    } else if (ctx->pidfd >= 0) {
+        close(ctx->pidfd);
+    }
     if (ctx->report >= 0) close(ctx->report);
     if (ctx->sync >= 0) close(ctx->sync);
     if (ctx->status >= 0) close(ctx->status);
@@ -243,8 +253,9 @@ static int clone_and_release_from_parent(const struct sbx_spawn_req *req, struct
     pthread_once(&scrub_once, find_scrub_regions_from_parent);
     pthread_once(&parent_pidfd_once, open_parent_pidfd);
     ctx->pid = -1;
-    ctx->pidfd = ctx->report = ctx->sync = ctx->status = -1;
+    ctx->pidfd = ctx->report = ctx->sync = ctx->status = ctx->marks_fd = -1;
     ctx->marks = NULL;
+    ctx->keep_pidfd = req->clone_parent;
 
     // report: child -> parent failures and the seccomp listener (SEQPACKET keeps messages
     // whole and carries SCM_RIGHTS), and a prepared jail's task the other way; sync:
@@ -263,20 +274,34 @@ static int clone_and_release_from_parent(const struct sbx_spawn_req *req, struct
 
     // Stage timestamps (see sbx_mark). Timing is a diagnostic: without the page the spawn
     // goes on untimed rather than failing.
-    struct sbx_marks *marks = mmap(NULL, sizeof(struct sbx_marks), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    // A prepared jail's page is a memfd, so that whoever activates it can map it too.
+    int marks_fd = req->deferred ? memfd_create("sealbox-marks", MFD_CLOEXEC) : -1;
+    if (marks_fd >= 0 && ftruncate(marks_fd, sizeof(struct sbx_marks)) < 0) {
+        close(marks_fd);
+        marks_fd = -1;
+    }
+    struct sbx_marks *marks = mmap(NULL, sizeof(struct sbx_marks), PROT_READ | PROT_WRITE,
+                                   marks_fd >= 0 ? MAP_SHARED : MAP_SHARED | MAP_ANONYMOUS, marks_fd, 0);
     if (marks == MAP_FAILED) marks = NULL;
+    if (marks == NULL && marks_fd >= 0) {
+        close(marks_fd);
+        marks_fd = -1;
+    }
 
     uint64_t flags = CLONE_PIDFD | CLONE_CLEAR_SIGHAND | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS |
                      CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
     // v2: born in its cgroup, so the cgroup namespace can be created right away. v1: the
     // child unshares it itself once the parent has moved it.
     if (req->cgroup_v2_fd >= 0) flags |= CLONE_INTO_CGROUP | CLONE_NEWCGROUP;
+    if (req->clone_parent) flags |= CLONE_PARENT;
     int pidfd = -1;
     struct sbx_clone_args args;
     memset(&args, 0, sizeof args);
     args.flags = flags;
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-    args.exit_signal = SIGCHLD;
+    // With CLONE_PARENT clone3 takes no exit signal: the child inherits ours (SIGCHLD, as
+    // posix_spawn started the spawner), which goes to sealbox.
+    args.exit_signal = req->clone_parent ? 0 : SIGCHLD;
     args.cgroup = req->cgroup_v2_fd >= 0 ? (uint64_t)req->cgroup_v2_fd : 0;
 
     // Block every signal across clone3 so the child cannot run a handler inherited from
@@ -300,6 +325,7 @@ static int clone_and_release_from_parent(const struct sbx_spawn_req *req, struct
     if (pid < 0) {
         set_failure(res, SBX_STAGE_CLONE3, clone_errno, -1);
         if (marks != NULL) munmap(marks, sizeof(struct sbx_marks));
+        if (marks_fd >= 0) close(marks_fd);
         close(report[0]);
         close(sync[1]);
         close(status[0]);
@@ -311,6 +337,7 @@ static int clone_and_release_from_parent(const struct sbx_spawn_req *req, struct
     ctx->sync = sync[1];
     ctx->status = status[0];
     ctx->marks = marks;
+    ctx->marks_fd = marks_fd;
     res->pid = (pid_t)pid;
 
     int stage = SBX_STAGE_NONE;
@@ -394,6 +421,7 @@ int sbx_spawn(const struct sbx_spawn_req *req, struct sbx_spawn_result *res) {
     close(ctx.sync);
     res->pidfd = ctx.pidfd;
     res->status_fd = ctx.status;
+    if (ctx.marks_fd >= 0) close(ctx.marks_fd);
     if (ctx.marks != NULL) {
         sbx_mark(ctx.marks, SBX_MARK_EXEC_SEEN);
         record_steps_from_parent(ctx.marks, res);
@@ -406,7 +434,7 @@ int sbx_prepare(const struct sbx_spawn_req *req, struct sbx_prepared *jail, stru
     reset_result(res);
     memset(jail, 0, sizeof *jail);
     jail->pid = -1;
-    jail->pidfd = jail->control_fd = jail->status_fd = jail->work_fd = -1;
+    jail->pidfd = jail->control_fd = jail->status_fd = jail->work_fd = jail->marks_fd = -1;
     if (!req->deferred) {
         set_failure(res, SBX_STAGE_ACTIVATE, EINVAL, -1);
         return -1;
@@ -425,6 +453,7 @@ int sbx_prepare(const struct sbx_spawn_req *req, struct sbx_prepared *jail, stru
     jail->status_fd = ctx.status;
     jail->work_fd = work;
     jail->marks = ctx.marks;
+    jail->marks_fd = ctx.marks_fd;
     if (ctx.marks != NULL) {
         // The prepare's own steps, clone .. setup (the setup mark is the READY).
         ctx.marks->ns[SBX_MARK_FORKED] = 0;
@@ -491,8 +520,9 @@ static int task_memfd_from_parent(const struct sbx_spawn_req *task) {
 static void release_prepared(struct sbx_prepared *jail) {
     if (jail->marks != NULL) munmap(jail->marks, sizeof(struct sbx_marks));
     if (jail->work_fd >= 0) close(jail->work_fd);
+    if (jail->marks_fd >= 0) close(jail->marks_fd);
     jail->marks = NULL;
-    jail->work_fd = -1;
+    jail->work_fd = jail->marks_fd = -1;
 }
 
 int sbx_activate(struct sbx_prepared *jail, const struct sbx_spawn_req *task, int setup_timeout_ms, struct sbx_spawn_result *res) {
@@ -500,7 +530,7 @@ int sbx_activate(struct sbx_prepared *jail, const struct sbx_spawn_req *task, in
     res->pid = jail->pid;
     struct spawn_ctx ctx = {
         .pid = jail->pid, .pidfd = jail->pidfd, .report = jail->control_fd, .sync = -1, .status = jail->status_fd,
-        .marks = jail->marks,
+        .marks = jail->marks, .marks_fd = -1, .keep_pidfd = 0,
     };
     jail->marks = NULL;  // ctx owns it now
     release_prepared(jail);
@@ -607,7 +637,7 @@ int sbx_write_task_file(int work_fd, const char *name, const void *data, size_t 
 void sbx_discard(struct sbx_prepared *jail) {
     struct spawn_ctx ctx = {
         .pid = jail->pid, .pidfd = jail->pidfd, .report = jail->control_fd, .sync = -1, .status = jail->status_fd,
-        .marks = jail->marks,
+        .marks = jail->marks, .marks_fd = -1, .keep_pidfd = 0,
     };
     jail->marks = NULL;
     release_prepared(jail);

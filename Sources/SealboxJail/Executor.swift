@@ -16,17 +16,21 @@ public final class Executor: Sendable {
         public var trackViolations: Bool
         /// Upper bound for clone-to-execve.
         public var setupTimeoutMs: Int
+        /// Where jails are cloned (see `JailCloner`).
+        public var spawner: JailCloner.Choice
 
         public init(
             dataDirectory: String,
             stateDirectory: String = geteuid() == 0 ? "/run/sealbox" : "/tmp/sealbox-\(getuid())",
             trackViolations: Bool = true,
-            setupTimeoutMs: Int = 10_000
+            setupTimeoutMs: Int = 10_000,
+            spawner: JailCloner.Choice = .automatic
         ) {
             self.dataDirectory = dataDirectory
             self.stateDirectory = stateDirectory
             self.trackViolations = trackViolations
             self.setupTimeoutMs = setupTimeoutMs
+            self.spawner = spawner
         }
     }
 
@@ -44,6 +48,8 @@ public final class Executor: Sendable {
     public let configuration: Configuration
     public let cgroupDriver: any CgroupDriver
     public let compiler: SeccompCompiler
+    /// Clones the jails: the spawner helper, or this process.
+    public let cloner: JailCloner
     /// Parsed profiles, reused while their files are unchanged (see `ProfileCache`).
     public let profiles = ProfileCache()
     let newroot: String
@@ -61,6 +67,7 @@ public final class Executor: Sendable {
         try HostCheck.makeDirectory(configuration.stateDirectory, mode: geteuid() == 0 ? 0o755 : 0o700)
         try HostCheck.makeDirectory(newroot, mode: 0o755)
         self.capLastCap = HostCheck.capLastCap()
+        self.cloner = try JailCloner(configuration.spawner)
     }
 
     /// The host's cgroup driver, if this process may use it: without root the hierarchies
@@ -169,7 +176,7 @@ public final class Executor: Sendable {
                 command: spec.command, environment: environment, plan: plan, newroot: newroot,
                 diskBytes: spec.limits.diskBytes, fileSizeLimit: max(spec.limits.diskBytes, spec.workspace?.limitBytes ?? 0),
                 filter: filter, cgroup: cgroup, stdinFD: stdinFD,
-                capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs),
+                capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs, cloner: cloner),
             limits: spec.limits, live: spec.liveJails, output: output)
         var result = supervised.verdict(id: id, profile: profileName, cgroup: cgroup)
         // The jail's pid 1 is gone, so the kernel already killed everything in its pid
@@ -177,13 +184,7 @@ public final class Executor: Sendable {
         try? cgroup.killAll()
         try? cgroup.destroy()  // here, not only in the defer, so teardown is measured
         if result.status == .spawnFailed { result.cpuMs = 0 }
-        let ended = Clock.nanos()
-        result.phases = RunResult.Phases(
-            setupMs: Clock.ms(spawnStarted - began), spawnMs: Clock.ms(supervised.spawnNanos),
-            runMs: Clock.ms(supervised.wallNanos - supervised.spawnNanos),
-            teardownMs: Clock.ms(ended - spawnStarted - supervised.wallNanos),
-            spawnSteps: supervised.spawnSteps.contains(where: { $0 > 0 })
-                ? RunResult.SpawnSteps(milliseconds: supervised.spawnSteps.map { Clock.ms($0) }) : nil)
+        result.phases = supervised.phases(began: began, spawnStarted: spawnStarted, ended: Clock.nanos(), warm: nil)
         return result
     }
 
@@ -219,21 +220,14 @@ public final class Executor: Sendable {
                 request: SpawnInputs(
                     command: spec.command, environment: SpecValidator.environment(spec), plan: FilesystemPlan(), newroot: newroot,
                     diskBytes: spec.limits.diskBytes, fileSizeLimit: spec.limits.diskBytes, filter: filter, cgroup: cgroup,
-                    stdinFD: stdinFD, capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs),
+                    stdinFD: stdinFD, capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs, cloner: cloner),
                 limits: spec.limits, live: spec.liveJails, output: output, method: .activate(jail))
         }
         var result = supervised.verdict(id: id, profile: filter.profileName, cgroup: cgroup)
         try? cgroup.killAll()
         try? cgroup.destroy()
         if result.status == .spawnFailed { result.cpuMs = 0 }
-        let ended = Clock.nanos()
-        result.phases = RunResult.Phases(
-            setupMs: Clock.ms(spawnStarted - began), spawnMs: Clock.ms(supervised.spawnNanos),
-            runMs: Clock.ms(supervised.wallNanos - supervised.spawnNanos),
-            teardownMs: Clock.ms(ended - spawnStarted - supervised.wallNanos),
-            spawnSteps: supervised.spawnSteps.contains(where: { $0 > 0 })
-                ? RunResult.SpawnSteps(milliseconds: supervised.spawnSteps.map { Clock.ms($0) }) : nil,
-            warm: true)
+        result.phases = supervised.phases(began: began, spawnStarted: spawnStarted, ended: Clock.nanos(), warm: true)
         return result
     }
 
@@ -251,6 +245,19 @@ public final class Executor: Sendable {
             throw JailError(.invalidSpec, "stdin file \(path) is a directory")
         }
         return fd
+    }
+}
+
+extension Supervision {
+    /// Where a run's time went: before the spawn (`began` → `spawnStarted`), the spawn, the
+    /// program, and the teardown up to `ended`.
+    func phases(began: UInt64, spawnStarted: UInt64, ended: UInt64, warm: Bool?) -> RunResult.Phases {
+        RunResult.Phases(
+            setupMs: Clock.ms(spawnStarted - began), spawnMs: Clock.ms(spawnNanos),
+            runMs: Clock.ms(wallNanos - spawnNanos),
+            teardownMs: Clock.ms(ended - spawnStarted - wallNanos),
+            spawnSteps: spawnSteps.contains(where: { $0 > 0 }) ? RunResult.SpawnSteps(milliseconds: spawnSteps.map { Clock.ms($0) }) : nil,
+            warm: warm)
     }
 }
 

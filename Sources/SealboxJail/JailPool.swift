@@ -248,11 +248,11 @@ public final class JailPool: @unchecked Sendable {  // mutable state is guarded 
         let inputs = SpawnInputs(
             command: ["/bin/true"], environment: [], plan: plan, newroot: executor.newroot, diskBytes: configuration.limits.diskBytes,
             fileSizeLimit: configuration.limits.diskBytes, filter: filter, cgroup: cgroup, stdinFD: devNull,
-            capLastCap: executor.capLastCap, setupTimeoutMs: executor.configuration.setupTimeoutMs)
+            capLastCap: executor.capLastCap, setupTimeoutMs: executor.configuration.setupTimeoutMs, cloner: executor.cloner)
         var raw = sbx_prepared()
         var result = sbx_spawn_result()
         let rc = withSpawnRequest(inputs, stdoutFD: devNull, stderrFD: devNull, deferred: true) { req in
-            sbx_prepare(req, &raw, &result)
+            executor.cloner.prepare(req, &raw, &result)
         }
         guard rc == 0 else {
             try? cgroup.destroy()

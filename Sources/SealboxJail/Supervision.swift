@@ -16,6 +16,7 @@ struct SpawnInputs {
     var stdinFD: Int32
     var capLastCap: Int32
     var setupTimeoutMs: Int
+    var cloner: JailCloner
 }
 
 /// A notified syscall and the answer it got.
@@ -77,7 +78,7 @@ struct Supervision {
         var result = sbx_spawn_result()
         let rc = withSpawnRequest(request, stdoutFD: outPipe.write, stderrFD: errPipe.write) { req in
             switch method {
-            case .cold: return sbx_spawn(req, &result)
+            case .cold: return request.cloner.spawn(req, &result)
             case .activate(let jail): return jail.activate(req, setupTimeoutMs: request.setupTimeoutMs, &result)
             }
         }

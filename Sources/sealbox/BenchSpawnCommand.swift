@@ -30,8 +30,13 @@ struct BenchSpawnCommand: ParsableCommand {
             at a ready pool; with more, runs that find the pool empty spawn cold, and the \
             report says how many did (pool hits and misses).
 
+            --leak-check counts this process's descriptors, mounts and child processes, \
+            sealbox's task cgroups and the memory controller's cgroups (dying ones included) \
+            after the warm-up and again after the runs (and the pool's shutdown), and fails \
+            if any but the last grew.
+
             --json keeps the top-level count, p50_ms, p90_ms, p99_ms, max_ms fields and adds \
-            phases (and pool). --svg FILE writes the latency distribution as a percentile curve.
+            phases (and pool, leaks). --svg FILE writes the latency distribution as a percentile curve.
             """
     )
 
@@ -55,6 +60,12 @@ struct BenchSpawnCommand: ParsableCommand {
 
     @Option(name: .customLong("pool-refill-delay"), help: "Refill the pool only after no jail was taken for this many ms.")
     var poolRefillDelay: Int = 0
+
+    @Flag(name: .customLong("leak-check"), help: "Count descriptors, mounts, child processes, task cgroups and memory cgroups (dying ones included) before and after; exit 1 if any but the last grew.")
+    var leakCheck = false
+
+    @Flag(name: .customLong("in-process"), help: "Clone jails in this process rather than through the sealbox-spawner helper, to compare the two.")
+    var inProcess = false
 
     @Flag(name: .customLong("no-cgroup"), help: "Skip cgroups (no limits) to separate their cost from the spawn's.")
     var noCgroup = false
@@ -84,12 +95,13 @@ struct BenchSpawnCommand: ParsableCommand {
     func run() throws {
         let executor: Executor
         do {
-            executor = try Executor(configuration: .init(dataDirectory: try DataDirectory.locate()),
+            executor = try Executor(configuration: .init(dataDirectory: try DataDirectory.locate(), spawner: inProcess ? .inProcess : .automatic),
                                     cgroupDriver: noCgroup ? NoCgroupDriver(reason: "--no-cgroup") : nil)
         } catch {
             throw CLIFailure(message: error.description)
         }
         let spec = JailSpec(command: command.isEmpty ? ["/bin/true"] : command, profile: profile)
+        let taskParents = executor.cgroupDriver.version == .none ? [] : executor.cgroupDriver.taskParentDirectories
         // Warm-up, one at a time: compiles the profile once, fills the page cache.
         for _ in 0..<warmup {
             do {
@@ -98,6 +110,9 @@ struct BenchSpawnCommand: ParsableCommand {
                 throw CLIFailure(message: error.description)
             }
         }
+        // After the warm-up: one-time state (the pidfd on ourselves every jail inherits, caches)
+        // is not a leak.
+        let leaksBefore = leakCheck ? LeakSnapshot.take(taskParents: taskParents) : nil
         var jailPool: JailPool?
         if pool > 0 {
             do {
@@ -112,16 +127,24 @@ struct BenchSpawnCommand: ParsableCommand {
                 throw CLIFailure(message: "the pool did not fill: \(failure)")
             }
         }
-        defer { executor.stopPool() }
         let before = jailPool?.stats
         let recorded = try SpawnSampler(executor: executor, spec: spec, count: count, concurrency: concurrency,
                                         refilled: concurrency == 1 ? jailPool : nil).run()
         var report = SpawnBenchReport(recorded, spec: spec, cgroup: executor.cgroupDriver.version.rawValue, profile: profile,
                                       concurrency: concurrency)
+        report.spawner = executor.cloner.usesHelper ? "sealbox-spawner" : "in-process"
         if let jailPool, let before {
             let after = jailPool.stats
             report.pool = .init(size: pool, refill_threads: poolRefillThreads, hits: after.hits - before.hits,
                                 misses: after.misses - before.misses, prepare_failures: after.failures - before.failures)
+        }
+        executor.stopPool()
+        jailPool = nil  // its /dev/null descriptor closes with it, before the leak count
+        var leaked: [String] = []
+        if let leaksBefore {
+            let after = LeakSnapshot.take(taskParents: taskParents)
+            report.leaks = Dictionary(uniqueKeysWithValues: LeakSnapshot.rows(leaksBefore, after))
+            leaked = LeakSnapshot.leaked(leaksBefore, after)
         }
         if let svg {
             do {
@@ -145,7 +168,10 @@ struct BenchSpawnCommand: ParsableCommand {
             print(report.text)
             if let first = recorded.firstFailure { print("  \(recorded.failures) runs did not finish ok; first: \(first)") }
         }
-        if recorded.failures > 0 { throw ExitCode(1) }
+        if !leaked.isEmpty {
+            FileHandle.standardError.write(Data("bench spawn: grew over the runs: \(leaked.joined(separator: ", "))\n".utf8))
+        }
+        if recorded.failures > 0 || !leaked.isEmpty { throw ExitCode(1) }
     }
 }
 
@@ -261,8 +287,12 @@ struct SpawnBenchReport: Encodable {
     var profile: String
     /// Phase name ("setup", "spawn.clone", ..., "run", "teardown") → p50/p99.
     var phases: [String: PhaseStats]
+    /// Who cloned the jails: "sealbox-spawner" (the helper) or "in-process".
+    var spawner = "in-process"
     /// Only with --pool.
     var pool: PoolStats?
+    /// Only with --leak-check: name → counts before and after.
+    var leaks: [String: LeakSnapshot.Row]?
 
     init(_ s: SpawnSamples, spec: JailSpec, cgroup: String, profile: String, concurrency: Int) {
         let sorted = s.totalsMs.sorted()
@@ -285,13 +315,18 @@ struct SpawnBenchReport: Encodable {
     }
 
     var text: String {
-        var lines = [String(format: "spawn-to-exit over %d runs of %@ (cgroup %@, profile %@, concurrency %d, %.0f runs/s):",
-                            count, command.joined(separator: " "), cgroup, profile, concurrency, runs_per_second)]
+        var lines = [String(format: "spawn-to-exit over %d runs of %@ (cgroup %@, profile %@, %@, concurrency %d, %.0f runs/s):",
+                            count, command.joined(separator: " "), cgroup, profile, spawner, concurrency, runs_per_second)]
         lines.append(String(format: "  p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms", p50_ms, p90_ms, p99_ms, max_ms, mean_ms))
         lines.append("  phases (ms)          p50       p99")
         if let pool {
             lines.insert(String(format: "  pool of %d (%d refill thread%@): %d runs took a prepared jail, %d spawned cold; %d failed preparations",
                                 pool.size, pool.refill_threads, pool.refill_threads == 1 ? "" : "s", pool.hits, pool.misses, pool.prepare_failures), at: 2)
+        }
+        if let leaks {
+            let names = ["open_fds", "mounts", "child_processes", "task_cgroups", "memory_cgroups_incl_dying"]
+            lines.insert("  leak check (before -> after): " + names.compactMap { name in leaks[name].map { "\(name) \($0.before) -> \($0.after)" } }
+                .joined(separator: ", "), at: lines.count - 1)
         }
         for name in SpawnSamples.phaseOrder {
             // A step no run went through (a pooled run's clone .. setup) is left out.

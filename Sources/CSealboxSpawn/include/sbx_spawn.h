@@ -165,6 +165,10 @@ struct sbx_spawn_req {
     /// starting the program: exec_candidates, argv, envp and the stdio fds above are then
     /// placeholders (stdio should be /dev/null) and sbx_activate supplies the real ones.
     int deferred;
+
+    /// Set by the spawner process only: clone with CLONE_PARENT, so the jail is a child of
+    /// sealbox (which waits for it through its pidfd), not of the spawner.
+    int clone_parent;
 };
 
 /// Where one spawn's time went, in nanoseconds (CLOCK_MONOTONIC, read on both sides of the
@@ -215,6 +219,7 @@ struct sbx_prepared {
     /// The prepare's steps (clone .. setup), for diagnostics.
     uint64_t step_ns[SBX_STEP_COUNT];
     void *_Nullable marks;   // the shared timing page, or NULL
+    int marks_fd;            // the memfd behind it (to map it in another process), or -1
 };
 
 /// Clones and sets up a jail as sbx_spawn does (req->deferred must be 1), then returns once
@@ -239,6 +244,29 @@ int sbx_write_task_file(int work_fd, const char *name, const void *_Nullable dat
 
 /// Kills, reaps and closes a prepared jail that will not be used. Consumes `jail`.
 void sbx_discard(struct sbx_prepared *jail);
+
+/// The spawner: a small helper process (sealbox-spawner) that clones jails on sealbox's
+/// behalf. Cloning copies the caller's address space, and sealbox's is large (hundreds of
+/// mappings of the Swift runtime and libraries), which made clone3, the jail's exit and its
+/// init's exit measurably slower; the spawner's is a few pages. Jails are cloned with
+/// CLONE_PARENT, so they are sealbox's children as before: sealbox waits for them, and their
+/// parent-death signal follows sealbox (the thread that started the spawner, which never
+/// exits). Requests travel packed in a memfd with their descriptors (sbx_wire.c).
+
+/// Starts the spawner at `path` (once per process). 0, or -errno (the spawner could not run).
+int sbx_spawner_start(const char *path);
+/// 1 while the spawner started by sbx_spawner_start is alive.
+int sbx_spawner_alive(void);
+/// A new connection to the spawner: one request at a time on it, served by a thread of the
+/// spawner's own, so connections run in parallel. Returns the fd or -errno.
+int sbx_spawner_connect(void);
+/// sbx_spawn through the spawner connection `conn`; same contract. A failure to reach the
+/// spawner is reported as stage SBX_STAGE_PIPE.
+int sbx_remote_spawn(int conn, const struct sbx_spawn_req *req, struct sbx_spawn_result *res);
+/// sbx_prepare through the spawner; the jail is then activated or discarded here as usual.
+int sbx_remote_prepare(int conn, const struct sbx_spawn_req *req, struct sbx_prepared *jail, struct sbx_spawn_result *res);
+/// The spawner's main loop on its control socket; returns when sealbox closes it.
+int sbx_spawner_serve(int control_fd, pid_t sealbox);
 
 /// Exit status of a finished child, collected through its pidfd.
 struct sbx_exit {
