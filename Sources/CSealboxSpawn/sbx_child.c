@@ -370,6 +370,8 @@ static void hide_host_details_in_child(void) {
         if (arg.length > sizeof title) memcpy(arg.start, title, sizeof title);
     }
     if (env.start != NULL && env.length > 0) memset(env.start, 0, env.length);
+    // And the name ps shows (comm), which would otherwise be the cloning process's.
+    prctl(PR_SET_NAME, "sealbox-init", 0, 0, 0);
 }
 
 /// pid 1 of the jail: reap everything, report the program's status, exit. When init exits

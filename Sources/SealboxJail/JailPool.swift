@@ -155,9 +155,18 @@ public final class JailPool: @unchecked Sendable {  // mutable state is guarded 
 
     /// A ready jail for a run that `fits`, or nil (counted as a miss) when none is ready.
     func take() -> PreparedJail? {
-        condition.withLock {
+        var dead: [PreparedJail] = []
+        defer { for jail in dead { jail.discard() } }
+        return condition.withLock {
+            // A jail that died while waiting (killed from outside) is replaced, not handed out.
+            while let first = ready.first, first.hasExited {
+                dead.append(ready.removeFirst())
+                statistics.failures += 1
+                statistics.lastFailure = "a prepared jail exited while waiting"
+            }
             guard !stopping, !ready.isEmpty else {
                 statistics.misses += 1
+                if !dead.isEmpty { condition.broadcast() }
                 return nil
             }
             let jail = ready.removeFirst()  // the oldest first: none waits forever
@@ -280,6 +289,12 @@ final class PreparedJail: @unchecked Sendable {  // used by one thread at a time
     }
 
     var pid: pid_t { raw.pid }
+
+    /// Whether its init has exited (its pidfd polls readable then).
+    var hasExited: Bool {
+        var entry = pollfd(fd: raw.pidfd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) > 0
+    }
 
     /// Puts one of the task's files into the jail's /work, owned by the jail's user.
     func writeFile(_ file: SeedFile) -> String? {
