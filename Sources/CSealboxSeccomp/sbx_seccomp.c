@@ -89,6 +89,12 @@ int sbx_seccomp_ctx_create(uint32_t default_action, uint32_t bad_arch_action,
         return fail(err, err_len, rc, "seccomp_attr_set(SCMP_FLTATR_ACT_BADARCH, 0x%08x): %s",
                     bad_arch_action, strerror(-rc));
     }
+#if SCMP_VER_MAJOR > 2 || (SCMP_VER_MAJOR == 2 && SCMP_VER_MINOR >= 5)
+    // A binary tree over the syscall numbers instead of a linear list (libseccomp >= 2.5):
+    // every syscall the jailed program makes is checked in a few comparisons rather than
+    // up to one per allowed syscall. Best effort: a libseccomp without it keeps the list.
+    (void)seccomp_attr_set(ctx->filter, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+#endif
     *out = ctx;
     return 0;
 }

@@ -133,7 +133,7 @@ struct PoolTests {
         var waited = 0
         while waited < 200, let first = pool.readyJails.first, first.pid == victim.pid, kill(victim.pid, 0) == 0,
               (try? String(contentsOfFile: "/proc/\(victim.pid)/stat", encoding: .utf8))?.contains(") Z ") != true {
-            usleep(10_000)
+            try await Task.sleep(for: .milliseconds(10))
             waited += 1
         }
         let r = try await executor.run(JailSpec(command: ["/bin/echo", "fine"]))

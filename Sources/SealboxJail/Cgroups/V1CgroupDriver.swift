@@ -216,6 +216,10 @@ public final class V1TaskCgroup: TaskCgroup {
     /// Bounded: at most 25 rounds / about 5 s.
     public func killAll() throws(CgroupError) {
         if isDestroyed { return }
+        // Nothing to freeze in an empty cgroup, and nothing can enter it but by a write to
+        // cgroup.procs: the common case after a jail's init has exited (its pid namespace is
+        // gone with it) costs one read, not a freeze and thaw.
+        if pids().isEmpty { return }
         let deadline = CgroupFS.monotonicNanos() + 5_000_000_000
         var rounds = 0
         while true {
@@ -254,6 +258,12 @@ public final class V1TaskCgroup: TaskCgroup {
             return state.remaining
         }
         if remaining.isEmpty { return }
+        // Usually empty already (the jail's init is reaped): rmdir straight away, and wait
+        // for the last processes to leave only when the kernel says EBUSY.
+        if remaining.allSatisfy({ (try? CgroupFS.rmdir($0)) != nil }) {
+            state.withLock { $0.remaining = [] }
+            return
+        }
         let empty = CgroupFS.poll(timeoutNanos: 2_000_000_000) { pids().isEmpty }
         var failed: [String] = []
         var firstError: CgroupError?
