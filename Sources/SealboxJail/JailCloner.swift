@@ -4,7 +4,7 @@ import Glibc
 import Synchronization
 
 /// Where jails are cloned: by the sealbox-spawner helper when it runs (a small process, so
-/// the clone copies a few pages instead of sealbox's whole address space; see
+/// the clone copies a small address space instead of sealbox's large one; see
 /// `sbx_spawner_start`), else in this process. Either way the jail is this process's child.
 public final class JailCloner: Sendable {
     public enum Choice: Sendable, Equatable {
