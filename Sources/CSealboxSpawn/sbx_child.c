@@ -82,19 +82,6 @@ static void fail_in_child(int report_fd, int stage, int err, long index) {
         if ((expr) < 0) fail_in_child(report_fd, (stage), errno, (index)); \
     } while (0)
 
-static int write_all_in_child(int fd, const char *data, size_t len) {
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int capset_in_child(uint32_t effective_lo, uint32_t effective_hi, uint32_t permitted_lo,
                            uint32_t permitted_hi) {
     struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
@@ -140,7 +127,7 @@ static int bind_in_child(const struct sbx_fs_op *op, int *stage) {
 static int write_file_in_child(const struct sbx_fs_op *op) {
     int fd = open(op->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, op->mode);
     if (fd < 0) return -1;
-    int rc = write_all_in_child(fd, op->data ? op->data : "", op->data_len);
+    int rc = sbx_write_all(fd, op->data ? op->data : "", op->data_len);
     int saved = errno;
     if (close(fd) < 0 && rc == 0) return -1;
     errno = saved;
@@ -227,22 +214,9 @@ static void drop_capabilities_in_child(const struct sbx_spawn_req *req, int repo
     CHECK(capset_in_child(0, 0, 0, 0), SBX_STAGE_CAPSET_DROP, -1);
 }
 
-/// Sends `msg` with one descriptor (SCM_RIGHTS) on the report socket. Returns 0, or the
-/// errno to report.
+/// Sends `msg` with one descriptor on the report socket. Returns 0, or the errno to report.
 static int send_with_fd_in_child(int report_fd, struct sbx_child_msg *msg, int fd) {
-    struct iovec iov = { .iov_base = msg, .iov_len = sizeof *msg };
-    union sbx_fd_control control;
-    struct msghdr mh;
-    sbx_msghdr_for_one_fd(&mh, &iov, &control);
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    ssize_t n;
-    do {
-        n = sendmsg(report_fd, &mh, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = sbx_send_with_fds(report_fd, msg, sizeof *msg, &fd, 1);
     if (n == (ssize_t)sizeof *msg) return 0;
     return n < 0 ? errno : EIO;
 }
@@ -455,30 +429,12 @@ static void await_task_in_child(int report_fd, struct sbx_program *program, stru
     close(work);
 
     struct sbx_child_msg task;
-    union {
-        char buf[CMSG_SPACE(4 * sizeof(int))];
-        struct cmsghdr align;
-    } fds_control;
-    memset(&fds_control, 0, sizeof fds_control);
-    struct iovec task_iov = { .iov_base = &task, .iov_len = sizeof task };
-    struct msghdr task_mh;
-    memset(&task_mh, 0, sizeof task_mh);
-    task_mh.msg_iov = &task_iov;
-    task_mh.msg_iovlen = 1;
-    task_mh.msg_control = fds_control.buf;
-    task_mh.msg_controllen = sizeof fds_control.buf;
-    ssize_t n;
-    do {
-        n = recvmsg(report_fd, &task_mh, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) _exit(0);  // discarded: nobody will ever use this jail
-    if (n != (ssize_t)sizeof task || task.stage != SBX_MSG_ACTIVATE) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, n < 0 ? errno : EPROTO, 2);
     int fds[4] = { -1, -1, -1, -1 };
-    struct cmsghdr *got = CMSG_FIRSTHDR(&task_mh);
-    if (got == NULL || got->cmsg_level != SOL_SOCKET || got->cmsg_type != SCM_RIGHTS || got->cmsg_len != CMSG_LEN(sizeof fds) ||
-        (task_mh.msg_flags & MSG_CTRUNC))
-        fail_in_child(report_fd, SBX_STAGE_ACTIVATE, EPROTO, 3);
-    memcpy(fds, CMSG_DATA(got), sizeof fds);
+    size_t fd_count = 0;
+    ssize_t n = sbx_receive_with_fds(report_fd, &task, sizeof task, fds, 4, &fd_count);
+    if (n == 0) _exit(0);  // discarded: nobody will ever use this jail
+    if (n != (ssize_t)sizeof task || task.stage != SBX_MSG_ACTIVATE) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, n < 0 ? (int)-n : EPROTO, 2);
+    if (fd_count != 4) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, EPROTO, 3);
 
     // stdio first: the received descriptors are all >= 3, since 0-2 are /dev/null now.
     for (int target = 0; target < 3; target++) {

@@ -52,22 +52,20 @@ static inline void sbx_mark(struct sbx_marks *marks, enum sbx_mark which) {
 __attribute__((noreturn))
 void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd, int status_fd, struct sbx_marks *marks);
 
-/// Control buffer for exactly one SCM_RIGHTS descriptor.
-union sbx_fd_control {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-};
+/// Most descriptors one message carries (sbx_io.c).
+#define SBX_MAX_PASSED_FDS 64
 
-/// Points `mh` at one iovec and a zeroed one-descriptor control buffer. Pure memory writes,
-/// so the child may call it (both ends of the report socket use it).
-static inline void sbx_msghdr_for_one_fd(struct msghdr *mh, struct iovec *iov, union sbx_fd_control *control) {
-    memset(control, 0, sizeof *control);
-    memset(mh, 0, sizeof *mh);
-    mh->msg_iov = iov;
-    mh->msg_iovlen = 1;
-    mh->msg_control = control->buf;
-    mh->msg_controllen = sizeof control->buf;
-}
+/// sendmsg of `data` with `fd_count` descriptors (SCM_RIGHTS), EINTR retried, no SIGPIPE.
+/// Returns sendmsg's result (-1 with errno). Child-safe, like everything in sbx_io.c.
+ssize_t sbx_send_with_fds(int sock, const void *data, size_t length, const int *fds, size_t fd_count);
+/// recvmsg of one message and up to `max_fds` descriptors (close-on-exec). Returns the byte
+/// count (0 = EOF) or -errno; -EMSGSIZE, with every descriptor closed, when more came than
+/// fit. *fd_count says how many are in fds.
+ssize_t sbx_receive_with_fds(int sock, void *data, size_t length, int *fds, size_t max_fds, size_t *fd_count);
+/// write(2) until all of `data` is written, EINTR retried. 0, or -1 with errno.
+int sbx_write_all(int fd, const void *data, size_t length);
+/// A close-on-exec memfd holding `data`, sealed against any change. The fd, or -errno.
+int sbx_sealed_memfd(const char *name, const void *data, size_t size);
 
 /// Message kinds on the report socket besides failures (whose `stage` is an sbx_stage):
 /// a prepared jail reports READY (with its /work as SCM_RIGHTS) and receives ACTIVATE

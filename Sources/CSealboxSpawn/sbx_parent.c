@@ -134,19 +134,11 @@ static int read_child_msg_from_parent(int fd, struct sbx_child_msg *msg, int *pa
             return -errno;
         }
         if (pr == 0) continue;
-        struct iovec iov = { .iov_base = msg, .iov_len = sizeof *msg };
-        union sbx_fd_control control;
-        struct msghdr mh;
-        sbx_msghdr_for_one_fd(&mh, &iov, &control);
-        ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -errno;
-        }
+        size_t fd_count = 0;
+        ssize_t n = sbx_receive_with_fds(fd, msg, sizeof *msg, passed_fd, 1, &fd_count);
+        if (n < 0) return (int)n;
         if (n == 0) return 0;
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) memcpy(passed_fd, CMSG_DATA(cm), sizeof(int));
-        }
+        if (fd_count == 0) *passed_fd = -1;
         if (n != (ssize_t)sizeof *msg) {
             if (*passed_fd >= 0) close(*passed_fd);
             *passed_fd = -1;
@@ -498,43 +490,30 @@ static int task_memfd_from_parent(const struct sbx_spawn_req *task) {
         }
         if (list < 2) table[slot++] = 0;  // argv's and envp's NULL
     }
-    int fd = memfd_create("sealbox-task", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    int err = 0;
-    if (fd < 0) err = errno;
-    for (size_t done = 0; err == 0 && done < size;) {
-        ssize_t n = write(fd, buf + done, size - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) err = n < 0 ? errno : EIO;
-        else done += (size_t)n;
-    }
-    // Sealed, so what the jail maps is exactly what was checked here.
-    if (err == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) err = errno;
+    int fd = sbx_sealed_memfd("sealbox-task", buf, size);
     free(buf);
-    if (err != 0) {
-        if (fd >= 0) close(fd);
-        return -err;
-    }
     return fd;
 }
 
-static void release_prepared(struct sbx_prepared *jail) {
-    if (jail->marks != NULL) munmap(jail->marks, sizeof(struct sbx_marks));
+/// Takes over a prepared jail as a spawn in progress (its process, report socket, status pipe
+/// and timing page) and closes what only the preparation needed (/work, the page's memfd).
+/// The jail is left empty: sbx_activate and sbx_discard both consume it.
+static struct spawn_ctx take_prepared(struct sbx_prepared *jail) {
+    struct spawn_ctx ctx = {
+        .pid = jail->pid, .pidfd = jail->pidfd, .report = jail->control_fd, .sync = -1, .status = jail->status_fd,
+        .marks = jail->marks, .marks_fd = -1, .keep_pidfd = 0,
+    };
     if (jail->work_fd >= 0) close(jail->work_fd);
-    if (jail->marks_fd >= 0) close(jail->marks_fd);
+    if (jail->marks_fd >= 0) close(jail->marks_fd);  // the mapping stays valid without it
     jail->marks = NULL;
-    jail->work_fd = jail->marks_fd = -1;
+    jail->pidfd = jail->control_fd = jail->status_fd = jail->work_fd = jail->marks_fd = -1;
+    return ctx;
 }
 
 int sbx_activate(struct sbx_prepared *jail, const struct sbx_spawn_req *task, int setup_timeout_ms, struct sbx_spawn_result *res) {
     reset_result(res);
     res->pid = jail->pid;
-    struct spawn_ctx ctx = {
-        .pid = jail->pid, .pidfd = jail->pidfd, .report = jail->control_fd, .sync = -1, .status = jail->status_fd,
-        .marks = jail->marks, .marks_fd = -1, .keep_pidfd = 0,
-    };
-    jail->marks = NULL;  // ctx owns it now
-    release_prepared(jail);
-    jail->pidfd = jail->control_fd = jail->status_fd = -1;
+    struct spawn_ctx ctx = take_prepared(jail);
 
     int memfd = task_memfd_from_parent(task);
     if (memfd < 0) {
@@ -543,32 +522,12 @@ int sbx_activate(struct sbx_prepared *jail, const struct sbx_spawn_req *task, in
         return -1;
     }
     struct sbx_child_msg msg = { .stage = SBX_MSG_ACTIVATE, .err = 0, .index = 0 };
-    struct iovec iov = { .iov_base = &msg, .iov_len = sizeof msg };
-    union {
-        char buf[CMSG_SPACE(4 * sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    memset(&control, 0, sizeof control);
-    struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control.buf;
-    mh.msg_controllen = sizeof control.buf;
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(4 * sizeof(int));
     int fds[4] = { memfd, task->stdin_fd, task->stdout_fd, task->stderr_fd };
-    memcpy(CMSG_DATA(cm), fds, sizeof fds);
     if (ctx.marks != NULL) {
         for (int i = 0; i < SBX_MARK_COUNT; i++) ctx.marks->ns[i] = 0;
         sbx_mark(ctx.marks, SBX_MARK_ACTIVATE_SENT);
     }
-    ssize_t n;
-    do {
-        n = sendmsg(ctx.report, &mh, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = sbx_send_with_fds(ctx.report, &msg, sizeof msg, fds, 4);
     int send_errno = errno;
     close(memfd);
     if (n != (ssize_t)sizeof msg) {
@@ -612,13 +571,9 @@ int sbx_write_task_file(int work_fd, const char *name, const void *data, size_t 
         fd = openat(work_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd < 0) err = errno;
     }
-    const char *bytes = data;
-    for (size_t done = 0; err == 0 && done < length;) {
+    if (err == 0 && sbx_write_all(fd, data, length) < 0) {
         *stage = "write";
-        ssize_t n = write(fd, bytes + done, length - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) err = n < 0 ? errno : EIO;
-        else done += (size_t)n;
+        err = errno;
     }
     // The umask may have narrowed the mode; the plan's modes are exact.
     if (err == 0 && fchmod(fd, mode) < 0) {
@@ -635,13 +590,7 @@ int sbx_write_task_file(int work_fd, const char *name, const void *data, size_t 
 }
 
 void sbx_discard(struct sbx_prepared *jail) {
-    struct spawn_ctx ctx = {
-        .pid = jail->pid, .pidfd = jail->pidfd, .report = jail->control_fd, .sync = -1, .status = jail->status_fd,
-        .marks = jail->marks, .marks_fd = -1, .keep_pidfd = 0,
-    };
-    jail->marks = NULL;
-    release_prepared(jail);
-    jail->pidfd = jail->control_fd = jail->status_fd = -1;
+    struct spawn_ctx ctx = take_prepared(jail);
     if (ctx.pid <= 0) return;
     struct sbx_spawn_result ignored;
     ignored.notify_fd = -1;

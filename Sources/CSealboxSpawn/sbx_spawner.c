@@ -26,7 +26,6 @@
 #include "sbx_internal.h"
 
 enum { SPAWNER_SPAWN = 1, SPAWNER_PREPARE = 2 };
-#define SPAWNER_MAX_FDS 64
 
 struct spawner_request {
     uint32_t op;
@@ -40,59 +39,6 @@ struct spawner_reply {
     struct sbx_spawn_result res;
     struct sbx_prepared jail;
 };
-
-static ssize_t send_with_fds(int sock, const void *data, size_t length, const int *fds, size_t fd_count) {
-    struct iovec iov = { .iov_base = (void *)data, .iov_len = length };
-    union {
-        char buf[CMSG_SPACE(SPAWNER_MAX_FDS * sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    memset(&control, 0, sizeof control);
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-    if (fd_count > 0) {
-        mh.msg_control = control.buf;
-        mh.msg_controllen = CMSG_SPACE(fd_count * sizeof(int));
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(fd_count * sizeof(int));
-        memcpy(CMSG_DATA(cm), fds, fd_count * sizeof(int));
-    }
-    ssize_t n;
-    do {
-        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    return n;
-}
-
-/// Receives one message and up to SPAWNER_MAX_FDS descriptors (close-on-exec). Returns the
-/// byte count (0 = EOF) or -errno; *fd_count says how many descriptors came.
-static ssize_t receive_with_fds(int sock, void *data, size_t length, int *fds, size_t *fd_count) {
-    struct iovec iov = { .iov_base = data, .iov_len = length };
-    union {
-        char buf[CMSG_SPACE(SPAWNER_MAX_FDS * sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    memset(&control, 0, sizeof control);
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
-    ssize_t n;
-    do {
-        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    *fd_count = 0;
-    if (n < 0) return -errno;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-        size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count && *fd_count < SPAWNER_MAX_FDS; i++) memcpy(&fds[(*fd_count)++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-    }
-    if (mh.msg_flags & MSG_CTRUNC) {
-        for (size_t i = 0; i < *fd_count; i++) close(fds[i]);
-        *fd_count = 0;
-        return -EMSGSIZE;
-    }
-    return n;
-}
 
 static void close_all(const int *fds, size_t count) {
     for (size_t i = 0; i < count; i++)
@@ -152,7 +98,7 @@ static void serve_request(int conn, const struct spawner_request *request, const
     reply.res.notify_fd = reply_fd(reply.res.notify_fd, out, &out_count);
 send:
     reply.fd_count = out_count;
-    send_with_fds(conn, &reply, sizeof reply, out, (size_t)out_count);  // a lost reply: sealbox sees EOF
+    sbx_send_with_fds(conn, &reply, sizeof reply, out, (size_t)out_count);  // a lost reply: sealbox sees EOF
     close_all(out, (size_t)out_count);
     if (mapping != MAP_FAILED) munmap(mapping, (size_t)st.st_size);
 }
@@ -161,9 +107,9 @@ static void *serve_connection(void *arg) {
     int conn = (int)(intptr_t)arg;
     for (;;) {
         struct spawner_request request;
-        int fds[SPAWNER_MAX_FDS];
+        int fds[SBX_MAX_PASSED_FDS];
         size_t fd_count = 0;
-        ssize_t n = receive_with_fds(conn, &request, sizeof request, fds, &fd_count);
+        ssize_t n = sbx_receive_with_fds(conn, &request, sizeof request, fds, SBX_MAX_PASSED_FDS, &fd_count);
         if (n <= 0) {
             close_all(fds, fd_count);
             break;  // sealbox closed the connection (or it broke)
@@ -188,9 +134,9 @@ int sbx_spawner_serve(int control_fd, pid_t sealbox) {
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     for (;;) {
         char byte;
-        int fds[SPAWNER_MAX_FDS];
+        int fds[SBX_MAX_PASSED_FDS];
         size_t fd_count = 0;
-        ssize_t n = receive_with_fds(control_fd, &byte, 1, fds, &fd_count);
+        ssize_t n = sbx_receive_with_fds(control_fd, &byte, 1, fds, SBX_MAX_PASSED_FDS, &fd_count);
         if (n <= 0) {
             close_all(fds, fd_count);
             return n == 0 ? 0 : (int)n;
@@ -315,7 +261,7 @@ int sbx_spawner_connect(void) {
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) return -errno;
     char byte = 'c';
     pthread_mutex_lock(&spawner_lock);
-    ssize_t n = send_with_fds(spawner_control, &byte, 1, &pair[1], 1);
+    ssize_t n = sbx_send_with_fds(spawner_control, &byte, 1, &pair[1], 1);
     int err = errno;
     pthread_mutex_unlock(&spawner_lock);
     close(pair[1]);
@@ -334,20 +280,20 @@ static int reply_fd_at(int index, const int *fds, size_t count) {
 /// of indexes. Returns 0, or -errno with the failure already in reply->res.
 static int remote_call(int conn, uint32_t op, const struct sbx_spawn_req *req, struct spawner_reply *reply) {
     memset(reply, 0, sizeof *reply);
-    int fds[SPAWNER_MAX_FDS];
+    int fds[SBX_MAX_PASSED_FDS];
     size_t fd_count = 0;
-    int memfd = sbx_wire_pack(req, fds + 1, SPAWNER_MAX_FDS - 1, &fd_count);
+    int memfd = sbx_wire_pack(req, fds + 1, SBX_MAX_PASSED_FDS - 1, &fd_count);
     int err = 0;
     if (memfd < 0) {
         err = -memfd;
     } else {
         fds[0] = memfd;
         struct spawner_request request = { .op = op, .fd_count = (uint32_t)fd_count };
-        ssize_t n = send_with_fds(conn, &request, sizeof request, fds, fd_count + 1);
+        ssize_t n = sbx_send_with_fds(conn, &request, sizeof request, fds, fd_count + 1);
         if (n != (ssize_t)sizeof request) err = n < 0 ? errno : EIO;
         close(memfd);
     }
-    int got[SPAWNER_MAX_FDS];
+    int got[SBX_MAX_PASSED_FDS];
     size_t got_count = 0;
     if (err == 0) {
         // The spawner enforces the setup timeout itself; this only bounds a spawner that hangs.
@@ -361,7 +307,7 @@ static int remote_call(int conn, uint32_t op, const struct sbx_spawn_req *req, s
         else if (pr < 0) err = errno;
     }
     if (err == 0) {
-        ssize_t n = receive_with_fds(conn, reply, sizeof *reply, got, &got_count);
+        ssize_t n = sbx_receive_with_fds(conn, reply, sizeof *reply, got, SBX_MAX_PASSED_FDS, &got_count);
         if (n < 0) err = (int)-n;
         else if (n != (ssize_t)sizeof *reply) err = EPIPE;
     }

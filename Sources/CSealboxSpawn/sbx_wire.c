@@ -133,20 +133,9 @@ int sbx_wire_pack(const struct sbx_spawn_req *req, int *fds, size_t max_fds, siz
     struct sbx_wire_header header = { .magic = SBX_WIRE_MAGIC, .size = b.size };
     memcpy(b.buf + header_at, &header, sizeof header);
 
-    int memfd = memfd_create("sealbox-spawn", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int memfd = sbx_sealed_memfd("sealbox-spawn", b.buf, b.size);
     if (memfd < 0) {
-        b.failed = errno;
-        goto out;
-    }
-    for (size_t done = 0; done < b.size && !b.failed;) {
-        ssize_t n = write(memfd, b.buf + done, b.size - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) b.failed = n < 0 ? errno : EIO;
-        else done += (size_t)n;
-    }
-    if (!b.failed && fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) b.failed = errno;
-    if (b.failed) {
-        close(memfd);
+        b.failed = -memfd;
         goto out;
     }
     free(b.buf);

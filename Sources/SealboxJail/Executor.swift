@@ -178,13 +178,19 @@ public final class Executor: Sendable {
                 filter: filter, cgroup: cgroup, stdinFD: stdinFD,
                 capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs, cloner: cloner),
             limits: spec.limits, live: spec.liveJails, output: output)
-        var result = supervised.verdict(id: id, profile: profileName, cgroup: cgroup)
+        return finish(supervised, id: id, profile: profileName, cgroup: cgroup, began: began, spawnStarted: spawnStarted, warm: nil)
+    }
+
+    /// The verdict, the teardown, and where the time went: the same for cold and pooled runs.
+    private func finish(_ supervised: Supervision, id: String, profile: String, cgroup: any TaskCgroup, began: UInt64,
+                        spawnStarted: UInt64, warm: Bool?) -> RunResult {
+        var result = supervised.verdict(id: id, profile: profile, cgroup: cgroup)
         // The jail's pid 1 is gone, so the kernel already killed everything in its pid
         // namespace; the cgroup kill is the belt to those braces.
         try? cgroup.killAll()
-        try? cgroup.destroy()  // here, not only in the defer, so teardown is measured
+        try? cgroup.destroy()  // here, not only in the callers' defer, so teardown is measured
         if result.status == .spawnFailed { result.cpuMs = 0 }
-        result.phases = supervised.phases(began: began, spawnStarted: spawnStarted, ended: Clock.nanos(), warm: nil)
+        result.phases = supervised.phases(began: began, spawnStarted: spawnStarted, ended: Clock.nanos(), warm: warm)
         return result
     }
 
@@ -223,12 +229,7 @@ public final class Executor: Sendable {
                     stdinFD: stdinFD, capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs, cloner: cloner),
                 limits: spec.limits, live: spec.liveJails, output: output, method: .activate(jail))
         }
-        var result = supervised.verdict(id: id, profile: filter.profileName, cgroup: cgroup)
-        try? cgroup.killAll()
-        try? cgroup.destroy()
-        if result.status == .spawnFailed { result.cpuMs = 0 }
-        result.phases = supervised.phases(began: began, spawnStarted: spawnStarted, ended: Clock.nanos(), warm: true)
-        return result
+        return finish(supervised, id: id, profile: filter.profileName, cgroup: cgroup, began: began, spawnStarted: spawnStarted, warm: true)
     }
 
     private func openStdin(_ source: StdinSource) throws(JailError) -> Int32 {

@@ -324,8 +324,9 @@ struct SpawnBenchReport: Encodable {
                                 pool.size, pool.refill_threads, pool.refill_threads == 1 ? "" : "s", pool.hits, pool.misses, pool.prepare_failures), at: 2)
         }
         if let leaks {
-            let names = ["open_fds", "mounts", "child_processes", "task_cgroups", "memory_cgroups_incl_dying"]
-            lines.insert("  leak check (before -> after): " + names.compactMap { name in leaks[name].map { "\(name) \($0.before) -> \($0.after)" } }
+            lines.insert("  leak check (before -> after): " + LeakSnapshot.counts.compactMap { count in
+                leaks[count.name].map { "\(count.name) \($0.before) -> \($0.after)" }
+            }
                 .joined(separator: ", "), at: lines.count - 1)
         }
         for name in SpawnSamples.phaseOrder {
