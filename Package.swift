@@ -35,9 +35,15 @@ let package = Package(
             name: "CSealboxSeccomp",
             linkerSettings: [.linkedLibrary("seccomp")]
         ),
+        // What every module shares: the strict JSON reader and decoder (duplicate member
+        // names refused, one reading per document). Imports nothing but the standard library.
+        .target(
+            name: "SealboxBase",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SealboxProfiles",
-            dependencies: ["CSealboxSeccomp"],
+            dependencies: ["CSealboxSeccomp", "SealboxBase"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -58,6 +64,7 @@ let package = Package(
         .target(
             name: "SealboxBroker",
             dependencies: [
+                "SealboxBase",
                 "SealboxLedger",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -76,6 +83,7 @@ let package = Package(
         .target(
             name: "SealboxServer",
             dependencies: [
+                "SealboxBase",
                 "SealboxJail",
                 "SealboxProfiles",
                 "SealboxRuntime",
@@ -109,8 +117,13 @@ let package = Package(
         // Fully static, so it runs in any jail rootfs (no libswiftCore, no libc from the host).
         .executableTarget(name: "SealboxProbe", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .testTarget(
+            name: "SealboxBaseTests",
+            dependencies: ["SealboxBase"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "SealboxProfilesTests",
-            dependencies: ["SealboxProfiles"],
+            dependencies: ["SealboxProfiles", "SealboxBase"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

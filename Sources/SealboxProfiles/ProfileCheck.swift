@@ -1,3 +1,5 @@
+import SealboxBase
+
 /// What `sealbox profile check` found in one file.
 public struct ProfileCheckReport: Sendable, Equatable, Codable {
     /// The file as it was named on the command line (a profile name resolved to its path).

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Glibc
+import SealboxBase
 
 /// A profile as read from disk: the name it was asked for, the parsed and validated model, and
 /// the exact bytes it was parsed from (the compile cache is keyed by those, so the two always

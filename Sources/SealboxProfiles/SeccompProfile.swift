@@ -1,3 +1,5 @@
+import SealboxBase
+
 /// An OCI / Docker seccomp profile (the JSON that `docker run --security-opt seccomp=...` and
 /// runc's `linux.seccomp` accept), restricted to what sealbox supports. See profiles/README.md.
 ///

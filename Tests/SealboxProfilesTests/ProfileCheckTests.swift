@@ -174,27 +174,3 @@ struct ProfileCheckTests {
         }
     }
 }
-
-@Suite("JSON positions")
-struct JSONPositionTests {
-    @Test func recordsEveryValueAndKeyByPath() throws {
-        let text = "\u{FEFF}{\"a\": [1,\n  {\"b\" : true}],\n\"c\":null}"
-        var positions = JSONPositions()
-        let value = try JSONReader.parse(Array(text.utf8), positions: &positions)
-        #expect(value == (try JSONReader.parse(Array(text.utf8))))
-        // The BOM counts as three columns, like the columns of syntax errors.
-        #expect(positions.values[""] == JSONPosition(line: 1, column: 4))
-        #expect(positions.keys["a"] == JSONPosition(line: 1, column: 5))
-        #expect(positions.values["a"] == JSONPosition(line: 1, column: 10))
-        #expect(positions.values["a[0]"] == JSONPosition(line: 1, column: 11))
-        #expect(positions.values["a[1]"] == JSONPosition(line: 2, column: 3))
-        #expect(positions.keys["a[1].b"] == JSONPosition(line: 2, column: 4))
-        #expect(positions.values["a[1].b"] == JSONPosition(line: 2, column: 10))
-        #expect(positions.values["c"] == JSONPosition(line: 3, column: 5))
-        #expect(positions.values.count == 6)
-        // Missing paths fall back to the nearest recorded ancestor.
-        #expect(positions.position(of: "a[1].zzz") == JSONPosition(line: 2, column: 3))
-        #expect(positions.position(of: "a[7]") == JSONPosition(line: 1, column: 10))
-        #expect(positions.position(of: "nope") == JSONPosition(line: 1, column: 4))
-    }
-}

@@ -21,35 +21,6 @@ struct SyscallNameTests {
     }
 }
 
-@Suite("JSON reader")
-struct JSONReaderTests {
-    @Test func values() throws {
-        let v = try JSONReader.parse(Array(#" {"a": [1, -2.5e3, true, false, null, "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"], "b": {}} "#.utf8))
-        #expect(v["a"] == .array([.number("1"), .number("-2.5e3"), .bool(true), .bool(false), .null, .string("x\"\\/\u{8}\u{c}\n\r\té😀")]))
-        #expect(v["b"] == .object([]))
-        #expect(try JSONReader.parse(Array("\u{FEFF}18446744073709551615".utf8)) == .number("18446744073709551615"))
-    }
-
-    static let errors: [(String, String)] = [
-        ("", "line 1, column 1: unexpected end of input, expected a value"),
-        ("{\"a\": 01}", "line 1, column 7: invalid number: leading zeros are not allowed"),
-        ("[1,]", "line 1, column 4: unexpected ']', expected a value"),
-        ("{\"a\" 1}", "line 1, column 6: unexpected '1', expected ':' after member name \"a\""),
-        ("\"abc", "line 1, column 1: unterminated string"),
-        ("\"\\q\"", "line 1, column 2: invalid escape '\\q' in string"),
-        ("\"\\ud800\"", "line 1, column 8: unpaired UTF-16 surrogate in \\u escape"),
-        ("[1]\n x", "line 2, column 2: unexpected 'x' after the top-level value"),
-        ("tru", "line 1, column 1: invalid literal, expected true"),
-        (String(repeating: "[", count: 65) + String(repeating: "]", count: 65), "line 1, column 65: nesting deeper than 64 levels"),
-    ]
-
-    @Test(arguments: errors)
-    func syntaxErrors(_ text: String, _ message: String) {
-        let error = #expect(throws: JSONSyntaxError.self) { try JSONReader.parse(Array(text.utf8)) }
-        #expect(error?.description == message)
-    }
-}
-
 @Suite("SHA-256")
 struct SHA256Tests {
     static let vectors: [(String, String)] = [

@@ -1,13 +1,16 @@
-// A small, strict JSON reader (RFC 8259) used for profiles.
+// The one strict JSON reader (RFC 8259) of sealbox: profiles, request bodies, MCP messages and
+// broker requests all go through it.
 //
-// Why not JSONDecoder: on Linux it reports every syntax error, and even `"value": -1` for a UInt64
-// field, as "The given data was not valid JSON." with no position. Profile authors need
-// "line 12, column 7: expected ',' or '}'" and "syscalls[3].args[0].value: expected an unsigned
-// 64-bit integer, found -1". Numbers are kept as their literal text so 64-bit values round-trip
-// exactly.
+// Why not JSONDecoder or JSONSerialization: on Linux they report every syntax error, and even
+// `"value": -1` for a UInt64 field, as "The given data was not valid JSON." with no position,
+// and they disagree on duplicate member names (JSONSerialization keeps the last, JSONDecoder
+// the first), so a body checked with one and decoded with the other can mean two things. This
+// reader refuses a duplicate member name outright (RFC 8259 §4 leaves them undefined; refusing
+// is the only reading every consumer agrees on), reports "line 12, column 7: expected ',' or
+// '}'", and keeps numbers as their literal text so 64-bit values round-trip exactly.
 
-/// A parsed JSON value. Object members keep their document order.
-enum JSONValue: Sendable, Equatable {
+/// A parsed JSON value. Object members keep their document order; names are unique.
+public enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(String)  // the literal, validated against the JSON number grammar
@@ -15,7 +18,7 @@ enum JSONValue: Sendable, Equatable {
     case array([JSONValue])
     case object([(key: String, value: JSONValue)])
 
-    static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): return true
         case let (.bool(a), .bool(b)): return a == b
@@ -29,7 +32,7 @@ enum JSONValue: Sendable, Equatable {
     }
 
     /// "a string", "an array", ... for messages.
-    var kindDescription: String {
+    public var kindDescription: String {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"
@@ -40,19 +43,22 @@ enum JSONValue: Sendable, Equatable {
         }
     }
 
-    /// The last member named `key` (JSON leaves duplicates undefined; last wins, like most readers).
-    subscript(key: String) -> JSONValue? {
+    /// The member named `key` (names are unique: the reader refuses duplicates).
+    public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
-        return members.last(where: { $0.key == key })?.value
+        return members.first(where: { $0.key == key })?.value
     }
 }
 
-/// A syntax error with a 1-based line and column (columns count bytes).
-struct JSONSyntaxError: Error, CustomStringConvertible {
-    let line: Int
-    let column: Int
-    let problem: String
-    var description: String { "line \(line), column \(column): \(problem)" }
+/// A syntax error with a 1-based line and column (columns count bytes). `path` names the
+/// member at fault when there is one (a duplicate name: `limits.pids`), in the notation of
+/// `JSONPositions`.
+public struct JSONSyntaxError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let line: Int
+    public let column: Int
+    public let problem: String
+    public var path: String?
+    public var description: String { "line \(line), column \(column): \(problem)" }
 }
 
 /// Where a JSON value (or member name) starts: 1-based line and column, columns counting bytes
@@ -72,18 +78,19 @@ public struct JSONPosition: Sendable, Hashable, CustomStringConvertible {
 /// A side table of positions by JSON path, filled by `JSONReader.parse(_:positions:)` only when a
 /// caller asks (`sealbox profile check`); loading a profile for a run does not pay for it.
 /// Paths are the ones validation messages use: "" is the top-level value, then `syscalls`,
-/// `syscalls[3]`, `syscalls[3].args[0].op`. With duplicate member names the last one wins, as in
-/// `JSONValue.subscript(key:)`.
-struct JSONPositions: Sendable {
+/// `syscalls[3]`, `syscalls[3].args[0].op`.
+public struct JSONPositions: Sendable {
     /// Where each value starts.
-    var values: [String: JSONPosition] = [:]
+    public var values: [String: JSONPosition] = [:]
     /// Where the name of each object member starts, by the member's path (`defaultaction` in
     /// `{"defaultaction": ...}`), so a misspelt key can be pointed at rather than its value.
-    var keys: [String: JSONPosition] = [:]
+    public var keys: [String: JSONPosition] = [:]
+
+    public init() {}
 
     /// The position of `path`, or of its nearest ancestor that has one: a missing member
     /// (`syscalls[0].action: missing`) is reported where its object starts.
-    func position(of path: String, preferringKey: Bool = false) -> JSONPosition {
+    public func position(of path: String, preferringKey: Bool = false) -> JSONPosition {
         var p = path
         while true {
             if preferringKey, p == path, let k = keys[p] { return k }
@@ -94,40 +101,43 @@ struct JSONPositions: Sendable {
     }
 
     /// `a.b[2].c` → `a.b[2]` → `a.b` → `a` → "".
-    static func parent(of path: String) -> String {
+    public static func parent(of path: String) -> String {
         guard let last = path.lastIndex(where: { $0 == "." || $0 == "[" }) else { return "" }
         return String(path[..<last])
     }
 
-    static func member(_ parent: String, _ key: String) -> String {
+    public static func member(_ parent: String, _ key: String) -> String {
         parent.isEmpty ? key : "\(parent).\(key)"
     }
 
-    static func element(_ parent: String, _ index: Int) -> String {
+    public static func element(_ parent: String, _ index: Int) -> String {
         "\(parent)[\(index)]"
     }
 }
 
-struct JSONReader {
+public struct JSONReader {
     private let bytes: [UInt8]
     private var pos = 0
     private var depth = 0
-    private static let maxDepth = 64
+    public static let maxDepth = 64
     /// Non-nil only when positions were asked for. A newline can only occur in whitespace
     /// (strings may not hold raw control characters), so `skipWhitespace` alone keeps `line` and
     /// `lineStart` current.
     private var positions: JSONPositions?
     private var line = 1
     private var lineStart = 0
+    /// The members and elements above the value being read (`["limits", "pids"]`, `["files",
+    /// "[2]"]`), so an error can name where it is even when no positions are recorded.
+    private var trail: [String] = []
 
-    static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
         var reader = JSONReader(bytes: bytes)
         return try reader.parseDocument()
     }
 
     /// Parses like `parse(_:)` and records the position of every value and member name by its
     /// JSON path into `positions`.
-    static func parse(_ bytes: [UInt8], positions: inout JSONPositions) throws(JSONSyntaxError) -> JSONValue {
+    public static func parse(_ bytes: [UInt8], positions: inout JSONPositions) throws(JSONSyntaxError) -> JSONValue {
         var reader = JSONReader(bytes: bytes)
         reader.positions = JSONPositions()
         defer { positions = reader.positions ?? JSONPositions() }
@@ -165,7 +175,31 @@ struct JSONReader {
                 column += 1
             }
         }
-        return JSONSyntaxError(line: line, column: column, problem: problem)
+        return JSONSyntaxError(line: line, column: column, problem: problem, path: nil)
+    }
+
+    /// `trail` in the notation of `JSONPositions`: `files[2].name`.
+    private var trailPath: String {
+        var text = ""
+        for piece in trail {
+            text += piece.hasPrefix("[") || text.isEmpty ? piece : "." + piece
+        }
+        return text
+    }
+
+    /// A member name as an error message shows it: at most 64 characters, control and
+    /// format characters escaped, so a name cannot rewrite a terminal or a log line.
+    static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars.prefix(64) {
+            switch scalar.properties.generalCategory {
+            case .control, .format, .lineSeparator, .paragraphSeparator, .privateUse, .surrogate, .unassigned:
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            default:
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return text.unicodeScalars.count > 64 ? out + "…" : out
     }
 
     private func describeCurrent() -> String {
@@ -225,6 +259,7 @@ struct JSONReader {
         defer { depth -= 1 }
         pos += 1  // {
         var members: [(key: String, value: JSONValue)] = []
+        var names = Set<String>()
         skipWhitespace()
         if pos < bytes.count && bytes[pos] == UInt8(ascii: "}") {
             pos += 1
@@ -236,7 +271,15 @@ struct JSONReader {
                 throw error("unexpected \(describeCurrent()), expected a member name in double quotes")
             }
             let keyPosition = here
+            let keyOffset = pos
             let key = try parseString()
+            trail.append(key)
+            defer { trail.removeLast() }
+            guard names.insert(key).inserted else {
+                var duplicate = error("duplicate member name \"\(Self.printable(key))\" (each name may appear once in an object)", at: keyOffset)
+                duplicate.path = trailPath
+                throw duplicate
+            }
             let memberPath = path.map { JSONPositions.member($0, key) }
             if let memberPath { positions?.keys[memberPath] = keyPosition }
             skipWhitespace()
@@ -272,6 +315,8 @@ struct JSONReader {
         }
         while true {
             skipWhitespace()
+            trail.append("[\(items.count)]")
+            defer { trail.removeLast() }
             items.append(try parseValue(path: path.map { JSONPositions.element($0, items.count) }))
             skipWhitespace()
             guard pos < bytes.count else { throw error("unexpected end of input, expected ',' or ']'") }
@@ -397,7 +442,7 @@ struct JSONReader {
 // MARK: - Decodable (so SeccompProfile can be decoded from any Decoder through the same path)
 
 extension JSONValue: Decodable {
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() {
             self = .null
