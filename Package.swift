@@ -55,6 +55,7 @@ let package = Package(
         .target(
             name: "SealboxLedger",
             dependencies: [
+                "SealboxBase",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -100,6 +101,7 @@ let package = Package(
         .executableTarget(
             name: "sealbox",
             dependencies: [
+                "SealboxBase",
                 "SealboxServer",
                 "SealboxRuntime",
                 "SealboxJail",

@@ -64,8 +64,6 @@ ssize_t sbx_send_with_fds(int sock, const void *data, size_t length, const int *
 ssize_t sbx_receive_with_fds(int sock, void *data, size_t length, int *fds, size_t max_fds, size_t *fd_count);
 /// write(2) until all of `data` is written, EINTR retried. 0, or -1 with errno.
 int sbx_write_all(int fd, const void *data, size_t length);
-/// A close-on-exec memfd holding `data`, sealed against any change. The fd, or -errno.
-int sbx_sealed_memfd(const char *name, const void *data, size_t size);
 
 /// Message kinds on the report socket besides failures (whose `stage` is an sbx_stage):
 /// a prepared jail reports READY (with its /work as SCM_RIGHTS) and receives ACTIVATE

@@ -187,19 +187,9 @@ public struct JSONReader {
         return text
     }
 
-    /// A member name as an error message shows it: at most 64 characters, control and
-    /// format characters escaped, so a name cannot rewrite a terminal or a log line.
+    /// A member name as an error message shows it: at most 64 characters, escaped.
     static func printable(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars.prefix(64) {
-            switch scalar.properties.generalCategory {
-            case .control, .format, .lineSeparator, .paragraphSeparator, .privateUse, .surrogate, .unassigned:
-                out += "\\u{\(String(scalar.value, radix: 16))}"
-            default:
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return text.unicodeScalars.count > 64 ? out + "…" : out
+        Printable.text(text, limit: 64)
     }
 
     private func describeCurrent() -> String {

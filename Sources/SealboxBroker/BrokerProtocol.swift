@@ -19,6 +19,8 @@ public enum BrokerErrorCode: String, Sendable, Codable {
     case unknownTool = "unknown_tool"
     case toolFailed = "tool_failed"
     case badRequest = "bad_request"
+    /// The effect log cannot be written because the disk is full: retry later.
+    case storageFull = "storage_full"
 }
 
 public struct BrokerError: Error, Sendable, Codable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import Glibc
 import SealboxLedger
 import Synchronization
@@ -260,7 +261,9 @@ public final class BrokerService: Sendable {
         guard ttlMs > 0, ttlMs <= 7 * 86_400_000 else { throw BrokerError(.badRequest, "ttl_ms must be between 1 ms and 7 days") }
         let unknown = tools.filter { engine.config.tools[$0] == nil }
         guard unknown.isEmpty else {
-            throw BrokerError(.unknownTool, "no tool named \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")) in \(configuration.configPath) (has: \(engine.config.tools.keys.sorted().joined(separator: ", ")))")
+            // Neither the config's path nor its other tools: the answer may reach a tenant
+            // (through `sealbox serve`), and the operator has the config at hand.
+            throw BrokerError(.unknownTool, "no tool named \(unknown.map { "\"\(Printable.text($0, limit: 64))\"" }.joined(separator: ", ")) in this broker's config")
         }
         // Reserved under the lock: the awaits below must not let a second open_run of the same id in.
         let reserved = !engine.revocations.isRevoked(tokenID: "", runID: runID) && state.withLock { s in
@@ -285,6 +288,7 @@ public final class BrokerService: Sendable {
         } catch {
             // Nothing was handed out: the token only ever existed in this function.
             if error.code == .invalidInput { throw BrokerError(.badRequest, "run \(runID) refused: \(error.message)") }
+            if error.code == .storageFull { throw BrokerError(.storageFull, "run \(runID) refused: the effect log's disk is full") }
             throw BrokerError(.toolFailed, "run \(runID) refused: could not record its grant in the effect log: \(error.message)")
         }
         let path = configuration.stateDirectory + "/runs/\(runID).sock"

@@ -153,7 +153,7 @@ public final class Executor: Sendable {
         }
         if let workspace = spec.workspace {
             for file in spec.files {
-                try workspace.writeFile(file.name, mode: file.executable ? 0o755 : 0o644, contents: file.contents)
+                try Self.seed(file, into: workspace)
             }
         }
         let plan = try FilesystemPlan.build(rootfs: spec.rootfs, etcDirectory: etcDirectory, files: spec.files, binds: spec.binds,
@@ -237,6 +237,19 @@ public final class Executor: Sendable {
         switch source {
         case .null: path = "/dev/null"
         case .file(let file): path = file
+        case .bytes(let bytes):
+            let fd = bytes.withUnsafeBytes { sbx_sealed_memfd("sealbox-stdin", $0.baseAddress, $0.count) }
+            guard fd >= 0 else { throw JailError.syscall(.setup, "memfd for stdin", -fd) }
+            guard lseek(fd, 0, SEEK_SET) == 0 else {
+                let code = errno
+                close(fd)
+                throw JailError.syscall(.setup, "lseek stdin memfd", code)
+            }
+            return fd
+        case .descriptor(let given):
+            let fd = fcntl(given, F_DUPFD_CLOEXEC, 3)
+            guard fd >= 0 else { throw JailError.syscall(.invalidSpec, "stdin descriptor \(given)", errno) }
+            return fd
         }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw JailError(.invalidSpec, "cannot open stdin file \(path): \(ErrnoName.describe(errno))") }
@@ -273,8 +286,32 @@ extension CgroupLimits {
 }
 
 /// Run ids double as cgroup names: short, unique, and safe in a path.
-enum RunID {
-    static func make() -> String {
+extension Executor {
+    /// Writes a seed file into a session's /work. What earlier steps left there may be in the
+    /// way (a directory, or a symlink, which is never followed): that is the session's state,
+    /// not a host failure, so it is reported as a `.workspace` error naming the file.
+    static func seed(_ file: SeedFile, into workspace: Workspace) throws(JailError) {
+        do {
+            try workspace.writeFile(file.name, mode: file.executable ? 0o755 : 0o644, contents: file.contents)
+        } catch {
+            let what: String?
+            switch error.errno {
+            case ELOOP?: what = "is a symbolic link left by an earlier step (links are never followed)"
+            case EISDIR?: what = "is a directory left by an earlier step"
+            case ENOTDIR?: what = "has a parent that is not a directory"
+            case ENOSPC?, EDQUOT?: what = "does not fit: the session's workspace is full"
+            default: what = nil
+            }
+            guard let what else { throw error }
+            throw JailError(.workspace, "cannot write /work/\(file.name): it \(what); remove or rename it in a step, or name the file otherwise",
+                            errno: error.errno, field: "files")
+        }
+    }
+}
+
+/// Run ids: 16 hex digits.
+public enum RunID {
+    public static func make() -> String {
         let value = UInt64.random(in: 0...UInt64.max)
         return String(value, radix: 16).leftPadded(to: 16)
     }

@@ -17,18 +17,24 @@ public struct JailError: Error, CustomStringConvertible, Sendable, Equatable {
         case unsupportedHost = "unsupported_host"
         /// Setting up the jail failed in a syscall.
         case setup
+        /// A session's /work, as earlier steps left it, has something in the way of this run's
+        /// files (a directory or a symlink where a file goes). The tenant's to fix.
+        case workspace
     }
 
     public let code: Code
     public let message: String
     public let stage: String?
     public let errno: Int32?
+    /// The part of the spec at fault, when it is one (`files`).
+    public var field: String?
 
-    public init(_ code: Code, _ message: String, stage: String? = nil, errno: Int32? = nil) {
+    public init(_ code: Code, _ message: String, stage: String? = nil, errno: Int32? = nil, field: String? = nil) {
         self.code = code
         self.message = message
         self.stage = stage
         self.errno = errno
+        self.field = field
     }
 
     public var description: String { message }

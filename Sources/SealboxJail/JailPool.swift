@@ -24,7 +24,7 @@ public final class JailPool: @unchecked Sendable {  // mutable state is guarded 
         /// (PR_SET_PDEATHSIG follows the thread), so each of these stays until every jail it
         /// prepared has ended.
         public var refillThreads: Int
-        public var profile: String
+        public var profile: ProfileReference
         public var limits: Limits
         public var rootfs: RootfsSource
         /// nil: the executor's default (`Configuration.trackViolations`).
@@ -34,7 +34,7 @@ public final class JailPool: @unchecked Sendable {  // mutable state is guarded 
         /// a delay lets a burst finish first.
         public var refillDelayMs: Int
 
-        public init(size: Int, refillThreads: Int = 1, profile: String = "default", limits: Limits = Limits(),
+        public init(size: Int, refillThreads: Int = 1, profile: ProfileReference = "default", limits: Limits = Limits(),
                     rootfs: RootfsSource = .host, violationTracking: ViolationTracking? = nil, refillDelayMs: Int = 0) {
             self.size = size
             self.refillThreads = refillThreads

@@ -10,8 +10,8 @@ public struct JailSpec: Sendable {
     public var files: [SeedFile]
     public var stdin: StdinSource
     public var limits: Limits
-    /// A profile name in the profiles directory ("default") or a path to an OCI JSON profile.
-    public var profile: String
+    /// A profile of the catalog by name ("default"), or an OCI JSON file the operator named.
+    public var profile: ProfileReference
     public var rootfs: RootfsSource
     /// Extra host paths bound into the jail (the broker socket, the client library).
     public var binds: [BindMount]
@@ -39,7 +39,7 @@ public struct JailSpec: Sendable {
         files: [SeedFile] = [],
         stdin: StdinSource = .null,
         limits: Limits = Limits(),
-        profile: String = "default",
+        profile: ProfileReference = "default",
         rootfs: RootfsSource = .host,
         binds: [BindMount] = [],
         id: String? = nil,
@@ -124,6 +124,11 @@ public enum StdinSource: Sendable, Equatable {
     case null
     /// A host file opened read-only by sealbox; the jail gets only the open descriptor.
     case file(String)
+    /// These bytes, in a sealed memfd: nothing on disk to leave behind (a request's stdin).
+    case bytes([UInt8])
+    /// A descriptor the caller owns, duplicated for the jail (`sealbox run` passes its own
+    /// stdin through when it is not a terminal). The caller keeps and closes its own.
+    case descriptor(Int32)
 }
 
 public enum RootfsSource: Sendable, Equatable {

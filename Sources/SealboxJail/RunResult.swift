@@ -84,6 +84,10 @@ public struct RunResult: Sendable, Codable, Equatable {
     public var cgroup: String
     /// Why a run could not start (status spawn_failed), e.g. "mount /proc: EPERM (...)".
     public var error: String?
+    /// The jail was killed by its owner (`LiveJails.killAll`: a service shutting down), not
+    /// by anything the program did: the run did not finish, so a step must not be sealed
+    /// with it. Not part of the JSON (`error` says why).
+    public var interrupted = false
     /// For a session step: true when the sealed result was returned and nothing executed.
     public var replayed: Bool?
     /// For a session step: the seq of the checkpoint that seals it.

@@ -1,12 +1,35 @@
 import Foundation
 import Glibc
 
+/// What a spec may hold, as predicates: `SpecValidator` enforces them before a jail is built,
+/// and request decoders (HTTP, MCP) check them first so that a refusal names the request's
+/// own field (`env.NAME`, `files[3].name`).
+public enum SpecRules {
+    /// Names the jail sets itself or that later components reserve.
+    public static let reservedEnvironment: Set<String> = ["SEALBOX_TOKEN", "SEALBOX_BROKER"]
+    public static let maxArguments = 4096
+    public static let maxEnvironment = 1024
+    /// Seed files per run: each becomes a write into /work before the program starts.
+    public static let maxFiles = 1024
+    public static let maxSeedBytes = 16 << 20
+    public static let maxFileNameBytes = 255
+
+    /// A plain name in /work: not empty, not `.` or `..`, no `/`, no NUL, at most 255 bytes.
+    public static func isFileName(_ name: String) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.utf8.contains(0) && name.utf8.count <= maxFileNameBytes
+    }
+
+    /// Letters, digits and `_`, not starting with a digit.
+    public static func isEnvironmentName(_ name: String) -> Bool {
+        SpecValidator.isEnvironmentName(name)
+    }
+}
+
 /// Checks a `JailSpec` before anything is created, with messages a user can act on.
 enum SpecValidator {
-    /// Names the jail sets itself or that later components reserve.
-    static let reservedEnvironment: Set<String> = ["SEALBOX_TOKEN", "SEALBOX_BROKER"]
-    static let maxArguments = 4096
-    static let maxSeedBytes = 16 << 20
+    static var reservedEnvironment: Set<String> { SpecRules.reservedEnvironment }
+    static var maxArguments: Int { SpecRules.maxArguments }
+    static var maxSeedBytes: Int { SpecRules.maxSeedBytes }
 
     static func validate(_ spec: JailSpec) throws(JailError) {
         guard let program = spec.command.first, !program.isEmpty else {
@@ -29,11 +52,16 @@ enum SpecValidator {
                 throw JailError(.invalidSpec, "environment variable \(name) contains a NUL byte")
             }
         }
+        guard spec.environment.count <= SpecRules.maxEnvironment else {
+            throw JailError(.invalidSpec, "too many environment variables (\(spec.environment.count), at most \(SpecRules.maxEnvironment))")
+        }
+        guard spec.files.count <= SpecRules.maxFiles else {
+            throw JailError(.invalidSpec, "too many files for /work (\(spec.files.count), at most \(SpecRules.maxFiles))")
+        }
         var names = Set<String>()
         var total = 0
         for file in spec.files {
-            guard !file.name.isEmpty, file.name != ".", file.name != "..", !file.name.contains("/"),
-                  !file.name.utf8.contains(0), file.name.utf8.count <= 255 else {
+            guard SpecRules.isFileName(file.name) else {
                 throw JailError(.invalidSpec, "invalid file name \"\(file.name)\" for /work (a plain name, no /)")
             }
             guard names.insert(file.name).inserted else {

@@ -230,6 +230,7 @@ struct Supervision {
             limits: .init(timeoutMs: limits.timeoutMs, memoryBytes: limits.memoryBytes, pids: limits.pids,
                           diskBytes: limits.diskBytes, outputBytes: limits.outputBytes),
             profile: profile, cgroup: cgroup.version.rawValue, error: killedBecause)
+        result.interrupted = killedBecause != nil
         if let failure = spawnError {
             result.status = .spawnFailed
             result.exitCode = failure.exitCode

@@ -204,7 +204,8 @@ final class GroupCommitWriter: Sendable {
             return (answers, true)
         } catch {
             let message = "effect log write failed, nothing of this batch was recorded: \(Ledger.describe(error))"
-            return (ops.map { _ in .failure(LedgerError(.storage, message)) }, false)
+            let code = Ledger.storageCode(error)
+            return (ops.map { _ in .failure(LedgerError(code, message)) }, false)
         }
     }
 }

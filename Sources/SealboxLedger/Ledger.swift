@@ -323,6 +323,12 @@ public final class Ledger: Sendable {
         Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
 
+    /// `.storageFull` when SQLite (or the file system under it) ran out of space, else `.storage`.
+    static func storageCode(_ error: any Error) -> LedgerError.Code {
+        if let error = error as? DatabaseError, StorageFull.isFull(error) { return .storageFull }
+        return .storage
+    }
+
     static func describe(_ error: any Error) -> String {
         if let error = error as? LedgerError { return error.message }
         if let error = error as? DatabaseError {

@@ -13,8 +13,10 @@ public struct LedgerError: Error, CustomStringConvertible, Sendable, Equatable {
         case badPath = "bad_path"
         /// The file exists but is not a sealbox ledger (not SQLite, or another application's database).
         case notALedger = "not_a_ledger"
-        /// SQLite failed (I/O, disk full, lock timeout, …). Nothing of the failed transaction is visible.
+        /// SQLite failed (I/O, lock timeout, …). Nothing of the failed transaction is visible.
         case storage
+        /// The disk (or its quota) is full: nothing was written, and retrying later may work.
+        case storageFull = "storage_full"
     }
 
     public let code: Code

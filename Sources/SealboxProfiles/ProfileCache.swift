@@ -18,10 +18,14 @@ public final class ProfileCache: Sendable {
 
     /// Like `ProfileLoader.load`, reusing the parsed profile when the file is unchanged.
     public func load(_ nameOrPath: String, profilesDirectory: String) throws(ProfileError) -> LoadedProfile {
-        let (path, bytes) = try ProfileLoader.readSource(nameOrPath, profilesDirectory: profilesDirectory)
-        let key = nameOrPath + "\u{0}" + path
+        try load(ProfileReference(commandLine: nameOrPath), profilesDirectory: profilesDirectory)
+    }
+
+    public func load(_ reference: ProfileReference, profilesDirectory: String) throws(ProfileError) -> LoadedProfile {
+        let (path, bytes) = try ProfileLoader.readSource(reference, profilesDirectory: profilesDirectory)
+        let key = reference.description + "\u{0}" + path
         if let hit = entries.withLock({ $0[key] }), hit.source == bytes { return hit }
-        let loaded = try ProfileLoader.parse(bytes, name: nameOrPath)
+        let loaded = try ProfileLoader.parse(bytes, name: reference.description)
         entries.withLock { entries in
             if entries.count >= Self.capacity && entries[key] == nil { entries.removeAll() }
             entries[key] = loaded

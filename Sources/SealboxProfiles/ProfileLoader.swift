@@ -44,13 +44,15 @@ public enum ProfileLoader {
     /// Profiles larger than this are refused (Docker's default profile is ~13 KiB).
     public static let maxProfileBytes = 4 << 20
 
-    /// nameOrPath: a name like "default" (resolved to <profilesDirectory>/<name>.json) or a path
-    /// containing "/" or ending ".json".
-    /// Returns the display name ("default" or the path given), the parsed+validated profile and
-    /// the raw bytes.
+    /// nameOrPath: a name like "default" (looked up in the catalog at `profilesDirectory`) or a
+    /// path containing "/" or ending ".json" (the command line's reading, `ProfileReference`).
     public static func load(_ nameOrPath: String, profilesDirectory: String) throws(ProfileError) -> LoadedProfile {
-        let (_, bytes) = try readSource(nameOrPath, profilesDirectory: profilesDirectory)
-        return try parse(bytes, name: nameOrPath)
+        try load(ProfileReference(commandLine: nameOrPath), profilesDirectory: profilesDirectory)
+    }
+
+    public static func load(_ reference: ProfileReference, profilesDirectory: String) throws(ProfileError) -> LoadedProfile {
+        let (_, bytes) = try readSource(reference, profilesDirectory: profilesDirectory)
+        return try parse(bytes, name: reference.description)
     }
 
     /// True when `nameOrPath` is used as a path (it contains "/" or ends in ".json"), false when
@@ -72,8 +74,20 @@ public enum ProfileLoader {
     /// not a regular file, too large, unreadable.
     public static func readSource(_ nameOrPath: String, profilesDirectory: String) throws(ProfileError) -> (path: String, bytes: [UInt8]) {
         guard !nameOrPath.isEmpty else { throw ProfileError("profile name is empty") }
-        let path = path(for: nameOrPath, profilesDirectory: profilesDirectory)
-        return (path, try readFile(path, name: nameOrPath))
+        return try readSource(ProfileReference(commandLine: nameOrPath), profilesDirectory: profilesDirectory)
+    }
+
+    /// A catalog name is read through `ProfileCatalog` (beneath the directory, no symlink, no
+    /// FIFO, messages without paths); a file by its path.
+    public static func readSource(_ reference: ProfileReference, profilesDirectory: String) throws(ProfileError) -> (path: String, bytes: [UInt8]) {
+        switch reference {
+        case .catalog(let name):
+            guard !name.isEmpty else { throw ProfileError("profile name is empty") }
+            return (path(for: name, profilesDirectory: profilesDirectory), try ProfileCatalog(directory: profilesDirectory).read(name))
+        case .file(let path):
+            guard !path.isEmpty else { throw ProfileError("profile name is empty") }
+            return (path, try readFile(path, name: path))
+        }
     }
 
     /// Parses and validates profile JSON held in memory. `name` is used in messages.
@@ -95,7 +109,8 @@ public enum ProfileLoader {
     }
 
     private static func readFile(_ path: String, name: String) throws(ProfileError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
         if fd < 0 {
             let e = errno
             if e == ENOENT || e == ENOTDIR {
@@ -104,6 +119,13 @@ public enum ProfileLoader {
             throw ProfileError("profile \"\(name)\": cannot open \(path): \(errorText(e))")
         }
         defer { close(fd) }
+        return try readOpened(fd, name: name, where: path)
+    }
+
+    /// Reads an opened profile: a regular file of at most `maxProfileBytes`. `place` says
+    /// where it is in messages (a path for the operator's files, "in the catalog" otherwise).
+    static func readOpened(_ fd: Int32, name: String, where place: String) throws(ProfileError) -> [UInt8] {
+        let path = place
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             throw ProfileError("profile \"\(name)\": cannot stat \(path): \(errorText(errno))")
@@ -114,6 +136,8 @@ public enum ProfileLoader {
         guard st.st_size <= maxProfileBytes else {
             throw ProfileError("profile \"\(name)\": \(path) is \(st.st_size) bytes, more than the \(maxProfileBytes) allowed")
         }
+        // Regular: reads never block, so the descriptor can go back to blocking mode.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {

@@ -71,7 +71,11 @@ public final class BrokerRun {
         }
         guard response.ok, let token = response.token, let path = response.socket else {
             stopBroker(process, stateDirectory)
-            throw RuntimeError(.brokerRefused, "broker refused the run: \(response.error?.message ?? "no reason given")")
+            if response.error?.code == .storageFull {
+                throw RuntimeError(.storageFull, "the effect log's disk is full: no run with tools can start until space is freed", brokerCode: BrokerErrorCode.storageFull.rawValue)
+            }
+            throw RuntimeError(.brokerRefused, "broker refused the run: \(response.error?.message ?? "no reason given")",
+                               brokerCode: response.error?.code.rawValue)
         }
         let client = dataDirectory + "/client"
         let grant = BrokerGrant(socketPath: path, token: token,

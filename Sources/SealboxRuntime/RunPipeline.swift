@@ -80,8 +80,27 @@ public struct RunPipeline: Sendable {
         } catch {
             throw RuntimeError(.jailSetup, error.description)
         }
+        // The step's lease comes first: a second simultaneous run of the step is refused
+        // before it opens a broker grant or touches the workspace.
+        var attempt: Int64?
+        if let checkpoint {
+            if spec.id == nil { spec.id = RunID.make() }
+            guard let started = try checkpoint.recordStart(runID: spec.id) else {
+                // Sealed by another run between the look above and the lease.
+                if let sealed = try checkpoint.sealedResult() { return sealed }
+                throw RuntimeError(.stepRunning, "step \(checkpoint.step) of session \(checkpoint.session) was just sealed by another run; ask again", field: "step")
+            }
+            attempt = started
+        }
+        // Whatever ends this run without a seal ends its attempt, so the step can run again.
+        var outcome = "failed"
+        var sealed = false
+        defer {
+            if let checkpoint, let attempt, !sealed { checkpoint.end(attempt: attempt, outcome: outcome) }
+        }
         var brokerRun: BrokerRun?
         if plan.wantsBroker {
+            outcome = "not_started"
             brokerRun = try await BrokerRun.open(
                 configPath: plan.brokerConfigPath, controlSocket: plan.brokerControlSocket, ledgerPath: plan.brokerLedgerPath,
                 allow: plan.allow, session: plan.session,
@@ -92,27 +111,29 @@ public struct RunPipeline: Sendable {
         }
         if let checkpoint {
             do {
-                try checkpoint.recordStart(runID: brokerRun?.runID)
                 spec.workspace = try StepWorkspace.restore(store: checkpoint.store, session: checkpoint.info)
             } catch {
+                outcome = "not_started"
                 _ = brokerRun?.close()
                 throw error
             }
         }
-        let outcome: Result<RunResult, JailError>
+        let ran: Result<RunResult, JailError>
         do throws(JailError) {
-            outcome = .success(try await executor.run(spec, output: output))
+            ran = .success(try await executor.run(spec, output: output))
         } catch {
-            outcome = .failure(error)
+            ran = .failure(error)
         }
         // The token dies with the run, whatever happened to it.
         let closed = brokerRun?.close()
         var result: RunResult
-        switch outcome {
+        switch ran {
         case .success(let r): result = r
         case .failure(let error):
+            outcome = "not_started"
             switch error.code {
-            case .invalidSpec, .profile, .rootfs: throw RuntimeError(.badInput, error.description)
+            case .invalidSpec, .profile, .rootfs: throw RuntimeError(.badInput, error.description, field: error.field)
+            case .workspace: throw RuntimeError(.workspaceConflict, error.description, field: error.field)
             case .cgroup, .unsupportedHost, .setup: throw RuntimeError(.jailSetup, error.description)
             }
         }
@@ -120,8 +141,14 @@ public struct RunPipeline: Sendable {
         if checkpoint != nil, !blocked.isEmpty {
             // Waiting on an operator or on the world is not an outcome: leave the step
             // unsealed so that, once decided, running it again carries on.
+            outcome = "blocked"
             result.replayed = false
             result.blocked = blocked.map { .init(seq: $0.seq, code: $0.code.rawValue, message: $0.message) }
+        } else if checkpoint != nil, result.interrupted {
+            // Killed by the service shutting down: the step did not finish, and sealing the
+            // kill would replay it forever. Running the step again carries on.
+            outcome = "interrupted"
+            result.replayed = false
         } else if let checkpoint, !(result.status == .spawnFailed && result.exitCode == 125) {
             result.replayed = false
             var snapshot: SnapshotManifest?
@@ -132,6 +159,7 @@ public struct RunPipeline: Sendable {
             }
             let json = String(decoding: (try? JSONEncoder().encode(result)) ?? Data(), as: UTF8.self)
             result.checkpoint = try checkpoint.seal(resultJSON: json, ledgerCursor: closed?.lastSeq, snapshot: snapshot)
+            sealed = true
         }
         return result
     }

@@ -25,8 +25,8 @@ public struct StepCheckpoint: Sendable {
 
     public static func open(path: String, session: String?, step: String, spec: JailSpec) throws -> StepCheckpoint {
         guard let session else { throw RuntimeError(.badInput, "a step needs a session id (create one with `sealbox session new` or POST /v1/sessions)", field: "session") }
-        guard !step.isEmpty, step.utf8.count <= 200, !step.contains("\n") else {
-            throw RuntimeError(.badInput, "a step key must be 1-200 characters on one line", field: "step")
+        if let problem = StepKey.problem(step) {
+            throw RuntimeError(.badInput, "a step key \(problem)", field: "step")
         }
         let store: CheckpointStore
         let info: SessionInfo
@@ -37,7 +37,7 @@ public struct StepCheckpoint: Sendable {
             }
             info = found
         } catch let error as CheckpointError {
-            throw RuntimeError(.storage, error.message)
+            throw RuntimeError(storage: error)
         }
         return StepCheckpoint(store: store, session: session, info: info, step: step, codeDigest: digest(spec))
     }
@@ -49,7 +49,7 @@ public struct StepCheckpoint: Sendable {
         do {
             sealed = try store.sealed(session: session, step: step)
         } catch {
-            throw RuntimeError(.storage, error.message)
+            throw RuntimeError(storage: error)
         }
         guard let sealed else { return nil }
         guard sealed.codeDigest == codeDigest else {
@@ -63,13 +63,23 @@ public struct StepCheckpoint: Sendable {
         return result
     }
 
-    /// Records that the step starts, so `session facts` can name it if it never seals.
-    public func recordStart(runID: String?) throws {
+    /// Records that the step starts, so `session facts` can name it if it never seals, and
+    /// takes the step's lease. nil when the step was sealed meanwhile (answer from the seal);
+    /// `step_running` when another run of it is executing now.
+    public func recordStart(runID: String?) throws -> Int64? {
         do {
-            try store.recordAttempt(session: session, step: step, codeDigest: codeDigest, runID: runID)
+            return try store.recordAttempt(session: session, step: step, codeDigest: codeDigest, runID: runID).id
+        } catch where error.code == .alreadySealed {
+            return nil
         } catch {
-            throw RuntimeError(.storage, error.message)
+            throw RuntimeError(storage: error)
         }
+    }
+
+    /// Ends an attempt that will not be sealed, so the step can run again at once (a failed
+    /// end is not fatal: the attempt then ends when this process does).
+    public func end(attempt: Int64, outcome: String) {
+        try? store.endAttempt(attempt, outcome: outcome)
     }
 
     public func seal(resultJSON: String, ledgerCursor: Int64?, snapshot: SnapshotManifest?) throws -> Int64 {
@@ -77,7 +87,7 @@ public struct StepCheckpoint: Sendable {
             return try store.seal(session: session, step: step, codeDigest: codeDigest, result: resultJSON,
                                   ledgerCursor: ledgerCursor, snapshot: snapshot).seq
         } catch {
-            throw RuntimeError(.storage, "the step ran but could not be sealed: \(error.message)")
+            throw RuntimeError(storage: error, "the step ran but could not be sealed: ")
         }
     }
 }

@@ -18,7 +18,7 @@ public enum StepWorkspace {
         } catch let error as JailError {
             throw RuntimeError(.storage, error.description)
         } catch let error as CheckpointError {
-            throw RuntimeError(.storage, error.message)
+            throw RuntimeError(storage: error)
         }
         guard let manifest else { return workspace }
         guard manifest.totalBytes <= session.workspaceLimitBytes else {
@@ -39,7 +39,7 @@ public enum StepWorkspace {
             } catch let error as JailError {
                 throw RuntimeError(.storage, "cannot restore /work/\(entry.path) of session \(session.id): \(error.description)")
             } catch let error as CheckpointError {
-                throw RuntimeError(.storage, "cannot restore /work/\(entry.path) of session \(session.id): \(error.message)")
+                throw RuntimeError(storage: error, "cannot restore /work/\(entry.path) of session \(session.id): ")
             }
         }
         return workspace
@@ -75,7 +75,7 @@ public enum StepWorkspace {
         } catch let error as JailError {
             throw RuntimeError(.storage, "the step ran but its workspace could not be saved: \(error.description)")
         } catch let error as CheckpointError {
-            throw RuntimeError(.storage, "the step ran but its workspace could not be saved: \(error.message)")
+            throw RuntimeError(storage: error, "the step ran but its workspace could not be saved: ")
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import SealboxBase
 import SealboxRuntime
 import Hummingbird
 
@@ -36,6 +37,16 @@ public struct APIError: Error, Sendable, Equatable {
         APIError(.notFound, "not_found", message)
     }
 
+    /// A body the strict decoder refused: 400 naming the field.
+    init(decoding error: JSONDecodingError) {
+        self.init(.badRequest, "bad_request", error.syntax ? "the body is " + error.message : error.message, field: error.field)
+    }
+
+    /// 507 with Retry-After: the server's disk is full. Nothing was done; retrying later may work.
+    static func storageFull(_ message: String) -> APIError {
+        APIError(.init(code: 507, reasonPhrase: "Insufficient Storage"), "storage_full", message, retryAfter: 30)
+    }
+
     struct Body: Encodable {
         struct Detail: Encodable {
             var code: String
@@ -67,10 +78,13 @@ extension APIError {
         case .badInput: self.init(.badRequest, "bad_request", error.message, field: error.field)
         case .notFound: self.init(.notFound, "not_found", error.message, field: error.field)
         case .stepConflict: self.init(.conflict, "step_conflict", error.message, field: "step")
+        case .stepRunning: self.init(.conflict, "step_running", error.message, field: "step", retryAfter: 1)
+        case .workspaceConflict: self.init(.conflict, "workspace_conflict", error.message, field: error.field ?? "files")
         case .brokerRefused: self.init(.badRequest, "broker_refused", error.message, field: error.field ?? "tools")
-        case .brokerUnavailable: self.init(.serviceUnavailable, "broker_unavailable", error.message)
+        case .brokerUnavailable: self.init(.serviceUnavailable, "broker_unavailable", error.message, retryAfter: 5)
         case .jailSetup: self.init(.internalServerError, "jail_setup", error.message)
         case .storage: self.init(.internalServerError, "storage", error.message)
+        case .storageFull: self = .storageFull(error.message)
         }
     }
 }

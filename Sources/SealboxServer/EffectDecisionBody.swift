@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 
 /// Bodies of `POST /v1/effects/{seq}/resolve|approve|deny`, strict like `RunRequest`: unknown
 /// fields and wrong types are a 400 naming the field. An empty body reads as `{}`.
@@ -27,6 +28,7 @@ struct EffectDecisionBody: Sendable, Equatable {
     private struct Wire: Decodable {
         var happened: Bool?
         var note: String?
+        enum CodingKeys: String, CodingKey, CaseIterable { case happened, note }
     }
 
     static func parse(_ body: Data, _ kind: Kind) throws(APIError) -> EffectDecisionBody {
@@ -34,19 +36,16 @@ struct EffectDecisionBody: Sendable, Equatable {
             guard kind != .resolve else { throw .badRequest("happened is required (true or false)", field: "happened") }
             return EffectDecisionBody()
         }
-        guard let object = try? JSONSerialization.jsonObject(with: body) else { throw .badRequest("the body is not valid JSON") }
-        guard let top = object as? [String: Any] else { throw .badRequest("the body must be a JSON object") }
-        for key in top.keys.sorted() where !kind.fields.contains(key) {
-            let known = kind.fields.isEmpty ? "none: send {}" : "known: " + kind.fields.sorted().joined(separator: ", ")
-            throw .badRequest("unknown field \"\(key.prefix(64))\" for \(kind.rawValue) (\(known))", field: key)
-        }
         let wire: Wire
         do {
-            wire = try JSONDecoder().decode(Wire.self, from: body)
-        } catch let error as DecodingError {
-            throw RunRequest.describe(error)
+            wire = try StrictJSONDecoder.decode(Wire.self, from: [UInt8](body))
         } catch {
-            throw .badRequest("the body is not valid JSON: \(error)")
+            throw APIError(decoding: error)
+        }
+        // One decoder for the three decisions; fields the decision does not take are refused.
+        for (name, present) in [("happened", wire.happened != nil), ("note", wire.note != nil)] where present && !kind.fields.contains(name) {
+            let known = kind.fields.isEmpty ? "none: send {}" : "known: " + kind.fields.sorted().joined(separator: ", ")
+            throw .badRequest("unknown field \"\(name)\" for \(kind.rawValue) (\(known))", field: name)
         }
         if kind == .resolve, wire.happened == nil { throw .badRequest("happened is required (true or false)", field: "happened") }
         if let note = wire.note {

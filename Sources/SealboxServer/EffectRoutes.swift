@@ -176,6 +176,7 @@ extension SealboxAPI {
         case .notFound: .notFound(error.message)
         case .invalidInput: .badRequest(error.message)
         case .badPath, .notALedger, .storage: APIError(.internalServerError, "effect_log", error.message)
+        case .storageFull: .storageFull(error.message)
         }
     }
 

@@ -1,11 +1,12 @@
 import Foundation
 import Hummingbird
+import SealboxBase
 import SealboxJail
 import SealboxProfiles
 
-/// `GET /v1/profiles`: the seccomp profiles a run may name in `profile`, from the data
-/// directory's profiles/*.json. Each is loaded the way a run loads it, so a profile listed
-/// without `error` is one a run can use.
+/// `GET /v1/profiles`: the seccomp profiles the caller's key may name in `profile`: the
+/// catalog (the data directory's profiles/*.json) less what the key's grant excludes. Each is
+/// loaded the way a run loads it, so a profile listed without `error` is one a run can use.
 extension SealboxAPI {
     /// More files than this in profiles/ are not listed (the answer says so with `truncated`).
     static let maxListedProfiles = 256
@@ -30,28 +31,22 @@ extension SealboxAPI {
         var truncated: Bool
     }
 
-    func listProfiles() throws(APIError) -> Response {
+    func listProfiles(_ identity: APIIdentity) throws(APIError) -> Response {
         let directory = executor.profilesDirectory
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory)
-                .filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
-                .map { String($0.dropLast(".json".count)) }
-                .sorted()
-        } catch {
-            throw APIError(.internalServerError, "profiles", "cannot list \(directory): \(error.localizedDescription)")
-        }
+        let grant = profileGrant(for: identity)
+        let names = ProfileCatalog(directory: directory).names().filter(grant.allows)
         let listed = names.prefix(Self.maxListedProfiles).map { name in Self.summary(name, directory: directory) }
         return try Self.jsonResponse(.ok, ProfileList(profiles: Array(listed), truncated: names.count > listed.count))
     }
 
     static func summary(_ name: String, directory: String) -> ProfileSummary {
         do throws(ProfileError) {
-            let loaded = try ProfileLoader.load(name, profilesDirectory: directory)
+            let loaded = try ProfileLoader.load(ProfileReference.catalog(name), profilesDirectory: directory)
             // `comment` is Docker's free-text key; the model ignores it, so read it from the bytes.
-            let object = try? JSONSerialization.jsonObject(with: Data(loaded.source)) as? [String: Any]
+            var comment: String?
+            if case .string(let text)? = (try? JSONReader.parse(loaded.source))?["comment"] { comment = text }
             return ProfileSummary(
-                name: name, comment: object?["comment"] as? String, defaultAction: loaded.profile.defaultAction,
+                name: name, comment: comment, defaultAction: loaded.profile.defaultAction,
                 syscallRules: loaded.profile.syscalls.count, error: nil)
         } catch {
             return ProfileSummary(name: name, error: error.description)

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import SealboxJail
+import SealboxProfiles
 
 /// The steps every `POST /v1/runs` goes through, streamed or not: read the body, take an
 /// admission slot, and once the jail is done record the result (store, metrics, log line).
@@ -16,8 +17,24 @@ extension SealboxAPI {
             throw APIError(.contentTooLarge, "payload_too_large", "the request body is larger than \(ByteSize.format(UInt64(configuration.maxBodyBytes)))")
         }
         let run = try RunRequest.parse(Data(body.readableBytesView), configuration: configuration)
+        try requireProfile(run.profile, for: identity)
         if let session = run.session { try requireSession(session, visibleTo: identity) }
         return run
+    }
+
+    /// The profiles `identity` may name: its key's grant, else the server's.
+    func profileGrant(for identity: APIIdentity) -> ProfileGrant {
+        identity.profiles ?? configuration.profiles
+    }
+
+    /// 400 for a name that is not in the catalog, 403 for one the key may not use. The
+    /// catalog is looked up by name: never a path, never relative to the working directory.
+    func requireProfile(_ name: String, for identity: APIIdentity) throws(APIError) {
+        do {
+            try profileGrant(for: identity).check(name, catalog: ProfileCatalog(directory: executor.profilesDirectory), who: "key \(identity.keyID)")
+        } catch {
+            throw error.forbidden ? APIError(.forbidden, "profile_not_allowed", error.message, field: "profile") : .badRequest(error.message, field: "profile")
+        }
     }
 
     /// Takes a slot, waiting in the queue if need be; 429 when the queue is full, 503 once

@@ -1,9 +1,13 @@
 import Foundation
+import SealboxBase
 import SealboxJail
+import SealboxLedger
+import SealboxProfiles
 
-/// `POST /v1/runs`: what to run, parsed strictly. Unknown fields, wrong types and limits
-/// above the operator's maxima are refused with 400 naming the field, so a typo such as
-/// `"timeout"` for `"limits.timeout_ms"` is never silently ignored.
+/// `POST /v1/runs`: what to run, decoded once and strictly (`StrictJSONDecoder`: duplicate
+/// member names, unknown fields and wrong types are refused) and then checked field by field,
+/// so every refusal is a 400 naming the field, and what was checked is what runs. A typo
+/// such as `"timeout"` for `"limits.timeout_ms"` is never silently ignored.
 ///
 ///     {"language": "python", "code": "print(6*7)", "args": [],
 ///      "files": [{"name": "data.csv", "content": "a,b\n", "encoding": "utf8", "executable": false}],
@@ -22,6 +26,9 @@ public struct RunRequest: Sendable {
     public var step: String?
     /// Tools of the server's broker to grant to the run.
     public var tools: [String]
+    /// The catalog profile the run names (`default` when it names none). Only a name: the
+    /// spec's profile is `.catalog(profile)`, and the API checks it against the key's policy.
+    public var profile: String
 
     /// At most this many tools per run; a name is at most 64 characters.
     public static let maximumTools = 64
@@ -39,6 +46,10 @@ public struct RunRequest: Sendable {
         var session: String?
         var step: String?
         var tools: [String]?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case language, code, args, command, files, env, stdin, profile, limits, session, step, tools
+        }
     }
 
     struct File: Decodable {
@@ -46,6 +57,8 @@ public struct RunRequest: Sendable {
         var content: String
         var encoding: String?
         var executable: Bool?
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case name, content, encoding, executable }
     }
 
     struct WireLimits: Decodable {
@@ -55,11 +68,9 @@ public struct RunRequest: Sendable {
         var disk_bytes: UInt64?
         var output_bytes: Int?
         var cpus: Double?
-    }
 
-    static let fields: Set = ["language", "code", "args", "command", "files", "env", "stdin", "profile", "limits", "session", "step", "tools"]
-    static let fileFields: Set = ["name", "content", "encoding", "executable"]
-    static let limitFields: Set = ["timeout_ms", "memory_bytes", "pids", "disk_bytes", "output_bytes", "cpus"]
+        enum CodingKeys: String, CodingKey, CaseIterable { case timeout_ms, memory_bytes, pids, disk_bytes, output_bytes, cpus }
+    }
 
     public static func parse(_ body: Data, configuration: ServerConfiguration) throws(APIError) -> RunRequest {
         try parse(body, defaultLimits: configuration.defaultLimits, maxLimits: configuration.maxLimits)
@@ -67,28 +78,35 @@ public struct RunRequest: Sendable {
 
     /// The same parse with the limits given directly (`sealbox mcp`'s run_code uses it).
     public static func parse(_ body: Data, defaultLimits: Limits, maxLimits: Limits) throws(APIError) -> RunRequest {
-        try checkFieldNames(body)
         let wire: Wire
         do {
-            wire = try JSONDecoder().decode(Wire.self, from: body)
-        } catch let error as DecodingError {
-            throw describe(error)
+            wire = try StrictJSONDecoder.decode(Wire.self, from: [UInt8](body))
         } catch {
-            throw APIError.badRequest("the body is not valid JSON: \(error)")
+            throw APIError(decoding: error)
         }
-        var spec = JailSpec(command: [], limits: try limits(wire.limits, defaults: defaultLimits, max: maxLimits), profile: wire.profile ?? "default")
-        for (name, value) in (wire.env ?? [:]).sorted(by: { $0.key < $1.key }) {
-            spec.environment.append((name, value))
+        let profile = wire.profile ?? "default"
+        guard ProfileCatalog.isValidName(profile) else {
+            // A name is looked up in the operator's catalog; it can never be a path.
+            throw APIError.badRequest("profile must be the name of a profile (GET /v1/profiles lists them), not a path", field: "profile")
         }
-        spec.files = try (wire.files ?? []).enumerated().map { index, file throws(APIError) in
+        var spec = JailSpec(command: [], limits: try limits(wire.limits, defaults: defaultLimits, max: maxLimits), profile: .catalog(profile))
+        spec.environment = try environment(wire.env ?? [:])
+        let files = wire.files ?? []
+        guard files.count <= SpecRules.maxFiles else {
+            throw APIError.badRequest("files has \(files.count) entries, more than the \(SpecRules.maxFiles) a run may seed", field: "files")
+        }
+        spec.files = try files.enumerated().map { index, file throws(APIError) in
             try seedFile(file, field: "files[\(index)]")
         }
+        try checkUniqueNames(spec.files)
         switch (wire.language, wire.code, wire.command) {
         case (let language?, let code?, nil):
             guard let snippet = SnippetLanguage(rawValue: language) else {
-                throw APIError.badRequest("unknown language \"\(language)\" (use \(SnippetLanguage.names))", field: "language")
+                throw APIError.badRequest("unknown language \"\(Printable.text(language, limit: 32))\" (use \(SnippetLanguage.names))", field: "language")
             }
-            let program = snippet.program(code: Array(code.utf8), arguments: wire.args ?? [])
+            let arguments = wire.args ?? []
+            try checkArguments(arguments, field: "args", room: SpecRules.maxArguments - 2)
+            let program = snippet.program(code: Array(code.utf8), arguments: arguments)
             guard !spec.files.contains(where: { $0.name == program.file.name }) else {
                 throw APIError.badRequest("files may not contain \(program.file.name): the snippet goes there", field: "files")
             }
@@ -97,6 +115,7 @@ public struct RunRequest: Sendable {
         case (nil, nil, let command?):
             guard !command.isEmpty, !command[0].isEmpty else { throw APIError.badRequest("command must name a program", field: "command") }
             guard wire.args == nil else { throw APIError.badRequest("args goes with language + code; put arguments in command", field: "args") }
+            try checkArguments(command, field: "command", room: SpecRules.maxArguments)
             spec.command = command
         case (.some, nil, _):
             throw APIError.badRequest("language needs code", field: "code")
@@ -107,21 +126,24 @@ public struct RunRequest: Sendable {
         default:
             throw APIError.badRequest("give either language + code or command, not both", field: "command")
         }
+        let seeded = spec.files.reduce(0) { $0 + $1.contents.count }
+        guard seeded <= SpecRules.maxSeedBytes, UInt64(seeded) <= spec.limits.diskBytes else {
+            throw APIError.badRequest("files and code total \(seeded) bytes, more than limits.disk_bytes (\(spec.limits.diskBytes)) or \(SpecRules.maxSeedBytes)", field: "files")
+        }
         if let session = wire.session {
             guard Self.isIdentifier(session) else { throw APIError.badRequest("session must be 1-64 letters, digits, - or _", field: "session") }
         }
         if let step = wire.step {
             guard wire.session != nil else { throw APIError.badRequest("step needs session (create one with POST /v1/sessions)", field: "session") }
-            guard !step.isEmpty, step.utf8.count <= 200, !step.contains("\n") else {
-                throw APIError.badRequest("step must be 1-200 characters on one line", field: "step")
-            }
+            if let problem = StepKey.problem(step) { throw APIError.badRequest("step \(problem)", field: "step") }
         }
         let tools = wire.tools ?? []
         guard tools.count <= Self.maximumTools else { throw APIError.badRequest("at most \(Self.maximumTools) tools per run", field: "tools") }
-        for (index, tool) in tools.enumerated() where !(1...64).contains(tool.utf8.count) {
-            throw APIError.badRequest("tools[\(index)] must be 1-64 characters", field: "tools[\(index)]")
+        for (index, tool) in tools.enumerated() where !Self.isToolName(tool) {
+            throw APIError.badRequest("tools[\(index)] must be 1-64 letters, digits, _ . or -", field: "tools[\(index)]")
         }
-        return RunRequest(spec: spec, stdin: wire.stdin.map { Array($0.utf8) }, session: wire.session, step: wire.step, tools: tools)
+        return RunRequest(spec: spec, stdin: wire.stdin.map { Array($0.utf8) }, session: wire.session, step: wire.step, tools: tools,
+                          profile: profile)
     }
 
     static func isIdentifier(_ text: String) -> Bool {
@@ -130,76 +152,40 @@ public struct RunRequest: Sendable {
         }
     }
 
-    /// Unknown fields, at the top level, in limits and in each file.
-    static func checkFieldNames(_ body: Data) throws(APIError) {
-        guard let object = try? JSONSerialization.jsonObject(with: body) else {
-            throw APIError.badRequest("the body is not valid JSON")
-        }
-        guard let top = object as? [String: Any] else { throw APIError.badRequest("the body must be a JSON object") }
-        for key in top.keys.sorted() where !fields.contains(key) {
-            throw APIError.badRequest("unknown field \"\(key)\" (known: \(fields.sorted().joined(separator: ", ")))", field: key)
-        }
-        if let limits = top["limits"] as? [String: Any] {
-            for key in limits.keys.sorted() where !limitFields.contains(key) {
-                throw APIError.badRequest("unknown field \"limits.\(key)\" (known: \(limitFields.sorted().joined(separator: ", ")))", field: "limits.\(key)")
-            }
-            // Named here: the decoder would call 1e30 or 2.5 for an integer "not valid JSON".
-            for (key, value) in limits.sorted(by: { $0.key < $1.key }) where key != "cpus" && !(value is Bool) {
-                if let number = value as? Double, !(number.rounded() == number && abs(number) < 9.0e15) {
-                    throw APIError.badRequest("limits.\(key) must be a whole number", field: "limits.\(key)")
-                }
-            }
-        }
-        if let profile = top["profile"] as? String, profile.contains("/") || profile.hasPrefix(".") || profile.isEmpty {
-            // A path would let a caller make sealbox read any host file as a profile.
-            throw APIError.badRequest("profile must be the name of a profile (GET /v1/profiles), not a path", field: "profile")
-        }
-        if let files = top["files"] as? [Any] {
-            for (index, file) in files.enumerated() {
-                guard let fields = file as? [String: Any] else { continue }  // the decoder names the type error
-                for key in fields.keys.sorted() where !fileFields.contains(key) {
-                    throw APIError.badRequest("unknown field \"files[\(index)].\(key)\" (known: \(fileFields.sorted().joined(separator: ", ")))", field: "files[\(index)].\(key)")
-                }
-            }
+    /// The broker's tool names: letters, digits, `_ . -`, at most 64.
+    static func isToolName(_ text: String) -> Bool {
+        (1...64).contains(text.utf8.count) && text.utf8.allSatisfy { c in
+            (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 45 || c == 95 || c == 46
         }
     }
 
-    static func describe(_ error: DecodingError) -> APIError {
-        func path(_ codingPath: [any CodingKey]) -> String {
-            var text = ""
-            for key in codingPath {
-                if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
-            }
-            return text
+    static func checkArguments(_ arguments: [String], field: String, room: Int) throws(APIError) {
+        guard arguments.count <= room else {
+            throw APIError.badRequest("\(field) has \(arguments.count) entries, more than the \(room) allowed", field: field)
         }
-        switch error {
-        case .typeMismatch(let type, let context):
-            let field = path(context.codingPath)
-            return .badRequest("\(field.isEmpty ? "the body" : field) must be \(describe(type))", field: field)
-        case .valueNotFound(let type, let context):
-            let field = path(context.codingPath)
-            return .badRequest("\(field) must be \(describe(type)), not null", field: field)
-        case .keyNotFound(let key, let context):
-            let field = path(context.codingPath + [key])
-            return .badRequest("\(field) is required", field: field)
-        case .dataCorrupted(let context):
-            let field = path(context.codingPath)
-            return .badRequest(field.isEmpty ? "the body is not valid JSON" : "\(field) is not valid: \(context.debugDescription)", field: field.isEmpty ? nil : field)
-        @unknown default:
-            return .badRequest("the body does not match the run schema")
+        for (index, argument) in arguments.enumerated() where argument.utf8.contains(0) {
+            throw APIError.badRequest("\(field)[\(index)] contains a NUL character", field: "\(field)[\(index)]")
         }
     }
 
-    static func describe(_ type: Any.Type) -> String {
-        switch type {
-        case is String.Type: return "a string"
-        case is Bool.Type: return "true or false"
-        case is Int.Type, is UInt64.Type: return "a whole number"
-        case is Double.Type: return "a number"
-        case is [String].Type: return "an array of strings"
-        case is [String: String].Type: return "an object of strings"
-        default: return "of another type (\(type))"
+    /// Sorted by name, so a run's identity does not depend on the order the client wrote them.
+    static func environment(_ env: [String: String]) throws(APIError) -> [(name: String, value: String)] {
+        guard env.count <= SpecRules.maxEnvironment else {
+            throw APIError.badRequest("env has \(env.count) variables, more than the \(SpecRules.maxEnvironment) allowed", field: "env")
         }
+        var result: [(name: String, value: String)] = []
+        for (name, value) in env.sorted(by: { $0.key < $1.key }) {
+            let field = "env." + Printable.text(name, limit: 64)
+            guard SpecRules.isEnvironmentName(name) else {
+                throw APIError.badRequest("\(field): an environment variable name is letters, digits and _, not starting with a digit", field: field)
+            }
+            guard !SpecRules.reservedEnvironment.contains(name) else {
+                throw APIError.badRequest("\(field) is reserved for sealbox", field: field)
+            }
+            guard !value.utf8.contains(0) else { throw APIError.badRequest("\(field) contains a NUL character", field: field) }
+            result.append((name, value))
+        }
+        return result
     }
 
     static func limits(_ wire: WireLimits?, defaults: Limits, max: Limits) throws(APIError) -> Limits {
@@ -233,6 +219,9 @@ public struct RunRequest: Sendable {
     }
 
     static func seedFile(_ file: File, field: String) throws(APIError) -> SeedFile {
+        guard SpecRules.isFileName(file.name) else {
+            throw .badRequest("\(field).name must be a plain file name for /work (1-\(SpecRules.maxFileNameBytes) bytes, no / or NUL, not . or ..)", field: "\(field).name")
+        }
         let contents: [UInt8]
         switch file.encoding ?? "utf8" {
         case "utf8":
@@ -243,8 +232,18 @@ public struct RunRequest: Sendable {
             }
             contents = [UInt8](data)
         case let other:
-            throw .badRequest("\(field).encoding \"\(other)\" is not utf8 or base64", field: "\(field).encoding")
+            throw .badRequest("\(field).encoding \"\(Printable.text(other, limit: 32))\" is not utf8 or base64", field: "\(field).encoding")
         }
         return SeedFile(name: file.name, contents: contents, executable: file.executable ?? false)
+    }
+}
+
+extension RunRequest {
+    /// Seed file names must be unique; checked here so the 400 names the second one.
+    static func checkUniqueNames(_ files: [SeedFile]) throws(APIError) {
+        var seen = Set<String>()
+        for (index, file) in files.enumerated() where !seen.insert(file.name).inserted {
+            throw .badRequest("files[\(index)].name \"\(Printable.text(file.name, limit: 64))\" is given twice", field: "files[\(index)].name")
+        }
     }
 }

@@ -83,7 +83,7 @@ public struct SealboxAPI: Sendable {
         router.post("v1/effects/:seq/resolve") { request, context in try await self.decideEffect(.resolve, context.parameters.require("seq"), request, context) }
         router.post("v1/effects/:seq/approve") { request, context in try await self.decideEffect(.approve, context.parameters.require("seq"), request, context) }
         router.post("v1/effects/:seq/deny") { request, context in try await self.decideEffect(.deny, context.parameters.require("seq"), request, context) }
-        router.get("v1/profiles") { _, _ in try self.listProfiles() }
+        router.get("v1/profiles") { _, context in try self.listProfiles(context.requireIdentity()) }
         router.get("openapi.json") { _, _ in try self.openAPIDocument() }
         addSessionRoutes(to: router)
         return router
@@ -219,16 +219,8 @@ public struct SealboxAPI: Sendable {
         if !run.tools.isEmpty && brokerControlSocket == nil {
             return .failure(.badRequest("this server has no broker: start `sealbox serve --tools FILE` to grant tools", field: "tools"))
         }
-        var staged: StagedStdin?
-        if let bytes = run.stdin {
-            do {
-                staged = try StagedStdin(bytes)
-            } catch {
-                return .failure(APIError(.internalServerError, "internal", "\(error)"))
-            }
-            plan.spec.stdin = .file(staged!.path)
-        }
-        defer { staged?.remove() }
+        // A sealed memfd, never a file: a server killed mid-run leaves no tenant's stdin behind.
+        if let bytes = run.stdin { plan.spec.stdin = .bytes(bytes) }
         do throws(RuntimeError) {
             return .success(try await pipeline.run(plan, output: output))
         } catch {

@@ -25,6 +25,8 @@ public struct ServerConfiguration: Sendable {
     /// `layout`). false only for `sealbox serve --no-auth`: every request then acts as tenant
     /// `default`, as an operator.
     public var authRequired = true
+    /// The seccomp profiles a key without its own grant may name (`serve --profiles`).
+    public var profiles: ProfileGrant = .serverDefault
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, layout: ServiceLayout = ServiceLayout(stateDirectory: ServiceLayout.defaultStateDirectory),

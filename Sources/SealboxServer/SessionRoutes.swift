@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import SealboxBase
 import SealboxLedger
 
 /// Sessions over HTTP, the same operations as `sealbox session new|steps|facts|fork`:
@@ -23,8 +24,11 @@ extension SealboxAPI {
     static let sessionBodyLimit = 64 << 10
 
     func createSession(_ request: Request, _ identity: APIIdentity) async throws -> Response {
-        struct Body: Decodable { var workspace_limit_bytes: UInt64? }
-        let body = try await StrictBody.decode(Body.self, request, limit: Self.sessionBodyLimit, allowed: ["workspace_limit_bytes"], emptyAllowed: true)
+        struct Body: Decodable {
+            var workspace_limit_bytes: UInt64?
+            enum CodingKeys: String, CodingKey, CaseIterable { case workspace_limit_bytes }
+        }
+        let body = try await StrictBody.decode(Body.self, request, limit: Self.sessionBodyLimit, emptyAllowed: true)
         var limit = SessionInfo.defaultWorkspaceLimit
         if let bytes = body?.workspace_limit_bytes {
             guard (1 << 20...SessionInfo.maximumWorkspaceLimit).contains(bytes) else {
@@ -75,11 +79,15 @@ extension SealboxAPI {
 
     func forkSession(_ id: String, _ request: Request, _ identity: APIIdentity) async throws -> Response {
         try requireSession(id, visibleTo: identity)
-        struct Body: Decodable { var at: String }
-        let body = try await StrictBody.decode(Body.self, request, limit: Self.sessionBodyLimit, allowed: ["at"], emptyAllowed: false)
+        struct Body: Decodable {
+            var at: String
+            enum CodingKeys: String, CodingKey, CaseIterable { case at }
+        }
+        let body = try await StrictBody.decode(Body.self, request, limit: Self.sessionBodyLimit, emptyAllowed: false)
         guard let step = body?.at, !step.isEmpty else {
             throw APIError.badRequest("at must name the sealed step the fork starts after", field: "at")
         }
+        if let problem = StepKey.problem(step) { throw APIError.badRequest("at \(problem)", field: "at") }
         let fork: SessionInfo
         do {
             fork = try checkpoints.fork(session: id, atStep: step)
@@ -103,7 +111,10 @@ extension SealboxAPI {
         case .stepConflict: return APIError(.conflict, "step_conflict", error.message, field: "step")
         case .alreadySealed: return APIError(.conflict, "already_sealed", error.message)
         case .invalidInput: return APIError.badRequest(error.message)
-        case .storage: return APIError(.internalServerError, "storage", error.message)
+        case .stepRunning: return APIError(.conflict, "step_running", error.message, field: "step", retryAfter: 1)
+        case .storage:
+            if StorageFull.isFull(message: error.message) { return .storageFull(error.message) }
+            return APIError(.internalServerError, "storage", error.message)
         }
     }
 
@@ -115,10 +126,10 @@ extension SealboxAPI {
     }
 }
 
-/// A small JSON object body, checked field by field: unknown fields and wrong types get 400
-/// naming the field. nil for an empty body when that is allowed.
+/// A small JSON object body, decoded once by `StrictJSONDecoder`: duplicate and unknown
+/// fields and wrong types get 400 naming the field. nil for an empty body when allowed.
 enum StrictBody {
-    static func decode<T: Decodable>(_ type: T.Type, _ request: Request, limit: Int, allowed: Set<String>, emptyAllowed: Bool) async throws -> T? {
+    static func decode<T: Decodable>(_ type: T.Type, _ request: Request, limit: Int, emptyAllowed: Bool) async throws -> T? {
         var request = request
         let buffer: ByteBuffer
         do {
@@ -126,21 +137,15 @@ enum StrictBody {
         } catch {
             throw APIError(.contentTooLarge, "payload_too_large", "the request body is larger than \(limit) bytes")
         }
-        let data = Data(buffer.readableBytesView)
-        if data.allSatisfy({ $0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }) {
-            guard emptyAllowed else { throw APIError.badRequest("the body must be a JSON object with \(allowed.sorted().joined(separator: ", "))") }
+        let bytes = [UInt8](buffer.readableBytesView)
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }) {
+            guard emptyAllowed else { throw APIError.badRequest("the body must be a JSON object") }
             return nil
         }
-        guard let parsed = try? JSONSerialization.jsonObject(with: data), let object = parsed as? [String: Any] else {
-            throw APIError.badRequest("the body must be a JSON object")
-        }
-        for key in object.keys.sorted() where !allowed.contains(key) {
-            throw APIError.badRequest("unknown field \"\(key)\" (known: \(allowed.sorted().joined(separator: ", ")))", field: key)
-        }
         do {
-            return try JSONDecoder().decode(T.self, from: data)
-        } catch let error as DecodingError {
-            throw RunRequest.describe(error)
+            return try StrictJSONDecoder.decode(T.self, from: bytes)
+        } catch {
+            throw APIError(decoding: error)
         }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Histogram
 import SealboxJail
+import SealboxProfiles
 import Synchronization
 
 struct BenchSpawnCommand: ParsableCommand {
@@ -100,7 +101,7 @@ struct BenchSpawnCommand: ParsableCommand {
         } catch {
             throw CLIFailure(message: error.description)
         }
-        let spec = JailSpec(command: command.isEmpty ? ["/bin/true"] : command, profile: profile)
+        let spec = JailSpec(command: command.isEmpty ? ["/bin/true"] : command, profile: ProfileReference(commandLine: profile))
         let taskParents = executor.cgroupDriver.version == .none ? [] : executor.cgroupDriver.taskParentDirectories
         // Warm-up, one at a time: compiles the profile once, fills the page cache.
         for _ in 0..<warmup {
@@ -116,7 +117,7 @@ struct BenchSpawnCommand: ParsableCommand {
         var jailPool: JailPool?
         if pool > 0 {
             do {
-                jailPool = try executor.startPool(JailPool.Configuration(size: pool, refillThreads: poolRefillThreads, profile: profile,
+                jailPool = try executor.startPool(JailPool.Configuration(size: pool, refillThreads: poolRefillThreads, profile: ProfileReference(commandLine: profile),
                                                                          refillDelayMs: poolRefillDelay))
             } catch {
                 throw CLIFailure(message: error.description)

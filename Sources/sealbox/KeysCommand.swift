@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SealboxBase
 import SealboxServer
 
 struct KeysCommand: ParsableCommand {
@@ -58,19 +59,32 @@ struct KeysCreate: ParsableCommand {
         discussion: """
             Without --json, stdout holds the key alone, so KEY=$(sealbox keys create
             --tenant T) works. With --json: {"created_ms", "id", "key", "name",
-            "operator", "revoked_ms", "tenant"}.
+            "operator", "profiles", "revoked_ms", "tenant"}.
+
+            --profiles: the seccomp profiles the key's runs may name: a list
+            (default,python), all, or all-but:permissive. Without it, the key
+            follows the server's --profiles (default: every profile but
+            permissive). A profile the key may not use is 403 naming it.
             """)
 
     @OptionGroup var options: KeyStoreOptions
     @Option(name: .long, help: "Tenant of the key: 1-64 of A-Z a-z 0-9 _ -.") var tenant: String
     @Flag(name: .long, help: "Operator rights: /metrics, every tenant's effects, resolve/approve/deny.") var `operator` = false
     @Option(name: .long, help: "A label for people (at most 128 bytes).") var name: String = ""
+    @Option(name: .long, help: "Profiles the key's runs may name: NAME,NAME, all, or all-but:NAME,NAME (default: the server's --profiles).") var profiles: String?
 
     func run() throws {
+        var grant: ProfileGrant?
+        if let profiles {
+            guard let parsed = ProfileGrant(text: profiles) else {
+                throw CLIFailure(message: "--profiles expects NAME,NAME (letters, digits, _ -), all, or all-but:NAME,NAME; got \"\(profiles)\"")
+            }
+            grant = parsed
+        }
         let access = try options.open(create: true)
         let created: CreatedAPIKey
         do {
-            created = try access.keys.create(tenant: tenant, name: name, isOperator: `operator`)
+            created = try access.keys.create(tenant: tenant, name: name, isOperator: `operator`, profiles: grant)
         } catch {
             throw CLIFailure(message: error.message)
         }
@@ -112,12 +126,13 @@ struct KeysList: ParsableCommand {
             throw CLIFailure(message: error.message)
         }
         if options.json { return JSONOutput.print(keys) }
-        let rows = [["ID", "TENANT", "ROLE", "CREATED", "REVOKED", "NAME"]] + keys.map {
-            [$0.id, $0.tenant, $0.isOperator ? "operator" : "tenant", Self.time($0.createdMs), $0.revokedMs.map(Self.time) ?? "-", $0.name]
+        let rows = [["ID", "TENANT", "ROLE", "CREATED", "REVOKED", "PROFILES", "NAME"]] + keys.map {
+            [$0.id, $0.tenant, $0.isOperator ? "operator" : "tenant", Self.time($0.createdMs), $0.revokedMs.map(Self.time) ?? "-",
+             $0.profiles ?? "(server)", Printable.text($0.name)]
         }
-        let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        let widths = (0..<6).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
-            print((0..<5).map { row[$0].padding(toLength: widths[$0] + 2, withPad: " ", startingAt: 0) }.joined() + row[5])
+            print((0..<6).map { row[$0].padding(toLength: widths[$0] + 2, withPad: " ", startingAt: 0) }.joined() + row[6])
         }
     }
 

@@ -57,6 +57,7 @@ struct McpCommand: AsyncParsableCommand {
     var maxMessage: String = "16M"
 
     @OptionGroup var limits: OperatorLimitOptions
+    @OptionGroup var profilePolicy: ProfilePolicyOptions
 
     func run() async throws {
         guard tools == nil || broker == nil else { throw CLIFailure(message: "give either --tools or --broker, not both") }
@@ -68,6 +69,7 @@ struct McpCommand: AsyncParsableCommand {
             layout: ServiceLayout(stateDirectory: stateDir), brokerConfigPath: tools.map(absolutePath),
             brokerControlSocket: broker.map(absolutePath), maxConcurrentRuns: maxConcurrent)
         configuration.maxLimits = try limits.limits()
+        configuration.profiles = try profilePolicy.grant()
         do {
             let bytes = try ByteSize.parse(maxMessage, flag: "--max-message")
             guard bytes >= 4096, bytes <= 1 << 30 else { throw CLIFailure(message: "--max-message must be between 4K and 1G") }
@@ -86,6 +88,7 @@ struct McpCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure(message: error.description)
         }
+        configuration.profilesDirectory = dataDirectory + "/profiles"
         let server = MCPServer(configuration: configuration, dataDirectory: dataDirectory) { () throws(JailError) in
             let executor = try Executor(configuration: .init(dataDirectory: dataDirectory))
             if executor.cgroupDriver.version == .none {

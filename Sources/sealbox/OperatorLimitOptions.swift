@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SealboxJail
+import SealboxServer
 
 /// The most a request may ask for, set by the operator: `--max-timeout`, `--max-memory`, ….
 /// A request above one of them is refused with an error naming the field, not clamped.
@@ -33,5 +34,20 @@ struct OperatorLimitOptions: ParsableArguments {
         } catch {
             throw CLIFailure(message: error.description)
         }
+    }
+}
+
+/// Which seccomp profiles a request may name: `serve` and `mcp` take the same flag.
+struct ProfilePolicyOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Profiles a request may name: NAME,NAME, all, or all-but:NAME,NAME. For serve, the policy of keys created without --profiles.",
+        valueName: "POLICY"))
+    var profiles: String = ProfileGrant.serverDefault.description
+
+    func grant() throws -> ProfileGrant {
+        guard let grant = ProfileGrant(text: profiles) else {
+            throw CLIFailure(message: "--profiles expects NAME,NAME (letters, digits, _ -), all, or all-but:NAME,NAME; got \"\(profiles)\"")
+        }
+        return grant
     }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Glibc
+import SealboxProfiles
 import SealboxBroker
 import SealboxJail
 import SealboxLedger
@@ -115,13 +117,8 @@ struct JailSpecBuilder {
             environment.append((String(pair[..<eq]), String(pair[pair.index(after: eq)...])))
         }
 
-        var spec = JailSpec(command: [], environment: environment, limits: limits, profile: profile)
-        if let stdinFile = o.stdinFile {
-            guard FileManager.default.isReadableFile(atPath: stdinFile) else {
-                throw CLIFailure(message: "--stdin-file \(stdinFile): no such readable file")
-            }
-            spec.stdin = .file(stdinFile)
-        }
+        var spec = JailSpec(command: [], environment: environment, limits: limits, profile: ProfileReference(commandLine: profile))
+        spec.stdin = try Self.stdin(o.stdinFile)
         if let rootfs = o.rootfs { spec.rootfs = .directory(rootfs) }
 
         if let lang = o.lang {
@@ -155,6 +152,28 @@ struct JailSpecBuilder {
             spec.command = o.command
         }
         return spec
+    }
+}
+
+extension JailSpecBuilder {
+    /// The Unix convention: `--stdin-file -` is sealbox's own stdin, and so is a stdin that is
+    /// a pipe, a file or a socket (`echo hi | sealbox run ...`, `sealbox run ... < data`); a
+    /// terminal or /dev/null gives the program /dev/null, so an interactive shell never
+    /// hands its keyboard to a jail that is not asking.
+    static func stdin(_ stdinFile: String?, standardInput: Int32 = STDIN_FILENO) throws -> StdinSource {
+        if let stdinFile {
+            if stdinFile == "-" { return .descriptor(standardInput) }
+            guard FileManager.default.isReadableFile(atPath: stdinFile) else {
+                throw CLIFailure(message: "--stdin-file \(stdinFile): no such readable file")
+            }
+            return .file(stdinFile)
+        }
+        var st = stat()
+        guard isatty(standardInput) == 0, fstat(standardInput, &st) == 0 else { return .null }
+        switch st.st_mode & S_IFMT {
+        case S_IFIFO, S_IFREG, S_IFSOCK: return .descriptor(standardInput)
+        default: return .null
+        }
     }
 }
 

@@ -66,20 +66,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-body"), help: "Largest request body, e.g. 8M.")
     var maxBody: String = "8M"
 
-    @Option(name: .customLong("max-timeout"), help: "Longest timeout a request may ask for, in seconds.")
-    var maxTimeout: Double = 300
+    @OptionGroup var limits: OperatorLimitOptions
 
-    @Option(name: .customLong("max-memory"), help: "Most memory a request may ask for, e.g. 2G.")
-    var maxMemory: String = "2G"
-
-    @Option(name: .customLong("max-pids"), help: "Most processes a request may ask for.")
-    var maxPids: Int = 512
-
-    @Option(name: .customLong("max-disk"), help: "Largest /work + /tmp a request may ask for, e.g. 1G.")
-    var maxDisk: String = "1G"
-
-    @Option(name: .customLong("max-output"), help: "Largest output cap a request may ask for, e.g. 16M.")
-    var maxOutput: String = "16M"
+    @OptionGroup var profilePolicy: ProfilePolicyOptions
 
     @Option(name: .customLong("log-level"), help: "Least severe log level written: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
@@ -107,10 +96,6 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...1024).contains(maxConcurrent) else { throw CLIFailure(message: "--max-concurrent must be between 1 and 1024") }
         guard (0...JailPool.maximumSize).contains(pool) else { throw CLIFailure(message: "--pool must be between 0 and \(JailPool.maximumSize)") }
         guard (0...100_000).contains(maxQueued) else { throw CLIFailure(message: "--max-queued must be between 0 and 100000") }
-        guard maxTimeout.isFinite, maxTimeout >= 0.001, maxTimeout <= 86_400 else {
-            throw CLIFailure(message: "--max-timeout must be between 0.001 and 86400 seconds")
-        }
-        guard (1...100_000).contains(maxPids) else { throw CLIFailure(message: "--max-pids must be between 1 and 100000") }
         guard shutdownGrace.isFinite, (0...3600).contains(shutdownGrace) else {
             throw CLIFailure(message: "--shutdown-grace must be between 0 and 3600 seconds")
         }
@@ -119,13 +104,11 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxQueuedRuns = maxQueued
         do {
             configuration.maxBodyBytes = Int(try ByteSize.parse(maxBody, flag: "--max-body"))
-            configuration.maxLimits = Limits(
-                timeoutMs: Int((maxTimeout * 1000).rounded()), memoryBytes: try ByteSize.parse(maxMemory, flag: "--max-memory"),
-                pids: maxPids, diskBytes: try ByteSize.parse(maxDisk, flag: "--max-disk"),
-                outputBytes: Int(try ByteSize.parse(maxOutput, flag: "--max-output")))
         } catch {
             throw CLIFailure(message: error.description)
         }
+        configuration.maxLimits = try limits.limits()
+        configuration.profiles = try profilePolicy.grant()
         let executor: Executor
         do {
             executor = try Executor(configuration: .init(dataDirectory: try DataDirectory.locate()))

@@ -12,7 +12,7 @@ struct WorkloadOptions: ParsableArguments {
     @Option(name: .long, help: "The snippet itself.")
     var code: String?
 
-    @Option(name: .customLong("stdin-file"), help: "Feed this host file to the program's stdin (default /dev/null).")
+    @Option(name: .customLong("stdin-file"), help: "Feed this host file to the program's stdin; - is sealbox's own stdin. Default: sealbox's stdin when it is a pipe or a file (echo hi | sealbox run ...), else /dev/null.")
     var stdinFile: String?
 
     @Option(name: .long, help: "Wall-clock limit in seconds (millisecond resolution).")

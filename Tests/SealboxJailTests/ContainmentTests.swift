@@ -84,7 +84,7 @@ struct ContainmentTests {
             {"defaultAction": "SCMP_ACT_ALLOW",
              "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_KILL_PROCESS"}]}
             """.write(toFile: path, atomically: true, encoding: .utf8)
-        let r = try await Fixture.run(["uname"], profile: path)
+        let r = try await Fixture.run(["uname"], profile: .file(path))
         #expect(r.status == .seccompViolation)
         #expect(r.signal == SIGSYS && r.exitCode == 128 + SIGSYS)
         #expect(r.profile == path)

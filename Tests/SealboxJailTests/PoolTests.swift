@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxProfiles
 import Testing
 @testable import SealboxJail
 

@@ -61,7 +61,7 @@ struct ShippedProfileTests {
 
     @Test("probe under a shipped profile", .enabled(if: geteuid() == 0, "jails need root here"), arguments: cases)
     func probe(_ c: Case) async throws {
-        let spec = JailSpec(command: ["/work/probe", c.probe], files: [try Fixture.probe()], profile: c.profile)
+        let spec = JailSpec(command: ["/work/probe", c.probe], files: [try Fixture.probe()], profile: ProfileReference(commandLine: c.profile))
         let r = try await Fixture.jail().run(spec)
         #expect(r.status == .ok, "\(r.status): \(r.stderr) \(r.error ?? "")")
         #expect(r.stdout == "\(c.probe) \(c.expect)\n")
@@ -96,7 +96,7 @@ struct ShippedProfileTests {
             var limits = Limits()
             limits.memoryBytes = 1 << 30
             limits.timeoutMs = 60_000
-            let spec = JailSpec(command: program.command, files: [program.file], limits: limits, profile: w.profile)
+            let spec = JailSpec(command: program.command, files: [program.file], limits: limits, profile: ProfileReference(commandLine: w.profile))
             let r = try await Fixture.jail().run(spec)
             #expect(r.status == .ok, "\(w.file) under \(w.profile): \(r.status) \(r.stderr)")
             #expect(r.violations.isEmpty, "\(w.file) under \(w.profile): \(r.violations)")
@@ -117,13 +117,13 @@ struct ShippedProfileTests {
         ] {
             var limits = Limits()
             limits.memoryBytes = 1 << 30
-            let r = try await Fixture.jail().run(JailSpec(command: command, limits: limits, profile: path))
+            let r = try await Fixture.jail().run(JailSpec(command: command, limits: limits, profile: .file(path)))
             #expect(r.status == .ok && r.stdout == expected, "\(command[0]): \(r.status) \(r.stdout) \(r.stderr)")
             // Docker 20.10's list predates pkey_alloc, which node tries once and does without.
             #expect(r.violations.allSatisfy { $0.syscall == "pkey_alloc" }, "\(command[0]): \(r.violations)")
         }
         // Its denials are reported like ours: keyctl is not in Docker's allowlist.
-        let probe = try await Fixture.jail().run(JailSpec(command: ["/work/probe", "keyctl", "mount"], files: [try Fixture.probe()], profile: path))
+        let probe = try await Fixture.jail().run(JailSpec(command: ["/work/probe", "keyctl", "mount"], files: [try Fixture.probe()], profile: .file(path)))
         #expect(probe.stdout == "keyctl EPERM\nmount EPERM\n")
         #expect(probe.violations.map(\.syscall) == ["keyctl", "mount"])
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxProfiles
 import Testing
 @testable import SealboxJail
 
@@ -40,7 +41,7 @@ enum Fixture {
     }
 
     static func run(_ command: [String], limits: Limits = Limits(), files: [SeedFile] = [],
-                    environment: [(name: String, value: String)] = [], profile: String = "default",
+                    environment: [(name: String, value: String)] = [], profile: ProfileReference = "default",
                     stdin: StdinSource = .null, rootfs: RootfsSource = .host, binds: [BindMount] = []) async throws -> RunResult {
         // Executor.run blocks a thread of its own, never the test pool's few threads.
         try await jail().run(JailSpec(command: command, environment: environment, files: files, stdin: stdin,

@@ -9,20 +9,20 @@ import Testing
 @Suite("violation reporting", .serialized, .enabled(if: geteuid() == 0, "jails need root here"))
 struct ViolationReportTests {
     /// default.json plus one extra rule (or another default action), written to a temp file.
-    static func variantOfDefault(_ edit: (inout [String: Any]) -> Void) throws -> String {
+    static func variantOfDefault(_ edit: (inout [String: Any]) -> Void) throws -> ProfileReference {
         let data = try Data(contentsOf: URL(fileURLWithPath: Fixture.repoRoot + "/profiles/default.json"))
         var profile = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         edit(&profile)
         let path = try Fixture.temporaryDirectory("profile") + "/variant.json"
         try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: path))
-        return path
+        return .file(path)
     }
 
-    static func addingRule(_ rule: [String: Any]) throws -> String {
+    static func addingRule(_ rule: [String: Any]) throws -> ProfileReference {
         try variantOfDefault { p in p["syscalls"] = (p["syscalls"] as? [Any] ?? []) + [rule] }
     }
 
-    func probe(_ names: [String], profile: String, tracking: ViolationTracking? = nil) async throws -> RunResult {
+    func probe(_ names: [String], profile: ProfileReference, tracking: ViolationTracking? = nil) async throws -> RunResult {
         var spec = JailSpec(command: ["/work/probe"] + names, files: [try Fixture.probe()], profile: profile)
         spec.violationTracking = tracking
         return try await Fixture.jail().run(spec)

@@ -299,7 +299,7 @@ struct EffectAPITests {
         }
     }
 
-    @Test("GET /v1/profiles: every profiles/*.json with its comment, default action and rule count, for any tenant key")
+    @Test("GET /v1/profiles: the profiles/*.json the key may use (by default all but permissive) with comment, default action and rule count")
     func profiles() async throws {
         let state = TestState()
         defer { state.remove() }
@@ -314,13 +314,20 @@ struct EffectAPITests {
             let body = try response.object()
             #expect(body["truncated"] as? Bool == false)
             let profiles = try #require(body["profiles"] as? [[String: Any]])
-            #expect(profiles.map { $0["name"] as? String } == ["default", "node", "permissive", "python", "strict"])
+            #expect(profiles.map { $0["name"] as? String } == ["default", "node", "python", "strict"])
             let standard = profiles[0]
             #expect(standard["comment"] as? String == comment)
             #expect((standard["comment"] as? String)?.hasPrefix("sealbox default profile") == true)
             #expect(standard["default_action"] as? String == "SCMP_ACT_ERRNO")
             #expect(standard["syscall_rules"] as? Int == rules)
             #expect(standard["error"] == nil)
+            // A key granted every profile sees permissive too; one granted two sees those two.
+            let everything = try api.access.keys.create(tenant: "acme", isOperator: false, profiles: .all).key
+            let all = try await client.call(.get, "/v1/profiles", key: everything).object()["profiles"] as? [[String: Any]]
+            #expect(all?.map { $0["name"] as? String } == ["default", "node", "permissive", "python", "strict"])
+            let two = try api.access.keys.create(tenant: "acme", isOperator: false, profiles: .only(["strict", "python"])).key
+            let listed = try await client.call(.get, "/v1/profiles", key: two).object()["profiles"] as? [[String: Any]]
+            #expect(listed?.map { $0["name"] as? String } == ["python", "strict"])
         }
     }
 }

@@ -92,7 +92,7 @@ struct KeyStoreTests {
         #expect(listed == [created.info])
         let json = String(decoding: try SealboxAPI.encoder.encode(listed), as: UTF8.self)
         #expect(!json.contains(secret))
-        #expect(json == #"[{"created_ms":\#(created.info.createdMs),"id":"\#(created.info.id)","name":"ci","operator":true,"revoked_ms":null,"tenant":"acme"}]"#)
+        #expect(json == #"[{"created_ms":\#(created.info.createdMs),"id":"\#(created.info.id)","name":"ci","operator":true,"profiles":null,"revoked_ms":null,"tenant":"acme"}]"#)
     }
 
     @Test("tenant names are 1-64 of [A-Za-z0-9_-]; key names are bounded", arguments: [

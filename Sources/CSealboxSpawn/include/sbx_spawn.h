@@ -234,6 +234,11 @@ int sbx_prepare(const struct sbx_spawn_req *req, struct sbx_prepared *jail, stru
 /// status_fd, notify_fd in `res`, or -1 with the failure (the jail killed and reaped).
 int sbx_activate(struct sbx_prepared *jail, const struct sbx_spawn_req *task, int setup_timeout_ms, struct sbx_spawn_result *res);
 
+/// A close-on-exec memfd holding `data`, sealed against any change (a request's stdin, a
+/// task for a prepared jail): it never touches a file system, so nothing is left behind
+/// when sealbox is killed. Its offset is at the end; seek to 0 before reading. The fd, or -errno.
+int sbx_sealed_memfd(const char *name, const void *_Nullable data, size_t size);
+
 /// Creates the plain file `name` (no "/") in a prepared jail's working directory with the
 /// task's contents, owned by uid:gid (the host ids the jail's user maps to). The jail's tmpfs
 /// belongs to its user namespace, where host root is unmapped (the kernel refuses such an

@@ -61,6 +61,14 @@ enum CheckpointSchema {
                 CREATE INDEX step_attempts_by_session ON step_attempts(session_id, step_key, id);
                 """)
         }
+        // Attempts as leases: a runner ends its attempt when the step stops without a seal, so
+        // a server (many attempts, one pid) never reports a finished attempt as running.
+        migrator.registerMigration("v3-attempt-ends") { db in
+            try db.execute(sql: """
+                ALTER TABLE step_attempts ADD COLUMN ended_at_ms INTEGER;
+                ALTER TABLE step_attempts ADD COLUMN outcome TEXT;
+                """)
+        }
         return migrator
     }
 }

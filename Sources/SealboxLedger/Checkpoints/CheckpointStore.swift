@@ -40,6 +40,8 @@ public struct Checkpoint: Sendable, Codable, Equatable {
 public struct CheckpointError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Code: String, Sendable {
         case unknownSession = "unknown_session"
+        /// Another run of the same step is executing now.
+        case stepRunning = "step_running"
         case stepConflict = "step_conflict"
         case alreadySealed = "already_sealed"
         case notSealed = "not_sealed"
@@ -73,6 +75,10 @@ public final class CheckpointStore: Sendable {
         do {
             let dir = (path as NSString).deletingLastPathComponent
             if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) }
+            // 0600 like the effect log and the key store: sealed results hold a tenant's
+            // output. SQLite would create the file 0644 (and its -wal/-shm like the file).
+            let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd) }
             var config = Configuration()
             config.label = "sealbox.checkpoints"
             config.busyMode = .timeout(5)
@@ -87,12 +93,13 @@ public final class CheckpointStore: Sendable {
         }
     }
 
-    /// A new session, registered; returns its id.
-    public func createSession(workspaceLimitBytes: UInt64 = SessionInfo.defaultWorkspaceLimit) throws(CheckpointError) -> String {
+    /// A new session, registered; returns its id. `id`: one made by `newSessionID()` beforehand,
+    /// when the caller must record it elsewhere first (the API claims it for a tenant before
+    /// the session exists, so a crash in between never leaves a session nobody owns).
+    public func createSession(id: String = CheckpointStore.newSessionID(), workspaceLimitBytes: UInt64 = SessionInfo.defaultWorkspaceLimit) throws(CheckpointError) -> String {
         guard workspaceLimitBytes >= 1 << 20, workspaceLimitBytes <= SessionInfo.maximumWorkspaceLimit else {
             throw CheckpointError(.invalidInput, "the workspace limit must be between 1M and 16G")
         }
-        let id = Self.newSessionID()
         do {
             try queue.write { db in
                 try db.execute(sql: "INSERT INTO sessions (id, created_at_ms, root_id, workspace_limit_bytes) VALUES (?, ?, ?, ?)",
@@ -110,7 +117,8 @@ public final class CheckpointStore: Sendable {
 
     /// A new session whose history is `session`'s up to and including its sealed step
     /// `step`; it starts from that step's workspace and shares the family's effects.
-    public func fork(session: String, atStep step: String) throws(CheckpointError) -> SessionInfo {
+    public func fork(session: String, atStep step: String, newID: String = CheckpointStore.newSessionID()) throws(CheckpointError) -> SessionInfo {
+        if let problem = StepKey.problem(step) { throw CheckpointError(.invalidInput, "the step key \(problem)") }
         do {
             return try queue.write { db -> SessionInfo in
                 guard let lineage = try Lineage.of(session, in: db),
@@ -124,7 +132,7 @@ public final class CheckpointStore: Sendable {
                     throw CheckpointError(.notSealed, "step \(step) of session \(session) is not sealed; a fork starts at a sealed step (see `sealbox session steps \(session)`)")
                 }
                 let fork = SessionInfo(
-                    id: Self.newSessionID(), createdAtMs: Self.nowMs(), forkedFrom: session, forkedAtStep: step,
+                    id: newID, createdAtMs: Self.nowMs(), forkedFrom: session, forkedAtStep: step,
                     forkedAtSeq: point.seq, root: parent.root, workspaceLimitBytes: parent.workspaceLimitBytes)
                 try db.execute(sql: """
                     INSERT INTO sessions (id, created_at_ms, forked_from, forked_at_step, forked_at_seq, root_id, workspace_limit_bytes)
@@ -193,24 +201,52 @@ public final class CheckpointStore: Sendable {
     }
 
     /// Records that a step is starting (before its jail), so a step that never seals shows
-    /// up in `session facts` as interrupted.
+    /// up in `session facts`, and takes the step's lease: when another attempt of the same
+    /// step is running (not ended, its runner alive), nothing is recorded and `.stepRunning`
+    /// is thrown; when the step got sealed meanwhile, `.alreadySealed`. Checked and inserted
+    /// in one write transaction, so of two simultaneous starts exactly one gets the lease.
     @discardableResult
     public func recordAttempt(session: String, step: String, codeDigest: String, runID: String?,
                               pid: Int32 = getpid(), pidStart: String = ProcessStart.current) throws(CheckpointError) -> StepAttempt {
+        if let problem = StepKey.problem(step) { throw CheckpointError(.invalidInput, "the step key \(problem)") }
         var attempt = StepAttempt(id: 0, sessionID: session, stepKey: step, codeDigest: codeDigest, runID: runID,
                                   pid: pid, pidStart: pidStart, startedAtMs: Self.nowMs())
         do {
             try queue.write { db in
+                if try Self.sealed(db, session: session, step: step) != nil {
+                    throw CheckpointError(.alreadySealed, "step \(step) of session \(session) was sealed by another run meanwhile")
+                }
+                let open = try Row.fetchAll(db, sql: """
+                    SELECT * FROM step_attempts WHERE session_id = ? AND step_key = ? AND ended_at_ms IS NULL ORDER BY id DESC LIMIT 16
+                    """, arguments: [session, step]).map(Self.attempt)
+                if let running = open.first(where: \.runnerAlive) {
+                    throw CheckpointError(.stepRunning, "step \(step) of session \(session) is running now (run \(running.runID ?? "?"), started at \(running.startedAtMs) ms); wait for it to end, then run it again to get its sealed result")
+                }
                 try db.execute(sql: """
                     INSERT INTO step_attempts (session_id, step_key, code_digest, run_id, pid, pid_start, started_at_ms)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [session, step, codeDigest, runID, attempt.pid, attempt.pidStart, attempt.startedAtMs])
                 attempt.id = db.lastInsertedRowID
             }
+        } catch let error as CheckpointError {
+            throw error
         } catch {
             throw CheckpointError(.storage, "cannot record the start of step \(step): \(error)")
         }
         return attempt
+    }
+
+    /// Ends an attempt that did not seal its step (`outcome`: blocked, failed, interrupted,
+    /// not_started), releasing the step's lease. A sealed attempt needs no end: the seal is.
+    public func endAttempt(_ id: Int64, outcome: String) throws(CheckpointError) {
+        do {
+            try queue.write { db in
+                try db.execute(sql: "UPDATE step_attempts SET ended_at_ms = ?, outcome = ? WHERE id = ? AND ended_at_ms IS NULL",
+                               arguments: [Self.nowMs(), outcome, id])
+            }
+        } catch {
+            throw CheckpointError(.storage, "cannot record the end of attempt \(id): \(error)")
+        }
     }
 
     /// Every attempt recorded for this session's own steps, oldest first.
@@ -239,6 +275,7 @@ public final class CheckpointStore: Sendable {
     @discardableResult
     public func seal(session: String, step: String, codeDigest: String, result: String,
                      ledgerCursor: Int64?, snapshot manifest: SnapshotManifest? = nil) throws(CheckpointError) -> Checkpoint {
+        if let problem = StepKey.problem(step) { throw CheckpointError(.invalidInput, "the step key \(problem)") }
         let snapshot = manifest?.id
         do {
             return try queue.write { db -> Checkpoint in
@@ -313,7 +350,8 @@ public final class CheckpointStore: Sendable {
 
     static func attempt(_ row: Row) -> StepAttempt {
         StepAttempt(id: row["id"], sessionID: row["session_id"], stepKey: row["step_key"], codeDigest: row["code_digest"],
-                    runID: row["run_id"], pid: row["pid"], pidStart: row["pid_start"], startedAtMs: row["started_at_ms"])
+                    runID: row["run_id"], pid: row["pid"], pidStart: row["pid_start"], startedAtMs: row["started_at_ms"],
+                    endedAtMs: row["ended_at_ms"], outcome: row["outcome"])
     }
 
     static func sealed(_ db: Database, session: String, step: String) throws -> Checkpoint? {
@@ -332,7 +370,7 @@ public final class CheckpointStore: Sendable {
         }
     }
 
-    static func newSessionID() -> String {
+    public static func newSessionID() -> String {
         "s" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
     }
 

@@ -234,9 +234,18 @@ public struct SessionFacts: Sendable, Codable, Equatable {
             }
         }
         for attempt in attempts {
-            let action = attempt.runnerAlive
-                ? "running now (pid \(attempt.pid)); wait for it"
-                : "its runner is gone: re-run the step (sealed effects answer from the log; irreversible in-doubt ones refuse until resolved)"
+            let action: String
+            if attempt.runnerAlive {
+                action = "running now (pid \(attempt.pid)); wait for it"
+            } else if let outcome = attempt.outcome {
+                switch outcome {
+                case "blocked": action = "stopped on a tool call that waits on a decision: decide it, then re-run the step"
+                case "interrupted": action = "its run was killed before it finished (the service shut down): re-run the step"
+                default: action = "ended without a seal (\(outcome)): re-run the step"
+                }
+            } else {
+                action = "its runner is gone: re-run the step (sealed effects answer from the log; irreversible in-doubt ones refuse until resolved)"
+            }
             facts.unsafe.unsealedSteps.append(UnsealedStep(
                 step: attempt.stepKey, runID: attempt.runID, startedAtMs: attempt.startedAtMs, pid: attempt.pid,
                 runnerAlive: attempt.runnerAlive, action: action))

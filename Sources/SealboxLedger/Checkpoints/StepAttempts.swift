@@ -1,7 +1,12 @@
 import Foundation
 
 /// A step that started running: written before the jail starts, so a step that never sealed
-/// (the runner was killed, the machine went down) can be reported by `session facts`.
+/// (the runner was killed, the machine went down) can be reported by `session facts`. It is
+/// also the step's lease: while an attempt runs, another run of the same step is refused
+/// (`step_running`), so two simultaneous requests never execute a step twice. It runs until
+/// its runner ends it (`endedAtMs`, with the outcome) or the runner process is gone; a
+/// server runs many attempts under one pid, so the end mark, not the pid, is what says a
+/// finished attempt is over.
 public struct StepAttempt: Sendable, Codable, Equatable {
     public var id: Int64
     public var sessionID: String
@@ -13,6 +18,11 @@ public struct StepAttempt: Sendable, Codable, Equatable {
     /// for the runner.
     public var pidStart: String
     public var startedAtMs: Int64
+    /// When the runner ended the attempt without a seal (nil while it runs, or when its
+    /// runner died first).
+    public var endedAtMs: Int64?
+    /// Why it ended without a seal: `blocked`, `failed`, `interrupted`, `not_started`.
+    public var outcome: String?
 
     enum CodingKeys: String, CodingKey {
         case id
@@ -23,22 +33,26 @@ public struct StepAttempt: Sendable, Codable, Equatable {
         case pid
         case pidStart = "pid_start"
         case startedAtMs = "started_at_ms"
+        case endedAtMs = "ended_at_ms"
+        case outcome
     }
 
-    /// Whether the process that started this attempt is still running.
+    /// Whether the attempt is still running: not ended, and its runner process is alive.
     public var runnerAlive: Bool {
-        ProcessStart.of(pid) == pidStart
+        endedAtMs == nil && ProcessStart.of(pid) == pidStart
     }
 }
 
 public enum ProcessStart {
-    /// Field 22 (starttime) of /proc/PID/stat, or nil when the process is gone.
+    /// Field 22 (starttime) of /proc/PID/stat, or nil when the process is gone. A zombie
+    /// (killed, not yet reaped: state Z or X) counts as gone: it runs nothing any more.
     public static func of(_ pid: Int32) -> String? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = text.lastIndex(of: ")") else { return nil }
-        // Fields after the command name (which may contain spaces) start at field 3.
+        // Fields after the command name (which may contain spaces) start at field 3 (state).
         let fields = text[text.index(after: close)...].split(separator: " ")
-        return fields.count > 19 ? String(fields[19]) : nil
+        guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }
+        return String(fields[19])
     }
 
     public static var current: String { of(getpid()) ?? "unknown" }

@@ -96,6 +96,11 @@ final class AccessDatabase: Sendable {
                 PRAGMA application_id = \(applicationID);
                 """)
         }
+        // Which seccomp profiles a key may name: NULL for the server's default policy, "*" for
+        // every profile of the catalog, else a comma-separated list of names.
+        migrator.registerMigration("v2-key-profiles") { db in
+            try db.execute(sql: "ALTER TABLE api_keys ADD COLUMN profiles TEXT")
+        }
         return migrator
     }
 

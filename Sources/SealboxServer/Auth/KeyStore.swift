@@ -10,12 +10,15 @@ public struct APIKeyInfo: Sendable, Codable, Equatable {
     public var isOperator: Bool
     public var createdMs: Int64
     public var revokedMs: Int64?
+    /// The profiles the key may name (`all`, `all-but:a,b` or `a,b`); nil: the server's policy.
+    public var profiles: String?
 
     enum CodingKeys: String, CodingKey {
         case id, tenant, name
         case isOperator = "operator"
         case createdMs = "created_ms"
         case revokedMs = "revoked_ms"
+        case profiles
     }
 
     /// Explicit `"revoked_ms": null` for a live key: the field is always there.
@@ -27,11 +30,18 @@ public struct APIKeyInfo: Sendable, Codable, Equatable {
         try c.encode(isOperator, forKey: .isOperator)
         try c.encode(createdMs, forKey: .createdMs)
         try c.encode(revokedMs, forKey: .revokedMs)
+        try c.encode(profiles, forKey: .profiles)
     }
 
     static func from(_ row: Row) -> APIKeyInfo {
         APIKeyInfo(id: row["id"], tenant: row["tenant"], name: row["name"], isOperator: row["is_operator"],
-                   createdMs: row["created_ms"], revokedMs: row["revoked_ms"])
+                   createdMs: row["created_ms"], revokedMs: row["revoked_ms"], profiles: row["profiles"])
+    }
+
+    /// `profiles` as a grant; a value that does not read as one grants nothing.
+    var profileGrant: ProfileGrant? {
+        guard let profiles else { return nil }
+        return ProfileGrant(text: profiles) ?? .only([])
     }
 }
 
@@ -66,10 +76,11 @@ public final class KeyStore: Sendable {
 
     public var path: String { database.path }
 
-    public func create(tenant: String, name: String = "", isOperator: Bool) throws(AccessError) -> CreatedAPIKey {
+    /// `profiles`: the seccomp profiles the key may name; nil for the server's policy.
+    public func create(tenant: String, name: String = "", isOperator: Bool, profiles: ProfileGrant? = nil) throws(AccessError) -> CreatedAPIKey {
         try AccessNames.checkTenant(tenant)
         try AccessNames.checkKeyName(name)
-        return try database.write { db in try Self.insert(db, tenant: tenant, name: name, isOperator: isOperator) }
+        return try database.write { db in try Self.insert(db, tenant: tenant, name: name, isOperator: isOperator, profiles: profiles) }
     }
 
     /// The bootstrap: makes a key only when the store has none at all, checked and inserted in
@@ -96,7 +107,7 @@ public final class KeyStore: Sendable {
         guard let row, matches else { return .unknown }
         let info = APIKeyInfo.from(row)
         if info.revokedMs != nil { return .revoked(id: info.id) }
-        return .valid(APIIdentity(keyID: info.id, tenant: info.tenant, isOperator: info.isOperator))
+        return .valid(APIIdentity(keyID: info.id, tenant: info.tenant, isOperator: info.isOperator, profiles: info.profileGrant))
     }
 
     /// Every key, oldest first; `tenant` narrows to one tenant's. Bounded by `maxKeys`.
@@ -146,7 +157,7 @@ public final class KeyStore: Sendable {
     /// Compared against when the id is unknown: no secret hashes to all zeros.
     private static let decoyDigest = [UInt8](repeating: 0, count: 32)
 
-    private static func insert(_ db: Database, tenant: String, name: String, isOperator: Bool) throws -> CreatedAPIKey {
+    private static func insert(_ db: Database, tenant: String, name: String, isOperator: Bool, profiles: ProfileGrant? = nil) throws -> CreatedAPIKey {
         let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM api_keys") ?? 0
         guard count < maxKeys else {
             throw AccessError(.limit, "the key store holds \(count) keys (revoked ones count), the most it takes")
@@ -155,10 +166,11 @@ public final class KeyStore: Sendable {
         for _ in 0..<4 {
             let token = APIKeyToken.generate()
             guard try Int.fetchOne(db, sql: "SELECT 1 FROM api_keys WHERE id = ?", arguments: [token.id]) == nil else { continue }
-            let info = APIKeyInfo(id: token.id, tenant: tenant, name: name, isOperator: isOperator, createdMs: AccessDatabase.nowMs(), revokedMs: nil)
+            let info = APIKeyInfo(id: token.id, tenant: tenant, name: name, isOperator: isOperator, createdMs: AccessDatabase.nowMs(), revokedMs: nil,
+                                  profiles: profiles?.description)
             try db.execute(
-                sql: "INSERT INTO api_keys (id, secret_sha256, tenant, name, is_operator, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [info.id, Data(token.secretDigest), tenant, name, isOperator, info.createdMs])
+                sql: "INSERT INTO api_keys (id, secret_sha256, tenant, name, is_operator, created_ms, profiles) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [info.id, Data(token.secretDigest), tenant, name, isOperator, info.createdMs, info.profiles])
             return CreatedAPIKey(info: info, key: token.text)
         }
         throw AccessError(.storage, "cannot pick an unused key id")

@@ -19,6 +19,10 @@ public struct MCPConfiguration: Sendable {
     public var maxLimits: Limits
     /// What a run_code call that names no limit gets.
     public var defaultLimits: Limits
+    /// The seccomp profiles a run_code call may name (`sealbox mcp --profiles`).
+    public var profiles: ProfileGrant = .serverDefault
+    /// The profile catalog (the data directory's profiles/).
+    public var profilesDirectory: String = ""
 
     public init(
         layout: ServiceLayout = ServiceLayout(stateDirectory: ServiceLayout.defaultStateDirectory),

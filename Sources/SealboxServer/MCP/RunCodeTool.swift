@@ -1,5 +1,6 @@
 import Foundation
 import SealboxJail
+import SealboxProfiles
 import SealboxLedger
 import SealboxRuntime
 
@@ -96,14 +97,7 @@ struct RunCodeTool: MCPTool {
             return .failure(error)
         }
         var staged = plan
-        let stdinFile: StagedStdin?
-        do {
-            stdinFile = try stdin.map { try StagedStdin($0) }
-        } catch {
-            return .failure("internal: \(error)")
-        }
-        if let stdinFile { staged.spec.stdin = .file(stdinFile.path) }
-        defer { stdinFile?.remove() }
+        if let stdin { staged.spec.stdin = .bytes(stdin) }
         do {
             try await admission.acquire()
         } catch {
@@ -141,10 +135,6 @@ struct RunCodeTool: MCPTool {
         guard arguments.values["code"] != nil else {
             throw MCPToolInputError(field: "code", message: "code is required: the program text to run")
         }
-        if let profile = try arguments.string("profile"), profile.contains("/") {
-            // A path would let a caller make sealbox read any host file as a profile.
-            throw MCPToolInputError(field: "profile", message: "profile must be the name of a profile in sealbox's profiles/ directory, not a path")
-        }
         if case .object(let limits)? = arguments.values["limits"] {
             // Checked here because a huge number (1e30) re-encoded for RunRequest would read as
             // "not valid JSON" there instead of naming the field.
@@ -165,6 +155,11 @@ struct RunCodeTool: MCPTool {
             throw MCPToolInputError(field: error.field ?? "arguments", message: error.message)
         } catch {
             throw MCPToolInputError(field: "arguments", message: "\(error)")
+        }
+        do {
+            try configuration.profiles.check(request.profile, catalog: ProfileCatalog(directory: configuration.profilesDirectory), who: "this MCP server")
+        } catch {
+            throw MCPToolInputError(field: "profile", message: error.message)
         }
         if !request.tools.isEmpty && !configuration.hasBroker {
             throw MCPToolInputError(field: "tools", message: "this server has no broker, so no tool can be granted (start `sealbox mcp` with --tools FILE or --broker SOCKET)")
