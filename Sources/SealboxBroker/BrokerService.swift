@@ -216,8 +216,11 @@ public final class BrokerService: Sendable {
     // MARK: control operations
 
     func control(_ line: Data) async -> ControlResponse {
-        guard let request = try? JSONDecoder().decode(ControlRequest.self, from: line) else {
-            return ControlResponse(ok: false, error: BrokerError(.badRequest, "control request is not a JSON object with op"))
+        let request: ControlRequest
+        do {
+            request = try StrictJSONDecoder.decode(ControlRequest.self, from: [UInt8](line))
+        } catch {
+            return ControlResponse(ok: false, error: BrokerError(.badRequest, "control request is not a JSON object with op: \(error.message)"))
         }
         switch request.op {
         case "open_run":

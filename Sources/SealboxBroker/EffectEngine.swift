@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import SealboxLedger
+import enum SealboxBase.StrictJSONDecoder
 import Synchronization
 
 /// Applies the effect-class rules of DESIGN.md to one call: verify the token, look up what the
@@ -39,9 +40,11 @@ public final class EffectEngine: Sendable {
     public func handle(line: Data, runID: String) async -> CallResponse {
         let request: CallRequest
         do {
-            request = try JSONDecoder().decode(CallRequest.self, from: line)
+            // One strict reading: a duplicate member name ("tool" twice) is refused, never
+            // read one way by a check and another way by the call.
+            request = try StrictJSONDecoder.decode(CallRequest.self, from: [UInt8](line))
         } catch {
-            return .failure(BrokerError(.badRequest, "request is not a JSON object with token, op, tool: \(Self.describe(error))"))
+            return .failure(BrokerError(.badRequest, "request is not a JSON object with token, op, tool: \(error.message)"))
         }
         return await handle(request, runID: runID)
     }
@@ -260,12 +263,6 @@ public final class EffectEngine: Sendable {
 
     static func nowMs() -> Int64 {
         Int64(Date().timeIntervalSince1970 * 1000)
-    }
-
-    static func describe(_ error: any Error) -> String {
-        if case DecodingError.keyNotFound(let key, _) = error { return "missing \"\(key.stringValue)\"" }
-        if case DecodingError.typeMismatch(_, let context) = error { return "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))" }
-        return "invalid JSON"
     }
 }
 

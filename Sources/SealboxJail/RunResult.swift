@@ -101,6 +101,9 @@ public struct RunResult: Sendable, Codable, Equatable {
     /// Only for a recording run (`sealbox profile learn`): every syscall that reached the
     /// supervisor, with its answer.
     public var recordedSyscalls: [RecordedSyscall]?
+    /// Only in a copy the service kept (GET /v1/runs/{id}): true when its stdout and stderr
+    /// were left out because no room was left to keep them.
+    public var outputDropped: Bool?
 
     public struct Phases: Sendable, Codable, Equatable {
         public var queueMs: Double?
@@ -231,6 +234,7 @@ public struct RunResult: Sendable, Codable, Equatable {
         case peakMemoryBytes = "peak_memory_bytes"
         case violations, limits, profile, cgroup, error, replayed, checkpoint, workspace, blocked, phases
         case recordedSyscalls = "recorded_syscalls"
+        case outputDropped = "output_dropped"
     }
 
     /// Encodes `signal` as an explicit null (the contract shows `"signal":null`).
@@ -260,5 +264,6 @@ public struct RunResult: Sendable, Codable, Equatable {
         try c.encodeIfPresent(blocked, forKey: .blocked)
         try c.encodeIfPresent(phases, forKey: .phases)
         try c.encodeIfPresent(recordedSyscalls, forKey: .recordedSyscalls)
+        try c.encodeIfPresent(outputDropped, forKey: .outputDropped)
     }
 }

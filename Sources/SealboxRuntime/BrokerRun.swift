@@ -95,9 +95,9 @@ public final class BrokerRun {
     /// A runner killed before its broker could watch it (between creating the state
     /// directory and the broker's start) leaves the directory behind. Removes those older
     /// than a minute whose control socket answers nothing: no broker is using them.
-    public static func sweepStaleStateDirectories(in base: String, minimumAge: TimeInterval = 60) {
+    public static func sweepStaleStateDirectories(in base: String, prefix: String = "broker-r", minimumAge: TimeInterval = 60) {
         let fm = FileManager.default
-        for name in (try? fm.contentsOfDirectory(atPath: base)) ?? [] where name.hasPrefix("broker-r") {
+        for name in (try? fm.contentsOfDirectory(atPath: base)) ?? [] where name.hasPrefix(prefix) {
             let dir = base + "/" + name
             guard let modified = (try? fm.attributesOfItem(atPath: dir))?[.modificationDate] as? Date,
                   Date().timeIntervalSince(modified) > minimumAge else { continue }

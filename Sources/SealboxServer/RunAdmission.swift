@@ -1,17 +1,36 @@
-/// Bounded concurrency with a bounded queue: at most `maxRunning` runs execute, at most
-/// `maxQueued` wait (first come, first served), and a request beyond both is refused at once
-/// instead of piling up.
+/// Bounded concurrency with a bounded queue, shared fairly between tenants: at most
+/// `maxRunning` runs execute (at most `maxRunningPerTenant` of one tenant), at most
+/// `maxQueued` wait (at most `maxQueuedPerTenant` of one tenant), and a request beyond those is
+/// refused at once instead of piling up. When a slot frees, the waiting run of the tenant with
+/// the fewest runs executing goes next (the earliest among equals), so one tenant's backlog
+/// never stands between another tenant and the next free slot. A waiting run whose caller
+/// went away is dropped before it starts (`abandon`).
 public actor RunAdmission {
     public let maxRunning: Int
     public let maxQueued: Int
+    public let maxRunningPerTenant: Int
+    public let maxQueuedPerTenant: Int
     private var running = 0
-    private var waiting: [CheckedContinuation<Bool, Never>] = []
+    private var runningByTenant: [String: Int] = [:]
+    private var waiting: [Waiter] = []
+    private var nextTicket: UInt64 = 0
+    private var abandonedCount = 0
     /// Set when the service starts shutting down: no new run is admitted.
     public private(set) var closed = false
 
-    public init(maxRunning: Int, maxQueued: Int) {
+    private struct Waiter {
+        var ticket: UInt64
+        var tenant: String
+        var continuation: CheckedContinuation<Outcome, Never>
+    }
+
+    private enum Outcome { case admitted, closed, abandoned }
+
+    public init(maxRunning: Int, maxQueued: Int, maxRunningPerTenant: Int? = nil, maxQueuedPerTenant: Int? = nil) {
         self.maxRunning = max(1, maxRunning)
         self.maxQueued = max(0, maxQueued)
+        self.maxRunningPerTenant = min(self.maxRunning, max(1, maxRunningPerTenant ?? maxRunning))
+        self.maxQueuedPerTenant = min(self.maxQueued, max(0, maxQueuedPerTenant ?? maxQueued))
     }
 
     public struct Busy: Error, Sendable {
@@ -19,28 +38,62 @@ public actor RunAdmission {
         public let queued: Int
         /// Refused because the service is shutting down, not because it is full.
         public var shuttingDown = false
+        /// Refused because the caller's tenant holds its whole share of the queue.
+        public var tenantShare = false
+        /// The caller went away while the run waited; it never started.
+        public var abandoned = false
     }
 
-    /// Takes a slot, waiting in the queue if need be; throws `Busy` when the queue is full or
-    /// the service is shutting down.
-    public func acquire() async throws(Busy) {
+    /// A number that names one waiting request, so that `abandon` can drop it.
+    public func ticket() -> UInt64 {
+        nextTicket += 1
+        return nextTicket
+    }
+
+    /// Takes a slot for `tenant` when one is free right now, without waiting.
+    public func tryAcquire(tenant: String = "") -> Bool {
+        guard !closed, running < maxRunning, runningByTenant[tenant, default: 0] < maxRunningPerTenant else { return false }
+        take(tenant)
+        return true
+    }
+
+    /// Takes a slot for `tenant`, waiting in the queue if need be; throws `Busy` when the
+    /// queue (or the tenant's share of it) is full, the service is shutting down, or the
+    /// wait was abandoned. The caller must `release(tenant:)` once its jail is gone.
+    public func acquire(tenant: String = "", ticket: UInt64? = nil) async throws(Busy) {
         guard !closed else { throw Busy(running: running, queued: waiting.count, shuttingDown: true) }
-        if running < maxRunning {
-            running += 1
+        if running < maxRunning, runningByTenant[tenant, default: 0] < maxRunningPerTenant {
+            take(tenant)
             return
         }
         guard waiting.count < maxQueued else { throw Busy(running: running, queued: waiting.count) }
-        // The slot is handed over by `release`, which does not decrement `running` then.
-        let admitted = await withCheckedContinuation { waiting.append($0) }
-        guard admitted else { throw Busy(running: running, queued: 0, shuttingDown: true) }
+        guard waiting.count(where: { $0.tenant == tenant }) < maxQueuedPerTenant else {
+            throw Busy(running: running, queued: waiting.count, tenantShare: true)
+        }
+        let ticket = ticket ?? self.ticket()
+        // The slot is handed over by `release` (which counts it for the tenant then).
+        let outcome = await withCheckedContinuation { waiting.append(Waiter(ticket: ticket, tenant: tenant, continuation: $0)) }
+        switch outcome {
+        case .admitted: return
+        case .closed: throw Busy(running: running, queued: 0, shuttingDown: true)
+        case .abandoned: throw Busy(running: running, queued: waiting.count, abandoned: true)
+        }
     }
 
-    public func release() {
-        if waiting.isEmpty {
-            running -= 1
-        } else {
-            waiting.removeFirst().resume(returning: true)
-        }
+    public func release(tenant: String = "") {
+        running -= 1
+        runningByTenant[tenant, default: 0] -= 1
+        if runningByTenant[tenant] ?? 0 <= 0 { runningByTenant[tenant] = nil }
+        admitNext()
+    }
+
+    /// Drops a waiting request (its caller went away). Nothing happens when it is not waiting
+    /// (it already started, or was never queued).
+    public func abandon(_ ticket: UInt64) {
+        guard let index = waiting.firstIndex(where: { $0.ticket == ticket }) else { return }
+        let waiter = waiting.remove(at: index)
+        abandonedCount += 1
+        waiter.continuation.resume(returning: .abandoned)
     }
 
     /// Admits nothing more; runs still queued are refused (they never started).
@@ -48,8 +101,34 @@ public actor RunAdmission {
         closed = true
         let refused = waiting
         waiting.removeAll()
-        for continuation in refused { continuation.resume(returning: false) }
+        for waiter in refused { waiter.continuation.resume(returning: .closed) }
     }
 
     public var load: (running: Int, queued: Int) { (running, waiting.count) }
+
+    /// Waiting runs dropped because their caller went away, since the start.
+    public var abandoned: Int { abandonedCount }
+
+    private func take(_ tenant: String) {
+        running += 1
+        runningByTenant[tenant, default: 0] += 1
+    }
+
+    /// The next waiter: of the tenants below their share, the one with the fewest runs
+    /// executing; the earliest of that tenant's waiters.
+    private func admitNext() {
+        while running < maxRunning {
+            var best: Int?
+            for (index, waiter) in waiting.enumerated() {
+                let load = runningByTenant[waiter.tenant, default: 0]
+                guard load < maxRunningPerTenant else { continue }
+                if let current = best, runningByTenant[waiting[current].tenant, default: 0] <= load { continue }
+                best = index
+            }
+            guard let best else { return }
+            let waiter = waiting.remove(at: best)
+            take(waiter.tenant)
+            waiter.continuation.resume(returning: .admitted)
+        }
+    }
 }

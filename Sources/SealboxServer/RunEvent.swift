@@ -65,11 +65,18 @@ enum RunStreamFormat: Sendable {
     case ndjson
     case serverSentEvents
 
-    /// The first streaming type the Accept header lists, parameters and case ignored.
+    /// The first streaming type the Accept header lists (case ignored), unless its quality is
+    /// 0, which RFC 9110 §12.4.2 makes "not acceptable".
     init?(accept: String?) {
         guard let accept else { return nil }
         for range in accept.split(separator: ",") {
-            let type = range.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            let parts = range.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            let type = parts.first ?? ""
+            let refused = parts.dropFirst().contains { parameter in
+                guard parameter.hasPrefix("q=") else { return false }
+                return Double(parameter.dropFirst(2)) == 0
+            }
+            if refused { continue }
             switch type {
             case "application/x-ndjson": self = .ndjson; return
             case "text/event-stream": self = .serverSentEvents; return

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import SealboxJail
 import SealboxProfiles
 
@@ -37,16 +38,31 @@ extension SealboxAPI {
         }
     }
 
-    /// Takes a slot, waiting in the queue if need be; 429 when the queue is full, 503 once
-    /// the server is shutting down. Returns how long the run waited. The caller must
-    /// `admission.release()` once the jail is gone.
-    func admit() async throws(APIError) -> Duration {
+    /// Takes a slot for the caller's tenant, waiting in the queue if need be; 429 when the
+    /// queue (or the tenant's share of it) is full, 503 once the server is shutting down.
+    /// `connection`: when it closes while the run waits, the run is dropped before it starts
+    /// (a streamed run passes nil: it belongs to the server once admitted). Returns how long
+    /// the run waited. The caller must `admission.release(tenant:)` once the jail is gone.
+    func admit(_ identity: APIIdentity, connection: (any Channel)?) async throws(APIError) -> Duration {
         let arrived = ContinuousClock.now
+        if await admission.tryAcquire(tenant: identity.tenant) { return .zero }
+        let ticket = await admission.ticket()
+        // Registered only for a run that waits: a keep-alive connection's many quick runs
+        // add nothing to its close callbacks.
+        connection?.closeFuture.whenComplete { _ in
+            Task { await self.admission.abandon(ticket) }
+        }
         do {
-            try await admission.acquire()
+            try await admission.acquire(tenant: identity.tenant, ticket: ticket)
         } catch {
             if error.shuttingDown {
                 throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and takes no new runs; retry on another instance or after its restart", retryAfter: 5)
+            }
+            if error.abandoned {
+                throw APIError(.init(code: 499, reasonPhrase: "Client Closed Request"), "client_closed", "the caller went away while the run waited for a slot; it was not started")
+            }
+            if error.tenantShare {
+                throw APIError(.tooManyRequests, "busy", "tenant \(identity.tenant) has \(admission.maxQueuedPerTenant) runs waiting, its whole share of the queue; retry later", retryAfter: 1)
             }
             throw APIError(.tooManyRequests, "busy", "\(error.running) runs are executing and \(error.queued) are waiting, the most this server takes; retry later", retryAfter: 1)
         }
@@ -57,13 +73,13 @@ extension SealboxAPI {
     /// tenant's), counts it in the metrics and writes its log line. `stream`: how a streamed
     /// run was sent, for the log.
     func finish(_ result: RunResult, of run: RunRequest, for identity: APIIdentity, waited: Duration, logger: Logger,
-                stream: String? = nil) -> RunResult {
+                stream: String? = nil) -> (RunResult, Data) {
         var result = result
         result.phases?.queueMs = milliseconds(waited)
         metrics.record(result)
-        store.put(result, tenant: identity.tenant)
+        let encoded = store.put(result, tenant: identity.tenant)
         claimOneShotRun(run, result, identity)
         logger.runFinished(result, RunLogContext(session: run.session, step: run.step, tenant: identity.tenant, stream: stream))
-        return result
+        return (result, encoded)
     }
 }

@@ -20,17 +20,17 @@ extension SealboxAPI {
         // The id is fixed here so that `started` can name it before the jail exists.
         let id = run.spec.id ?? Self.makeRunID()
         run.spec.id = id
-        let waited = try await admit()
+        let waited = try await admit(identity, connection: nil)
         // Unbounded, yet bounded by the run: the executor hands over at most the output
         // limit of each stream, so at most twice `limits.output_bytes` can wait here.
         let (events, sink) = AsyncStream.makeStream(of: RunEvent.self)
         sink.yield(.started(id: id))
         Task { [run] in
             let outcome = await execute(run, output: { chunk in sink.yield(.output(chunk.stream, chunk.bytes)) })
-            await admission.release()
+            await admission.release(tenant: identity.tenant)
             switch outcome {
             case .success(let result):
-                sink.yield(.result(finish(result, of: run, for: identity, waited: waited, logger: logger, stream: format.logName)))
+                sink.yield(.result(finish(result, of: run, for: identity, waited: waited, logger: logger, stream: format.logName).0))
             case .failure(let error):
                 metrics.rejected(error.code)
                 logger.warning("run failed", metadata: ["run_id": .string(id), "code": .string(error.code), "error": .string(error.message)])

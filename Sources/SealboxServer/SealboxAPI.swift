@@ -1,7 +1,12 @@
 import Foundation
+import Glibc
+import SealboxBase
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Logging
+import Synchronization
+import NIOCore
 import ServiceLifecycle
 import SealboxJail
 import SealboxLedger
@@ -13,7 +18,7 @@ import SealboxRuntime
 ///                                   the `sealbox run --json` object, or its output as it comes
 ///                                   (Accept: application/x-ndjson or text/event-stream;
 ///                                   RunStreaming.swift)
-///   GET  /v1/runs/{id}              a finished run's result (the newest `retainedResults` are kept)
+///   GET  /v1/runs/{id}              a finished run's result (RunStore: bounded in count and bytes)
 ///   POST /v1/sessions               a resumable session; GET /v1/sessions/{id} its sealed steps
 ///   GET  /v1/sessions/{id}/facts    what is true, what authority remains, what is unsafe
 ///   POST /v1/sessions/{id}/fork     branch at a sealed step
@@ -36,20 +41,28 @@ public struct SealboxAPI: Sendable {
     public let pipeline: RunPipeline
     /// Sessions and sealed steps, at `configuration.layout.checkpointsPath`.
     public let checkpoints: CheckpointStore
-    /// The control socket of the service's broker; nil when the server runs without one
-    /// (then a run that asks for tools gets 400).
-    public let brokerControlSocket: String?
+    /// The service's broker (its control socket, once running); a server without one answers
+    /// a run that asks for tools with 400, one whose broker is starting with 503.
+    public let broker: BrokerSlot
     /// The jails of this server's runs, killed when a shutdown's grace period is over.
     public let liveJails = LiveJails()
     /// keys.db: API keys and which tenant owns which session.
     public let access: AccessControl
     /// The effect log the broker writes, for /v1/effects and the effects metrics.
     public let effectLog: EffectLogHandle
+    /// Open connections, against `configuration.connections`.
+    public let connections: ConnectionRegistry
+    /// When a write to the state directory last failed for want of space (/healthz).
+    let storageFullAt = StorageAlarm()
 
     public init(configuration: ServerConfiguration, executor: Executor, brokerControlSocket: String? = nil) throws(ServiceStartError) {
+        try self.init(configuration: configuration, executor: executor, broker: BrokerSlot(brokerControlSocket.map { .external($0) } ?? .none))
+    }
+
+    public init(configuration: ServerConfiguration, executor: Executor, broker: BrokerSlot) throws(ServiceStartError) {
         self.configuration = configuration
         self.executor = executor
-        self.brokerControlSocket = brokerControlSocket
+        self.broker = broker
         do {
             checkpoints = try CheckpointStore(path: configuration.layout.checkpointsPath)
         } catch {
@@ -63,9 +76,11 @@ public struct SealboxAPI: Sendable {
         effectLog = EffectLogHandle(path: configuration.layout.ledgerPath)
         pipeline = RunPipeline(checkpointsPath: configuration.layout.checkpointsPath,
                                dataDirectory: executor.configuration.dataDirectory) { executor }
-        admission = RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxQueuedRuns)
-        store = RunStore(capacity: configuration.retainedResults)
+        admission = RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxQueuedRuns,
+                                 maxRunningPerTenant: configuration.maxConcurrentRunsPerTenant, maxQueuedPerTenant: configuration.maxQueuedRunsPerTenant)
+        store = RunStore(limits: configuration.results, directory: configuration.layout.resultsDirectory)
         metrics = ServerMetrics()
+        connections = ConnectionRegistry(limits: configuration.connections)
     }
 
     public func router() -> Router<SealboxRequestContext> {
@@ -75,7 +90,9 @@ public struct SealboxAPI: Sendable {
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: AuthMiddleware(keys: access.keys, required: configuration.authRequired))
         router.get("healthz") { _, _ in try await self.health() }
-        router.post("v1/runs") { request, context in try await self.createRun(request, context.requireIdentity(), logger: context.logger) }
+        router.post("v1/runs") { request, context in
+            try await self.createRun(request, context.requireIdentity(), connection: context.connection, logger: context.logger)
+        }
         router.get("v1/runs/:id") { _, context in try self.getRun(context.parameters.require("id"), context.requireIdentity()) }
         router.get("metrics") { _, _ in await self.renderMetrics() }
         router.get("v1/effects") { request, context in try self.listEffects(request, context) }
@@ -90,22 +107,43 @@ public struct SealboxAPI: Sendable {
     }
 
     /// `logger`: the server's and Hummingbird's logs, request and run lines included.
-    public func application(logger: Logger = Logger(label: "sealbox")) -> some ApplicationProtocol {
-        Application(router: router(), configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sealbox"),
-                    onServerRunning: { _ in logListening(logger) }, logger: logger)
+    /// `onListening` runs once the port is bound (`serve` starts its broker there, so a
+    /// server that cannot bind its port never starts one).
+    public func application(logger: Logger = Logger(label: "sealbox"), onListening: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
+        let registry = connections
+        let server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ConnectionGuardHandler(registry: registry)]))
+        return Application(router: router(), server: server,
+                           configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sealbox"),
+                           onServerRunning: { _ in
+                               logListening(logger)
+                               await onListening()
+                           }, logger: logger)
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully (see `drain`).
-    public func run(logger: Logger = Logger(label: "sealbox")) async throws {
-        let group = ServiceGroup(configuration: .init(services: [application(logger: logger)], logger: logger))
+    /// `onListening`: as for `application`; it may end the service early with `stop`.
+    public func run(logger: Logger = Logger(label: "sealbox"),
+                    onListening: @escaping @Sendable (_ stop: @escaping @Sendable (String) async -> Void) async -> Void = { _ in }) async throws {
+        let box = Mutex<ServiceGroup?>(nil)
+        let stop: @Sendable (String) async -> Void = { reason in
+            await self.drain(reason: reason, logger: logger)
+            await box.withLock { $0 }?.triggerGracefulShutdown()
+        }
+        let app = application(logger: logger) { await onListening(stop) }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        box.withLock { $0 = group }
         let signals = ShutdownSignals { reason in
-            Task {
-                await self.drain(reason: reason)
-                await group.triggerGracefulShutdown()
-            }
+            Task { await stop(reason) }
         }
         defer { signals.cancel() }
-        try await group.run()
+        do {
+            try await group.run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE || error.errnoCode == EACCES || error.errnoCode == EADDRNOTAVAIL {
+            let why = error.errnoCode == EADDRINUSE ? "the address is already in use (another server listens there)"
+                : error.errnoCode == EACCES ? "permission denied" : "no such address on this machine"
+            throw ServiceStartError("cannot listen on \(configuration.host):\(configuration.port): \(why)")
+        }
+        logger.info("stopped", metadata: ["address": .string("http://\(configuration.host):\(configuration.port)")])
     }
 
     /// The first half of a graceful shutdown, before the HTTP server stops: admit no new run
@@ -115,7 +153,12 @@ public struct SealboxAPI: Sendable {
     /// the service shut down) and closes its broker grant; its step stays unsealed, so
     /// running the step again carries on. Returns how many jails were killed.
     @discardableResult
-    public func drain(reason: String) async -> Int {
+    public func drain(reason: String, logger: Logger? = nil) async -> Int {
+        let load = await admission.load
+        logger?.notice("shutting down", metadata: [
+            "reason": .string(reason), "running": .stringConvertible(load.running), "queued_refused": .stringConvertible(load.queued),
+            "grace_s": .stringConvertible(Double(configuration.shutdownGrace.components.seconds)),
+        ])
         await admission.close()
         let deadline = ContinuousClock.now + configuration.shutdownGrace
         while await admission.load.running > 0, ContinuousClock.now < deadline {
@@ -124,6 +167,7 @@ public struct SealboxAPI: Sendable {
         var killed = 0
         if await admission.load.running > 0 {
             killed = liveJails.killAll(reason: "killed: the service shut down (\(reason)) before the run finished, after a grace period of \(configuration.shutdownGrace)")
+            logger?.notice("killed runs still executing after the grace period", metadata: ["killed": .stringConvertible(killed)])
         }
         // The killed runs tear down, answer their callers and release their slots.
         let answered = ContinuousClock.now + .seconds(30)
@@ -147,38 +191,57 @@ public struct SealboxAPI: Sendable {
 
     // MARK: handlers
 
+    /// 200 `ok`, or 503 `degraded` when the broker is unreachable or failed, or the state
+    /// directory has no room (less than `minimumFreeBytes`, or a write failed for want of
+    /// space in the last 30 s). Open to anyone: it names no path and no tenant.
     func health() async throws -> Response {
         let load = await admission.load
-        return try Self.json(.ok, Health(
-            status: "ok", running: load.running, queued: load.queued, maxConcurrentRuns: admission.maxRunning,
-            maxQueuedRuns: admission.maxQueued, cgroup: executor.cgroupDriver.version.rawValue))
+        let brokerHealth = broker.health
+        let storage = storageHealth()
+        let degraded = brokerHealth == "unreachable" || brokerHealth == "failed" || storage != "ok"
+        return try Self.json(degraded ? .serviceUnavailable : .ok, Health(
+            status: degraded ? "degraded" : "ok", running: load.running, queued: load.queued, maxConcurrentRuns: admission.maxRunning,
+            maxQueuedRuns: admission.maxQueued, cgroup: executor.cgroupDriver.version.rawValue, broker: brokerHealth, storage: storage,
+            connections: connections.stats.open))
     }
 
-    func createRun(_ request: Request, _ identity: APIIdentity, logger: Logger) async throws -> Response {
+    static let minimumFreeBytes: UInt64 = 16 << 20
+
+    /// `ok` or `full`.
+    func storageHealth() -> String {
+        if let at = storageFullAt.last, ContinuousClock.now - at < .seconds(30) { return "full" }
+        var fs = statvfs()
+        guard statvfs(configuration.layout.stateDirectory, &fs) == 0 else { return "ok" }
+        return UInt64(fs.f_bavail) * UInt64(fs.f_frsize) < Self.minimumFreeBytes ? "full" : "ok"
+    }
+
+    /// Remembers that a write failed for want of space (a 507 was answered).
+    func noteStorageFull() {
+        storageFullAt.ring()
+    }
+
+    func createRun(_ request: Request, _ identity: APIIdentity, connection: (any Channel)? = nil, logger: Logger) async throws -> Response {
         var request = request
         do {
             if let format = RunStreamFormat(accept: request.headers[.accept]) {
                 return try await streamRun(&request, identity, format: format, logger: logger)
             }
-            return try await admitAndRun(&request, identity, logger: logger)
+            return try await admitAndRun(&request, identity, connection: connection, logger: logger)
         } catch {
             metrics.rejected(error.code)
+            if error.code == "storage_full" { noteStorageFull() }
             throw error
         }
     }
 
-    private func admitAndRun(_ request: inout Request, _ identity: APIIdentity, logger: Logger) async throws(APIError) -> Response {
+    private func admitAndRun(_ request: inout Request, _ identity: APIIdentity, connection: (any Channel)?, logger: Logger) async throws(APIError) -> Response {
         let run = try await readRun(&request, identity)
-        let waited = try await admit()
+        let waited = try await admit(identity, connection: connection)
         let outcome = await execute(run)
-        await admission.release()
-        let result = finish(try outcome.get(), of: run, for: identity, waited: waited, logger: logger)
-        var response: Response
-        do {
-            response = try Self.json(.created, result)
-        } catch {
-            throw APIError(.internalServerError, "internal", "cannot encode the result: \(error)")
-        }
+        await admission.release(tenant: identity.tenant)
+        let (result, encoded) = finish(try outcome.get(), of: run, for: identity, waited: waited, logger: logger)
+        // The bytes the store kept: encoded once, the same as GET /v1/runs/{id} answers.
+        var response = Response(status: .created, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encoded)))
         response.headers[.location] = "/v1/runs/\(result.id)"
         return response
     }
@@ -198,34 +261,58 @@ public struct SealboxAPI: Sendable {
         let text = metrics.render(running: load.running, queued: load.queued, maxRunning: admission.maxRunning, maxQueued: admission.maxQueued)
             + EffectMetrics.render(effectLog)
             + ServerMetrics.render(pool: executor.pool?.stats, size: executor.pool?.configuration.size ?? 0)
+            + ServerMetrics.render(results: store.stats, limits: store.limits)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     /// Another tenant's run is a 404 like a missing one: its existence is not revealed.
     func getRun(_ id: String, _ identity: APIIdentity) throws -> Response {
-        guard let result = store.get(id, visibleTo: identity) else {
-            throw APIError(.notFound, "not_found", "no run \(id) (finished runs are kept for the newest \(configuration.retainedResults))")
+        guard let encoded = store.encoded(id, visibleTo: identity) else {
+            throw APIError(.notFound, "not_found", "no run \(Printable.text(id, limit: 64)) (finished runs are kept while they fit: the newest \(configuration.results.count) at most, \(ByteSize.format(UInt64(configuration.results.perTenantBytes))) per tenant)")
         }
-        return try Self.json(.ok, result)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encoded)))
     }
 
     /// Runs the request through the pipeline; stdin bytes go through a private temporary
     /// file the jail gets as an fd. `output` sees stdout and stderr as they arrive (streamed runs).
     func execute(_ run: RunRequest, output: OutputObserver? = nil) async -> Result<RunResult, APIError> {
+        let brokerControlSocket = broker.controlSocket
         var plan = RunPlan(spec: run.spec, session: run.session, step: run.step, allow: run.tools,
                            brokerControlSocket: run.tools.isEmpty ? nil : brokerControlSocket)
         plan.spec.liveJails = liveJails
         if !run.tools.isEmpty && brokerControlSocket == nil {
-            return .failure(.badRequest("this server has no broker: start `sealbox serve --tools FILE` to grant tools", field: "tools"))
+            switch broker.current {
+            case .starting:
+                return .failure(APIError(.serviceUnavailable, "broker_unavailable", "the server's broker is starting; retry in a moment", retryAfter: 1))
+            case .failed:
+                return .failure(APIError(.serviceUnavailable, "broker_unavailable", "the server's broker is not running; the operator has to restart the server", retryAfter: 30))
+            default:
+                return .failure(.badRequest("this server has no broker: start `sealbox serve --tools FILE` to grant tools", field: "tools"))
+            }
         }
         // A sealed memfd, never a file: a server killed mid-run leaves no tenant's stdin behind.
         if let bytes = run.stdin { plan.spec.stdin = .bytes(bytes) }
         do throws(RuntimeError) {
             return .success(try await pipeline.run(plan, output: output))
         } catch {
-            return .failure(APIError(error))
+            return .failure(tenantSafe(APIError(error)))
         }
+    }
+
+    /// An error as a tenant may see it: the host's own paths (state and data directories,
+    /// the broker's sockets) are replaced by what they are, so an answer never tells a
+    /// tenant where the server keeps things. The full text is in the server's log.
+    func tenantSafe(_ error: APIError) -> APIError {
+        var safe = error
+        let replacements = [
+            (configuration.layout.stateDirectory, "<state-dir>"), (executor.configuration.dataDirectory, "<data-dir>"),
+            (configuration.layout.brokerStateDirectory, "<broker-dir>"), ("/run/sealbox", "<run-dir>"),
+        ]
+        for (path, name) in replacements where path.count > 1 {
+            safe.message = safe.message.replacingOccurrences(of: path, with: name)
+        }
+        return safe
     }
 
     struct Health: Encodable {
@@ -235,9 +322,14 @@ public struct SealboxAPI: Sendable {
         var maxConcurrentRuns: Int
         var maxQueuedRuns: Int
         var cgroup: String
+        /// ok, starting, unreachable, failed, none.
+        var broker: String
+        /// ok, full.
+        var storage: String
+        var connections: Int
 
         enum CodingKeys: String, CodingKey {
-            case status, running, queued, cgroup
+            case status, running, queued, cgroup, broker, storage, connections
             case maxConcurrentRuns = "max_concurrent_runs"
             case maxQueuedRuns = "max_queued_runs"
         }
@@ -254,4 +346,11 @@ public struct SealboxAPI: Sendable {
         let data = try encoder.encode(value)
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
+}
+
+/// When a write last failed for want of space.
+final class StorageAlarm: Sendable {
+    private let at = Mutex<ContinuousClock.Instant?>(nil)
+    var last: ContinuousClock.Instant? { at.withLock { $0 } }
+    func ring() { at.withLock { $0 = ContinuousClock.now } }
 }

@@ -11,10 +11,15 @@ public struct ServerConfiguration: Sendable {
     public var maxConcurrentRuns: Int
     /// Runs waiting for a slot; beyond that a request gets 429 with Retry-After.
     public var maxQueuedRuns: Int
+    /// One tenant's share: runs executing at once (nil: all of `maxConcurrentRuns`).
+    public var maxConcurrentRunsPerTenant: Int?
+    /// One tenant's share of the queue (nil: all of `maxQueuedRuns`).
+    public var maxQueuedRunsPerTenant: Int?
     /// Largest request body accepted (413 beyond).
     public var maxBodyBytes: Int
-    /// Results kept for GET /v1/runs/{id}, newest first; older ones are forgotten.
-    public var retainedResults: Int
+    /// What GET /v1/runs/{id} keeps: at most so many results and so many bytes, in memory,
+    /// on disk (STATE/results/) and per tenant; the oldest are forgotten first.
+    public var results: RunStore.Limits
     /// The most a request may ask for; a request asking for more gets 400 naming the field.
     public var maxLimits: Limits
     /// What a request that names no limit gets.
@@ -25,12 +30,14 @@ public struct ServerConfiguration: Sendable {
     /// `layout`). false only for `sealbox serve --no-auth`: every request then acts as tenant
     /// `default`, as an operator.
     public var authRequired = true
+    /// Connection caps and timeouts (ConnectionGuard).
+    public var connections = ConnectionLimits()
     /// The seccomp profiles a key without its own grant may name (`serve --profiles`).
     public var profiles: ProfileGrant = .serverDefault
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, layout: ServiceLayout = ServiceLayout(stateDirectory: ServiceLayout.defaultStateDirectory),
-        maxConcurrentRuns: Int = 2, maxQueuedRuns: Int = 64, maxBodyBytes: Int = 8 << 20, retainedResults: Int = 10_000,
+        maxConcurrentRuns: Int = 2, maxQueuedRuns: Int = 64, maxBodyBytes: Int = 8 << 20, results: RunStore.Limits = RunStore.Limits(),
         maxLimits: Limits = Limits(timeoutMs: 300_000, memoryBytes: 2 << 30, pids: 512, diskBytes: 1 << 30, outputBytes: 16 << 20, cpus: nil),
         defaultLimits: Limits = Limits()
     ) {
@@ -40,7 +47,7 @@ public struct ServerConfiguration: Sendable {
         self.maxConcurrentRuns = maxConcurrentRuns
         self.maxQueuedRuns = maxQueuedRuns
         self.maxBodyBytes = maxBodyBytes
-        self.retainedResults = retainedResults
+        self.results = results
         self.maxLimits = maxLimits
         self.defaultLimits = defaultLimits
     }

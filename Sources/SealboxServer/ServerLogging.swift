@@ -19,6 +19,11 @@ public enum ServerLogging {
         logger.notice("\(message)", metadata: metadata.mapValues { .string($0) })
     }
 
+    /// One error line, for the CLI's start-up failures.
+    public static func error(_ message: String, to logger: Logger, metadata: [String: String] = [:]) {
+        logger.error("\(message)", metadata: metadata.mapValues { .string($0) })
+    }
+
     /// A logger writing JSON lines to `sink`, without touching the process-wide default.
     public static func logger(level: Logger.Level = .info, sink: LogSink) -> Logger {
         Logger(label: "sealbox") { _ in JSONLogHandler(level: level, sink: sink) }

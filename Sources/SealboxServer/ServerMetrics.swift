@@ -95,6 +95,31 @@ public final class ServerMetrics: Sendable {
             """
     }
 
+    /// What GET /v1/runs/{id} keeps, against its bounds.
+    public static func render(results stats: RunStore.Stats, limits: RunStore.Limits) -> String {
+        """
+        # HELP sealbox_results_stored Finished results kept for GET /v1/runs/{id}.
+        # TYPE sealbox_results_stored gauge
+        sealbox_results_stored \(stats.stored)
+        # HELP sealbox_results_bytes Bytes of kept results, in memory and on disk.
+        # TYPE sealbox_results_bytes gauge
+        sealbox_results_bytes{place="memory"} \(stats.memoryBytes)
+        sealbox_results_bytes{place="disk"} \(stats.diskBytes)
+        # HELP sealbox_results_limit_bytes The bounds: memory, disk, and each tenant's share.
+        # TYPE sealbox_results_limit_bytes gauge
+        sealbox_results_limit_bytes{place="memory"} \(limits.memoryBytes)
+        sealbox_results_limit_bytes{place="disk"} \(limits.diskBytes)
+        sealbox_results_limit_bytes{place="tenant"} \(limits.perTenantBytes)
+        # HELP sealbox_results_evicted_total Results forgotten to stay within the bounds (oldest first).
+        # TYPE sealbox_results_evicted_total counter
+        sealbox_results_evicted_total \(stats.evicted)
+        # HELP sealbox_results_output_dropped_total Results kept without their output: no room left for it.
+        # TYPE sealbox_results_output_dropped_total counter
+        sealbox_results_output_dropped_total \(stats.outputDropped)
+
+        """
+    }
+
     private func histogram(_ out: inout String, _ name: String, _ help: String, _ h: Histogram) {
         out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
         for (index, bound) in Self.bounds.enumerated() {

@@ -1,13 +1,23 @@
 import Foundation
 import Glibc
+import SealboxBroker
+import SealboxRuntime
+import Synchronization
 
 /// The broker process of `sealbox serve`: a separate `sealbox broker` holding the secrets of
 /// the operator's tools and writing the effect log, so the API process never sees a secret.
 /// It watches the server through a pidfd (`--exit-with`): a server killed with SIGKILL takes
 /// its broker along, and the broker ends the grants it gave out.
+///
+/// Each broker owns a directory of its own under the service's socket directory
+/// (`/run/sealbox/serve-<hash>/b-<pid>-<n>/`), and removes only that one when it stops. A
+/// server killed with SIGKILL leaves its broker a few seconds to seal the calls in flight;
+/// a server restarted meanwhile starts a broker in another directory, so the old one
+/// removing its own never takes the new one's sockets away.
 public final class ServiceBroker: @unchecked Sendable {  // immutable after start; `process` is only stopped once
     public let controlSocket: String
     public let configPath: String
+    public let stateDirectory: String
     private let process: Process
     private let logPath: String
 
@@ -28,23 +38,30 @@ public final class ServiceBroker: @unchecked Sendable {  // immutable after star
                 throw ServiceStartError("cannot write \(config)")
             }
         }
-        let stateDirectory = layout.brokerStateDirectory
-        // A broker of an earlier server that is gone left its sockets: start clean.
-        try? fm.removeItem(atPath: stateDirectory)
+        let base = layout.brokerStateDirectory
         do {
             // 0711 like the per-run brokers' directories: jails reach their own run socket by
             // its full path, nobody can list the others.
-            try fm.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
+            try fm.createDirectory(atPath: base, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
         } catch {
-            throw ServiceStartError("cannot create \(stateDirectory): \(error.localizedDescription)")
+            throw ServiceStartError("cannot create \(base): \(error.localizedDescription)")
         }
+        // Directories of brokers that are gone (their control socket answers nothing). A
+        // broker of a killed server still sealing its calls answers, and is left alone.
+        BrokerRun.sweepStaleStateDirectories(in: base, prefix: "b-", minimumAge: 0)
+        let stateDirectory = base + "/b-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        // Each start keeps the previous broker's log as broker.log.1.
         let logPath = layout.stateDirectory + "/broker.log"
+        if fm.fileExists(atPath: logPath) {
+            _ = rename(logPath, logPath + ".1")
+        }
         guard fm.createFile(atPath: logPath, contents: nil, attributes: [.posixPermissions: 0o600]),
               let log = FileHandle(forWritingAtPath: logPath) else {
             throw ServiceStartError("cannot create the broker's log \(logPath)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
+        // The broker makes its directory itself (0711) and removes it when it stops.
         process.arguments = ["broker", "--config", config, "--state-dir", stateDirectory, "--ledger", layout.ledgerPath,
                              "--exit-with", String(getpid())]
         process.standardInput = FileHandle.nullDevice
@@ -55,7 +72,8 @@ public final class ServiceBroker: @unchecked Sendable {  // immutable after star
         } catch {
             throw ServiceStartError("cannot start the broker (\(executable)): \(error)")
         }
-        let broker = ServiceBroker(controlSocket: stateDirectory + "/control.sock", configPath: config, process: process, logPath: logPath)
+        let broker = ServiceBroker(controlSocket: stateDirectory + "/control.sock", configPath: config, stateDirectory: stateDirectory,
+                                   process: process, logPath: logPath)
         // Up to 30 s: a large effect log on a loaded machine is slow to open and recover.
         for _ in 0..<3000 {
             if fm.fileExists(atPath: broker.controlSocket) { return broker }
@@ -66,14 +84,28 @@ public final class ServiceBroker: @unchecked Sendable {  // immutable after star
         throw ServiceStartError("the broker did not start: " + broker.logTail())
     }
 
-    private init(controlSocket: String, configPath: String, process: Process, logPath: String) {
+    private init(controlSocket: String, configPath: String, stateDirectory: String, process: Process, logPath: String) {
         self.controlSocket = controlSocket
         self.configPath = configPath
+        self.stateDirectory = stateDirectory
         self.process = process
         self.logPath = logPath
     }
 
     public var isRunning: Bool { process.isRunning }
+    public var processIdentifier: Int32 { process.processIdentifier }
+
+    /// Whether the broker answers on its control socket now (a connect, nothing sent).
+    public var isReachable: Bool {
+        process.isRunning && Self.answers(controlSocket)
+    }
+
+    /// Whether something listens on the Unix socket at `path`.
+    static func answers(_ path: String) -> Bool {
+        guard let fd = try? UnixSocket.connect(path: path) else { return false }
+        close(fd)
+        return true
+    }
 
     /// SIGTERM, then up to 10 s for calls in flight to seal (the broker itself gives them 5 s),
     /// then SIGKILL.
@@ -90,6 +122,53 @@ public final class ServiceBroker: @unchecked Sendable {  // immutable after star
         let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         return trimmed.isEmpty ? "no output (see \(logPath))" : String(trimmed.suffix(maxBytes))
+    }
+}
+
+/// The service's broker as the API sees it: not configured, starting (the server listens
+/// before it starts its broker, so a second server on a busy port never starts one), running,
+/// or failed. Tools runs read the control socket from here at the time they start.
+public final class BrokerSlot: Sendable {
+    public enum State: Sendable {
+        case none
+        case starting
+        /// The service's own broker process.
+        case running(ServiceBroker)
+        /// A broker someone else runs, by its control socket (tests, embedding).
+        case external(String)
+        case failed(String)
+    }
+
+    private let state: Mutex<State>
+
+    public init(_ state: State) {
+        self.state = Mutex(state)
+    }
+
+    public var current: State { state.withLock { $0 } }
+
+    public func set(_ new: State) {
+        state.withLock { $0 = new }
+    }
+
+    /// The control socket of a running broker.
+    public var controlSocket: String? {
+        switch current {
+        case .running(let broker): broker.controlSocket
+        case .external(let socket): socket
+        default: nil
+        }
+    }
+
+    /// What /healthz says: ok, starting, unreachable, failed or none.
+    public var health: String {
+        switch current {
+        case .none: "none"
+        case .starting: "starting"
+        case .running(let broker): broker.isReachable ? "ok" : "unreachable"
+        case .external(let socket): ServiceBroker.answers(socket) ? "ok" : "unreachable"
+        case .failed: "failed"
+        }
     }
 }
 

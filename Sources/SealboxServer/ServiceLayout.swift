@@ -36,6 +36,7 @@ public struct ServiceLayout: Sendable {
         let digest = SHA256.hash(data: Data(stateDirectory.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
         return base + "/serve-" + digest
     }
-    public var brokerControlSocket: String { brokerStateDirectory + "/control.sock" }
     public var bootstrapKeyPath: String { stateDirectory + "/api-key" }
+    /// Large finished results of GET /v1/runs/{id}; emptied at every start.
+    public var resultsDirectory: String { stateDirectory + "/results" }
 }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import SealboxBase
+import SealboxJail
 import SealboxLedger
 
 /// Sessions over HTTP, the same operations as `sealbox session new|steps|facts|fork`:
@@ -36,15 +37,18 @@ extension SealboxAPI {
             }
             limit = bytes
         }
+        // Claimed for the tenant before it exists: a crash in between leaves an owner row
+        // with no session (harmless), never a session no tenant can see.
+        let id = CheckpointStore.newSessionID()
+        try claimSession(id, for: identity)
         let info: SessionInfo
         do {
-            let id = try checkpoints.createSession(workspaceLimitBytes: limit)
+            _ = try checkpoints.createSession(id: id, workspaceLimitBytes: limit)
             guard let created = try checkpoints.session(id) else { throw CheckpointError(.storage, "session \(id) vanished") }
             info = created
         } catch let error as CheckpointError {
             throw Self.apiError(error)
         }
-        try claimSession(info.id, for: identity)
         var response = try Self.json(.created, info)
         response.headers[.location] = "/v1/sessions/\(info.id)"
         return response
@@ -54,7 +58,7 @@ extension SealboxAPI {
         try requireSession(id, visibleTo: identity)
         do {
             guard let info = try checkpoints.session(id) else { throw Self.unknownSession(id) }
-            return try Self.json(.ok, SessionView(session: info, steps: try checkpoints.steps(session: id)))
+            return try Self.json(.ok, SessionView(session: info, steps: try checkpoints.steps(session: id).map(StepView.init)))
         } catch let error as APIError {
             throw error
         } catch let error as CheckpointError {
@@ -88,13 +92,14 @@ extension SealboxAPI {
             throw APIError.badRequest("at must name the sealed step the fork starts after", field: "at")
         }
         if let problem = StepKey.problem(step) { throw APIError.badRequest("at \(problem)", field: "at") }
+        let forkID = CheckpointStore.newSessionID()
+        try claimSession(forkID, for: identity)
         let fork: SessionInfo
         do {
-            fork = try checkpoints.fork(session: id, atStep: step)
+            fork = try checkpoints.fork(session: id, atStep: step, newID: forkID)
         } catch {
             throw Self.apiError(error)
         }
-        try claimSession(fork.id, for: identity)
         var response = try Self.json(.created, fork)
         response.headers[.location] = "/v1/sessions/\(fork.id)"
         return response
@@ -122,7 +127,37 @@ extension SealboxAPI {
     /// inherited prefix, each naming the session that sealed it).
     struct SessionView: Encodable {
         var session: SessionInfo
-        var steps: [Checkpoint]
+        var steps: [StepView]
+    }
+
+    /// A sealed step as `Checkpoint` encodes it, but with `result` as the JSON object it is
+    /// (the run's result), not as a string holding JSON.
+    struct StepView: Encodable {
+        var checkpoint: Checkpoint
+
+        init(_ checkpoint: Checkpoint) {
+            self.checkpoint = checkpoint
+        }
+
+        private struct ResultKey: CodingKey {
+            var stringValue: String { "result" }
+            var intValue: Int? { nil }
+            init() {}
+            init?(stringValue: String) { nil }
+            init?(intValue: Int) { nil }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var plain = checkpoint
+            plain.result = ""
+            try plain.encode(to: encoder)
+            var container = encoder.container(keyedBy: ResultKey.self)
+            if let result = try? JSONDecoder().decode(RunResult.self, from: Data(checkpoint.result.utf8)) {
+                try container.encode(result, forKey: ResultKey())
+            } else {
+                try container.encode(checkpoint.result, forKey: ResultKey())
+            }
+        }
     }
 }
 

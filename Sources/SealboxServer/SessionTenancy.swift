@@ -1,5 +1,6 @@
 import HTTPTypes
 import SealboxJail
+import SealboxLedger
 
 /// The two checks every session route makes, in API terms (the table is `TenantDirectory`):
 ///
@@ -38,5 +39,23 @@ extension SealboxAPI {
         if identity.isOperator { return }
         // The same answer as for a session that does not exist.
         guard identity.canSee(ownedBy: try sessionOwner(session)) else { throw Self.unknownSession(session) }
+    }
+}
+
+extension SealboxAPI {
+    /// What a server killed with SIGKILL leaves behind, cleaned at the next start: partial
+    /// blobs of writers that are gone, and sessions nobody owns that nothing refers to (made
+    /// by servers that created a session before recording its owner). Results of the last
+    /// server are dropped by `RunStore` itself. Returns what was removed, for the log.
+    public func sweepLeftovers() -> (partialBlobs: Int, unownedSessions: Int) {
+        let blobs = checkpoints.blobs.sweepTemporaries()
+        var sessions = 0
+        if let unused = try? checkpoints.unusedSessions(limit: TenantDirectory.maxBatch),
+           let owners = try? access.tenants.owners(of: Set(unused)) {
+            for id in unused where owners[id] == nil {
+                if (try? checkpoints.removeUnusedSession(id)) == true { sessions += 1 }
+            }
+        }
+        return (blobs, sessions)
     }
 }

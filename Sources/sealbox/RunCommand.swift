@@ -183,6 +183,10 @@ enum ResultPrinter {
             JSONOutput.print(result)
             return
         }
+        if result.replayed == true {
+            // The output below is the sealed step's, from its checkpoint: nothing ran now.
+            FileHandle.standardError.write(Data("sealbox: replayed: the step was sealed at checkpoint \(result.checkpoint.map(String.init) ?? "?") (run \(result.id)); nothing ran, the output is the sealed one\n".utf8))
+        }
         FileHandle.standardOutput.write(Data(result.stdout.utf8))
         FileHandle.standardError.write(Data(result.stderr.utf8))
         if let note = summary(result) {

@@ -51,7 +51,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Address to listen on, HOST:PORT.")
     var listen: String = "127.0.0.1:8080"
 
-    @Option(name: .customLong("state-dir"), help: "Where the service keeps its API keys, effect log, checkpoints and broker state (default: /var/lib/sealbox as root, ~/.local/state/sealbox otherwise).")
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp(
+        "Where the service keeps its API keys, effect log, checkpoints and broker state; one server per directory.", valueName: "DIR"))
     var stateDir: String = ServiceLayout.defaultStateDirectory
 
     @Option(name: .long, help: "Broker config (YAML) with the tools and secrets runs may be granted (\"tools\" in POST /v1/runs). Default: a broker with no tools.")
@@ -63,12 +64,42 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-queued"), help: "Runs waiting for a slot before requests get 429.")
     var maxQueued: Int = 64
 
+    @Option(name: .customLong("max-concurrent-per-tenant"), help: "Runs of one tenant executing at once (default: all of --max-concurrent). When a slot frees, the tenant with the fewest runs executing goes next either way.")
+    var maxConcurrentPerTenant: Int?
+
+    @Option(name: .customLong("max-queued-per-tenant"), help: "Runs of one tenant waiting at once (default: half of --max-queued), so one tenant cannot fill the queue.")
+    var maxQueuedPerTenant: Int?
+
     @Option(name: .customLong("max-body"), help: "Largest request body, e.g. 8M.")
     var maxBody: String = "8M"
 
     @OptionGroup var limits: OperatorLimitOptions
 
     @OptionGroup var profilePolicy: ProfilePolicyOptions
+
+    @Option(name: .customLong("results-memory"), help: "Finished results kept in memory for GET /v1/runs/{id}, in bytes (oldest forgotten first).")
+    var resultsMemory: String = "64M"
+
+    @Option(name: .customLong("results-disk"), help: "Large finished results kept on disk in STATE-DIR/results (emptied at start), in bytes.")
+    var resultsDisk: String = "1G"
+
+    @Option(name: .customLong("results-per-tenant"), help: "Bytes of kept results one tenant may hold; past it, its own oldest go first.")
+    var resultsPerTenant: String = "256M"
+
+    @Option(name: .customLong("results-max"), help: "Finished results kept at most, whatever their size.")
+    var resultsMax: Int = 10_000
+
+    @Option(name: .customLong("max-connections"), help: "Connections open at once (at most half the descriptor limit). Past it, the oldest idle connection is closed to make room; with none idle, the new one is.")
+    var maxConnections: Int = 4096
+
+    @Option(name: .customLong("max-connections-per-peer"), help: "Connections open at once from one address; past it, that address's oldest idle connection is closed first.")
+    var maxConnectionsPerPeer: Int = 256
+
+    @Option(name: .customLong("header-timeout"), help: "Seconds a connection has to send a request's head (a request's body gets at least 60 s more).")
+    var headerTimeout: Double = 10
+
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a keep-alive connection may wait for its next request.")
+    var idleTimeout: Double = 60
 
     @Option(name: .customLong("log-level"), help: "Least severe log level written: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
@@ -102,65 +133,137 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.shutdownGrace = .milliseconds(Int64((shutdownGrace * 1000).rounded()))
         configuration.maxConcurrentRuns = maxConcurrent
         configuration.maxQueuedRuns = maxQueued
+        if let maxConcurrentPerTenant, !(1...maxConcurrent).contains(maxConcurrentPerTenant) {
+            throw CLIFailure(message: "--max-concurrent-per-tenant must be between 1 and --max-concurrent (\(maxConcurrent))")
+        }
+        if let maxQueuedPerTenant, !(0...maxQueued).contains(maxQueuedPerTenant) {
+            throw CLIFailure(message: "--max-queued-per-tenant must be between 0 and --max-queued (\(maxQueued))")
+        }
+        configuration.maxConcurrentRunsPerTenant = maxConcurrentPerTenant
+        configuration.maxQueuedRunsPerTenant = maxQueuedPerTenant ?? max(1, maxQueued / 2)
+        guard (1...1_000_000).contains(resultsMax) else { throw CLIFailure(message: "--results-max must be between 1 and 1000000") }
         do {
             configuration.maxBodyBytes = Int(try ByteSize.parse(maxBody, flag: "--max-body"))
+            configuration.results = RunStore.Limits(
+                count: resultsMax, memoryBytes: Int(try ByteSize.parse(resultsMemory, flag: "--results-memory")),
+                diskBytes: Int(try ByteSize.parse(resultsDisk, flag: "--results-disk")),
+                perTenantBytes: Int(try ByteSize.parse(resultsPerTenant, flag: "--results-per-tenant")))
         } catch {
             throw CLIFailure(message: error.description)
         }
         configuration.maxLimits = try limits.limits()
         configuration.profiles = try profilePolicy.grant()
-        let executor: Executor
-        do {
-            executor = try Executor(configuration: .init(dataDirectory: try DataDirectory.locate()))
-        } catch {
-            throw CLIFailure(message: error.description)
+        guard (1...1_000_000).contains(maxConnections), (1...1_000_000).contains(maxConnectionsPerPeer) else {
+            throw CLIFailure(message: "--max-connections and --max-connections-per-peer must be between 1 and 1000000")
         }
-        if pool > 0 {
-            do {
-                try executor.startPool(JailPool.Configuration(size: pool, limits: configuration.defaultLimits, refillDelayMs: poolRefillDelay))
-            } catch {
-                throw CLIFailure(message: "--pool: " + error.description)
-            }
+        for (flag, value) in [("--header-timeout", headerTimeout), ("--idle-timeout", idleTimeout)] where !(value.isFinite && value >= 0.1 && value <= 3600) {
+            throw CLIFailure(message: "\(flag) must be between 0.1 and 3600 seconds")
         }
-        // Whatever way serve ends, the pool's prepared jails go with it.
-        defer { executor.stopPool() }
+        let descriptors = Self.raiseDescriptorLimit()
+        configuration.connections = ConnectionLimits(
+            maxConnections: maxConnections, maxPerPeer: maxConnectionsPerPeer,
+            headerTimeout: .milliseconds(Int64(headerTimeout * 1000)), bodyTimeout: .milliseconds(Int64(max(headerTimeout, 60) * 1000)),
+            idleTimeout: .milliseconds(Int64(idleTimeout * 1000))).fitted(toDescriptorLimit: descriptors)
         guard let logger = ServerLogging.bootstrap(level: logLevel) else {
             throw CLIFailure(message: "--log-level must be one of \(ServerLogging.levelNames), got \"\(logLevel)\"")
         }
         configuration.layout = ServiceLayout(stateDirectory: stateDir)
         configuration.authRequired = !noAuth
+        // From here on every failure is a JSON log line, like everything serve writes.
+        func fail(_ message: String, _ metadata: [String: String] = [:]) -> ExitCode {
+            ServerLogging.error(message, to: logger, metadata: metadata)
+            return ExitCode(125)
+        }
         do {
             try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw CLIFailure(message: "--state-dir \(stateDir): \(error.localizedDescription)")
+            throw fail("cannot create the state directory: \(error.localizedDescription)", ["state_dir": stateDir])
         }
-        let broker: ServiceBroker
+        // Before anything in the state directory is touched: one server per state directory.
+        let lock: StateDirectoryLock
+        do {
+            lock = try StateDirectoryLock.acquire(configuration.layout)
+        } catch {
+            throw fail(error.description, ["state_dir": stateDir])
+        }
+        defer { withExtendedLifetime(lock) {} }
+        let executor: Executor
+        do {
+            executor = try Executor(configuration: .init(dataDirectory: try DataDirectory.locate()))
+        } catch {
+            throw fail(error.description)
+        }
+        if pool > 0 {
+            do {
+                try executor.startPool(JailPool.Configuration(size: pool, limits: configuration.defaultLimits, refillDelayMs: poolRefillDelay))
+            } catch {
+                throw fail("--pool: " + error.description)
+            }
+        }
+        // Whatever way serve ends, the pool's prepared jails go with it.
+        defer { executor.stopPool() }
+        let slot = BrokerSlot(.starting)
         let api: SealboxAPI
         do {
-            let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-            broker = try await ServiceBroker.start(executable: exe, layout: configuration.layout, toolsConfig: tools)
-            do {
-                api = try SealboxAPI(configuration: configuration, executor: executor, brokerControlSocket: broker.controlSocket)
-                if let path = try api.bootstrapKeyIfNeeded() {
-                    ServerLogging.notice("no API keys yet: made an operator key for tenant \"default\" in \(path) (mode 0600). Send it as: Authorization: Bearer $(cat \(path))",
-                                         to: logger, metadata: ["key_file": path])
-                }
-            } catch {
-                broker.stop()
-                throw error
+            api = try SealboxAPI(configuration: configuration, executor: executor, broker: slot)
+            if let path = try api.bootstrapKeyIfNeeded() {
+                ServerLogging.notice("no API keys yet: made an operator key for tenant \"default\" in \(path) (mode 0600). Send it as: Authorization: Bearer $(cat \(path))",
+                                     to: logger, metadata: ["key_file": path])
             }
         } catch {
-            throw CLIFailure(message: "\(error)")
+            throw fail("\(error)")
         }
+        let swept = api.sweepLeftovers()
+        if swept.partialBlobs + swept.unownedSessions > 0 {
+            ServerLogging.notice("removed what a killed server left behind", to: logger,
+                                 metadata: ["partial_blobs": String(swept.partialBlobs), "unowned_sessions": String(swept.unownedSessions)])
+        }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let layout = configuration.layout
+        let tools = self.tools
+        let brokerFailure = BrokerFailureNote()
         let outcome: Result<Void, any Error>
         do {
-            try await api.run(logger: logger)
+            // The port is bound first: a server that cannot listen never starts a broker.
+            try await api.run(logger: logger) { stop in
+                do {
+                    let broker = try await ServiceBroker.start(executable: exe, layout: layout, toolsConfig: tools)
+                    slot.set(.running(broker))
+                    ServerLogging.notice("broker started", to: logger, metadata: ["pid": String(broker.processIdentifier), "tools": tools ?? "none"])
+                } catch {
+                    slot.set(.failed("\(error)"))
+                    brokerFailure.set("\(error)")
+                    await stop("the broker did not start")
+                }
+            }
             outcome = .success(())
         } catch {
             outcome = .failure(error)
         }
         // After the last run has closed its grant: the broker seals calls in flight and stops.
-        broker.stop()
-        if case .failure(let error) = outcome { throw CLIFailure(message: "serve: \(error)") }
+        if case .running(let broker) = slot.current { broker.stop() }
+        if let failure = brokerFailure.message { throw fail("the broker did not start: \(failure)") }
+        if case .failure(let error) = outcome { throw fail("\(error)", ["address": listen]) }
     }
+
+    /// The descriptor limit, raised to its hard limit: idle connections and jails both hold
+    /// descriptors. Returns the soft limit in force.
+    static func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return Int(min(limit.rlim_cur, 1 << 30))
+    }
+}
+
+/// Why the service's broker did not start, when it did not.
+final class BrokerFailureNote: @unchecked Sendable {  // guarded by `lock`
+    private let lock = NSLock()
+    private var text: String?
+    var message: String? { lock.withLock { text } }
+    func set(_ message: String) { lock.withLock { text = message } }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SealboxBase
 import SealboxBroker
 import SealboxLedger
 
@@ -56,7 +57,7 @@ enum FactsPrinter {
         Swift.print("session \(f.session): \(f.whatIsTrue.steps.count) step(s) sealed; " +
                     (f.clean ? "nothing unsafe or unresolved" : "\(unsafeCount) thing(s) unsafe or unresolved"))
         if let parent = f.forkedFrom {
-            Swift.print("forked from \(parent) at step \"\(f.forkedAtStep ?? "?")\"; family: \(f.family.joined(separator: ", "))")
+            Swift.print("forked from \(parent) at step \(quoted(f.forkedAtStep ?? "?")); family: \(f.family.joined(separator: ", "))")
         }
 
         Swift.print("\nWHAT IS TRUE")
@@ -100,7 +101,8 @@ enum FactsPrinter {
         return "effect \(e.seq): \(e.tool) (\(e.effectClass.rawValue)) \(e.state.phrase)\(step)\(origin)"
     }
 
-    static func quoted(_ text: String) -> String { "\"\(text)\"" }
+    /// Step keys are chosen by agents: escaped, so one cannot rewrite the operator's terminal.
+    static func quoted(_ text: String) -> String { "\"\(Printable.text(text))\"" }
 
     static func time(_ ms: Int64) -> String {
         let formatter = DateFormatter()

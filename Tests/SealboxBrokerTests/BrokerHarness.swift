@@ -155,6 +155,7 @@ enum Binaries {
         env["SEALBOX_DATA_DIR"] = repoRoot
         for (k, v) in environment { env[k] = v }
         p.environment = env
+        p.standardInput = FileHandle.nullDevice
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

@@ -35,6 +35,9 @@ enum CLI {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
+        // sealbox run passes a piped stdin through (`echo hi | sealbox run`): a test's runs
+        // read /dev/null, whatever the test runner's own stdin is.
+        process.standardInput = FileHandle.nullDevice
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -29,7 +29,7 @@ struct KeysCLITests {
         #expect(operatorKey.hasPrefix("sbx_\(operatorID)_"))
         #expect(object["operator"] as? Bool == true)
         #expect(object["tenant"] as? String == "default")
-        #expect(object.keys.sorted() == ["created_ms", "id", "key", "name", "operator", "revoked_ms", "tenant"])
+        #expect(object.keys.sorted() == ["created_ms", "id", "key", "name", "operator", "profiles", "revoked_ms", "tenant"])
 
         let list = try await CLI.run(["keys", "list", "--json", "--state-dir", dir])
         #expect(list.status == 0, "\(list.stderr)")

@@ -42,6 +42,20 @@ public struct BlobStore: Sendable {
         return (digest, size, true)
     }
 
+    /// Removes partial blobs (`tmp-<pid>-<n>`) of writers that are gone: a process killed
+    /// between creating its temporary file and renaming it leaves one. Returns how many.
+    @discardableResult
+    public func sweepTemporaries() -> Int {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return 0 }
+        var removed = 0
+        for name in names where name.hasPrefix("tmp-") {
+            let fields = name.split(separator: "-")
+            guard fields.count == 3, let pid = Int32(fields[1]) else { continue }
+            if pid != getpid(), kill(pid, 0) != 0, errno == ESRCH, unlink(directory + "/" + name) == 0 { removed += 1 }
+        }
+        return removed
+    }
+
     /// Opens a blob for reading.
     public func open(_ digest: String) throws(CheckpointError) -> Int32 {
         guard let path = path(of: digest) else { throw CheckpointError(.storage, "bad blob digest \(digest)") }

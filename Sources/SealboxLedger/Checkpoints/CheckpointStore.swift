@@ -313,6 +313,39 @@ public final class CheckpointStore: Sendable {
         }
     }
 
+    /// Sessions nothing refers to: no sealed step, no attempt, no fork (oldest first, at most
+    /// `limit`). A server killed between creating a session and recording who owns it left
+    /// such sessions behind before ownership was recorded first.
+    public func unusedSessions(limit: Int = 1000) throws(CheckpointError) -> [String] {
+        try read { db in
+            try String.fetchAll(db, sql: """
+                SELECT id FROM sessions s
+                WHERE NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_id = s.id)
+                  AND NOT EXISTS (SELECT 1 FROM step_attempts WHERE session_id = s.id)
+                  AND NOT EXISTS (SELECT 1 FROM sessions f WHERE f.forked_from = s.id)
+                ORDER BY created_at_ms LIMIT ?
+                """, arguments: [limit])
+        }
+    }
+
+    /// Removes a session if nothing refers to it (checked again inside the transaction).
+    @discardableResult
+    public func removeUnusedSession(_ id: String) throws(CheckpointError) -> Bool {
+        do {
+            return try queue.write { db in
+                try db.execute(sql: """
+                    DELETE FROM sessions WHERE id = ?
+                      AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_id = ?)
+                      AND NOT EXISTS (SELECT 1 FROM step_attempts WHERE session_id = ?)
+                      AND NOT EXISTS (SELECT 1 FROM sessions f WHERE f.forked_from = ?)
+                    """, arguments: [id, id, id, id])
+                return db.changesCount > 0
+            }
+        } catch {
+            throw CheckpointError(.storage, "cannot remove session \(id): \(error)")
+        }
+    }
+
     /// Walks the chain; names the first bad checkpoint.
     public func verify() throws(CheckpointError) -> VerifyReport {
         do {

@@ -1,5 +1,6 @@
 import Foundation
 import SealboxLedger
+import enum SealboxBase.StrictJSONDecoder
 
 /// A JSON-RPC 2.0 request id. MCP allows only strings and integers (never null), so a
 /// response can echo exactly what the client sent.
@@ -59,9 +60,11 @@ enum JSONRPCIncoming: Sendable {
     static func parse(_ line: Data) -> JSONRPCIncoming {
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: line)
+            // The strict reader: a duplicate member name anywhere in the message is refused,
+            // so the arguments a tool sees are the ones every check saw.
+            value = try StrictJSONDecoder.decode(JSONValue.self, from: [UInt8](line))
         } catch {
-            return .invalid(.parseError("the line is not valid JSON"), id: nil)
+            return .invalid(.parseError(error.syntax ? "the line is " + error.message : "the line is not valid JSON"), id: nil)
         }
         guard case .object(let message) = value else {
             if case .array = value {
