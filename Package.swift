@@ -160,9 +160,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What end-to-end test targets share: the built binary, `sealbox serve` processes,
+        // byte-exact HTTP. Depends on no sealbox module: the tests use sealbox as users do.
+        .target(
+            name: "SealboxTestSupport",
+            path: "Tests/SealboxTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SealboxCLITests",
-            dependencies: [],
+            dependencies: ["SealboxTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // The hostile API battery: a real `sealbox serve` attacked as a hostile tenant, a
+        // buggy client and a bad day would (issue: service security and robustness).
+        .testTarget(
+            name: "SealboxHostileAPITests",
+            dependencies: ["SealboxTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

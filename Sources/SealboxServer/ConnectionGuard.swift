@@ -51,6 +51,10 @@ public final class ConnectionRegistry: Sendable {
         var channel: any Channel
         var busy: Bool
         var sequence: UInt64
+        /// Called once when the client goes away during the current request.
+        var onGone: [@Sendable () -> Void] = []
+        /// The client ended its input (EOF): it will send nothing more.
+        var inputClosed = false
     }
 
     private struct State {
@@ -119,15 +123,45 @@ public final class ConnectionRegistry: Sendable {
     }
 
     func close(_ channel: any Channel) {
-        state.withLock { s in
-            guard let entry = s.entries.removeValue(forKey: ObjectIdentifier(channel)) else { return }
+        let callbacks: [@Sendable () -> Void] = state.withLock { s in
+            guard let entry = s.entries.removeValue(forKey: ObjectIdentifier(channel)) else { return [] }
             s.perPeer[entry.peer, default: 1] -= 1
             if s.perPeer[entry.peer] == 0 { s.perPeer[entry.peer] = nil }
+            return entry.onGone
         }
+        for callback in callbacks { callback() }
     }
 
     func setBusy(_ channel: any Channel, _ busy: Bool) {
-        state.withLock { s in s.entries[ObjectIdentifier(channel)]?.busy = busy }
+        state.withLock { s in
+            s.entries[ObjectIdentifier(channel)]?.busy = busy
+            // A request answered: its "gone" callbacks are moot.
+            if !busy { s.entries[ObjectIdentifier(channel)]?.onGone = [] }
+        }
+    }
+
+    /// Runs `callback` once if the client of `channel` goes away (closes, or ends its input)
+    /// before the current request is answered; at once when it already has. A run waiting in
+    /// the queue uses it to be dropped before it starts.
+    public func whenGone(_ channel: any Channel, _ callback: @escaping @Sendable () -> Void) {
+        let registered = state.withLock { s -> Bool in
+            guard let entry = s.entries[ObjectIdentifier(channel)], !entry.inputClosed else { return false }
+            s.entries[ObjectIdentifier(channel)]?.onGone.append(callback)
+            return true
+        }
+        if !registered { callback() }
+    }
+
+    /// The client ended its input (EOF) in the middle of a request: like nginx, taken as the
+    /// client giving up (HTTP/1.1 clients do not half-close while waiting for an answer).
+    func inputClosed(_ channel: any Channel) {
+        let callbacks: [@Sendable () -> Void] = state.withLock { s in
+            guard let entry = s.entries[ObjectIdentifier(channel)] else { return [] }
+            s.entries[ObjectIdentifier(channel)]?.inputClosed = true
+            s.entries[ObjectIdentifier(channel)]?.onGone = []
+            return entry.busy ? entry.onGone : []
+        }
+        for callback in callbacks { callback() }
     }
 
     func countTimeout() {
@@ -178,6 +212,13 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         timer = nil
         if registered { registry.close(context.channel) }
         context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            registry.inputClosed(context.channel)
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

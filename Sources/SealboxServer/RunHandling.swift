@@ -49,8 +49,10 @@ extension SealboxAPI {
         let ticket = await admission.ticket()
         // Registered only for a run that waits: a keep-alive connection's many quick runs
         // add nothing to its close callbacks.
-        connection?.closeFuture.whenComplete { _ in
-            Task { await self.admission.abandon(ticket) }
+        if let connection {
+            connections.whenGone(connection) {
+                Task { await self.admission.abandon(ticket) }
+            }
         }
         do {
             try await admission.acquire(tenant: identity.tenant, ticket: ticket)

@@ -1,76 +1,7 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
-
-/// Runs the built `sealbox` binary the way a user does and checks the DESIGN.md contract:
-/// flags, exit codes, the --json object.
-enum CLI {
-    static let buildDirectory: String = {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        while url.lastPathComponent.hasSuffix(".xctest") { url.deleteLastPathComponent() }
-        return url.path
-    }()
-
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        func json() throws -> [String: Any] {
-            try #require(JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any])
-        }
-    }
-
-    /// Async, on a thread of its own (`offPool`): a test waiting for a child process must not
-    /// hold one of the test pool's few threads.
-    static func run(_ arguments: [String]) async throws -> Output {
-        try await offPool { try runBlocking(arguments) }
-    }
-
-    static func runBlocking(_ arguments: [String]) throws -> Output {
-        let binary = buildDirectory + "/sealbox"
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw CLIError("sealbox not built at \(binary): run `swift build` first (scripts/test.sh does)")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        // sealbox run passes a piped stdin through (`echo hi | sealbox run`): a test's runs
-        // read /dev/null, whatever the test runner's own stdin is.
-        process.standardInput = FileHandle.nullDevice
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both before waiting so a full pipe cannot stall the child.
-        let errData = LockedData()
-        let errReader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
-        errReader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while errData.get() == nil { usleep(1000) }
-        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData.get()!, as: UTF8.self))
-    }
-}
-
-final class LockedData: @unchecked Sendable {  // value guarded by lock
-    private let lock = NSLock()
-    private var value: Data?
-    func set(_ data: Data) { lock.withLock { value = data } }
-    func get() -> Data? { lock.withLock { value } }
-}
-
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-extension Trait where Self == ConditionTrait {
-    static var needsRoot: Self {
-        .enabled(if: geteuid() == 0, "needs root: jails map uid 1000 to host nobody and create cgroups")
-    }
-}
 
 @Suite("sealbox run", .needsRoot)
 struct RunCLITests {

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 
 /// `sealbox keys create/list/revoke` through the built binary, on a temp state directory.

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 
 /// `sealbox mcp` started as a subprocess, spoken to line by line over its stdin and stdout the

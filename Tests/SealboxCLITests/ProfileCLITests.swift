@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 
 /// `sealbox profile check | explain | diff`: exit statuses and output as an operator sees them.

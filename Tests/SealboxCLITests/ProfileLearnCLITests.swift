@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 
 /// `sealbox profile learn` and `sealbox profile test`, end to end through the CLI, as an operator

@@ -1,0 +1,97 @@
+import Foundation
+import Glibc
+import SealboxTestSupport
+import Testing
+
+/// The battery's one parent suite: serialized, because each test starts its own `sealbox
+/// serve` and several at once would measure the machine, not the server.
+@Suite("Hostile API battery", .serialized, .needsRoot)
+struct HostileAPI {}
+
+/// A server and the calls the battery makes to it, every one off the test pool's threads.
+struct Target: Sendable {
+    let server: ServeProcess
+
+    var port: Int { server.port }
+
+    func post(_ path: String, _ body: String, key: String? = nil, headers: [String: String] = [:]) async throws -> RawHTTP.Answer {
+        let port = self.port, key = key ?? server.key
+        return try await offPool { try RawHTTP.post(port: port, path, key: key, body: body, headers: headers) }
+    }
+
+    func get(_ path: String, key: String? = nil) async throws -> RawHTTP.Answer {
+        let port = self.port, key = key ?? server.key
+        return try await offPool { try RawHTTP.get(port: port, path, key: key) }
+    }
+
+    /// `{"language":"python","code":…}` plus `extra` members, as raw JSON text.
+    func run(python code: String, _ extra: String = "", key: String? = nil) async throws -> RawHTTP.Answer {
+        try await post("/v1/runs", #"{"language":"python","code":\#(Self.quote(code))\#(extra.isEmpty ? "" : "," + extra)}"#, key: key)
+    }
+
+    func session() async throws -> String {
+        let made = try await post("/v1/sessions", "")
+        return try #require(made.json?["id"] as? String, "\(made.status) \(made.body)")
+    }
+
+    /// A Prometheus sample from /metrics (operator key), or nil.
+    func metric(_ name: String) async throws -> Double? {
+        let text = try await get("/metrics", key: server.operatorKey).body
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1))
+        }
+        return nil
+    }
+
+    static func quote(_ text: String) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: [text], options: [.fragmentsAllowed])
+        let array = String(decoding: data, as: UTF8.self)
+        return String(array.dropFirst().dropLast())
+    }
+}
+
+enum Battery {
+    /// A directory of the test's own, removed by the caller.
+    static func temporaryDirectory(_ name: String) throws -> String {
+        let dir = NSTemporaryDirectory() + "sealbox-hostile-\(name)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        return dir
+    }
+
+    /// A broker config with a slow command tool and a quick one.
+    static func toolsConfig(in dir: String) throws -> String {
+        let path = dir + "/tools.yaml"
+        try """
+            tools:
+              nap:
+                kind: command
+                argv: [/bin/sleep, "{seconds}"]
+                args: { seconds: { type: string, pattern: "^[0-9]$" } }
+                effect: idempotent
+              stamp:
+                kind: command
+                argv: [/bin/echo, "stamped {text}"]
+                args: { text: { type: string, pattern: "^[a-z]{1,20}$" } }
+                effect: idempotent
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Waits (bounded: `seconds`) until `condition` holds, polling every 20 ms.
+    static func eventually(_ seconds: Double = 30, _ what: String, _ condition: () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw CLIError("not within \(seconds) s: \(what)")
+    }
+
+    /// User + system CPU seconds of a process so far (/proc/PID/stat).
+    static func cpuSeconds(_ pid: Int32) -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = text.lastIndex(of: ")") else { return 0 }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
