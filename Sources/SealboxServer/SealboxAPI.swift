@@ -193,7 +193,7 @@ public struct SealboxAPI: Sendable {
 
     /// 200 `ok`, or 503 `degraded` when the broker is unreachable or failed, or the state
     /// directory has no room (less than `minimumFreeBytes`, or a write failed for want of
-    /// space in the last 30 s). Open to anyone: it names no path and no tenant.
+    /// space in the last 5 s). Open to anyone: it names no path and no tenant.
     func health() async throws -> Response {
         let load = await admission.load
         let brokerHealth = broker.health
@@ -209,7 +209,7 @@ public struct SealboxAPI: Sendable {
 
     /// `ok` or `full`.
     func storageHealth() -> String {
-        if let at = storageFullAt.last, ContinuousClock.now - at < .seconds(30) { return "full" }
+        if let at = storageFullAt.last, ContinuousClock.now - at < .seconds(5) { return "full" }
         var fs = statvfs()
         guard statvfs(configuration.layout.stateDirectory, &fs) == 0 else { return "ok" }
         return UInt64(fs.f_bavail) * UInt64(fs.f_frsize) < Self.minimumFreeBytes ? "full" : "ok"
@@ -310,9 +310,25 @@ public struct SealboxAPI: Sendable {
             (configuration.layout.brokerStateDirectory, "<broker-dir>"), ("/run/sealbox", "<run-dir>"),
         ]
         for (path, name) in replacements where path.count > 1 {
-            safe.message = safe.message.replacingOccurrences(of: path, with: name)
+            safe.message = Self.replacingPath(path, with: name, in: safe.message)
         }
         return safe
+    }
+
+    /// Replaces `path` where it stands as a path (followed by `/`, the end, or a character
+    /// that cannot continue a file name in a message), so `/srv/data` in `/srv/data/x` is
+    /// replaced but `/srv/data.py` is not.
+    static func replacingPath(_ path: String, with name: String, in text: String) -> String {
+        var out = ""
+        var rest = Substring(text)
+        while let range = rest.range(of: path) {
+            let next = rest[range.upperBound...].first
+            let boundary = next == nil || " /:)\"',;\n".contains(next!)
+            out += rest[..<range.lowerBound]
+            out += boundary ? name : path
+            rest = rest[range.upperBound...]
+        }
+        return out + rest
     }
 
     struct Health: Encodable {

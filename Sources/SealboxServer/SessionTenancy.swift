@@ -19,7 +19,9 @@ extension SealboxAPI {
             switch error.code {
             case .ownedByAnotherTenant: throw APIError(.conflict, "session_taken", "session id \(session) is taken; choose another")
             case .invalidInput: throw APIError.badRequest(error.message, field: "session")
-            default: throw APIError(.internalServerError, "key_store", error.message)
+            default:
+                if StorageFull.isFull(message: error.message) { throw APIError.storageFull("the key store's disk is full: no session can be created until space is freed") }
+                throw APIError(.internalServerError, "key_store", error.message)
             }
         }
     }
