@@ -64,7 +64,13 @@ public final class ConnectionRegistry: Sendable {
         var refused = 0
         var evicted = 0
         var timedOut = 0
+        /// Channels closed lately (a bounded ring): a request still being handled on one of
+        /// them learns that its client is gone even after the entry was removed.
+        var closed: [ObjectIdentifier] = []
+        var closedHead = 0
     }
+
+    static let closedRing = 4096
 
     private let state = Mutex(State())
 
@@ -127,6 +133,12 @@ public final class ConnectionRegistry: Sendable {
             guard let entry = s.entries.removeValue(forKey: ObjectIdentifier(channel)) else { return [] }
             s.perPeer[entry.peer, default: 1] -= 1
             if s.perPeer[entry.peer] == 0 { s.perPeer[entry.peer] = nil }
+            if s.closed.count < Self.closedRing {
+                s.closed.append(ObjectIdentifier(channel))
+            } else {
+                s.closed[s.closedHead] = ObjectIdentifier(channel)
+                s.closedHead = (s.closedHead + 1) % Self.closedRing
+            }
             return entry.onGone
         }
         for callback in callbacks { callback() }
@@ -142,14 +154,19 @@ public final class ConnectionRegistry: Sendable {
 
     /// Runs `callback` once if the client of `channel` goes away (closes, or ends its input)
     /// before the current request is answered; at once when it already has. A run waiting in
-    /// the queue uses it to be dropped before it starts.
+    /// the queue uses it to be dropped before it starts. A channel this registry never saw
+    /// (a test's) is never called gone.
     public func whenGone(_ channel: any Channel, _ callback: @escaping @Sendable () -> Void) {
-        let registered = state.withLock { s -> Bool in
-            guard let entry = s.entries[ObjectIdentifier(channel)], !entry.inputClosed else { return false }
-            s.entries[ObjectIdentifier(channel)]?.onGone.append(callback)
-            return true
+        let key = ObjectIdentifier(channel)
+        let gone = state.withLock { s -> Bool in
+            if let entry = s.entries[key] {
+                if entry.inputClosed { return true }
+                s.entries[key]?.onGone.append(callback)
+                return false
+            }
+            return s.closed.contains(key)
         }
-        if !registered { callback() }
+        if gone { callback() }
     }
 
     /// The client ended its input (EOF) in the middle of a request: like nginx, taken as the
