@@ -94,6 +94,28 @@ extension HostileAPI {
             #expect(try await offPool { server.stop() } == 0)
         }
 
+        /// With a small descriptor limit the caps shrink to fit it (half for connections), so
+        /// a flood never drives accept into EMFILE: healthz answers, nothing spins.
+        @Test("under a 128-descriptor limit, a flood of connections never reaches EMFILE: healthz answers, runs run, no spinning")
+        func smallDescriptorLimit() async throws {
+            let server = try await offPool { try ServeProcess(["--max-connections", "100000"], wrapper: ["/usr/bin/prlimit", "--nofile=128:128"]) }
+            let port = server.port
+            let flood = try await offPool { try (0..<200).map { index in try RawHTTP.connect(port: port, source: "127.0.3.\(index % 100 + 1)", timeout: 5) } }
+            defer { for fd in flood { close(fd) } }
+            let health = try await offPool { try RawHTTP.request(port: port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: 5) }
+            #expect(health.status == 200, "\(health.status) \(health.body)")
+            #expect((health.json?["connections"] as? Int ?? 999) <= 64, "\(health.body)")
+            let target = Target(server: server)
+            let run = try await target.run(python: "print('still')")
+            #expect(run.status == 201 && run.json?["stdout"] as? String == "still\n", "\(run.body.prefix(300))")
+            let before = Battery.cpuSeconds(server.pid)
+            try await Task.sleep(for: .seconds(1))
+            let spent = Battery.cpuSeconds(server.pid) - before
+            #expect(spent < 0.3, "serve used \(spent) s of CPU in 1 s holding a flood at its descriptor limit")
+            #expect(!server.logLines.contains { $0.contains("Too many open files") }, "\(server.logLines.suffix(5))")
+            #expect(try await offPool { server.stop() } == 0)
+        }
+
         /// One tenant cannot take every queued slot, and the next free slot goes to the tenant
         /// that has not had one, not to the flooding tenant's backlog.
         @Test("fair admission: a tenant's share of the queue is capped and another tenant's run goes next")

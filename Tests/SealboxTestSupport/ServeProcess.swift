@@ -22,16 +22,23 @@ public final class ServeProcess: @unchecked Sendable {  // set up in init, then 
 
     /// `stateDirectory`/`port`: reuse them (a restart); by default fresh ones. `logName`:
     /// the log file in the state directory (a restarted server writes its own).
+    /// `wrapper`: a command that runs sealbox (`["/usr/bin/prlimit", "--nofile=128"]`).
     public init(_ flags: [String] = [], stateDirectory: String? = nil, port: Int? = nil, environment: [String: String] = [:],
-                logName: String = "serve.log", waitForBroker: Bool = true) throws {
+                logName: String = "serve.log", waitForBroker: Bool = true, wrapper: [String] = []) throws {
         self.port = try port ?? Self.freePort()
         ownsState = stateDirectory == nil
         self.stateDirectory = stateDirectory ?? NSTemporaryDirectory() + "sealbox-serve-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: self.stateDirectory, withIntermediateDirectories: true)
         logPath = self.stateDirectory + "/" + logName
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: CLI.buildDirectory + "/sealbox")
-        process.arguments = ["serve", "--listen", "127.0.0.1:\(self.port)", "--state-dir", self.stateDirectory] + flags
+        let serve = ["serve", "--listen", "127.0.0.1:\(self.port)", "--state-dir", self.stateDirectory] + flags
+        if let program = wrapper.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(wrapper.dropFirst()) + [CLI.buildDirectory + "/sealbox"] + serve
+        } else {
+            process.executableURL = URL(fileURLWithPath: CLI.buildDirectory + "/sealbox")
+            process.arguments = serve
+        }
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
