@@ -186,6 +186,38 @@ extension HostileAPI {
             #expect((steps.first?["result"] as? [String: Any])?["status"] as? String == "ok", "\(view.body.prefix(400))")
         }
 
+        /// What a killed server left behind is cleaned at the next start; the databases are
+        /// the operator's only (0600).
+        @Test("leftovers of a killed server are cleaned at restart: partial blobs, unowned sessions, kept results; databases are 0600")
+        func leftovers() async throws {
+            let first = try await offPool { try ServeProcess() }
+            let state = first.stateDirectory, port = first.port
+            defer { try? FileManager.default.removeItem(atPath: state) }
+            let target = Target(server: first)
+            let owned = try await target.session()
+            _ = try await target.run(python: "print('kept')")
+            first.kill9()
+            // What a server killed mid-write leaves: a partial blob of a dead writer, a
+            // session created without its owner, results of the last server.
+            try FileManager.default.createDirectory(atPath: state + "/blobs", withIntermediateDirectories: true)
+            #expect(FileManager.default.createFile(atPath: state + "/blobs/tmp-999999999-1", contents: Data("partial".utf8)))
+            let made = try await CLI.run(["session", "new", "--checkpoints", state + "/checkpoints.db"])
+            let unowned = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(made.status == 0 && !unowned.isEmpty, "\(made.stderr)")
+            let second = try await offPool { try ServeProcess([], stateDirectory: state, port: port, logName: "serve-2.log") }
+            let restarted = Target(server: second)
+            #expect(!FileManager.default.fileExists(atPath: state + "/blobs/tmp-999999999-1"))
+            #expect(try await restarted.get("/v1/sessions/\(unowned)", key: second.operatorKey).status == 404)
+            #expect(try await restarted.get("/v1/sessions/\(owned)").status == 200)
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: state + "/results")) ?? []).isEmpty)
+            #expect(second.logLines.contains { $0.contains("removed what a killed server left behind") }, "\(second.logLines)")
+            for name in ["keys.db", "effects.db", "checkpoints.db"] {
+                let mode = ((try FileManager.default.attributesOfItem(atPath: state + "/" + name))[.posixPermissions] as? Int) ?? 0
+                #expect(mode & 0o077 == 0, "\(name) is \(String(mode, radix: 8))")
+            }
+            #expect(try await offPool { second.stop() } == 0)
+        }
+
         /// The `sealbox broker` children of a serve process.
         static func brokerPids(of serve: Int32) -> [Int32] {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
