@@ -41,7 +41,7 @@ struct McpCommand: AsyncParsableCommand {
               echo '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' | sealbox mcp --state-dir /tmp/sbx
             """)
 
-    @Option(name: .customLong("state-dir"), help: "Directory for checkpoints and the effect log (default: /var/lib/sealbox as root, else ~/.local/state/sealbox).")
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Directory for checkpoints and the effect log (the one sealbox serve uses).", valueName: "DIR"))
     var stateDir: String = ServiceLayout.defaultStateDirectory
 
     @Option(name: .long, help: "Broker config (YAML): each run_code that grants tools starts a broker with it.")

@@ -30,13 +30,19 @@ struct CloneIntoCgroupTests {
         }
         defer { executor.stopPool() }
         let id = "clone-into-\(UUID().uuidString.prefix(8).lowercased())"
-        let spec = JailSpec(command: ["/bin/sh", "-c", "cat /proc/self/cgroup | grep '^0::'; sleep 1"], id: String(id))
+        // The jail waits on its stdin until the test has looked (an event, not a fixed window:
+        // on a loaded machine the run may start seconds late).
+        var gate: [Int32] = [0, 0]
+        #expect(pipe(&gate) == 0)
+        var spec = JailSpec(command: ["/bin/sh", "-c", "cat /proc/self/cgroup | grep '^0::'; read go"], id: String(id))
+        spec.stdin = .descriptor(gate[0])
         async let finished = executor.run(spec)
+        defer { close(gate[0]) }
 
         // While it runs, the host sees its processes in a cgroup of the unified hierarchy (a
         // pooled jail's cgroup was made when it was prepared, so its name is not the run's).
         var members: [String] = []
-        for _ in 0..<150 where members.isEmpty {
+        for _ in 0..<6000 where members.isEmpty {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: driver.inner.parent)) ?? []
             for name in names where name.hasPrefix("run-") && name.hasSuffix("-p\(getpid())") {
                 let procs = (try? String(contentsOfFile: "\(driver.inner.parent)/\(name)/cgroup.procs", encoding: .utf8)) ?? ""
@@ -47,6 +53,8 @@ struct CloneIntoCgroupTests {
             // Never block the cooperative pool (2 threads here): the run's own task needs it.
             try await Task.sleep(for: .milliseconds(10))
         }
+        _ = write(gate[1], "go\n", 3)
+        close(gate[1])
         let r = try await finished
         executor.stopPool()  // its replacement jail's cgroup goes too
         #expect(r.status == .ok, "\(r.error ?? r.stderr)")
