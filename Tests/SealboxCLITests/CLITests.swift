@@ -5,6 +5,43 @@ import Testing
 
 @Suite("sealbox run", .needsRoot)
 struct RunCLITests {
+    /// The Unix convention: a piped stdin reaches the program; `--stdin-file -` says so; a
+    /// stdin that is /dev/null (or a terminal) gives the program /dev/null.
+    @Test("stdin: piped through when it is a pipe; --stdin-file - is stdin; /dev/null stays /dev/null")
+    func stdinPassthrough() async throws {
+        let piped = try await CLI.run(["run", "--", "/bin/cat"], stdin: Data("hi from a pipe\n".utf8))
+        #expect(piped.status == 0 && piped.stdout == "hi from a pipe\n", "\(piped.stderr)")
+        let dash = try await CLI.run(["run", "--stdin-file", "-", "--lang", "python", "--code", "import sys; print(sys.stdin.read().upper())"],
+                                     stdin: Data("dash".utf8))
+        #expect(dash.status == 0 && dash.stdout == "DASH\n", "\(dash.stderr)")
+        let none = try await CLI.run(["run", "--", "/bin/cat"])
+        #expect(none.status == 0 && none.stdout.isEmpty, "\(none.stderr)")
+    }
+
+    /// A replayed step says so on stderr in text mode: the output is the sealed one.
+    @Test("a replayed step says so in text mode")
+    func replayedTextMode() async throws {
+        let dir = NSTemporaryDirectory() + "sealbox-replay-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = dir + "/checkpoints.db"
+        let session = try await CLI.run(["session", "new", "--checkpoints", store]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let step = ["run", "--checkpoints", store, "--session", session, "--step", "one", "--lang", "sh", "--code", "echo ran"]
+        let first = try await CLI.run(step)
+        #expect(first.status == 0 && first.stdout == "ran\n" && !first.stderr.contains("replayed"), "\(first.stderr)")
+        let second = try await CLI.run(step)
+        #expect(second.status == 0 && second.stdout == "ran\n", "\(second.stderr)")
+        #expect(second.stderr.contains("sealbox: replayed: the step was sealed at checkpoint"), "\(second.stderr)")
+    }
+
+    @Test("--help names each default once (serve --state-dir)")
+    func helpDefaultsOnce() async throws {
+        let help = try await CLI.run(["serve", "--help"])
+        let lines = help.stdout.components(separatedBy: "--state-dir <DIR>").dropFirst().first ?? ""
+        let option = lines.components(separatedBy: "\n  --").first ?? ""
+        #expect(option.components(separatedBy: "default").count - 1 == 1, "\(option)")
+    }
+
     @Test("the issue's acceptance command: python 6*7 with --json")
     func acceptance() async throws {
         let out = try await CLI.run(["run", "--lang", "python", "--code", "print(6*7)", "--json"])

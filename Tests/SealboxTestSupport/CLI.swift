@@ -28,11 +28,12 @@ public enum CLI {
 
     /// Async, on a thread of its own (`offPool`): a test waiting for a child process must not
     /// hold one of the test pool's few threads.
-    public static func run(_ arguments: [String]) async throws -> Output {
-        try await offPool { try runBlocking(arguments) }
+    public static func run(_ arguments: [String], stdin: Data? = nil) async throws -> Output {
+        try await offPool { try runBlocking(arguments, stdin: stdin) }
     }
 
-    public static func runBlocking(_ arguments: [String]) throws -> Output {
+    /// `stdin`: bytes piped to sealbox (nil: /dev/null).
+    public static func runBlocking(_ arguments: [String], stdin: Data? = nil) throws -> Output {
         let binary = buildDirectory + "/sealbox"
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw CLIError("sealbox not built at \(binary): run `swift build` first (scripts/test.sh does)")
@@ -42,11 +43,19 @@ public enum CLI {
         process.arguments = arguments
         // sealbox run passes a piped stdin through (`echo hi | sealbox run`): a test's runs
         // read /dev/null, whatever the test runner's own stdin is.
-        process.standardInput = FileHandle.nullDevice
+        let input = Pipe()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        if let stdin {
+            let writer = input.fileHandleForWriting
+            Thread {
+                writer.write(stdin)
+                try? writer.close()
+            }.start()
+        }
         // Read both before waiting so a full pipe cannot stall the child.
         let errData = LockedData()
         let errReader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
