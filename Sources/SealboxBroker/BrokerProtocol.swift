@@ -21,6 +21,8 @@ public enum BrokerErrorCode: String, Sendable, Codable {
     case badRequest = "bad_request"
     /// The effect log cannot be written because the disk is full: retry later.
     case storageFull = "storage_full"
+    /// The key was used before for this tool with other arguments: a key names one call.
+    case keyConflict = "key_conflict"
 }
 
 public struct BrokerError: Error, Sendable, Codable, Equatable {
@@ -116,12 +118,15 @@ public struct ControlResponse: Sendable, Codable {
     /// close_run: the last effect-log seq the run wrote (a step's ledger cursor).
     public var lastSeq: Int64?
     /// close_run: calls the run was refused because they wait on a decision (in doubt,
-    /// awaiting approval). A step that hit one is not finished: it must not be sealed.
+    /// awaiting approval), at most `BlockedCall.maxPerRun` distinct ones. A step that hit one
+    /// is not finished: it must not be sealed.
     public var blocked: [BlockedCall]?
+    /// close_run: how many refusals of that kind there were in all.
+    public var blockedTotal: Int?
     public var error: BrokerError?
 
     public init(ok: Bool, token: String? = nil, tokenID: String? = nil, socket: String? = nil, tools: [String]? = nil, runs: Int? = nil,
-                lastSeq: Int64? = nil, blocked: [BlockedCall]? = nil, error: BrokerError? = nil) {
+                lastSeq: Int64? = nil, blocked: [BlockedCall]? = nil, blockedTotal: Int? = nil, error: BrokerError? = nil) {
         self.ok = ok
         self.token = token
         self.tokenID = tokenID
@@ -130,6 +135,7 @@ public struct ControlResponse: Sendable, Codable {
         self.runs = runs
         self.lastSeq = lastSeq
         self.blocked = blocked
+        self.blockedTotal = blockedTotal
         self.error = error
     }
 
@@ -139,6 +145,7 @@ public struct ControlResponse: Sendable, Codable {
         case socket, tools, runs, error
         case lastSeq = "last_seq"
         case blocked
+        case blockedTotal = "blocked_total"
     }
 }
 
@@ -157,6 +164,33 @@ public struct BlockedCall: Sendable, Codable, Equatable {
     /// The refusals that wait on an operator or on the world, not final answers.
     public static func isBlocking(_ code: BrokerErrorCode) -> Bool {
         code == .inDoubt || code == .awaitingApproval
+    }
+
+    /// Distinct blocked calls kept per run (by seq), and the longest message kept: a jail
+    /// that makes thousands of refused calls must not grow the broker's memory or the
+    /// close_run answer past what the client reads (it read 1 MiB, dropped the rest, and the
+    /// step was sealed with its approval pending).
+    public static let maxPerRun = 32
+    public static let maxMessageBytes = 300
+}
+
+/// The blocked calls of one run: at most `BlockedCall.maxPerRun` distinct ones, and how many
+/// refusals there were in all.
+public struct BlockedSummary: Sendable {
+    public private(set) var calls: [BlockedCall] = []
+    public private(set) var total = 0
+
+    public init() {}
+
+    public mutating func add(_ call: BlockedCall) {
+        total += 1
+        if let seq = call.seq, calls.contains(where: { $0.seq == seq }) { return }
+        guard calls.count < BlockedCall.maxPerRun else { return }
+        var kept = call
+        if kept.message.utf8.count > BlockedCall.maxMessageBytes {
+            kept.message = String(decoding: Array(kept.message.utf8.prefix(BlockedCall.maxMessageBytes)), as: UTF8.self) + "…"
+        }
+        calls.append(kept)
     }
 }
 

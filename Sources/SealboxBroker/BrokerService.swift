@@ -64,7 +64,7 @@ public final class BrokerService: Sendable {
     struct State: Sendable {
         var runs: [String: RunEntry] = [:]
         /// Per run: calls refused to wait on a decision (reported by close_run).
-        var blocked: [String: [BlockedCall]] = [:]
+        var blocked: [String: BlockedSummary] = [:]
         /// Run ids between the checks of `openRun` and their entry in `runs`.
         var opening: Set<String> = []
         var control: Listener?
@@ -233,9 +233,15 @@ public final class BrokerService: Sendable {
         case "close_run":
             guard let runID = request.runID else { return ControlResponse(ok: false, error: BrokerError(.badRequest, "close_run needs run_id")) }
             await closeRun(runID: runID)
-            let calls = (try? engine.ledger.list(ListFilter(runID: runID, limit: 10_000))) ?? []
             let blocked = state.withLock { $0.blocked.removeValue(forKey: runID) }
-            return ControlResponse(ok: true, lastSeq: calls.map { $0.completionSeq ?? $0.intentSeq }.max(), blocked: blocked)
+            let lastSeq: Int64?
+            do {
+                lastSeq = try engine.ledger.lastSeq(runID: runID)
+            } catch {
+                // Without the cursor the step cannot be sealed truthfully: say so.
+                return ControlResponse(ok: false, error: BrokerError(.toolFailed, "run \(runID) closed, but its last effect-log seq is unreadable: \(error.message)"))
+            }
+            return ControlResponse(ok: true, lastSeq: lastSeq, blocked: blocked.map(\.calls), blockedTotal: blocked?.total)
         case "revoke":
             guard request.runID != nil || request.tokenID != nil else {
                 return ControlResponse(ok: false, error: BrokerError(.badRequest, "revoke needs token_id or run_id"))
@@ -309,7 +315,7 @@ public final class BrokerService: Sendable {
             let response = await self.engine.handle(line: line, runID: runID)
             if let error = response.error, BlockedCall.isBlocking(error.code) {
                 let call = BlockedCall(seq: response.effect?.seq, code: error.code, message: error.message)
-                self.state.withLock { $0.blocked[runID, default: []].append(call) }
+                self.state.withLock { $0.blocked[runID, default: BlockedSummary()].add(call) }
             }
             return (try? JSONEncoder().encode(response)) ?? Data()
         }

@@ -20,8 +20,13 @@ public final class EffectEngine: Sendable {
     private let runner: ToolRunner
     private let keyLocks = KeyedLocks()
     private let inFlight = Atomic<Int>(0)
+    /// The effect log's world-key secret, read once (`WorldKey`).
+    private let worldSecret = Mutex<[UInt8]?>(nil)
     /// Longest caller-chosen idempotency key.
     static let maxKeyLength = 256
+    /// Keys the broker makes itself (`auto:` from a call's tool and arguments); a jail may
+    /// not choose one, or it could claim the key an honest later call will derive.
+    static let reservedKeyPrefixes = ["auto:", WorldKey.version]
 
     public init(config: BrokerConfig, ledger: Ledger, authority: TokenAuthority, revocations: RevocationList, lease: BrokerLease? = nil) {
         self.config = config
@@ -77,6 +82,9 @@ public final class EffectEngine: Sendable {
             guard !key.isEmpty, key.utf8.count <= Self.maxKeyLength, !key.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
                 return .failure(BrokerError(.badRequest, "key must be 1-\(Self.maxKeyLength) printable characters"))
             }
+            if let reserved = Self.reservedKeyPrefixes.first(where: { key.hasPrefix($0) }) {
+                return .failure(BrokerError(.badRequest, "keys starting with \"\(reserved)\" are the broker's own; choose another key"))
+            }
         }
         let argsJSON = CanonicalJSON.string(.object(args))
         // Without a caller key, the same tool with the same arguments in the same session is
@@ -89,8 +97,38 @@ public final class EffectEngine: Sendable {
         // two forks calling at once must not both find nothing and both execute.
         let scope = tool.effect == .irreversible ? familyRoot(of: claims.sessionID) : claims.sessionID
         return await keyLocks.withLock("\(scope)\n\(tool.name)\n\(key)") {
-            await self.decide(call)
+            // Checked again once the key is ours: a call that waited behind another with the
+            // same key must not run after its token was revoked (its run ended meanwhile).
+            if let refusal = self.revokedRefusal(call.claims) { return refusal }
+            return await self.decide(call)
         }
+    }
+
+    /// A refusal when the call's token or run was revoked since it was verified.
+    func revokedRefusal(_ claims: TokenClaims) -> CallResponse? {
+        guard revocations.isRevoked(tokenID: claims.tokenID, runID: claims.runID) else { return nil }
+        return .failure(BrokerError(.revoked, "the token of run \(claims.runID) was revoked before this call was sent; nothing was done"))
+    }
+
+    /// The world's idempotency key for `call` (`WorldKey`); nil when the secret cannot be read.
+    func worldKey(for call: PreparedCall) -> String? {
+        let secret: [UInt8]? = worldSecret.withLock { cached in
+            if cached == nil { cached = try? ledger.worldKeySecret() }
+            return cached
+        }
+        guard let secret else { return nil }
+        return WorldKey.derive(secret: secret, familyRoot: familyRoot(of: call.claims.sessionID), tool: call.tool.name, key: call.key)
+    }
+
+    /// The same key with other arguments names another call: refused (`key_conflict`), never
+    /// answered with the first call's result. Returns nil when the arguments match.
+    func keyConflict(_ call: PreparedCall, _ previous: CallSummary) -> CallResponse? {
+        // An intent without a digest (written by hand, in tests) says nothing either way.
+        guard let intent = try? ledger.record(seq: previous.intentSeq), let digest = intent.argsDigest, !digest.isEmpty,
+              digest != call.argsDigest else { return nil }
+        let place = previous.sessionID == call.claims.sessionID ? "" : " in session \(previous.sessionID) of this session's family"
+        return .failure(BrokerError(.keyConflict, "key \"\(call.key)\" of \(call.tool.name) was used at seq \(previous.intentSeq)\(place) with arguments sha256:\(digest); this call's arguments are sha256:\(call.argsDigest). A key names one call: use a new key for a new call"),
+                        effect: EffectInfo(seq: previous.intentSeq, replayed: true))
     }
 
     struct PreparedCall: Sendable {
@@ -115,6 +153,7 @@ public final class EffectEngine: Sendable {
         guard let previous, tool.effect != .read, !(tool.effect == .hybrid && call.fresh) else {
             return await startNew(call)
         }
+        if let conflict = keyConflict(call, previous) { return conflict }
         let seq = previous.intentSeq
         switch previous.state {
         case .sealed, .resolvedHappened:
@@ -213,8 +252,15 @@ public final class EffectEngine: Sendable {
         var resourceVersion: String?
         var happened: Bool? = true
         var failure: BrokerError?
-        do {
-            let outcome = try await runner.run(call.tool, args: call.args, idempotencyKey: call.key)
+        do throws(ToolError) {
+            // Revoked since the intent was written: never sent (the completion says so).
+            if revokedRefusal(call.claims) != nil {
+                throw ToolError(.toolFailed, "the token of run \(call.claims.runID) was revoked before the call was sent; nothing was done", happened: false)
+            }
+            guard let worldKey = worldKey(for: call) else {
+                throw ToolError(.toolFailed, "the effect log's world key secret is unreadable; the call was not sent", happened: false)
+            }
+            let outcome = try await runner.run(call.tool, args: call.args, idempotencyKey: worldKey)
             result = outcome.result
             resourceVersion = outcome.resourceVersion
             if let problem = Self.failureInOutcome(outcome.result) {

@@ -29,6 +29,10 @@ extension EffectEngine {
         } catch {
             return .failure(BrokerError(.toolFailed, "effect log unavailable: \(error.message)"))
         }
+        // A sibling's call under this key with other arguments is another call.
+        for other in others {
+            if let conflict = keyConflict(call, other) { return conflict }
+        }
         // Newest first: the most recent settled fact wins.
         if let fact = others.first(where: { $0.state == .sealed || $0.state == .resolvedHappened }) {
             return replay(fact, fromSession: fact.sessionID)

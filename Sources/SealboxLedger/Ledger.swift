@@ -307,6 +307,13 @@ public final class Ledger: Sendable {
         }
     }
 
+    /// The newest record a run wrote (its calls' completions and intents), or nil.
+    public func lastSeq(runID: String) throws(LedgerError) -> Int64? {
+        try read { db in
+            try Int64.fetchOne(db, sql: "SELECT MAX(COALESCE(completion_seq, intent_seq)) FROM calls WHERE run_id = ?", arguments: [runID])
+        }
+    }
+
     // MARK: - Helpers
 
     func read<T>(_ body: (Database) throws -> T) throws(LedgerError) -> T {

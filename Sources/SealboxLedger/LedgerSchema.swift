@@ -89,6 +89,7 @@ enum LedgerSchema {
                 """)
         }
         migrator.registerMigration(LedgerSchemaV2.name, migrate: LedgerSchemaV2.migrate)
+        migrator.registerMigration(LedgerSchemaV3.name, migrate: LedgerSchemaV3.migrate)
         return migrator
     }
 }

@@ -83,13 +83,32 @@ public final class BrokerRun {
         return BrokerRun(runID: runID, grant: grant, controlSocket: socket, process: process, stateDirectory: stateDirectory)
     }
 
-    /// Revokes the run's token at once, then stops a broker started for this run. Returns the
-    /// last effect-log seq the run wrote, and the calls it was refused to wait on a decision.
+    /// What closing a run told: the last effect-log seq the run wrote, the calls it was
+    /// refused because they wait on a decision, and `failure` when the broker's answer could
+    /// not be had (then nothing about the run's effects is known, and a step is not sealed).
+    public struct Closed: Sendable {
+        public var lastSeq: Int64?
+        public var blocked: [BlockedCall]
+        public var blockedTotal: Int
+        public var failure: String?
+    }
+
+    /// Revokes the run's token at once, then stops a broker started for this run.
     @discardableResult
-    public func close() -> (lastSeq: Int64?, blocked: [BlockedCall]) {
-        let response = try? BrokerControlClient.send(ControlRequest(op: "close_run", runID: runID), socket: controlSocket)
+    public func close() -> Closed {
+        let closed: Closed
+        do {
+            let response = try BrokerControlClient.send(ControlRequest(op: "close_run", runID: runID), socket: controlSocket)
+            if response.ok {
+                closed = Closed(lastSeq: response.lastSeq, blocked: response.blocked ?? [], blockedTotal: response.blockedTotal ?? response.blocked?.count ?? 0)
+            } else {
+                closed = Closed(lastSeq: nil, blocked: [], blockedTotal: 0, failure: response.error?.message ?? "the broker refused close_run")
+            }
+        } catch {
+            closed = Closed(lastSeq: nil, blocked: [], blockedTotal: 0, failure: error.description)
+        }
         Self.stopBroker(process, stateDirectory)
-        return (response?.lastSeq, response?.blocked ?? [])
+        return closed
     }
 
     /// A runner killed before its broker could watch it (between creating the state

@@ -138,7 +138,12 @@ public struct RunPipeline: Sendable {
             }
         }
         let blocked = closed?.blocked ?? []
-        if checkpoint != nil, !blocked.isEmpty {
+        if checkpoint != nil, let failure = closed?.failure {
+            // What the run's calls came to is unknown: never seal on a missing answer.
+            outcome = "failed"
+            result.replayed = false
+            result.blocked = [.init(seq: nil, code: "broker_unreachable", message: "the step is not sealed: closing its broker grant failed (\(failure)); run it again")]
+        } else if checkpoint != nil, !blocked.isEmpty {
             // Waiting on an operator or on the world is not an outcome: leave the step
             // unsealed so that, once decided, running it again carries on.
             outcome = "blocked"

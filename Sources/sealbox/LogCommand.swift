@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SealboxBase
 import SealboxBroker
 import SealboxLedger
 
@@ -67,7 +68,7 @@ struct LogList: ParsableCommand {
         }
         if options.json { return options.printJSON(calls) }
         let rows = [["SEQ", "STATE", "TOOL", "CLASS", "SESSION", "RUN", "KEY"]] + calls.map {
-            ["\($0.intentSeq)", $0.state.rawValue, $0.tool, $0.effectClass.rawValue, $0.sessionID, $0.runID, $0.idempotencyKey]
+            ["\($0.intentSeq)", $0.state.rawValue, Printable.text($0.tool), $0.effectClass.rawValue, $0.sessionID, $0.runID, Printable.text($0.idempotencyKey)]
         }
         let widths = (0..<6).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
@@ -94,17 +95,24 @@ struct LogShow: ParsableCommand {
             throw CLIFailure(message: "\(error)")
         }
         if options.json { return options.printJSON(records) }
+        // Keys, targets and responses come from jails: printed escaped, never raw.
         for r in records {
             var fields = ["seq \(r.seq)", r.kind]
-            if let v = r.tool { fields.append("tool=\(v)") }
+            if let v = r.tool { fields.append("tool=\(Printable.text(v))") }
             if let v = r.effectClass { fields.append("class=\(v)") }
-            if let v = r.idempotencyKey { fields.append("key=\(v)") }
-            if let v = r.target { fields.append("target=\(v)") }
+            if let v = r.idempotencyKey { fields.append("key=\(Printable.text(v))") }
+            if let v = r.target { fields.append("target=\(Printable.text(v))") }
             if let v = r.status { fields.append("status=\(v)") }
             if let v = r.durationMs { fields.append(String(format: "duration=%.1fms", v)) }
-            if let v = r.actor { fields.append("by=\(v)") }
+            if let v = r.actor { fields.append("by=\(Printable.text(v))") }
             print(fields.joined(separator: "  "))
-            if let response = r.response { print("    response: \(response.prefix(2000))") }
+            if r.kind == "intent", let tool = r.tool, let key = r.idempotencyKey, let session = r.sessionID,
+               let secret = try? ledger.worldKeySecret() {
+                // What the world saw as Idempotency-Key: find the call in its logs by this.
+                let root = (try? ledger.root(of: session)) ?? session
+                print("    world key: \(WorldKey.derive(secret: secret, familyRoot: root, tool: tool, key: key))")
+            }
+            if let response = r.response { print("    response: \(Printable.text(String(response.prefix(2000))))") }
         }
     }
 }

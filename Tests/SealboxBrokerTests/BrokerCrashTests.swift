@@ -84,7 +84,9 @@ struct BrokerCrashTests {
         world.route("/upsert", .json("{\"stored\":true}"))
         let redone = try await BrokerHarness.call(rerun, "upsert", ["n": .number(1)], key: "u1")
         #expect(redone.ok && redone.effect?.seq == calls.first { $0.tool == "upsert" }?.intentSeq)
-        #expect(world.requests(to: "/upsert").map { $0.header("Idempotency-Key") } == ["u1", "u1"])
+        // Re-executed with the same world key as the first attempt (derived from the log's secret).
+        let worldKey = WorldKey.derive(secret: try Ledger(path: ledgerPath).worldKeySecret(), familyRoot: "agent-1", tool: "upsert", key: "u1")
+        #expect(world.requests(to: "/upsert").map { $0.header("Idempotency-Key") } == [worldKey, worldKey])
 
         // An operator settles it (the CLI, as a person would).
         let resolved = try Binaries.run(["log", "resolve", "\(charge.intentSeq)", "--happened", "--ledger", ledgerPath])

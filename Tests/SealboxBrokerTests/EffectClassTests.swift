@@ -30,7 +30,10 @@ struct EffectClassTests {
         #expect(again.effect?.replayed == true && again.effect?.seq == first.effect?.seq)
         #expect(again.result == first.result)
         #expect(h.world.count("/upsert") == 1)
-        #expect(h.world.requests(to: "/upsert").first?.header("Idempotency-Key") == "order-1")
+        // The world sees the broker's key for (family, tool, key), never the jail's string.
+        let secret = try h.ledger().worldKeySecret()
+        #expect(h.world.requests(to: "/upsert").first?.header("Idempotency-Key") == WorldKey.derive(secret: secret, familyRoot: "s-idem", tool: "upsert", key: "order-1"))
+        #expect(h.world.requests(to: "/upsert").first?.header("Idempotency-Key")?.contains("order-1") == false)
         _ = try await BrokerHarness.call(run, "upsert", ["n": .number(1)], key: "order-2")
         #expect(h.world.count("/upsert") == 2)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxBroker
 import SealboxLedger
 import Testing
 @testable import SealboxBroker
@@ -477,7 +478,7 @@ enum KillRig {
                     if refused.message?.contains("sealbox log resolve \(seq)") != true {
                         fail("the in_doubt refusal does not name seq \(seq): \(refused.message ?? "")")
                     }
-                    let arrived = world.requests(to: "/\(refused.tool)").contains { $0.header("Idempotency-Key") == key }
+                    let arrived = world.requests(to: "/\(refused.tool)").contains { $0.header("Idempotency-Key") == worldKey(refused.tool, key) }
                     count(arrived ? "resolved_happened" : "resolved_did_not_happen")
                     let resolve = try? Binaries.run(["log", "resolve", "\(seq)", arrived ? "--happened" : "--did-not-happen",
                                                      "--note", "world log checked by the kill test", "--ledger", ledger])
@@ -508,10 +509,10 @@ enum KillRig {
             }
             checkIrreversibleAtMostOnce("at the end")
             for (tool, key) in KillRig.irreversibleKeys {
-                let n = world.requests(to: "/\(tool)").filter { $0.header("Idempotency-Key") == key }.count
+                let n = world.requests(to: "/\(tool)").filter { $0.header("Idempotency-Key") == worldKey(tool, key) }.count
                 if n != 1 { fail("the world received \(tool) key \(key) \(n) times (expected exactly once)") }
             }
-            for (tool, key) in KillRig.idempotentKeys where world.requests(to: "/\(tool)").allSatisfy({ $0.header("Idempotency-Key") != key }) {
+            for (tool, key) in KillRig.idempotentKeys where world.requests(to: "/\(tool)").allSatisfy({ $0.header("Idempotency-Key") != worldKey(tool, key) }) {
                 fail("the idempotent \(tool) key \(key) never reached the world")
             }
             for (tool, _) in KillRig.idempotentKeys + KillRig.irreversibleKeys {
@@ -550,16 +551,23 @@ enum KillRig {
                 if !line.ok || line.replayed != true || line.seq != seq {
                     fail("step \(step): \(line.tool) key \(key) was sealed (seq \(seq)) before the kill but answered \(line)")
                 }
-                if newRequests.contains(where: { $0.header("Idempotency-Key") == key }) {
+                if newRequests.contains(where: { $0.header("Idempotency-Key") == worldKey(line.tool, key) }) {
                     fail("step \(step): \(line.tool) key \(key) was sealed before the kill, yet the world received it again")
                 }
                 count("calls_replayed_in_rerun")
             }
         }
 
+        /// The key the world sees for (tool, key) in this trial's session (`WorldKey`): the
+        /// broker never sends the jail's key itself.
+        func worldKey(_ tool: String, _ key: String) -> String {
+            guard let log = try? Ledger(path: ledger), let secret = try? log.worldKeySecret() else { return "no world key secret" }
+            return WorldKey.derive(secret: secret, familyRoot: (try? log.root(of: session)) ?? session, tool: tool, key: key)
+        }
+
         func checkIrreversibleAtMostOnce(_ when: String) {
             for (tool, key) in KillRig.irreversibleKeys {
-                let n = world.requests(to: "/\(tool)").filter { $0.header("Idempotency-Key") == key }.count
+                let n = world.requests(to: "/\(tool)").filter { $0.header("Idempotency-Key") == worldKey(tool, key) }.count
                 if n > 1 { fail("\(when): the world received the irreversible \(tool) key \(key) \(n) times") }
             }
         }

@@ -1,0 +1,33 @@
+import Crypto
+import Foundation
+
+/// The idempotency key the world sees (the `Idempotency-Key` header of an http tool).
+///
+/// Every tenant's calls reach the world with the same operator credential, and worlds that
+/// deduplicate (payment APIs) do it by that key alone. If the jail's own key went out as it
+/// is, tenant B calling `charge` with key `order-1001` would be answered with tenant A's
+/// charge, and B could claim A's `auto:` key first from arguments it guesses. So the world
+/// key is a keyed hash of what identifies the effect inside sealbox: the session family (a
+/// tenant's sessions never share one), the tool and the jail's key, keyed by a secret the
+/// effect log holds (`Ledger.worldKeySecret`) and the jail never sees:
+///
+///     sbx1-<first 128 bits of HMAC-SHA256(secret, lp("sealbox-world-key-v1") lp(root) lp(tool) lp(key)), hex>
+///
+/// (`lp`: 8-byte big-endian length, then the bytes). The same call re-executed after a crash
+/// sends the same key; `sealbox log show SEQ` prints it, so an operator can find the call in
+/// the world's own logs.
+public enum WorldKey {
+    public static let version = "sbx1-"
+
+    public static func derive(secret: [UInt8], familyRoot: String, tool: String, key: String) -> String {
+        var mac = HMAC<SHA256>(key: SymmetricKey(data: secret))
+        for part in ["sealbox-world-key-v1", familyRoot, tool, key] {
+            let bytes = Array(part.utf8)
+            var length = UInt64(bytes.count).bigEndian
+            withUnsafeBytes(of: &length) { mac.update(data: Data($0)) }
+            mac.update(data: bytes)
+        }
+        let digest = Array(mac.finalize()).prefix(16)
+        return version + digest.map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+import Glibc
+import SealboxTestSupport
+import Testing
+
+/// A world on loopback that behaves like a payment API: it deduplicates by the
+/// `Idempotency-Key` header alone, and it logs every request it receives (GET /log).
+/// A Python process, so it is a real server the broker reaches over TCP.
+final class PaymentWorld: @unchecked Sendable {  // set up in init; read-only afterwards
+    let port: Int
+    private let process = Process()
+
+    static let program = """
+        import http.server, json, sys, threading, time
+        charges, log, lock = {}, [], threading.Lock()
+        class World(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a): pass
+            def do_GET(self):
+                with lock: body = json.dumps(log).encode()
+                self.send_response(200); self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+            def do_POST(self):
+                data = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+                key = self.headers.get("Idempotency-Key")
+                with lock: log.append({"path": self.path, "key": key, "body": data})
+                if self.path.startswith("/slow"): time.sleep(1.5)
+                with lock:
+                    if key is None or key not in charges:
+                        charge = {"id": "ch_%d" % (len(charges) + 1), "memo": data.get("memo"), "amount": data.get("amount")}
+                        if key is not None: charges[key] = charge
+                    else:
+                        charge = charges[key]
+                body = json.dumps(charge).encode()
+                self.send_response(200); self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), World)
+        print(server.server_address[1], flush=True)
+        server.serve_forever()
+        """
+
+    init() throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", Self.program]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        while let byte = try out.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
+        guard let port = Int(String(decoding: line, as: UTF8.self)) else { throw CLIError("the world did not start") }
+        self.port = port
+    }
+
+    /// Every request the world received, oldest first.
+    func requests() throws -> [[String: Any]] {
+        let answer = try RawHTTP.get(port: port, "/log", key: nil)
+        return (try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [[String: Any]]) ?? []
+    }
+
+    /// A broker config whose tools reach this world.
+    func toolsConfig(in dir: String) throws -> String {
+        let path = dir + "/world.yaml"
+        func tool(_ name: String, _ path: String, approval: String = "auto") -> String {
+            """
+              \(name):
+                kind: http
+                method: POST
+                url: "http://127.0.0.1:\(port)\(path)"
+                allow_hosts: [127.0.0.1]
+                body: json
+                args: { amount: { type: string, pattern: "^[0-9]{1,6}$" }, memo: { type: string, max_length: 64 } }
+                effect: irreversible
+                approval: \(approval)
+            """
+        }
+        try (["tools:", tool("charge", "/charge"), tool("slow_charge", "/slow"), tool("held_charge", "/charge", approval: "human")]
+            .joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// SIGKILL, not waited for: Foundation reaps its child (waitUntilExit from a deinit at
+    /// the end of a test run was seen spinning).
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+extension HostileAPI {
+    /// The broker attacked from inside jails (issue: the capability gateway and effect log
+    /// under attack): keys, replays, revocation, oversized answers.
+    @Suite("Broker attacks")
+    struct BrokerAttacks {
+        static func call(_ tool: String, key: String?, memo: String) -> String {
+            let keyArgument = key.map { ", key=\(Target.quote($0))" } ?? ""
+            return """
+                import json, sealbox
+                try:
+                    print(json.dumps(sealbox.call(\(Target.quote(tool)), {"amount": "100", "memo": \(Target.quote(memo))}\(keyArgument))))
+                except sealbox.Error as e:
+                    print(json.dumps({"error": e.code, "message": e.message}))
+                """
+        }
+
+        static func output(_ answer: RawHTTP.Answer) -> [String: Any] {
+            let stdout = (answer.json?["stdout"] as? String) ?? ""
+            return ((try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any]) ?? ["unparsed": stdout, "answer": answer.body]
+        }
+
+        /// Every tenant's calls go out with the same operator credential: the key the world
+        /// deduplicates by must be the broker's, scoped to the session family, never the
+        /// jail's string, or tenant B gets tenant A's charge (and can claim A's auto keys).
+        @Test("idempotency keys never collide across tenants at the world; auto: keys cannot be claimed")
+        func keysAcrossTenants() async throws {
+            let dir = try Battery.temporaryDirectory("keys")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let world = try PaymentWorld()
+            let server = try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)]) }
+            let target = Target(server: server)
+            let other = try await CLI.run(["keys", "create", "--state-dir", server.stateDirectory, "--tenant", "tenant-b"])
+            let keyB = other.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let a = Self.output(try await target.run(python: Self.call("charge", key: "order-1001", memo: "A's order"), #""tools":["charge"]"#))
+            let b = Self.output(try await target.run(python: Self.call("charge", key: "order-1001", memo: "B's order"), #""tools":["charge"]"#, key: keyB))
+            let bodyA = (a["body"] as? [String: Any]) ?? [:], bodyB = (b["body"] as? [String: Any]) ?? [:]
+            #expect(bodyA["memo"] as? String == "A's order", "\(a)")
+            #expect(bodyB["memo"] as? String == "B's order", "tenant B was answered with another charge: \(b)")
+            #expect(bodyA["id"] as? String != bodyB["id"] as? String, "\(a) \(b)")
+            let keys = try await offPool { try world.requests().compactMap { $0["key"] as? String } }
+            #expect(keys.count == 2 && Set(keys).count == 2, "\(keys)")
+            #expect(keys.allSatisfy { $0.hasPrefix("sbx1-") && !$0.contains("order-1001") }, "the world saw the jail's key: \(keys)")
+            // The broker's own key space is not the jail's to choose.
+            let claimed = Self.output(try await target.run(python: Self.call("charge", key: "auto:0123abcd", memo: "x"), #""tools":["charge"]"#, key: keyB))
+            #expect(claimed["error"] as? String == "bad_request", "\(claimed)")
+            // The operator finds the call in the world's logs by the key `log show` prints.
+            let ledger = server.stateDirectory + "/effects.db"
+            let listed = try await CLI.run(["log", "list", "--ledger", ledger, "--tool", "charge", "--json"])
+            let calls = ((try? JSONSerialization.jsonObject(with: Data(listed.stdout.utf8))) as? [[String: Any]]) ?? []
+            let seq = try #require(calls.first?["intent_seq"] as? Int, "\(listed.stdout)")
+            let show = try await CLI.run(["log", "show", String(seq), "--ledger", ledger])
+            #expect(show.stdout.contains("world key: \(keys[0])") || show.stdout.contains("world key: \(keys[1])"), "\(show.stdout)")
+        }
+
+        /// The same key with other arguments is another call: refused, naming both digests,
+        /// never answered with the first call's sealed result.
+        @Test("the same key with other arguments in a session is key_conflict, not the first call's answer")
+        func keyConflict() async throws {
+            let dir = try Battery.temporaryDirectory("conflict")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let world = try PaymentWorld()
+            let target = Target(server: try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)]) })
+            let session = try await target.session()
+            let extra = #""tools":["charge"],"session":"\#(session)""#
+            let first = Self.output(try await target.run(python: Self.call("charge", key: "k1", memo: "pay invoice 42"), extra))
+            #expect((first["body"] as? [String: Any])?["memo"] as? String == "pay invoice 42", "\(first)")
+            let replay = Self.output(try await target.run(python: Self.call("charge", key: "k1", memo: "pay invoice 42"), extra))
+            #expect((replay["body"] as? [String: Any])?["id"] as? String == (first["body"] as? [String: Any])?["id"] as? String, "the same call replays: \(replay)")
+            let other = Self.output(try await target.run(python: Self.call("charge", key: "k1", memo: "pay invoice 43"), extra))
+            #expect(other["error"] as? String == "key_conflict", "\(other)")
+            #expect((other["message"] as? String)?.components(separatedBy: "sha256:").count == 3, "both digests named: \(other)")
+            let requests = try await offPool { try world.requests().count }
+            #expect(requests == 1, "\(requests) requests reached the world")
+        }
+
+        /// Revocation stops every call not yet sent: twenty calls queued behind one key lock,
+        /// the run ends while the first is at the world; none of the others reaches it.
+        @Test("calls queued behind a key lock do not run after their run ended and its token was revoked")
+        func revocationStopsQueuedCalls() async throws {
+            let dir = try Battery.temporaryDirectory("revoke")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let world = try PaymentWorld()
+            let target = Target(server: try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)]) })
+            let code = """
+                import os, threading, time, sealbox
+                def call():
+                    try: sealbox.call("slow_charge", {"amount": "1", "memo": "once"}, key="same")
+                    except Exception: pass
+                for _ in range(20): threading.Thread(target=call, daemon=True).start()
+                time.sleep(0.5)
+                os._exit(0)
+                """
+            let answer = try await target.run(python: code, #""tools":["slow_charge"]"#)
+            #expect(answer.status == 201, "\(answer.body.prefix(300))")
+            // The first call finishes at the world 1.5 s after it arrived; give the others
+            // time to run if they were going to.
+            try await Task.sleep(for: .seconds(3))
+            let requests = try await offPool { try world.requests().count }
+            #expect(requests == 1, "calls reached the world after the run ended: \(requests)")
+        }
+
+        /// Thousands of refused calls must not make the close answer too long to read, which
+        /// sealed the step with its approval pending.
+        @Test("a step whose calls wait on an approval is never sealed, however many times they were refused")
+        func manyRefusalsNeverSeal() async throws {
+            let dir = try Battery.temporaryDirectory("refusals")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let world = try PaymentWorld()
+            let target = Target(server: try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)]) })
+            let session = try await target.session()
+            let code = """
+                import sealbox
+                refused = 0
+                for _ in range(8000):
+                    try: sealbox.call("held_charge", {"amount": "1", "memo": "x" * 60}, key="held")
+                    except sealbox.Error: refused += 1
+                print(refused)
+                """
+            let answer = try await target.run(python: code, #""tools":["held_charge"],"session":"\#(session)","step":"flood","limits":{"timeout_ms":120000}"#)
+            #expect(answer.status == 201 && answer.json?["stdout"] as? String == "8000\n", "\(answer.body.prefix(300))")
+            #expect(answer.json?["checkpoint"] == nil, "the step was sealed with its approval pending")
+            let blocked = (answer.json?["blocked"] as? [[String: Any]]) ?? []
+            #expect(!blocked.isEmpty && blocked.count <= 32, "\(blocked.count)")
+            let facts = try await target.get("/v1/sessions/\(session)/facts")
+            #expect(facts.body.contains("awaiting_approval") || facts.body.contains("approve"), "\(facts.body.prefix(300))")
+            let steps = (try await target.get("/v1/sessions/\(session)").json?["steps"] as? [Any]) ?? []
+            #expect(steps.isEmpty, "\(steps)")
+        }
+    }
+}
