@@ -61,6 +61,11 @@ struct BrokerServeCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure(message: "\(error)")
         }
+        // What loads but deserves the operator's attention (a secret in a URL, a world-readable
+        // secret file, a secret too short to redact).
+        for warning in service.engine.config.warnings {
+            writeStderr("sealbox broker: warning: \(warning)\n")
+        }
         let recovery: BrokerRecovery
         do {
             recovery = try await service.start()

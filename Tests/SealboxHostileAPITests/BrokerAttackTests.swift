@@ -23,6 +23,12 @@ final class PaymentWorld: @unchecked Sendable {  // set up in init; read-only af
                 data = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
                 key = self.headers.get("Idempotency-Key")
                 with lock: log.append({"path": self.path, "key": key, "body": data})
+                if self.path.startswith("/canon"):
+                    # Echoes its URL, query and all, as worlds do in redirects and error pages.
+                    body = json.dumps({"url": self.path, "note": "moved"}).encode()
+                    self.send_response(301); self.send_header("Location", self.path)
+                    self.send_header("Content-Type", "application/json"); self.send_header("Content-Length", str(len(body)))
+                    self.end_headers(); self.wfile.write(body); return
                 if self.path.startswith("/slow"): time.sleep(1.5)
                 with lock:
                     if key is None or key not in charges:
@@ -73,7 +79,18 @@ final class PaymentWorld: @unchecked Sendable {  // set up in init; read-only af
                 approval: \(approval)
             """
         }
-        try (["tools:", tool("charge", "/charge"), tool("slow_charge", "/slow"), tool("held_charge", "/charge", approval: "human")]
+        let canon = """
+              canon:
+                kind: http
+                method: POST
+                url: "http://127.0.0.1:\(port)/canon?q={q}&key={secret:tok}"
+                allow_hosts: [127.0.0.1]
+                response_headers: [location]
+                args: { q: { type: string, pattern: "^[a-z]{1,20}$" } }
+                effect: read
+            """
+        try (["secrets:", "  tok: { env: WORLD_TOKEN }", "tools:", tool("charge", "/charge"), tool("slow_charge", "/slow"),
+              tool("held_charge", "/charge", approval: "human"), canon]
             .joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -84,6 +101,9 @@ final class PaymentWorld: @unchecked Sendable {  // set up in init; read-only af
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }
+
+/// The world's credential in the tests: what must never reach a jail or the effect log.
+let worldToken = "wt-9f8e7d6c5b4a-secret"
 
 extension HostileAPI {
     /// The broker attacked from inside jails (issue: the capability gateway and effect log
@@ -114,7 +134,7 @@ extension HostileAPI {
             let dir = try Battery.temporaryDirectory("keys")
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let world = try PaymentWorld()
-            let server = try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)]) }
+            let server = try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)], environment: ["WORLD_TOKEN": worldToken]) }
             let target = Target(server: server)
             let other = try await CLI.run(["keys", "create", "--state-dir", server.stateDirectory, "--tenant", "tenant-b"])
             let keyB = other.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -146,7 +166,7 @@ extension HostileAPI {
             let dir = try Battery.temporaryDirectory("conflict")
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let world = try PaymentWorld()
-            let target = Target(server: try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)]) })
+            let target = Target(server: try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)], environment: ["WORLD_TOKEN": worldToken]) })
             let session = try await target.session()
             let extra = #""tools":["charge"],"session":"\#(session)""#
             let first = Self.output(try await target.run(python: Self.call("charge", key: "k1", memo: "pay invoice 42"), extra))
@@ -167,7 +187,7 @@ extension HostileAPI {
             let dir = try Battery.temporaryDirectory("revoke")
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let world = try PaymentWorld()
-            let target = Target(server: try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)]) })
+            let target = Target(server: try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)], environment: ["WORLD_TOKEN": worldToken]) })
             let code = """
                 import os, threading, time, sealbox
                 def call():
@@ -186,6 +206,39 @@ extension HostileAPI {
             #expect(requests == 1, "calls reached the world after the run ended: \(requests)")
         }
 
+        /// A secret templated into a URL comes back in the world's redirect and body: the broker
+        /// takes every secret value out of what it returns and what it logs.
+        @Test("a secret the world echoes back (Location header, body) reaches neither the jail, the run's result nor the effect log")
+        func secretsAreRedacted() async throws {
+            let dir = try Battery.temporaryDirectory("redact")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let world = try PaymentWorld()
+            let server = try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)], environment: ["WORLD_TOKEN": worldToken]) }
+            let target = Target(server: server)
+            // The broker's whole answer, as the jail reads it off its socket.
+            let code = """
+                import json, os, socket
+                s = socket.socket(socket.AF_UNIX); s.connect(os.environ["SEALBOX_BROKER"])
+                s.sendall((json.dumps({"token": os.environ["SEALBOX_TOKEN"], "op": "call", "tool": "canon", "args": {"q": "abc"}}) + "\\n").encode())
+                print(s.makefile().readline().strip())
+                """
+            let answer = try await target.run(python: code, #""tools":["canon"]"#)
+            #expect(answer.status == 201, "\(answer.body.prefix(300))")
+            // The world did receive it (the credential works) …
+            let received = try await offPool { try world.requests().compactMap { $0["path"] as? String } }
+            #expect(received.contains { $0.contains(worldToken) }, "\(received)")
+            // … and nothing that left the broker holds it.
+            #expect(!answer.body.contains(worldToken) && answer.body.contains("[redacted:tok]"), "\(answer.body.prefix(400))")
+            let id = try #require(answer.json?["id"] as? String)
+            #expect(!(try await target.get("/v1/runs/\(id)").body.contains(worldToken)))
+            let log = try Data(contentsOf: URL(fileURLWithPath: server.stateDirectory + "/effects.db"))
+                + ((try? Data(contentsOf: URL(fileURLWithPath: server.stateDirectory + "/effects.db-wal"))) ?? Data())
+            #expect(log.range(of: Data(worldToken.utf8)) == nil, "the effect log holds the secret")
+            #expect(server.logLines.allSatisfy { !$0.contains(worldToken) })
+            let check = try String(contentsOfFile: server.stateDirectory + "/broker.log", encoding: .utf8)
+            #expect(check.contains("is templated into the URL"), "the broker warns about a secret in a URL: \(check.prefix(500))")
+        }
+
         /// Thousands of refused calls must not make the close answer too long to read, which
         /// sealed the step with its approval pending.
         @Test("a step whose calls wait on an approval is never sealed, however many times they were refused")
@@ -193,7 +246,7 @@ extension HostileAPI {
             let dir = try Battery.temporaryDirectory("refusals")
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let world = try PaymentWorld()
-            let target = Target(server: try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)]) })
+            let target = Target(server: try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)], environment: ["WORLD_TOKEN": worldToken]) })
             let session = try await target.session()
             let code = """
                 import sealbox

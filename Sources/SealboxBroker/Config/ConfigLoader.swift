@@ -295,6 +295,9 @@ private struct ConfigReader {
                 }
                 value = text
             }
+            if value.count < SecretRedactor.minimumLength {
+                warnings.append("\(self.source): \(path): the value is shorter than \(SecretRedactor.minimumLength) characters, too short to be redacted from tool answers")
+            }
             secretValues[s.key] = value
         }
     }
@@ -305,7 +308,7 @@ private struct ConfigReader {
     static let httpKeys = ["method", "url", "allow_hosts", "headers", "body", "response_headers", "idempotency_header"]
     static let commandKeys = ["argv", "env", "cwd"]
 
-    func readTool(name: String, _ node: Node, _ path: String) throws(ConfigError) -> ToolDefinition {
+    mutating func readTool(name: String, _ node: Node, _ path: String) throws(ConfigError) -> ToolDefinition {
         let all = try entries(node, path)
         func value(_ key: String) -> Entry? { all.first { $0.key == key && !Self.isNull($0.value) } }
         guard let kindEntry = value("kind") else {
@@ -488,7 +491,7 @@ private struct ConfigReader {
 
     // MARK: http
 
-    func readHTTP(_ ctx: ToolContext, _ value: (String) -> Entry?) throws(ConfigError) -> HTTPToolSpec {
+    mutating func readHTTP(_ ctx: ToolContext, _ value: (String) -> Entry?) throws(ConfigError) -> HTTPToolSpec {
         let path = ctx.path
         guard let methodEntry = value("method") else {
             throw error(ctx.node, path, "missing required key \"method\" (\(HTTPToolSpec.methods.joined(separator: ", ")))")
@@ -532,6 +535,11 @@ private struct ConfigReader {
         }
         if !host.secretNames.isEmpty || !pathT.secretNames.isEmpty {
             throw error(urlEntry.value, urlPath, "secrets may appear only in the query string of a URL (or in headers)")
+        }
+        if let query, !query.secretNames.isEmpty {
+            // Worlds echo URLs (redirects, error pages, logs): the broker redacts the value
+            // from answers, but a header keeps it out of URLs altogether.
+            warnings.append("\(source): \(urlPath): secret \(query.secretNames.joined(separator: ", ")) is templated into the URL; worlds echo URLs (redirects, error pages, their logs): prefer a header. The broker redacts it from answers and the effect log")
         }
         if let literal = host.literalText {
             guard HTTPToolURL.isValidHostName(literal) else {

@@ -31,7 +31,7 @@ public struct ToolOutcome: Sendable {
     /// http: `{"status":201,"headers":{…selected, lower-case names},"body":<parsed JSON or text>,"body_truncated":false}`
     /// command: `{"exit_code":0,"signal":null,"stdout":"…","stderr":"…","stdout_truncated":false,"stderr_truncated":false}`
     /// (killed by signal N: exit_code 128+N, signal N)
-    public let result: JSONValue
+    public var result: JSONValue
     /// ETag, else Last-Modified (http).
     public let resourceVersion: String?
     /// What was called, e.g. "POST https://api.github.com/repos/a/b/issues" or

@@ -5,9 +5,12 @@ import SealboxLedger
 /// effects or approval: it validates, expands, injects, runs, and reports.
 public struct ToolRunner: Sendable {
     public let config: BrokerConfig
+    /// Every secret value is taken out of results and errors before they leave the runner.
+    let redactor: SecretRedactor
 
     public init(config: BrokerConfig) {
         self.config = config
+        self.redactor = SecretRedactor(config.secrets)
     }
 
     /// The arguments as the tool will use them (defaults filled in), or bad_request
@@ -28,6 +31,16 @@ public struct ToolRunner: Sendable {
     /// maxResponseBytes, killed at the timeout (tool_failed, happened=nil); a non-zero exit is
     /// returned in the outcome.
     public func run(_ tool: ToolDefinition, args: [String: JSONValue], idempotencyKey: String) async throws(ToolError) -> ToolOutcome {
+        do {
+            var outcome = try await runUnredacted(tool, args: args, idempotencyKey: idempotencyKey)
+            outcome.result = redactor.redact(outcome.result)
+            return outcome
+        } catch {
+            throw redactor.redact(error)
+        }
+    }
+
+    private func runUnredacted(_ tool: ToolDefinition, args: [String: JSONValue], idempotencyKey: String) async throws(ToolError) -> ToolOutcome {
         let values = try validate(tool, args: args)
         let clock = ContinuousClock()
         let start = clock.now
