@@ -72,6 +72,29 @@ public struct CallResponse: Sendable, Codable, Equatable {
     public static func failure(_ error: BrokerError, result: JSONValue? = nil, effect: EffectInfo? = nil) -> CallResponse {
         CallResponse(ok: false, result: result, effect: effect, error: error)
     }
+
+    /// The longest answer line the jail's client reads (client/sealbox.py MAX_LINE_BYTES, with
+    /// its newline).
+    public static let maxLineBytes = (1 << 20) - 1
+
+    /// The answer as one line the client can read: a result whose JSON (escaped, a command's
+    /// output can grow sixfold) would pass `maxLineBytes` is replaced by a note of its size.
+    /// The effect log keeps the whole result; the jail learns the seq to ask an operator for it.
+    /// Without this, a sealed call answered `bad_response` forever.
+    public func encodedLine() -> Data {
+        let encoded = (try? JSONEncoder().encode(self)) ?? Data()
+        guard encoded.count > Self.maxLineBytes else { return encoded }
+        var bounded = self
+        bounded.result = .object([
+            "answer_too_large": .bool(true), "bytes": .number(Double(encoded.count)),
+            "note": .string("the result is in the effect log (seq \(effect.map { String($0.seq) } ?? "?")); it is larger than the \(Self.maxLineBytes) bytes an answer may be"),
+        ])
+        if var error = bounded.error, error.message.utf8.count > 4096 {
+            error.message = String(decoding: Array(error.message.utf8.prefix(4096)), as: UTF8.self) + "…"
+            bounded.error = error
+        }
+        return (try? JSONEncoder().encode(bounded)) ?? Data()
+    }
 }
 
 /// The operator-facing control protocol on the broker's control socket (root only).

@@ -317,7 +317,7 @@ public final class BrokerService: Sendable {
                 let call = BlockedCall(seq: response.effect?.seq, code: error.code, message: error.message)
                 self.state.withLock { $0.blocked[runID, default: BlockedSummary()].add(call) }
             }
-            return (try? JSONEncoder().encode(response)) ?? Data()
+            return response.encodedLine()
         }
         return ControlResponse(ok: true, token: minted.token, tokenID: minted.tokenID, socket: path)
     }

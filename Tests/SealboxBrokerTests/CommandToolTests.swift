@@ -11,6 +11,52 @@ private let apiKey = "cmd-SEALBOX-TEST-SECRET-5d1e"
 
 /// command tools: posix_spawn, no shell, declared environment only.
 @Suite struct CommandToolTests {
+    /// A jail's value that starts an argv element with "-" would be an option to the program
+    /// (git, as root, wrote a host file through `--output=`): refused, unless the operator
+    /// declares the argument an operand, and then the options end with `--` before it.
+    @Test func argumentsThatLookLikeOptionsAreRefusedOrFollowDoubleDash() async throws {
+        let (runner, tool) = try ToolTestSupport.tool("show", """
+        tools:
+          show:
+            kind: command
+            argv: [/bin/echo, "{flag}", "x-{tail}"]
+            args: { flag: string, tail: string }
+            effect: read
+        """)
+        let refused = await ToolTestSupport.toolError { () async throws(ToolError) in
+            try await runner.run(tool, args: ["flag": .string("--output=/etc/x"), "tail": .string("-y")], idempotencyKey: "k")
+        }
+        #expect(refused?.code == .badRequest && refused?.message.contains("argument \"flag\" starts with \"-\"") == true, "\(String(describing: refused))")
+        // Not at the start of an element: harmless, passed as it is.
+        let fine = try await runner.run(tool, args: ["flag": .string("plain"), "tail": .string("-y")], idempotencyKey: "k")
+        #expect(ToolTestSupport.field(fine.result, "stdout") == .string("plain x--y\n"))
+        let (operandRunner, operandTool) = try ToolTestSupport.tool("show", """
+        tools:
+          show:
+            kind: command
+            argv: [/bin/echo, "-n", "{path}"]
+            args: { path: { type: string, positional: true } }
+            effect: read
+        """)
+        let operand = try await operandRunner.run(operandTool, args: ["path": .string("--help")], idempotencyKey: "k")
+        #expect(operand.target == "/bin/echo -n -- --help", "\(operand.target)")
+        #expect(ToolTestSupport.field(operand.result, "stdout") == .string("-- --help"))
+    }
+
+    /// A result whose JSON is larger than the client reads is replaced by a note of its size
+    /// (the effect log keeps it), so the jail never gets `bad_response` for a sealed call.
+    @Test func answersLargerThanALineAreReplacedByTheirSize() throws {
+        let big = String(repeating: "\u{1}", count: 300_000)  // six bytes each in JSON
+        let response = CallResponse.success(.object(["stdout": .string(big)]), EffectInfo(seq: 7, replayed: false))
+        let line = response.encodedLine()
+        #expect(line.count <= CallResponse.maxLineBytes)
+        let decoded = try JSONDecoder().decode(CallResponse.self, from: line)
+        #expect(decoded.ok && decoded.effect?.seq == 7)
+        #expect(decoded.result?.objectValue?["answer_too_large"] == .bool(true))
+        let small = CallResponse.success(.object(["stdout": .string("hi")]), EffectInfo(seq: 8, replayed: false))
+        #expect(small.encodedLine() == (try JSONEncoder().encode(small)))
+    }
+
     @Test func argumentsArriveAsLiteralArgvElementsWithoutAShell() async throws {
         let (runner, tool) = try ToolTestSupport.tool("say", """
         tools:

@@ -390,7 +390,14 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
         let failure = await ToolTestSupport.toolError { () async throws(ToolError) in
             try await runner.run(tool, args: ["etag": .string("\"v1\"\r\nX-Evil: 1"), "text": .string("t")], idempotencyKey: "k")
         }
-        #expect(failure == ToolError(.badRequest, "argument \"etag\" contains a line break or NUL and cannot go in header If-Match", happened: false))
+        #expect(failure == ToolError(.badRequest, "argument \"etag\" contains a control character and cannot go in header If-Match", happened: false))
+        // Every control character, not only CR, LF and NUL (an escape, a backspace, DEL).
+        for evil in ["v\u{1b}[2J", "v\u{08}", "v\u{7f}", "v\u{85}"] {
+            let refused = await ToolTestSupport.toolError { () async throws(ToolError) in
+                try await runner.run(tool, args: ["etag": .string(evil), "text": .string("t")], idempotencyKey: "k")
+            }
+            #expect(refused?.code == .badRequest, "\(evil.debugDescription)")
+        }
         #expect(server.requests.isEmpty)
 
         server.setFallback { _ in .json("{}", headers: [("ETag", "\"v2\"")]) }

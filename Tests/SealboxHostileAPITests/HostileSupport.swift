@@ -14,9 +14,9 @@ struct Target: Sendable {
 
     var port: Int { server.port }
 
-    func post(_ path: String, _ body: String, key: String? = nil, headers: [String: String] = [:]) async throws -> RawHTTP.Answer {
+    func post(_ path: String, _ body: String, key: String? = nil, headers: [String: String] = [:], timeout: Double = 30) async throws -> RawHTTP.Answer {
         let port = self.port, key = key ?? server.key
-        return try await offPool { try RawHTTP.post(port: port, path, key: key, body: body, headers: headers) }
+        return try await offPool { try RawHTTP.request(port: port, method: "POST", path, key: key, body: Array(body.utf8), headers: headers, timeout: timeout) }
     }
 
     func get(_ path: String, key: String? = nil) async throws -> RawHTTP.Answer {
@@ -25,8 +25,8 @@ struct Target: Sendable {
     }
 
     /// `{"language":"python","code":…}` plus `extra` members, as raw JSON text.
-    func run(python code: String, _ extra: String = "", key: String? = nil) async throws -> RawHTTP.Answer {
-        try await post("/v1/runs", #"{"language":"python","code":\#(Self.quote(code))\#(extra.isEmpty ? "" : "," + extra)}"#, key: key)
+    func run(python code: String, _ extra: String = "", key: String? = nil, timeout: Double = 30) async throws -> RawHTTP.Answer {
+        try await post("/v1/runs", #"{"language":"python","code":\#(Self.quote(code))\#(extra.isEmpty ? "" : "," + extra)}"#, key: key, timeout: timeout)
     }
 
     func session() async throws -> String {

@@ -29,12 +29,17 @@ public struct ArgumentSpec: Sendable, Equatable {
     /// The allowed values (any type).
     public let allowedValues: [JSONValue]?
     public let description: String?
+    /// command tools: an operand, never an option. The broker puts `--` before the first
+    /// argv element that holds a positional argument, so a value like `--output=/etc/x` is
+    /// data to the program. A non-positional argument that would start an argv element with
+    /// `-` is refused instead.
+    public let positional: Bool
 
     public init(
         name: String, type: ValueType, optional: Bool = false, defaultValue: JSONValue? = nil,
         pattern: String? = nil, minLength: Int? = nil, maxLength: Int? = nil,
         minimum: Double? = nil, maximum: Double? = nil, maxItems: Int? = nil,
-        allowedValues: [JSONValue]? = nil, description: String? = nil
+        allowedValues: [JSONValue]? = nil, description: String? = nil, positional: Bool = false
     ) {
         self.name = name
         self.type = type
@@ -48,6 +53,7 @@ public struct ArgumentSpec: Sendable, Equatable {
         self.maxItems = maxItems
         self.allowedValues = allowedValues
         self.description = description
+        self.positional = positional
     }
 
     /// Present in every validated call: required, or optional with a default.

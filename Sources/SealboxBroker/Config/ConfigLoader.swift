@@ -395,7 +395,7 @@ private struct ConfigReader {
         }
         let all = try entries(node, path, allowed: [
             "type", "optional", "default", "pattern", "min_length", "max_length",
-            "minimum", "maximum", "max_items", "enum", "description",
+            "minimum", "maximum", "max_items", "enum", "description", "positional",
         ])
         func value(_ key: String) -> Entry? { all.first { $0.key == key && !Self.isNull($0.value) } }
         guard let typeEntry = value("type") else {
@@ -441,11 +441,16 @@ private struct ConfigReader {
         }
         var description: String?
         if let e = value("description") { description = try string(e.value, "\(path).description") }
+        var positional = false
+        if let e = value("positional") {
+            positional = try bool(e.value, "\(path).positional")
+            if positional && !type.isScalar { throw error(e.keyNode, "\(path).positional", "applies only to scalar arguments") }
+        }
 
         let base = ArgumentSpec(
             name: name, type: type, optional: optional, defaultValue: nil, pattern: pattern,
             minLength: minLength, maxLength: maxLength, minimum: minimum, maximum: maximum,
-            maxItems: maxItems, allowedValues: allowedValues, description: description
+            maxItems: maxItems, allowedValues: allowedValues, description: description, positional: positional
         )
         if let e = value("enum"), let items = allowedValues {
             for item in items {
@@ -462,7 +467,7 @@ private struct ConfigReader {
         return ArgumentSpec(
             name: name, type: type, optional: true, defaultValue: defaultValue, pattern: pattern,
             minLength: minLength, maxLength: maxLength, minimum: minimum, maximum: maximum,
-            maxItems: maxItems, allowedValues: allowedValues, description: description
+            maxItems: maxItems, allowedValues: allowedValues, description: description, positional: positional
         )
     }
 

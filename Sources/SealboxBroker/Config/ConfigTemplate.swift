@@ -113,6 +113,11 @@ enum ConfigNames {
 
     static func hasNUL(_ s: String) -> Bool { s.unicodeScalars.contains("\0") }
 
+    /// C0 controls but horizontal tab, DEL, and C1 controls: not allowed in a header value.
+    static func hasControlCharacter(_ s: String) -> Bool {
+        s.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) }
+    }
+
     /// An environment variable name.
     static func isEnvName(_ s: String) -> Bool { isIdentifier(s) }
 }

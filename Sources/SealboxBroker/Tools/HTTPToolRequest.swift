@@ -224,8 +224,10 @@ struct HTTPToolRequest: Sendable {
                 case .literal(let s): value += s
                 case .argument(let name):
                     let text = ToolArgumentValidator.text(try argument(name))
-                    guard !ConfigNames.hasLineBreakOrNUL(text) else {
-                        throw .badRequest("argument \"\(name)\" contains a line break or NUL and cannot go in header \(h.name)")
+                    // RFC 9110 §5.5: a field value is visible characters, spaces and tabs. Any
+                    // other control character (not only CR, LF, NUL) is refused.
+                    guard !ConfigNames.hasControlCharacter(text) else {
+                        throw .badRequest("argument \"\(name)\" contains a control character and cannot go in header \(h.name)")
                     }
                     value += text
                 case .secret(let name):

@@ -68,7 +68,7 @@ public struct ToolRunner: Sendable {
             return ToolOutcome(result: result, resourceVersion: version, target: request.target, durationMs: elapsedMs())
 
         case .command(let spec):
-            let (argv, env) = try Self.expand(spec, values, secrets: config.secrets)
+            let (argv, env) = try Self.expand(spec, values, secrets: config.secrets, arguments: Array(tool.args.values))
             let target = Self.render(argv)
             let outcome = await CommandToolProcess.run(
                 argv: argv, environment: env, workingDirectory: spec.workingDirectory,
@@ -106,7 +106,7 @@ public struct ToolRunner: Sendable {
         case .http(let spec):
             return try HTTPToolRequest.build(tool: tool, spec: spec, args: values, secrets: config.secrets, idempotencyKey: nil).target
         case .command(let spec):
-            return Self.render(try Self.expand(spec, values, secrets: config.secrets).argv)
+            return Self.render(try Self.expand(spec, values, secrets: config.secrets, arguments: Array(tool.args.values)).argv)
         }
     }
 
@@ -122,7 +122,8 @@ public struct ToolRunner: Sendable {
         return .string(String(decoding: data, as: UTF8.self))
     }
 
-    static func expand(_ spec: CommandToolSpec, _ args: [String: JSONValue], secrets: SecretStore) throws(ToolError) -> (argv: [String], env: [String]) {
+    static func expand(_ spec: CommandToolSpec, _ args: [String: JSONValue], secrets: SecretStore,
+                       arguments declared: [ArgumentSpec] = []) throws(ToolError) -> (argv: [String], env: [String]) {
         func fill(_ t: ToolTemplate, secretsOK: Bool, what: String) throws(ToolError) -> String {
             var s = ""
             for part in t.parts {
@@ -143,7 +144,24 @@ public struct ToolRunner: Sendable {
             return s
         }
         var argv: [String] = []
-        for (i, t) in spec.argv.enumerated() { argv.append(try fill(t, secretsOK: false, what: "argv[\(i)]")) }
+        // Options end before the first element holding a positional argument (`--`, unless
+        // the config already has one there); an argument that starts an element before that
+        // may not look like an option.
+        let positional = Set(declared.filter(\.positional).map(\.name))
+        var optionsEnded = false
+        for (i, t) in spec.argv.enumerated() {
+            let names = t.argumentNames
+            if i > 0, !optionsEnded, names.contains(where: positional.contains) {
+                if argv.last != "--" { argv.append("--") }
+                optionsEnded = true
+            }
+            if i > 0, argv.last == "--" { optionsEnded = true }
+            let text = try fill(t, secretsOK: false, what: "argv[\(i)]")
+            if i > 0, !optionsEnded, case .argument(let name)? = t.parts.first, text.hasPrefix("-") {
+                throw .badRequest("argument \"\(name)\" starts with \"-\", which \(spec.argv[0].literalText ?? "the program") would read as an option; a value for it may not (an operator declares an operand `positional: true`, and the broker then ends the options with --)")
+            }
+            argv.append(text)
+        }
         var env: [String] = []
         if !spec.env.contains(where: { $0.name == "PATH" }) { env.append("PATH=\(CommandToolSpec.defaultPath)") }
         for e in spec.env { env.append("\(e.name)=\(try fill(e.value, secretsOK: true, what: "env \(e.name)"))") }
