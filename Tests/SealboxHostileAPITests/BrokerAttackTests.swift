@@ -105,6 +105,27 @@ final class PaymentWorld: @unchecked Sendable {  // set up in init; read-only af
 /// The world's credential in the tests: what must never reach a jail or the effect log.
 let worldToken = "wt-9f8e7d6c5b4a-secret"
 
+/// A payment world and a `sealbox serve` whose broker holds its tools and credential.
+struct WorldAndServer: Sendable {
+    let world: PaymentWorld
+    let server: ServeProcess
+    let directory: String
+
+    var target: Target { Target(server: server) }
+
+    static func start(_ name: String) async throws -> WorldAndServer {
+        let directory = try Battery.temporaryDirectory(name)
+        let world = try PaymentWorld()
+        let config = try world.toolsConfig(in: directory)
+        let server = try await offPool { try ServeProcess(["--tools", config], environment: ["WORLD_TOKEN": worldToken]) }
+        return WorldAndServer(world: world, server: server, directory: directory)
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
 extension HostileAPI {
     /// The broker attacked from inside jails (issue: the capability gateway and effect log
     /// under attack): keys, replays, revocation, oversized answers.
@@ -131,10 +152,10 @@ extension HostileAPI {
         /// jail's string, or tenant B gets tenant A's charge (and can claim A's auto keys).
         @Test("idempotency keys never collide across tenants at the world; auto: keys cannot be claimed")
         func keysAcrossTenants() async throws {
-            let dir = try Battery.temporaryDirectory("keys")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let world = try PaymentWorld()
-            let server = try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)], environment: ["WORLD_TOKEN": worldToken]) }
+            let setup = try await WorldAndServer.start("keys")
+            defer { setup.remove() }
+            let world = setup.world
+            let server = setup.server
             let target = Target(server: server)
             let other = try await CLI.run(["keys", "create", "--state-dir", server.stateDirectory, "--tenant", "tenant-b"])
             let keyB = other.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -163,10 +184,10 @@ extension HostileAPI {
         /// never answered with the first call's sealed result.
         @Test("the same key with other arguments in a session is key_conflict, not the first call's answer")
         func keyConflict() async throws {
-            let dir = try Battery.temporaryDirectory("conflict")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let world = try PaymentWorld()
-            let target = Target(server: try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)], environment: ["WORLD_TOKEN": worldToken]) })
+            let setup = try await WorldAndServer.start("conflict")
+            defer { setup.remove() }
+            let world = setup.world
+            let target = setup.target
             let session = try await target.session()
             let extra = #""tools":["charge"],"session":"\#(session)""#
             let first = Self.output(try await target.run(python: Self.call("charge", key: "k1", memo: "pay invoice 42"), extra))
@@ -184,10 +205,10 @@ extension HostileAPI {
         /// the run ends while the first is at the world; none of the others reaches it.
         @Test("calls queued behind a key lock do not run after their run ended and its token was revoked")
         func revocationStopsQueuedCalls() async throws {
-            let dir = try Battery.temporaryDirectory("revoke")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let world = try PaymentWorld()
-            let target = Target(server: try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)], environment: ["WORLD_TOKEN": worldToken]) })
+            let setup = try await WorldAndServer.start("revoke")
+            defer { setup.remove() }
+            let world = setup.world
+            let target = setup.target
             let code = """
                 import os, threading, time, sealbox
                 def call():
@@ -210,10 +231,10 @@ extension HostileAPI {
         /// takes every secret value out of what it returns and what it logs.
         @Test("a secret the world echoes back (Location header, body) reaches neither the jail, the run's result nor the effect log")
         func secretsAreRedacted() async throws {
-            let dir = try Battery.temporaryDirectory("redact")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let world = try PaymentWorld()
-            let server = try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)], environment: ["WORLD_TOKEN": worldToken]) }
+            let setup = try await WorldAndServer.start("redact")
+            defer { setup.remove() }
+            let world = setup.world
+            let server = setup.server
             let target = Target(server: server)
             // The broker's whole answer, as the jail reads it off its socket.
             let code = """
@@ -243,10 +264,10 @@ extension HostileAPI {
         /// sealed the step with its approval pending.
         @Test("a step whose calls wait on an approval is never sealed, however many times they were refused")
         func manyRefusalsNeverSeal() async throws {
-            let dir = try Battery.temporaryDirectory("refusals")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let world = try PaymentWorld()
-            let target = Target(server: try await offPool { try ServeProcess(["--tools", try world.toolsConfig(in: dir)], environment: ["WORLD_TOKEN": worldToken]) })
+            let setup = try await WorldAndServer.start("refusals")
+            defer { setup.remove() }
+            let world = setup.world
+            let target = setup.target
             let session = try await target.session()
             let code = """
                 import sealbox
