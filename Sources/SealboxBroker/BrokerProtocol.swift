@@ -23,6 +23,9 @@ public enum BrokerErrorCode: String, Sendable, Codable {
     case storageFull = "storage_full"
     /// The key was used before for this tool with other arguments: a key names one call.
     case keyConflict = "key_conflict"
+    /// The run or its tenant used up a quota of `BrokerLimits` (calls, effect-log bytes,
+    /// pending approvals): nothing was written or sent.
+    case quotaExceeded = "quota_exceeded"
 }
 
 public struct BrokerError: Error, Sendable, Codable, Equatable {
@@ -108,10 +111,14 @@ public struct ControlRequest: Sendable, Codable {
     public var tools: [String]?
     public var ttlMs: Int64?
     public var tokenID: String?
+    /// open_run: who the run's calls count against (`BrokerLimits.perTenant`), 1-64 letters,
+    /// digits, - or _; absent: the session's family.
+    public var tenant: String?
 
     public init(op: String, runID: String? = nil, sessionID: String? = nil, sessionRoot: String? = nil, tools: [String]? = nil,
-                ttlMs: Int64? = nil, tokenID: String? = nil) {
+                ttlMs: Int64? = nil, tokenID: String? = nil, tenant: String? = nil) {
         self.op = op
+        self.tenant = tenant
         self.runID = runID
         self.sessionID = sessionID
         self.sessionRoot = sessionRoot
@@ -128,6 +135,7 @@ public struct ControlRequest: Sendable, Codable {
         case tools
         case ttlMs = "ttl_ms"
         case tokenID = "token_id"
+        case tenant
     }
 }
 
@@ -146,11 +154,14 @@ public struct ControlResponse: Sendable, Codable {
     public var blocked: [BlockedCall]?
     /// close_run: how many refusals of that kind there were in all.
     public var blockedTotal: Int?
+    /// status: how often runs were throttled and refused by their limits (`BrokerLimits`).
+    public var limits: UsageBook.Counters?
     public var error: BrokerError?
 
     public init(ok: Bool, token: String? = nil, tokenID: String? = nil, socket: String? = nil, tools: [String]? = nil, runs: Int? = nil,
-                lastSeq: Int64? = nil, blocked: [BlockedCall]? = nil, blockedTotal: Int? = nil, error: BrokerError? = nil) {
+                lastSeq: Int64? = nil, blocked: [BlockedCall]? = nil, blockedTotal: Int? = nil, limits: UsageBook.Counters? = nil, error: BrokerError? = nil) {
         self.ok = ok
+        self.limits = limits
         self.token = token
         self.tokenID = tokenID
         self.socket = socket
@@ -169,6 +180,7 @@ public struct ControlResponse: Sendable, Codable {
         case lastSeq = "last_seq"
         case blocked
         case blockedTotal = "blocked_total"
+        case limits
     }
 }
 

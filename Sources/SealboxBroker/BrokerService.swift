@@ -226,7 +226,7 @@ public final class BrokerService: Sendable {
         case "open_run":
             do {
                 return try await openRun(runID: request.runID ?? "", sessionID: request.sessionID ?? "", sessionRoot: request.sessionRoot,
-                                         tools: request.tools ?? [], ttlMs: request.ttlMs ?? 600_000)
+                                         tools: request.tools ?? [], ttlMs: request.ttlMs ?? 600_000, tenant: request.tenant)
             } catch {
                 return ControlResponse(ok: false, error: error)
             }
@@ -249,7 +249,7 @@ public final class BrokerService: Sendable {
             await revoke(tokenID: request.tokenID, runID: request.runID, reason: "operator")
             return ControlResponse(ok: true)
         case "status":
-            return ControlResponse(ok: true, tools: engine.config.tools.keys.sorted(), runs: state.withLock { $0.runs.count })
+            return ControlResponse(ok: true, tools: engine.config.tools.keys.sorted(), runs: state.withLock { $0.runs.count }, limits: engine.usage.counters)
         default:
             return ControlResponse(ok: false, error: BrokerError(.badRequest, "unknown control op \"\(request.op)\" (open_run, close_run, revoke, status)"))
         }
@@ -259,11 +259,18 @@ public final class BrokerService: Sendable {
     ///
     /// Before the token is handed out, the effect log records the grant and the session's family
     /// (`sessionRoot`: the family's root when the session is a fork; nil: its own root). A
-    /// session already recorded under another root is refused (`bad_request`).
-    public func openRun(runID: String, sessionID: String, sessionRoot: String? = nil, tools: [String], ttlMs: Int64) async throws(BrokerError) -> ControlResponse {
+    /// session already recorded under another root is refused (`bad_request`). `tenant`: who
+    /// the run's calls count against (`BrokerLimits.perTenant`); nil: the session's family.
+    public func openRun(runID: String, sessionID: String, sessionRoot: String? = nil, tools: [String], ttlMs: Int64,
+                        tenant: String? = nil) async throws(BrokerError) -> ControlResponse {
         guard Self.isIdentifier(runID), Self.isIdentifier(sessionID) else {
             throw BrokerError(.badRequest, "run_id and session_id must be 1-64 letters, digits, - or _")
         }
+        if let tenant, !Self.isIdentifier(tenant) {
+            throw BrokerError(.badRequest, "tenant must be 1-64 letters, digits, - or _")
+        }
+        // "session:" cannot start a tenant name: the two never share quotas.
+        let accountable = tenant ?? "session:" + (sessionRoot ?? sessionID)
         if let sessionRoot, !Self.isIdentifier(sessionRoot) {
             throw BrokerError(.badRequest, "session_root must be 1-64 letters, digits, - or _")
         }
@@ -291,7 +298,7 @@ public final class BrokerService: Sendable {
             throw BrokerError(.badRequest, "cannot mint a token for this run: \(error.message)")
         }
         let grant = GrantInput(tokenID: minted.tokenID, runID: runID, sessionID: sessionID, sessionRoot: sessionRoot,
-                               tools: tools, expiresAtMs: expiresAtMs, brokerID: lease.brokerID)
+                               tools: tools, expiresAtMs: expiresAtMs, brokerID: lease.brokerID, tenant: accountable)
         do {
             _ = try await engine.ledger.appendGrant(grant)
         } catch {
@@ -310,8 +317,9 @@ public final class BrokerService: Sendable {
             throw BrokerError(.toolFailed, error.description)
         }
         let listener = Listener(fd: fd, path: path)
+        let budget = engine.usage.open(runID: runID, tenant: accountable)
         state.withLock { $0.runs[runID] = RunEntry(sessionID: sessionID, tokenID: minted.tokenID, socketPath: path, listener: listener) }
-        startAcceptLoop(listener, name: "run-\(runID)") { [self] line in
+        startAcceptLoop(listener, name: "run-\(runID)", budget: budget) { [self] line in
             let response = await self.engine.handle(line: line, runID: runID)
             if let error = response.error, BlockedCall.isBlocking(error.code) {
                 let call = BlockedCall(seq: response.effect?.seq, code: error.code, message: error.message)
@@ -327,6 +335,7 @@ public final class BrokerService: Sendable {
     public func closeRun(runID: String) async {
         await revoke(tokenID: nil, runID: runID, reason: "run ended")
         state.withLock { $0.runs.removeValue(forKey: runID) }?.listener.stop()
+        engine.usage.close(runID: runID)
     }
 
     public func revoke(tokenID: String?, runID: String?, reason: String) async {
@@ -338,7 +347,8 @@ public final class BrokerService: Sendable {
 
     // MARK: sockets
 
-    private func startAcceptLoop(_ listener: Listener, name: String, handler: @escaping @Sendable (Data) async -> Data) {
+    /// `budget`: what each request line is charged (a run's socket); nil: the control socket.
+    private func startAcceptLoop(_ listener: Listener, name: String, budget: FlowBudget? = nil, handler: @escaping @Sendable (Data) async -> Data) {
         let thread = Thread { [self] in
             defer { close(listener.fd) }
             while !listener.isStopped {
@@ -356,7 +366,7 @@ public final class BrokerService: Sendable {
                     continue
                 }
                 let worker = Thread { [self] in
-                    serve(client: client, handler: handler)
+                    serve(client: client, listener: listener, budget: budget, handler: handler)
                     state.withLock { $0.connections[name, default: 1] -= 1 }
                 }
                 worker.name = "sealbox-broker-\(name)-conn"
@@ -367,10 +377,14 @@ public final class BrokerService: Sendable {
         thread.start()
     }
 
-    private func serve(client: Int32, handler: @escaping @Sendable (Data) async -> Data) {
+    /// Answers one connection's lines in order. Each line (blank and malformed ones too) is
+    /// charged to the run's and tenant's budgets first; a connection that sent too fast is not
+    /// read again until its debt is paid, so its flood waits in its own socket buffer and
+    /// costs the broker nothing. Blank lines get no answer.
+    private func serve(client: Int32, listener: Listener, budget: FlowBudget?, handler: @escaping @Sendable (Data) async -> Data) {
         defer { close(client) }
         let reader = LineReader(fd: client)
-        while true {
+        while !listener.isStopped {
             switch reader.next() {
             case .eof:
                 return
@@ -379,11 +393,32 @@ public final class BrokerService: Sendable {
                 _ = UnixSocket.writeLine(client, (try? JSONEncoder().encode(error)) ?? Data())
                 return
             case .line(let line):
+                if let budget {
+                    let wait = budget.charge(byteCount: line.count + 1)
+                    if wait > .zero {
+                        engine.usage.countThrottled()
+                        guard Self.sleep(wait, unless: listener) else { return }
+                    }
+                }
                 if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { continue }
                 let response = waitForAsync { await handler(line) }
                 guard UnixSocket.writeLine(client, response) else { return }
             }
         }
+    }
+
+    /// Sleeps `duration` in short slices; false when the listener stopped meanwhile (the run
+    /// ended: its connections are dropped rather than read on).
+    static func sleep(_ duration: Duration, unless listener: Listener) -> Bool {
+        let deadline = ContinuousClock.now + duration
+        while ContinuousClock.now < deadline {
+            if listener.isStopped { return false }
+            let left = deadline - ContinuousClock.now
+            let slice = min(left, .milliseconds(100))
+            let micros = slice.components.seconds * 1_000_000 + slice.components.attoseconds / 1_000_000_000_000
+            if micros > 0 { usleep(UInt32(micros)) }
+        }
+        return !listener.isStopped
     }
 
     public static func isIdentifier(_ text: String) -> Bool {

@@ -18,6 +18,8 @@ public final class EffectEngine: Sendable {
     /// recovers other brokers' work.
     public let lease: BrokerLease?
     private let runner: ToolRunner
+    /// What each open run and tenant used of `config.limits`.
+    public let usage: UsageBook
     private let keyLocks = KeyedLocks()
     private let inFlight = Atomic<Int>(0)
     /// The effect log's world-key secret, read once (`WorldKey`).
@@ -35,6 +37,7 @@ public final class EffectEngine: Sendable {
         self.revocations = revocations
         self.lease = lease
         self.runner = ToolRunner(config: config)
+        self.usage = UsageBook(limits: config.limits)
     }
 
     /// Calls being decided or executed right now (a stopping broker waits for them: an intent
@@ -228,6 +231,7 @@ public final class EffectEngine: Sendable {
     private func startNew(_ call: PreparedCall, approvedAt: Int64? = nil) async -> CallResponse {
         if let verdict = familyVerdict(call) { return verdict }
         let needsApproval = call.tool.approval == .human && approvedAt == nil
+        if let refusal = quotaRefusal(call, needsApproval: needsApproval) { return refusal }
         let intent = IntentInput(
             runID: call.claims.runID, sessionID: call.claims.sessionID, tool: call.tool.name,
             effectClass: call.tool.effect, idempotencyKey: call.key, target: call.target,
@@ -274,6 +278,7 @@ public final class EffectEngine: Sendable {
         }
         let durationMs = Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
         let response = CanonicalJSON.string(result)
+        usage.addEffectBytes(response.utf8.count, runID: call.claims.runID)
         let completion = CompletionInput(
             intentSeq: intentSeq, status: status, response: response, responseDigest: Self.sha256(response),
             resourceVersion: resourceVersion, irreversible: call.tool.effect == .irreversible, happened: happened,
@@ -289,6 +294,36 @@ public final class EffectEngine: Sendable {
         let effect = EffectInfo(seq: intentSeq, replayed: false, completionSeq: sealed.seq)
         if let failure { return .failure(failure, result: result, effect: effect) }
         return .success(result, effect)
+    }
+
+    /// A refusal when the call would pass a quota of its run or tenant (`BrokerLimits`); else
+    /// the call is counted. Checked before the intent is written: a refused call leaves no
+    /// record and reaches no world.
+    func quotaRefusal(_ call: PreparedCall, needsApproval: Bool) -> CallResponse? {
+        let runID = call.claims.runID
+        if needsApproval, let tenant = usage.tenant(of: runID) {
+            let limits = usage.limits
+            let waiting: (run: Int, tenant: Int)
+            do {
+                waiting = (try ledger.awaitingApprovals(runID: runID), try ledger.awaitingApprovals(tenant: tenant))
+            } catch {
+                return .failure(BrokerError(.toolFailed, "effect log unavailable: \(error.message)"))
+            }
+            var message: String?
+            if waiting.run >= limits.perRun.pendingApprovals {
+                message = "run \(runID) has \(waiting.run) calls waiting for an operator (limits.per_run.pending_approvals is \(limits.perRun.pendingApprovals))"
+            } else if waiting.tenant >= limits.perTenant.pendingApprovals {
+                message = "this tenant has \(waiting.tenant) calls waiting for an operator (limits.per_tenant.pending_approvals is \(limits.perTenant.pendingApprovals))"
+            }
+            if let message {
+                usage.countRefusal("pending_approvals")
+                return .failure(BrokerError(.quotaExceeded, message + "; nothing was recorded. An operator approves or denies them with `sealbox log approve|deny SEQ`"))
+            }
+        }
+        if let refusal = usage.admitCall(runID: runID) {
+            return .failure(BrokerError(.quotaExceeded, refusal.message + "; nothing was recorded or sent"))
+        }
+        return nil
     }
 
     /// An HTTP status outside 2xx or a non-zero exit: the call ran but did not succeed.

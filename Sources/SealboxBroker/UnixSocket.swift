@@ -88,10 +88,15 @@ public enum UnixSocket {
     }
 }
 
-/// Reads newline-terminated lines from a socket, at most `UnixSocket.maxLine` each.
+/// Reads newline-terminated lines from a socket, at most `UnixSocket.maxLine` each. Lines are
+/// cut from the buffer by moving a start index, never by shifting the rest of the buffer: a
+/// chunk of 64 KiB newlines costs 64 Ki steps, not 64 Ki times 64 KiB.
 public final class LineReader {
     private let fd: Int32
     private var buffer: [UInt8] = []
+    /// Where the unread part of `buffer` begins; `scanned`: how far it is known newline-free.
+    private var start = 0
+    private var scanned = 0
     private var chunk = [UInt8](repeating: 0, count: 65536)
 
     public init(fd: Int32) { self.fd = fd }
@@ -100,15 +105,29 @@ public final class LineReader {
 
     public func next() -> Line {
         while true {
-            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Data(buffer[..<newline])
-                buffer.removeSubrange(...newline)
+            if let newline = buffer[scanned...].firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Data(buffer[start..<newline])
+                start = newline + 1
+                scanned = start
                 return .line(line)
             }
-            if buffer.count > UnixSocket.maxLine { return .tooLong }
+            scanned = buffer.count
+            if buffer.count - start > UnixSocket.maxLine { return .tooLong }
+            if start > 0 {
+                // Everything before `start` was handed out: drop it once per read, not per line.
+                buffer.removeSubrange(..<start)
+                scanned -= start
+                start = 0
+            }
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return buffer.isEmpty ? .eof : .line(Data(buffer)) }
+            if n <= 0 {
+                if buffer.isEmpty { return .eof }
+                let rest = Data(buffer)
+                buffer.removeAll()
+                scanned = 0
+                return .line(rest)
+            }
             buffer.append(contentsOf: chunk[0..<n])
         }
     }

@@ -16,9 +16,12 @@ public struct GrantInput: Sendable, Equatable {
     /// token, are recovered only once that broker is gone. nil: a grant without an owner
     /// (written before brokers held leases), which any starting broker ends.
     public var brokerID: String?
+    /// Who the run's calls count against (`BrokerLimits`); nil: the session's family.
+    public var tenant: String?
 
     public init(tokenID: String, runID: String, sessionID: String, sessionRoot: String? = nil, tools: [String], expiresAtMs: Int64,
-                brokerID: String? = nil) {
+                brokerID: String? = nil, tenant: String? = nil) {
+        self.tenant = tenant
         self.tokenID = tokenID
         self.runID = runID
         self.sessionID = sessionID

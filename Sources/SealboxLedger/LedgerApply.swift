@@ -133,13 +133,22 @@ enum LedgerApply {
         record.seq = tail.seq + 1
         record.prevHash = tail.hash
         record.hash = EffectHash.compute(record)
-        let statement = try db.cachedStatement(sql: insertSQL)
-        try statement.execute(arguments: StatementArguments(databaseValues(of: record)))
+        var values = databaseValues(of: record)
+        // A large response is stored once, as a blob; the row refers to it by digest.
+        let blob = try ResponseBlobs.store(record.response, db)
+        if let blob, let index = EffectHash.columns.firstIndex(of: "response") {
+            values[index] = .null
+            values.append(blob.databaseValue)
+        }
+        let statement = try db.cachedStatement(sql: blob == nil ? insertSQL : insertWithBlobSQL)
+        try statement.execute(arguments: StatementArguments(values))
         tail = ChainTail(seq: record.seq, hash: record.hash)
     }
 
     static let insertSQL = "INSERT INTO effects (\(EffectHash.columns.joined(separator: ", ")), hash) VALUES ("
         + Array(repeating: "?", count: EffectHash.columns.count + 1).joined(separator: ", ") + ")"
+    static let insertWithBlobSQL = "INSERT INTO effects (\(EffectHash.columns.joined(separator: ", ")), hash, response_blob) VALUES ("
+        + Array(repeating: "?", count: EffectHash.columns.count + 2).joined(separator: ", ") + ")"
 
     /// The row values in `EffectHash.columns` order, then `hash`.
     static func databaseValues(of r: EffectRecord) -> [DatabaseValue] {
@@ -223,7 +232,7 @@ enum LedgerApply {
 /// Reads columns by storage class and never traps: a tampered or damaged row becomes a
 /// LedgerError (GRDB's `row[...]` conversions would crash on a wrong type).
 enum RowReader {
-    static let recordSelect = "SELECT \(EffectHash.columns.joined(separator: ", ")), hash FROM effects"
+    static let recordSelect = "SELECT \(EffectHash.columns.map { $0 == "response" ? ResponseBlobs.responseColumn : $0 }.joined(separator: ", ")), hash FROM effects"
 
     static func int(_ row: Row, _ column: String) throws(LedgerError) -> Int64? {
         let value: DatabaseValue = row[column] ?? .null

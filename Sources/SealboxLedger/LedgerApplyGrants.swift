@@ -41,10 +41,10 @@ enum LedgerApplyGrants {
         try LedgerApply.append(&record, db, &tail)
         try db.execute(
             sql: """
-                INSERT INTO grants (token_id, run_id, session_id, tools, expires_at_ms, created_at_ms, record_seq)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO grants (token_id, run_id, session_id, tools, expires_at_ms, created_at_ms, record_seq, tenant)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-            arguments: [input.tokenID, input.runID, input.sessionID, record.tool, input.expiresAtMs, now, record.seq])
+            arguments: [input.tokenID, input.runID, input.sessionID, record.tool, input.expiresAtMs, now, record.seq, input.tenant])
         return OpOutcome(records: [record], familyRoot: root)
     }
 

@@ -90,6 +90,7 @@ enum LedgerSchema {
         }
         migrator.registerMigration(LedgerSchemaV2.name, migrate: LedgerSchemaV2.migrate)
         migrator.registerMigration(LedgerSchemaV3.name, migrate: LedgerSchemaV3.migrate)
+        migrator.registerMigration(LedgerSchemaV4.name, migrate: LedgerSchemaV4.migrate)
         return migrator
     }
 }

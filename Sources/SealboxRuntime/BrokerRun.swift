@@ -27,7 +27,7 @@ public final class BrokerRun {
     /// `runID`: an id the caller already announced (a streamed API run names it first);
     /// nil for a fresh one.
     public static func open(configPath: String?, controlSocket: String?, ledgerPath: String? = nil, allow: [String], session: String?, sessionRoot: String? = nil,
-                     timeoutMs: Int, dataDirectory: String, runID: String? = nil) async throws -> BrokerRun {
+                     timeoutMs: Int, dataDirectory: String, runID: String? = nil, tenant: String? = nil) async throws -> BrokerRun {
         guard (configPath == nil) != (controlSocket == nil) else {
             throw RuntimeError(.badInput, configPath == nil ? "--allow needs --tools FILE or --broker SOCKET" : "give either --tools or --broker, not both", field: "tools")
         }
@@ -61,7 +61,8 @@ public final class BrokerRun {
         }
         // The token outlives the run's timeout a little: teardown still needs no call.
         let request = ControlRequest(op: "open_run", runID: runID, sessionID: session ?? runID,
-                                     sessionRoot: sessionRoot == session ? nil : sessionRoot, tools: allow, ttlMs: Int64(timeoutMs) + 5_000)
+                                     sessionRoot: sessionRoot == session ? nil : sessionRoot, tools: allow, ttlMs: Int64(timeoutMs) + 5_000,
+                                     tenant: tenant)
         let response: ControlResponse
         do {
             response = try BrokerControlClient.send(request, socket: socket)

@@ -20,6 +20,9 @@ public struct RunPlan: Sendable {
     /// Effect log for a broker started for this run, instead of its config's `ledger:`
     /// (`sealbox mcp` keeps it in its state directory).
     public var brokerLedgerPath: String?
+    /// Who the run's tool calls count against in the broker's limits (`sealbox serve`: the API
+    /// key's tenant); nil: the session's family.
+    public var tenant: String?
 
     public init(spec: JailSpec, session: String? = nil, step: String? = nil, allow: [String] = [],
                 brokerConfigPath: String? = nil, brokerControlSocket: String? = nil, brokerLedgerPath: String? = nil) {
@@ -105,7 +108,7 @@ public struct RunPipeline: Sendable {
                 configPath: plan.brokerConfigPath, controlSocket: plan.brokerControlSocket, ledgerPath: plan.brokerLedgerPath,
                 allow: plan.allow, session: plan.session,
                 sessionRoot: checkpoint?.info.root ?? knownSessionRoot(plan.session),
-                timeoutMs: spec.limits.timeoutMs, dataDirectory: dataDirectory, runID: spec.id)
+                timeoutMs: spec.limits.timeoutMs, dataDirectory: dataDirectory, runID: spec.id, tenant: plan.tenant)
             spec.id = brokerRun?.runID
             spec.broker = brokerRun?.grant
         }

@@ -26,7 +26,7 @@ extension SealboxAPI {
         let (events, sink) = AsyncStream.makeStream(of: RunEvent.self)
         sink.yield(.started(id: id))
         Task { [run] in
-            let outcome = await execute(run, output: { chunk in sink.yield(.output(chunk.stream, chunk.bytes)) })
+            let outcome = await execute(run, tenant: identity.tenant, output: { chunk in sink.yield(.output(chunk.stream, chunk.bytes)) })
             await admission.release(tenant: identity.tenant)
             switch outcome {
             case .success(let result):

@@ -237,7 +237,7 @@ public struct SealboxAPI: Sendable {
     private func admitAndRun(_ request: inout Request, _ identity: APIIdentity, connection: (any Channel)?, logger: Logger) async throws(APIError) -> Response {
         let run = try await readRun(&request, identity)
         let waited = try await admit(identity, connection: connection)
-        let outcome = await execute(run)
+        let outcome = await execute(run, tenant: identity.tenant)
         await admission.release(tenant: identity.tenant)
         let (result, encoded) = finish(try outcome.get(), of: run, for: identity, waited: waited, logger: logger)
         // The bytes the store kept: encoded once, the same as GET /v1/runs/{id} answers.
@@ -276,10 +276,12 @@ public struct SealboxAPI: Sendable {
 
     /// Runs the request through the pipeline; stdin bytes go through a private temporary
     /// file the jail gets as an fd. `output` sees stdout and stderr as they arrive (streamed runs).
-    func execute(_ run: RunRequest, output: OutputObserver? = nil) async -> Result<RunResult, APIError> {
+    /// `tenant`: the caller's, whose broker limits the run's tool calls count against.
+    func execute(_ run: RunRequest, tenant: String, output: OutputObserver? = nil) async -> Result<RunResult, APIError> {
         let brokerControlSocket = broker.controlSocket
         var plan = RunPlan(spec: run.spec, session: run.session, step: run.step, allow: run.tools,
                            brokerControlSocket: run.tools.isEmpty ? nil : brokerControlSocket)
+        plan.tenant = tenant
         plan.spec.liveJails = liveJails
         if !run.tools.isEmpty && brokerControlSocket == nil {
             switch broker.current {

@@ -19,6 +19,11 @@ struct BenchEffectsCommand: AsyncParsableCommand {
             caller count, effects/s and per-call latency, and the latency added over calling the
             server directly. Also measures revocation latency: revoke over the control socket,
             then the next call is refused.
+
+            With --flood, measures instead what one run's flood of its own socket does to another
+            run's calls: a victim's sequential calls, idle (the anchor) and while a flooder (another
+            tenant) sends blank lines, malformed JSON or calls as fast as it can over every
+            connection the broker allows (see docs/broker.md, "Limits").
             """
     )
 
@@ -31,12 +36,29 @@ struct BenchEffectsCommand: AsyncParsableCommand {
     @Option(name: .customLong("ledger-dir"), help: "Directory for the bench's effect log (default: a temporary directory on the same disk as /var/lib).")
     var ledgerDir: String?
 
+    @Flag(name: .long, help: "Measure a victim run's call latency while another run floods the broker (instead of throughput).")
+    var flood = false
+
+    @Option(name: .customLong("flood-kinds"), parsing: .upToNextOption, help: "Floods to measure with --flood: blank, malformed, calls.")
+    var floodKinds: [String] = EffectsFloodBench.Kind.allCases.map(\.rawValue)
+
+    @Option(name: .customLong("victim-calls"), help: "The victim's sequential calls per measurement with --flood.")
+    var victimCalls: Int = 500
+
+    @Option(name: .customLong("flood-connections"), help: "Connections the flooder opens with --flood (the broker allows 64 per run).")
+    var floodConnections: Int = 64
+
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
     func validate() throws {
         guard (1...1_000_000).contains(count) else { throw ValidationError("--count must be between 1 and 1000000") }
         guard !callers.isEmpty, callers.allSatisfy({ (1...256).contains($0) }) else { throw ValidationError("--callers must be between 1 and 256") }
+        guard (10...100_000).contains(victimCalls) else { throw ValidationError("--victim-calls must be between 10 and 100000") }
+        guard (1...64).contains(floodConnections) else { throw ValidationError("--flood-connections must be between 1 and 64") }
+        for kind in floodKinds where EffectsFloodBench.Kind(rawValue: kind) == nil {
+            throw ValidationError("--flood-kinds: unknown flood \"\(kind)\" (blank, malformed, calls)")
+        }
     }
 
     func run() async throws {
@@ -70,6 +92,10 @@ struct BenchEffectsCommand: AsyncParsableCommand {
         }
         defer { service.stop() }
 
+        if flood {
+            try await runFlood(service)
+            return
+        }
         let baseline = try directHTTPLatency(port: server.port, calls: min(count, 2000))
         var rows: [BenchEffectsRow] = []
         for callerCount in callers {
@@ -92,6 +118,26 @@ struct BenchEffectsCommand: AsyncParsableCommand {
         } else {
             print(String(format: "direct HTTP p50 %.3f ms; revocation (revoke over the control socket -> next call refused) p50 %.3f ms  p99 %.3f ms",
                          baseline, revocation.p50, revocation.p99))
+        }
+    }
+
+    private func runFlood(_ service: BrokerService) async throws {
+        let bench = EffectsFloodBench(service: service, victimCalls: victimCalls, connections: floodConnections) { runID, tenant in
+            do throws(BrokerError) {
+                return try await service.openRun(runID: runID, sessionID: runID, tools: ["noop"], ttlMs: 3_600_000, tenant: tenant)
+            } catch {
+                throw CLIFailure(message: "bench: \(error.message)")
+            }
+        }
+        let report = try await bench.run(kinds: floodKinds.compactMap(EffectsFloodBench.Kind.init(rawValue:)))
+        if json {
+            JSONOutput.print(report)
+            return
+        }
+        print(String(format: "victim idle: p50 %.3f ms  p99 %.3f ms (%d sequential calls)", report.idle_p50_ms, report.idle_p99_ms, report.victim_calls))
+        for row in report.floods {
+            print(String(format: "flood %-9@ x%d connections: victim p50 %.3f ms  p99 %.3f ms (%.2fx idle p99); flooder got %d lines through; process CPU %.2f cores",
+                         row.flood as NSString, report.flood_connections, row.victim_p50_ms, row.victim_p99_ms, row.p99_ratio, row.flood_lines_sent, row.process_cpu_cores))
         }
     }
 

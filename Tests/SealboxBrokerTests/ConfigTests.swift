@@ -184,7 +184,7 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
         ("unknown top-level key", """
         ledger: /tmp/l.sqlite
         tool: {}
-        """, "test.yaml:2: unknown key \"tool\" (expected one of: ledger, secrets, tools)"),
+        """, "test.yaml:2: unknown key \"tool\" (expected one of: ledger, secrets, tools, limits)"),
 
         ("timeout too long", """
         tools:

@@ -8,19 +8,21 @@ import Glibc
 import Darwin
 #endif
 
-/// The broker's operator config: tools, the secrets they use, the ledger location.
+/// The broker's operator config: tools, the secrets they use, the ledger location, limits.
 public struct BrokerConfig: Sendable {
     public let ledgerPath: String?
     public let tools: [String: ToolDefinition]
     public let secrets: SecretStore
+    public let limits: BrokerLimits
     /// Things the operator should fix that do not stop the broker (e.g. a secret file readable by
     /// group or others). Never contain secret values.
     public let warnings: [String]
 
-    public init(ledgerPath: String? = nil, tools: [String: ToolDefinition], secrets: SecretStore, warnings: [String] = []) {
+    public init(ledgerPath: String? = nil, tools: [String: ToolDefinition], secrets: SecretStore, limits: BrokerLimits = BrokerLimits(), warnings: [String] = []) {
         self.ledgerPath = ledgerPath
         self.tools = tools
         self.secrets = secrets
+        self.limits = limits
         self.warnings = warnings
     }
 }
@@ -233,7 +235,7 @@ private struct ConfigReader {
         let root: Node?
         do { root = try Yams.compose(yaml: yaml) } catch let e { throw yamlError(e) }
         guard let root, !Self.isNull(root) else { throw ConfigError("\(source): the config is empty") }
-        let top = try entries(root, "", allowed: ["ledger", "secrets", "tools"])
+        let top = try entries(root, "", allowed: ["ledger", "secrets", "tools", "limits"])
 
         var ledger: String?
         if let e = top.first(where: { $0.key == "ledger" }), !Self.isNull(e.value) {
@@ -254,7 +256,47 @@ private struct ConfigReader {
                 tools[t.key] = try readTool(name: t.key, t.value, path)
             }
         }
-        return BrokerConfig(ledgerPath: ledger, tools: tools, secrets: SecretStore(secretValues), warnings: warnings)
+        var limits = BrokerLimits()
+        if let e = top.first(where: { $0.key == "limits" }), !Self.isNull(e.value) {
+            limits = try readLimits(e.value)
+        }
+        return BrokerConfig(ledgerPath: ledger, tools: tools, secrets: SecretStore(secretValues), limits: limits, warnings: warnings)
+    }
+
+    // MARK: limits
+
+    func readLimits(_ node: Node) throws(ConfigError) -> BrokerLimits {
+        var limits = BrokerLimits()
+        for scope in try entries(node, "limits", allowed: ["per_run", "per_tenant"]) where !Self.isNull(scope.value) {
+            let path = "limits.\(scope.key)"
+            var values = scope.key == "per_run" ? limits.perRun : limits.perTenant
+            for e in try entries(scope.value, path, allowed: BrokerLimits.keys) {
+                let key = "\(path).\(e.key)"
+                switch e.key {
+                case "lines_per_second": values.linesPerSecond = try count(e, key, max: 1_000_000)
+                case "calls": values.calls = try count(e, key, max: 1_000_000_000)
+                case "pending_approvals": values.pendingApprovals = try count(e, key, max: 1_000_000)
+                case "bytes_per_second":
+                    values.bytesPerSecond = try bounded(e, key, default: values.bytesPerSecond, max: 1 << 30, parse: ConfigUnits.bytes,
+                                                        format: ConfigUnits.formatBytes, kind: "size", example: "4M")
+                    guard values.bytesPerSecond >= UnixSocket.maxLine else {
+                        throw error(e.value, key, "must be at least \(ConfigUnits.formatBytes(UnixSocket.maxLine)) (the longest request line)")
+                    }
+                default:
+                    values.effectBytes = try bounded(e, key, default: values.effectBytes, max: 1 << 40, parse: ConfigUnits.bytes,
+                                                     format: ConfigUnits.formatBytes, kind: "size", example: "64M, 1G")
+                }
+            }
+            if scope.key == "per_run" { limits.perRun = values } else { limits.perTenant = values }
+        }
+        return limits
+    }
+
+    /// A positive whole number of at most `max`.
+    func count(_ entry: Entry, _ path: String, max: Int) throws(ConfigError) -> Int {
+        let n = try integer(entry.value, path, minimum: 1)
+        guard n <= max else { throw error(entry.value, path, "\(n) is more than the maximum \(max)") }
+        return n
     }
 
     // MARK: secrets

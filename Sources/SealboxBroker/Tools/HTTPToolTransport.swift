@@ -1,239 +1,166 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 import SealboxLedger
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
-/// Runs one expanded http tool request with URLSession (libcurl on Linux): one ephemeral session
-/// per call (no cookies, no cache, no connection reuse across calls), a hard deadline of its own
-/// on top of URLSession's timeouts, the response body capped as it streams in, and redirects
-/// followed only for GET/HEAD to the same scheme, host and port (at most 5); any other redirect
-/// is returned as the outcome (status 3xx, `location` header) and never followed.
+/// Runs one expanded http tool request with AsyncHTTPClient (SwiftNIO: event-driven, so a call
+/// waiting on a slow world costs no CPU — URLSession on Linux spun about 0.8 core per waiting
+/// call): one client per call (no cookies, no cache, no connection reuse across calls), a
+/// deadline of its own over the whole exchange, the response body capped as it streams in, and
+/// redirects followed only for GET/HEAD to the same scheme, host and port (at most 5); any
+/// other redirect is returned as the outcome (status 3xx, `location` header) and never followed.
+/// Proxy settings in the broker's environment are not used.
 enum HTTPToolTransport {
     struct Response: Sendable {
         let status: Int
-        /// Lower-case names.
+        /// Lower-case names; repeated headers joined with ", ".
         let headers: [String: String]
         let body: Data
         let truncated: Bool
     }
 
-    /// The deadline is our own watchdog's, at exactly `timeoutMs` (+ `watchdogSlackMs`, for tests).
-    /// URLSession gets the timeout rounded up to whole seconds, as a second line only: on Linux
-    /// (swift-corelibs-foundation) `URLRequest.timeoutInterval` is truncated to whole seconds —
-    /// anything under 1s fires at once — and the session configuration's
-    /// `timeoutIntervalForRequest`/`timeoutIntervalForResource` are not enforced when the request
-    /// has its own interval (measured in HTTPToolTests).
+    /// Why a call ended without a response.
+    enum Failure: Error, Sendable {
+        case timeout
+        case cancelled
+        case connect
+        case hostNotFound
+        case tls
+        case connectionLost
+        case badResponse
+        case other(String)
+    }
+
+    static let redirectStatuses: Set<UInt> = [301, 302, 303, 307, 308]
+    static let maxRedirects = 5
+
+    /// The deadline is our own watchdog's, at exactly `timeoutMs` (+ `watchdogSlackMs`, for
+    /// tests); the client's own deadline (`timeoutMs`, head and body) is a second line.
     static func perform(
         _ request: HTTPToolRequest, timeoutMs: Int, maxBytes: Int, watchdogSlackMs: Int = 0
     ) async throws(ToolError) -> Response {
-        let seconds = (Double(timeoutMs) / 1000).rounded(.up)
-        var urlRequest = URLRequest(url: request.url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: seconds)
-        urlRequest.httpMethod = request.method
-        urlRequest.httpShouldHandleCookies = false
-        // Otherwise libcurl's default names the broker's executable.
-        urlRequest.setValue("sealbox-broker", forHTTPHeaderField: "User-Agent")
-        for h in request.headers { urlRequest.setValue(h.value, forHTTPHeaderField: h.name) }
-        urlRequest.httpBody = request.body
-
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = seconds
-        configuration.timeoutIntervalForResource = seconds
-        configuration.urlCache = nil
-        configuration.httpCookieStorage = nil
-        configuration.httpShouldSetCookies = false
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        configuration.httpMaximumConnectionsPerHost = 1
-
-        let transfer = HTTPToolTransfer(maxBytes: maxBytes, origin: request.url, method: request.method)
-        let session = URLSession(configuration: configuration, delegate: transfer, delegateQueue: nil)
-        defer { session.invalidateAndCancel() }
-        let task = session.dataTask(with: urlRequest)
-        transfer.attach(task)
-
-        let watchdog = Task { [transfer] in
-            try? await Task.sleep(for: .milliseconds(timeoutMs + watchdogSlackMs))
-            if !Task.isCancelled { transfer.stop(.timeout) }
-        }
-        defer { watchdog.cancel() }
-
-        let completion = await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<HTTPToolTransfer.Completion, Never>) in
-                transfer.start(c)
-            }
-        } onCancel: {
-            transfer.stop(.cancelled)
-        }
-
-        let shown = request.target
-        switch completion {
-        case .response(let r):
-            return r
-        case .stopped(.timeout):
-            throw ToolError(.toolFailed, "\(shown): timed out after \(ConfigUnits.formatDuration(timeoutMs))", happened: nil)
-        case .stopped(.cancelled), .stopped(.capped):
-            throw ToolError(.toolFailed, "\(shown): cancelled", happened: nil)
-        case .failed(let code):
-            switch code {
-            case .timedOut:
-                throw ToolError(.toolFailed, "\(shown): timed out after \(ConfigUnits.formatDuration(timeoutMs))", happened: nil)
-            case .cannotConnectToHost:
-                throw ToolError(.toolFailed, "\(shown): could not connect to the server", happened: false)
-            case .cannotFindHost, .dnsLookupFailed:
-                throw ToolError(.toolFailed, "\(shown): host not found", happened: false)
-            case .notConnectedToInternet:
-                throw ToolError(.toolFailed, "\(shown): no network", happened: false)
-            case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
-                 .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot, .clientCertificateRejected,
-                 .clientCertificateRequired:
-                throw ToolError(.toolFailed, "\(shown): TLS connection failed (URL error \(code.rawValue))", happened: false)
-            case .networkConnectionLost:
-                throw ToolError(.toolFailed, "\(shown): the connection was lost before a complete response", happened: nil)
-            case .badServerResponse:
-                throw ToolError(.toolFailed, "\(shown): bad response from the server", happened: nil)
-            default:
-                throw ToolError(.toolFailed, "\(shown): request failed (URL error \(code.rawValue))", happened: nil)
-            }
-        }
-    }
-}
-
-/// The URLSession delegate of one call. All state behind a lock; the continuation is resumed
-/// exactly once.
-final class HTTPToolTransfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
-    enum StopReason: Sendable { case timeout, cancelled, capped }
-
-    enum Completion: Sendable {
-        case response(HTTPToolTransport.Response)
-        case stopped(StopReason)
-        case failed(URLError.Code)
-    }
-
-    private let lock = NSLock()
-    private let maxBytes: Int
-    private let origin: URL
-    private let method: String
-    private var task: URLSessionDataTask?
-    private var continuation: CheckedContinuation<Completion, Never>?
-    private var result: Completion?
-    private var stopReason: StopReason?
-    private var status = 0
-    private var headers: [String: String] = [:]
-    private var body = Data()
-    private var truncated = false
-    private var redirects = 0
-
-    init(maxBytes: Int, origin: URL, method: String) {
-        self.maxBytes = maxBytes
-        self.origin = origin
-        self.method = method
-    }
-
-    func attach(_ task: URLSessionDataTask) {
-        lock.withLock { self.task = task }
-    }
-
-    func start(_ c: CheckedContinuation<Completion, Never>) {
-        let (ready, task): (Completion?, URLSessionDataTask?) = lock.withLock {
-            if let result { return (result, nil) }
-            continuation = c
-            return (nil, stopReason == nil ? self.task : nil)
-        }
-        if let ready { c.resume(returning: ready); return }
-        task?.resume()
-        // A stop that raced ahead of start (cancelled before resume) finishes now.
-        if task == nil { finish(nil) }
-    }
-
-    func stop(_ reason: StopReason) {
-        let task: URLSessionDataTask? = lock.withLock {
-            guard result == nil, stopReason == nil else { return nil }
-            stopReason = reason
-            return self.task
-        }
-        task?.cancel()
-        // Should URLSession not report the cancellation, deliver it ourselves.
-        if reason != .capped { finish(nil) }
-    }
-
-    private func finish(_ error: (any Error)?) {
-        let (c, r): (CheckedContinuation<Completion, Never>?, Completion?) = lock.withLock {
-            if result == nil {
-                if let reason = stopReason, reason != .capped {
-                    result = .stopped(reason)
-                } else if stopReason == .capped || (error == nil && status != 0) {
-                    result = .response(.init(status: status, headers: headers, body: body, truncated: truncated))
-                } else if let urlError = error as? URLError {
-                    result = .failed(urlError.code)
-                } else if error != nil {
-                    result = .failed(.unknown)
-                } else if continuation == nil {
-                    return (nil, nil)  // stop() before start(): start() delivers the stop.
-                } else {
-                    result = .failed(.badServerResponse)
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, decompression: .disabled)
+        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .milliseconds(Int64(timeoutMs)), read: .milliseconds(Int64(timeoutMs)))
+        configuration.proxy = nil
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        let deadline = NIODeadline.now() + .milliseconds(Int64(timeoutMs))
+        let outcome: Result<Response, Failure> = await withTaskGroup(of: Result<Response, Failure>.self) { group in
+            group.addTask { await exchange(request, client: client, deadline: deadline, maxBytes: maxBytes) }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: .milliseconds(timeoutMs + watchdogSlackMs))
+                    return .failure(.timeout)
+                } catch {
+                    return .failure(.cancelled)
                 }
             }
-            guard let c = continuation, let r = result else { return (nil, nil) }
-            continuation = nil
-            return (c, r)
+            let first = await group.next() ?? .failure(.cancelled)
+            group.cancelAll()
+            return first
         }
-        if let c, let r { c.resume(returning: r) }
+        try? await client.shutdown()
+
+        let shown = request.target
+        switch outcome {
+        case .success(let response):
+            return response
+        case .failure(.timeout):
+            throw ToolError(.toolFailed, "\(shown): timed out after \(ConfigUnits.formatDuration(timeoutMs))", happened: nil)
+        case .failure(.cancelled):
+            throw ToolError(.toolFailed, "\(shown): cancelled", happened: nil)
+        case .failure(.connect):
+            throw ToolError(.toolFailed, "\(shown): could not connect to the server", happened: false)
+        case .failure(.hostNotFound):
+            throw ToolError(.toolFailed, "\(shown): host not found", happened: false)
+        case .failure(.tls):
+            throw ToolError(.toolFailed, "\(shown): TLS connection failed", happened: false)
+        case .failure(.connectionLost):
+            throw ToolError(.toolFailed, "\(shown): the connection was lost before a complete response", happened: nil)
+        case .failure(.badResponse):
+            throw ToolError(.toolFailed, "\(shown): bad response from the server", happened: nil)
+        case .failure(.other(let what)):
+            throw ToolError(.toolFailed, "\(shown): request failed (\(what))", happened: nil)
+        }
     }
 
-    // MARK: URLSessionDataDelegate
-
-    func urlSession(
-        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-        completionHandler: @escaping @Sendable (URLSession.ResponseDisposition) -> Void
-    ) {
-        if let http = response as? HTTPURLResponse {
-            var h: [String: String] = [:]
-            for (k, v) in http.allHeaderFields {
-                if let k = k as? String { h[k.lowercased()] = v as? String ?? "\(v)" }
+    /// The request, its same-origin redirects, and the capped body of the last answer.
+    private static func exchange(_ request: HTTPToolRequest, client: HTTPClient, deadline: NIODeadline, maxBytes: Int) async -> Result<Response, Failure> {
+        var url = request.url
+        var redirects = 0
+        do {
+            while true {
+                var outgoing = HTTPClientRequest(url: url.absoluteString)
+                outgoing.method = HTTPMethod(rawValue: request.method)
+                // Otherwise the client's default names its library.
+                outgoing.headers.replaceOrAdd(name: "User-Agent", value: "sealbox-broker")
+                for h in request.headers { outgoing.headers.replaceOrAdd(name: h.name, value: h.value) }
+                if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
+                let response = try await client.execute(outgoing, deadline: deadline)
+                if request.method == "GET" || request.method == "HEAD", redirectStatuses.contains(response.status.code), redirects < maxRedirects,
+                   let location = response.headers.first(name: "location"),
+                   let next = URL(string: location, relativeTo: url)?.absoluteURL, sameOrigin(next, request.url) {
+                    redirects += 1
+                    url = next
+                    continue  // the redirect's own body is dropped unread
+                }
+                var headers: [String: String] = [:]
+                for (name, value) in response.headers {
+                    let key = name.lowercased()
+                    headers[key] = headers[key].map { $0 + ", " + value } ?? value
+                }
+                var body = Data()
+                var truncated = false
+                for try await chunk in response.body {
+                    let room = maxBytes - body.count
+                    if chunk.readableBytes <= room {
+                        body.append(contentsOf: chunk.readableBytesView)
+                    } else {
+                        body.append(contentsOf: chunk.readableBytesView.prefix(max(0, room)))
+                        truncated = true
+                        break  // leaving the body unread closes the connection
+                    }
+                }
+                return .success(Response(status: Int(response.status.code), headers: headers, body: body, truncated: truncated))
             }
-            lock.withLock {
-                status = http.statusCode
-                headers = h
-                body = Data()
-                truncated = false
+        } catch {
+            return .failure(classify(error))
+        }
+    }
+
+    static func classify(_ error: any Error) -> Failure {
+        if error is CancellationError { return .cancelled }
+        if let client = error as? HTTPClientError {
+            if [.deadlineExceeded, .readTimeout, .writeTimeout].contains(client) { return .timeout }
+            if client == .connectTimeout { return .connect }
+            if client == .cancelled { return .cancelled }
+            if client == .remoteConnectionClosed { return .connectionLost }
+            if client == .bodyLengthMismatch { return .badResponse }
+            return .other(String(describing: client))
+        }
+        if let connection = error as? NIOConnectionError {
+            return connection.connectionErrors.isEmpty && (connection.dnsAError != nil || connection.dnsAAAAError != nil) ? .hostNotFound : .connect
+        }
+        if error is SocketAddressError { return .hostNotFound }
+        if let channel = error as? ChannelError {
+            switch channel {
+            case .connectTimeout: return .connect
+            case .eof, .ioOnClosedChannel, .alreadyClosed, .outputClosed, .inputClosed: return .connectionLost
+            default: return .other(String(describing: channel))
             }
         }
-        completionHandler(.allow)
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        let capped: Bool = lock.withLock {
-            guard stopReason == nil else { return false }
-            let room = maxBytes - body.count
-            if data.count <= room {
-                body.append(data)
-                return false
-            }
-            body.append(data.prefix(max(0, room)))
-            truncated = true
-            stopReason = .capped
-            return true
+        if let io = error as? IOError {
+            return [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL].contains(io.errnoCode) ? .connect : .connectionLost
         }
-        if capped { dataTask.cancel() }
+        // NIOSSL's errors (handshake, certificates) without importing it.
+        if String(reflecting: type(of: error)).contains("SSL") { return .tls }
+        if error is HTTPParserError { return .badResponse }
+        return .other(String(describing: type(of: error)))
     }
 
-    func urlSession(
-        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
-    ) {
-        let follow: Bool = lock.withLock {
-            guard method == "GET" || method == "HEAD", redirects < 5, let next = request.url else { return false }
-            let same = next.scheme?.lowercased() == origin.scheme?.lowercased()
-                && next.host?.lowercased() == origin.host?.lowercased()
-                && Self.port(next) == Self.port(origin)
-            if same { redirects += 1 }
-            return same
-        }
-        completionHandler(follow ? request : nil)
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
-        finish(error)
+    static func sameOrigin(_ a: URL, _ b: URL) -> Bool {
+        a.scheme?.lowercased() == b.scheme?.lowercased() && a.host?.lowercased() == b.host?.lowercased() && port(a) == port(b)
     }
 
     private static func port(_ url: URL) -> Int? {
