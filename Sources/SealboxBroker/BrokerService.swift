@@ -122,6 +122,12 @@ public final class BrokerService: Sendable {
         self.controlSocketPath = configuration.stateDirectory + "/control.sock"
     }
 
+    /// Makes this process the reaper of command tools' escaped descendants (`CommandOrphans`).
+    /// Only for a process of its own (`sealbox broker`): every child it has is then a command.
+    public func enableCommandOrphanReaping() -> Bool {
+        CommandOrphans.enable()
+    }
+
     /// This broker's id on the effect log: recorded in every grant it writes, and the name of
     /// its lease (`<ledger>.brokers/<id>.lock`).
     public var brokerID: String { lease.brokerID }
@@ -430,7 +436,8 @@ public final class BrokerService: Sendable {
 
 /// A client of a broker's control socket (for `sealbox run --broker`, `sealbox broker revoke`).
 public enum BrokerControlClient {
-    public static func send(_ request: ControlRequest, socket: String) throws(BrokerFailure) -> ControlResponse {
+    /// `timeoutSeconds`: how long to wait for the answer (nil: as long as it takes).
+    public static func send(_ request: ControlRequest, socket: String, timeoutSeconds: Int? = nil) throws(BrokerFailure) -> ControlResponse {
         let fd: Int32
         do {
             fd = try UnixSocket.connect(path: socket)
@@ -438,6 +445,12 @@ public enum BrokerControlClient {
             throw BrokerFailure("broker control socket \(socket): \(error.description)")
         }
         defer { close(fd) }
+        if let timeoutSeconds {
+            var limit = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+            guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
+                throw BrokerFailure("broker control socket \(socket): setsockopt: \(String(cString: strerror(errno)))")
+            }
+        }
         guard let body = try? JSONEncoder().encode(request), UnixSocket.writeLine(fd, body) else {
             throw BrokerFailure("broker control socket \(socket): write failed")
         }

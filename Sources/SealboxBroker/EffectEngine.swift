@@ -65,6 +65,10 @@ public final class EffectEngine: Sendable {
         guard request.op == "call" else {
             return .failure(BrokerError(.badRequest, "unknown op \"\(request.op)\" (the only op is \"call\")"))
         }
+        // A run calling faster than its budget waits here, its connection with it; the wait
+        // holds no thread (`BrokerLimits.Scope.callsPerSecond`).
+        let wait = usage.chargeCall(runID: runID)
+        if wait > .zero { try? await Task.sleep(for: wait) }
         let claims: TokenClaims
         do {
             claims = try authority.verify(request.token, tool: request.tool, runID: runID, nowMs: Self.nowMs(), revocations: revocations)

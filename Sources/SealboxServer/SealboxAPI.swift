@@ -262,6 +262,7 @@ public struct SealboxAPI: Sendable {
             + EffectMetrics.render(effectLog)
             + ServerMetrics.render(pool: executor.pool?.stats, size: executor.pool?.configuration.size ?? 0)
             + ServerMetrics.render(results: store.stats, limits: store.limits)
+            + BrokerMetrics.render(controlSocket: broker.controlSocket)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }

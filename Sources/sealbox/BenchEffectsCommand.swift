@@ -136,8 +136,8 @@ struct BenchEffectsCommand: AsyncParsableCommand {
         }
         print(String(format: "victim idle: p50 %.3f ms  p99 %.3f ms (%d sequential calls)", report.idle_p50_ms, report.idle_p99_ms, report.victim_calls))
         for row in report.floods {
-            print(String(format: "flood %-9@ x%d connections: victim p50 %.3f ms  p99 %.3f ms (%.2fx idle p99); flooder got %d lines through; process CPU %.2f cores",
-                         row.flood as NSString, report.flood_connections, row.victim_p50_ms, row.victim_p99_ms, row.p99_ratio, row.flood_lines_sent, row.process_cpu_cores))
+            print(String(format: "flood %-9@ x%d connections: victim p50 %.3f ms  p99 %.3f ms (%.2fx idle p99); flooder got %d answers; process CPU %.2f cores",
+                         row.flood as NSString, report.flood_connections, row.victim_p50_ms, row.victim_p99_ms, row.p99_ratio, row.flood_answers, row.process_cpu_cores))
         }
     }
 

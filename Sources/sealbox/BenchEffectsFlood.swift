@@ -26,8 +26,8 @@ struct EffectsFloodBench {
         var victim_p99_ms: Double
         /// Victim p99 under this flood over its idle p99.
         var p99_ratio: Double
-        /// Lines the flooder got through (sent in full) while the victim measured.
-        var flood_lines_sent: Int
+        /// Answers the flooder got while the victim measured (blank lines get none).
+        var flood_answers: Int
         /// CPU this process used per second of wall time during the flood (broker and flooder).
         var process_cpu_cores: Double
     }
@@ -62,12 +62,12 @@ struct EffectsFloodBench {
             defer { flood.stop() }
             // Let every connection get going before the victim measures.
             try flood.waitUntilFlowing(timeout: .seconds(10))
-            let cpu0 = Self.processCPUSeconds(), wall0 = ContinuousClock.now, sent0 = flood.linesSent
+            let cpu0 = Self.processCPUSeconds(), wall0 = ContinuousClock.now, answers0 = flood.answers
             let under = try victimLatency(token: token, socket: socket, calls: victimCalls, prefix: "under-\(kind.rawValue)")
             let wall = ContinuousClock.now - wall0
             let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
             rows.append(Row(flood: kind.rawValue, victim_p50_ms: under.p50, victim_p99_ms: under.p99, p99_ratio: under.p99 / max(idle.p99, 0.001),
-                            flood_lines_sent: flood.linesSent - sent0, process_cpu_cores: (Self.processCPUSeconds() - cpu0) / max(seconds, 0.001)))
+                            flood_answers: flood.answers - answers0, process_cpu_cores: (Self.processCPUSeconds() - cpu0) / max(seconds, 0.001)))
             flood.stop()
             await service.closeRun(runID: flooderRun)
         }
@@ -112,6 +112,7 @@ final class Flood: Sendable {
     let connections: Int
     private let stopped = Atomic<Bool>(false)
     private let sent = Atomic<Int>(0)
+    private let answered = Atomic<Int>(0)
     private let running = Atomic<Int>(0)
     private let finished = DispatchGroup()
 
@@ -123,6 +124,16 @@ final class Flood: Sendable {
     }
 
     var linesSent: Int { sent.load(ordering: .relaxed) }
+    var answers: Int { answered.load(ordering: .relaxed) }
+
+    /// Reads whatever answers are waiting, without blocking; counts them.
+    private func drain(_ fd: Int32, _ scratch: inout [UInt8]) {
+        while true {
+            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            guard n > 0 else { return }
+            answered.wrappingAdd(scratch[0..<n].reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }, ordering: .relaxed)
+        }
+    }
 
     func start() {
         for connection in 0..<connections {
@@ -178,8 +189,10 @@ final class Flood: Sendable {
         let deadline = ContinuousClock.now + .seconds(60)
         var scratch = [UInt8](repeating: 0, count: 65536)
         var round = 0
+        // Made once: a jail's flood costs the jail, and the bench must not spend its CPU on it.
+        let fixed = kind == .calls ? nil : payload(connection, 0)
         while !stopped.load(ordering: .relaxed) && ContinuousClock.now < deadline {
-            let (bytes, lines) = payload(connection, round)
+            let (bytes, lines) = fixed ?? payload(connection, round)
             round += 1
             var offset = 0
             while offset < bytes.count && !stopped.load(ordering: .relaxed) {
@@ -187,13 +200,13 @@ final class Flood: Sendable {
                 if n > 0 { offset += n; continue }
                 if n < 0 && (errno == EAGAIN || errno == EINTR) {
                     // The broker is not reading this connection: answers may be what it waits on.
-                    while scratch.withUnsafeMutableBytes({ recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }) > 0 {}
+                    drain(fd, &scratch)
                     continue
                 }
                 return
             }
             if offset == bytes.count { sent.wrappingAdd(lines, ordering: .relaxed) }
-            while scratch.withUnsafeMutableBytes({ recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }) > 0 {}
+            drain(fd, &scratch)
         }
     }
 }

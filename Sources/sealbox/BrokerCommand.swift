@@ -66,6 +66,11 @@ struct BrokerServeCommand: AsyncParsableCommand {
         for warning in service.engine.config.warnings {
             writeStderr("sealbox broker: warning: \(warning)\n")
         }
+        // A command tool's descendant that escapes its process group is reparented here, and
+        // killed when its command ends.
+        if !service.enableCommandOrphanReaping() {
+            writeStderr("sealbox broker: warning: cannot become a child subreaper (\(String(cString: strerror(errno)))); a command tool's process that calls setsid may outlive its call\n")
+        }
         let recovery: BrokerRecovery
         do {
             recovery = try await service.start()

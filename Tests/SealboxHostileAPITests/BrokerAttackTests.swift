@@ -29,6 +29,11 @@ final class PaymentWorld: @unchecked Sendable {  // set up in init; read-only af
                     self.send_response(301); self.send_header("Location", self.path)
                     self.send_header("Content-Type", "application/json"); self.send_header("Content-Length", str(len(body)))
                     self.end_headers(); self.wfile.write(body); return
+                if self.path.startswith("/big"):
+                    # 8 KiB, the same every time: a large answer, stored once by digest.
+                    body = json.dumps({"page": "x" * 8192}).encode()
+                    self.send_response(200); self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body); return
                 if self.path.startswith("/slow"): time.sleep(1.5)
                 with lock:
                     if key is None or key not in charges:
@@ -63,8 +68,19 @@ final class PaymentWorld: @unchecked Sendable {  // set up in init; read-only af
         return (try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [[String: Any]]) ?? []
     }
 
-    /// A broker config whose tools reach this world.
-    func toolsConfig(in dir: String) throws -> String {
+    /// The detach tool's sleep, an argument no other process on the machine has.
+    static let detachedSleep = "86399.\(getpid())"
+
+    /// Processes whose command line holds `text`.
+    static func processes(containing text: String) -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name in
+            guard let pid = pid_t(name), let cmdline = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return nil }
+            return String(decoding: cmdline, as: UTF8.self).contains(text) ? pid : nil
+        }
+    }
+
+    /// A broker config whose tools reach this world; `extra`: more top-level config (limits).
+    func toolsConfig(in dir: String, extra: String = "") throws -> String {
         let path = dir + "/world.yaml"
         func tool(_ name: String, _ path: String, approval: String = "auto") -> String {
             """
@@ -89,8 +105,25 @@ final class PaymentWorld: @unchecked Sendable {  // set up in init; read-only af
                 args: { q: { type: string, pattern: "^[a-z]{1,20}$" } }
                 effect: read
             """
+        let big = """
+              big:
+                kind: http
+                method: POST
+                url: "http://127.0.0.1:\(port)/big"
+                allow_hosts: [127.0.0.1]
+                body: json
+                args: { page: { type: string, pattern: "^[0-9]{1,3}$" } }
+                effect: read
+            """
+        // A command whose child leaves the process group (setsid) and would outlive the call.
+        let detach = """
+              detach:
+                kind: command
+                argv: ["/bin/sh", "-c", "setsid /bin/sleep \(PaymentWorld.detachedSleep) </dev/null >/dev/null 2>&1 & echo started"]
+                effect: read
+            """
         try (["secrets:", "  tok: { env: WORLD_TOKEN }", "tools:", tool("charge", "/charge"), tool("slow_charge", "/slow"),
-              tool("held_charge", "/charge", approval: "human"), canon]
+              tool("held_charge", "/charge", approval: "human"), canon, big, detach, extra]
             .joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -113,10 +146,10 @@ struct WorldAndServer: Sendable {
 
     var target: Target { Target(server: server) }
 
-    static func start(_ name: String) async throws -> WorldAndServer {
+    static func start(_ name: String, extraConfig: String = "") async throws -> WorldAndServer {
         let directory = try Battery.temporaryDirectory(name)
         let world = try PaymentWorld()
-        let config = try world.toolsConfig(in: directory)
+        let config = try world.toolsConfig(in: directory, extra: extraConfig)
         let server = try await offPool { try ServeProcess(["--tools", config], environment: ["WORLD_TOKEN": worldToken]) }
         return WorldAndServer(world: world, server: server, directory: directory)
     }
@@ -264,7 +297,12 @@ extension HostileAPI {
         /// sealed the step with its approval pending.
         @Test("a step whose calls wait on an approval is never sealed, however many times they were refused")
         func manyRefusalsNeverSeal() async throws {
-            let setup = try await WorldAndServer.start("refusals")
+            // This test is about sealing, not about limits: its 8,000 calls may come fast.
+            let setup = try await WorldAndServer.start("refusals", extraConfig: """
+                limits:
+                  per_run: { lines_per_second: 10000, calls_per_second: 10000 }
+                  per_tenant: { lines_per_second: 10000, calls_per_second: 10000 }
+                """)
             defer { setup.remove() }
             let world = setup.world
             let target = setup.target
@@ -288,6 +326,114 @@ extension HostileAPI {
             #expect(facts.body.contains("awaiting_approval") || facts.body.contains("approve"), "\(facts.body.prefix(300))")
             let steps = (try await target.get("/v1/sessions/\(session)").json?["steps"] as? [Any]) ?? []
             #expect(steps.isEmpty, "\(steps)")
+        }
+
+        /// One run's flood of its socket (blank lines, malformed JSON, calls as fast as they
+        /// are answered, over 64 connections) must not slow another tenant's calls: the bench
+        /// measures the victim idle (the anchor, in the same run) and under each flood. On the
+        /// code before the limits the victim's p99 rose 20-50 times.
+        @Test("a flood of one run's broker socket leaves another tenant's call latency within bounds")
+        func floodsLeaveOtherRunsAlone() async throws {
+            let measured = try await CLI.run(["bench", "effects", "--flood", "--victim-calls", "200", "--json"])
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(measured.stdout.utf8)) as? [String: Any], "\(measured.stdout) \(measured.stderr)")
+            let idle = try #require(report["idle_p99_ms"] as? Double)
+            let floods = (report["floods"] as? [[String: Any]]) ?? []
+            #expect(floods.count == 3, "\(report)")
+            for flood in floods {
+                let p99 = (flood["victim_p99_ms"] as? Double) ?? .infinity
+                // The target is 2x (the README's figure comes from the bench alone); this suite
+                // runs beside others on two cores, so the bound allows 3x and a 50 ms floor.
+                #expect(p99 <= max(3 * idle, idle + 50), "flood \(flood["flood"] ?? "?"): victim p99 \(p99) ms against \(idle) ms idle")
+            }
+        }
+
+        /// A command tool's child that calls setsid leaves the process group the broker kills;
+        /// it must still die with its call, not live on as a child of init.
+        @Test("a command tool's setsid child does not outlive its call")
+        func setsidChildrenDieWithTheirCall() async throws {
+            let setup = try await WorldAndServer.start("setsid")
+            defer {
+                for pid in PaymentWorld.processes(containing: PaymentWorld.detachedSleep) { kill(pid, SIGKILL) }
+                setup.remove()
+            }
+            let code = """
+                import json, sealbox
+                print(json.dumps(sealbox.call("detach", {})))
+                """
+            let answer = try await setup.target.run(python: code, #""tools":["detach"]"#)
+            #expect((answer.json?["stdout"] as? String)?.contains("started") == true, "\(answer.body.prefix(400))")
+            // The sweep runs when the call ends, before its answer: nothing should be left now;
+            // allow the kernel a moment to take a killed process away (bounded, no fixed sleep).
+            let deadline = ContinuousClock.now + .seconds(10)
+            var left = PaymentWorld.processes(containing: PaymentWorld.detachedSleep)
+            while !left.isEmpty && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+                left = PaymentWorld.processes(containing: PaymentWorld.detachedSleep)
+            }
+            #expect(left.isEmpty, "the setsid child outlived its call: \(left)")
+        }
+
+        /// What a run may add to the effect log is bounded: calls, response bytes and calls
+        /// waiting for an operator, per run and per tenant; a refused call leaves no record and
+        /// reaches no world.
+        @Test("quotas on calls, effect-log bytes and pending approvals refuse before anything is recorded or sent")
+        func quotasRefuseBeforeAnythingIsWritten() async throws {
+            let limits = """
+                limits:
+                  per_run: { calls: 3, effect_bytes: 16K, pending_approvals: 2 }
+                  per_tenant: { pending_approvals: 3 }
+                """
+            let setup = try await WorldAndServer.start("quotas", extraConfig: limits)
+            defer { setup.remove() }
+            let world = setup.world
+            let target = setup.target
+            func calls(_ tool: String, _ args: [String]) -> String {
+                """
+                import json, sealbox
+                out = []
+                for i, a in enumerate(\(args)):
+                    try:
+                        sealbox.call(\(Target.quote(tool)), json.loads(a), key="k%d" % i)
+                        out.append("ok")
+                    except sealbox.Error as e:
+                        out.append(e.code + ": " + e.message)
+                print(json.dumps(out))
+                """
+            }
+            func outcomes(_ answer: RawHTTP.Answer) -> [String] {
+                let stdout = (answer.json?["stdout"] as? String) ?? ""
+                return ((try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String]) ?? ["unparsed: \(answer.body.prefix(300))"]
+            }
+            let charges = (0..<5).map { #"{"amount": "1", "memo": "m\#($0)"}"# }
+            let counted = outcomes(try await target.run(python: calls("charge", charges), #""tools":["charge"]"#))
+            #expect(counted.prefix(3).allSatisfy { $0 == "ok" } && counted.count == 5, "\(counted)")
+            #expect(counted.suffix(2).allSatisfy { $0.hasPrefix("quota_exceeded:") && $0.contains("limits.per_run.calls") && $0.contains("nothing was recorded") }, "\(counted)")
+            let worldSaw = try await offPool { try world.requests().filter { ($0["path"] as? String) == "/charge" }.count }
+            #expect(worldSaw == 3, "\(worldSaw) charges reached the world")
+            let ledger = setup.server.stateDirectory + "/effects.db"
+            let listed = try await CLI.run(["log", "list", "--ledger", ledger, "--tool", "charge", "--json"])
+            #expect(((try? JSONSerialization.jsonObject(with: Data(listed.stdout.utf8))) as? [Any])?.count == 3, "\(listed.stdout.prefix(300))")
+
+            // Two 8 KiB answers fill 16K; the third call is refused before it is sent.
+            let pages = (0..<3).map { #"{"page": "\#($0)"}"# }
+            let bytes = outcomes(try await target.run(python: calls("big", pages), #""tools":["big"]"#))
+            #expect(bytes.prefix(2).allSatisfy { $0 == "ok" }, "\(bytes)")
+            #expect(bytes.last?.hasPrefix("quota_exceeded:") == true && bytes.last?.contains("limits.per_run.effect_bytes") == true, "\(bytes)")
+
+            // Pending approvals: two per run, three for the tenant across its runs (ended ones too).
+            let held = (0..<3).map { #"{"amount": "1", "memo": "h\#($0)"}"# }
+            let first = outcomes(try await target.run(python: calls("held_charge", held), #""tools":["held_charge"]"#))
+            #expect(first.prefix(2).allSatisfy { $0.hasPrefix("awaiting_approval:") }, "\(first)")
+            #expect(first.last?.contains("limits.per_run.pending_approvals") == true, "\(first)")
+            let second = outcomes(try await target.run(python: calls("held_charge", Array(held.prefix(2))), #""tools":["held_charge"]"#))
+            #expect(second.first?.hasPrefix("awaiting_approval:") == true, "\(second)")
+            #expect(second.last?.contains("limits.per_tenant.pending_approvals") == true, "\(second)")
+            // The operator sees the refusals.
+            let metrics = try await target.get("/metrics", key: setup.server.operatorKey).body
+            let refused = metrics.split(separator: "\n").filter { $0.hasPrefix("sealbox_broker_quota_refusals_total{") }
+                .compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }
+            // Two calls, one response-bytes, one run's and one tenant's pending approvals.
+            #expect(refused.count == 3 && refused.reduce(0, +) == 5, "\(metrics.suffix(600))")
         }
     }
 }

@@ -274,6 +274,7 @@ private struct ConfigReader {
                 let key = "\(path).\(e.key)"
                 switch e.key {
                 case "lines_per_second": values.linesPerSecond = try count(e, key, max: 1_000_000)
+                case "calls_per_second": values.callsPerSecond = try count(e, key, max: 1_000_000)
                 case "calls": values.calls = try count(e, key, max: 1_000_000_000)
                 case "pending_approvals": values.pendingApprovals = try count(e, key, max: 1_000_000)
                 case "bytes_per_second":

@@ -10,6 +10,9 @@ public struct BrokerLimits: Sendable, Equatable {
         public var linesPerSecond: Int
         /// Request bytes per second; a second's worth may come at once.
         public var bytesPerSecond: Int
+        /// Requests that reach the effect engine per second (each is a token check and effect-log
+        /// lookups, and maybe a call to the world); a second's worth may come at once.
+        public var callsPerSecond: Int
         /// Calls that write a new intent (replays write none and are not counted).
         public var calls: Int
         /// Bytes of tool responses recorded in the effect log.
@@ -18,9 +21,10 @@ public struct BrokerLimits: Sendable, Equatable {
         /// ones included, as the effect log records them).
         public var pendingApprovals: Int
 
-        public init(linesPerSecond: Int, bytesPerSecond: Int, calls: Int, effectBytes: Int, pendingApprovals: Int) {
+        public init(linesPerSecond: Int, bytesPerSecond: Int, callsPerSecond: Int, calls: Int, effectBytes: Int, pendingApprovals: Int) {
             self.linesPerSecond = linesPerSecond
             self.bytesPerSecond = bytesPerSecond
+            self.callsPerSecond = callsPerSecond
             self.calls = calls
             self.effectBytes = effectBytes
             self.pendingApprovals = pendingApprovals
@@ -37,9 +41,11 @@ public struct BrokerLimits: Sendable, Equatable {
         self.perTenant = perTenant
     }
 
-    public static let defaultPerRun = Scope(linesPerSecond: 500, bytesPerSecond: 4 << 20, calls: 10_000, effectBytes: 64 << 20, pendingApprovals: 64)
-    public static let defaultPerTenant = Scope(linesPerSecond: 1000, bytesPerSecond: 16 << 20, calls: 100_000, effectBytes: 256 << 20, pendingApprovals: 256)
+    public static let defaultPerRun = Scope(linesPerSecond: 500, bytesPerSecond: 4 << 20, callsPerSecond: 100,
+                                            calls: 10_000, effectBytes: 64 << 20, pendingApprovals: 64)
+    public static let defaultPerTenant = Scope(linesPerSecond: 1000, bytesPerSecond: 16 << 20, callsPerSecond: 200,
+                                               calls: 100_000, effectBytes: 256 << 20, pendingApprovals: 256)
 
     /// The config keys, in the order the docs list them.
-    public static let keys = ["lines_per_second", "bytes_per_second", "calls", "effect_bytes", "pending_approvals"]
+    public static let keys = ["lines_per_second", "bytes_per_second", "calls_per_second", "calls", "effect_bytes", "pending_approvals"]
 }

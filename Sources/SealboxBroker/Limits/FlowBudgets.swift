@@ -29,17 +29,25 @@ final class RateBucket: Sendable {
     }
 }
 
-/// The send budgets of one run and of its tenant (shared by the tenant's open runs): lines and
-/// bytes per second. The broker charges each request line to both before it handles the line.
+/// The send budgets of one run and of its tenant (shared by the tenant's open runs): lines,
+/// bytes and calls per second. The broker charges each request line to both before it handles
+/// the line, and each request that parsed before the effect engine looks at it.
 final class FlowBudget: Sendable {
     let lines: RateBucket
     let bytes: RateBucket
+    let calls: RateBucket
     let tenant: FlowBudget?
 
     init(_ scope: BrokerLimits.Scope, tenant: FlowBudget?) {
         lines = RateBucket(perSecond: scope.linesPerSecond)
         bytes = RateBucket(perSecond: scope.bytesPerSecond)
+        calls = RateBucket(perSecond: scope.callsPerSecond)
         self.tenant = tenant
+    }
+
+    /// Charges one call; returns the wait it earned.
+    func chargeCall() -> Duration {
+        max(calls.take(1), tenant?.chargeCall() ?? .zero)
     }
 
     /// Charges one line of `byteCount` bytes (its newline included); returns the wait it earned.

@@ -70,6 +70,15 @@ public final class UsageBook: Sendable {
         state.withLock { $0.runs[runID]?.tenant }
     }
 
+    /// Charges one call of `runID` to its and its tenant's calls-per-second budgets; returns
+    /// how long the caller must wait before the call goes on.
+    func chargeCall(runID: String) -> Duration {
+        let budget = state.withLock { $0.runs[runID]?.budget }
+        guard let wait = budget?.chargeCall(), wait > .zero else { return .zero }
+        countThrottled()
+        return wait
+    }
+
     /// Counts one new call of `runID` if its run and tenant have calls and effect bytes left.
     /// A run not opened here (an engine used without a service, in tests) is not limited.
     func admitCall(runID: String) -> Refusal? {

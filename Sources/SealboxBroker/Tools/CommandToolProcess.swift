@@ -115,16 +115,18 @@ enum CommandToolProcess {
             for p in cEnv { free(p) }
         }
         var pid: pid_t = 0
-        var rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv)
+        var rc: Int32 = 0
         // ETXTBSY: the program file is open for writing somewhere, typically because another
         // thread of this process forked (a jail spawn) while the file was being written, and
         // the child still holds the descriptor until it execs or closes it. That lasts
         // milliseconds; retry for up to about a second before calling it a failure.
-        var busyRetries = 0
-        while rc == ETXTBSY && busyRetries < 20 {
-            busyRetries += 1
-            usleep(50_000)
-            rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv)
+        for attempt in 0...20 {
+            if attempt > 0 { usleep(50_000) }
+            _ = CommandOrphans.spawning {
+                rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv)
+                return rc == 0 ? pid : nil
+            }
+            if rc != ETXTBSY { break }
         }
         close(outPipe[1])
         close(errPipe[1])
@@ -177,6 +179,8 @@ enum CommandToolProcess {
         // children after a normal exit), then reap.
         kill(-pid, SIGKILL)
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // What left the group (setsid, a double fork) and was orphaned to this broker dies too.
+        CommandOrphans.finished(pid)
         if let killedFor { return .failure(killedFor) }
         let exitCode: Int32? = (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil
         let signal: Int32? = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f ? status & 0x7f : nil
