@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import SealboxLedger
 import enum SealboxBase.StrictJSONDecoder
+import enum SealboxBase.Printable
 import Synchronization
 
 /// Applies the effect-class rules of DESIGN.md to one call: verify the token, look up what the
@@ -79,6 +80,9 @@ public final class EffectEngine: Sendable {
             return .failure(BrokerError(.unknownTool, "no tool named \"\(request.tool)\""))
         }
         let args = request.args ?? [:]
+        if let place = Self.inexactNumber(in: .object(args), at: "args") {
+            return .failure(BrokerError(.badRequest, "\(place) is a number of magnitude 2^53 or more, which this broker cannot carry exactly (its JSON numbers are doubles); send it as a string"))
+        }
         let target: String
         do {
             target = try runner.describeTarget(tool, args: args)
@@ -340,6 +344,28 @@ public final class EffectEngine: Sendable {
             return "exit code \(Int(code))"
         }
         return nil
+    }
+
+    /// The first number at or beyond 2^53 in magnitude, by path: above it a double no longer
+    /// holds every integer, so 9007199254740993 would reach the world and the log as
+    /// 9007199254740992. Refused rather than silently changed.
+    static func inexactNumber(in value: JSONValue, at path: String) -> String? {
+        switch value {
+        case .number(let n):
+            return n.magnitude >= 9_007_199_254_740_992 || !n.isFinite ? path : nil
+        case .array(let items):
+            for (i, item) in items.enumerated() {
+                if let found = inexactNumber(in: item, at: "\(path)[\(i)]") { return found }
+            }
+            return nil
+        case .object(let fields):
+            for key in fields.keys.sorted() {
+                if let found = inexactNumber(in: fields[key]!, at: "\(path).\(Printable.text(key, limit: 64))") { return found }
+            }
+            return nil
+        default:
+            return nil
+        }
     }
 
     static func sha256(_ text: String) -> String {

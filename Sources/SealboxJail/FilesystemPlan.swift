@@ -8,6 +8,9 @@ struct FilesystemOp: Sendable, Equatable {
         case mkfile
         case symlink(target: String)
         case bind(source: String, attributes: UInt64, lockedFlags: UInt)
+        /// A bind whose source is a path inside the jail's own root (made by earlier ops): its
+        /// mountinfo line names that path on the jail's tmpfs, never a host path.
+        case bindWithin(jailSource: String, attributes: UInt64)
         case tmpfs(options: String)
         case proc
         case writeFile(contents: [UInt8], mode: UInt32)
@@ -25,6 +28,7 @@ struct FilesystemOp: Sendable, Equatable {
         case .mkfile: return "create mount point \(jailPath)"
         case .symlink(let target): return "symlink \(jailPath) -> \(target)"
         case .bind(let source, _, _): return "bind \(source) on \(jailPath)"
+        case .bindWithin(let source, _): return "bind \(source) on \(jailPath)"
         case .tmpfs: return "mount tmpfs \(jailPath)"
         case .proc: return "mount \(jailPath)"
         case .writeFile: return "write \(jailPath)"
@@ -77,11 +81,26 @@ struct FilesystemPlan: Sendable {
 
     /// The run's broker socket, and the clients: on PATH at /run/sealbox/client, and for
     /// `import sealbox` over the rootfs's /usr/local/lib/python3.*/dist-packages (on python's
-    /// default path; empty on Debian, so nothing is hidden that a jail would miss).
+    /// default path; empty on Debian, so nothing is hidden that a jail would miss). The clients
+    /// are copied into the jail's root, not bound: a bind's mountinfo line would show the
+    /// host's install path.
     private mutating func addBroker(_ broker: BrokerGrant, rootfs: RootfsSource) throws(JailError) {
         try addExtraBind(BindMount(hostPath: broker.socketPath, jailPath: BrokerGrant.jailSocketPath, readOnly: true))
         guard let client = broker.clientDirectory else { return }
-        try addExtraBind(BindMount(hostPath: client, jailPath: BrokerGrant.jailClientPath, readOnly: true))
+        add(.mkdir(mode: 0o755), BrokerGrant.jailClientPath)
+        for name in try Self.listDirectory(client).sorted() {
+            let host = client + "/" + name
+            var st = stat()
+            guard stat(host, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            switch SmallFile.read(host, limit: Self.maxCopiedFileBytes, flags: O_RDONLY | O_CLOEXEC | O_NOFOLLOW) {
+            case .success(let contents):
+                add(.writeFile(contents: contents, mode: (st.st_mode & 0o111) != 0 ? 0o755 : 0o644), BrokerGrant.jailClientPath + "/" + name)
+            case .failure(.errno(let code)):
+                throw JailError(.rootfs, "cannot read the broker client \(host): \(ErrnoName.describe(code))")
+            case .failure(.tooLarge):
+                throw JailError(.rootfs, "the broker client \(host) is larger than 1 MiB")
+            }
+        }
         let rootPrefix: String
         switch rootfs {
         case .host: rootPrefix = ""
@@ -92,7 +111,7 @@ struct FilesystemPlan: Sendable {
             let site = "/usr/local/lib/\(name)/dist-packages"
             var st = stat()
             if stat(rootPrefix + site, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
-                add(.bind(source: client, attributes: Self.readOnlyAttributes, lockedFlags: Self.lockedFlags(of: client)), site)
+                add(.bindWithin(jailSource: BrokerGrant.jailClientPath, attributes: Self.readOnlyAttributes), site)
             }
         }
     }

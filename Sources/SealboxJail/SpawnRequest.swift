@@ -29,6 +29,12 @@ func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32, d
             c.source = source.isEmpty ? path : arena.string(source)
             c.attr_set = attributes
             c.locked_flags = locked
+        case .bindWithin(let source, let attributes):
+            c.kind = Int32(SBX_FS_BIND.rawValue)
+            c.source = arena.string(root + source)
+            c.attr_set = attributes
+            // The jail's root tmpfs is mounted nosuid,nodev: the remount fallback must repeat them.
+            c.locked_flags = UInt(MS_NOSUID | MS_NODEV)
         case .tmpfs(let options):
             c.kind = Int32(SBX_FS_TMPFS.rawValue)
             c.data = arena.string(options)

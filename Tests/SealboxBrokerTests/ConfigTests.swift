@@ -409,6 +409,53 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
         ])
     }
 
+    // MARK: limits
+
+    @Test func limitsHaveDefaultsAndAreReadPerScope() throws {
+        #expect(try ToolTestSupport.config("tools: {}").limits == BrokerLimits())
+        let config = try ToolTestSupport.config("""
+        limits:
+          per_run: { lines_per_second: 50, bytes_per_second: 2M, calls_per_second: 5, calls: 100, effect_bytes: 1G, pending_approvals: 3 }
+          per_tenant: { calls: 1000 }
+        """)
+        #expect(config.limits.perRun == BrokerLimits.Scope(linesPerSecond: 50, bytesPerSecond: 2 << 20, callsPerSecond: 5, calls: 100,
+                                                           effectBytes: 1 << 30, pendingApprovals: 3))
+        var tenant = BrokerLimits.defaultPerTenant
+        tenant.calls = 1000
+        #expect(config.limits.perTenant == tenant)
+        #expect(ToolTestSupport.configError("limits: { per_run: { calls: 0 } }") == "test.yaml:1: limits.per_run.calls: expected an integer of at least 1, got \"0\"")
+        #expect(ToolTestSupport.configError("limits: { per_run: { bytes_per_second: 64K } }")
+                == "test.yaml:1: limits.per_run.bytes_per_second: must be at least 1M (the longest request line)")
+        #expect(ToolTestSupport.configError("limits: { per_host: {} }")?.contains("unknown key \"per_host\" (expected one of: per_run, per_tenant)") == true)
+        #expect(ToolTestSupport.configError("limits: { per_run: { speed: 1 } }")?.contains("unknown key \"speed\"") == true)
+    }
+
+    /// A host chosen by the jail under a wildcard is a name the broker resolves for it.
+    @Test func jailChosenHostsUnderAWildcardAreWarnedAbout() throws {
+        let open = try ToolTestSupport.config("""
+        tools:
+          get:
+            kind: http
+            method: GET
+            url: "https://{region}.api.example.com/v1"
+            allow_hosts: ["*.example.com"]
+            args: { region: { type: string, pattern: "^[a-z0-9-]{1,63}$" } }
+            effect: read
+        """)
+        #expect(open.warnings.count == 1 && open.warnings[0].contains("argument {region} under a wildcard allow_hosts"), "\(open.warnings)")
+        let listed = try ToolTestSupport.config("""
+        tools:
+          get:
+            kind: http
+            method: GET
+            url: "https://{region}.api.example.com/v1"
+            allow_hosts: ["*.example.com"]
+            args: { region: { type: string, enum: [eu, us] } }
+            effect: read
+        """)
+        #expect(listed.warnings.isEmpty, "\(listed.warnings)")
+    }
+
     @Test func emptySecretsAreRefused() throws {
         let dir = try ToolTestSupport.temporaryDirectory()
         try Data("\n".utf8).write(to: URL(fileURLWithPath: dir + "/empty.key"))

@@ -19,6 +19,25 @@ struct EffectClassTests {
         #expect(h.world.count("/lookup") == 2)
     }
 
+    /// A double holds every integer only below 2^53: 9007199254740993 would reach the world
+    /// and the effect log as ...992. Refused, by path, until JSON values carry integers exactly.
+    @Test("integers of 2^53 or more in arguments are refused, not silently rounded")
+    func largeIntegersAreRefused() async throws {
+        let h = try await BrokerHarness(label: "ints")
+        defer { h.shutdown() }
+        let run = try await h.openRun(session: "s-ints", tools: ["lookup"])
+        let line = Data(#"{"token":"\#(run.token)","op":"call","tool":"lookup","args":{"n":9007199254740993}}"#.utf8)
+        let refused = try await BrokerHarness.rawCall(socket: run.socket, line: line)
+        #expect(refused.error?.code == .badRequest && refused.error?.message.contains("args.n") == true
+                && refused.error?.message.contains("2^53") == true, "\(String(describing: refused.error))")
+        let negative = Data(#"{"token":"\#(run.token)","op":"call","tool":"lookup","args":{"n":-1e300}}"#.utf8)
+        #expect(try await BrokerHarness.rawCall(socket: run.socket, line: negative).error?.code == .badRequest)
+        #expect(h.world.count("/lookup") == 0)
+        let exact = Data(#"{"token":"\#(run.token)","op":"call","tool":"lookup","args":{"n":9007199254740991}}"#.utf8)
+        #expect(try await BrokerHarness.rawCall(socket: run.socket, line: exact).ok)
+        #expect(h.world.count("/lookup") == 1)
+    }
+
     @Test("idempotent: the sealed answer comes back, the world is asked once; the key reaches it")
     func idempotent() async throws {
         let h = try await BrokerHarness(label: "idem")

@@ -173,6 +173,12 @@ struct JailBrokerTests {
             try Binaries.run(["run", "--broker", control, "--allow", "lookup", "--", "/bin/sh", "-c", "ls /run/sealbox; ls /run/sealbox/client"])
         }
         #expect(look.stdout == "broker.sock\nclient\nsealbox-call\nsealbox.py\n", "\(look.stdout) \(look.stderr)")
+        // The clients are copies in the jail's own root: mountinfo names no host install path.
+        let mounts = try await BrokerHarness.onThread {
+            try Binaries.run(["run", "--broker", control, "--allow", "lookup", "--", "/bin/cat", "/proc/self/mountinfo"])
+        }
+        let clientHost = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/client"
+        #expect(mounts.status == 0 && mounts.stdout.contains("/run/sealbox/client") && !mounts.stdout.contains(clientHost), "\(mounts.stdout)")
 
         // An operator revokes a run from the CLI; the broker confirms.
         let opened = try BrokerControlClient.send(ControlRequest(op: "open_run", runID: "ops-revoke", sessionID: "ops-1", tools: ["lookup"], ttlMs: 60_000), socket: control)

@@ -589,6 +589,14 @@ private struct ConfigReader {
             // from answers, but a header keeps it out of URLs altogether.
             warnings.append("\(source): \(urlPath): secret \(query.secretNames.joined(separator: ", ")) is templated into the URL; worlds echo URLs (redirects, error pages, their logs): prefer a header. The broker redacts it from answers and the effect log")
         }
+        // A host the jail chooses under a wildcard is a name the broker resolves for it: DNS
+        // carries whatever the jail puts in it to whoever serves that zone. Only names the
+        // policy can allow are ever resolved (allow_hosts is checked first); an enum narrows
+        // them to a list.
+        let openHostArguments = host.argumentNames.filter { ctx.args[$0]?.allowedValues == nil }
+        if !openHostArguments.isEmpty, allowHosts.contains(where: { $0.hasPrefix("*.") }) {
+            warnings.append("\(source): \(urlPath): the host comes from argument \(openHostArguments.map { "{\($0)}" }.joined(separator: ", ")) under a wildcard allow_hosts: every name the jail picks there is resolved by the broker's DNS (a channel out to whoever serves the zone); give the argument an enum of hosts")
+        }
         if let literal = host.literalText {
             guard HTTPToolURL.isValidHostName(literal) else {
                 throw error(urlEntry.value, urlPath, "invalid host \"\(literal)\"")
