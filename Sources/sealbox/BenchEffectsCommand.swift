@@ -134,10 +134,10 @@ struct BenchEffectsCommand: AsyncParsableCommand {
             JSONOutput.print(report)
             return
         }
-        print(String(format: "victim idle: p50 %.3f ms  p99 %.3f ms (%d sequential calls)", report.idle_p50_ms, report.idle_p99_ms, report.victim_calls))
+        print(String(format: "victim idle: p50 %.3f ms  p99 %.3f ms (%d sequential calls); CPU %.2f cores", report.idle_p50_ms, report.idle_p99_ms, report.victim_calls, report.idle_cpu_cores))
         for row in report.floods {
-            print(String(format: "flood %-9@ x%d connections: victim p50 %.3f ms  p99 %.3f ms (%.2fx idle p99); flooder got %d answers; process CPU %.2f cores",
-                         row.flood as NSString, report.flood_connections, row.victim_p50_ms, row.victim_p99_ms, row.p99_ratio, row.flood_answers, row.process_cpu_cores))
+            print(String(format: "flood %-9@ x%d connections: victim p50 %.3f ms  p99 %.3f ms (%.2fx idle p99); flooder got %d answers; CPU %.2f cores (broker %.2f)",
+                         row.flood as NSString, report.flood_connections, row.victim_p50_ms, row.victim_p99_ms, row.p99_ratio, row.flood_answers, row.process_cpu_cores, row.broker_cpu_cores))
         }
     }
 

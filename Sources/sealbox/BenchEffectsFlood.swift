@@ -30,6 +30,9 @@ struct EffectsFloodBench {
         var flood_answers: Int
         /// CPU this process used per second of wall time during the flood (broker and flooder).
         var process_cpu_cores: Double
+        /// The same without the flooder's own threads: what the broker (and the victim's client)
+        /// spent.
+        var broker_cpu_cores: Double
     }
 
     struct Report: Encodable {
@@ -37,6 +40,8 @@ struct EffectsFloodBench {
         var flood_connections: Int
         var idle_p50_ms: Double
         var idle_p99_ms: Double
+        /// CPU per second of wall time while the victim alone called (the anchor for the rows).
+        var idle_cpu_cores: Double
         var floods: [Row]
     }
 
@@ -51,7 +56,9 @@ struct EffectsFloodBench {
         guard let token = victim.token, let socket = victim.socket else { throw CLIFailure(message: "bench: the victim's run did not open") }
         // Warm up (first connections, first effect-log pages), then the anchor.
         _ = try victimLatency(token: token, socket: socket, calls: min(50, victimCalls), prefix: "warm")
+        let idleCPU0 = Self.processCPUSeconds(), idleWall0 = ContinuousClock.now
         let idle = try victimLatency(token: token, socket: socket, calls: victimCalls, prefix: "idle")
+        let idleCPU = (Self.processCPUSeconds() - idleCPU0) / max(Self.seconds(ContinuousClock.now - idleWall0), 0.001)
         var rows: [Row] = []
         for kind in kinds {
             let flooderRun = "flood-\(kind.rawValue)"
@@ -62,17 +69,18 @@ struct EffectsFloodBench {
             defer { flood.stop() }
             // Let every connection get going before the victim measures.
             try flood.waitUntilFlowing(timeout: .seconds(10))
-            let cpu0 = Self.processCPUSeconds(), wall0 = ContinuousClock.now, answers0 = flood.answers
+            let cpu0 = Self.processCPUSeconds(), flooder0 = Self.threadCPUSeconds(named: "bench-flood"), wall0 = ContinuousClock.now, answers0 = flood.answers
             let under = try victimLatency(token: token, socket: socket, calls: victimCalls, prefix: "under-\(kind.rawValue)")
             let wall = ContinuousClock.now - wall0
-            let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
+            let seconds = Self.seconds(wall)
             rows.append(Row(flood: kind.rawValue, victim_p50_ms: under.p50, victim_p99_ms: under.p99, p99_ratio: under.p99 / max(idle.p99, 0.001),
-                            flood_answers: flood.answers - answers0, process_cpu_cores: (Self.processCPUSeconds() - cpu0) / max(seconds, 0.001)))
+                            flood_answers: flood.answers - answers0, process_cpu_cores: (Self.processCPUSeconds() - cpu0) / max(seconds, 0.001),
+                            broker_cpu_cores: (Self.processCPUSeconds() - cpu0 - (Self.threadCPUSeconds(named: "bench-flood") - flooder0)) / max(seconds, 0.001)))
             flood.stop()
             await service.closeRun(runID: flooderRun)
         }
         await service.closeRun(runID: "victim")
-        return Report(victim_calls: victimCalls, flood_connections: connections, idle_p50_ms: idle.p50, idle_p99_ms: idle.p99, floods: rows)
+        return Report(victim_calls: victimCalls, flood_connections: connections, idle_p50_ms: idle.p50, idle_p99_ms: idle.p99, idle_cpu_cores: idleCPU, floods: rows)
     }
 
     /// Sequential calls on one connection, as a jail's loop makes them; every answer must be ok.
@@ -94,6 +102,25 @@ struct EffectsFloodBench {
             }
         }
         return (Double(histogram.valueAtPercentile(50)) / 1000, Double(histogram.valueAtPercentile(99)) / 1000)
+    }
+
+    /// CPU of this process's live threads whose name starts with `prefix` (/proc/self/task).
+    static func threadCPUSeconds(named prefix: String) -> Double {
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var total = 0.0
+        for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [] {
+            guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8), comm.hasPrefix(prefix),
+                  let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            // After "pid (comm)": state is field 0, utime 11, stime 12.
+            if fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) { total += (user + system) / ticks }
+        }
+        return total
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     static func processCPUSeconds() -> Double {

@@ -36,6 +36,8 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
         #expect(config.secrets.reveal("dns_key") == fileSecretValue)  // trailing newline trimmed
         #expect(config.warnings.isEmpty)
         #expect(Set(config.tools.keys) == ["create_issue", "get_issue", "restart_service"])
+        // The example spells out the defaults: it must say what the code does.
+        #expect(config.limits == BrokerLimits())
 
         let issue = try #require(config.tools["create_issue"])
         #expect(issue.effect == .irreversible)
