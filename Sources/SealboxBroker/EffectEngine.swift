@@ -240,6 +240,13 @@ public final class EffectEngine: Sendable {
         if let verdict = familyVerdict(call) { return verdict }
         let needsApproval = call.tool.approval == .human && approvedAt == nil
         if let refusal = quotaRefusal(call, needsApproval: needsApproval) { return refusal }
+        // The call's response may be as large as its tool allows: held against the run's
+        // effect_bytes until the completion says how large it was, so calls running at once
+        // cannot all pass the quota.
+        let reserved = needsApproval ? 0 : call.tool.maxResponseBytes
+        usage.reserve(reserved, runID: call.claims.runID)
+        var handedOver = false
+        defer { if !handedOver { usage.settle(reserved: reserved, recorded: 0, runID: call.claims.runID) } }
         let intent = IntentInput(
             runID: call.claims.runID, sessionID: call.claims.sessionID, tool: call.tool.name,
             effectClass: call.tool.effect, idempotencyKey: call.key, target: call.target,
@@ -253,11 +260,13 @@ public final class EffectEngine: Sendable {
         if needsApproval {
             return .failure(BrokerError(.awaitingApproval, "\(call.tool.name) (seq \(record.seq)) waits for an operator: `sealbox log approve \(record.seq)` or `sealbox log deny \(record.seq)`; call again with the same key afterwards"), effect: EffectInfo(seq: record.seq, replayed: false))
         }
-        return await execute(call, intentSeq: record.seq)
+        handedOver = true
+        return await execute(call, intentSeq: record.seq, reserved: reserved)
     }
 
     /// Runs the tool for an intent already durable, seals the completion, then answers.
-    private func execute(_ call: PreparedCall, intentSeq: Int64) async -> CallResponse {
+    /// `reserved`: effect bytes held for it (`UsageBook.reserve`), settled here.
+    private func execute(_ call: PreparedCall, intentSeq: Int64, reserved: Int = 0) async -> CallResponse {
         let started = DispatchTime.now().uptimeNanoseconds
         var status = "ok"
         var result: JSONValue = .null
@@ -286,7 +295,7 @@ public final class EffectEngine: Sendable {
         }
         let durationMs = Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
         let response = CanonicalJSON.string(result)
-        usage.addEffectBytes(response.utf8.count, runID: call.claims.runID)
+        usage.settle(reserved: reserved, recorded: response.utf8.count, runID: call.claims.runID)
         let completion = CompletionInput(
             intentSeq: intentSeq, status: status, response: response, responseDigest: Self.sha256(response),
             resourceVersion: resourceVersion, irreversible: call.tool.effect == .irreversible, happened: happened,

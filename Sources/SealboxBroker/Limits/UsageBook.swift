@@ -21,6 +21,7 @@ public final class UsageBook: Sendable {
     private struct RunUsage {
         var tenant: String
         var calls = 0
+        /// Recorded, plus held for calls still running (their tools' max_response_bytes).
         var effectBytes = 0
         let budget: FlowBudget
     }
@@ -108,9 +109,20 @@ public final class UsageBook: Sendable {
         }
     }
 
-    /// Counts a response of `bytes` recorded for `runID` (after it was sealed: a run may pass
-    /// its quota by one response, at most the tool's max_response_bytes).
-    func addEffectBytes(_ bytes: Int, runID: String) {
+    /// Holds `bytes` of `runID`'s effect_bytes for a call about to run (its tool's largest
+    /// response), so calls running at once cannot all pass the quota: a run passes it by at
+    /// most the one response that crossed it.
+    func reserve(_ bytes: Int, runID: String) {
+        adjust(runID, by: bytes)
+    }
+
+    /// Replaces a call's hold by the size of the response actually recorded (0: none).
+    func settle(reserved: Int, recorded: Int, runID: String) {
+        adjust(runID, by: recorded - reserved)
+    }
+
+    private func adjust(_ runID: String, by bytes: Int) {
+        guard bytes != 0 else { return }
         state.withLock { s in
             guard var run = s.runs[runID], var shared = s.tenants[run.tenant] else { return }
             run.effectBytes += bytes
