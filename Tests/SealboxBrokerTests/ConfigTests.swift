@@ -434,27 +434,21 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
 
     /// A host chosen by the jail under a wildcard is a name the broker resolves for it.
     @Test func jailChosenHostsUnderAWildcardAreWarnedAbout() throws {
-        let open = try ToolTestSupport.config("""
-        tools:
-          get:
-            kind: http
-            method: GET
-            url: "https://{region}.api.example.com/v1"
-            allow_hosts: ["*.example.com"]
-            args: { region: { type: string, pattern: "^[a-z0-9-]{1,63}$" } }
-            effect: read
-        """)
+        func tool(_ region: String) throws -> BrokerConfig {
+            try ToolTestSupport.config("""
+            tools:
+              get:
+                kind: http
+                method: GET
+                url: "https://{region}.api.example.com/v1"
+                allow_hosts: ["*.example.com"]
+                args: { region: \(region) }
+                effect: read
+            """)
+        }
+        let open = try tool(#"{ type: string, pattern: "^[a-z0-9-]{1,63}$" }"#)
         #expect(open.warnings.count == 1 && open.warnings[0].contains("argument {region} under a wildcard allow_hosts"), "\(open.warnings)")
-        let listed = try ToolTestSupport.config("""
-        tools:
-          get:
-            kind: http
-            method: GET
-            url: "https://{region}.api.example.com/v1"
-            allow_hosts: ["*.example.com"]
-            args: { region: { type: string, enum: [eu, us] } }
-            effect: read
-        """)
+        let listed = try tool("{ type: string, enum: [eu, us] }")
         #expect(listed.warnings.isEmpty, "\(listed.warnings)")
     }
 
