@@ -181,7 +181,7 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
           x:
             kind: http
             metod: GET
-        """, "test.yaml:4: tools.x: unknown key \"metod\" for an http tool (expected one of: kind, description, effect, approval, args, timeout, max_response_bytes, method, url, allow_hosts, headers, body, response_headers, idempotency_header)"),
+        """, "test.yaml:4: tools.x: unknown key \"metod\" for an http tool (expected one of: kind, description, effect, approval, args, timeout, max_response_bytes, method, url, allow_hosts, allow_private_networks, headers, body, response_headers, idempotency_header)"),
 
         ("unknown top-level key", """
         ledger: /tmp/l.sqlite

@@ -426,3 +426,62 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
         #expect(server.requests.count == 16)
     }
 }
+
+/// The egress guard: a host name that resolves inward (loopback, private, link-local: the cloud
+/// metadata service) is refused unless the config names that address or range, or allows
+/// private networks; the connection goes to the address that was checked.
+@Suite struct EgressGuardTests {
+    @Test func addressesAreClassified() throws {
+        let guardian = EgressGuard(allowHosts: ["api.example.com", "10.0.0.0/8", "192.168.1.7"], allowPrivateNetworks: false)
+        func refusal(_ text: String) -> String? { guardian.refusal(IPRange.parse(text)!) }
+        #expect(refusal("169.254.169.254") == "a link-local (cloud metadata) address")
+        #expect(refusal("127.0.0.1") == "a loopback address")
+        #expect(refusal("::1") == "a loopback address")
+        #expect(refusal("::ffff:127.0.0.1") == "a loopback address")
+        #expect(refusal("172.20.0.1") == "a private address")
+        #expect(refusal("fd00:ec2::254") == "a private (unique local) address")
+        #expect(refusal("0.0.0.0") == "an unspecified address")
+        #expect(refusal("100.64.1.1") != nil && refusal("fe80::1") != nil && refusal("224.0.0.1") != nil)
+        // Public addresses, and what the config names.
+        #expect(refusal("8.8.8.8") == nil && refusal("2001:4860:4860::8888") == nil && refusal("172.32.0.1") == nil)
+        #expect(refusal("10.200.3.4") == nil && refusal("192.168.1.7") == nil && refusal("192.168.1.8") != nil)
+        #expect(EgressGuard(allowHosts: [], allowPrivateNetworks: true).refusal(IPRange.parse("127.0.0.1")!) == nil)
+        #expect(IPRange("10.0.0.0/33") == nil && IPRange("example.com") == nil && IPRange("[::1]/128") != nil)
+    }
+
+    @Test func aNameThatResolvesToLoopbackIsRefusedUnlessNamed() async throws {
+        let server = try TestHTTPServer()
+        server.route("/x", .json(#"{"ok":true}"#))
+        func tool(_ extra: String) throws -> (ToolRunner, ToolDefinition) {
+            try ToolTestSupport.tool("get", """
+            tools:
+              get: { kind: http, method: GET, url: "http://localhost:\(server.port)/x", effect: read, \(extra) }
+            """)
+        }
+        let (refusedRunner, refused) = try tool("allow_hosts: [localhost]")
+        let failure = await ToolTestSupport.toolError { () async throws(ToolError) in
+            try await refusedRunner.run(refused, args: [:], idempotencyKey: "k")
+        }
+        #expect(failure?.message.contains("refused: localhost resolves to 127.0.0.1, a loopback address; name the address or its range in allow_hosts") == true, "\(String(describing: failure))")
+        #expect(failure?.happened == false)
+        #expect(server.count("/x") == 0)
+        // Naming the address (or its range), or allowing private networks, lets it through.
+        for extra in ["allow_hosts: [localhost, 127.0.0.1]", #"allow_hosts: [localhost, "127.0.0.0/8"]"#, "allow_hosts: [localhost], allow_private_networks: true"] {
+            let (runner, allowed) = try tool(extra)
+            let outcome = try await runner.run(allowed, args: [:], idempotencyKey: "k")
+            guard case .object(let fields) = outcome.result, case .number(let status)? = fields["status"] else {
+                Issue.record("\(extra): \(outcome.result)")
+                continue
+            }
+            #expect(status == 200, "\(extra)")
+        }
+        #expect(server.count("/x") == 3)
+    }
+
+    @Test func rangesInAllowHostsAreChecked() {
+        #expect(ToolTestSupport.configError(#"tools: { x: { kind: http, method: GET, url: "https://h/x", allow_hosts: [h, "10.0.0.0/33"], effect: read } }"#)?
+            .contains("invalid host \"10.0.0.0/33\" (a host name, an IP address, a CIDR range, or *.domain)") == true)
+        #expect(ToolTestSupport.configError(#"tools: { x: { kind: http, method: GET, url: "https://h/x", allow_hosts: [h, "10.0.0.0/8"], allow_private_networks: sure, effect: read } }"#)?
+            .contains("allow_private_networks") == true)
+    }
+}

@@ -336,14 +336,17 @@ extension HostileAPI {
         func floodsLeaveOtherRunsAlone() async throws {
             let measured = try await CLI.run(["bench", "effects", "--flood", "--victim-calls", "200", "--json"])
             let report = try #require(try JSONSerialization.jsonObject(with: Data(measured.stdout.utf8)) as? [String: Any], "\(measured.stdout) \(measured.stderr)")
-            let idle = try #require(report["idle_p99_ms"] as? Double)
+            let idle50 = try #require(report["idle_p50_ms"] as? Double), idle99 = try #require(report["idle_p99_ms"] as? Double)
             let floods = (report["floods"] as? [[String: Any]]) ?? []
             #expect(floods.count == 3, "\(report)")
             for flood in floods {
-                let p99 = (flood["victim_p99_ms"] as? Double) ?? .infinity
-                // The target is 2x (the README's figure comes from the bench alone); this suite
-                // runs beside others on two cores, so the bound allows 3x and a 50 ms floor.
-                #expect(p99 <= max(3 * idle, idle + 50), "flood \(flood["flood"] ?? "?"): victim p99 \(p99) ms against \(idle) ms idle")
+                let p50 = (flood["victim_p50_ms"] as? Double) ?? .infinity, p99 = (flood["victim_p99_ms"] as? Double) ?? .infinity
+                // The target is p99 within 2x (the README's figure comes from the bench alone).
+                // This suite runs beside others on two cores, whose load lands on a few of the
+                // victim's calls at random: the median is held to 2x, the tail to 5x or +250 ms.
+                // Before the limits: medians 2.9-35x, tails 480-880 ms over a 24 ms idle p99.
+                #expect(p50 <= 2 * idle50 + 5, "flood \(flood["flood"] ?? "?"): victim p50 \(p50) ms against \(idle50) ms idle")
+                #expect(p99 <= max(5 * idle99, idle99 + 250), "flood \(flood["flood"] ?? "?"): victim p99 \(p99) ms against \(idle99) ms idle")
             }
         }
 

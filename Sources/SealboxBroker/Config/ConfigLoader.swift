@@ -348,7 +348,7 @@ private struct ConfigReader {
     // MARK: tools
 
     static let commonKeys = ["kind", "description", "effect", "approval", "args", "timeout", "max_response_bytes"]
-    static let httpKeys = ["method", "url", "allow_hosts", "headers", "body", "response_headers", "idempotency_header"]
+    static let httpKeys = ["method", "url", "allow_hosts", "allow_private_networks", "headers", "body", "response_headers", "idempotency_header"]
     static let commandKeys = ["argv", "env", "cwd"]
 
     mutating func readTool(name: String, _ node: Node, _ path: String) throws(ConfigError) -> ToolDefinition {
@@ -558,8 +558,9 @@ private struct ConfigReader {
         for (i, (h, n)) in try stringList(hostsEntry.value, "\(path).allow_hosts").enumerated() {
             let host = h.lowercased()
             let bare = host.hasPrefix("*.") ? String(host.dropFirst(2)) : host
-            guard HTTPToolURL.isValidHostName(bare) else {
-                throw error(n, "\(path).allow_hosts[\(i)]", "invalid host \"\(h)\" (a host name, an IP address, or *.domain)")
+            // A range ("10.0.0.0/8") allows connecting to its addresses; it names no host.
+            guard host.contains("/") ? IPRange(host) != nil : HTTPToolURL.isValidHostName(bare) else {
+                throw error(n, "\(path).allow_hosts[\(i)]", "invalid host \"\(h)\" (a host name, an IP address, a CIDR range, or *.domain)")
             }
             allowHosts.append(host)
         }
@@ -680,7 +681,9 @@ private struct ConfigReader {
 
         let spec = HTTPToolSpec(
             method: method, url: urlTemplate, scheme: pieces.scheme, host: host, port: pieces.port,
-            path: pathT, query: query, allowHosts: allowHosts, headers: headers, body: body,
+            path: pathT, query: query, allowHosts: allowHosts,
+            allowPrivateNetworks: try value("allow_private_networks").map { e throws(ConfigError) in try bool(e.value, "\(path).allow_private_networks") } ?? false,
+            headers: headers, body: body,
             responseHeaders: responseHeaders, idempotencyHeader: idempotencyHeader
         )
         let used = spec.templateArguments

@@ -67,7 +67,11 @@ public struct HTTPToolSpec: Sendable {
     /// Query template (without "?"), if the URL has one; argument values are percent-encoded.
     public let query: ToolTemplate?
     /// Lower-case host names or `*.suffix` patterns; the expanded URL's host must match one.
+    /// Addresses and CIDR ranges here also allow connecting to them (`EgressGuard`).
     public let allowHosts: [String]
+    /// Connections to loopback, private and link-local addresses are allowed (default: only to
+    /// those `allow_hosts` names).
+    public let allowPrivateNetworks: Bool
     public let headers: [Header]
     public let body: BodyMode
     /// Lower-case names of the response headers copied into the result.

@@ -112,6 +112,8 @@ struct HTTPToolRequest: Sendable {
     let target: String
     let headers: [(name: String, value: String)]
     let body: Data?
+    /// Which addresses the request may connect to.
+    let egress: EgressGuard
 
     static func build(
         tool: ToolDefinition, spec: HTTPToolSpec, args: [String: JSONValue], secrets: SecretStore, idempotencyKey: String?
@@ -249,6 +251,7 @@ struct HTTPToolRequest: Sendable {
             }
             headers.append((name, key))
         }
-        return HTTPToolRequest(method: spec.method, url: url, target: "\(spec.method) \(shown)", headers: headers, body: body)
+        return HTTPToolRequest(method: spec.method, url: url, target: "\(spec.method) \(shown)", headers: headers, body: body,
+                               egress: EgressGuard(allowHosts: spec.allowHosts, allowPrivateNetworks: spec.allowPrivateNetworks))
     }
 }

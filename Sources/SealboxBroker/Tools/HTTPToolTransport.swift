@@ -30,6 +30,8 @@ enum HTTPToolTransport {
         case tls
         case connectionLost
         case badResponse
+        /// The egress guard refused the address the host resolves to.
+        case refused(String)
         case other(String)
     }
 
@@ -41,13 +43,9 @@ enum HTTPToolTransport {
     static func perform(
         _ request: HTTPToolRequest, timeoutMs: Int, maxBytes: Int, watchdogSlackMs: Int = 0
     ) async throws(ToolError) -> Response {
-        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, decompression: .disabled)
-        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .milliseconds(Int64(timeoutMs)), read: .milliseconds(Int64(timeoutMs)))
-        configuration.proxy = nil
-        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeoutMs))
         let outcome: Result<Response, Failure> = await withTaskGroup(of: Result<Response, Failure>.self) { group in
-            group.addTask { await exchange(request, client: client, deadline: deadline, maxBytes: maxBytes) }
+            group.addTask { await pinnedExchange(request, timeoutMs: timeoutMs, deadline: deadline, maxBytes: maxBytes) }
             group.addTask {
                 do {
                     try await Task.sleep(for: .milliseconds(timeoutMs + watchdogSlackMs))
@@ -60,7 +58,6 @@ enum HTTPToolTransport {
             group.cancelAll()
             return first
         }
-        try? await client.shutdown()
 
         let shown = request.target
         switch outcome {
@@ -80,9 +77,34 @@ enum HTTPToolTransport {
             throw ToolError(.toolFailed, "\(shown): the connection was lost before a complete response", happened: nil)
         case .failure(.badResponse):
             throw ToolError(.toolFailed, "\(shown): bad response from the server", happened: nil)
+        case .failure(.refused(let why)):
+            throw ToolError(.toolFailed, "\(shown): refused: \(why); name the address or its range in allow_hosts, or set allow_private_networks: true", happened: false)
         case .failure(.other(let what)):
             throw ToolError(.toolFailed, "\(shown): request failed (\(what))", happened: nil)
         }
+    }
+
+    /// Resolves the host through the egress guard, pins the connection to the address it
+    /// allowed (the client never looks the name up again), then runs the exchange.
+    private static func pinnedExchange(_ request: HTTPToolRequest, timeoutMs: Int, deadline: NIODeadline, maxBytes: Int) async -> Result<Response, Failure> {
+        guard let host = request.url.host else { return .failure(.other("no host")) }
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, decompression: .disabled)
+        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .milliseconds(Int64(timeoutMs)), read: .milliseconds(Int64(timeoutMs)))
+        configuration.proxy = nil
+        do {
+            let address = try await request.egress.pin(host)
+            let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+            if IPRange.parse(bare) == nil { configuration.dnsOverride = [host: address] }
+        } catch {
+            switch error {
+            case .hostNotFound: return .failure(.hostNotFound)
+            case .refused(let why): return .failure(.refused(why))
+            }
+        }
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        let result = await exchange(request, client: client, deadline: deadline, maxBytes: maxBytes)
+        try? await client.shutdown()
+        return result
     }
 
     /// The request, its same-origin redirects, and the capped body of the last answer.
