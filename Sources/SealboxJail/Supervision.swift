@@ -195,8 +195,8 @@ struct Supervision {
     var violationList: [RunResult.Violation] {
         notified.compactMap { call, counted -> RunResult.Violation? in
             switch call.answer {
-            case .fail(let e): return .init(syscall: call.key.name, count: counted.count, action: "errno", errno: e)
-            case .kill: return .init(syscall: call.key.name, count: counted.count, action: "kill")
+            case .fail(let e): return .init(syscall: call.key.name, count: counted.count, action: "errno", errno: e, abi: call.key.abi)
+            case .kill: return .init(syscall: call.key.name, count: counted.count, action: "kill", abi: call.key.abi)
             case .proceed: return nil
             }
         }.sorted { ($0.syscall, $0.action ?? "") < ($1.syscall, $1.action ?? "") }
