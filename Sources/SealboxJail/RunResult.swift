@@ -58,6 +58,9 @@ public struct RunResult: Sendable, Codable, Equatable {
         public var pids: Int
         public var diskBytes: UInt64
         public var outputBytes: Int
+        /// The /dev/shm size in force. Optional so that results stored before it existed
+        /// (sealed steps) still decode.
+        public var shmBytes: UInt64?
 
         enum CodingKeys: String, CodingKey {
             case timeoutMs = "timeout_ms"
@@ -65,6 +68,7 @@ public struct RunResult: Sendable, Codable, Equatable {
             case pids
             case diskBytes = "disk_bytes"
             case outputBytes = "output_bytes"
+            case shmBytes = "shm_bytes"
         }
     }
 

@@ -71,6 +71,7 @@ enum sbx_stage {
     // appended after the first release, to keep the numbers above stable
     SBX_STAGE_MOVE_MOUNT,
     SBX_STAGE_ACTIVATE,      // a prepared (pooled) jail taking its task
+    SBX_STAGE_MOUNT_DEVPTS,  // the jail's private devpts instance on /dev/pts
     SBX_STAGE_COUNT
 };
 
@@ -85,10 +86,13 @@ enum sbx_fs_op_kind {
     SBX_FS_MKFILE,        // path, mode: an empty file, used as a bind-mount target
     SBX_FS_SYMLINK,       // source = link text, path = link location
     SBX_FS_BIND,          // source -> path, recursive; attr_set applied recursively (MOUNT_ATTR_*)
-    SBX_FS_TMPFS,         // path, data = mount options ("size=..,mode=..")
+    SBX_FS_TMPFS,         // path, data/data_len = mount options, NUL included ("size=..,mode=..");
+                          // nosuid, nodev (/dev/shm)
     SBX_FS_PROC,          // path
     SBX_FS_WRITE_FILE,    // path, data/data_len = contents, mode
     SBX_FS_MOVE_MOUNT,    // fd = a detached mount (sbx_workspace_create), attached at path
+    SBX_FS_DEVPTS,        // path, data/data_len = mount options, NUL included: a new devpts
+                          // instance ("newinstance,ptmxmode=0666,..."); nosuid, noexec
 };
 
 struct sbx_fs_op {
