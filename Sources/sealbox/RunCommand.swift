@@ -105,6 +105,7 @@ struct JailSpecBuilder {
             limits.memoryBytes = try ByteSize.parse(o.memory, flag: "--memory")
             limits.diskBytes = try ByteSize.parse(o.disk, flag: "--disk")
             limits.outputBytes = Int(try ByteSize.parse(o.outputLimit, flag: "--output-limit"))
+            if let shm = o.shm { limits.shmBytes = try ByteSize.parse(shm, flag: "--shm") }
         } catch {
             throw CLIFailure(message: error.description)
         }
