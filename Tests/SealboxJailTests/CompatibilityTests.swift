@@ -27,6 +27,9 @@ struct CompatibilityTests {
         /// A line the output must contain, jailed and unjailed: equal output alone would let a
         /// program that fails the same way everywhere pass.
         var expect: String
+        /// The shipped profile learned for this kind of program (profiles/python.json,
+        /// node.json), under which it must run the same too.
+        var shippedProfile: String? = nil
         var testDescription: String { name }
 
         var seedFiles: [SeedFile] {
@@ -35,11 +38,11 @@ struct CompatibilityTests {
     }
 
     static func python(_ name: String, expect: String, _ code: String) -> Program {
-        Program(name: name, needs: ["python3"], files: ["main.py": code], command: ["python3", "main.py"], expect: expect)
+        Program(name: name, needs: ["python3"], files: ["main.py": code], command: ["python3", "main.py"], expect: expect, shippedProfile: "python")
     }
 
     static func node(_ name: String, expect: String, _ code: String) -> Program {
-        Program(name: name, needs: ["node"], files: ["main.js": code], command: ["node", "main.js"], expect: expect)
+        Program(name: name, needs: ["node"], files: ["main.js": code], command: ["node", "main.js"], expect: expect, shippedProfile: "node")
     }
 
     static func bash(_ name: String, needs: [String] = [], expect: String, _ script: String, files: [String: String] = [:]) -> Program {
@@ -490,7 +493,7 @@ struct CompatibilityTests {
         #expect(Self.missing(all).isEmpty, "missing on this host: \(Self.missing(all)); scripts/setup.sh installs them")
     }
 
-    @Test("same output jailed (cold and pooled, default profile) as unjailed", arguments: programs)
+    @Test("same output jailed (cold and pooled, default profile; cold under the language's shipped profile) as unjailed", arguments: programs)
     func sameOutput(_ program: Program) async throws {
         try #require(Self.missing(program.needs).isEmpty, "\(program.name) needs \(Self.missing(program.needs)); scripts/setup.sh installs them")
         let host = try await HostRun.run(program.command, files: program.seedFiles, environment: HostRun.jailEnvironment, timeoutMs: Self.limits.timeoutMs)
@@ -506,9 +509,14 @@ struct CompatibilityTests {
         let warm = try await executor.run(spec)
         #expect(warm.phases?.warm == true, "\(program.name): the pooled run did not take a prepared jail")
 
-        for (label, r) in [("cold", cold), ("pooled", warm)] {
+        var runs = [("cold", cold), ("pooled", warm)]
+        if let shipped = program.shippedProfile {
+            runs.append(("profile \(shipped)", try await Fixture.jail().run(JailSpec(command: program.command, files: program.seedFiles,
+                                                                                      limits: Self.limits, profile: .catalog(shipped)))))
+        }
+        for (label, r) in runs {
             #expect(r.status == .ok, "\(program.name) \(label): \(r.status) \(r.error ?? "") \(r.stderr)")
-            #expect(r.violations.isEmpty, "\(program.name) \(label): the default profile denied \(r.violations)")
+            #expect(r.violations.isEmpty, "\(program.name) \(label): the profile denied \(r.violations)")
             #expect(r.stdout == host.stdout, "\(program.name) \(label) stdout differs:\njailed:\n\(r.stdout)\nunjailed:\n\(host.stdout)")
             #expect(r.stderr == host.stderr, "\(program.name) \(label) stderr differs:\njailed:\n\(r.stderr)\nunjailed:\n\(host.stderr)")
             #expect(r.exitCode == host.exitCode)
