@@ -444,21 +444,27 @@ struct CompatibilityTests {
                         waitpid(pid, &status, 0);
                         printf("%s %d\n", buf, WEXITSTATUS(status));
 
-                        sem_t *sem = sem_open("/sbx-compat", O_CREAT | O_EXCL, 0600, 1);
+                        /* Names with our pid: unjailed, these live in the host's /dev/shm and
+                           ipc namespace, where another run of the battery may be at work. */
+                        char sem_name[64], shm_name[64], mq_name[64];
+                        snprintf(sem_name, sizeof sem_name, "/sbx-compat-sem-%d", (int)getpid());
+                        snprintf(shm_name, sizeof shm_name, "/sbx-compat-shm-%d", (int)getpid());
+                        snprintf(mq_name, sizeof mq_name, "/sbx-compat-mq-%d", (int)getpid());
+                        sem_t *sem = sem_open(sem_name, O_CREAT | O_EXCL, 0600, 1);
                         if (sem == SEM_FAILED) { perror("sem_open"); return 1; }
                         sem_wait(sem); sem_post(sem);
-                        sem_close(sem); sem_unlink("/sbx-compat");
-                        int fd = shm_open("/sbx-compat-shm", O_CREAT | O_EXCL | O_RDWR, 0600);
+                        sem_close(sem); sem_unlink(sem_name);
+                        int fd = shm_open(shm_name, O_CREAT | O_EXCL | O_RDWR, 0600);
                         if (fd < 0 || ftruncate(fd, 4096) != 0) { perror("shm_open"); return 1; }
                         char *mem = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
                         strcpy(mem, "shm ok");
                         printf("semaphore ok, %s\n", mem);
-                        munmap(mem, 4096); close(fd); shm_unlink("/sbx-compat-shm");
+                        munmap(mem, 4096); close(fd); shm_unlink(shm_name);
                         struct mq_attr attr = { .mq_maxmsg = 4, .mq_msgsize = 16 };
-                        mqd_t q = mq_open("/sbx-compat-mq", O_CREAT | O_EXCL | O_RDWR, 0600, &attr);
+                        mqd_t q = mq_open(mq_name, O_CREAT | O_EXCL | O_RDWR, 0600, &attr);
                         char msg[16] = {0};
                         if (q == (mqd_t)-1 || mq_send(q, "queued", 7, 0) != 0 || mq_receive(q, msg, sizeof msg, NULL) < 0) { perror("mq"); return 1; }
-                        mq_close(q); mq_unlink("/sbx-compat-mq");
+                        mq_close(q); mq_unlink(mq_name);
                         printf("message queue %s\n", msg);
 
                         int master, slave;
