@@ -374,11 +374,12 @@ struct CompatibilityTests {
             })();
             """#),
         bash("bash background jobs, wait, kill %N, traps, coproc", expect: "killed: 143", #"""
-            sleep 0.3 & a=$!
-            sleep 0.1 & b=$!
-            jobs | wc -l
-            wait "$b"; echo "b: $?"
-            kill -STOP "$a"; kill -CONT "$a"; wait "$a"; echo "a: $?"
+            # Jobs that end only when told to, so no line depends on how fast the machine is.
+            sleep 30 & a=$!
+            sleep 30 & b=$!
+            jobs -p | wc -l
+            kill "$b"; wait "$b"; echo "b: $?"
+            kill -STOP "$a"; kill -CONT "$a"; kill "$a"; wait "$a"; echo "a: $?"
             (exit 3) & wait $!; echo "status: $?"
             sleep 30 & kill %%; wait %%; echo "killed: $?"
             trap 'echo trapped USR1' USR1; kill -USR1 $$; echo after-trap
@@ -387,8 +388,9 @@ struct CompatibilityTests {
             """#),
         bash("bash job control on a terminal (script, fg, bg)", needs: ["script"], expect: "out: fg=0", #"""
             # An interactive bash on the jail's own pty: job control needs a terminal. Its
-            # job notices carry pids, so only the lines echoed here are kept.
-            script -qec "bash --norc --noprofile -i -c 'sleep 0.1 & fg >/dev/null; echo out: fg=\$?; sleep 30 & kill %1; wait %1; echo out: killed=\$?; test -t 0 && echo out: tty'" /dev/null </dev/null | tr -d '\r' | grep '^out:'
+            # job notices carry pids, so only the lines echoed here are kept. (fg must find the
+            # job still running: a second is ample for the next command of the same line.)
+            script -qec "bash --norc --noprofile -i -c 'sleep 1 & fg >/dev/null; echo out: fg=\$?; sleep 30 & kill %1; wait %1; echo out: killed=\$?; test -t 0 && echo out: tty'" /dev/null </dev/null | tr -d '\r' | grep '^out:'
             """#),
         bash("bash process substitution and /dev/fd, /dev/std*", expect: "got 1 got 2", #"""
             diff <(printf 'a\nb\n') <(printf 'a\nc\n'); echo "diff: $?"
