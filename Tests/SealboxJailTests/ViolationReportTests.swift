@@ -93,7 +93,7 @@ struct ViolationReportTests {
                 executor.stopPool()
                 #expect(warm.phases?.warm == true)
                 for (label, r) in [("cold", cold), ("pooled", warm)] {
-                    #expect(r.status == .seccompViolation && r.signal == SIGSYS && r.exitCode == 128 + SIGSYS, "\(profile) \(probe) \(label): \(r.status) \(r.stderr)")
+                    #expect(r.status == .seccompViolation && r.signal == SIGSYS && r.exitCode == 128 + SIGSYS, "\(profile) \(probe) \(label): \(r.status) \(r.error ?? "") \(r.stderr)")
                     #expect(r.stdout == "getpid ok\n", "\(profile) \(probe) \(label): the call never ran and nothing after it did")
                     #expect(r.violations == [.init(syscall: name, count: 1, action: "kill", abi: abi)], "\(profile) \(probe) \(label): \(r.violations)")
                 }

@@ -246,8 +246,10 @@ int sbx_sealed_memfd(const char *name, const void *_Nullable data, size_t size);
 /// Creates the plain file `name` (no "/") in a prepared jail's working directory with the
 /// task's contents, owned by uid:gid (the host ids the jail's user maps to). The jail's tmpfs
 /// belongs to its user namespace, where host root is unmapped (the kernel refuses such an
-/// owner with EOVERFLOW), so the calling thread writes with fsuid/fsgid set to uid/gid and
-/// restores them after. Returns 0 or -errno, *stage naming the failed call.
+/// owner with EOVERFLOW), so a short-lived CLONE_VM | CLONE_VFORK child of the calling thread
+/// writes it with fsuid/fsgid set to uid/gid: the descriptor open for writing never exists in
+/// sealbox itself, where another thread's fork would copy it and the jail's execve of the file
+/// would fail with ETXTBSY. Returns 0 or -errno, *stage naming the failed call.
 int sbx_write_task_file(int work_fd, const char *name, const void *_Nullable data, size_t length, uint32_t mode, uint32_t uid,
                         uint32_t gid, const char *_Nullable *_Nonnull stage);
 
