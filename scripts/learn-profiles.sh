@@ -58,11 +58,11 @@ targets=("$@")
 selected() { [ "${#targets[@]}" -eq 0 ] && return 0; local t; for t in "${targets[@]}"; do [ "$t" = "$1" ] && return 0; done; return 1; }
 
 if selected python; then
-    learn python default "python: for Python 3 snippets using the standard library: files in /work and /tmp, threads, subprocesses and fork, signals and timers, loopback TCP/UDP/unix sockets, asyncio, http on 127.0.0.1, sqlite. Keeps default.json's argument checks (clone without namespace flags, unix/IPv4/IPv6 sockets only, no TIOCSTI/TIOCLINUX) and denies everything else with EPERM. Regenerate with scripts/learn-profiles.sh from profiles/workloads/python/." \
+    learn python default "python: for Python 3 snippets using the standard library: files in /work and /tmp, threads, subprocesses and fork, multiprocessing (every start method, Pool, Queue, ProcessPoolExecutor, Manager, shared_memory: semaphores and segments in /dev/shm), pseudo-terminals (pty, openpty), signals and timers, mmap, archives, loopback TCP/UDP/unix sockets, asyncio, http on 127.0.0.1, sqlite, venv. Keeps default.json's argument checks (clone without namespace flags, unix/IPv4/IPv6 sockets only, no TIOCSTI/TIOCLINUX) and denies everything else with EPERM. Regenerate with scripts/learn-profiles.sh from profiles/workloads/python/." \
         "$portable" python profiles/workloads/python/*.py
 fi
 if selected node; then
-    learn node default "node: for Node.js snippets: files in /work and /tmp (sync and promise APIs), worker threads, child processes, timers, loopback TCP/UDP/http, crypto and zlib. Keeps default.json's argument checks (clone without namespace flags, unix/IPv4/IPv6 sockets only, no TIOCSTI/TIOCLINUX) and denies everything else with EPERM. Regenerate with scripts/learn-profiles.sh from profiles/workloads/node/." \
+    learn node default "node: for Node.js snippets: files in /work and /tmp (sync and promise APIs), worker threads, child processes (and the coreutils they run), timers, loopback TCP/UDP/http, crypto and zlib. Keeps default.json's argument checks (clone without namespace flags, unix/IPv4/IPv6 sockets only, no TIOCSTI/TIOCLINUX) and denies everything else with EPERM. Regenerate with scripts/learn-profiles.sh from profiles/workloads/node/." \
         "$portable" node profiles/workloads/node/*.js
 fi
 if selected strict; then

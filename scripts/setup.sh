@@ -7,8 +7,12 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 # What the build links against (libseccomp), what jails run by default (python3, node, bash),
 # what scripts/build-rootfs.sh uses (debootstrap) and what makes the tests' Python venv
-# (python3-venv: Debian's python3 has no ensurepip without it).
-packages=(libseccomp-dev libcap-dev pkg-config python3 python3-venv nodejs bash coreutils procps iproute2 debootstrap)
+# (python3-venv: Debian's python3 has no ensurepip without it). The compatibility battery
+# (Tests/SealboxJailTests/CompatibilityTests.swift) also compiles C in a jail (gcc, libc6-dev)
+# and drives a terminal with script(1) (bsdutils) and setsid(1) (util-linux); it fails, never
+# skips, when one is missing.
+packages=(libseccomp-dev libcap-dev pkg-config python3 python3-venv nodejs bash coreutils procps iproute2 debootstrap
+          gcc libc6-dev bsdutils util-linux)
 
 missing=()
 for p in "${packages[@]}"; do

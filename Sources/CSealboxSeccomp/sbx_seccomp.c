@@ -424,8 +424,10 @@ static void answer_notification(int listener, int answer_errno, struct sbx_secco
     memset(&req, 0, sizeof(req));  // NOTIF_RECV requires a zeroed buffer
     if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0)
         return;  // ENOENT: the target died or the syscall was interrupted
-    if (res->notified_count < SBX_SELFTEST_MAX_NOTIFIED)
+    if (res->notified_count < SBX_SELFTEST_MAX_NOTIFIED) {
         res->notified_nr[res->notified_count] = req.data.nr;
+        res->notified_arch[res->notified_count] = req.data.arch;
+    }
     res->notified_count++;
     memset(&resp, 0, sizeof(resp));
     resp.id = req.id;

@@ -21,7 +21,7 @@
 //     setup creates in the new tmpfs must have a mapped owner: with an unmapped fsuid the
 //     kernel refuses inode creation with EOVERFLOW (fs/namei.c may_o_create).
 //  4. mounts: make / private, tmpfs root, the plan (binds read-only, /proc, /dev nodes,
-//     /work, /tmp, seed files). A session's /work is the parent's detached workspace
+//     the jail's own devpts and /dev/shm tmpfs, /work, /tmp, seed files). A session's /work is the parent's detached workspace
 //     tmpfs, attached with move_mount (sbx_workspace.c).
 //  5. pivot_root(".", ".") then detach the old root (pivot_root(2) NOTES), root read-only.
 //  6. loopback up, hostname, rlimits, stdio.
@@ -160,6 +160,14 @@ static void run_fs_plan_in_child(const struct sbx_spawn_req *req, int report_fd)
         case SBX_FS_TMPFS:
             CHECK(mount("tmpfs", op->path, "tmpfs", MS_NOSUID | MS_NODEV, op->data),
                   SBX_STAGE_MOUNT_TMPFS, index);
+            break;
+        case SBX_FS_DEVPTS:
+            // A new devpts instance (always private since Linux 4.7; "newinstance" says so for
+            // older kernels): its ptmx and pts/N are the jail's own, never the host's or
+            // another jail's ptys. Allowed in a user namespace that owns our mount namespace
+            // (devpts is FS_USERNS_MOUNT); gid= must be mapped here, the plan uses the jail's.
+            CHECK(mount("devpts", op->path, "devpts", MS_NOSUID | MS_NOEXEC, op->data),
+                  SBX_STAGE_MOUNT_DEVPTS, index);
             break;
         case SBX_FS_PROC:
             CHECK(mount("proc", op->path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),

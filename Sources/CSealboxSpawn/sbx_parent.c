@@ -555,38 +555,92 @@ int sbx_activate(struct sbx_prepared *jail, const struct sbx_spawn_req *task, in
     return 0;
 }
 
-int sbx_write_task_file(int work_fd, const char *name, const void *data, size_t length, uint32_t mode, uint32_t uid, uint32_t gid,
-                        const char **stage) {
-    // setfsuid/setfsgid change only this thread (the raw syscalls; glibc's wrappers are the
-    // same and, unlike setresuid, are not broadcast to other threads). They report the
-    // previous value and cannot fail visibly, so the switch is confirmed by asking again.
-    uid_t old_uid = (uid_t)syscall(SYS_setfsuid, uid);
-    gid_t old_gid = (gid_t)syscall(SYS_setfsgid, gid);
-    int err = 0;
-    *stage = "setfsuid";
-    if ((uid_t)syscall(SYS_setfsuid, -1) != uid || (gid_t)syscall(SYS_setfsgid, -1) != gid) err = EPERM;
-    int fd = -1;
-    if (err == 0) {
-        *stage = "open";
-        fd = openat(work_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-        if (fd < 0) err = errno;
+/// One file for a prepared jail's /work, written by write_task_file_in_child.
+struct task_file_write {
+    int work_fd;
+    const char *name;
+    const void *data;
+    size_t length;
+    uint32_t mode, uid, gid;
+    const char *stage;
+    int err;
+};
+
+/// Runs in a CLONE_VM | CLONE_VFORK child of the calling thread (the posix_spawn pattern): raw
+/// syscalls through their thin wrappers only, then _exit. Its credentials and descriptor table
+/// are its own, so the fsuid switch and the descriptor open for writing exist nowhere else.
+static int write_task_file_in_child(void *arg) {
+    struct task_file_write *w = arg;
+    w->stage = "setfsuid";
+    syscall(SYS_setfsgid, w->gid);
+    syscall(SYS_setfsuid, w->uid);
+    // setfsuid reports the previous value and cannot fail visibly: ask again.
+    if ((uid_t)syscall(SYS_setfsuid, -1) != w->uid || (gid_t)syscall(SYS_setfsgid, -1) != w->gid) {
+        w->err = EPERM;
+        _exit(1);
     }
-    if (err == 0 && sbx_write_all(fd, data, length) < 0) {
-        *stage = "write";
-        err = errno;
+    w->stage = "open";
+    int fd = openat(w->work_fd, w->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, w->mode);
+    if (fd < 0) {
+        w->err = errno;
+        _exit(1);
+    }
+    w->stage = "write";
+    if (sbx_write_all(fd, w->data, w->length) < 0) {
+        w->err = errno;
+        _exit(1);
     }
     // The umask may have narrowed the mode; the plan's modes are exact.
-    if (err == 0 && fchmod(fd, mode) < 0) {
-        *stage = "fchmod";
-        err = errno;
+    w->stage = "fchmod";
+    if (fchmod(fd, w->mode) < 0) {
+        w->err = errno;
+        _exit(1);
     }
-    if (fd >= 0 && close(fd) < 0 && err == 0) {
-        *stage = "close";
-        err = errno;
+    w->stage = "close";
+    if (close(fd) < 0) {
+        w->err = errno;
+        _exit(1);
     }
-    syscall(SYS_setfsgid, old_gid);
-    syscall(SYS_setfsuid, old_uid);
-    return -err;
+    w->err = 0;
+    _exit(0);
+}
+
+#define SBX_TASK_FILE_STACK_BYTES (64 * 1024)
+
+int sbx_write_task_file(int work_fd, const char *name, const void *data, size_t length, uint32_t mode, uint32_t uid, uint32_t gid,
+                        const char **stage) {
+    // Written by a short-lived child, not by this thread: a descriptor open for writing in
+    // sealbox itself would be copied into every process another thread forks meanwhile
+    // (posix_spawn and fork copy the whole table; close-on-exec only drops it at that
+    // process's execve), and while any copy is open the jail's execve of this very file fails
+    // with ETXTBSY. Seen in the test suite: a pooled run of a seeded binary failed so while
+    // another test spawned a process. The child's table is its own, so no copy can exist.
+    struct task_file_write w = { .work_fd = work_fd, .name = name, .data = data, .length = length, .mode = mode,
+                                 .uid = uid, .gid = gid, .stage = "clone", .err = EINVAL };
+    // No signal handler may run on the shared memory in the child: block everything around it.
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    void *stack = mmap(NULL, SBX_TASK_FILE_STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        w.stage = "mmap";
+        w.err = errno;
+    } else {
+        // CLONE_VFORK: this thread sleeps until the child has exited, so `w` is final then.
+        pid_t pid = clone(write_task_file_in_child, (char *)stack + SBX_TASK_FILE_STACK_BYTES, CLONE_VM | CLONE_VFORK | SIGCHLD, &w);
+        if (pid < 0) {
+            w.stage = "clone";
+            w.err = errno;
+        } else {
+            // Reap it; ECHILD only if something else in the process reaped it first, which
+            // changes nothing: the outcome is in `w`.
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+        }
+        munmap(stack, SBX_TASK_FILE_STACK_BYTES);
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    *stage = w.stage;
+    return -w.err;
 }
 
 void sbx_discard(struct sbx_prepared *jail) {

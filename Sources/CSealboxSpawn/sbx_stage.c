@@ -54,6 +54,7 @@ const char *sbx_stage_name(int stage) {
     case SBX_STAGE_FORK_PROGRAM: return "fork program";
     case SBX_STAGE_MOVE_MOUNT: return "attach workspace (move_mount)";
     case SBX_STAGE_ACTIVATE: return "hand a prepared jail its task";
+    case SBX_STAGE_MOUNT_DEVPTS: return "mount devpts";
     default: return "unknown stage";
     }
 }

@@ -231,6 +231,10 @@ int sbx_wire_unpack(void *mapping, size_t size, const int *fds, size_t fd_count,
                 if (!wire_range_ok(data, op->data_len, size)) return -EINVAL;
                 op->data = base + data;
             }
+            // Mount options are handed to mount(2) as a C string: it must end inside its bytes.
+            if ((op->kind == SBX_FS_TMPFS || op->kind == SBX_FS_DEVPTS) &&
+                (op->data == NULL || op->data_len == 0 || op->data[op->data_len - 1] != '\0'))
+                return -EINVAL;
             if (op->kind == SBX_FS_MOVE_MOUNT && (op->fd < 0 || wire_fix_fd(&op->fd, fds, fd_count) < 0)) return -EINVAL;
         }
         req->fs_ops = ops;

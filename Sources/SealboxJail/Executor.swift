@@ -157,7 +157,7 @@ public final class Executor: Sendable {
             }
         }
         let plan = try FilesystemPlan.build(rootfs: spec.rootfs, etcDirectory: etcDirectory, files: spec.files, binds: spec.binds,
-                                            broker: spec.broker, workspaceFD: spec.workspace?.mountFD)
+                                            broker: spec.broker, workspaceFD: spec.workspace?.mountFD, shmBytes: spec.limits.devShmBytes)
         let environment = SpecValidator.environment(spec)
         let stdinFD = try openStdin(spec.stdin)
         defer { close(stdinFD) }
@@ -174,7 +174,7 @@ public final class Executor: Sendable {
         let supervised = try Supervision.start(
             request: SpawnInputs(
                 command: spec.command, environment: environment, plan: plan, newroot: newroot,
-                diskBytes: spec.limits.diskBytes, fileSizeLimit: max(spec.limits.diskBytes, spec.workspace?.limitBytes ?? 0),
+                diskBytes: spec.limits.diskBytes, fileSizeLimit: spec.limits.fileSizeLimit(workspaceBytes: spec.workspace?.limitBytes ?? 0),
                 filter: filter, cgroup: cgroup, stdinFD: stdinFD,
                 capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs, cloner: cloner),
             limits: spec.limits, live: spec.liveJails, output: output)
@@ -225,7 +225,7 @@ public final class Executor: Sendable {
             supervised = try Supervision.start(
                 request: SpawnInputs(
                     command: spec.command, environment: SpecValidator.environment(spec), plan: FilesystemPlan(), newroot: newroot,
-                    diskBytes: spec.limits.diskBytes, fileSizeLimit: spec.limits.diskBytes, filter: filter, cgroup: cgroup,
+                    diskBytes: spec.limits.diskBytes, fileSizeLimit: spec.limits.fileSizeLimit(), filter: filter, cgroup: cgroup,
                     stdinFD: stdinFD, capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs, cloner: cloner),
                 limits: spec.limits, live: spec.liveJails, output: output, method: .activate(jail))
         }
@@ -249,6 +249,18 @@ public final class Executor: Sendable {
         case .descriptor(let given):
             let fd = fcntl(given, F_DUPFD_CLOEXEC, 3)
             guard fd >= 0 else { throw JailError.syscall(.invalidSpec, "stdin descriptor \(given)", errno) }
+            // `echo hi | sealbox run -- cat /dev/stdin`: the caller's pipe must be reopenable
+            // by the jail's user, as sealbox's own pipes are (Pipe.giveToJail). Only an
+            // anonymous pipe: a named FIFO or a file keeps its owner, and reopening it by name
+            // takes the permissions its path gives the jail's user.
+            if Pipe.isAnonymous(fd) {
+                do throws(JailError) {
+                    try Pipe.giveToJail(fd)
+                } catch {
+                    close(fd)
+                    throw error
+                }
+            }
             return fd
         }
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -12,6 +12,8 @@ struct FilesystemOp: Sendable, Equatable {
         /// mountinfo line names that path on the jail's tmpfs, never a host path.
         case bindWithin(jailSource: String, attributes: UInt64)
         case tmpfs(options: String)
+        /// A new devpts instance (the jail's own ptys).
+        case devpts(options: String)
         case proc
         case writeFile(contents: [UInt8], mode: UInt32)
         /// A detached mount (a session workspace), attached here with move_mount.
@@ -30,6 +32,7 @@ struct FilesystemOp: Sendable, Equatable {
         case .bind(let source, _, _): return "bind \(source) on \(jailPath)"
         case .bindWithin(let source, _): return "bind \(source) on \(jailPath)"
         case .tmpfs: return "mount tmpfs \(jailPath)"
+        case .devpts: return "mount devpts \(jailPath)"
         case .proc: return "mount \(jailPath)"
         case .writeFile: return "write \(jailPath)"
         case .attachMount: return "attach the session workspace on \(jailPath)"
@@ -38,12 +41,29 @@ struct FilesystemOp: Sendable, Equatable {
 }
 
 /// Builds the jail's filesystem: a tmpfs root holding read-only binds of the rootfs, a fresh
-/// /proc, a minimal /dev, and /work + /tmp as writable self-binds of that same tmpfs, so the
-/// disk limit (the tmpfs size) covers both together. The root itself is remounted read-only
-/// after pivot_root; the self-binds are separate mounts and stay writable.
+/// /proc, a small /dev (see `addDevices`), and /work + /tmp as writable self-binds of that same
+/// tmpfs, so the disk limit (the tmpfs size) covers both together. The root itself is remounted
+/// read-only after pivot_root; the self-binds and /dev's own mounts stay writable.
 struct FilesystemPlan: Sendable {
     static let readOnlyAttributes = UInt64(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
-    static let deviceNodes = ["null", "zero", "full", "random", "urandom"]
+    /// Host device nodes bound into /dev. tty is the caller's controlling terminal, whatever
+    /// it is (tty_open resolves 5:0 to current->signal->tty, ENXIO without one): in a jail,
+    /// only a pty of the jail's own devpts can ever be that. Everything else a Debian /dev
+    /// holds is left out on purpose: docs/threat-model.md, "/dev".
+    static let deviceNodes = ["null", "zero", "full", "random", "urandom", "tty"]
+    /// devpts options: a private instance whose ptmx anyone in the jail may open, and whose
+    /// ptys belong to the jail's one group (the only gid mapped in its user namespace, so the
+    /// only one devpts accepts; Debian's tty group 5 does not exist in the jail) with mode 0620.
+    /// `max` bounds the jail's ptys: every devpts instance but the host's draws on one pool
+    /// (kernel.pty.max less kernel.pty.reserve), which one jail must not drain for the others.
+    static let maxPtys = 64
+    static var devptsOptions: String { "newinstance,ptmxmode=0666,mode=0620,gid=\(Executor.jailGID),max=\(maxPtys)" }
+    /// Inodes of /dev/shm (each semaphore or segment is one): bounds the kernel memory of
+    /// empty files, as `size` bounds the data.
+    static let shmInodes = 16384
+
+    /// /dev/shm's tmpfs options for a size in bytes.
+    static func shmOptions(bytes: UInt64) -> String { "size=\(bytes),nr_inodes=\(shmInodes),mode=1777" }
     /// Top-level names of a rootfs directory that the jail provides itself.
     /// (.sealbox-rootfs is scripts/build-rootfs.sh's marker.)
     static let providedByJail: Set<String> = ["proc", "dev", "sys", "tmp", "work", "run", "lost+found", ".sealbox-rootfs"]
@@ -52,7 +72,7 @@ struct FilesystemPlan: Sendable {
 
     static func build(
         rootfs: RootfsSource, etcDirectory: String, files: [SeedFile], binds: [BindMount], broker: BrokerGrant? = nil,
-        workspaceFD: Int32? = nil
+        workspaceFD: Int32? = nil, shmBytes: UInt64 = Limits().devShmBytes
     ) throws(JailError) -> FilesystemPlan {
         var plan = FilesystemPlan()
         switch rootfs {
@@ -61,7 +81,7 @@ struct FilesystemPlan: Sendable {
         }
         plan.add(.mkdir(mode: 0o555), "/proc")
         plan.add(.proc, "/proc")
-        plan.addDevices()
+        plan.addDevices(shmBytes: shmBytes)
         plan.add(.mkdir(mode: 0o755), "/work")
         if let workspaceFD {
             // A session's /work is its own tmpfs, already holding the seed files (Executor).
@@ -194,7 +214,10 @@ struct FilesystemPlan: Sendable {
         }
     }
 
-    private mutating func addDevices() {
+    /// /dev: the harmless host nodes, the links every program expects, the jail's own ptys
+    /// and its own /dev/shm. /dev itself lives in the root tmpfs and is read-only after
+    /// pivot_root; /dev/pts and /dev/shm are mounts of their own and stay writable.
+    private mutating func addDevices(shmBytes: UInt64) {
         add(.mkdir(mode: 0o755), "/dev")
         for node in Self.deviceNodes {
             add(.mkfile, "/dev/" + node)
@@ -206,6 +229,18 @@ struct FilesystemPlan: Sendable {
         add(.symlink(target: "/proc/self/fd/0"), "/dev/stdin")
         add(.symlink(target: "/proc/self/fd/1"), "/dev/stdout")
         add(.symlink(target: "/proc/self/fd/2"), "/dev/stderr")
+        // Terminals: a private devpts, and /dev/ptmx pointing into it (devpts(5), "the
+        // recommended way": a symlink to pts/ptmx), so posix_openpt, openpty and forkpty work
+        // and the host's ptys, or another jail's, are not there to open. TIOCSTI stays
+        // denied by the profiles' ioctl rules.
+        add(.mkdir(mode: 0o755), "/dev/pts")
+        add(.devpts(options: Self.devptsOptions), "/dev/pts")
+        add(.symlink(target: "pts/ptmx"), "/dev/ptmx")
+        // POSIX shared memory and semaphores (shm_open, sem_open: files in /dev/shm): a tmpfs
+        // of the jail's own, sticky and world-writable like the host's, size-capped; it goes
+        // with the jail's mount namespace, so nothing outlives the run.
+        add(.mkdir(mode: 0o1777), "/dev/shm")
+        add(.tmpfs(options: Self.shmOptions(bytes: shmBytes)), "/dev/shm")
     }
 
     private mutating func addExtraBind(_ bind: BindMount) throws(JailError) {

@@ -13,7 +13,8 @@ import SealboxProfiles
 /// replacement in the background.
 ///
 /// Only runs whose jail would look the same take a pooled jail: the pool's profile (same
-/// compiled filter), rootfs and the limits the jail itself enforces (memory, pids, cpus, disk),
+/// compiled filter), rootfs and the limits the jail itself enforces (memory, pids, cpus, disk,
+/// the /dev/shm size),
 /// no extra binds, no broker, no session workspace. Others, and any run finding the pool
 /// empty, spawn cold as without a pool.
 public final class JailPool: @unchecked Sendable {  // mutable state is guarded by `condition`
@@ -104,7 +105,8 @@ public final class JailPool: @unchecked Sendable {  // mutable state is guarded 
         } catch {
             throw JailError(.profile, error.description)
         }
-        plan = try FilesystemPlan.build(rootfs: configuration.rootfs, etcDirectory: executor.etcDirectory, files: [], binds: [])
+        plan = try FilesystemPlan.build(rootfs: configuration.rootfs, etcDirectory: executor.etcDirectory, files: [], binds: [],
+                                        shmBytes: configuration.limits.devShmBytes)
         devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
         guard devNull >= 0 else { throw JailError(.setup, "cannot open /dev/null: \(ErrnoName.describe(errno))") }
         outstanding = Array(repeating: 0, count: configuration.refillThreads)
@@ -150,7 +152,7 @@ public final class JailPool: @unchecked Sendable {  // mutable state is guarded 
         let mine = configuration.limits, theirs = spec.limits
         return spec.workspace == nil && spec.binds.isEmpty && spec.broker == nil && spec.rootfs == configuration.rootfs
             && filter.digest == self.filter.digest && theirs.memoryBytes == mine.memoryBytes && theirs.pids == mine.pids
-            && theirs.cpus == mine.cpus && theirs.diskBytes == mine.diskBytes
+            && theirs.cpus == mine.cpus && theirs.diskBytes == mine.diskBytes && theirs.devShmBytes == mine.devShmBytes
     }
 
     /// A ready jail for a run that `fits`, or nil (counted as a miss) when none is ready.
@@ -256,7 +258,7 @@ public final class JailPool: @unchecked Sendable {  // mutable state is guarded 
         }
         let inputs = SpawnInputs(
             command: ["/bin/true"], environment: [], plan: plan, newroot: executor.newroot, diskBytes: configuration.limits.diskBytes,
-            fileSizeLimit: configuration.limits.diskBytes, filter: filter, cgroup: cgroup, stdinFD: devNull,
+            fileSizeLimit: configuration.limits.fileSizeLimit(), filter: filter, cgroup: cgroup, stdinFD: devNull,
             capLastCap: executor.capLastCap, setupTimeoutMs: executor.configuration.setupTimeoutMs, cloner: executor.cloner)
         var raw = sbx_prepared()
         var result = sbx_spawn_result()

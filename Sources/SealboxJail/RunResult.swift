@@ -20,12 +20,17 @@ public struct RunResult: Sendable, Codable, Equatable {
         /// "errno" (the call failed with `errno`) or "kill" (the process was killed for it).
         public var action: String?
         public var errno: Int32?
+        /// For a call through another ABI than the native one, libseccomp's name of it: "x86"
+        /// (i386: `int $0x80`, a 32-bit binary) or "x32". A profile that does not list the
+        /// ABI kills such a call (its bad-arch action), whatever the syscall.
+        public var abi: String?
 
-        public init(syscall: String, count: Int, action: String? = nil, errno: Int32? = nil) {
+        public init(syscall: String, count: Int, action: String? = nil, errno: Int32? = nil, abi: String? = nil) {
             self.syscall = syscall
             self.count = count
             self.action = action
             self.errno = errno
+            self.abi = abi
         }
     }
 
@@ -53,6 +58,9 @@ public struct RunResult: Sendable, Codable, Equatable {
         public var pids: Int
         public var diskBytes: UInt64
         public var outputBytes: Int
+        /// The /dev/shm size in force. Optional so that results stored before it existed
+        /// (sealed steps) still decode.
+        public var shmBytes: UInt64?
 
         enum CodingKeys: String, CodingKey {
             case timeoutMs = "timeout_ms"
@@ -60,6 +68,7 @@ public struct RunResult: Sendable, Codable, Equatable {
             case pids
             case diskBytes = "disk_bytes"
             case outputBytes = "output_bytes"
+            case shmBytes = "shm_bytes"
         }
     }
 

@@ -38,6 +38,11 @@ func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32, d
         case .tmpfs(let options):
             c.kind = Int32(SBX_FS_TMPFS.rawValue)
             c.data = arena.string(options)
+            c.data_len = options.utf8.count + 1  // the NUL too: the spawner's wire copies data_len bytes
+        case .devpts(let options):
+            c.kind = Int32(SBX_FS_DEVPTS.rawValue)
+            c.data = arena.string(options)
+            c.data_len = options.utf8.count + 1
         case .proc:
             c.kind = Int32(SBX_FS_PROC.rawValue)
         case .writeFile(let contents, let mode):

@@ -78,6 +78,12 @@ enum SpecValidator {
         guard l.pids >= 1 else { throw JailError(.invalidSpec, "pids limit must be at least 1") }
         guard l.diskBytes >= 64 << 10 else { throw JailError(.invalidSpec, "disk limit must be at least 64K") }
         guard l.outputBytes >= 0 else { throw JailError(.invalidSpec, "output limit must not be negative") }
+        if let shm = l.shmBytes {
+            guard shm >= Limits.minimumShmBytes else { throw JailError(.invalidSpec, "/dev/shm size must be at least 64K") }
+            guard shm <= l.memoryBytes else {
+                throw JailError(.invalidSpec, "/dev/shm size (\(shm) bytes) must not exceed the memory limit (\(l.memoryBytes) bytes): its pages are charged to it")
+            }
+        }
         if let cpus = l.cpus, !(cpus >= 0.01 && cpus <= 1024) {
             throw JailError(.invalidSpec, "cpus must be between 0.01 and 1024")
         }

@@ -195,8 +195,8 @@ struct Supervision {
     var violationList: [RunResult.Violation] {
         notified.compactMap { call, counted -> RunResult.Violation? in
             switch call.answer {
-            case .fail(let e): return .init(syscall: call.key.name, count: counted.count, action: "errno", errno: e)
-            case .kill: return .init(syscall: call.key.name, count: counted.count, action: "kill")
+            case .fail(let e): return .init(syscall: call.key.name, count: counted.count, action: "errno", errno: e, abi: call.key.abi)
+            case .kill: return .init(syscall: call.key.name, count: counted.count, action: "kill", abi: call.key.abi)
             case .proceed: return nil
             }
         }.sorted { ($0.syscall, $0.action ?? "") < ($1.syscall, $1.action ?? "") }
@@ -228,7 +228,7 @@ struct Supervision {
             cpuMs: 0, peakMemoryBytes: 0,
             violations: violationList,
             limits: .init(timeoutMs: limits.timeoutMs, memoryBytes: limits.memoryBytes, pids: limits.pids,
-                          diskBytes: limits.diskBytes, outputBytes: limits.outputBytes),
+                          diskBytes: limits.diskBytes, outputBytes: limits.outputBytes, shmBytes: limits.devShmBytes),
             profile: profile, cgroup: cgroup.version.rawValue, error: killedBecause)
         result.interrupted = killedBecause != nil
         if let failure = spawnError {
@@ -293,7 +293,7 @@ struct Supervision {
         let index = result.failed_index
         let fsStages: Set<Int32> = [SBX_STAGE_MKDIR, SBX_STAGE_MKFILE, SBX_STAGE_SYMLINK, SBX_STAGE_BIND,
                                     SBX_STAGE_BIND_SETATTR, SBX_STAGE_MOUNT_TMPFS, SBX_STAGE_MOUNT_PROC,
-                                    SBX_STAGE_WRITE_FILE].reduce(into: []) { $0.insert(Int32($1.rawValue)) }
+                                    SBX_STAGE_WRITE_FILE, SBX_STAGE_MOUNT_DEVPTS].reduce(into: []) { $0.insert(Int32($1.rawValue)) }
         if fsStages.contains(stage), index >= 0, index < request.plan.ops.count {
             // The op says what and where: "mount /proc", "bind /usr on /usr".
             what = request.plan.ops[index].summary
@@ -350,13 +350,37 @@ struct CappedBuffer {
 }
 
 enum Pipe {
-    /// A pipe whose read end is non-blocking; both ends close-on-exec (the child dup2s).
+    /// A pipe whose read end is non-blocking; both ends close-on-exec (the child dup2s). It
+    /// belongs to the jail's user (`giveToJail`), so the program can reopen its stdout and
+    /// stderr by name.
     static func make() throws(JailError) -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
         guard sbx_pipe_cloexec(&fds) == 0 else { throw JailError.syscall(.setup, "pipe2", errno) }
         let flags = fcntl(fds[0], F_GETFL)
         _ = fcntl(fds[0], F_SETFL, flags | O_NONBLOCK)
+        try giveToJail(fds[1])
         return (fds[0], fds[1])
+    }
+
+    /// Makes the anonymous pipe behind `fd` the jail user's. `echo hi > /dev/stderr` opens
+    /// /proc/self/fd/2 anew, and the kernel checks that open against the pipe's inode: owner
+    /// and mode 0600 as its creator made it. A pipe made by sealbox as root is host root's,
+    /// which the jail's user is not, so the open failed with EACCES where it works outside a
+    /// jail. An anonymous pipe has no name anywhere else, so its owner only decides who may
+    /// reopen it through /proc/PID/fd (which already takes ptrace access to the process).
+    /// Without root sealbox's pipes are already the jail user's (the same host uid).
+    static func giveToJail(_ fd: Int32) throws(JailError) {
+        guard geteuid() == 0 else { return }
+        let ids = Executor.outsideIDs
+        guard fchown(fd, ids.uid, ids.gid) == 0 else { throw JailError.syscall(.setup, "fchown pipe", errno) }
+    }
+
+    /// Whether `fd` is an anonymous pipe ("pipe:[ino]"), not a named FIFO in a file system.
+    static func isAnonymous(_ fd: Int32) -> Bool {
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFIFO else { return false }
+        guard let target = try? FilesystemPlan.readLink("/proc/self/fd/\(fd)") else { return false }
+        return target.hasPrefix("pipe:[")
     }
 }
 

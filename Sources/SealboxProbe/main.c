@@ -66,6 +66,21 @@ static long probe_fork(void) {
     return pid;
 }
 
+#if defined(__x86_64__)
+/// A syscall through the i386 entry point (`int $0x80`, AUDIT_ARCH_I386 for seccomp), as a
+/// 32-bit program or hand-written assembly makes it. The kernel returns -errno in eax.
+static long probe_i386(long nr, long a0, long a1) {
+    long ret;
+    __asm__ volatile("int $0x80" : "=a"(ret) : "a"(nr), "b"(a0), "c"(a1) : "memory", "cc", "r8", "r9", "r10", "r11");
+    ret = (int)ret;
+    if (ret < 0 && ret > -4096) {
+        errno = (int)-ret;
+        return -1;
+    }
+    return ret;
+}
+#endif
+
 static void *thread_main(void *arg) { return arg; }
 
 /// A thread (glibc: clone3, then clone with CLONE_THREAD when clone3 says ENOSYS).
@@ -123,6 +138,15 @@ static long probe(const char *name) {
     if (!strcmp(name, "socket_netlink_high_bits")) return syscall(SYS_socket, 0x100000010UL /* AF_NETLINK | 1<<32 */, SOCK_RAW, 0);
     if (!strcmp(name, "fork")) return probe_fork();  // glibc's fork, i.e. clone(SIGCHLD|...)
     if (!strcmp(name, "thread")) return probe_thread();
+#if defined(__x86_64__)
+    // Other ABIs: i386 getpid (20), getuid (24) and ptrace (26, PTRACE_ATTACH to no such pid)
+    // through int 0x80; x32 getpid (the x86_64 number with bit 30 set). The kernel here has no
+    // x32 ABI (ENOSYS unfiltered).
+    if (!strcmp(name, "i386_getpid")) return probe_i386(20, 0, 0);
+    if (!strcmp(name, "i386_getuid")) return probe_i386(24, 0, 0);
+    if (!strcmp(name, "i386_ptrace")) return probe_i386(26, 16 /* PTRACE_ATTACH */, 0x7ffffff0);
+    if (!strcmp(name, "x32_getpid")) return syscall(0x40000000L | SYS_getpid);
+#endif
     errno = 0;
     return -2;
 }

@@ -22,6 +22,10 @@ struct NotificationPlan {
     }
 
     let compiledDefault: SeccompAction
+    /// The filter's bad-arch action: a syscall through an ABI the profile does not list. With
+    /// tracking it notifies, so the supervisor names the call ("exit (x86)") and kills, as
+    /// SCMP_ACT_KILL_PROCESS would have; without, the kernel kills by itself, unnamed.
+    let badArchAction: SeccompAction
     /// nil when nothing notifies.
     let policy: NotificationPolicy?
     /// Rule uses compiled as NOTIFY instead of their own action.
@@ -60,7 +64,7 @@ struct NotificationPlan {
             guard answers.count == 1, let answer = answers.first else { continue }
             let keys = arches.compactMap { arch -> SyscallKey? in
                 let nr = sbx_seccomp_syscall_resolve_arch(arch, name)
-                return nr >= 0 ? SyscallKey(arch: arch, number: nr) : nil
+                return nr >= 0 ? SyscallKey.inFilter(arch: arch, number: nr) : nil
             }
             let uses = candidates.map { Use(ruleIndex: $0.rule.index, syscall: name) }
             if compiledDefault == .notify {
@@ -79,10 +83,12 @@ struct NotificationPlan {
         self.compiledDefault = compiledDefault
         self.converted = converted
         self.dropped = dropped
-        let notifies = compiledDefault == .notify || !converted.isEmpty
+        badArchAction = tracking == .off ? .killProcess : .notify
+        let notifies = compiledDefault == .notify || !converted.isEmpty || badArchAction == .notify
         // Under a default that does not notify, `fallback` is never consulted; EPERM is a
         // safe answer should a notification ever arrive unaccounted for.
-        policy = notifies ? NotificationPolicy(fallback: fallback ?? .fail(errno: EPERM), bySyscall: bySyscall) : nil
+        policy = notifies ? NotificationPolicy(fallback: fallback ?? .fail(errno: EPERM), bySyscall: bySyscall,
+                                               architectures: Set(arches)) : nil
     }
 
     /// The action to compile for one syscall of one rule, or nil to leave the rule out.

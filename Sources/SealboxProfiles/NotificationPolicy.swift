@@ -46,13 +46,38 @@ public struct SyscallKey: Hashable, Sendable, Comparable, CustomStringConvertibl
 
     public static func native(_ number: Int32) -> SyscallKey { SyscallKey(arch: Architecture.nativeToken, number: number) }
 
-    public var isNative: Bool { arch == Architecture.nativeToken }
+    /// x32 calls reach seccomp with the x86_64 audit arch and this bit in the number
+    /// (`__X32_SYSCALL_BIT`); libseccomp's "x32" token is its own, never a notification's.
+    public static let x32SyscallBit: Int32 = 0x4000_0000
+    static let x86_64Token = sbx_seccomp_arch_token("x86_64")
+    static let x32Token = sbx_seccomp_arch_token("x32")
 
-    /// "ptrace"; a call through another ABI carries its architecture: "getpid (x86)".
+    /// The key a notification carries for syscall `number` of the filter architecture `token`
+    /// (as libseccomp resolves it): the same, except that x32 calls come as x86_64 ones.
+    public static func inFilter(arch token: UInt32, number: Int32) -> SyscallKey {
+        SyscallKey(arch: token == x32Token ? x86_64Token : token, number: number)
+    }
+
+    /// A call through the x32 ABI (x86_64 arch, x32 bit set).
+    public var isX32: Bool { arch == Self.x86_64Token && number & Self.x32SyscallBit != 0 }
+
+    public var isNative: Bool { arch == Architecture.nativeToken && !isX32 }
+
+    /// The libseccomp token of the ABI the call came through ("x32" has its own).
+    public var abiToken: UInt32 { isX32 ? Self.x32Token : arch }
+
+    /// nil for the native ABI; otherwise libseccomp's name of the ABI the call came through:
+    /// "x86" (i386, `int $0x80` or a 32-bit binary), "x32".
+    public var abi: String? {
+        guard !isNative else { return nil }
+        return Architecture.libseccompName(of: abiToken) ?? String(abiToken, radix: 16)
+    }
+
+    /// "ptrace"; a call through another ABI carries it: "exit (x86)", "getpid (x32)".
     public var name: String {
-        let base = SyscallNames.name(arch: arch, number: number) ?? "syscall \(number)"
-        guard !isNative else { return base }
-        return "\(base) (\(Architecture.libseccompName(of: arch) ?? String(arch, radix: 16)))"
+        let base = SyscallNames.name(arch: abiToken, number: number) ?? "syscall \(number)"
+        guard let abi else { return base }
+        return "\(base) (\(abi))"
     }
 
     public var description: String { name }
@@ -115,21 +140,34 @@ public struct ConditionalAnswer: Sendable {
     }
 }
 
-/// What the supervisor answers each notified syscall with: per syscall when the compiler
-/// turned an explicit rule into a notification, else the profile's default.
+/// What the supervisor answers each notified syscall with: a call through an ABI the filter
+/// does not list is killed (it came from the bad-arch action); otherwise per syscall when the
+/// compiler turned an explicit rule into a notification, else the profile's default.
 public struct NotificationPolicy: Sendable {
     public var fallback: NotificationAnswer
     public var bySyscall: [SyscallKey: NotificationAnswer]
     public var byArguments: [SyscallKey: ConditionalAnswer]
+    /// The ABIs the filter has an allowlist for (libseccomp tokens, x32 as its own token; the
+    /// native one always). A notification through any other came from the filter's bad-arch
+    /// action, which stands for SCMP_ACT_KILL_PROCESS: it is answered `.kill`, whatever
+    /// `fallback` says (a recording filter's `.proceed` included).
+    public var architectures: Set<UInt32>
 
     public init(fallback: NotificationAnswer, bySyscall: [SyscallKey: NotificationAnswer] = [:],
-                byArguments: [SyscallKey: ConditionalAnswer] = [:]) {
+                byArguments: [SyscallKey: ConditionalAnswer] = [:], architectures: Set<UInt32> = []) {
         self.fallback = fallback
         self.bySyscall = bySyscall
         self.byArguments = byArguments
+        self.architectures = architectures.union([Architecture.nativeToken])
+    }
+
+    /// Whether `key` came through an ABI the filter does not list (its bad-arch action).
+    public func isForeign(_ key: SyscallKey) -> Bool {
+        !architectures.contains(key.abiToken)
     }
 
     public func answer(for key: SyscallKey, args: [UInt64]) -> NotificationAnswer {
+        if isForeign(key) { return .kill }
         if let conditional = byArguments[key] { return conditional.answer(args) }
         return bySyscall[key] ?? fallback
     }

@@ -74,7 +74,9 @@ public struct ProfileLearner: Sendable {
         let name = "learn(\(base.name))"
         var err = [CChar](repeating: 0, count: SeccompCompiler.errLen)
         var created: OpaquePointer?
-        guard sbx_seccomp_ctx_create(SeccompAction.notify.raw, SeccompAction.killProcess.raw, &created, &err, SeccompCompiler.errLen) == 0,
+        // Bad-arch: notify too, so a foreign-ABI call is named; the policy kills it (only the
+        // native ABI is recorded, and a learned profile lists only the native one).
+        guard sbx_seccomp_ctx_create(SeccompAction.notify.raw, SeccompAction.notify.raw, &created, &err, SeccompCompiler.errLen) == 0,
               let ctx = created
         else { throw ProfileError.profile(name, "cannot create the recording filter: \(SeccompCompiler.cString(err))") }
         defer { sbx_seccomp_ctx_release(ctx) }

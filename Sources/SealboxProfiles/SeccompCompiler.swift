@@ -47,6 +47,10 @@ import Synchronization
 //    KILL_THREAD > TRAP > ERRNO > USER_NOTIF > TRACE > LOG > ALLOW, so a kill cannot be
 //    observed through a second, notifying filter. To name the syscall behind a kill, the kill
 //    itself becomes a notification and the supervisor kills (NotificationPlan).
+// 10. The bad-arch action may be SCMP_ACT_NOTIFY (SCMP_FLTATR_ACT_BADARCH accepts any action the
+//    kernel supports). The notification then carries the foreign ABI's audit arch (i386 for
+//    int 0x80) and its own syscall number; an x32 call carries the x86_64 arch and the number
+//    with bit 30 set (0x40000027 for getpid). Checked in the kernel by KernelFilterTests.
 
 /// A compiled, installable filter.
 public struct CompiledSeccompFilter: Sendable {
@@ -128,7 +132,7 @@ public final class SeccompCompiler: Sendable {
     /// Options that change the program are part of the key, as are the host facts profiles can
     /// depend on (native arch for archMap, kernel for minKernel) and the libseccomp version.
     static func digest(ofSourceDigest source: String, tracking: ViolationTracking) -> String {
-        let options = "\u{0}sealbox-seccomp-v3 track=\(tracking.rawValue) arch=\(Architecture.nativeToken) kernel=\(KernelVersion.runningRelease) libseccomp=\(sbx_seccomp_library_version())"
+        let options = "\u{0}sealbox-seccomp-v4 track=\(tracking.rawValue) arch=\(Architecture.nativeToken) kernel=\(KernelVersion.runningRelease) libseccomp=\(sbx_seccomp_library_version())"
         return SHA256.hex(Array((source + options).utf8))
     }
 
@@ -171,8 +175,9 @@ public final class SeccompCompiler: Sendable {
         var created: OpaquePointer?
         // Bad-arch action KILL_PROCESS: a syscall through another ABI (int 0x80, x32) that the
         // profile did not list kills the whole process, rather than one thread (libseccomp's
-        // default) or returning an errno a program might retry around.
-        var rc = sbx_seccomp_ctx_create(notify.compiledDefault.raw, SeccompAction.killProcess.raw, &created, &err, Self.errLen)
+        // default) or returning an errno a program might retry around. With tracking the
+        // kill is the supervisor's, after it has named the call (NotificationPlan).
+        var rc = sbx_seccomp_ctx_create(notify.compiledDefault.raw, notify.badArchAction.raw, &created, &err, Self.errLen)
         guard rc == 0, let ctx = created else {
             throw ProfileError.profile(name, "defaultAction: \(cString(err))")
         }

@@ -13,7 +13,7 @@ import SealboxProfiles
 ///      "files": [{"name": "data.csv", "content": "a,b\n", "encoding": "utf8", "executable": false}],
 ///      "env": {"K": "V"}, "stdin": "text", "profile": "default",
 ///      "limits": {"timeout_ms": 10000, "memory_bytes": 268435456, "pids": 64,
-///                 "disk_bytes": 67108864, "output_bytes": 1048576, "cpus": 0.5}}
+///                 "disk_bytes": 67108864, "output_bytes": 1048576, "cpus": 0.5, "shm_bytes": 67108864}}
 ///
 /// or `"command": ["/bin/sh", "-c", "..."]` instead of language + code.
 public struct RunRequest: Sendable {
@@ -68,8 +68,9 @@ public struct RunRequest: Sendable {
         var disk_bytes: UInt64?
         var output_bytes: Int?
         var cpus: Double?
+        var shm_bytes: UInt64?
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case timeout_ms, memory_bytes, pids, disk_bytes, output_bytes, cpus }
+        enum CodingKeys: String, CodingKey, CaseIterable { case timeout_ms, memory_bytes, pids, disk_bytes, output_bytes, cpus, shm_bytes }
     }
 
     public static func parse(_ body: Data, configuration: ServerConfiguration) throws(APIError) -> RunRequest {
@@ -208,6 +209,12 @@ public struct RunRequest: Sendable {
                 throw .badRequest("limits.cpus must be between 0.01 and \(ProcessInfo.processInfo.activeProcessorCount)", field: "limits.cpus")
             }
             limits.cpus = cpus
+        }
+        // /dev/shm is charged to the memory limit, so that is its maximum (the operator's
+        // --max-memory bounds both); unset, it is a quarter of the run's memory limit.
+        try check(wire?.shm_bytes, "shm_bytes", min: Limits.minimumShmBytes, max: max.memoryBytes) { limits.shmBytes = $0 }
+        if let shm = limits.shmBytes, shm > limits.memoryBytes {
+            throw .badRequest("limits.shm_bytes \(shm) is above limits.memory_bytes (\(limits.memoryBytes)): /dev/shm's pages are charged to the memory limit", field: "limits.shm_bytes")
         }
         // The defaults never exceed the maxima either.
         limits.timeoutMs = min(limits.timeoutMs, max.timeoutMs)

@@ -105,6 +105,7 @@ struct JailSpecBuilder {
             limits.memoryBytes = try ByteSize.parse(o.memory, flag: "--memory")
             limits.diskBytes = try ByteSize.parse(o.disk, flag: "--disk")
             limits.outputBytes = Int(try ByteSize.parse(o.outputLimit, flag: "--output-limit"))
+            if let shm = o.shm { limits.shmBytes = try ByteSize.parse(shm, flag: "--shm") }
         } catch {
             throw CLIFailure(message: error.description)
         }
@@ -210,9 +211,22 @@ enum ResultPrinter {
         case .pidsLimit: return "process limit (\(r.limits.pids)) reached"
         case .outputLimit: return "output truncated at \(ByteSize.format(UInt64(r.limits.outputBytes))) (stdout \(r.stdoutBytes) bytes, stderr \(r.stderrBytes) bytes)"
         case .seccompViolation:
-            let killers = r.violations.filter { $0.action == "kill" }.map(\.syscall)
-            return "killed by seccomp profile \(r.profile)" + (killers.isEmpty ? "" : " for calling \(killers.joined(separator: ", "))") + violationList(r)
+            let killers = r.violations.filter { $0.action == "kill" }
+            let foreign = Set(killers.compactMap(\.abi)).sorted().map(abiDescription)
+            return "killed by seccomp profile \(r.profile)"
+                + (killers.isEmpty ? "" : " for calling \(killers.map(\.syscall).joined(separator: ", "))")
+                + (foreign.isEmpty ? "" : " (through \(foreign.joined(separator: " and ")), which the profile does not list)")
+                + violationList(r)
         case .spawnFailed: return r.error ?? "could not start"
+        }
+    }
+
+    /// What a violation's `abi` means, for people.
+    static func abiDescription(_ abi: String) -> String {
+        switch abi {
+        case "x86": return "the 32-bit i386 ABI (int $0x80)"
+        case "x32": return "the x32 ABI"
+        default: return "the \(abi) ABI"
         }
     }
 

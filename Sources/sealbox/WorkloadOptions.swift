@@ -27,6 +27,9 @@ struct WorkloadOptions: ParsableArguments {
     @Option(name: .long, help: "Size of the writable /work + /tmp tmpfs, e.g. 64M (for a --step of `run`, /tmp only: /work is the session's workspace).")
     var disk: String = "64M"
 
+    @Option(name: .long, help: "Size of the jail's /dev/shm (POSIX shared memory, semaphores), e.g. 64M; at most --memory, whose limit its pages count against (default: a quarter of --memory).")
+    var shm: String?
+
     @Option(name: .customLong("output-limit"), help: "Cap on captured stdout and on stderr, each, e.g. 1M.")
     var outputLimit: String = "1M"
 

@@ -62,6 +62,7 @@ struct RunCLITests {
         #expect(limits["pids"] as? Int == 64)
         #expect(limits["disk_bytes"] as? Int == 67_108_864)
         #expect(limits["output_bytes"] as? Int == 1_048_576)
+        #expect(limits["shm_bytes"] as? Int == 67_108_864, "a quarter of the memory limit")
         #expect(["v1", "v2"].contains(json["cgroup"] as? String ?? ""))
     }
 
@@ -88,7 +89,7 @@ struct RunCLITests {
         try "from-stdin\n".write(toFile: dir + "/in.txt", atomically: true, encoding: .utf8)
         let out = try await CLI.run(["run", "--lang", "python", "--file", dir + "/snippet.py", "--env", "GREETING=hello",
                                "--stdin-file", dir + "/in.txt", "--memory", "128M", "--pids", "16", "--disk", "8M",
-                               "--output-limit", "64K", "--timeout", "5.5", "--json"])
+                               "--output-limit", "64K", "--timeout", "5.5", "--shm", "3M", "--json"])
         let json = try out.json()
         #expect(json["stdout"] as? String == "hello from-stdin\n", "\(out.stdout) \(out.stderr)")
         let limits = try #require(json["limits"] as? [String: Any])
@@ -97,6 +98,21 @@ struct RunCLITests {
         #expect(limits["pids"] as? Int == 16)
         #expect(limits["disk_bytes"] as? Int == 8 << 20)
         #expect(limits["output_bytes"] as? Int == 64 << 10)
+        #expect(limits["shm_bytes"] as? Int == 3 << 20)
+    }
+
+    @Test("a foreign-ABI kill is named on stderr: the syscall, and that it came through the i386 ABI")
+    func foreignABIKillIsExplained() async throws {
+        // The probe arrives on stdin and runs as the jail's program itself (exec), so its
+        // death is the run's verdict.
+        let probe = try Data(contentsOf: URL(fileURLWithPath: CLI.buildDirectory + "/sealbox-probe"))
+        let out = try await CLI.run(["run", "--", "/bin/sh", "-c", "cat > /tmp/probe && chmod +x /tmp/probe && exec /tmp/probe i386_getpid"], stdin: probe)
+        #expect(out.status == 159, "\(out.stderr)")
+        #expect(out.stderr.contains("sealbox: killed by seccomp profile default for calling getpid (x86) (through the 32-bit i386 ABI (int $0x80), which the profile does not list)"), "\(out.stderr)")
+        let json = try await CLI.run(["run", "--json", "--", "/bin/sh", "-c", "cat > /tmp/probe && chmod +x /tmp/probe && exec /tmp/probe x32_getpid"], stdin: probe)
+        let violations = try #require(try json.json()["violations"] as? [[String: Any]])
+        #expect(violations.count == 1 && violations.first?["syscall"] as? String == "getpid (x32)" && violations.first?["abi"] as? String == "x32"
+                    && violations.first?["action"] as? String == "kill", "\(json.stdout)")
     }
 
     @Test("without --json the program's output passes through and a note explains the verdict")
@@ -114,6 +130,8 @@ struct ErrorCLITests {
         (["run", "--bogus"], "Unknown option '--bogus'"),
         (["run", "--memory", "12Q", "--", "true"], "invalid size \"12Q\" for --memory"),
         (["run", "--disk", "lots", "--", "true"], "invalid size \"lots\" for --disk"),
+        (["run", "--shm", "lots", "--", "true"], "invalid size \"lots\" for --shm"),
+        (["run", "--memory", "64M", "--shm", "128M", "--", "true"], "/dev/shm size (134217728 bytes) must not exceed the memory limit"),
         (["run", "--lang", "rust", "--code", "x"], "unknown --lang \"rust\""),
         (["run", "--lang", "python"], "needs --file PATH or --code TEXT"),
         (["run", "--lang", "python", "--file", "/nonexistent/x.py"], "--file /nonexistent/x.py: no such readable file"),
@@ -143,7 +161,7 @@ struct ErrorCLITests {
         #expect(out.stdout.contains("USAGE") || out.stdout.contains("Usage"))
         if arguments.first == "--help" { #expect(out.stdout.contains("125")) }
         if arguments == ["run", "--help"] {
-            for flag in ["--lang", "--file", "--code", "--stdin-file", "--profile", "--timeout", "--memory", "--pids", "--disk", "--output-limit", "--env", "--json"] {
+            for flag in ["--lang", "--file", "--code", "--stdin-file", "--profile", "--timeout", "--memory", "--pids", "--disk", "--shm", "--output-limit", "--env", "--json"] {
                 #expect(out.stdout.contains(flag), "help lacks \(flag)")
             }
         }

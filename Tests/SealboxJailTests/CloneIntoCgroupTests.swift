@@ -44,7 +44,7 @@ struct CloneIntoCgroupTests {
         var members: [String] = []
         for _ in 0..<6000 where members.isEmpty {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: driver.inner.parent)) ?? []
-            for name in names where name.hasPrefix("run-") && name.hasSuffix("-p\(getpid())") {
+            for name in names where Self.isOurs(name, id: id) {
                 let procs = (try? String(contentsOfFile: "\(driver.inner.parent)/\(name)/cgroup.procs", encoding: .utf8)) ?? ""
                 let pids = procs.split(separator: "\n").map(String.init)
                 // Only jails of this test's executor use this driver; a live one holds init + sh (+ cat/sleep).
@@ -64,7 +64,18 @@ struct CloneIntoCgroupTests {
         #expect(members.count >= 2, "no jail process seen in a v2 task cgroup")
         #expect(r.phases?.warm == (pooled ? true : nil))
         let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: driver.inner.parent)) ?? [])
-            .filter { $0.hasPrefix("run-") && $0.hasSuffix("-p\(getpid())") }
+            .filter { Self.isOurs($0, id: id) }
         #expect(leftovers.isEmpty, "\(leftovers)")
+    }
+
+    /// A task cgroup this test's executor made: the run's (`run-<id>-p<pid>`) or a pooled jail's
+    /// (`run-<16 hex digits>-p<pid>`, RunID.make). CgroupV2HybridHostTests, which may run at the
+    /// same time in this process, makes `run-v2test-…-p<pid>` cgroups in the same parent for
+    /// its own processes: those are neither this test's jails nor its leftovers.
+    static func isOurs(_ name: String, id: String) -> Bool {
+        let suffix = "-p\(getpid())"
+        guard name.hasPrefix("run-"), name.hasSuffix(suffix) else { return false }
+        let runID = name.dropFirst("run-".count).dropLast(suffix.count)
+        return runID == id || (runID.count == 16 && runID.allSatisfy(\.isHexDigit))
     }
 }

@@ -79,6 +79,43 @@ struct ViolationReportTests {
                                           .init(syscall: "ptrace", count: 1, action: "errno", errno: EPERM)])
     }
 
+    @Test("a foreign-ABI syscall (i386 int $0x80, x32) is killed and named, cold and pooled, under every shipped profile")
+    func foreignABIIsNamed() async throws {
+        let executor = try PoolTests.executor()
+        for profile: ProfileReference in ["default", "strict", "python", "node", "permissive"] {
+            for (probe, name, abi) in [("i386_getpid", "getpid (x86)", "x86"), ("x32_getpid", "getpid (x32)", "x32")] {
+                let cold = try await self.probe(["getpid", probe, "getpid"], profile: profile)
+                _ = try executor.startPool(JailPool.Configuration(size: 1, profile: profile))
+                #expect(executor.pool?.waitUntilFull(timeout: 30) == true)
+                var spec = JailSpec(command: ["/work/probe", "getpid", probe, "getpid"], files: [try Fixture.probe()], profile: profile)
+                spec.violationTracking = nil
+                let warm = try await executor.run(spec)
+                executor.stopPool()
+                #expect(warm.phases?.warm == true)
+                for (label, r) in [("cold", cold), ("pooled", warm)] {
+                    #expect(r.status == .seccompViolation && r.signal == SIGSYS && r.exitCode == 128 + SIGSYS, "\(profile) \(probe) \(label): \(r.status) \(r.error ?? "") \(r.stderr)")
+                    #expect(r.stdout == "getpid ok\n", "\(profile) \(probe) \(label): the call never ran and nothing after it did")
+                    #expect(r.violations == [.init(syscall: name, count: 1, action: "kill", abi: abi)], "\(profile) \(probe) \(label): \(r.violations)")
+                }
+            }
+        }
+    }
+
+    @Test("without tracking a foreign-ABI call is still killed (the kernel's bad-arch action), unnamed")
+    func untrackedForeignABIStillSIGSYS() async throws {
+        let executor = try Executor(configuration: .init(dataDirectory: Fixture.repoRoot, trackViolations: false))
+        let r = try await executor.run(JailSpec(command: ["/work/probe", "i386_getpid"], files: [try Fixture.probe()]))
+        #expect(r.status == .seccompViolation && r.signal == SIGSYS && r.violations.isEmpty)
+    }
+
+    @Test("a profile listing i386: a call outside its i386 allowlist is refused with the default's errno and named")
+    func listedForeignABIRefused() async throws {
+        let profile = try Self.variantOfDefault { p in p["architectures"] = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"] }
+        let r = try await probe(["i386_getpid", "i386_getuid", "i386_ptrace", "getpid"], profile: profile)
+        #expect(r.status == .ok && r.stdout == "i386_getpid ok\ni386_getuid ok\ni386_ptrace EPERM\ngetpid ok\n", "\(r.stdout) \(r.stderr)")
+        #expect(r.violations == [.init(syscall: "ptrace (x86)", count: 1, action: "errno", errno: EPERM, abi: "x86")])
+    }
+
     @Test("a conditional kill rule under an errno default stays exact: other arguments get the default")
     func conditionalKillKeepsItsCondition() async throws {
         // Kill socket(AF_PACKET) only; socket(AF_NETLINK) falls to the default (EPERM).

@@ -78,7 +78,14 @@ struct CompilerTests {
     @Test func trackingNeedsAnErrnoDefault() throws {
         let compiler = SeccompCompiler()
         let filter = try compiler.compile(try Self.load("permissive"), trackViolations: true)
-        #expect(!filter.notifiesViolations)
+        // An allowing default with no kill rule has nothing native to notify; what reaches the
+        // supervisor is only the bad-arch action (a call through an ABI the profile does not
+        // list), to be named and killed.
+        #expect(filter.notifiesViolations)
+        let policy = try #require(filter.policy)
+        #expect(policy.bySyscall.isEmpty && policy.byArguments.isEmpty)
+        #expect(Self.returnValues(filter.program).contains(0x7FC0_0000))  // SECCOMP_RET_USER_NOTIF
+        #expect(!Self.returnValues(try compiler.compile(try Self.load("permissive"), trackViolations: false).program).contains(0x7FC0_0000))
         #expect(filter.instructionCount > 0)
         let custom = try Fixtures.parse(#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 13, "syscalls": [{"names": ["exit_group"], "action": "SCMP_ACT_ALLOW"}]}"#)
         let tracked = try compiler.compile(custom, trackViolations: true)

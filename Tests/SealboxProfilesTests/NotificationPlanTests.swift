@@ -52,7 +52,8 @@ struct NotificationPlanTests {
         #expect(code.contains("action KILL_PROCESS;\n  # default action\n  action 0x7fc00000;"), "\(code)")
         // Two different answers for one syscall: neither is converted.
         let mixed = try Self.profile(#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["socket"],"action":"SCMP_ACT_KILL_PROCESS","args":[{"index":0,"value":17,"op":"SCMP_CMP_EQ"}]},{"names":["socket"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":16,"op":"SCMP_CMP_EQ"}]}]}"#)
-        #expect(try compiler.compile(mixed, tracking: .everything).policy == nil)
+        let m = try #require(try compiler.compile(mixed, tracking: .everything).policy)  // the bad-arch action notifies
+        #expect(m.bySyscall.isEmpty && m.byArguments.isEmpty)
     }
 
     struct CheckCase: Sendable, CustomTestStringConvertible {
@@ -91,5 +92,32 @@ struct NotificationPlanTests {
         #expect(policy.answer(for: Self.number("socket"), args: [1, 1, 0, 0, 0, 0]) == .proceed, "AF_UNIX")
         #expect(policy.answer(for: Self.number("socket"), args: [16, 3, 0, 0, 0, 0]) == .fail(errno: EPERM), "AF_NETLINK")
         #expect(policy.answer(for: Self.number("clone"), args: [0x1000_0011, 0, 0, 0, 0, 0]) == .fail(errno: EPERM), "CLONE_NEWUSER")
+        // A foreign ABI is never learned or let through: the recording filter's bad-arch action
+        // notifies too, and the answer is the kill a learned profile's bad-arch action gives.
+        #expect(policy.answer(for: Self.i386(20), args: none) == .kill, "i386 getpid")
+        #expect(policy.answer(for: Self.x32("getpid"), args: none) == .kill, "x32 getpid")
+        #expect(CompilerTests.returnValues(filter.program).contains(0x7FC0_0000))
+    }
+
+    static func i386(_ number: Int32) -> SyscallKey { SyscallKey(arch: 0x4000_0003, number: number) }  // AUDIT_ARCH_I386
+    static func x32(_ name: String) -> SyscallKey { SyscallKey(arch: Self.number(name).arch, number: SyscallKey.x32SyscallBit | Self.number(name).number) }
+
+    @Test("calls through ABIs a profile does not list are killed, whatever the fallback; listed ones follow the profile")
+    func foreignABIs() throws {
+        let none = [UInt64](repeating: 0, count: 6)
+        let p = try #require(try compiler.compile(try ProfileLoader.load("default", profilesDirectory: Fixtures.profilesDirectory), tracking: .denials).policy)
+        #expect(p.answer(for: Self.number("ptrace"), args: none) == .fail(errno: EPERM))
+        #expect(p.answer(for: Self.i386(20), args: none) == .kill)
+        #expect(p.answer(for: Self.x32("getpid"), args: none) == .kill)
+        #expect(Self.i386(1).name == "exit (x86)" && Self.i386(1).abi == "x86" && !Self.i386(1).isNative)
+        #expect(Self.x32("getpid").name == "getpid (x32)" && Self.x32("getpid").abi == "x32" && Self.x32("getpid").isX32)
+        #expect(Self.number("getpid").abi == nil && Self.number("getpid").isNative)
+        let listing = try Self.profile(#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":13,"architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],"syscalls":[{"names":["getpid"],"action":"SCMP_ACT_ALLOW"},{"names":["kcmp"],"action":"SCMP_ACT_KILL_PROCESS"}]}"#)
+        let l = try #require(try compiler.compile(listing, tracking: .denials).policy)
+        #expect(l.answer(for: Self.i386(24), args: none) == .fail(errno: EACCES), "a listed ABI's denial is the default's")
+        #expect(l.answer(for: Self.x32("getuid"), args: none) == .fail(errno: EACCES))
+        // A kill rule applies on every listed ABI, x32 included (its key is the x86_64 arch).
+        #expect(l.answer(for: Self.x32("kcmp"), args: none) == .kill)
+        #expect(l.answer(for: Self.number("kcmp"), args: none) == .kill)
     }
 }

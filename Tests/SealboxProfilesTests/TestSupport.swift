@@ -54,7 +54,14 @@ struct ProbeResult {
     var outcome: ProbeOutcome
     /// Syscall numbers the harness answered as a supervisor (listener mode).
     var notified: [Int32]
-    var notifiedNames: [String] { notified.map { SyscallNames.name(of: $0) ?? "#\($0)" } }
+    /// The architecture (AUDIT_ARCH_*) each of them came with.
+    var notifiedArches: [UInt32] = []
+    /// Names as a run's violations give them: "ptrace", "getpid (x86)", "getpid (x32)".
+    var notifiedNames: [String] {
+        notified.indices.map { i in
+            i < notifiedArches.count ? SyscallKey(arch: notifiedArches[i], number: notified[i]).name : (SyscallNames.name(of: notified[i]) ?? "#\(notified[i])")
+        }
+    }
 }
 
 struct ProbeSetupFailure: Error, CustomStringConvertible {
@@ -129,7 +136,8 @@ enum Probe {
         }
         let count = min(Int(res.notified_count), Int(SBX_SELFTEST_MAX_NOTIFIED))
         let notified = withUnsafeBytes(of: res.notified_nr) { Array($0.bindMemory(to: Int32.self).prefix(count)) }
-        return ProbeResult(outcome: outcome, notified: notified)
+        let arches = withUnsafeBytes(of: res.notified_arch) { Array($0.bindMemory(to: UInt32.self).prefix(count)) }
+        return ProbeResult(outcome: outcome, notified: notified, notifiedArches: arches)
     }
 }
 

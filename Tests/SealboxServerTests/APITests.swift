@@ -43,12 +43,13 @@ struct APITests {
     @Test("POST /v1/runs runs a snippet and answers the `sealbox run --json` object; GET /v1/runs/{id} returns it again")
     func runAndFetch() async throws {
         try await Self.app(Self.api()).test(.router) { client in
-            let response = try await Self.post(client, #"{"language":"python","code":"import sys; print(6*7); print(sys.stdin.read())","stdin":"fed","files":[{"name":"data.txt","content":"aGk=","encoding":"base64"}],"limits":{"timeout_ms":5000}}"#)
+            let response = try await Self.post(client, #"{"language":"python","code":"import sys; print(6*7); print(sys.stdin.read())","stdin":"fed","files":[{"name":"data.txt","content":"aGk=","encoding":"base64"}],"limits":{"timeout_ms":5000,"shm_bytes":1048576}}"#)
             #expect(response.status == .created)
             let result = try Self.object(response)
             #expect(result["status"] as? String == "ok")
             #expect(result["stdout"] as? String == "42\nfed\n")
             #expect((result["limits"] as? [String: Any])?["timeout_ms"] as? Int == 5000)
+            #expect((result["limits"] as? [String: Any])?["shm_bytes"] as? Int == 1 << 20)
             let id = try #require(result["id"] as? String)
             #expect(response.headers[.location] == "/v1/runs/\(id)")
             let again = try await client.execute(uri: "/v1/runs/\(id)", method: .get)
@@ -68,6 +69,9 @@ struct APITests {
         (#"{"language":"python","code":"1","limits":{"timeout_ms":"5"}}"#, "limits.timeout_ms"),
         (#"{"language":"python","code":"1","limits":{"memory_bytes":99999999999999}}"#, "limits.memory_bytes"),
         (#"{"language":"python","code":"1","limits":{"pids":0}}"#, "limits.pids"),
+        (#"{"language":"python","code":"1","limits":{"shm_bytes":1024}}"#, "limits.shm_bytes"),
+        (#"{"language":"python","code":"1","limits":{"memory_bytes":67108864,"shm_bytes":134217728}}"#, "limits.shm_bytes"),
+        (#"{"language":"python","code":"1","limits":{"shm_bytes":99999999999999}}"#, "limits.shm_bytes"),
         (#"{"language":"python","code":"1","limits":{"pids":2.5}}"#, "limits.pids"),
         (#"{"language":"python","code":"1","limits":{"timeout_ms":1e30}}"#, "limits.timeout_ms"),
         (#"{"language":"python","code":"1","profile":"/etc/passwd"}"#, "profile"),

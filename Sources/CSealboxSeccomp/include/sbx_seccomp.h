@@ -182,6 +182,7 @@ struct sbx_seccomp_selftest_result {
     int timed_out;
     int notified_count;                          // notifications answered (listener mode)
     int notified_nr[SBX_SELFTEST_MAX_NOTIFIED];  // their syscall numbers (first N)
+    uint32_t notified_arch[SBX_SELFTEST_MAX_NOTIFIED];  // and the AUDIT_ARCH_* they came with
 };
 
 /// Forks a child that resets its signal mask and dispositions (a libdispatch worker forks with

@@ -71,6 +71,7 @@ enum sbx_stage {
     // appended after the first release, to keep the numbers above stable
     SBX_STAGE_MOVE_MOUNT,
     SBX_STAGE_ACTIVATE,      // a prepared (pooled) jail taking its task
+    SBX_STAGE_MOUNT_DEVPTS,  // the jail's private devpts instance on /dev/pts
     SBX_STAGE_COUNT
 };
 
@@ -85,10 +86,13 @@ enum sbx_fs_op_kind {
     SBX_FS_MKFILE,        // path, mode: an empty file, used as a bind-mount target
     SBX_FS_SYMLINK,       // source = link text, path = link location
     SBX_FS_BIND,          // source -> path, recursive; attr_set applied recursively (MOUNT_ATTR_*)
-    SBX_FS_TMPFS,         // path, data = mount options ("size=..,mode=..")
+    SBX_FS_TMPFS,         // path, data/data_len = mount options, NUL included ("size=..,mode=..");
+                          // nosuid, nodev (/dev/shm)
     SBX_FS_PROC,          // path
     SBX_FS_WRITE_FILE,    // path, data/data_len = contents, mode
     SBX_FS_MOVE_MOUNT,    // fd = a detached mount (sbx_workspace_create), attached at path
+    SBX_FS_DEVPTS,        // path, data/data_len = mount options, NUL included: a new devpts
+                          // instance ("newinstance,ptmxmode=0666,..."); nosuid, noexec
 };
 
 struct sbx_fs_op {
@@ -242,8 +246,10 @@ int sbx_sealed_memfd(const char *name, const void *_Nullable data, size_t size);
 /// Creates the plain file `name` (no "/") in a prepared jail's working directory with the
 /// task's contents, owned by uid:gid (the host ids the jail's user maps to). The jail's tmpfs
 /// belongs to its user namespace, where host root is unmapped (the kernel refuses such an
-/// owner with EOVERFLOW), so the calling thread writes with fsuid/fsgid set to uid/gid and
-/// restores them after. Returns 0 or -errno, *stage naming the failed call.
+/// owner with EOVERFLOW), so a short-lived CLONE_VM | CLONE_VFORK child of the calling thread
+/// writes it with fsuid/fsgid set to uid/gid: the descriptor open for writing never exists in
+/// sealbox itself, where another thread's fork would copy it and the jail's execve of the file
+/// would fail with ETXTBSY. Returns 0 or -errno, *stage naming the failed call.
 int sbx_write_task_file(int work_fd, const char *name, const void *_Nullable data, size_t length, uint32_t mode, uint32_t uid,
                         uint32_t gid, const char *_Nullable *_Nonnull stage);
 
