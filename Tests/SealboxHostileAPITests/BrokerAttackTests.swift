@@ -304,7 +304,6 @@ extension HostileAPI {
                   per_tenant: { lines_per_second: 10000, calls_per_second: 10000 }
                 """)
             defer { setup.remove() }
-            let world = setup.world
             let target = setup.target
             let session = try await target.session()
             let code = """
