@@ -7,6 +7,41 @@ import Testing
 struct RunCLITests {
     /// The Unix convention: a piped stdin reaches the program; `--stdin-file -` says so; a
     /// stdin that is /dev/null (or a terminal) gives the program /dev/null.
+    /// A busy sealbox (a server's sockets, many jails' pipes) holds more descriptors than the
+    /// jail's RLIMIT_NOFILE of 1024. The program's seccomp listener is created after that
+    /// limit is set, so it must find a free number below it: CI once saw every spawn fail
+    /// with EMFILE at the seccomp stage while many tests ran at once. The descriptors are held
+    /// by a sealbox process of its own, not by the test process: Foundation's Process.run in
+    /// Swift 6.3.1 reads past a buffer when its process has more than about a thousand
+    /// descriptors (swift-corelibs-foundation#5472), and other tests spawn processes meanwhile.
+    @Test("a sealbox holding more descriptors than the jail's RLIMIT_NOFILE still spawns")
+    func manyParentDescriptors() async throws {
+        let script = """
+            ulimit -n 4096 || exit 90
+            for i in $(seq 3 1210); do eval "exec $i</dev/null"; done
+            ls /proc/$$/fd | wc -l >&2
+            exec "$0" run --lang python --code 'import os; print(len(os.listdir("/proc/self/fd")))' --json
+            """
+        let (status, stdout, stderr) = try await offPool { () throws -> (Int32, String, String) in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", script, CLI.buildDirectory + "/sealbox"]
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            let stderr = err.fileHandleForReading.readDataToEndOfFile()
+            let stdout = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        }
+        let held = Int(stderr.split(separator: "\n").first?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+        #expect(held > 1200, "the sealbox process held \(held) descriptors: \(stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any], "\(status) \(stdout) \(stderr)")
+        #expect(result["status"] as? String == "ok" && result["stdout"] as? String == "4\n", "\(result)")
+    }
+
     @Test("stdin: piped through when it is a pipe; --stdin-file - is stdin; /dev/null stays /dev/null")
     func stdinPassthrough() async throws {
         let piped = try await CLI.run(["run", "--", "/bin/cat"], stdin: Data("hi from a pipe\n".utf8))

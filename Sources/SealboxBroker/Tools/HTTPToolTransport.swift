@@ -91,6 +91,9 @@ enum HTTPToolTransport {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, decompression: .disabled)
         configuration.timeout = HTTPClient.Configuration.Timeout(connect: .milliseconds(Int64(timeoutMs)), read: .milliseconds(Int64(timeoutMs)))
         configuration.proxy = nil
+        // One attempt: a refused connection is a call that certainly did not happen, answered
+        // at once (the client would otherwise retry until the connect timeout).
+        configuration.connectionPool.retryConnectionEstablishment = false
         do {
             let address = try await request.egress.pin(host)
             let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
