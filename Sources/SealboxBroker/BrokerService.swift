@@ -419,10 +419,9 @@ public final class BrokerService: Sendable {
         let deadline = ContinuousClock.now + duration
         while ContinuousClock.now < deadline {
             if listener.isStopped { return false }
-            let left = deadline - ContinuousClock.now
-            let slice = min(left, .milliseconds(100))
-            let micros = slice.components.seconds * 1_000_000 + slice.components.attoseconds / 1_000_000_000_000
-            if micros > 0 { usleep(UInt32(micros)) }
+            let slice = min(deadline - ContinuousClock.now, .milliseconds(100))
+            let micros = UInt32(max(0, slice.inSeconds * 1_000_000))
+            if micros > 0 { usleep(micros) }
         }
         return !listener.isStopped
     }

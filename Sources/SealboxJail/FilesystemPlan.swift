@@ -1,5 +1,6 @@
 import CSealboxSpawn
 import Glibc
+import SealboxProfiles
 
 /// One step the child executes before pivot_root, with the jail-side path for messages.
 struct FilesystemOp: Sendable, Equatable {
@@ -279,13 +280,6 @@ struct FilesystemPlan: Sendable {
             throw JailError(.rootfs, "cannot read \(path): \(ErrnoName.describe(errno))")
         }
         defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        return DirectoryNames.read(dir).map { String(decoding: $0, as: UTF8.self) }
     }
 }

@@ -1,5 +1,6 @@
 import CSealboxSpawn
 import Glibc
+import SealboxProfiles
 
 /// A session's /work: a size-capped tmpfs that lives outside every jail (sbx_workspace.c).
 /// The caller fills it before a run, the jail sees it as /work, and after the run the caller
@@ -226,12 +227,7 @@ public final class Workspace: @unchecked Sendable {
             throw JailError.syscall(.setup, "workspace: read directory /work/\(path)", errno)
         }
         defer { closedir(dir) }
-        var names: [[UInt8]] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
-            if name != [0x2E] && name != [0x2E, 0x2E] { names.append(name) }
-        }
-        return names
+        return DirectoryNames.read(dir)
     }
 
     private func readLink(_ dirFD: Int32, _ name: String, _ path: String) throws(JailError) -> String {

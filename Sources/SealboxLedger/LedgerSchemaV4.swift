@@ -41,7 +41,7 @@ enum ResponseBlobs {
     /// nil when the row keeps the response itself.
     static func store(_ response: String?, _ db: Database) throws -> String? {
         guard let response, response.utf8.count > inlineLimit else { return nil }
-        let digest = SHA256.hash(data: Data(response.utf8)).map { String(format: "%02x", $0) }.joined()
+        let digest = EffectHash.hex(SHA256.hash(data: Data(response.utf8)))
         try db.execute(sql: "INSERT OR IGNORE INTO response_blobs (digest, body) VALUES (?, ?)", arguments: [digest, response])
         return digest
     }

@@ -54,10 +54,7 @@ public struct ProfileCatalog: Sendable {
         guard let dir = opendir(directory) else { return [] }
         defer { closedir(dir) }
         var names: [String] = []
-        while let entry = readdir(dir) {
-            let file = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
+        for file in DirectoryNames.read(dir).map({ String(decoding: $0, as: UTF8.self) }) {
             guard file.hasSuffix(".json") else { continue }
             let name = String(file.dropLast(".json".count))
             guard Self.isValidName(name) else { continue }

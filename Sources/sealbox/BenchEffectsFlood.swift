@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Histogram
+import SealboxBase
 import SealboxBroker
 import Synchronization
 
@@ -58,7 +59,7 @@ struct EffectsFloodBench {
         _ = try victimLatency(token: token, socket: socket, calls: min(50, victimCalls), prefix: "warm")
         let idleCPU0 = Self.processCPUSeconds(), idleWall0 = ContinuousClock.now
         let idle = try victimLatency(token: token, socket: socket, calls: victimCalls, prefix: "idle")
-        let idleCPU = (Self.processCPUSeconds() - idleCPU0) / max(Self.seconds(ContinuousClock.now - idleWall0), 0.001)
+        let idleCPU = (Self.processCPUSeconds() - idleCPU0) / max((ContinuousClock.now - idleWall0).inSeconds, 0.001)
         var rows: [Row] = []
         for kind in kinds {
             let flooderRun = "flood-\(kind.rawValue)"
@@ -72,7 +73,7 @@ struct EffectsFloodBench {
             let cpu0 = Self.processCPUSeconds(), flooder0 = Self.threadCPUSeconds(named: "bench-flood"), wall0 = ContinuousClock.now, answers0 = flood.answers
             let under = try victimLatency(token: token, socket: socket, calls: victimCalls, prefix: "under-\(kind.rawValue)")
             let wall = ContinuousClock.now - wall0
-            let seconds = Self.seconds(wall)
+            let seconds = wall.inSeconds
             rows.append(Row(flood: kind.rawValue, victim_p50_ms: under.p50, victim_p99_ms: under.p99, p99_ratio: under.p99 / max(idle.p99, 0.001),
                             flood_answers: flood.answers - answers0, process_cpu_cores: (Self.processCPUSeconds() - cpu0) / max(seconds, 0.001),
                             broker_cpu_cores: (Self.processCPUSeconds() - cpu0 - (Self.threadCPUSeconds(named: "bench-flood") - flooder0)) / max(seconds, 0.001)))
@@ -117,10 +118,6 @@ struct EffectsFloodBench {
             if fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) { total += (user + system) / ticks }
         }
         return total
-    }
-
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     static func processCPUSeconds() -> Double {

@@ -1,3 +1,4 @@
+import SealboxBase
 import Synchronization
 
 /// A token bucket that may go into debt: taking always succeeds and says how long the taker
@@ -20,9 +21,7 @@ final class RateBucket: Sendable {
     func take(_ amount: Int) -> Duration {
         state.withLock { s in
             let now = ContinuousClock.now
-            let elapsed = now - s.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            s.tokens = min(perSecond, s.tokens + seconds * perSecond) - Double(amount)
+            s.tokens = min(perSecond, s.tokens + (now - s.updated).inSeconds * perSecond) - Double(amount)
             s.updated = now
             return s.tokens >= 0 ? .zero : .seconds(-s.tokens / perSecond)
         }

@@ -50,19 +50,12 @@ enum CommandOrphans {
 
     /// Pids whose parent is `parent`, read from /proc/<pid>/stat.
     static func children(of parent: pid_t) -> [pid_t] {
-        guard let dir = opendir("/proc") else { return [] }
-        defer { closedir(dir) }
-        var result: [pid_t] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name in
             guard let pid = pid_t(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
+                  let close = stat.lastIndex(of: ")") else { return nil }
             // "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields follow the last ")".
             let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 1, pid_t(fields[1]) == parent { result.append(pid) }
+            return fields.count > 1 && pid_t(fields[1]) == parent ? pid : nil
         }
-        return result
     }
 }
