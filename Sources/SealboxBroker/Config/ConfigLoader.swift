@@ -283,9 +283,11 @@ private struct ConfigReader {
                     guard values.bytesPerSecond >= UnixSocket.maxLine else {
                         throw error(e.value, key, "must be at least \(ConfigUnits.formatBytes(UnixSocket.maxLine)) (the longest request line)")
                     }
-                default:
+                case "effect_bytes":
                     values.effectBytes = try bounded(e, key, default: values.effectBytes, max: 1 << 40, parse: ConfigUnits.bytes,
                                                      format: ConfigUnits.formatBytes, kind: "size", example: "64M, 1G")
+                default:
+                    break  // `entries` refused every key not in BrokerLimits.keys
                 }
             }
             if scope.key == "per_run" { limits.perRun = values } else { limits.perTenant = values }

@@ -91,24 +91,23 @@ struct EgressGuard: Sendable, Equatable {
         return ok ? String(cString: buffer) : "?"
     }
 
-    /// The address to connect to for `host`: the host itself when it is an address, else the
-    /// first address it resolves to that this guard allows. Throws `.hostNotFound` or
-    /// `.refused` (naming the first address refused).
-    func pin(_ host: String) async throws(EgressFailure) -> String {
+    /// The address to connect to instead of looking `host` up again: the first address it
+    /// resolves to that this guard allows; nil when `host` is an address itself (checked here).
+    /// Throws `.hostNotFound` or `.refused` (naming the first address refused).
+    func pin(_ host: String) async throws(EgressFailure) -> String? {
         let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        let candidates: [[UInt8]]
         if let literal = IPRange.parse(bare) {
-            candidates = [literal]
-        } else {
-            candidates = await Self.resolve(bare)
-            guard !candidates.isEmpty else { throw .hostNotFound }
+            if let kind = refusal(literal) { throw .refused("\(Self.text(literal)), \(kind)") }
+            return nil
         }
+        let candidates = await Self.resolve(bare)
+        guard !candidates.isEmpty else { throw .hostNotFound }
         var firstRefusal: String?
         for address in candidates {
             guard let kind = refusal(address) else { return Self.text(address) }
             if firstRefusal == nil { firstRefusal = "\(Self.text(address)), \(kind)" }
         }
-        throw .refused(IPRange.parse(bare) == nil ? "\(host) resolves to \(firstRefusal ?? "?")" : "\(firstRefusal ?? host)")
+        throw .refused("\(host) resolves to \(firstRefusal ?? "?")")
     }
 
     /// getaddrinfo on a thread of its own (it blocks; the cooperative pool must not).

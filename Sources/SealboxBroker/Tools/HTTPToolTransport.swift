@@ -95,9 +95,7 @@ enum HTTPToolTransport {
         // at once (the client would otherwise retry until the connect timeout).
         configuration.connectionPool.retryConnectionEstablishment = false
         do {
-            let address = try await request.egress.pin(host)
-            let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
-            if IPRange.parse(bare) == nil { configuration.dnsOverride = [host: address] }
+            if let address = try await request.egress.pin(host) { configuration.dnsOverride = [host: address] }
         } catch {
             switch error {
             case .hostNotFound: return .failure(.hostNotFound)
