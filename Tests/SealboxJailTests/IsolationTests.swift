@@ -96,7 +96,7 @@ final class LoopbackServer: @unchecked Sendable {  // accepted is guarded by loc
     private var thread: Thread?
 
     init() throws {
-        let sock = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let sock = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard sock >= 0 else { throw FixtureError("socket: \(errno)") }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -140,7 +140,7 @@ final class LoopbackServer: @unchecked Sendable {  // accepted is guarded by loc
     }
 
     static func connectOnce(port: UInt16) throws -> Bool {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(s) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)

@@ -128,7 +128,7 @@ public final class ServeProcess: @unchecked Sendable {  // set up in init, then 
     }
 
     public static func connects(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var address = loopback(port)
         return withUnsafePointer(to: &address) {
@@ -138,7 +138,7 @@ public final class ServeProcess: @unchecked Sendable {  // set up in init, then 
 
     /// A port the kernel just handed out (bound to port 0, then released).
     public static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var address = loopback(0)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
