@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
     ],
     targets: [
         // Child side of the clone: raw syscalls only, links nothing but libc.
@@ -87,7 +88,7 @@ let package = Package(
             dependencies: ["SealboxJail", "SealboxLedger", "SealboxBroker"],
             swiftSettings: swiftSettings
         ),
-        // `sealbox serve` and `sealbox mcp`: the HTTP API (Hummingbird 2), admission control,
+        // `sealbox serve`: the HTTP API (Hummingbird 2), admission control,
         // the run store, API keys and tenancy.
         .target(
             name: "SealboxServer",
@@ -109,10 +110,28 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `sealbox mcp` (stdio) and MCP at /mcp on `sealbox serve` (Streamable HTTP), on the
+        // official SDK; sealbox keeps its strict reading of every message and its own tools.
+        .target(
+            name: "SealboxMCP",
+            dependencies: [
+                "SealboxBase",
+                "SealboxJail",
+                "SealboxProfiles",
+                "SealboxRuntime",
+                "SealboxLedger",
+                "SealboxServer",
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "sealbox",
             dependencies: [
                 "SealboxBase",
+                "SealboxMCP",
                 "SealboxServer",
                 "SealboxRuntime",
                 "SealboxJail",

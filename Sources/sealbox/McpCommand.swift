@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SealboxJail
+import SealboxMCP
 import SealboxServer
 
 struct McpCommand: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 
 import SealboxJail
+import SealboxMCP
 import SealboxServer
 
 struct ServeCommand: AsyncParsableCommand {
@@ -225,7 +226,9 @@ struct ServeCommand: AsyncParsableCommand {
         let outcome: Result<Void, any Error>
         do {
             // The port is bound first: a server that cannot listen never starts a broker.
-            try await api.run(logger: logger) { stop in
+            // MCP's Streamable HTTP transport at /mcp, behind the same keys as the API.
+            let mcp = MCPHTTPEndpoint(api: api, logger: logger)
+            try await api.run(logger: logger, mounting: { mcp.mount(on: $0) }) { stop in
                 do {
                     let broker = try await ServiceBroker.start(executable: exe, layout: layout, toolsConfig: tools)
                     slot.set(.running(broker))

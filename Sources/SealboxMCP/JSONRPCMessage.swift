@@ -1,4 +1,5 @@
 import Foundation
+import MCP
 import SealboxLedger
 import enum SealboxBase.StrictJSONDecoder
 
@@ -34,18 +35,41 @@ public enum JSONRPCID: Sendable, Hashable, Codable, CustomStringConvertible {
 /// The error codes of JSON-RPC 2.0 that this server answers with.
 public struct JSONRPCError: Error, Sendable, Equatable {
     public var code: Int
-    public var message: String
+    /// What went wrong, without the code's name ("tools/call needs params ...").
+    public var detail: String
 
-    public init(code: Int, message: String) {
+    public init(code: Int, detail: String) {
         self.code = code
-        self.message = message
+        self.detail = detail
     }
 
-    public static func parseError(_ message: String) -> JSONRPCError { .init(code: -32700, message: "Parse error: " + message) }
-    public static func invalidRequest(_ message: String) -> JSONRPCError { .init(code: -32600, message: "Invalid Request: " + message) }
-    public static func methodNotFound(_ method: String) -> JSONRPCError { .init(code: -32601, message: "Method not found: \(method)") }
-    public static func invalidParams(_ message: String) -> JSONRPCError { .init(code: -32602, message: "Invalid params: " + message) }
-    public static func internalError(_ message: String) -> JSONRPCError { .init(code: -32603, message: "Internal error: " + message) }
+    /// "Invalid params: " + detail: the message a client sees.
+    public var message: String {
+        switch code {
+        case -32700: "Parse error: " + detail
+        case -32600: "Invalid Request: " + detail
+        case -32601: "Method not found: " + detail
+        case -32602: "Invalid params: " + detail
+        default: "Internal error: " + detail
+        }
+    }
+
+    public static func parseError(_ message: String) -> JSONRPCError { .init(code: -32700, detail: message) }
+    public static func invalidRequest(_ message: String) -> JSONRPCError { .init(code: -32600, detail: message) }
+    public static func methodNotFound(_ method: String) -> JSONRPCError { .init(code: -32601, detail: method) }
+    public static func invalidParams(_ message: String) -> JSONRPCError { .init(code: -32602, detail: message) }
+    public static func internalError(_ message: String) -> JSONRPCError { .init(code: -32603, detail: message) }
+
+    /// The same error as the SDK sends it (its message is the same prefix + detail).
+    var mcpError: MCPError {
+        switch code {
+        case -32700: .parseError(detail)
+        case -32600: .invalidRequest(detail)
+        case -32601: .methodNotFound(detail)
+        case -32602: .invalidParams(detail)
+        default: .internalError(detail)
+        }
+    }
 }
 
 /// One line from the client, classified. Anything that is not a well-formed request or
@@ -129,5 +153,20 @@ extension JSONValue {
     init(encoding value: some Encodable) throws {
         let data = try JSONEncoder().encode(value)
         self = try JSONDecoder().decode(JSONValue.self, from: data)
+    }
+}
+
+extension Value {
+    /// A tool result or schema as the SDK carries it. Whole numbers become integers (an
+    /// exit code is 0, not 0.0), the rest stay doubles.
+    init(sealbox json: JSONValue) {
+        switch json {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .number(let n): self = n.rounded() == n && abs(n) < 9.0e15 ? .int(Int(n)) : .double(n)
+        case .string(let s): self = .string(s)
+        case .array(let items): self = .array(items.map { Value(sealbox: $0) })
+        case .object(let members): self = .object(members.mapValues { Value(sealbox: $0) })
+        }
     }
 }

@@ -3,21 +3,22 @@ import SealboxJail
 import SealboxProfiles
 import SealboxLedger
 import SealboxRuntime
+import SealboxServer
 
 /// `run_code`: one run through `RunPipeline`, the same code as `sealbox run` and the HTTP API
 /// (step replay, session workspace, broker grant, seal). The arguments are the HTTP API's run
 /// request (parsed by `RunRequest`, capped by the operator's maxima) plus session, step and tools.
+/// Cancelling the call kills its jail; with a progress token, stdout comes as progress.
 struct RunCodeTool: MCPTool {
-    let configuration: MCPConfiguration
-    let pipeline: RunPipeline
-    let admission: RunAdmission
+    let backend: any MCPBackend
 
     static let fields = ["language", "code", "args", "files", "env", "stdin", "profile", "limits", "session", "step", "tools"]
 
     var definition: MCPToolDefinition {
-        let max = configuration.maxLimits
+        let max = backend.maxLimits
+        let defaults = backend.defaultLimits
         let languages = SnippetLanguage.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
-        let tools = configuration.hasBroker
+        let tools = backend.hasBroker
             ? "Tools the broker offers may be granted with `tools`: the code then calls them with `import sealbox; sealbox.call(\"tool\", {...})` (python) or `sealbox-call tool k=v` (shell); credentials never enter the jail, and every call is recorded in the effect log."
             : "This server has no broker (start it with --tools FILE or --broker SOCKET to grant tools)."
         return MCPToolDefinition(
@@ -44,11 +45,11 @@ struct RunCodeTool: MCPTool {
                   "stdin": {"type": "string", "description": "Text fed to the program's standard input (default: empty)."},
                   "profile": {"type": "string", "description": "seccomp profile name (default: \\"default\\")."},
                   "limits": {"type": "object", "additionalProperties": false, "properties": {
-                   "timeout_ms": {"type": "integer", "minimum": 1, "maximum": \(max.timeoutMs), "default": \(configuration.defaultLimits.timeoutMs)},
-                   "memory_bytes": {"type": "integer", "minimum": \(4 << 20), "maximum": \(max.memoryBytes), "default": \(configuration.defaultLimits.memoryBytes)},
-                   "pids": {"type": "integer", "minimum": 1, "maximum": \(max.pids), "default": \(configuration.defaultLimits.pids)},
-                   "disk_bytes": {"type": "integer", "minimum": \(64 << 10), "maximum": \(max.diskBytes), "default": \(configuration.defaultLimits.diskBytes)},
-                   "output_bytes": {"type": "integer", "minimum": 1, "maximum": \(max.outputBytes), "default": \(configuration.defaultLimits.outputBytes)},
+                   "timeout_ms": {"type": "integer", "minimum": 1, "maximum": \(max.timeoutMs), "default": \(defaults.timeoutMs)},
+                   "memory_bytes": {"type": "integer", "minimum": \(4 << 20), "maximum": \(max.memoryBytes), "default": \(defaults.memoryBytes)},
+                   "pids": {"type": "integer", "minimum": 1, "maximum": \(max.pids), "default": \(defaults.pids)},
+                   "disk_bytes": {"type": "integer", "minimum": \(64 << 10), "maximum": \(max.diskBytes), "default": \(defaults.diskBytes)},
+                   "output_bytes": {"type": "integer", "minimum": 1, "maximum": \(max.outputBytes), "default": \(defaults.outputBytes)},
                    "cpus": {"type": "number", "exclusiveMinimum": 0, "description": "CPU bandwidth in cores (default: unthrottled)."},
                    "shm_bytes": {"type": "integer", "minimum": \(Limits.minimumShmBytes), "maximum": \(max.memoryBytes), "description": "Size of /dev/shm, at most memory_bytes, whose limit its pages count against (default: a quarter of memory_bytes)."}}},
                   "session": {"type": "string", "description": "Session id from create_session (with step), or any id grouping tool calls."},
@@ -56,7 +57,7 @@ struct RunCodeTool: MCPTool {
                   "tools": {"type": "array", "items": {"type": "string"}, "description": "Broker tools to grant to this run."}}}
                 """),
             outputSchema: Self.outputSchema,
-            annotations: ["readOnlyHint": false, "destructiveHint": configuration.hasBroker, "idempotentHint": false, "openWorldHint": configuration.hasBroker])
+            annotations: ["readOnlyHint": false, "destructiveHint": backend.hasBroker, "idempotentHint": false, "openWorldHint": backend.hasBroker])
     }
 
     /// The `sealbox run --json` object.
@@ -90,31 +91,23 @@ struct RunCodeTool: MCPTool {
            "additionalProperties": {"type": "number"}}}}
         """)
 
-    func call(_ arguments: MCPArguments) async -> MCPToolResult {
-        let plan: RunPlan
-        let stdin: [UInt8]?
+    func call(_ arguments: MCPArguments, context: MCPCallContext) async -> MCPToolResult {
+        let request: RunRequest
         do throws(MCPToolInputError) {
-            (plan, stdin) = try makePlan(arguments)
+            request = try makeRequest(arguments)
         } catch {
             return .failure(error)
         }
-        var staged = plan
-        if let stdin { staged.spec.stdin = .bytes(stdin) }
-        do {
-            try await admission.acquire()
-        } catch {
-            return .failure("busy: \(error.running) runs are executing and \(error.queued) are waiting, the most this server takes; retry later")
-        }
-        let outcome: Result<RunResult, RuntimeError>
-        do throws(RuntimeError) {
-            outcome = .success(try await pipeline.run(staged))
-        } catch {
-            outcome = .failure(error)
-        }
-        await admission.release()
+        // The call's own jails: a cancellation closes the set, which kills a jail running now
+        // and one that registers later (the cancellation came while it was being spawned).
+        let live = backend.liveJails()
+        context.onCancel { live.close(reason: "killed: the MCP client cancelled the call (notifications/cancelled)") }
+        let progress = context.progress()
+        let outcome = await backend.run(request, live: live, output: progress?.observer)
+        await progress?.finish()
         switch outcome {
-        case .failure(let error):
-            return .failure("\(error.code.rawValue)\(error.field.map { " (\($0))" } ?? ""): \(error.message)")
+        case .failure(let failure):
+            return .failure(failure)
         case .success(let result):
             do {
                 return .success(Self.summary(result), structured: try JSONValue(encoding: result))
@@ -126,7 +119,7 @@ struct RunCodeTool: MCPTool {
 
     /// The run request as `RunRequest` parses it for `POST /v1/runs` (session, step and tools
     /// included), less `command`: a model gets one way to run code, and one schema to learn.
-    func makePlan(_ arguments: MCPArguments) throws(MCPToolInputError) -> (RunPlan, [UInt8]?) {
+    func makeRequest(_ arguments: MCPArguments) throws(MCPToolInputError) -> RunRequest {
         try arguments.checkNames(Self.fields)
         guard let language = try arguments.string("language") else {
             throw MCPToolInputError(field: "language", message: "language is required (\(SnippetLanguage.names))")
@@ -152,27 +145,17 @@ struct RunCodeTool: MCPTool {
         let request: RunRequest
         do {
             let body = try JSONEncoder().encode(JSONValue.object(arguments.values))
-            request = try RunRequest.parse(body, defaultLimits: configuration.defaultLimits, maxLimits: configuration.maxLimits)
+            request = try RunRequest.parse(body, defaultLimits: backend.defaultLimits, maxLimits: backend.maxLimits)
         } catch let error as APIError {
             throw MCPToolInputError(field: error.field ?? "arguments", message: error.message)
         } catch {
             throw MCPToolInputError(field: "arguments", message: "\(error)")
         }
-        do {
-            try configuration.profiles.check(request.profile, catalog: ProfileCatalog(directory: configuration.profilesDirectory), who: "this MCP server")
-        } catch {
-            throw MCPToolInputError(field: "profile", message: error.message)
+        try backend.checkProfile(request.profile)
+        if !request.tools.isEmpty, let refusal = backend.brokerRefusal {
+            throw MCPToolInputError(field: "tools", message: refusal)
         }
-        if !request.tools.isEmpty && !configuration.hasBroker {
-            throw MCPToolInputError(field: "tools", message: "this server has no broker, so no tool can be granted (start `sealbox mcp` with --tools FILE or --broker SOCKET)")
-        }
-        // A broker only when tools are granted: `RunPlan` starts one whenever a config is set.
-        let plan = RunPlan(
-            spec: request.spec, session: request.session, step: request.step, allow: request.tools,
-            brokerConfigPath: request.tools.isEmpty ? nil : configuration.brokerConfigPath,
-            brokerControlSocket: request.tools.isEmpty ? nil : configuration.brokerControlSocket,
-            brokerLedgerPath: configuration.layout.ledgerPath)
-        return (plan, request.stdin)
+        return request
     }
 
     /// A short text for the model: the verdict, then stdout and stderr.
