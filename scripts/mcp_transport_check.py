@@ -180,8 +180,8 @@ def http_status(url, key=None, method="GET", body=None, headers=None):
 
 async def http_checks(sealbox, state_dir):
     port = free_port()
-    log = open(os.path.join(state_dir, "..", "serve.log"), "wb")
-    os.makedirs(state_dir, exist_ok=True)
+    log_path = os.path.join(os.path.dirname(state_dir), "serve.log")
+    log = open(log_path, "wb")
     server = subprocess.Popen([sealbox, "serve", "--state-dir", state_dir, "--listen", f"127.0.0.1:{port}", "--shutdown-grace", "2"],
                               stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -194,7 +194,7 @@ async def http_checks(sealbox, state_dir):
             except OSError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                raise CheckFailed("sealbox serve did not start: " + open(os.path.join(state_dir, "..", "serve.log")).read())
+                raise CheckFailed("sealbox serve did not start: " + open(log_path, errors="replace").read())
             time.sleep(0.05)
         operator_key = open(os.path.join(state_dir, "api-key")).read().strip()
         keys = {}
