@@ -5,6 +5,7 @@ import Logging
 import MCP
 import NIOCore
 import SealboxServer
+import ServiceLifecycle
 import Synchronization
 
 /// MCP's Streamable HTTP transport at /mcp on `sealbox serve`, so a remote agent can use
@@ -81,9 +82,9 @@ public final class MCPHTTPEndpoint: Sendable {
             response.headers[.retryAfter] = "5"
             return response
         }
-        let response = await session.handle(Self.mcpRequest(request, body: bytes))
-        if response.statusCode >= 400 { close(session.id, why: "its initialize was refused") }
-        return Self.response(response)
+        let answer = await session.handle(Self.mcpRequest(request, body: bytes))
+        if answer.statusCode >= 400 { close(session.id, why: "its initialize was refused") }
+        return response(answer)
     }
 
     /// A request of an existing session (POST with Mcp-Session-Id, GET, DELETE).
@@ -99,7 +100,7 @@ public final class MCPHTTPEndpoint: Sendable {
         }
         let response = await session.handle(Self.mcpRequest(request, body: body))
         if request.method == .delete || session.ended { close(id, why: request.method == .delete ? "the client ended it" : "it sent \(configuration.maxSessionBytes) bytes") }
-        return Self.response(response)
+        return self.response(response)
     }
 
     // MARK: sessions
@@ -133,6 +134,13 @@ public final class MCPHTTPEndpoint: Sendable {
         for id in expired { close(id, why: "it expired") }
     }
 
+    /// Ends every session: the server is shutting down, and an open event stream (a client's
+    /// GET) would otherwise hold the shutdown until the client hangs up.
+    func closeAll(why: String) {
+        let ids = sessions.withLock { Array($0.keys) }
+        for id in ids { close(id, why: why) }
+    }
+
     func close(_ id: String, why: String) {
         guard let session = sessions.withLock({ $0.removeValue(forKey: id) }) else { return }
         logger.info("mcp session closed", metadata: ["why": .string(why)])
@@ -158,7 +166,7 @@ public final class MCPHTTPEndpoint: Sendable {
         return MCP.HTTPRequest(method: request.method.rawValue, headers: headers, body: body, path: "/" + path)
     }
 
-    static func response(_ response: MCP.HTTPResponse) -> Response {
+    func response(_ response: MCP.HTTPResponse) -> Response {
         var fields = HTTPFields()
         for (name, value) in response.headers {
             if let name = HTTPField.Name(name) { fields[name] = value }
@@ -167,8 +175,12 @@ public final class MCPHTTPEndpoint: Sendable {
         switch response {
         case .stream(let events, _):
             return Response(status: status, headers: fields, body: ResponseBody { writer in
-                for try await event in events {
-                    try await writer.write(ByteBuffer(bytes: event))
+                try await withGracefulShutdownHandler {
+                    for try await event in events {
+                        try await writer.write(ByteBuffer(bytes: event))
+                    }
+                } onGracefulShutdown: {
+                    self.closeAll(why: "the server is shutting down")
                 }
                 try await writer.finish(nil)
             })

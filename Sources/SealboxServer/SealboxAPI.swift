@@ -28,6 +28,8 @@ import SealboxRuntime
 ///   GET  /metrics                   Prometheus text: runs by status, spawn/queue/wall histograms,
 ///                                   load, effects by class and state (operator key)
 ///   GET  /openapi.json              the OpenAPI document
+///   POST/GET/DELETE /mcp            MCP over Streamable HTTP, when `sealbox serve` mounts it
+///                                   (SealboxMCP's MCPHTTPEndpoint, through `mounting`)
 /// Every route but GET /healthz and GET /openapi.json needs `Authorization: Bearer <key>`
 /// (AuthMiddleware, AccessPolicy). A key's tenant sees its own runs, sessions and effects only
 /// (SessionTenancy).

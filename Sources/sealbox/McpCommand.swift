@@ -38,6 +38,8 @@ struct McpCommand: AsyncParsableCommand {
                   }
                 }
               }
+            A remote agent reaches the same tools over Streamable HTTP at /mcp on
+            `sealbox serve`, with an API key (Authorization: Bearer sbx_...).
             Try it by hand:
               echo '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' | sealbox mcp --state-dir /tmp/sbx
             """)
