@@ -178,6 +178,7 @@ let package = Package(
             name: "SealboxServerTests",
             dependencies: [
                 "SealboxServer",
+                "SealboxMCP",
                 "SealboxRuntime",
                 "SealboxJail",
                 "SealboxLedger",

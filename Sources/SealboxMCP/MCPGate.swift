@@ -61,9 +61,11 @@ final class MCPGate: Sendable {
     }
 
     /// Delivers a message of the SDK's with `deliver`, or drops it (the answer to a cancelled
-    /// request). An answered request leaves `calls` only once its answer is delivered, so a
-    /// server waiting for every answer (end of stdin) never stops before the last is written.
-    func outbound(_ data: Data, deliver: @Sendable (Data) async throws -> Void) async rethrows {
+    /// request). By default an answered request leaves `calls` only once its answer is
+    /// delivered, so a server waiting for every answer (end of stdin) never stops before the
+    /// last is written; `endFirst` ends it before (HTTP: a client that has its answer finds
+    /// the request ended).
+    func outbound(_ data: Data, endFirst: Bool = false, deliver: @Sendable (Data) async throws -> Void) async rethrows {
         struct Head: Decodable {
             var id: JSONValue?
             var method: String?
@@ -79,7 +81,8 @@ final class MCPGate: Sendable {
             }
             return
         }
-        defer { _ = calls.answered(id) }
+        if endFirst { _ = calls.answered(id) }
+        defer { if !endFirst { _ = calls.answered(id) } }
         try await deliver(data)
     }
 

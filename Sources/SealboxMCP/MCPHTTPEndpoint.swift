@@ -98,8 +98,12 @@ public final class MCPHTTPEndpoint: Sendable {
         guard let session = sessions.withLock({ $0[id] }), session.keyID == identity.keyID else {
             return Self.jsonRPCError(.notFound, .invalidRequest("no MCP session \(id.prefix(64)) (it ended or never existed): initialize a new one"))
         }
+        if session.ended && request.method != .delete {
+            // Over its byte budget: no new request; it is closed once its last answer is out.
+            return Self.jsonRPCError(.notFound, .invalidRequest("MCP session \(id.prefix(64)) ended: it sent \(configuration.maxSessionBytes) bytes, the most one session sends; initialize a new one"))
+        }
         let response = await session.handle(Self.mcpRequest(request, body: body))
-        if request.method == .delete || session.ended { close(id, why: request.method == .delete ? "the client ended it" : "it sent \(configuration.maxSessionBytes) bytes") }
+        if request.method == .delete { close(id, why: "the client ended it") }
         return self.response(response)
     }
 
@@ -261,8 +265,9 @@ final class MCPHTTPSession: Sendable {
     var ended: Bool { transport.overBudget }
 
     func expired(now: ContinuousClock.Instant) -> Bool {
-        if now - created > configuration.maxLifetime || transport.overBudget { return true }
-        return now - lastUsed.withLock({ $0 }) > configuration.idleTimeout && gate.calls.inFlight == 0
+        if now - created > configuration.maxLifetime { return true }
+        guard gate.calls.inFlight == 0 else { return false }
+        return transport.overBudget || now - lastUsed.withLock({ $0 }) > configuration.idleTimeout
     }
 }
 
@@ -299,7 +304,7 @@ actor GatedHTTPTransport: Transport {
     }
 
     func send(_ data: Data) async throws {
-        try await gate.outbound(data) { bytes in
+        try await gate.outbound(data, endFirst: true) { bytes in
             sent.withLock { $0 += bytes.count }
             try await inner.send(bytes)
         }
