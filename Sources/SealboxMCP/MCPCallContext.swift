@@ -22,11 +22,6 @@ struct MCPCallContext: Sendable {
     func progress() -> MCPProgress? {
         progressToken.map { MCPProgress(token: $0, notify: notify) }
     }
-
-    /// A context with no client behind it (tests of the tools alone).
-    static func detached() -> MCPCallContext {
-        MCPCallContext(token: "", calls: MCPCalls(), progressToken: nil, notify: { _ in })
-    }
 }
 
 /// stdout of a running jail as MCP progress (`notifications/progress`): `progress` is the
