@@ -42,6 +42,7 @@ let package = Package(
         // names refused, one reading per document). Imports nothing but the standard library.
         .target(
             name: "SealboxBase",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -51,7 +52,7 @@ let package = Package(
         ),
         .target(
             name: "SealboxJail",
-            dependencies: ["CSealboxSpawn", "SealboxProfiles"],
+            dependencies: ["CSealboxSpawn", "SealboxBase", "SealboxProfiles"],
             swiftSettings: swiftSettings
         ),
         // Effect records, hash chain, group commit; SQLite (GRDB, WAL, fsync'd).

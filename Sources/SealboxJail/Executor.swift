@@ -1,6 +1,7 @@
 import CSealboxSpawn
 import Foundation
 import Glibc
+import SealboxBase
 import SealboxProfiles
 import Synchronization
 
@@ -21,7 +22,7 @@ public final class Executor: Sendable {
 
         public init(
             dataDirectory: String,
-            stateDirectory: String = geteuid() == 0 ? "/run/sealbox" : "/tmp/sealbox-\(getuid())",
+            stateDirectory: String = StateLayout.runtimeDirectory,
             trackViolations: Bool = true,
             setupTimeoutMs: Int = 10_000,
             spawner: JailCloner.Choice = .automatic

@@ -310,7 +310,7 @@ public struct SealboxAPI: Sendable {
         var safe = error
         let replacements = [
             (configuration.layout.stateDirectory, "<state-dir>"), (executor.configuration.dataDirectory, "<data-dir>"),
-            (configuration.layout.brokerStateDirectory, "<broker-dir>"), ("/run/sealbox", "<run-dir>"),
+            (configuration.layout.brokerSocketsDirectory, "<broker-dir>"), ("/run/sealbox", "<run-dir>"),
         ]
         for (path, name) in replacements where path.count > 1 {
             safe.message = Self.replacingPath(path, with: name, in: safe.message)

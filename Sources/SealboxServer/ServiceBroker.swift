@@ -1,3 +1,4 @@
+import SealboxBase
 import Foundation
 import Glibc
 import SealboxBroker
@@ -25,20 +26,20 @@ public final class ServiceBroker: @unchecked Sendable {  // immutable after star
     /// effect log and the broker are there for the operator's resolve/approve/deny.
     /// Async: waiting for the broker's socket sleeps the task, never a thread of the
     /// cooperative pool (a server's or a test runner's other tasks go on meanwhile).
-    public static func start(executable: String, layout: ServiceLayout, toolsConfig: String?) async throws(ServiceStartError) -> ServiceBroker {
+    public static func start(executable: String, layout: StateLayout, toolsConfig: String?) async throws(ServiceStartError) -> ServiceBroker {
         let fm = FileManager.default
         let config: String
         if let toolsConfig {
             guard fm.isReadableFile(atPath: toolsConfig) else { throw ServiceStartError("--tools \(toolsConfig): no such readable file") }
             config = toolsConfig
         } else {
-            config = layout.stateDirectory + "/broker-default.yaml"
+            config = layout.defaultBrokerConfigPath
             let text = "# Written by `sealbox serve` at every start: no tools. Pass --tools FILE to grant some.\ntools: {}\n"
             guard fm.createFile(atPath: config, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
                 throw ServiceStartError("cannot write \(config)")
             }
         }
-        let base = layout.brokerStateDirectory
+        let base = layout.brokerSocketsDirectory
         do {
             // 0711 like the per-run brokers' directories: jails reach their own run socket by
             // its full path, nobody can list the others.
@@ -51,7 +52,7 @@ public final class ServiceBroker: @unchecked Sendable {  // immutable after star
         BrokerRun.sweepStaleStateDirectories(in: base, prefix: "b-", minimumAge: 0)
         let stateDirectory = base + "/b-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         // Each start keeps the previous broker's log as broker.log.1.
-        let logPath = layout.stateDirectory + "/broker.log"
+        let logPath = layout.brokerLogPath
         if fm.fileExists(atPath: logPath) {
             _ = rename(logPath, logPath + ".1")
         }

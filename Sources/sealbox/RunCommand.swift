@@ -1,3 +1,4 @@
+import SealboxBase
 import ArgumentParser
 import Foundation
 import Glibc
@@ -54,8 +55,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Run as this step of --session: a sealed step is replayed, not re-run; /work is the session's workspace, carried from step to step.")
     var step: String?
 
-    @Option(name: .long, help: "Checkpoint store for --step.")
-    var checkpoints: String = CheckpointStore.defaultPath
+    @Option(name: .long, help: "Checkpoint store for --step (default: checkpoints.db in the state directory).")
+    var checkpoints: String?
+
+    @OptionGroup var state: StateOptions
 
     @Flag(name: .long, help: "Print the result as one JSON object on stdout.")
     var json = false
@@ -68,14 +71,19 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure(message: error.description)
         }
-        let pipeline = RunPipeline(checkpointsPath: checkpoints, dataDirectory: dataDirectory) { () throws(JailError) in
+        // Only a step reads the checkpoint store: a plain run never refuses an old directory.
+        let checkpointsPath = step == nil ? state.layout.checkpointsPath : try state.checkpointsPath(explicit: checkpoints)
+        let pipeline = RunPipeline(checkpointsPath: checkpointsPath, dataDirectory: dataDirectory) { () throws(JailError) in
             let executor = try Executor(configuration: .init(dataDirectory: dataDirectory))
             if executor.cgroupDriver.version == .none {
                 writeStderr("sealbox: warning: no usable cgroups on this host; memory and pids limits are not enforced\n")
             }
             return executor
         }
-        let plan = RunPlan(spec: spec, session: session, step: step, allow: allow, brokerConfigPath: tools, brokerControlSocket: broker)
+        // A broker started here writes the state directory's effect log when --state-dir is
+        // given (as `serve --state-dir` does), the config's `ledger:` otherwise.
+        let plan = RunPlan(spec: spec, session: session, step: step, allow: allow, brokerConfigPath: tools, brokerControlSocket: broker,
+                           brokerLedgerPath: state.stateDir == nil ? nil : state.layout.ledgerPath)
         let result: RunResult
         do throws(RuntimeError) {
             result = try await pipeline.run(plan)

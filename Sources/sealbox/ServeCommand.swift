@@ -1,3 +1,4 @@
+import SealboxBase
 import ArgumentParser
 import Foundation
 
@@ -53,7 +54,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("state-dir"), help: ArgumentHelp(
         "Where the service keeps its API keys, effect log, checkpoints and broker state; one server per directory.", valueName: "DIR"))
-    var stateDir: String = ServiceLayout.defaultStateDirectory
+    var stateDir: String = StateLayout.defaultStateDirectory
 
     @Option(name: .long, help: "Broker config (YAML) with the tools and secrets runs may be granted (\"tools\" in POST /v1/runs). Default: a broker with no tools.")
     var tools: String?
@@ -167,7 +168,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard let logger = ServerLogging.bootstrap(level: logLevel) else {
             throw CLIFailure(message: "--log-level must be one of \(ServerLogging.levelNames), got \"\(logLevel)\"")
         }
-        configuration.layout = ServiceLayout(stateDirectory: stateDir)
+        configuration.layout = StateLayout(stateDirectory: stateDir)
         configuration.authRequired = !noAuth
         // From here on every failure is a JSON log line, like everything serve writes.
         func fail(_ message: String, _ metadata: [String: String] = [:]) -> ExitCode {

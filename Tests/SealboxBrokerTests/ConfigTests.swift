@@ -30,7 +30,7 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
         try Data(text.utf8).write(to: URL(fileURLWithPath: examplePath))
 
         let config = try BrokerConfigLoader.load(path: examplePath, environment: ["GITHUB_TOKEN": secretValue])
-        #expect(config.ledgerPath == "/var/lib/sealbox/ledger.sqlite")
+        #expect(config.ledgerPath == "/var/lib/sealbox/effects.db")
         #expect(config.secrets.names == ["dns_key", "github_token"])
         #expect(config.secrets.reveal("github_token") == secretValue)
         #expect(config.secrets.reveal("dns_key") == fileSecretValue)  // trailing newline trimmed

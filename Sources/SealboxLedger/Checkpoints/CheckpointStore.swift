@@ -418,11 +418,6 @@ public final class CheckpointStore: Sendable {
         return "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 
-    public static var defaultPath: String {
-        if geteuid() == 0 { return "/var/lib/sealbox/checkpoints.sqlite" }
-        return (ProcessInfo.processInfo.environment["HOME"] ?? "/tmp") + "/.local/state/sealbox/checkpoints.sqlite"
-    }
-
     /// SHA-256 over a length-prefixed encoding of every field but the hash itself.
     static func hash(_ c: Checkpoint) -> String {
         var data = Data()

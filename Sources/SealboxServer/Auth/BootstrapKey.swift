@@ -1,9 +1,10 @@
+import SealboxBase
 import Foundation
 import Glibc
 
 /// The first key of a fresh installation. `sealbox serve` with auth on and a key store holding
 /// no key at all makes an operator key for tenant `default` and writes it to
-/// `ServiceLayout.bootstrapKeyPath` (mode 0600), so the first request is
+/// `StateLayout.bootstrapKeyPath` (mode 0600), so the first request is
 ///
 ///     curl -H "Authorization: Bearer $(cat /var/lib/sealbox/api-key)" localhost:8080/v1/runs -d '…'
 ///

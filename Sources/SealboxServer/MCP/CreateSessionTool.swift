@@ -1,3 +1,4 @@
+import SealboxBase
 import Foundation
 import SealboxJail
 import SealboxLedger
@@ -5,7 +6,7 @@ import SealboxLedger
 /// `create_session`: a new resumable session in the state directory's checkpoint store, as
 /// `sealbox session new` makes one. Its id goes into run_code's `session` with a `step`.
 struct CreateSessionTool: MCPTool {
-    let layout: ServiceLayout
+    let layout: StateLayout
 
     var definition: MCPToolDefinition {
         MCPToolDefinition(

@@ -1,9 +1,10 @@
+import SealboxBase
 import Foundation
 import SealboxLedger
 
 /// `list_effects`: tool calls from the effect log, oldest first, like `sealbox log list --json`.
 struct ListEffectsTool: MCPTool {
-    let layout: ServiceLayout
+    let layout: StateLayout
 
     static let maximumLimit = 1000
 

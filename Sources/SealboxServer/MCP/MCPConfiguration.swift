@@ -1,10 +1,11 @@
+import SealboxBase
 import SealboxJail
 
 /// What an operator sets for `sealbox mcp`: where state lives, how tools reach a broker, how
 /// much runs at once, and the most a tool call may ask for.
 public struct MCPConfiguration: Sendable {
     /// Checkpoints and the effect log: the same files `sealbox serve` uses.
-    public var layout: ServiceLayout
+    public var layout: StateLayout
     /// Broker config: each run_code that grants tools starts a broker for that run.
     public var brokerConfigPath: String?
     /// A running broker's control socket, instead of one broker per run.
@@ -25,7 +26,7 @@ public struct MCPConfiguration: Sendable {
     public var profilesDirectory: String = ""
 
     public init(
-        layout: ServiceLayout = ServiceLayout(stateDirectory: ServiceLayout.defaultStateDirectory),
+        layout: StateLayout = StateLayout(stateDirectory: StateLayout.defaultStateDirectory),
         brokerConfigPath: String? = nil, brokerControlSocket: String? = nil,
         maxConcurrentRuns: Int = 2, maxInFlightRequests: Int = 32, maxLineBytes: Int = 16 << 20,
         maxLimits: Limits = Limits(timeoutMs: 300_000, memoryBytes: 2 << 30, pids: 512, diskBytes: 1 << 30, outputBytes: 16 << 20, cpus: nil),

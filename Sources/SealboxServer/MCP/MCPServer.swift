@@ -1,3 +1,4 @@
+import SealboxBase
 import Foundation
 import Glibc
 import SealboxJail

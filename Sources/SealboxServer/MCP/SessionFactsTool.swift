@@ -1,3 +1,4 @@
+import SealboxBase
 import Foundation
 import SealboxLedger
 
@@ -5,7 +6,7 @@ import SealboxLedger
 /// (what is true, what authority remains, what is unsafe), read from the state directory's
 /// checkpoint store and effect log.
 struct SessionFactsTool: MCPTool {
-    let layout: ServiceLayout
+    let layout: StateLayout
 
     var definition: MCPToolDefinition {
         MCPToolDefinition(
