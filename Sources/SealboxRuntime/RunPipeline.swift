@@ -71,6 +71,7 @@ public struct RunPipeline: Sendable {
         var spec = plan.spec
         var checkpoint: StepCheckpoint?
         if let step = plan.step {
+            spec.stdin = try await StepStdin.read(spec.stdin)
             let opened = try StepCheckpoint.open(path: checkpointsPath, session: plan.session, step: step, spec: spec)
             if let sealed = try opened.sealedResult() {
                 return sealed  // sealed: answered from the checkpoint; no jail, no tool call
