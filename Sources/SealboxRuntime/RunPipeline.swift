@@ -118,7 +118,7 @@ public struct RunPipeline: Sendable {
                 spec.workspace = try StepWorkspace.restore(store: checkpoint.store, session: checkpoint.info)
             } catch {
                 outcome = "not_started"
-                _ = brokerRun?.close()
+                _ = await brokerRun?.close()
                 throw error
             }
         }
@@ -129,7 +129,7 @@ public struct RunPipeline: Sendable {
             ran = .failure(error)
         }
         // The token dies with the run, whatever happened to it.
-        let closed = brokerRun?.close()
+        let closed = await brokerRun?.close()
         var result: RunResult
         switch ran {
         case .success(let r): result = r

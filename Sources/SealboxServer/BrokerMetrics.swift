@@ -5,9 +5,9 @@ import SealboxBroker
 enum BrokerMetrics {
     static let quotas = ["calls", "effect_bytes", "pending_approvals"]
 
-    static func render(controlSocket: String?) -> String {
+    static func render(controlSocket: String?) async -> String {
         guard let controlSocket,
-              let status = try? BrokerControlClient.send(ControlRequest(op: "status"), socket: controlSocket, timeoutSeconds: 1),
+              let status = try? await BrokerControlClient.ask(ControlRequest(op: "status"), socket: controlSocket, timeoutSeconds: 1),
               let counters = status.limits else { return "" }
         var out = """
             # HELP sealbox_broker_throttled_total Times a run's connection was read later, or its call held back, because the run or its tenant sent faster than the broker's limits.

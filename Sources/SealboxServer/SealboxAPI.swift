@@ -258,11 +258,12 @@ public struct SealboxAPI: Sendable {
 
     func renderMetrics() async -> Response {
         let load = await admission.load
+        let brokerMetrics = await BrokerMetrics.render(controlSocket: broker.controlSocket)
         let text = metrics.render(running: load.running, queued: load.queued, maxRunning: admission.maxRunning, maxQueued: admission.maxQueued)
             + EffectMetrics.render(effectLog)
             + ServerMetrics.render(pool: executor.pool?.stats, size: executor.pool?.configuration.size ?? 0)
             + ServerMetrics.render(results: store.stats, limits: store.limits)
-            + BrokerMetrics.render(controlSocket: broker.controlSocket)
+            + brokerMetrics
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }

@@ -242,7 +242,7 @@ struct ServeCommand: AsyncParsableCommand {
             outcome = .failure(error)
         }
         // After the last run has closed its grant: the broker seals calls in flight and stops.
-        if case .running(let broker) = slot.current { broker.stop() }
+        if case .running(let broker) = slot.current { await broker.stopped() }
         if let failure = brokerFailure.message { throw fail("the broker did not start: \(failure)") }
         if case .failure(let error) = outcome { throw fail("\(error)", ["address": listen]) }
     }
