@@ -113,6 +113,8 @@ let package = Package(
         .executableTarget(
             name: "sealbox",
             dependencies: [
+                // sbx_pidfd_open for `sealbox broker --exit-with` (the one C call the CLI makes).
+                "CSealboxSpawn",
                 "SealboxBase",
                 "SealboxServer",
                 "SealboxRuntime",
