@@ -9,6 +9,7 @@ import Synchronization
 import NIOCore
 import ServiceLifecycle
 import SealboxJail
+import SealboxBroker
 import SealboxLedger
 import SealboxRuntime
 
@@ -59,7 +60,10 @@ public struct SealboxAPI: Sendable {
         try self.init(configuration: configuration, executor: executor, broker: BrokerSlot(brokerControlSocket.map { .external($0) } ?? .none))
     }
 
-    public init(configuration: ServerConfiguration, executor: Executor, broker: BrokerSlot) throws(ServiceStartError) {
+    /// `metrics`: `sealbox serve` passes the one whose registry it bootstrapped swift-metrics
+    /// with; by default a registry of this server's own.
+    public init(configuration: ServerConfiguration, executor: Executor, broker: BrokerSlot,
+                metrics: ServerMetrics = ServerMetrics()) throws(ServiceStartError) {
         self.configuration = configuration
         self.executor = executor
         self.broker = broker
@@ -79,7 +83,7 @@ public struct SealboxAPI: Sendable {
         admission = RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxQueuedRuns,
                                  maxRunningPerTenant: configuration.maxConcurrentRunsPerTenant, maxQueuedPerTenant: configuration.maxQueuedRunsPerTenant)
         store = RunStore(limits: configuration.results, directory: configuration.layout.resultsDirectory)
-        metrics = ServerMetrics()
+        self.metrics = metrics
         connections = ConnectionRegistry(limits: configuration.connections)
     }
 
@@ -88,6 +92,9 @@ public struct SealboxAPI: Sendable {
         // First: middleware wraps only the routes registered after it.
         // Outside auth, so refused requests are logged too.
         router.add(middleware: RequestLogMiddleware())
+        // Per-route counts and latencies, into `metrics.registry` when serve bootstrapped
+        // swift-metrics with it (a no-op otherwise, as in tests that build several servers).
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: AuthMiddleware(keys: access.keys, required: configuration.authRequired))
         router.get("healthz") { _, _ in try await self.health() }
         router.post("v1/runs") { request, context in
@@ -258,12 +265,15 @@ public struct SealboxAPI: Sendable {
 
     func renderMetrics() async -> Response {
         let load = await admission.load
-        let brokerMetrics = await BrokerMetrics.render(controlSocket: broker.controlSocket)
+        var brokerCounters: UsageBook.Counters?
+        if let socket = broker.controlSocket {
+            brokerCounters = try? await BrokerControlClient.ask(ControlRequest(op: "status"), socket: socket, timeoutSeconds: 1).limits
+        }
+        metrics.update(broker: brokerCounters)
+        metrics.update(effects: try? effectLog.open()?.callCounts() ?? [])
+        metrics.update(pool: executor.pool?.stats, size: executor.pool?.configuration.size ?? 0)
+        metrics.update(results: store.stats, limits: store.limits)
         let text = metrics.render(running: load.running, queued: load.queued, maxRunning: admission.maxRunning, maxQueued: admission.maxQueued)
-            + EffectMetrics.render(effectLog)
-            + ServerMetrics.render(pool: executor.pool?.stats, size: executor.pool?.configuration.size ?? 0)
-            + ServerMetrics.render(results: store.stats, limits: store.limits)
-            + brokerMetrics
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }

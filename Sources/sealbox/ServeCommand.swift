@@ -206,7 +206,7 @@ struct ServeCommand: AsyncParsableCommand {
         let slot = BrokerSlot(.starting)
         let api: SealboxAPI
         do {
-            api = try SealboxAPI(configuration: configuration, executor: executor, broker: slot)
+            api = try SealboxAPI(configuration: configuration, executor: executor, broker: slot, metrics: .bootstrapProcessWide())
             if let path = try api.bootstrapKeyIfNeeded() {
                 ServerLogging.notice("no API keys yet: made an operator key for tenant \"default\" in \(path) (mode 0600). Send it as: Authorization: Bearer $(cat \(path))",
                                      to: logger, metadata: ["key_file": path])
