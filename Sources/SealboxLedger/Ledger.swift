@@ -77,7 +77,7 @@ public final class Ledger: Sendable {
         self.pool = pool
         self.writer = GroupCommitWriter(
             pool: pool, maxBatch: max(1, configuration.maxBatch), queueLimit: max(1, configuration.queueLimit),
-            apply: { db, op, tail, now in try LedgerApply.apply(db, op, tail: &tail, now: now) })
+            apply: { db, op, tail, now in try LedgerApply.apply(SQLiteEffectLogTransaction(db: db), op, tail: &tail, now: now) })
     }
 
     deinit {
@@ -177,7 +177,7 @@ public final class Ledger: Sendable {
     /// The newest intent under (session, tool, idempotency key).
     public func latestCall(sessionID: String, tool: String, idempotencyKey: String) throws(LedgerError) -> CallSummary? {
         try read { db in
-            try LedgerApply.fetchCalls(
+            try SQLiteEffectLogTransaction.fetchCalls(
                 db,
                 sql: """
                     SELECT * FROM calls WHERE session_id = ? AND tool = ? AND idempotency_key = ?
@@ -190,7 +190,7 @@ public final class Ledger: Sendable {
 
     public func call(intentSeq: Int64) throws(LedgerError) -> CallSummary? {
         try read { db in
-            try LedgerApply.fetchCalls(db, sql: "SELECT * FROM calls WHERE intent_seq = ?", arguments: [intentSeq]).first
+            try SQLiteEffectLogTransaction.fetchCalls(db, sql: "SELECT * FROM calls WHERE intent_seq = ?", arguments: [intentSeq]).first
         }
     }
 
@@ -236,7 +236,7 @@ public final class Ledger: Sendable {
         let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         let sql = "SELECT * FROM calls" + whereClause + " ORDER BY intent_seq LIMIT ?"
         return try read { db in
-            try LedgerApply.fetchCalls(db, sql: sql, arguments: StatementArguments(arguments))
+            try SQLiteEffectLogTransaction.fetchCalls(db, sql: sql, arguments: StatementArguments(arguments))
         }
     }
 
