@@ -12,15 +12,7 @@ struct StateLayoutCLITests {
         let dir = NSTemporaryDirectory() + "sealbox-layout-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let tools = dir + "/tools.yaml"
-        try """
-            tools:
-              stamp:
-                kind: command
-                argv: [/bin/echo, "stamped {text}"]
-                args: { text: { type: string, pattern: "^[a-z]{1,20}$" } }
-                effect: idempotent
-            """.write(toFile: tools, atomically: true, encoding: .utf8)
+        let tools = try TestTools.write(in: dir)
         let state = dir + "/state"
         let server = try ServeProcess(["--tools", tools], stateDirectory: state)
         let port = server.port, key = server.key
