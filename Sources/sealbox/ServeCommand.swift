@@ -195,7 +195,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if pool > 0 {
             do {
-                try executor.startPool(JailPool.Configuration(size: pool, limits: configuration.defaultLimits, refillDelayMs: poolRefillDelay))
+                // The limits a request naming none gets: the defaults, lowered to the operator's maxima.
+                let limits = try LimitTable.resolve(nil, defaults: configuration.defaultLimits, maxima: configuration.maxLimits)
+                try executor.startPool(JailPool.Configuration(size: pool, limits: limits, refillDelayMs: poolRefillDelay))
             } catch {
                 throw fail("--pool: " + error.description)
             }
