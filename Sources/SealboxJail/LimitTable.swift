@@ -45,6 +45,11 @@ public enum LimitTable {
             title: "/dev/shm size",
             about: "Size of the jail's /dev/shm (POSIX shared memory, semaphores); at most the memory limit, which its pages count against (default: a quarter of the memory limit).",
             derivedDefault: { .whole(Limits.defaultShmBytes(memory: $0.memoryBytes)) }),
+        LimitRow(
+            key: .maxOpenFiles, flag: "max-open-files", unit: .count, minimum: .whole(16), ceiling: .whole(1 << 20),
+            defaultValue: .whole(1024), maximum: .operatorFlag("max-open-files", default: .whole(65_536)),
+            enforcement: .rlimit(Int32(RLIMIT_NOFILE.rawValue)), shapesPooledJail: true,
+            title: "open files limit", about: "Most files a process of the jail may have open at once (RLIMIT_NOFILE; at most sealbox's own hard limit)."),
     ]
 }
 
@@ -56,4 +61,5 @@ extension LimitKey {
     public static let outputBytes: LimitKey = "output_bytes"
     public static let cpus: LimitKey = "cpus"
     public static let shmBytes: LimitKey = "shm_bytes"
+    public static let maxOpenFiles: LimitKey = "max_open_files"
 }

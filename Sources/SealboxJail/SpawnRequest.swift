@@ -110,7 +110,6 @@ enum RlimitPlan {
     static func make(_ limits: Limits, workspaceBytes: UInt64 = 0) -> [sbx_rlimit] {
         let wanted: [(Int32, UInt64)] = [
             (Int32(RLIMIT_CORE.rawValue), 0),
-            (Int32(RLIMIT_NOFILE.rawValue), 1024),
             (Int32(RLIMIT_FSIZE.rawValue), limits.fileSizeLimit(workspaceBytes: workspaceBytes)),
             (Int32(RLIMIT_STACK.rawValue), 8 << 20),
         ] + LimitTable.rlimits(limits).map { ($0.resource, $0.value) }

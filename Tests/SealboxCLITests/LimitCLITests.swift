@@ -79,6 +79,29 @@ struct LimitCLITests {
         #expect(server.waitForExit() == 0)
     }
 
+    @Test("run --max-open-files sets the jail's RLIMIT_NOFILE and the result echoes it; the operator's maximum bounds requests")
+    func openFiles() async throws {
+        let out = try await CLI.run(["run", "--max-open-files", "77", "--json", "--", "/bin/sh", "-c", "ulimit -n"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let json = try out.json()
+        #expect(json["stdout"] as? String == "77\n")
+        #expect((json["limits"] as? [String: Any])?["max_open_files"] as? Int == 77)
+        let refused = try await CLI.run(["run", "--max-open-files", "8", "--", "true"])
+        #expect(refused.status == 125 && refused.stderr.contains("--max-open-files must be between 16 and"), "\(refused.stderr)")
+
+        let serve = try ServeProcess(["--max-open-files", "200"])
+        defer { _ = serve.stop() }
+        let ran = try await offPool {
+            try RawHTTP.post(port: serve.port, "/v1/runs", key: serve.key, body: #"{"command":["/bin/sh","-c","ulimit -n"],"limits":{"max_open_files":150}}"#)
+        }
+        #expect(ran.status == 201, "\(ran.body)")
+        #expect(ran.json?["stdout"] as? String == "150\n")
+        let above = try await offPool {
+            try RawHTTP.post(port: serve.port, "/v1/runs", key: serve.key, body: #"{"command":["/bin/true"],"limits":{"max_open_files":201}}"#)
+        }
+        #expect(above.status == 400 && above.errorField == "limits.max_open_files", "\(above.body)")
+    }
+
     @Test("operator maxima outside what sealbox allows are refused at start, naming the flag", arguments: [
         (["serve", "--max-memory", "1M"], "--max-memory must be at least 4M"),
         (["serve", "--max-timeout", "0"], "--max-timeout must be between 0.001 and 86400 seconds"),
