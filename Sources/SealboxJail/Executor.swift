@@ -175,8 +175,7 @@ public final class Executor: Sendable {
         let supervised = try Supervision.start(
             request: SpawnInputs(
                 command: spec.command, environment: environment, plan: plan, newroot: newroot,
-                diskBytes: spec.limits.diskBytes, fileSizeLimit: spec.limits.fileSizeLimit(workspaceBytes: spec.workspace?.limitBytes ?? 0),
-                filter: filter, cgroup: cgroup, stdinFD: stdinFD,
+                limits: spec.limits, workspaceBytes: spec.workspace?.limitBytes ?? 0, filter: filter, cgroup: cgroup, stdinFD: stdinFD,
                 capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs, cloner: cloner),
             limits: spec.limits, live: spec.liveJails, output: output)
         return finish(supervised, id: id, profile: profileName, cgroup: cgroup, began: began, spawnStarted: spawnStarted, warm: nil)
@@ -226,7 +225,7 @@ public final class Executor: Sendable {
             supervised = try Supervision.start(
                 request: SpawnInputs(
                     command: spec.command, environment: SpecValidator.environment(spec), plan: FilesystemPlan(), newroot: newroot,
-                    diskBytes: spec.limits.diskBytes, fileSizeLimit: spec.limits.fileSizeLimit(), filter: filter, cgroup: cgroup,
+                    limits: spec.limits, filter: filter, cgroup: cgroup,
                     stdinFD: stdinFD, capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs, cloner: cloner),
                 limits: spec.limits, live: spec.liveJails, output: output, method: .activate(jail))
         }

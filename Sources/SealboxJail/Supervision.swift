@@ -8,9 +8,10 @@ struct SpawnInputs {
     var environment: [(String, String)]
     var plan: FilesystemPlan
     var newroot: String
-    var diskBytes: UInt64
-    /// RLIMIT_FSIZE: the larger of the disk limit and a session workspace's limit.
-    var fileSizeLimit: UInt64
+    /// The run's limits: the root tmpfs's size and the rlimits come from them.
+    var limits: Limits
+    /// A session workspace's size, 0 for none: RLIMIT_FSIZE covers the largest writable mount.
+    var workspaceBytes: UInt64 = 0
     var filter: CompiledSeccompFilter
     var cgroup: any TaskCgroup
     var stdinFD: Int32
@@ -227,8 +228,7 @@ struct Supervision {
             wallMs: Double(wallNanos / 1000) / 1000,
             cpuMs: 0, peakMemoryBytes: 0,
             violations: violationList,
-            limits: .init(timeoutMs: limits.timeoutMs, memoryBytes: limits.memoryBytes, pids: limits.pids,
-                          diskBytes: limits.diskBytes, outputBytes: limits.outputBytes, shmBytes: limits.devShmBytes),
+            limits: RunResult.AppliedLimits(limits),
             profile: profile, cgroup: cgroup.version.rawValue, error: killedBecause)
         result.interrupted = killedBecause != nil
         if let failure = spawnError {

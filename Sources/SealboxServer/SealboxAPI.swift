@@ -55,6 +55,9 @@ public struct SealboxAPI: Sendable {
     public let connections: ConnectionRegistry
     /// When a write to the state directory last failed for want of space (/healthz).
     let storageFullAt = StorageAlarm()
+    /// GET /openapi.json: docs/openapi.json with this server's limits (`OpenAPIDocument`),
+    /// made once.
+    let openAPI: Result<Data, APIError>
 
     public init(configuration: ServerConfiguration, executor: Executor, brokerControlSocket: String? = nil) throws(ServiceStartError) {
         try self.init(configuration: configuration, executor: executor, broker: BrokerSlot(brokerControlSocket.map { .external($0) } ?? .none))
@@ -85,6 +88,20 @@ public struct SealboxAPI: Sendable {
         store = RunStore(limits: configuration.results, directory: configuration.layout.resultsDirectory)
         self.metrics = metrics
         connections = ConnectionRegistry(limits: configuration.connections)
+        openAPI = Self.openAPI(dataDirectory: executor.configuration.dataDirectory, configuration: configuration)
+    }
+
+    static func openAPI(dataDirectory: String, configuration: ServerConfiguration) -> Result<Data, APIError> {
+        guard let document = FileManager.default.contents(atPath: dataDirectory + "/docs/openapi.json") else {
+            return .failure(APIError(.notFound, "not_found", "this installation has no docs/openapi.json"))
+        }
+        let limits = LimitSchema.request(defaults: configuration.defaultLimits, maxima: configuration.maxLimits,
+                                         description: OpenAPIDocument.servedLimitsNote)
+        do {
+            return .success(try OpenAPIDocument.serving(document, limits: limits))
+        } catch {
+            return .failure(APIError(.internalServerError, "internal", "\(error)"))
+        }
     }
 
     public func router() -> Router<SealboxRequestContext> {
@@ -253,13 +270,10 @@ public struct SealboxAPI: Sendable {
         return response
     }
 
-    /// docs/openapi.json of the data directory: the document kept in the repository is the
-    /// one served (a test checks that it describes every route).
+    /// docs/openapi.json of the data directory, with this server's limits: the document kept
+    /// in the repository is the one served (a test checks that it describes every route).
     func openAPIDocument() throws -> Response {
-        let path = executor.configuration.dataDirectory + "/docs/openapi.json"
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw APIError(.notFound, "not_found", "this installation has no \(path)")
-        }
+        let data = try openAPI.get()
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 

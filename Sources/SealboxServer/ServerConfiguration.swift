@@ -39,7 +39,7 @@ public struct ServerConfiguration: Sendable {
     public init(
         host: String = "127.0.0.1", port: Int = 8080, layout: StateLayout = StateLayout(stateDirectory: StateLayout.defaultStateDirectory),
         maxConcurrentRuns: Int = 2, maxQueuedRuns: Int = 64, maxBodyBytes: Int = 8 << 20, results: RunStore.Limits = RunStore.Limits(),
-        maxLimits: Limits = Limits(timeoutMs: 300_000, memoryBytes: 2 << 30, pids: 512, diskBytes: 1 << 30, outputBytes: 16 << 20, cpus: nil),
+        maxLimits: Limits = LimitTable.defaultMaxima,
         defaultLimits: Limits = Limits()
     ) {
         self.host = host

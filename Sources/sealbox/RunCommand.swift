@@ -103,20 +103,7 @@ struct JailSpecBuilder {
 
     func build() throws -> JailSpec {
         let o = options
-        guard o.timeout.isFinite, o.timeout > 0, o.timeout <= 86_400 else {
-            throw CLIFailure(message: "--timeout must be between 0.001 and 86400 seconds")
-        }
-        let timeoutMs = Int((o.timeout * 1000).rounded())
-        guard timeoutMs >= 1 else { throw CLIFailure(message: "--timeout must be at least 0.001 seconds") }
-        var limits = Limits(timeoutMs: timeoutMs, pids: o.pids, cpus: o.cpus)
-        do {
-            limits.memoryBytes = try ByteSize.parse(o.memory, flag: "--memory")
-            limits.diskBytes = try ByteSize.parse(o.disk, flag: "--disk")
-            limits.outputBytes = Int(try ByteSize.parse(o.outputLimit, flag: "--output-limit"))
-            if let shm = o.shm { limits.shmBytes = try ByteSize.parse(shm, flag: "--shm") }
-        } catch {
-            throw CLIFailure(message: error.description)
-        }
+        let limits = try o.limits.limits()
 
         var environment: [(name: String, value: String)] = []
         for pair in o.env {

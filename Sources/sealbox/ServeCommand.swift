@@ -32,8 +32,8 @@ struct ServeCommand: AsyncParsableCommand {
             KEY (`sealbox keys create`); at the first start an operator key is
             written to STATE-DIR/api-key. Runs beyond --max-concurrent wait in a
             queue of --max-queued; beyond that the answer is 429 with Retry-After.
-            Limits a request asks for are capped by --max-timeout, --max-memory,
-            --max-pids, --max-disk and --max-output (400 naming the field).
+            Limits a request asks for are capped by the --max-* flags (--max-timeout,
+            --max-memory, ...; 400 naming the field); GET /openapi.json shows them.
 
             SIGTERM or SIGINT: no new runs (503), runs executing get --shutdown-grace
             seconds, then their jails are killed (each caller still gets a result);
@@ -196,7 +196,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if pool > 0 {
             do {
-                try executor.startPool(JailPool.Configuration(size: pool, limits: configuration.defaultLimits, refillDelayMs: poolRefillDelay))
+                // The limits a request naming none gets: the defaults, lowered to the operator's maxima.
+                let limits = try LimitTable.resolve(nil, defaults: configuration.defaultLimits, maxima: configuration.maxLimits)
+                try executor.startPool(JailPool.Configuration(size: pool, limits: limits, refillDelayMs: poolRefillDelay))
             } catch {
                 throw fail("--pool: " + error.description)
             }

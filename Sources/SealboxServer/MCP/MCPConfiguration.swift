@@ -29,7 +29,7 @@ public struct MCPConfiguration: Sendable {
         layout: StateLayout = StateLayout(stateDirectory: StateLayout.defaultStateDirectory),
         brokerConfigPath: String? = nil, brokerControlSocket: String? = nil,
         maxConcurrentRuns: Int = 2, maxInFlightRequests: Int = 32, maxLineBytes: Int = 16 << 20,
-        maxLimits: Limits = Limits(timeoutMs: 300_000, memoryBytes: 2 << 30, pids: 512, diskBytes: 1 << 30, outputBytes: 16 << 20, cpus: nil),
+        maxLimits: Limits = LimitTable.defaultMaxima,
         defaultLimits: Limits = Limits()
     ) {
         self.layout = layout
