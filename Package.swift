@@ -38,20 +38,22 @@ let package = Package(
             name: "CSealboxSeccomp",
             linkerSettings: [.linkedLibrary("seccomp")]
         ),
-        // What every module shares: the strict JSON reader and decoder (duplicate member
-        // names refused, one reading per document). Imports nothing but the standard library.
+        // What every module shares: the one JSON value type with its strict reader, decoder
+        // and canonical writer; SHA-256 and hex; the length-prefixed hash encoder. Imports
+        // nothing but the standard library and swift-crypto.
         .target(
             name: "SealboxBase",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "SealboxProfiles",
-            dependencies: ["CSealboxSeccomp", "SealboxBase"],
+            dependencies: ["CSealboxSeccomp", "SealboxBase", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "SealboxJail",
-            dependencies: ["CSealboxSpawn", "SealboxProfiles"],
+            dependencies: ["CSealboxSpawn", "SealboxBase", "SealboxProfiles"],
             swiftSettings: swiftSettings
         ),
         // Effect records, hash chain, group commit; SQLite (GRDB, WAL, fsync'd).
@@ -84,7 +86,7 @@ let package = Package(
         // workspace restore and capture, seal) and the broker grant of a run.
         .target(
             name: "SealboxRuntime",
-            dependencies: ["SealboxJail", "SealboxLedger", "SealboxBroker"],
+            dependencies: ["SealboxBase", "SealboxJail", "SealboxLedger", "SealboxBroker"],
             swiftSettings: swiftSettings
         ),
         // `sealbox serve` and `sealbox mcp`: the HTTP API (Hummingbird 2), admission control,
@@ -131,7 +133,7 @@ let package = Package(
         .executableTarget(name: "SealboxProbe", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .testTarget(
             name: "SealboxBaseTests",
-            dependencies: ["SealboxBase"],
+            dependencies: ["SealboxBase", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -141,22 +143,23 @@ let package = Package(
         ),
         .testTarget(
             name: "SealboxJailTests",
-            dependencies: ["SealboxJail", "SealboxProfiles"],
+            dependencies: ["SealboxJail", "SealboxProfiles", "SealboxBase"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SealboxLedgerTests",
-            dependencies: ["SealboxLedger"],
+            dependencies: ["SealboxLedger", "SealboxBase"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SealboxBrokerTests",
-            dependencies: ["SealboxBroker", "SealboxLedger", "SealboxJail"],
+            dependencies: ["SealboxBroker", "SealboxLedger", "SealboxJail", "SealboxBase", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SealboxServerTests",
             dependencies: [
+                "SealboxBase",
                 "SealboxServer",
                 "SealboxRuntime",
                 "SealboxJail",

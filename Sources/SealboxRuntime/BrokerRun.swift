@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SealboxBroker
 import SealboxJail
+import SealboxBase
 
 /// The broker side of one `sealbox run`: either a broker process started for this run
 /// (`--tools FILE`), or a run opened on a running broker (`--broker SOCKET`). Secrets never
@@ -38,7 +39,7 @@ public final class BrokerRun {
         if let runID, !BrokerService.isIdentifier(runID) {
             throw RuntimeError(.badInput, "a run id must be 1-64 letters, digits, - or _", field: "id")
         }
-        let runID = runID ?? "r" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        let runID = runID ?? RandomID.hex64(prefix: "r", padded: false)
         var process: Process?
         var stateDirectory: String?
         var socket = controlSocket ?? ""

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Logging
 import Synchronization
+import SealboxBase
 
 /// swift-log handler for `sealbox serve`: one JSON object per line, keys sorted, so log
 /// shippers and `jq` read it without a parser of their own:
@@ -116,8 +117,7 @@ public final class LogSink: Sendable {
             guard let fd else { return buffer.append(contentsOf: line) }
             var offset = 0
             while offset < line.count {
-                let n = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-                if n < 0 && errno == EINTR { continue }
+                let n = Interrupted.retry { line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) } }
                 if n <= 0 { return }  // stderr gone: logging must never take the server down
                 offset += n
             }

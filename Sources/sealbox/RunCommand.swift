@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import SealboxBase
 import SealboxProfiles
 import SealboxBroker
 import SealboxJail

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 
 #if canImport(Glibc)
@@ -178,7 +179,7 @@ enum CommandToolProcess {
         // process group: kill whatever is left of it (the program at a deadline, background
         // children after a normal exit), then reap.
         kill(-pid, SIGKILL)
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        _ = Interrupted.retry { waitpid(pid, &status, 0) }
         // What left the group (setsid, a double fork) and was orphaned to this broker dies too.
         CommandOrphans.finished(pid)
         if let killedFor { return .failure(killedFor) }

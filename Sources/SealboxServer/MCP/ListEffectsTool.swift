@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 
 /// `list_effects`: tool calls from the effect log, oldest first, like `sealbox log list --json`.

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 
 /// `session_facts`: where a session stands, the same object as `sealbox session facts ID --json`
