@@ -36,9 +36,11 @@ struct EffectClassTests {
         #expect(answer.result?["body"]?["echo"] == .number("18446744073709551615"))
         #expect(h.world.requests(to: "/lookup").first?.bodyText == #"{"n":18446744073709551615}"#)
         let ledger = try h.ledger()
-        let intent = try #require(try ledger.record(seq: try #require(answer.effect?.seq)))
+        let intentSeq = try #require(answer.effect?.seq)
+        let completionSeq = try #require(answer.effect?.completionSeq)
+        let intent = try #require(try ledger.record(seq: intentSeq))
         #expect(intent.argsDigest == SHA256.hex(text: #"{"n":18446744073709551615}"#))
-        let completion = try #require(try ledger.record(seq: try #require(answer.effect?.completionSeq)))
+        let completion = try #require(try ledger.record(seq: completionSeq))
         #expect(completion.response?.contains(#""echo":18446744073709551615"#) == true, "\(completion.response ?? "nil")")
 
         let past53 = Data(#"{"token":"\#(run.token)","op":"call","tool":"lookup","args":{"n":9007199254740993}}"#.utf8)
