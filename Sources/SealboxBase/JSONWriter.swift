@@ -13,6 +13,8 @@ public struct JSONWriter: Sendable {
     public enum Strings: Sendable {
         /// Raw UTF-8; `"`, `\` and control characters escaped (`\n`, `\u001f`).
         case utf8
+        /// As `.utf8`, and DEL (0x7F) escaped too: log lines a terminal shows.
+        case utf8EscapingDelete
         /// Pure ASCII: also 0x7F and every non-ASCII UTF-16 code unit as `\u` + 4 lowercase
         /// hex digits, each half of a surrogate pair on its own (Python's `ensure_ascii=True`).
         case ascii
@@ -182,9 +184,14 @@ public struct JSONWriter: Sendable {
     func writeString(_ text: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         switch strings {
-        case .utf8:
+        case .utf8, .utf8EscapingDelete:
+            let escapeDelete = strings == .utf8EscapingDelete
             for byte in text.utf8 {
-                if byte >= 0x80 || !Self.appendCommonEscape(UInt16(byte), into: &out) { out.append(byte) }
+                if byte == 0x7F && escapeDelete {
+                    Self.appendEscaped(0x7F, into: &out)
+                } else if byte >= 0x80 || !Self.appendCommonEscape(UInt16(byte), into: &out) {
+                    out.append(byte)
+                }
             }
         case .ascii:
             for unit in text.utf16 {

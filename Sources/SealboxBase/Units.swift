@@ -19,17 +19,8 @@ public enum ByteSize {
     /// (white space anywhere is ignored) and an optional binary unit, rounded to whole bytes;
     /// sizes at or above `limit` bytes are `.tooLarge`.
     public static func read(_ text: String, below limit: Double = 9.0e18) -> Result<UInt64, Problem> {
-        let compact = text.filter { !$0.isWhitespace }.lowercased()
-        var digits = Substring(compact)
-        var unit = ""
-        while let last = digits.last, last.isLetter {
-            unit = String(last) + unit
-            digits = digits.dropLast()
-        }
-        guard let multiplier = multipliers[unit], !digits.isEmpty,
-              digits.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
-              let number = Double(digits), number.isFinite else { return .failure(.invalid) }
-        let bytes = number * Double(multiplier)
+        guard let parsed = UnitText.split(text), let multiplier = multipliers[parsed.unit] else { return .failure(.invalid) }
+        let bytes = parsed.number * Double(multiplier)
         guard bytes < limit else { return .failure(.tooLarge) }
         return .success(UInt64(bytes.rounded()))
     }
@@ -59,23 +50,17 @@ public enum ByteSize {
 public enum DurationText {
     /// Whole milliseconds, or nil when `text` is not a duration or is 10^12 ms or more.
     public static func milliseconds(_ text: String) -> Int? {
-        let compact = text.filter { !$0.isWhitespace }.lowercased()
-        var digits = Substring(compact)
-        var unit = ""
-        while let last = digits.last, last.isLetter {
-            unit = String(last) + unit
-            digits = digits.dropLast()
-        }
+        guard let parsed = UnitText.split(text) else { return nil }
+        let n = parsed.number
         let scale: Double
-        switch unit {
+        switch parsed.unit {
         case "ms": scale = 1
         case "", "s", "sec", "secs", "second", "seconds": scale = 1000
         case "m", "min", "mins", "minute", "minutes": scale = 60_000
         case "h", "hour", "hours": scale = 3_600_000
         default: return nil
         }
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
-              let n = Double(digits), n.isFinite, n * scale < 1e12 else { return nil }
+        guard n * scale < 1e12 else { return nil }
         return Int((n * scale).rounded())
     }
 
@@ -84,5 +69,22 @@ public enum DurationText {
         if ms % 60_000 == 0 { return "\(ms / 60_000)m" }
         if ms % 1000 == 0 { return "\(ms / 1000)s" }
         return "\(ms)ms"
+    }
+}
+
+/// "1.5 G" → (1.5, "g"): a non-negative decimal number and the letters after it, white space
+/// anywhere ignored, the unit lowercased. nil when the number part is not plain digits and dots.
+enum UnitText {
+    static func split(_ text: String) -> (number: Double, unit: String)? {
+        let compact = text.filter { !$0.isWhitespace }.lowercased()
+        var digits = Substring(compact)
+        var unit = ""
+        while let last = digits.last, last.isLetter {
+            unit = String(last) + unit
+            digits = digits.dropLast()
+        }
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+              let number = Double(digits), number.isFinite else { return nil }
+        return (number, unit)
     }
 }
