@@ -16,21 +16,14 @@ enum CgroupFS {
     /// Write `value` with a single write(2) to an already open fd.
     static func write(_ value: String, fd: Int32, path: String) throws(CgroupError) {
         let bytes = Array(value.utf8)
-        while true {
-            let written = bytes.withUnsafeBytes { raw in
-                Glibc.write(fd, raw.baseAddress, raw.count)
-            }
-            if written < 0 {
-                let code = Glibc.errno
-                if code == EINTR { continue }
-                throw CgroupError(stage: "write", path: path, errno: code, message: "writing \"\(value)\"")
-            }
-            if written != bytes.count {
-                throw CgroupError(
-                    stage: "write", path: path,
-                    message: "short write of \"\(value)\" (\(written) of \(bytes.count) bytes)")
-            }
-            return
+        let written = Interrupted.retry { bytes.withUnsafeBytes { raw in Glibc.write(fd, raw.baseAddress, raw.count) } }
+        if written < 0 {
+            throw CgroupError(stage: "write", path: path, errno: Glibc.errno, message: "writing \"\(value)\"")
+        }
+        if written != bytes.count {
+            throw CgroupError(
+                stage: "write", path: path,
+                message: "short write of \"\(value)\" (\(written) of \(bytes.count) bytes)")
         }
     }
 
