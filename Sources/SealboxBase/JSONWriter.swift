@@ -154,14 +154,10 @@ public struct JSONWriter: Sendable {
         out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: count))
     }
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
+    /// `\u` and the code unit in 4 lowercase hex digits.
     private static func appendEscaped(_ unit: UInt16, into out: inout [UInt8]) {
         out.append(contentsOf: [0x5C, UInt8(ascii: "u")])
-        out.append(hexDigits[Int(unit >> 12) & 0xF])
-        out.append(hexDigits[Int(unit >> 8) & 0xF])
-        out.append(hexDigits[Int(unit >> 4) & 0xF])
-        out.append(hexDigits[Int(unit) & 0xF])
+        out.append(contentsOf: Hex.encode([UInt8(unit >> 8), UInt8(truncatingIfNeeded: unit)]).utf8)
     }
 
     /// The escapes both string policies share, for one code unit below 0x80; false when the

@@ -72,8 +72,9 @@ enum ToolArgumentValidator {
                 if !matched { return "value does not match pattern \(p)" }
             }
         case .number:
-            // Compared as doubles: a bound is a double, and past 2^53 only the double's
-            // rounding can differ, never which side of a declared bound a value is on by more.
+            // Compared as doubles, as the bounds are declared. Rounding is monotonic, so a
+            // value past 2^53 can land on a bound it exceeds by less than a double's step,
+            // never across it; a literal beyond any double counts as infinite.
             let n = value.doubleValue ?? (value.numberLiteral?.hasPrefix("-") == true ? -.infinity : .infinity)
             if let min = spec.minimum, n < min { return "\(render(value)) is less than minimum \(render(.number(min)))" }
             if let max = spec.maximum, n > max { return "\(render(value)) is more than maximum \(render(.number(max)))" }
