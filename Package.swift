@@ -39,8 +39,9 @@ let package = Package(
             linkerSettings: [.linkedLibrary("seccomp")]
         ),
         // What every module shares: the one JSON value type with its strict reader, decoder
-        // and canonical writer; SHA-256 and hex; the length-prefixed hash encoder. Imports
-        // nothing but the standard library and swift-crypto.
+        // and versioned canonical writer; SHA-256 and hex; the length-prefixed hash encoder;
+        // size and duration parsing; small-file reads; ids; the EINTR rule. Imports nothing
+        // but the standard library and swift-crypto.
         .target(
             name: "SealboxBase",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
