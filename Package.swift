@@ -40,8 +40,10 @@ let package = Package(
             name: "CSealboxSeccomp",
             linkerSettings: [.linkedLibrary("seccomp")]
         ),
-        // What every module shares: the strict JSON reader and decoder (duplicate member
-        // names refused, one reading per document). Imports nothing but the standard library.
+        // What every module shares: the one JSON value type with its strict reader, decoder
+        // and versioned canonical writer; SHA-256 and hex; the length-prefixed hash encoder;
+        // size and duration parsing; small-file reads; ids; the EINTR rule. Imports nothing
+        // but the standard library and swift-crypto.
         .target(
             name: "SealboxBase",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
@@ -49,7 +51,7 @@ let package = Package(
         ),
         .target(
             name: "SealboxProfiles",
-            dependencies: ["CSealboxSeccomp", "SealboxBase"],
+            dependencies: ["CSealboxSeccomp", "SealboxBase", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -87,7 +89,7 @@ let package = Package(
         // workspace restore and capture, seal) and the broker grant of a run.
         .target(
             name: "SealboxRuntime",
-            dependencies: ["SealboxJail", "SealboxLedger", "SealboxBroker"],
+            dependencies: ["SealboxBase", "SealboxJail", "SealboxLedger", "SealboxBroker"],
             swiftSettings: swiftSettings
         ),
         // `sealbox serve` and `sealbox mcp`: the HTTP API (Hummingbird 2), admission control,
@@ -138,7 +140,7 @@ let package = Package(
         .executableTarget(name: "SealboxProbe", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .testTarget(
             name: "SealboxBaseTests",
-            dependencies: ["SealboxBase"],
+            dependencies: ["SealboxBase", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -148,22 +150,23 @@ let package = Package(
         ),
         .testTarget(
             name: "SealboxJailTests",
-            dependencies: ["SealboxJail", "SealboxProfiles"],
+            dependencies: ["SealboxJail", "SealboxProfiles", "SealboxBase"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SealboxLedgerTests",
-            dependencies: ["SealboxLedger"],
+            dependencies: ["SealboxLedger", "SealboxBase"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SealboxBrokerTests",
-            dependencies: ["SealboxBroker", "SealboxLedger", "SealboxJail"],
+            dependencies: ["SealboxBroker", "SealboxLedger", "SealboxJail", "SealboxBase", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SealboxServerTests",
             dependencies: [
+                "SealboxBase",
                 "SealboxServer",
                 "SealboxRuntime",
                 "SealboxJail",

@@ -4,6 +4,7 @@ import Glibc
 import SealboxBase
 import SealboxProfiles
 import Synchronization
+import SealboxBase
 
 /// Runs `JailSpec`s: validate → compile profile (cached) → cgroup → one C spawn call →
 /// supervise (timeout, output caps, seccomp notifications) → verdict → teardown.
@@ -132,7 +133,7 @@ public final class Executor: Sendable {
     /// Runs the spec on the calling thread.
     public func runBlocking(_ spec: JailSpec, output: OutputObserver? = nil) throws(JailError) -> RunResult {
         let began = Clock.nanos()
-        let id = try spec.id.map { id throws(JailError) in try SpecValidator.runID(id) } ?? RunID.make()
+        let id = try spec.id.map { id throws(JailError) in try SpecValidator.runID(id) } ?? RandomID.run()
         try SpecValidator.validate(spec)
         let profileName: String
         let filter: CompiledSeccompFilter
@@ -321,16 +322,3 @@ extension Executor {
     }
 }
 
-/// Run ids: 16 hex digits.
-public enum RunID {
-    public static func make() -> String {
-        let value = UInt64.random(in: 0...UInt64.max)
-        return String(value, radix: 16).leftPadded(to: 16)
-    }
-}
-
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
-}

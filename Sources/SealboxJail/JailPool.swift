@@ -2,6 +2,7 @@ import CSealboxSpawn
 import Foundation
 import Glibc
 import SealboxProfiles
+import SealboxBase
 
 /// Jails set up ahead of their tasks, so a run pays only for handing over its program and
 /// the execve (`sbx_prepare` / `sbx_activate`).
@@ -249,7 +250,7 @@ public final class JailPool: @unchecked Sendable {  // mutable state is guarded 
     private func prepareOne(owner: Int) -> Result<PreparedJail, JailError> {
         let cgroup: any TaskCgroup
         do {
-            cgroup = try executor.cgroupDriver.create(name: StaleCgroups.taskName(runID: RunID.make()), limits: CgroupLimits(configuration.limits))
+            cgroup = try executor.cgroupDriver.create(name: StaleCgroups.taskName(runID: RandomID.run()), limits: CgroupLimits(configuration.limits))
         } catch {
             return .failure(JailError(.cgroup, error.description))
         }

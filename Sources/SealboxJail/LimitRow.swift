@@ -1,3 +1,5 @@
+import SealboxBase
+
 /// What one row of `LimitTable` says about a limit. Everything that names, reads, checks,
 /// enforces or echoes a run limit reads these rows (nsjail's `config.proto` plays the same
 /// part: one declaration per limit, with its default).
@@ -194,5 +196,12 @@ public struct LimitRow: Sendable {
     /// A value as this row's JSON carries it: whole rows exact, `cpus` as a number.
     func normalized(_ value: LimitValue) -> LimitValue {
         unit.isWhole ? .whole(value.whole) : .cores(value.cores)
+    }
+}
+
+extension StringProtocol {
+    /// The text without white space at either end (flags as users type them).
+    fileprivate func trimmingWhitespace() -> String {
+        String(drop(while: { $0.isWhitespace }).reversed().drop(while: { $0.isWhitespace }).reversed())
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxBase
 
 /// What a spec may hold, as predicates: `SpecValidator` enforces them before a jail is built,
 /// and request decoders (HTTP, MCP) check them first so that a refusal names the request's

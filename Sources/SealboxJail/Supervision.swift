@@ -1,5 +1,6 @@
 import CSealboxSpawn
 import Glibc
+import SealboxBase
 import SealboxProfiles
 
 /// Everything the spawn call needs, already validated.
@@ -330,7 +331,7 @@ struct CappedBuffer {
     /// Reads what is available; returns false at EOF.
     mutating func drain(fd: Int32, chunk: inout [UInt8]) -> Bool {
         while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let n = Interrupted.retry { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
             if n > 0 {
                 total += n
                 let room = cap - bytes.count
@@ -343,7 +344,6 @@ struct CappedBuffer {
                 continue
             }
             if n == 0 { return false }
-            if errno == EINTR { continue }
             return errno == EAGAIN
         }
     }

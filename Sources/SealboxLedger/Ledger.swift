@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SealboxBase
 
 /// The durable, hash-chained effect log (DESIGN.md, "Effect log").
 ///
@@ -114,7 +115,7 @@ public final class Ledger: Sendable {
             ("resource_version", input.resourceVersion),
         ])
         if let response = input.response {
-            guard (try? JSONSerialization.jsonObject(with: Data(response.utf8), options: [.fragmentsAllowed])) != nil else {
+            guard (try? JSONReader.parse(Array(response.utf8))) != nil else {
                 throw LedgerError(.invalidInput, "completion response of seq \(input.intentSeq) is not JSON text")
             }
         }

@@ -39,7 +39,7 @@ public final class BrokerRun {
         if let runID, !BrokerService.isIdentifier(runID) {
             throw RuntimeError(.badInput, "a run id must be 1-64 letters, digits, - or _", field: "id")
         }
-        let runID = runID ?? "r" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        let runID = runID ?? RandomID.hex64(prefix: "r", padded: false)
         var process: BrokerProcess?
         var stateDirectory: String?
         var socket = controlSocket ?? ""

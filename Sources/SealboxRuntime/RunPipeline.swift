@@ -2,6 +2,7 @@ import Foundation
 import SealboxJail
 import SealboxBroker
 import SealboxLedger
+import SealboxBase
 
 /// What one run asks for beyond its jail: the session it belongs to, the step it is, and
 /// the tools granted to it through a broker.
@@ -88,7 +89,7 @@ public struct RunPipeline: Sendable {
         // before it opens a broker grant or touches the workspace.
         var attempt: Int64?
         if let checkpoint {
-            if spec.id == nil { spec.id = RunID.make() }
+            if spec.id == nil { spec.id = RandomID.run() }
             guard let started = try checkpoint.recordStart(runID: spec.id) else {
                 // Sealed by another run between the look above and the lease.
                 if let sealed = try checkpoint.sealedResult() { return sealed }

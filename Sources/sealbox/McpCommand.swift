@@ -1,6 +1,7 @@
 import SealboxBase
 import ArgumentParser
 import Foundation
+import SealboxBase
 import SealboxJail
 import SealboxServer
 

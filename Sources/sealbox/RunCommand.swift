@@ -2,6 +2,7 @@ import SealboxBase
 import ArgumentParser
 import Foundation
 import Glibc
+import SealboxBase
 import SealboxProfiles
 import SealboxBroker
 import SealboxJail

@@ -2,6 +2,7 @@ import SealboxBase
 import ArgumentParser
 import Foundation
 
+import SealboxBase
 import SealboxJail
 import SealboxServer
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SealboxBase
 import SealboxJail
 import SealboxLedger
 

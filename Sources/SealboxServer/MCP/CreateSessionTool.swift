@@ -1,6 +1,7 @@
 import SealboxBase
 import Foundation
 import SealboxJail
+import SealboxBase
 import SealboxLedger
 
 /// `create_session`: a new resumable session in the state directory's checkpoint store, as

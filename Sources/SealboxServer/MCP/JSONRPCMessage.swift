@@ -1,6 +1,6 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
-import enum SealboxBase.StrictJSONDecoder
 
 /// A JSON-RPC 2.0 request id. MCP allows only strings and integers (never null), so a
 /// response can echo exactly what the client sent.
@@ -11,14 +11,15 @@ public enum JSONRPCID: Sendable, Hashable, Codable, CustomStringConvertible {
     init?(_ value: JSONValue) {
         switch value {
         case .string(let text): self = .string(text)
-        case .number(let n) where n.rounded() == n && abs(n) < 9.0e15: self = .number(Int64(n))
+        case .number(let literal) where Int64(literal) != nil: self = .number(Int64(literal)!)
+        case .number where value.isWholeNumber && abs(value.doubleValue ?? .infinity) < 9.0e15: self = .number(Int64(value.doubleValue!))
         default: return nil
         }
     }
 
     var json: JSONValue {
         switch self {
-        case .number(let n): return .number(Double(n))
+        case .number(let n): return .number(n)
         case .string(let s): return .string(s)
         }
     }
@@ -66,7 +67,7 @@ enum JSONRPCIncoming: Sendable {
         } catch {
             return .invalid(.parseError(error.syntax ? "the line is " + error.message : "the line is not valid JSON"), id: nil)
         }
-        guard case .object(let message) = value else {
+        guard let message = value.objectValue else {
             if case .array = value {
                 return .invalid(.invalidRequest("batches are not supported: send one JSON-RPC message per line"), id: nil)
             }
@@ -111,7 +112,7 @@ enum JSONRPCOutgoing {
     static func error(id: JSONRPCID?, _ error: JSONRPCError) -> Data {
         encode(.object([
             "jsonrpc": .string("2.0"), "id": id?.json ?? .null,
-            "error": .object(["code": .number(Double(error.code)), "message": .string(error.message)]),
+            "error": .object(["code": .number(error.code), "message": .string(error.message)]),
         ]))
     }
 

@@ -1,5 +1,6 @@
 import SealboxBase
 import Foundation
+import SealboxBase
 import SealboxLedger
 
 /// `list_effects`: tool calls from the effect log, oldest first, like `sealbox log list --json`.

@@ -1,6 +1,7 @@
 import SealboxBase
 import Foundation
 import Glibc
+import SealboxBase
 import SealboxJail
 import SealboxLedger
 import SealboxRuntime

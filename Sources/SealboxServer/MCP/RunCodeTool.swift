@@ -2,6 +2,7 @@ import SealboxBase
 import Foundation
 import SealboxJail
 import SealboxProfiles
+import SealboxBase
 import SealboxLedger
 import SealboxRuntime
 
@@ -129,11 +130,11 @@ struct RunCodeTool: MCPTool {
         guard arguments.values["code"] != nil else {
             throw MCPToolInputError(field: "code", message: "code is required: the program text to run")
         }
-        if case .object(let limits)? = arguments.values["limits"] {
+        if let limits = arguments.values["limits"]?.objectValue {
             // Checked here because a huge number (1e30) re-encoded for RunRequest would read as
             // "not valid JSON" there instead of naming the field.
             for (name, value) in limits.sorted(by: { $0.key < $1.key }) where LimitTable.row(LimitKey(name))?.unit.isWhole != false {
-                if case .number(let n) = value, !(n.rounded() == n && abs(n) < 9.0e15) {
+                if case .number = value, !(value.isWholeNumber && abs(value.doubleValue ?? .infinity) < 9.0e15) {
                     throw MCPToolInputError(field: "limits.\(name)", message: "limits.\(name) must be a whole number")
                 }
             }

@@ -1,5 +1,6 @@
 import SealboxBase
 import Foundation
+import SealboxBase
 import SealboxLedger
 
 /// `session_facts`: where a session stands, the same object as `sealbox session facts ID --json`
