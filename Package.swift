@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Child side of the clone: raw syscalls only, links nothing but libc.
@@ -39,20 +41,23 @@ let package = Package(
             name: "CSealboxSeccomp",
             linkerSettings: [.linkedLibrary("seccomp")]
         ),
-        // What every module shares: the strict JSON reader and decoder (duplicate member
-        // names refused, one reading per document). Imports nothing but the standard library.
+        // What every module shares: the one JSON value type with its strict reader, decoder
+        // and versioned canonical writer; SHA-256 and hex; the length-prefixed hash encoder;
+        // size and duration parsing; small-file reads; ids; the EINTR rule. Imports nothing
+        // but the standard library and swift-crypto.
         .target(
             name: "SealboxBase",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "SealboxProfiles",
-            dependencies: ["CSealboxSeccomp", "SealboxBase"],
+            dependencies: ["CSealboxSeccomp", "SealboxBase", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "SealboxJail",
-            dependencies: ["CSealboxSpawn", "SealboxProfiles"],
+            dependencies: ["CSealboxSpawn", "SealboxBase", "SealboxProfiles"],
             swiftSettings: swiftSettings
         ),
         // Effect records, hash chain, group commit; SQLite (GRDB, WAL, fsync'd).
@@ -85,7 +90,7 @@ let package = Package(
         // workspace restore and capture, seal) and the broker grant of a run.
         .target(
             name: "SealboxRuntime",
-            dependencies: ["SealboxJail", "SealboxLedger", "SealboxBroker"],
+            dependencies: ["SealboxBase", "SealboxJail", "SealboxLedger", "SealboxBroker"],
             swiftSettings: swiftSettings
         ),
         // `sealbox serve`: the HTTP API (Hummingbird 2), admission control,
@@ -105,6 +110,8 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -131,6 +138,8 @@ let package = Package(
         .executableTarget(
             name: "sealbox",
             dependencies: [
+                // sbx_pidfd_open for `sealbox broker --exit-with` (the one C call the CLI makes).
+                "CSealboxSpawn",
                 "SealboxBase",
                 "SealboxMCP",
                 "SealboxServer",
@@ -151,7 +160,7 @@ let package = Package(
         .executableTarget(name: "SealboxProbe", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .testTarget(
             name: "SealboxBaseTests",
-            dependencies: ["SealboxBase"],
+            dependencies: ["SealboxBase", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -161,22 +170,23 @@ let package = Package(
         ),
         .testTarget(
             name: "SealboxJailTests",
-            dependencies: ["SealboxJail", "SealboxProfiles"],
+            dependencies: ["SealboxJail", "SealboxProfiles", "SealboxBase"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SealboxLedgerTests",
-            dependencies: ["SealboxLedger"],
+            dependencies: ["SealboxLedger", "SealboxBase"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SealboxBrokerTests",
-            dependencies: ["SealboxBroker", "SealboxLedger", "SealboxJail"],
+            dependencies: ["SealboxBroker", "SealboxLedger", "SealboxJail", "SealboxBase", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SealboxServerTests",
             dependencies: [
+                "SealboxBase",
                 "SealboxServer",
                 "SealboxMCP",
                 "SealboxRuntime",

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 
 /// The jail-facing protocol (DESIGN.md, "Inside the jail"): one JSON object per line each way.
@@ -85,13 +86,22 @@ public struct CallResponse: Sendable, Codable, Equatable {
     /// The effect log keeps the whole result; the jail learns the seq to ask an operator for it.
     /// Without this, a sealed call answered `bad_response` forever.
     public func encodedLine() -> Data {
-        let encoded = (try? JSONEncoder().encode(self)) ?? Data()
-        guard encoded.count > Self.maxLineBytes else { return encoded }
+        let seq = effect.map { String($0.seq) } ?? "?"
         var bounded = self
-        bounded.result = .object([
-            "answer_too_large": .bool(true), "bytes": .number(Double(encoded.count)),
-            "note": .string("the result is in the effect log (seq \(effect.map { String($0.seq) } ?? "?")); it is larger than the \(Self.maxLineBytes) bytes an answer may be"),
-        ])
+        if let encoded = try? JSONEncoder().encode(self) {
+            guard encoded.count > Self.maxLineBytes else { return encoded }
+            bounded.result = .object([
+                "answer_too_large": .bool(true), "bytes": .number(encoded.count),
+                "note": .string("the result is in the effect log (seq \(seq)); it is larger than the \(Self.maxLineBytes) bytes an answer may be"),
+            ])
+        } else {
+            // A number beyond the range of a double has no JSONEncoder form; the effect log
+            // keeps it digit for digit (canonical JSON writes the literal).
+            bounded.result = .object([
+                "answer_unencodable": .bool(true),
+                "note": .string("the result is in the effect log (seq \(seq)); it holds a number beyond the range of a double"),
+            ])
+        }
         if var error = bounded.error, error.message.utf8.count > 4096 {
             error.message = String(decoding: Array(error.message.utf8.prefix(4096)), as: UTF8.self) + "…"
             bounded.error = error
@@ -226,18 +236,5 @@ public struct BlockedSummary: Sendable {
             kept.message = String(decoding: Array(kept.message.utf8.prefix(BlockedCall.maxMessageBytes)), as: UTF8.self) + "…"
         }
         calls.append(kept)
-    }
-}
-
-/// Canonical JSON (sorted keys, no whitespace) for digests and derived idempotency keys.
-enum CanonicalJSON {
-    static func encode(_ value: JSONValue) -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(value)) ?? Data("null".utf8)
-    }
-
-    static func string(_ value: JSONValue) -> String {
-        String(decoding: encode(value), as: UTF8.self)
     }
 }

@@ -21,7 +21,7 @@ public final class BrokerService: Sendable {
         public var ledgerPath: String?
         public var environment: [String: String]
 
-        public init(configPath: String, stateDirectory: String = BrokerService.defaultStateDirectory,
+        public init(configPath: String, stateDirectory: String = StateLayout.standaloneBrokerDirectory,
                     ledgerPath: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) {
             self.configPath = configPath
             self.stateDirectory = stateDirectory
@@ -30,16 +30,6 @@ public final class BrokerService: Sendable {
         }
     }
 
-    public static var defaultStateDirectory: String {
-        geteuid() == 0 ? "/run/sealbox/broker" : "/tmp/sealbox-\(getuid())/broker"
-    }
-
-    /// The effect log outlives runs and reboots: a re-run after a crash must find it.
-    public static var defaultLedgerPath: String {
-        if geteuid() == 0 { return "/var/lib/sealbox/ledger.sqlite" }
-        let home = ProcessInfo.processInfo.environment["HOME"] ?? "/tmp"
-        return home + "/.local/state/sealbox/ledger.sqlite"
-    }
 
     /// Most concurrent connections per run; more are refused, not queued without bound.
     static let maxConnectionsPerRun = 64
@@ -99,7 +89,7 @@ public final class BrokerService: Sendable {
         } catch {
             throw BrokerFailure("config \(configuration.configPath): \(error.message)")
         }
-        let ledgerPath = configuration.ledgerPath ?? config.ledgerPath ?? Self.defaultLedgerPath
+        let ledgerPath = configuration.ledgerPath ?? config.ledgerPath ?? StateLayout.default.ledgerPath
         let ledger: Ledger
         do {
             ledger = try Ledger(path: ledgerPath)

@@ -1,8 +1,7 @@
 import Crypto
 import Foundation
+import SealboxBase
 import SealboxLedger
-import enum SealboxBase.StrictJSONDecoder
-import enum SealboxBase.Printable
 import Synchronization
 
 /// Applies the effect-class rules of DESIGN.md to one call: verify the token, look up what the
@@ -80,9 +79,6 @@ public final class EffectEngine: Sendable {
             return .failure(BrokerError(.unknownTool, "no tool named \"\(request.tool)\""))
         }
         let args = request.args ?? [:]
-        if let place = Self.inexactNumber(in: .object(args), at: "args") {
-            return .failure(BrokerError(.badRequest, "\(place) is a number of magnitude 2^53 or more, which this broker cannot carry exactly (its JSON numbers are doubles); send it as a string"))
-        }
         let target: String
         do {
             target = try runner.describeTarget(tool, args: args)
@@ -97,11 +93,11 @@ public final class EffectEngine: Sendable {
                 return .failure(BrokerError(.badRequest, "keys starting with \"\(reserved)\" are the broker's own; choose another key"))
             }
         }
-        let argsJSON = CanonicalJSON.string(.object(args))
+        let argsJSON = CanonicalJSON.v1.string(.object(args))
         // Without a caller key, the same tool with the same arguments in the same session is
         // the same effect: a crashed agent that re-runs its snippet does not repeat it.
-        let key = request.key ?? "auto:" + Self.sha256(request.tool + "\n" + argsJSON)
-        let call = PreparedCall(tool: tool, args: args, target: target, key: key, argsDigest: Self.sha256(argsJSON),
+        let key = request.key ?? "auto:" + SHA256.hex(text: request.tool + "\n" + argsJSON)
+        let call = PreparedCall(tool: tool, args: args, target: target, key: key, argsDigest: SHA256.hex(text: argsJSON),
                                 claims: claims, fresh: request.fresh ?? false)
         // Calls with the same key wait for each other, so the second one sees the first's seal.
         // Irreversible calls consult the whole session family, so they wait across the family:
@@ -211,12 +207,12 @@ public final class EffectEngine: Sendable {
     func replay(_ summary: CallSummary, fromSession: String? = nil) -> CallResponse {
         let effect = EffectInfo(seq: summary.intentSeq, replayed: true, completionSeq: summary.completionSeq, fromSession: fromSession)
         if summary.state == .resolvedHappened {
-            return .success(.object(["resolved": .string("happened"), "seq": .number(Double(summary.intentSeq))]), effect)
+            return .success(.object(["resolved": .string("happened"), "seq": .number(summary.intentSeq)]), effect)
         }
         guard let completionSeq = summary.completionSeq, let record = try? ledger.record(seq: completionSeq) else {
             return .failure(BrokerError(.toolFailed, "sealed completion of seq \(summary.intentSeq) is missing from the effect log"), effect: effect)
         }
-        let result = record.response.flatMap { try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) } ?? .null
+        let result = record.response.flatMap { try? JSONReader.parse(Array($0.utf8)) } ?? .null
         if record.status == "ok" { return .success(result, effect) }
         return .failure(BrokerError(.toolFailed, "\(summary.tool) failed (sealed at seq \(completionSeq)); not retried"), result: result, effect: effect)
     }
@@ -294,10 +290,10 @@ public final class EffectEngine: Sendable {
             failure = BrokerError(error.code == .badRequest ? .badRequest : .toolFailed, error.message)
         }
         let durationMs = Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
-        let response = CanonicalJSON.string(result)
+        let response = CanonicalJSON.v1.string(result)
         usage.settle(reserved: reserved, recorded: response.utf8.count, runID: call.claims.runID)
         let completion = CompletionInput(
-            intentSeq: intentSeq, status: status, response: response, responseDigest: Self.sha256(response),
+            intentSeq: intentSeq, status: status, response: response, responseDigest: SHA256.hex(text: response),
             resourceVersion: resourceVersion, irreversible: call.tool.effect == .irreversible, happened: happened,
             durationMs: durationMs)
         let sealed: EffectRecord
@@ -345,40 +341,13 @@ public final class EffectEngine: Sendable {
 
     /// An HTTP status outside 2xx or a non-zero exit: the call ran but did not succeed.
     static func failureInOutcome(_ result: JSONValue) -> String? {
-        guard case .object(let fields) = result else { return nil }
-        if case .number(let status)? = fields["status"], !(200..<300).contains(Int(status)) {
-            return "HTTP \(Int(status))"
+        if let status = result["status"], let code = status.doubleValue, !(200..<300).contains(code) {
+            return "HTTP \(JSONNumber.canonicalText(status.numberLiteral ?? ""))"
         }
-        if case .number(let code)? = fields["exit_code"], code != 0 {
-            return "exit code \(Int(code))"
+        if let exit = result["exit_code"], let code = exit.doubleValue, code != 0 {
+            return "exit code \(JSONNumber.canonicalText(exit.numberLiteral ?? ""))"
         }
         return nil
-    }
-
-    /// The first number at or beyond 2^53 in magnitude, by path: above it a double no longer
-    /// holds every integer, so 9007199254740993 would reach the world and the log as
-    /// 9007199254740992. Refused rather than silently changed.
-    static func inexactNumber(in value: JSONValue, at path: String) -> String? {
-        switch value {
-        case .number(let n):
-            return n.magnitude >= 9_007_199_254_740_992 || !n.isFinite ? path : nil
-        case .array(let items):
-            for (i, item) in items.enumerated() {
-                if let found = inexactNumber(in: item, at: "\(path)[\(i)]") { return found }
-            }
-            return nil
-        case .object(let fields):
-            for key in fields.keys.sorted() {
-                if let found = inexactNumber(in: fields[key]!, at: "\(path).\(Printable.text(key, limit: 64))") { return found }
-            }
-            return nil
-        default:
-            return nil
-        }
-    }
-
-    static func sha256(_ text: String) -> String {
-        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
     static func nowMs() -> Int64 {

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxBase
 
 /// Blocking AF_UNIX stream sockets with line framing. Used on dedicated threads only.
 public enum UnixSocket {
@@ -77,11 +78,8 @@ public enum UnixSocket {
         bytes.append(UInt8(ascii: "\n"))
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
+            let n = Interrupted.retry { bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) } }
+            if n < 0 { return false }
             offset += n
         }
         return true
@@ -119,8 +117,7 @@ public final class LineReader {
                 scanned -= start
                 start = 0
             }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 && errno == EINTR { continue }
+            let n = Interrupted.retry { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
             if n <= 0 {
                 if buffer.isEmpty { return .eof }
                 let rest = Data(buffer)

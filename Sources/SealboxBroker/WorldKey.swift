@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SealboxBase
 
 /// The idempotency key the world sees (the `Idempotency-Key` header of an http tool).
 ///
@@ -20,14 +21,9 @@ public enum WorldKey {
     public static let version = "sbx1-"
 
     public static func derive(secret: [UInt8], familyRoot: String, tool: String, key: String) -> String {
-        var mac = HMAC<SHA256>(key: SymmetricKey(data: secret))
-        for part in ["sealbox-world-key-v1", familyRoot, tool, key] {
-            let bytes = Array(part.utf8)
-            var length = UInt64(bytes.count).bigEndian
-            withUnsafeBytes(of: &length) { mac.update(data: Data($0)) }
-            mac.update(data: bytes)
-        }
-        let digest = Array(mac.finalize()).prefix(16)
-        return version + digest.map { String(format: "%02x", $0) }.joined()
+        var message = LengthPrefixed(width: .u64)
+        for part in ["sealbox-world-key-v1", familyRoot, tool, key] { message.append(text: part) }
+        let mac = HMAC<SHA256>.authenticationCode(for: message.bytes, using: SymmetricKey(data: secret))
+        return version + Hex.encode(Array(mac).prefix(16))
     }
 }

@@ -1,8 +1,10 @@
 import CSealboxSpawn
 import Foundation
 import Glibc
+import SealboxBase
 import SealboxProfiles
 import Synchronization
+import SealboxBase
 
 /// Runs `JailSpec`s: validate → compile profile (cached) → cgroup → one C spawn call →
 /// supervise (timeout, output caps, seccomp notifications) → verdict → teardown.
@@ -21,7 +23,7 @@ public final class Executor: Sendable {
 
         public init(
             dataDirectory: String,
-            stateDirectory: String = geteuid() == 0 ? "/run/sealbox" : "/tmp/sealbox-\(getuid())",
+            stateDirectory: String = StateLayout.runtimeDirectory,
             trackViolations: Bool = true,
             setupTimeoutMs: Int = 10_000,
             spawner: JailCloner.Choice = .automatic
@@ -131,7 +133,7 @@ public final class Executor: Sendable {
     /// Runs the spec on the calling thread.
     public func runBlocking(_ spec: JailSpec, output: OutputObserver? = nil) throws(JailError) -> RunResult {
         let began = Clock.nanos()
-        let id = try spec.id.map { id throws(JailError) in try SpecValidator.runID(id) } ?? RunID.make()
+        let id = try spec.id.map { id throws(JailError) in try SpecValidator.runID(id) } ?? RandomID.run()
         try SpecValidator.validate(spec)
         let profileName: String
         let filter: CompiledSeccompFilter
@@ -174,8 +176,7 @@ public final class Executor: Sendable {
         let supervised = try Supervision.start(
             request: SpawnInputs(
                 command: spec.command, environment: environment, plan: plan, newroot: newroot,
-                diskBytes: spec.limits.diskBytes, fileSizeLimit: spec.limits.fileSizeLimit(workspaceBytes: spec.workspace?.limitBytes ?? 0),
-                filter: filter, cgroup: cgroup, stdinFD: stdinFD,
+                limits: spec.limits, workspaceBytes: spec.workspace?.limitBytes ?? 0, filter: filter, cgroup: cgroup, stdinFD: stdinFD,
                 capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs, cloner: cloner),
             limits: spec.limits, live: spec.liveJails, output: output)
         return finish(supervised, id: id, profile: profileName, cgroup: cgroup, began: began, spawnStarted: spawnStarted, warm: nil)
@@ -225,7 +226,7 @@ public final class Executor: Sendable {
             supervised = try Supervision.start(
                 request: SpawnInputs(
                     command: spec.command, environment: SpecValidator.environment(spec), plan: FilesystemPlan(), newroot: newroot,
-                    diskBytes: spec.limits.diskBytes, fileSizeLimit: spec.limits.fileSizeLimit(), filter: filter, cgroup: cgroup,
+                    limits: spec.limits, filter: filter, cgroup: cgroup,
                     stdinFD: stdinFD, capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs, cloner: cloner),
                 limits: spec.limits, live: spec.liveJails, output: output, method: .activate(jail))
         }
@@ -321,16 +322,3 @@ extension Executor {
     }
 }
 
-/// Run ids: 16 hex digits.
-public enum RunID {
-    public static func make() -> String {
-        let value = UInt64.random(in: 0...UInt64.max)
-        return String(value, radix: 16).leftPadded(to: 16)
-    }
-}
-
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
-}

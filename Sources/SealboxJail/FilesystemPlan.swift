@@ -1,5 +1,6 @@
 import CSealboxSpawn
 import Glibc
+import SealboxBase
 import SealboxProfiles
 
 /// One step the child executes before pivot_root, with the jail-side path for messages.

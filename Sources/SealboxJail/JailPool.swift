@@ -2,6 +2,7 @@ import CSealboxSpawn
 import Foundation
 import Glibc
 import SealboxProfiles
+import SealboxBase
 
 /// Jails set up ahead of their tasks, so a run pays only for handing over its program and
 /// the execve (`sbx_prepare` / `sbx_activate`).
@@ -13,9 +14,8 @@ import SealboxProfiles
 /// replacement in the background.
 ///
 /// Only runs whose jail would look the same take a pooled jail: the pool's profile (same
-/// compiled filter), rootfs and the limits the jail itself enforces (memory, pids, cpus, disk,
-/// the /dev/shm size),
-/// no extra binds, no broker, no session workspace. Others, and any run finding the pool
+/// compiled filter), rootfs and every limit the jail itself enforces (`LimitRow.shapesPooledJail`:
+/// its cgroup, tmpfs sizes and rlimits), no extra binds, no broker, no session workspace. Others, and any run finding the pool
 /// empty, spawn cold as without a pool.
 public final class JailPool: @unchecked Sendable {  // mutable state is guarded by `condition`
     public struct Configuration: Sendable {
@@ -149,10 +149,8 @@ public final class JailPool: @unchecked Sendable {  // mutable state is guarded 
 
     /// Whether a run of `spec` under `filter` would find the jail it needs here.
     func fits(_ spec: JailSpec, filter: CompiledSeccompFilter) -> Bool {
-        let mine = configuration.limits, theirs = spec.limits
-        return spec.workspace == nil && spec.binds.isEmpty && spec.broker == nil && spec.rootfs == configuration.rootfs
-            && filter.digest == self.filter.digest && theirs.memoryBytes == mine.memoryBytes && theirs.pids == mine.pids
-            && theirs.cpus == mine.cpus && theirs.diskBytes == mine.diskBytes && theirs.devShmBytes == mine.devShmBytes
+        spec.workspace == nil && spec.binds.isEmpty && spec.broker == nil && spec.rootfs == configuration.rootfs
+            && filter.digest == self.filter.digest && LimitTable.sameJail(spec.limits, configuration.limits)
     }
 
     /// A ready jail for a run that `fits`, or nil (counted as a miss) when none is ready.
@@ -252,13 +250,12 @@ public final class JailPool: @unchecked Sendable {  // mutable state is guarded 
     private func prepareOne(owner: Int) -> Result<PreparedJail, JailError> {
         let cgroup: any TaskCgroup
         do {
-            cgroup = try executor.cgroupDriver.create(name: StaleCgroups.taskName(runID: RunID.make()), limits: CgroupLimits(configuration.limits))
+            cgroup = try executor.cgroupDriver.create(name: StaleCgroups.taskName(runID: RandomID.run()), limits: CgroupLimits(configuration.limits))
         } catch {
             return .failure(JailError(.cgroup, error.description))
         }
         let inputs = SpawnInputs(
-            command: ["/bin/true"], environment: [], plan: plan, newroot: executor.newroot, diskBytes: configuration.limits.diskBytes,
-            fileSizeLimit: configuration.limits.fileSizeLimit(), filter: filter, cgroup: cgroup, stdinFD: devNull,
+            command: ["/bin/true"], environment: [], plan: plan, newroot: executor.newroot, limits: configuration.limits, filter: filter, cgroup: cgroup, stdinFD: devNull,
             capLastCap: executor.capLastCap, setupTimeoutMs: executor.configuration.setupTimeoutMs, cloner: executor.cloner)
         var raw = sbx_prepared()
         var result = sbx_spawn_result()

@@ -77,61 +77,6 @@ public struct BrokerGrant: Sendable, Equatable {
     }
 }
 
-public struct Limits: Sendable, Equatable {
-    /// Wall-clock limit in milliseconds.
-    public var timeoutMs: Int
-    public var memoryBytes: UInt64
-    public var pids: Int
-    /// Size of the tmpfs that holds /work and /tmp together.
-    public var diskBytes: UInt64
-    /// Cap on captured stdout and, separately, stderr; the rest is drained and counted.
-    public var outputBytes: Int
-    /// CPU bandwidth in cores (cgroup cpu.max / cfs quota); nil leaves CPU time unthrottled.
-    public var cpus: Double?
-    /// Size of the jail's own /dev/shm tmpfs (POSIX shared memory and semaphores: Python's
-    /// multiprocessing, shm_open); nil: `defaultShmBytes(memory:)`. Its pages are charged to
-    /// the jail's memory cgroup like any other memory of the jail, so it can never hold more
-    /// than the memory limit allows; the validator refuses a larger size.
-    public var shmBytes: UInt64?
-
-    public init(
-        timeoutMs: Int = 10_000,
-        memoryBytes: UInt64 = 256 << 20,
-        pids: Int = 64,
-        diskBytes: UInt64 = 64 << 20,
-        outputBytes: Int = 1 << 20,
-        cpus: Double? = nil,
-        shmBytes: UInt64? = nil
-    ) {
-        self.timeoutMs = timeoutMs
-        self.memoryBytes = memoryBytes
-        self.pids = pids
-        self.diskBytes = diskBytes
-        self.outputBytes = outputBytes
-        self.cpus = cpus
-        self.shmBytes = shmBytes
-    }
-
-    /// The smallest /dev/shm a run may ask for.
-    public static let minimumShmBytes: UInt64 = 64 << 10
-
-    /// /dev/shm when a run does not say: a quarter of the memory limit (64M for the default
-    /// 256M, Docker's default /dev/shm size), never below `minimumShmBytes`.
-    public static func defaultShmBytes(memory: UInt64) -> UInt64 {
-        max(memory / 4, minimumShmBytes)
-    }
-
-    /// The /dev/shm size in force.
-    public var devShmBytes: UInt64 { shmBytes ?? Self.defaultShmBytes(memory: memoryBytes) }
-
-    /// RLIMIT_FSIZE for the jail: the largest file any of its writable mounts can hold (the
-    /// disk tmpfs, /dev/shm, a session's workspace), so the rlimit never refuses what the
-    /// mount's own size allows (ftruncate of a shared-memory segment past it is EFBIG).
-    public func fileSizeLimit(workspaceBytes: UInt64 = 0) -> UInt64 {
-        max(diskBytes, devShmBytes, workspaceBytes)
-    }
-}
-
 public struct SeedFile: Sendable, Equatable {
     /// A plain file name inside /work (no "/", not "." or "..").
     public var name: String

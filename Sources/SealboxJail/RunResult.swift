@@ -52,26 +52,6 @@ public struct RunResult: Sendable, Codable, Equatable {
         }
     }
 
-    public struct AppliedLimits: Sendable, Codable, Equatable {
-        public var timeoutMs: Int
-        public var memoryBytes: UInt64
-        public var pids: Int
-        public var diskBytes: UInt64
-        public var outputBytes: Int
-        /// The /dev/shm size in force. Optional so that results stored before it existed
-        /// (sealed steps) still decode.
-        public var shmBytes: UInt64?
-
-        enum CodingKeys: String, CodingKey {
-            case timeoutMs = "timeout_ms"
-            case memoryBytes = "memory_bytes"
-            case pids
-            case diskBytes = "disk_bytes"
-            case outputBytes = "output_bytes"
-            case shmBytes = "shm_bytes"
-        }
-    }
-
     public var id: String
     public var status: Status
     /// The program's exit code; 128+N when killed by signal N; 125/126/127 when it never ran.

@@ -63,7 +63,7 @@ func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32, d
         ? [program]
         : pathValue.split(separator: ":").filter { $0.hasPrefix("/") }.map { "\($0)/\(program)" }
 
-    let rlimits = RlimitPlan.make(fileSizeLimit: inputs.fileSizeLimit)
+    let rlimits = RlimitPlan.make(inputs.limits, workspaceBytes: inputs.workspaceBytes)
     let procsFDs = inputs.cgroup.procsFDs
     let ids = Executor.outsideIDs
 
@@ -85,7 +85,7 @@ func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32, d
     req.cgroup_procs_fd_count = procsFDs.count
     req.newroot = arena.string(root)
     // nr_inodes bounds inode memory as size bounds data; mode 0755 for the read-only root.
-    req.newroot_tmpfs_data = arena.string("size=\(inputs.diskBytes),nr_inodes=65536,mode=0755")
+    req.newroot_tmpfs_data = arena.string("size=\(inputs.limits.diskBytes),nr_inodes=65536,mode=0755")
     req.fs_ops = ops.isEmpty ? nil : arena.array(ops)
     req.fs_op_count = ops.count
     req.workdir = arena.string("/work")
@@ -102,20 +102,19 @@ func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32, d
     return withUnsafePointer(to: &req) { body($0) }
 }
 
-/// Resource limits for the jailed program, never above the current hard limits (raising a
-/// hard limit needs CAP_SYS_RESOURCE in the initial namespace, which the jail never has).
+/// Resource limits for the jailed program: the fixed ones, RLIMIT_FSIZE from the writable
+/// mounts' sizes, and every rlimit row of `LimitTable`. Never above the current hard limits
+/// (raising a hard limit needs CAP_SYS_RESOURCE in the initial namespace, which the jail never
+/// has).
 enum RlimitPlan {
-    static func make(fileSizeLimit: UInt64) -> [sbx_rlimit] {
+    static func make(_ limits: Limits, workspaceBytes: UInt64 = 0) -> [sbx_rlimit] {
         let wanted: [(Int32, UInt64)] = [
             (Int32(RLIMIT_CORE.rawValue), 0),
-            (Int32(RLIMIT_NOFILE.rawValue), 1024),
-            (Int32(RLIMIT_FSIZE.rawValue), fileSizeLimit),
+            (Int32(RLIMIT_FSIZE.rawValue), limits.fileSizeLimit(workspaceBytes: workspaceBytes)),
             (Int32(RLIMIT_STACK.rawValue), 8 << 20),
-        ]
+        ] + LimitTable.rlimits(limits).map { ($0.resource, $0.value) }
         return wanted.map { resource, value in
-            var current = rlimit()
-            getrlimit(__rlimit_resource_t(UInt32(resource)), &current)
-            let limit = min(value, UInt64(current.rlim_max))
+            let limit = min(value, LimitTable.hardLimit(resource))
             return sbx_rlimit(resource: resource, soft: limit, hard: limit)
         }
     }

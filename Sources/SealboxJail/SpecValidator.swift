@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxBase
 
 /// What a spec may hold, as predicates: `SpecValidator` enforces them before a jail is built,
 /// and request decoders (HTTP, MCP) check them first so that a refusal names the request's
@@ -72,21 +73,7 @@ enum SpecValidator {
         guard total <= maxSeedBytes, UInt64(total) <= spec.limits.diskBytes else {
             throw JailError(.invalidSpec, "files for /work total \(total) bytes, more than the disk limit or 16 MiB")
         }
-        let l = spec.limits
-        guard l.timeoutMs > 0 else { throw JailError(.invalidSpec, "timeout must be positive") }
-        guard l.memoryBytes >= 4 << 20 else { throw JailError(.invalidSpec, "memory limit must be at least 4M") }
-        guard l.pids >= 1 else { throw JailError(.invalidSpec, "pids limit must be at least 1") }
-        guard l.diskBytes >= 64 << 10 else { throw JailError(.invalidSpec, "disk limit must be at least 64K") }
-        guard l.outputBytes >= 0 else { throw JailError(.invalidSpec, "output limit must not be negative") }
-        if let shm = l.shmBytes {
-            guard shm >= Limits.minimumShmBytes else { throw JailError(.invalidSpec, "/dev/shm size must be at least 64K") }
-            guard shm <= l.memoryBytes else {
-                throw JailError(.invalidSpec, "/dev/shm size (\(shm) bytes) must not exceed the memory limit (\(l.memoryBytes) bytes): its pages are charged to it")
-            }
-        }
-        if let cpus = l.cpus, !(cpus >= 0.01 && cpus <= 1024) {
-            throw JailError(.invalidSpec, "cpus must be between 0.01 and 1024")
-        }
+        try LimitTable.validate(spec.limits)
     }
 
     static func runID(_ id: String) throws(JailError) -> String {

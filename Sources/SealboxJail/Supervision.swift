@@ -1,5 +1,6 @@
 import CSealboxSpawn
 import Glibc
+import SealboxBase
 import SealboxProfiles
 
 /// Everything the spawn call needs, already validated.
@@ -8,9 +9,10 @@ struct SpawnInputs {
     var environment: [(String, String)]
     var plan: FilesystemPlan
     var newroot: String
-    var diskBytes: UInt64
-    /// RLIMIT_FSIZE: the larger of the disk limit and a session workspace's limit.
-    var fileSizeLimit: UInt64
+    /// The run's limits: the root tmpfs's size and the rlimits come from them.
+    var limits: Limits
+    /// A session workspace's size, 0 for none: RLIMIT_FSIZE covers the largest writable mount.
+    var workspaceBytes: UInt64 = 0
     var filter: CompiledSeccompFilter
     var cgroup: any TaskCgroup
     var stdinFD: Int32
@@ -227,8 +229,7 @@ struct Supervision {
             wallMs: Double(wallNanos / 1000) / 1000,
             cpuMs: 0, peakMemoryBytes: 0,
             violations: violationList,
-            limits: .init(timeoutMs: limits.timeoutMs, memoryBytes: limits.memoryBytes, pids: limits.pids,
-                          diskBytes: limits.diskBytes, outputBytes: limits.outputBytes, shmBytes: limits.devShmBytes),
+            limits: RunResult.AppliedLimits(limits),
             profile: profile, cgroup: cgroup.version.rawValue, error: killedBecause)
         result.interrupted = killedBecause != nil
         if let failure = spawnError {
@@ -330,7 +331,7 @@ struct CappedBuffer {
     /// Reads what is available; returns false at EOF.
     mutating func drain(fd: Int32, chunk: inout [UInt8]) -> Bool {
         while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let n = Interrupted.retry { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
             if n > 0 {
                 total += n
                 let room = cap - bytes.count
@@ -343,7 +344,6 @@ struct CappedBuffer {
                 continue
             }
             if n == 0 { return false }
-            if errno == EINTR { continue }
             return errno == EAGAIN
         }
     }

@@ -1,5 +1,6 @@
 import CSealboxSpawn
 import Glibc
+import SealboxBase
 import SealboxProfiles
 
 /// A session's /work: a size-capped tmpfs that lives outside every jail (sbx_workspace.c).
@@ -70,11 +71,8 @@ public final class Workspace: @unchecked Sendable {
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             var offset: off_t = 0
             while true {
-                let n = buffer.withUnsafeMutableBytes { pread(source, $0.baseAddress, $0.count, offset) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw self.failure("read source of", path)
-                }
+                let n = Interrupted.retry { buffer.withUnsafeMutableBytes { pread(source, $0.baseAddress, $0.count, offset) } }
+                if n < 0 { throw self.failure("read source of", path) }
                 if n == 0 { return }
                 offset += off_t(n)
                 guard buffer.withUnsafeBytes({ Self.writeAll(out, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) else {
@@ -89,11 +87,8 @@ public final class Workspace: @unchecked Sendable {
     private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
         var written = 0
         while written < bytes.count {
-            let n = write(fd, bytes.baseAddress! + written, bytes.count - written)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
+            let n = Interrupted.retry { write(fd, bytes.baseAddress! + written, bytes.count - written) }
+            if n < 0 { return false }
             written += n
         }
         return true

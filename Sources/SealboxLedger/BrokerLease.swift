@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Synchronization
+import SealboxBase
 
 /// A broker's claim on an effect log, held for the broker's whole life.
 ///
@@ -55,7 +56,7 @@ public final class BrokerLease: Sendable {
         let directory = directory(forLedger: ledgerPath)
         try makeDirectory(directory)
         for _ in 0..<8 {
-            let id = "b" + String(format: "%016llx", UInt64.random(in: 0...UInt64.max))
+            let id = RandomID.hex64(prefix: "b")
             let temporary = directory + "/.\(id).tmp"
             let path = directory + "/\(id).lock"
             // O_CLOEXEC: a tool process the broker starts must not inherit the lock and keep a

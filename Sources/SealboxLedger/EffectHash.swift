@@ -1,4 +1,5 @@
 import Crypto
+import SealboxBase
 
 /// The canonical, unambiguous byte encoding of a record that its `hash` is the SHA-256 of.
 ///
@@ -55,60 +56,32 @@ public enum EffectHash {
     }
 
     public static func canonicalEncoding(of record: EffectRecord) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(512 + (record.response?.utf8.count ?? 0))
-        appendLengthPrefixed(Array(domainTag.utf8), to: &out)
+        var out = LengthPrefixed(width: .u32, reservingCapacity: 512 + (record.response?.utf8.count ?? 0))
+        out.append(text: domainTag)
         for (name, value) in zip(columns, fields(of: record)) {
-            appendLengthPrefixed(Array(name.utf8), to: &out)
+            out.append(text: name)
             switch value {
             case .int(nil), .text(nil), .bool(nil), .real(nil):
-                out.append(0x00)
+                out.appendTag(0x00)
             case .int(let v?):
-                out.append(0x01)
-                appendBigEndian(UInt64(bitPattern: v), to: &out)
+                out.appendTag(0x01)
+                out.appendBigEndian(v)
             case .text(let v?):
-                out.append(0x02)
-                appendLengthPrefixed(Array(v.utf8), to: &out)
+                out.appendTag(0x02)
+                out.append(text: v)
             case .bool(let v?):
-                out.append(0x03)
-                out.append(v ? 1 : 0)
+                out.appendTag(0x03)
+                out.appendTag(v ? 1 : 0)
             case .real(let v?):
-                out.append(0x04)
-                appendBigEndian(v.bitPattern, to: &out)
+                out.appendTag(0x04)
+                out.appendBigEndian(v.bitPattern)
             }
         }
-        return out
+        return out.bytes
     }
 
     /// Lowercase hex SHA-256 of the canonical encoding (the record's own `hash` is ignored).
     public static func compute(_ record: EffectRecord) -> String {
-        hex(SHA256.hash(data: canonicalEncoding(of: record)))
-    }
-
-    static func hex(_ digest: some Sequence<UInt8>) -> String {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var chars: [UInt8] = []
-        chars.reserveCapacity(64)
-        for byte in digest {
-            chars.append(digits[Int(byte >> 4)])
-            chars.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: chars, as: UTF8.self)
-    }
-
-    private static func appendLengthPrefixed(_ bytes: [UInt8], to out: inout [UInt8]) {
-        precondition(bytes.count <= Int(UInt32.max), "field longer than 4 GiB")
-        let n = UInt32(bytes.count)
-        out.append(UInt8(truncatingIfNeeded: n >> 24))
-        out.append(UInt8(truncatingIfNeeded: n >> 16))
-        out.append(UInt8(truncatingIfNeeded: n >> 8))
-        out.append(UInt8(truncatingIfNeeded: n))
-        out.append(contentsOf: bytes)
-    }
-
-    private static func appendBigEndian(_ v: UInt64, to out: inout [UInt8]) {
-        for shift in stride(from: 56, through: 0, by: -8) {
-            out.append(UInt8(truncatingIfNeeded: v >> UInt64(shift)))
-        }
+        SHA256.hex(canonicalEncoding(of: record))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SealboxBase
 
 /// The durable, hash-chained effect log (DESIGN.md, "Effect log").
 ///
@@ -77,7 +78,7 @@ public final class Ledger: Sendable {
         self.pool = pool
         self.writer = GroupCommitWriter(
             pool: pool, maxBatch: max(1, configuration.maxBatch), queueLimit: max(1, configuration.queueLimit),
-            apply: { db, op, tail, now in try LedgerApply.apply(db, op, tail: &tail, now: now) })
+            apply: { db, op, tail, now in try LedgerApply.apply(SQLiteEffectLogTransaction(db: db), op, tail: &tail, now: now) })
     }
 
     deinit {
@@ -114,7 +115,7 @@ public final class Ledger: Sendable {
             ("resource_version", input.resourceVersion),
         ])
         if let response = input.response {
-            guard (try? JSONSerialization.jsonObject(with: Data(response.utf8), options: [.fragmentsAllowed])) != nil else {
+            guard (try? JSONReader.parse(Array(response.utf8))) != nil else {
                 throw LedgerError(.invalidInput, "completion response of seq \(input.intentSeq) is not JSON text")
             }
         }
@@ -177,7 +178,7 @@ public final class Ledger: Sendable {
     /// The newest intent under (session, tool, idempotency key).
     public func latestCall(sessionID: String, tool: String, idempotencyKey: String) throws(LedgerError) -> CallSummary? {
         try read { db in
-            try LedgerApply.fetchCalls(
+            try SQLiteEffectLogTransaction.fetchCalls(
                 db,
                 sql: """
                     SELECT * FROM calls WHERE session_id = ? AND tool = ? AND idempotency_key = ?
@@ -190,7 +191,7 @@ public final class Ledger: Sendable {
 
     public func call(intentSeq: Int64) throws(LedgerError) -> CallSummary? {
         try read { db in
-            try LedgerApply.fetchCalls(db, sql: "SELECT * FROM calls WHERE intent_seq = ?", arguments: [intentSeq]).first
+            try SQLiteEffectLogTransaction.fetchCalls(db, sql: "SELECT * FROM calls WHERE intent_seq = ?", arguments: [intentSeq]).first
         }
     }
 
@@ -236,7 +237,7 @@ public final class Ledger: Sendable {
         let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         let sql = "SELECT * FROM calls" + whereClause + " ORDER BY intent_seq LIMIT ?"
         return try read { db in
-            try LedgerApply.fetchCalls(db, sql: sql, arguments: StatementArguments(arguments))
+            try SQLiteEffectLogTransaction.fetchCalls(db, sql: sql, arguments: StatementArguments(arguments))
         }
     }
 

@@ -1,11 +1,13 @@
 import Foundation
 import GRDB
 
-/// What happens inside the write transaction for each op: read the call's current state from
-/// `calls`, check the transition, append the record(s) to the chain and update `calls` — all in
-/// the caller's savepoint, so an invalid transition leaves no trace.
+/// The effect-class state machine: what happens inside the write transaction for each op. It
+/// reads the call's current state, checks the transition, appends the record(s) to the chain
+/// and updates the call, all through `EffectLogTransaction`'s primitives (so a second backend
+/// implements those, not these rules) and in the caller's savepoint, so an invalid transition
+/// leaves no trace.
 enum LedgerApply {
-    static func apply(_ db: Database, _ op: LedgerOp, tail: inout ChainTail, now: Int64) throws -> OpOutcome {
+    static func apply(_ tx: any EffectLogTransaction, _ op: LedgerOp, tail: inout ChainTail, now: Int64) throws -> OpOutcome {
         switch op {
         case .intent(let input, let state):
             var record = EffectRecord(
@@ -14,19 +16,15 @@ enum LedgerApply {
                 effectClass: input.effectClass.rawValue, idempotencyKey: input.idempotencyKey, target: input.target,
                 argsDigest: input.argsDigest, approval: input.approval.rawValue, tokenID: input.tokenID,
                 fresh: input.fresh, status: state.rawValue)
-            try append(&record, db, &tail)
-            try db.execute(
-                sql: """
-                    INSERT INTO calls (intent_seq, session_id, run_id, tool, effect_class, idempotency_key, approval,
-                                       state, completion_seq, created_at_ms, updated_at_ms)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)
-                    """,
-                arguments: [record.seq, input.sessionID, input.runID, input.tool, input.effectClass.rawValue,
-                            input.idempotencyKey, input.approval.rawValue, state.rawValue, now, now])
+            try append(&record, tx, &tail)
+            try tx.insertCall(CallSummary(
+                intentSeq: record.seq, completionSeq: nil, state: state, sessionID: input.sessionID, runID: input.runID,
+                tool: input.tool, effectClass: input.effectClass, idempotencyKey: input.idempotencyKey, approval: input.approval,
+                createdAtMs: now, updatedAtMs: now))
             return OpOutcome(records: [record])
 
         case .completion(let input):
-            let call = try existingCall(db, input.intentSeq)
+            let call = try existingCall(tx, input.intentSeq)
             guard [.pending, .approved, .interrupted].contains(call.state) else {
                 throw transitionError(call, expected: "pending, approved or interrupted")
             }
@@ -39,49 +37,48 @@ enum LedgerApply {
             record.happened = input.happened
             record.durationMs = input.durationMs
             record.actor = "broker"
-            try append(&record, db, &tail)
-            try move(db, call, to: input.status == "ok" ? .sealed : .failed, completionSeq: record.seq, now: now)
+            try append(&record, tx, &tail)
+            try move(tx, call, to: input.status == "ok" ? .sealed : .failed, completionSeq: record.seq, now: now)
             return OpOutcome(records: [record])
 
         case .approve(let seq, let actor):
-            let call = try existingCall(db, seq)
+            let call = try existingCall(tx, seq)
             guard call.state == .awaitingApproval else { throw transitionError(call, expected: "awaiting approval") }
             var record = followUp(call, kind: .approval, now: now)
             record.status = "approved"
             record.actor = actor
-            try append(&record, db, &tail)
-            try move(db, call, to: .approved, completionSeq: nil, now: now)
+            try append(&record, tx, &tail)
+            try move(tx, call, to: .approved, completionSeq: nil, now: now)
             return OpOutcome(records: [record])
 
         case .deny(let seq, let actor, let note):
-            let call = try existingCall(db, seq)
+            let call = try existingCall(tx, seq)
             guard call.state == .awaitingApproval else { throw transitionError(call, expected: "awaiting approval") }
             var record = followUp(call, kind: .approval, now: now)
             record.status = "denied"
             record.actor = actor
             record.note = note
-            try append(&record, db, &tail)
-            try move(db, call, to: .denied, completionSeq: nil, now: now)
+            try append(&record, tx, &tail)
+            try move(tx, call, to: .denied, completionSeq: nil, now: now)
             return OpOutcome(records: [record])
 
         case .resolve(let seq, let happened, let actor, let note):
-            let call = try existingCall(db, seq)
+            let call = try existingCall(tx, seq)
             guard call.state == .inDoubt else { throw transitionError(call, expected: "in doubt") }
             var record = followUp(call, kind: .resolution, now: now)
             record.status = happened ? "happened" : "did_not_happen"
             record.happened = happened
             record.actor = actor
             record.note = note
-            try append(&record, db, &tail)
-            try move(db, call, to: happened ? .resolvedHappened : .resolvedNotHappened, completionSeq: nil, now: now)
+            try append(&record, tx, &tail)
+            try move(tx, call, to: happened ? .resolvedHappened : .resolvedNotHappened, completionSeq: nil, now: now)
             return OpOutcome(records: [record])
 
         case .markInterrupted(let actor):
-            let pending = try fetchCalls(db, sql: "SELECT * FROM calls WHERE state = ? ORDER BY intent_seq",
-                                         arguments: [CallState.pending.rawValue])
+            let pending = try tx.calls(in: .pending)
             var outcome = OpOutcome()
             for call in pending {
-                try interrupt(db, call, actor: actor, note: nil, tail: &tail, now: now, into: &outcome)
+                try interrupt(tx, call, actor: actor, note: nil, tail: &tail, now: now, into: &outcome)
             }
             return outcome
 
@@ -89,36 +86,34 @@ enum LedgerApply {
             var record = EffectRecord(
                 seq: 0, kind: RecordKind.revocation.rawValue, createdAtMs: now, prevHash: "",
                 runID: runID, tokenID: tokenID, actor: "broker", note: reason)
-            try append(&record, db, &tail)
-            try db.execute(
-                sql: "INSERT INTO revocations (token_id, run_id, reason, created_at_ms, record_seq) VALUES (?, ?, ?, ?, ?)",
-                arguments: [tokenID, runID, reason, now, record.seq])
+            try append(&record, tx, &tail)
+            try tx.insertRevocation(tokenID: tokenID, runID: runID, reason: reason, now: now, recordSeq: record.seq)
             return OpOutcome(records: [record])
 
         case .session(let sessionID, let root):
-            return OpOutcome(familyRoot: try LedgerApplyFamily.record(db, sessionID: sessionID, claimedRoot: root, now: now))
+            return OpOutcome(familyRoot: try LedgerApplyFamily.record(tx, sessionID: sessionID, claimedRoot: root, now: now))
 
         case .grant(let input):
-            return try LedgerApplyGrants.grant(db, input, tail: &tail, now: now)
+            return try LedgerApplyGrants.grant(tx, input, tail: &tail, now: now)
 
         case .revokeLiveGrants(let reason, let brokerID):
-            return try LedgerApplyGrants.revokeLive(db, reason: reason, brokerID: brokerID, tail: &tail, now: now)
+            return try LedgerApplyGrants.revokeLive(tx, reason: reason, brokerID: brokerID, tail: &tail, now: now)
 
         case .recover(let actor, let probe):
-            return try LedgerApplyRecovery.recover(db, actor: actor, probe: probe, tail: &tail, now: now)
+            return try LedgerApplyRecovery.recover(tx, actor: actor, probe: probe, tail: &tail, now: now)
         }
     }
 
     /// A pending call whose broker stopped: irreversible -> in doubt, anything else -> interrupted.
-    static func interrupt(_ db: Database, _ call: CallSummary, actor: String, note: String?,
+    static func interrupt(_ tx: any EffectLogTransaction, _ call: CallSummary, actor: String, note: String?,
                           tail: inout ChainTail, now: Int64, into outcome: inout OpOutcome) throws {
         let next: CallState = call.effectClass == .irreversible ? .inDoubt : .interrupted
         var record = followUp(call, kind: .interruption, now: now)
         record.status = next.rawValue
         record.actor = actor
         record.note = note
-        try append(&record, db, &tail)
-        try move(db, call, to: next, completionSeq: nil, now: now)
+        try append(&record, tx, &tail)
+        try move(tx, call, to: next, completionSeq: nil, now: now)
         var moved = call
         moved.state = next
         moved.updatedAtMs = now
@@ -129,48 +124,21 @@ enum LedgerApply {
     // MARK: - Chain
 
     /// Gives `record` the next seq, chains it to `tail`, hashes it, inserts it, advances `tail`.
-    static func append(_ record: inout EffectRecord, _ db: Database, _ tail: inout ChainTail) throws {
+    static func append(_ record: inout EffectRecord, _ tx: any EffectLogTransaction, _ tail: inout ChainTail) throws {
         record.seq = tail.seq + 1
         record.prevHash = tail.hash
         record.hash = EffectHash.compute(record)
-        var values = databaseValues(of: record)
-        // A large response is stored once, as a blob; the row refers to it by digest.
-        let blob = try ResponseBlobs.store(record.response, db)
-        if let blob, let index = EffectHash.columns.firstIndex(of: "response") {
-            values[index] = .null
-            values.append(blob.databaseValue)
-        }
-        let statement = try db.cachedStatement(sql: blob == nil ? insertSQL : insertWithBlobSQL)
-        try statement.execute(arguments: StatementArguments(values))
+        try tx.insert(record)
         tail = ChainTail(seq: record.seq, hash: record.hash)
-    }
-
-    static let insertSQL = "INSERT INTO effects (\(EffectHash.columns.joined(separator: ", ")), hash) VALUES ("
-        + Array(repeating: "?", count: EffectHash.columns.count + 1).joined(separator: ", ") + ")"
-    static let insertWithBlobSQL = "INSERT INTO effects (\(EffectHash.columns.joined(separator: ", ")), hash, response_blob) VALUES ("
-        + Array(repeating: "?", count: EffectHash.columns.count + 2).joined(separator: ", ") + ")"
-
-    /// The row values in `EffectHash.columns` order, then `hash`.
-    static func databaseValues(of r: EffectRecord) -> [DatabaseValue] {
-        var values = EffectHash.fields(of: r).map { value -> DatabaseValue in
-            switch value {
-            case .int(let v): v.databaseValue
-            case .text(let v): v.databaseValue
-            case .bool(let v): v.map { ($0 ? 1 : 0 as Int64).databaseValue } ?? .null
-            case .real(let v): v.databaseValue
-            }
-        }
-        values.append(r.hash.databaseValue)
-        return values
     }
 
     // MARK: - Calls
 
-    static func existingCall(_ db: Database, _ seq: Int64) throws -> CallSummary {
-        if let call = try fetchCalls(db, sql: "SELECT * FROM calls WHERE intent_seq = ?", arguments: [seq]).first {
+    static func existingCall(_ tx: any EffectLogTransaction, _ seq: Int64) throws -> CallSummary {
+        if let call = try tx.call(intentSeq: seq) {
             return call
         }
-        if let kind = try String.fetchOne(db, sql: "SELECT kind FROM effects WHERE seq = ?", arguments: [seq]) {
+        if let kind = try tx.recordKind(seq: seq) {
             throw LedgerError(.notFound, "seq \(seq) is a \(kind) record, not an intent")
         }
         throw LedgerError(.notFound, "no record with seq \(seq)")
@@ -187,45 +155,8 @@ enum LedgerApply {
             runID: call.runID, sessionID: call.sessionID, tool: call.tool)
     }
 
-    static func move(_ db: Database, _ call: CallSummary, to state: CallState, completionSeq: Int64?, now: Int64) throws {
-        try db.execute(
-            sql: "UPDATE calls SET state = ?, completion_seq = COALESCE(?, completion_seq), updated_at_ms = ? WHERE intent_seq = ?",
-            arguments: [state.rawValue, completionSeq, now, call.intentSeq])
-    }
-
-    static func fetchCalls(_ db: Database, sql: String, arguments: StatementArguments) throws -> [CallSummary] {
-        try Row.fetchAll(db, sql: sql, arguments: arguments).map { try callSummary($0) }
-    }
-
-    static func callSummary(_ row: Row) throws(LedgerError) -> CallSummary {
-        let seq = try RowReader.int(row, "intent_seq")
-        guard let seq else { throw LedgerError(.storage, "a calls row has no intent_seq") }
-        func required(_ column: String) throws(LedgerError) -> String {
-            guard let value = try RowReader.text(row, column) else {
-                throw LedgerError(.storage, "calls row \(seq): \(column) is NULL")
-            }
-            return value
-        }
-        let stateText = try required("state")
-        guard let state = CallState(rawValue: stateText) else {
-            throw LedgerError(.storage, "calls row \(seq): unknown state \"\(stateText)\"")
-        }
-        let classText = try required("effect_class")
-        guard let effectClass = EffectClass(rawValue: classText) else {
-            throw LedgerError(.storage, "calls row \(seq): unknown effect class \"\(classText)\"")
-        }
-        let approvalText = try required("approval")
-        guard let approval = Approval(rawValue: approvalText) else {
-            throw LedgerError(.storage, "calls row \(seq): unknown approval \"\(approvalText)\"")
-        }
-        guard let created = try RowReader.int(row, "created_at_ms"), let updated = try RowReader.int(row, "updated_at_ms") else {
-            throw LedgerError(.storage, "calls row \(seq): timestamps are NULL")
-        }
-        return CallSummary(
-            intentSeq: seq, completionSeq: try RowReader.int(row, "completion_seq"), state: state,
-            sessionID: try required("session_id"), runID: try required("run_id"), tool: try required("tool"),
-            effectClass: effectClass, idempotencyKey: try required("idempotency_key"), approval: approval,
-            createdAtMs: created, updatedAtMs: updated)
+    static func move(_ tx: any EffectLogTransaction, _ call: CallSummary, to state: CallState, completionSeq: Int64?, now: Int64) throws {
+        try tx.moveCall(intentSeq: call.intentSeq, to: state, completionSeq: completionSeq, now: now)
     }
 }
 

@@ -25,44 +25,39 @@ enum LedgerApplyGrants {
         }
     }
 
-    static func grant(_ db: Database, _ input: GrantInput, tail: inout ChainTail, now: Int64) throws -> OpOutcome {
+    static func grant(_ tx: any EffectLogTransaction, _ input: GrantInput, tail: inout ChainTail, now: Int64) throws -> OpOutcome {
         // Checked here, not left to the PRIMARY KEY: an SQLite constraint error would abort the
         // whole group-commit batch, a LedgerError only this op.
-        if try Int64.fetchOne(db, sql: "SELECT record_seq FROM grants WHERE token_id = ?", arguments: [input.tokenID]) != nil {
+        if try tx.grantExists(tokenID: input.tokenID) {
             throw LedgerError(.invalidInput, "token \(input.tokenID) was already granted")
         }
         let root = try LedgerApplyFamily.record(
-            db, sessionID: input.sessionID, claimedRoot: input.sessionRoot ?? input.sessionID, now: now)
+            tx, sessionID: input.sessionID, claimedRoot: input.sessionRoot ?? input.sessionID, now: now)
         let tools = input.tools.sorted()
         var record = EffectRecord(
             seq: 0, kind: RecordKind.grant.rawValue, createdAtMs: now, prevHash: "",
             runID: input.runID, sessionID: input.sessionID, tool: tools.joined(separator: ","), tokenID: input.tokenID,
             actor: "broker", note: Note(expiresAtMs: input.expiresAtMs, sessionRoot: root, brokerID: input.brokerID).json)
-        try LedgerApply.append(&record, db, &tail)
-        try db.execute(
-            sql: """
-                INSERT INTO grants (token_id, run_id, session_id, tools, expires_at_ms, created_at_ms, record_seq, tenant)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [input.tokenID, input.runID, input.sessionID, record.tool, input.expiresAtMs, now, record.seq, input.tenant])
+        try LedgerApply.append(&record, tx, &tail)
+        try tx.insertGrant(input, tools: record.tool ?? "", now: now, recordSeq: record.seq)
         return OpOutcome(records: [record], familyRoot: root)
     }
 
     /// Every grant still live at `now` (only those of `brokerID` when given) gets a revocation
     /// record (by token id), in one transaction.
-    static func revokeLive(_ db: Database, reason: String, brokerID: String?, tail: inout ChainTail, now: Int64) throws -> OpOutcome {
-        var live = try fetch(db, sql: liveSelect + " ORDER BY g.record_seq", arguments: [now])
+    static func revokeLive(_ tx: any EffectLogTransaction, reason: String, brokerID: String?, tail: inout ChainTail, now: Int64) throws -> OpOutcome {
+        var live = try tx.liveGrants(now: now)
         if let brokerID { live = live.filter { $0.brokerID == brokerID } }
         var outcome = OpOutcome(grants: live)
         for grant in live {
-            try end(db, grant, reason: reason, tail: &tail, now: now, into: &outcome)
+            try end(tx, grant, reason: reason, tail: &tail, now: now, into: &outcome)
         }
         return outcome
     }
 
     /// A revocation record (by token id) for `grant`.
-    static func end(_ db: Database, _ grant: GrantSummary, reason: String, tail: inout ChainTail, now: Int64, into outcome: inout OpOutcome) throws {
-        let revoked = try LedgerApply.apply(db, .revocation(tokenID: grant.tokenID, runID: nil, reason: reason), tail: &tail, now: now)
+    static func end(_ tx: any EffectLogTransaction, _ grant: GrantSummary, reason: String, tail: inout ChainTail, now: Int64, into outcome: inout OpOutcome) throws {
+        let revoked = try LedgerApply.apply(tx, .revocation(tokenID: grant.tokenID, runID: nil, reason: reason), tail: &tail, now: now)
         outcome.records += revoked.records
     }
 

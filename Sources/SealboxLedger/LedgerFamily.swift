@@ -21,14 +21,14 @@ extension Ledger {
 
     /// The root of `sessionID`'s family; a session never recorded is its own root.
     public func root(of sessionID: String) throws(LedgerError) -> String {
-        try read { db in try LedgerApplyFamily.rootOf(db, sessionID) ?? sessionID }
+        try read { db in try SQLiteEffectLogTransaction(db: db).familyRoot(of: sessionID) ?? sessionID }
     }
 
     /// Every session of `sessionID`'s family: the root first, then the others in the order they
     /// were recorded. A session never recorded is a family of one.
     public func family(of sessionID: String) throws(LedgerError) -> [String] {
         try read { db in
-            let root = try LedgerApplyFamily.rootOf(db, sessionID) ?? sessionID
+            let root = try SQLiteEffectLogTransaction(db: db).familyRoot(of: sessionID) ?? sessionID
             let members = try String.fetchAll(
                 db, sql: "SELECT session_id FROM session_family WHERE root_id = ? ORDER BY rowid", arguments: [root])
             return [root] + members.filter { $0 != root }
@@ -39,8 +39,8 @@ extension Ledger {
     /// first, at most 1000.
     public func callsInFamily(sessionID: String, tool: String, idempotencyKey: String) throws(LedgerError) -> [CallSummary] {
         try read { db in
-            guard let root = try LedgerApplyFamily.rootOf(db, sessionID) else { return [] }
-            return try LedgerApply.fetchCalls(
+            guard let root = try SQLiteEffectLogTransaction(db: db).familyRoot(of: sessionID) else { return [] }
+            return try SQLiteEffectLogTransaction.fetchCalls(
                 db,
                 sql: """
                     SELECT * FROM calls
@@ -65,7 +65,7 @@ extension Ledger {
         let limit = min(max(limit, 1), ListFilter.maximumLimit)
         let sql = "SELECT * FROM calls WHERE session_id IN (\(Self.placeholders(sessionIDs.count))) AND intent_seq > ? ORDER BY intent_seq LIMIT ?"
         let arguments = StatementArguments(sessionIDs) + [afterSeq, limit]
-        return try read { db in try LedgerApply.fetchCalls(db, sql: sql, arguments: arguments) }
+        return try read { db in try SQLiteEffectLogTransaction.fetchCalls(db, sql: sql, arguments: arguments) }
     }
 
     static func checkSessionIDs(_ ids: [String]) throws(LedgerError) {

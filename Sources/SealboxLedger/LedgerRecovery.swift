@@ -73,15 +73,14 @@ extension Ledger {
 
 /// `Ledger.recoverAbandonedWork` inside the write transaction.
 enum LedgerApplyRecovery {
-    static func recover(_ db: Database, actor: String, probe: LeaseProbe, tail: inout ChainTail, now: Int64) throws -> OpOutcome {
+    static func recover(_ tx: any EffectLogTransaction, actor: String, probe: LeaseProbe, tail: inout ChainTail, now: Int64) throws -> OpOutcome {
         // Every lease file, not just those the log names: crashed brokers that left nothing open
         // are cleaned up too.
         probe.probeDirectory()
         var outcome = OpOutcome()
 
-        let pending = try LedgerApply.fetchCalls(
-            db, sql: "SELECT * FROM calls WHERE state = ? ORDER BY intent_seq", arguments: [CallState.pending.rawValue])
-        let owners = pending.isEmpty ? [:] : try ownersOfPendingCalls(db)
+        let pending = try tx.calls(in: .pending)
+        let owners = pending.isEmpty ? [:] : try tx.ownersOfPendingCalls()
         for call in pending {
             let brokers = owners[call.intentSeq] ?? []
             if brokers.contains(where: { !probe.isGone($0) }) {
@@ -91,11 +90,10 @@ enum LedgerApplyRecovery {
             let note = brokers.isEmpty
                 ? nil
                 : "broker \(brokers.sorted().joined(separator: ", ")) stopped between intent and completion"
-            try LedgerApply.interrupt(db, call, actor: actor, note: note, tail: &tail, now: now, into: &outcome)
+            try LedgerApply.interrupt(tx, call, actor: actor, note: note, tail: &tail, now: now, into: &outcome)
         }
 
-        let live = try LedgerApplyGrants.fetch(db, sql: LedgerApplyGrants.liveSelect + " ORDER BY g.record_seq", arguments: [now])
-        for grant in live {
+        for grant in try tx.liveGrants(now: now) {
             let reason: String
             if let broker = grant.brokerID {
                 guard probe.isGone(broker) else {
@@ -106,42 +104,9 @@ enum LedgerApplyRecovery {
             } else {
                 reason = "broker restarted: tokens of the previous broker no longer verify"
             }
-            try LedgerApplyGrants.end(db, grant, reason: reason, tail: &tail, now: now, into: &outcome)
+            try LedgerApplyGrants.end(tx, grant, reason: reason, tail: &tail, now: now, into: &outcome)
             outcome.grants.append(grant)
         }
         return outcome
-    }
-
-    /// intent seq -> the broker ids of the grant(s) behind each pending call: the grant of the
-    /// token the intent names, else the grants of the intent's run. Grants without a broker id
-    /// contribute nothing (such a call counts as ownerless).
-    static func ownersOfPendingCalls(_ db: Database) throws -> [Int64: [String]] {
-        var owners: [Int64: [String]] = [:]
-        func collect(_ sql: String) throws {
-            for row in try Row.fetchAll(db, sql: sql, arguments: [CallState.pending.rawValue]) {
-                guard let seq = try RowReader.int(row, "intent_seq") else { continue }
-                let note = (try? RowReader.text(row, "note")) ?? nil
-                if let broker = LedgerApplyGrants.brokerID(fromNote: note) { owners[seq, default: []].append(broker) }
-            }
-        }
-        // token_id is the grants' primary key: one grant per call (attenuated tokens keep it).
-        try collect("""
-            SELECT c.intent_seq AS intent_seq, ge.note AS note
-            FROM calls c
-            JOIN effects i ON i.seq = c.intent_seq
-            JOIN grants g ON g.token_id = i.token_id
-            JOIN effects ge ON ge.seq = g.record_seq
-            WHERE c.state = ?
-            """)
-        // Intents whose token has no grant: the grants of their run, if any.
-        try collect("""
-            SELECT c.intent_seq AS intent_seq, ge.note AS note
-            FROM calls c
-            JOIN grants g ON g.run_id = c.run_id
-            JOIN effects ge ON ge.seq = g.record_seq
-            WHERE c.state = ?
-              AND NOT EXISTS (SELECT 1 FROM effects i JOIN grants g2 ON g2.token_id = i.token_id WHERE i.seq = c.intent_seq)
-            """)
-        return owners
     }
 }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import SealboxBase
 
 /// Migration v4, for the broker's quotas:
 /// - `grants.tenant`: who a run's calls count against (`sealbox serve` names the API key's
@@ -41,7 +42,7 @@ enum ResponseBlobs {
     /// nil when the row keeps the response itself.
     static func store(_ response: String?, _ db: Database) throws -> String? {
         guard let response, response.utf8.count > inlineLimit else { return nil }
-        let digest = EffectHash.hex(SHA256.hash(data: Data(response.utf8)))
+        let digest = SHA256.hex(text: response)
         try db.execute(sql: "INSERT OR IGNORE INTO response_blobs (digest, body) VALUES (?, ?)", arguments: [digest, response])
         return digest
     }

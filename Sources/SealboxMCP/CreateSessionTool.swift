@@ -1,5 +1,6 @@
 import Foundation
 import SealboxJail
+import SealboxBase
 import SealboxLedger
 import SealboxServer
 

@@ -1,7 +1,7 @@
 import Foundation
 import MCP
+import SealboxBase
 import SealboxLedger
-import enum SealboxBase.StrictJSONDecoder
 
 /// A JSON-RPC 2.0 request id. MCP allows only strings and integers (never null), so a
 /// response can echo exactly what the client sent.
@@ -12,14 +12,15 @@ public enum JSONRPCID: Sendable, Hashable, Codable, CustomStringConvertible {
     init?(_ value: JSONValue) {
         switch value {
         case .string(let text): self = .string(text)
-        case .number(let n) where n.rounded() == n && abs(n) < 9.0e15: self = .number(Int64(n))
+        case .number(let literal) where Int64(literal) != nil: self = .number(Int64(literal)!)
+        case .number where value.isWholeNumber && abs(value.doubleValue ?? .infinity) < 9.0e15: self = .number(Int64(value.doubleValue!))
         default: return nil
         }
     }
 
     var json: JSONValue {
         switch self {
-        case .number(let n): return .number(Double(n))
+        case .number(let n): return .number(n)
         case .string(let s): return .string(s)
         }
     }
@@ -90,7 +91,7 @@ enum JSONRPCIncoming: Sendable {
         } catch {
             return .invalid(.parseError(error.syntax ? "the line is " + error.message : "the line is not valid JSON"), id: nil)
         }
-        guard case .object(let message) = value else {
+        guard let message = value.objectValue else {
             if case .array = value {
                 return .invalid(.invalidRequest("batches are not supported: send one JSON-RPC message per line"), id: nil)
             }
@@ -135,7 +136,7 @@ enum JSONRPCOutgoing {
     static func error(id: JSONRPCID?, _ error: JSONRPCError) -> Data {
         encode(.object([
             "jsonrpc": .string("2.0"), "id": id?.json ?? .null,
-            "error": .object(["code": .number(Double(error.code)), "message": .string(error.message)]),
+            "error": .object(["code": .number(error.code), "message": .string(error.message)]),
         ]))
     }
 
@@ -158,15 +159,29 @@ extension JSONValue {
 
 extension Value {
     /// A tool result or schema as the SDK carries it. Whole numbers become integers (an
-    /// exit code is 0, not 0.0), the rest stay doubles.
+    /// exit code is 0, not 0.0), the rest doubles.
     init(sealbox json: JSONValue) {
         switch json {
         case .null: self = .null
         case .bool(let b): self = .bool(b)
-        case .number(let n): self = n.rounded() == n && abs(n) < 9.0e15 ? .int(Int(n)) : .double(n)
+        case .number(let literal):
+            // The literal is exact; the SDK's Value holds an Int or a Double. An integer that
+            // fits stays exact, another whole number below 9.0e15 (`1e3`, `2.0`) is an integer
+            // too, the rest are doubles (a literal beyond a double's range, which JSON cannot
+            // carry as a double, as null, like `JSONValue.number(_: Double)`).
+            if let exact = Int(literal) {
+                self = .int(exact)
+            } else if let value = json.doubleValue {
+                self = json.isWholeNumber && abs(value) < 9.0e15 ? .int(Int(value)) : .double(value)
+            } else {
+                self = .null
+            }
         case .string(let s): self = .string(s)
         case .array(let items): self = .array(items.map { Value(sealbox: $0) })
-        case .object(let members): self = .object(members.mapValues { Value(sealbox: $0) })
+        case .object(let members):
+            var object: [String: Value] = [:]
+            for (key, value) in members { object[key] = Value(sealbox: value) }
+            self = .object(object)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 import SealboxServer
 

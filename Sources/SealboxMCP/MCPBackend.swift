@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxJail
 import SealboxLedger
 import SealboxProfiles
@@ -43,7 +44,7 @@ struct LocalBackend: MCPBackend {
     var brokerRefusal: String? {
         configuration.hasBroker ? nil : "this server has no broker, so no tool can be granted (start `sealbox mcp` with --tools FILE or --broker SOCKET)"
     }
-    var layout: ServiceLayout { configuration.layout }
+    var layout: StateLayout { configuration.layout }
 
     func checkProfile(_ name: String) throws(MCPToolInputError) {
         do {

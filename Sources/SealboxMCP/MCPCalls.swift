@@ -1,3 +1,4 @@
+import SealboxBase
 import Synchronization
 import SealboxLedger
 

@@ -1,3 +1,4 @@
+import SealboxBase
 import SealboxJail
 import SealboxServer
 
@@ -5,7 +6,7 @@ import SealboxServer
 /// much runs at once, and the most a tool call may ask for.
 public struct MCPConfiguration: Sendable {
     /// Checkpoints and the effect log: the same files `sealbox serve` uses.
-    public var layout: ServiceLayout
+    public var layout: StateLayout
     /// Broker config: each run_code that grants tools starts a broker for that run.
     public var brokerConfigPath: String?
     /// A running broker's control socket, instead of one broker per run.
@@ -26,10 +27,10 @@ public struct MCPConfiguration: Sendable {
     public var profilesDirectory: String = ""
 
     public init(
-        layout: ServiceLayout = ServiceLayout(stateDirectory: ServiceLayout.defaultStateDirectory),
+        layout: StateLayout = StateLayout(stateDirectory: StateLayout.defaultStateDirectory),
         brokerConfigPath: String? = nil, brokerControlSocket: String? = nil,
         maxConcurrentRuns: Int = 2, maxInFlightRequests: Int = 32, maxLineBytes: Int = 16 << 20,
-        maxLimits: Limits = Limits(timeoutMs: 300_000, memoryBytes: 2 << 30, pids: 512, diskBytes: 1 << 30, outputBytes: 16 << 20, cpus: nil),
+        maxLimits: Limits = LimitTable.defaultMaxima,
         defaultLimits: Limits = Limits()
     ) {
         self.layout = layout

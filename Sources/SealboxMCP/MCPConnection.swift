@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MCP
+import SealboxBase
 import SealboxLedger
 import SealboxServer
 
@@ -41,11 +42,7 @@ enum MCPConnection {
             guard let token = MCPGate.token(params), let call = gate.calls.call(token) else {
                 throw MCPError.internalError("the request did not come through sealbox's reader")
             }
-            let progressToken: ProgressToken? = switch call.params?.objectValue?["_meta"]?.objectValue?["progressToken"] {
-            case .string(let text)?: .string(text)
-            case .number(let n)? where n.rounded() == n && abs(n) < 9.0e15: .integer(Int(n))
-            default: nil
-            }
+            let progressToken: ProgressToken? = Self.progressToken(call.params?.objectValue?["_meta"]?.objectValue?["progressToken"])
             let context = MCPCallContext(token: token, calls: gate.calls, progressToken: progressToken, notify: notify)
             let outcome = await methods.handle(method: call.method, params: call.params, context: context)
             if gate.calls.isCancelled(token) {
@@ -58,6 +55,21 @@ enum MCPConnection {
             case .success(let result): return Value(sealbox: result)
             case .failure(let error): throw error.mcpError
             }
+        }
+    }
+}
+
+extension MCPConnection {
+    /// A request's `_meta.progressToken`: a string, or an integer (exactly as written when it
+    /// fits, or a whole number such as `1e3` below 9.0e15); anything else is no token.
+    static func progressToken(_ value: JSONValue?) -> ProgressToken? {
+        switch value {
+        case .string(let text)?: return .string(text)
+        case .number(let literal)?:
+            if let exact = Int(literal) { return .integer(exact) }
+            guard let value, value.isWholeNumber, let double = value.doubleValue, abs(double) < 9.0e15 else { return nil }
+            return .integer(Int(double))
+        default: return nil
         }
     }
 }

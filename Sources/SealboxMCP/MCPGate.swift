@@ -1,5 +1,6 @@
 import Foundation
 import MCP
+import SealboxBase
 import SealboxLedger
 
 /// What a transport does with one message from the client.

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 import SealboxServer
 
@@ -43,7 +44,7 @@ struct MCPMethods: Sendable {
     }
 
     func initialize(_ params: JSONValue?) -> Result<JSONValue, JSONRPCError> {
-        guard case .object(let fields)? = params else { return .failure(.invalidParams("initialize needs params {protocolVersion, capabilities, clientInfo}")) }
+        guard let fields = params?.objectValue else { return .failure(.invalidParams("initialize needs params {protocolVersion, capabilities, clientInfo}")) }
         guard case .string(let requested)? = fields["protocolVersion"] else {
             return .failure(.invalidParams("protocolVersion must be a string such as \"\(Self.protocolVersions[0])\""))
         }
@@ -65,7 +66,7 @@ struct MCPMethods: Sendable {
     }
 
     func callTool(_ params: JSONValue?, context: MCPCallContext) async -> Result<JSONValue, JSONRPCError> {
-        guard case .object(let fields)? = params else { return .failure(.invalidParams("tools/call needs params {name, arguments}")) }
+        guard let fields = params?.objectValue else { return .failure(.invalidParams("tools/call needs params {name, arguments}")) }
         guard case .string(let name)? = fields["name"] else { return .failure(.invalidParams("name must be the name of a tool")) }
         guard let tool = tools.first(where: { $0.definition.name == name }) else {
             return .failure(.invalidParams("unknown tool \"\(name)\" (tools: \(tools.map(\.definition.name).joined(separator: ", ")))"))
@@ -73,7 +74,7 @@ struct MCPMethods: Sendable {
         let arguments: [String: JSONValue]
         switch fields["arguments"] {
         case nil, .null?: arguments = [:]
-        case .object(let object)?: arguments = object
+        case .object?: arguments = fields["arguments"]?.objectValue ?? [:]
         default: return .failure(.invalidParams("arguments must be an object"))
         }
         let started = ContinuousClock.now

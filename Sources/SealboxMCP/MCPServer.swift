@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxBase
 import SealboxJail
 import SealboxLedger
 import SealboxRuntime

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 
 /// A tool as `tools/list` shows it: name, what it does, and JSON Schemas of its arguments
@@ -117,7 +118,7 @@ struct MCPArguments: Sendable {
 
     func integer(_ key: String, in range: ClosedRange<Int>) throws(MCPToolInputError) -> Int? {
         guard let value = values[key], value != .null else { return nil }
-        guard case .number(let n) = value, n.rounded() == n, abs(n) < 9.0e15 else {
+        guard value.isWholeNumber, let n = value.doubleValue, abs(n) < 9.0e15 else {
             throw MCPToolInputError(field: key, message: "\(key) must be a whole number")
         }
         guard range.contains(Int(n)) else {

@@ -1,6 +1,7 @@
 import Foundation
 import SealboxJail
 import SealboxProfiles
+import SealboxBase
 import SealboxLedger
 import SealboxRuntime
 import SealboxServer
@@ -44,14 +45,7 @@ struct RunCodeTool: MCPTool {
                   "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Environment variables for the program."},
                   "stdin": {"type": "string", "description": "Text fed to the program's standard input (default: empty)."},
                   "profile": {"type": "string", "description": "seccomp profile name (default: \\"default\\")."},
-                  "limits": {"type": "object", "additionalProperties": false, "properties": {
-                   "timeout_ms": {"type": "integer", "minimum": 1, "maximum": \(max.timeoutMs), "default": \(defaults.timeoutMs)},
-                   "memory_bytes": {"type": "integer", "minimum": \(4 << 20), "maximum": \(max.memoryBytes), "default": \(defaults.memoryBytes)},
-                   "pids": {"type": "integer", "minimum": 1, "maximum": \(max.pids), "default": \(defaults.pids)},
-                   "disk_bytes": {"type": "integer", "minimum": \(64 << 10), "maximum": \(max.diskBytes), "default": \(defaults.diskBytes)},
-                   "output_bytes": {"type": "integer", "minimum": 1, "maximum": \(max.outputBytes), "default": \(defaults.outputBytes)},
-                   "cpus": {"type": "number", "exclusiveMinimum": 0, "description": "CPU bandwidth in cores (default: unthrottled)."},
-                   "shm_bytes": {"type": "integer", "minimum": \(Limits.minimumShmBytes), "maximum": \(max.memoryBytes), "description": "Size of /dev/shm, at most memory_bytes, whose limit its pages count against (default: a quarter of memory_bytes)."}}},
+                  "limits": \(LimitSchema.request(defaults: defaults, maxima: max).jsonText),
                   "session": {"type": "string", "description": "Session id from create_session (with step), or any id grouping tool calls."},
                   "step": {"type": "string", "description": "Step key within the session: a sealed step is replayed, not run again."},
                   "tools": {"type": "array", "items": {"type": "string"}, "description": "Broker tools to grant to this run."}}}
@@ -77,9 +71,7 @@ struct RunCodeTool: MCPTool {
            "properties": {"syscall": {"type": "string"}, "count": {"type": "integer"},
             "action": {"type": "string", "enum": ["errno", "kill"]}, "errno": {"type": "integer"},
             "abi": {"type": "string", "description": "A call through another ABI than the native one: x86 (i386, int $0x80) or x32."}}}},
-          "limits": {"type": "object", "required": ["timeout_ms", "memory_bytes", "pids", "disk_bytes", "output_bytes"],
-           "properties": {"timeout_ms": {"type": "integer"}, "memory_bytes": {"type": "integer"}, "pids": {"type": "integer"},
-            "disk_bytes": {"type": "integer"}, "output_bytes": {"type": "integer"}, "shm_bytes": {"type": "integer"}}},
+          "limits": \(LimitSchema.echo.jsonText),
           "profile": {"type": "string"}, "cgroup": {"type": "string"}, "error": {"type": "string"},
           "replayed": {"type": "boolean"}, "checkpoint": {"type": "integer"},
           "workspace": {"type": "object", "properties": {"snapshot": {"type": "string"}, "files": {"type": "integer"},
@@ -130,11 +122,11 @@ struct RunCodeTool: MCPTool {
         guard arguments.values["code"] != nil else {
             throw MCPToolInputError(field: "code", message: "code is required: the program text to run")
         }
-        if case .object(let limits)? = arguments.values["limits"] {
+        if let limits = arguments.values["limits"]?.objectValue {
             // Checked here because a huge number (1e30) re-encoded for RunRequest would read as
             // "not valid JSON" there instead of naming the field.
-            for (name, value) in limits.sorted(by: { $0.key < $1.key }) where name != "cpus" {
-                if case .number(let n) = value, !(n.rounded() == n && abs(n) < 9.0e15) {
+            for (name, value) in limits.sorted(by: { $0.key < $1.key }) where LimitTable.row(LimitKey(name))?.unit.isWhole != false {
+                if case .number = value, !(value.isWholeNumber && abs(value.doubleValue ?? .infinity) < 9.0e15) {
                     throw MCPToolInputError(field: "limits.\(name)", message: "limits.\(name) must be a whole number")
                 }
             }

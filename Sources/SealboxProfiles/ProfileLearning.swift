@@ -4,6 +4,8 @@ import FoundationEssentials
 import Foundation
 #endif
 import CSealboxSeccomp
+import Crypto
+import SealboxBase
 import Glibc
 
 /// `sealbox profile learn`: run a workload under a recording filter, then write the smallest
@@ -276,9 +278,9 @@ public struct ProfileLearner: Sendable {
     /// The learned profile as OCI JSON (pretty, stable order), with a `comment` that says how
     /// it was made and what was left out.
     public func profileJSON(_ f: Findings, comment: String) -> String {
-        var rules: [[String: Any]] = []
+        var rules: [JSONValue] = []
         if !f.allowed.isEmpty {
-            rules.append(["names": f.allowed, "action": "SCMP_ACT_ALLOW"])
+            rules.append(.object([("names", .array(f.allowed.map(JSONValue.string))), ("action", .string("SCMP_ACT_ALLOW"))]))
         }
         // The base's own rules for the syscalls that depend on them, in the base's order and
         // restricted to the syscalls seen.
@@ -287,13 +289,15 @@ public struct ProfileLearner: Sendable {
             let names = rule.syscalls.map(\.name).filter { copied.contains($0) }
             guard !names.isEmpty else { continue }
             let source = base.profile.syscalls[rule.index]
-            var object: [String: Any] = ["names": names, "action": source.action]
-            if let e = source.errnoRet { object["errnoRet"] = e }
+            var object: [(key: String, value: JSONValue)] = [("names", .array(names.map(JSONValue.string))), ("action", .string(source.action))]
+            if let e = source.errnoRet { object.append(("errnoRet", .number(e))) }
             if !source.args.isEmpty {
-                object["args"] = source.args.map { ["index": $0.index, "value": $0.value, "valueTwo": $0.valueTwo, "op": $0.op] as [String: Any] }
+                object.append(("args", .array(source.args.map {
+                    .object([("index", .number($0.index)), ("value", .number($0.value)), ("valueTwo", .number($0.valueTwo)), ("op", .string($0.op))])
+                })))
             }
-            if let c = source.comment { object["comment"] = c }
-            rules.append(object)
+            if let c = source.comment { object.append(("comment", .string(c))) }
+            rules.append(.object(object))
         }
         var defaultAction = "SCMP_ACT_ERRNO"
         var defaultErrno: Int32? = EPERM
@@ -303,68 +307,12 @@ public struct ProfileLearner: Sendable {
         case .killThread: defaultAction = "SCMP_ACT_KILL_THREAD"; defaultErrno = nil
         default: break  // a permissive base: the learned profile still denies by default
         }
-        var top: [(String, Any)] = [("comment", comment), ("defaultAction", defaultAction)]
-        if let e = defaultErrno { top.append(("defaultErrnoRet", Int(e))) }
-        top.append(("architectures", [Architecture.nativeName ?? "SCMP_ARCH_NATIVE"]))
-        top.append(("syscalls", rules))
-        return OrderedJSON.render(top) + "\n"
-    }
-}
-
-/// Renders JSON with the key order given (JSONSerialization sorts or scrambles it), so a
-/// learned profile reads top-down: comment, defaultAction, ..., syscalls.
-enum OrderedJSON {
-    static func render(_ members: [(String, Any)], indent: String = "") -> String {
-        let inner = indent + "  "
-        let body = members.map { "\(inner)\(quote($0.0)): \(value($0.1, indent: inner))" }.joined(separator: ",\n")
-        return "{\n\(body)\n\(indent)}"
-    }
-
-    static func value(_ v: Any, indent: String) -> String {
-        switch v {
-        case let s as String: return quote(s)
-        case let n as Int: return String(n)
-        case let n as UInt64: return String(n)
-        case let n as Int32: return String(n)
-        case let b as Bool: return b ? "true" : "false"
-        case let names as [String]:
-            // Syscall lists: several names per line keep a 300-name allowlist readable.
-            var lines: [String] = [], line = ""
-            for name in names.map(quote) {
-                if !line.isEmpty && line.count + name.count > 90 { lines.append(line); line = "" }
-                line += line.isEmpty ? name : ", \(name)"
-            }
-            if !line.isEmpty { lines.append(line) }
-            return "[\n" + lines.map { indent + "  " + $0 }.joined(separator: ",\n") + "\n\(indent)]"
-        case let objects as [[String: Any]]:
-            let order = ["names", "action", "errnoRet", "args", "index", "value", "valueTwo", "op", "comment"]
-            let rendered = objects.map { object -> String in
-                let members = object.sorted { (order.firstIndex(of: $0.key) ?? 99) < (order.firstIndex(of: $1.key) ?? 99) }
-                return indent + "  " + render(members.map { ($0.key, $0.value) }, indent: indent + "  ")
-            }
-            return "[\n" + rendered.joined(separator: ",\n") + "\n\(indent)]"
-        default: return "null"
-        }
-    }
-
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        var top: [(key: String, value: JSONValue)] = [("comment", .string(comment)), ("defaultAction", .string(defaultAction))]
+        if let e = defaultErrno { top.append(("defaultErrnoRet", .number(e))) }
+        top.append(("architectures", .array([.string(Architecture.nativeName ?? "SCMP_ARCH_NATIVE")])))
+        top.append(("syscalls", .array(rules)))
+        // Written in this order (JSONSerialization sorts or scrambles it), so a learned
+        // profile reads top-down: comment, defaultAction, ..., syscalls.
+        return JSONWriter.pretty.string(.object(top)) + "\n"
     }
 }

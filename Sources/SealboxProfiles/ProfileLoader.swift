@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Crypto
 import Glibc
 import SealboxBase
 
@@ -138,22 +139,14 @@ public enum ProfileLoader {
         }
         // Regular: reads never block, so the descriptor can go back to blocking mode.
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                let e = errno
-                if e == EINTR { continue }
-                throw ProfileError("profile \"\(name)\": cannot read \(path): \(errorText(e))")
-            }
-            if n == 0 { break }
-            out.append(contentsOf: chunk[0..<n])
-            if out.count > maxProfileBytes {
-                throw ProfileError("profile \"\(name)\": \(path) is more than the \(maxProfileBytes) bytes allowed")
-            }
+        switch SmallFile.read(descriptor: fd, limit: maxProfileBytes) {
+        case .success(let bytes):
+            return bytes
+        case .failure(.errno(let e)):
+            throw ProfileError("profile \"\(name)\": cannot read \(path): \(errorText(e))")
+        case .failure(.tooLarge):
+            throw ProfileError("profile \"\(name)\": \(path) is more than the \(maxProfileBytes) bytes allowed")
         }
-        return out
     }
 
     static func errorText(_ code: Int32) -> String {

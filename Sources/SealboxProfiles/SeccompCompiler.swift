@@ -1,5 +1,7 @@
 import CSealboxSeccomp
+import Crypto
 import Glibc
+import SealboxBase
 import Synchronization
 
 // How profiles become BPF, and what libseccomp 2.5.4 (Debian 12) actually does with them.

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxBase
 import SealboxBroker
 import SealboxJail
 
@@ -10,10 +11,10 @@ public final class BrokerRun {
     public let runID: String
     public let grant: BrokerGrant
     private let controlSocket: String
-    private let process: Process?
+    private let process: BrokerProcess?
     private let stateDirectory: String?
 
-    private init(runID: String, grant: BrokerGrant, controlSocket: String, process: Process?, stateDirectory: String?) {
+    private init(runID: String, grant: BrokerGrant, controlSocket: String, process: BrokerProcess?, stateDirectory: String?) {
         self.runID = runID
         self.grant = grant
         self.controlSocket = controlSocket
@@ -38,15 +39,15 @@ public final class BrokerRun {
         if let runID, !BrokerService.isIdentifier(runID) {
             throw RuntimeError(.badInput, "a run id must be 1-64 letters, digits, - or _", field: "id")
         }
-        let runID = runID ?? "r" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        var process: Process?
+        let runID = runID ?? RandomID.hex64(prefix: "r", padded: false)
+        var process: BrokerProcess?
         var stateDirectory: String?
         var socket = controlSocket ?? ""
         if let configPath {
             guard FileManager.default.isReadableFile(atPath: configPath) else {
                 throw RuntimeError(.badInput, "--tools \(configPath): no such readable file", field: "tools")
             }
-            let base = geteuid() == 0 ? "/run/sealbox" : "/tmp/sealbox-\(getuid())"
+            let base = StateLayout.runtimeDirectory
             sweepStaleStateDirectories(in: base)
             let dir = base + "/broker-\(runID)"
             do {
@@ -54,10 +55,10 @@ public final class BrokerRun {
             } catch {
                 throw RuntimeError(.brokerUnavailable, "cannot create the broker's state directory \(dir): \(error.localizedDescription)")
             }
-            let started = try startBroker(configPath: configPath, stateDirectory: dir, ledgerPath: ledgerPath)
+            let started = try await startBroker(configPath: configPath, stateDirectory: dir, ledgerPath: ledgerPath)
             process = started
             stateDirectory = dir
-            socket = dir + "/control.sock"
+            socket = started.controlSocket
         }
         // The token outlives the run's timeout a little: teardown still needs no call.
         let request = ControlRequest(op: "open_run", runID: runID, sessionID: session ?? runID,
@@ -65,13 +66,13 @@ public final class BrokerRun {
                                      tenant: tenant)
         let response: ControlResponse
         do {
-            response = try BrokerControlClient.send(request, socket: socket)
+            response = try await BrokerControlClient.ask(request, socket: socket)
         } catch {
-            stopBroker(process, stateDirectory)
+            await stopBroker(process, stateDirectory)
             throw RuntimeError(.brokerUnavailable, error.description)
         }
         guard response.ok, let token = response.token, let path = response.socket else {
-            stopBroker(process, stateDirectory)
+            await stopBroker(process, stateDirectory)
             if response.error?.code == .storageFull {
                 throw RuntimeError(.storageFull, "the effect log's disk is full: no run with tools can start until space is freed", brokerCode: BrokerErrorCode.storageFull.rawValue)
             }
@@ -96,10 +97,10 @@ public final class BrokerRun {
 
     /// Revokes the run's token at once, then stops a broker started for this run.
     @discardableResult
-    public func close() -> Closed {
+    public func close() async -> Closed {
         let closed: Closed
         do {
-            let response = try BrokerControlClient.send(ControlRequest(op: "close_run", runID: runID), socket: controlSocket)
+            let response = try await BrokerControlClient.ask(ControlRequest(op: "close_run", runID: runID), socket: controlSocket)
             if response.ok {
                 closed = Closed(lastSeq: response.lastSeq, blocked: response.blocked ?? [], blockedTotal: response.blockedTotal ?? response.blocked?.count ?? 0)
             } else {
@@ -108,7 +109,7 @@ public final class BrokerRun {
         } catch {
             closed = Closed(lastSeq: nil, blocked: [], blockedTotal: 0, failure: error.description)
         }
-        Self.stopBroker(process, stateDirectory)
+        await Self.stopBroker(process, stateDirectory)
         return closed
     }
 
@@ -129,44 +130,25 @@ public final class BrokerRun {
         }
     }
 
-    private static func startBroker(configPath: String, stateDirectory: String, ledgerPath: String?) throws -> Process {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let log = stateDirectory + "/broker.log"
-        guard FileManager.default.createFile(atPath: log, contents: nil),
-              let logHandle = FileHandle(forWritingAtPath: log) else {
-            throw RuntimeError(.brokerUnavailable, "cannot create the broker's log \(log)")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: exe)
-        // --exit-with: a runner killed with SIGKILL cannot stop its broker; the broker watches it.
-        process.arguments = ["broker", "--config", configPath, "--state-dir", stateDirectory, "--exit-with", String(getpid())]
-            + (ledgerPath.map { ["--ledger", $0] } ?? [])
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = logHandle
+    private static func startBroker(configPath: String, stateDirectory: String, ledgerPath: String?) async throws(RuntimeError) -> BrokerProcess {
+        let broker: BrokerProcess
         do {
-            try process.run()
+            broker = try BrokerProcess.start(
+                executable: BrokerProcess.ownExecutable,
+                .init(config: configPath, socketDirectory: stateDirectory, ledger: ledgerPath),
+                logPath: stateDirectory + "/broker.log")
         } catch {
-            throw RuntimeError(.brokerUnavailable, "cannot start the broker: \(error)")
+            throw RuntimeError(.brokerUnavailable, error.description)
         }
-        let control = stateDirectory + "/control.sock"
-        // Up to 30 s: a loaded machine opening a large effect log can be slow to start.
-        for _ in 0..<3000 {
-            if FileManager.default.fileExists(atPath: control) { return process }
-            if !process.isRunning { break }
-            usleep(10_000)
-        }
-        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        stopBroker(process, stateDirectory)
-        throw RuntimeError(.brokerUnavailable, text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "sealbox: ", with: "broker: ").isEmpty
-            ? "the broker did not start within 30 s" : text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "sealbox: ", with: "broker: "))
+        if await broker.waitUntilListening() { return broker }
+        let said = broker.logTail()
+        await stopBroker(broker, stateDirectory)
+        throw RuntimeError(.brokerUnavailable, said.isEmpty ? "the broker did not start within 30 s" : said)
     }
 
-    private static func stopBroker(_ process: Process?, _ stateDirectory: String?) {
-        if let process, process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+    /// A broker started for one run has nothing in flight once its run is closed: a short grace.
+    private static func stopBroker(_ process: BrokerProcess?, _ stateDirectory: String?) async {
+        await process?.stopped(grace: .seconds(10))
         if let stateDirectory { try? FileManager.default.removeItem(atPath: stateDirectory) }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import SealboxJail
 import SealboxBroker
 import SealboxLedger
+import SealboxBase
 
 /// What one run asks for beyond its jail: the session it belongs to, the step it is, and
 /// the tools granted to it through a broker.
@@ -71,6 +72,7 @@ public struct RunPipeline: Sendable {
         var spec = plan.spec
         var checkpoint: StepCheckpoint?
         if let step = plan.step {
+            spec.stdin = try await StepStdin.read(spec.stdin)
             let opened = try StepCheckpoint.open(path: checkpointsPath, session: plan.session, step: step, spec: spec)
             if let sealed = try opened.sealedResult() {
                 return sealed  // sealed: answered from the checkpoint; no jail, no tool call
@@ -87,7 +89,7 @@ public struct RunPipeline: Sendable {
         // before it opens a broker grant or touches the workspace.
         var attempt: Int64?
         if let checkpoint {
-            if spec.id == nil { spec.id = RunID.make() }
+            if spec.id == nil { spec.id = RandomID.run() }
             guard let started = try checkpoint.recordStart(runID: spec.id) else {
                 // Sealed by another run between the look above and the lease.
                 if let sealed = try checkpoint.sealedResult() { return sealed }
@@ -117,7 +119,7 @@ public struct RunPipeline: Sendable {
                 spec.workspace = try StepWorkspace.restore(store: checkpoint.store, session: checkpoint.info)
             } catch {
                 outcome = "not_started"
-                _ = brokerRun?.close()
+                _ = await brokerRun?.close()
                 throw error
             }
         }
@@ -128,7 +130,7 @@ public struct RunPipeline: Sendable {
             ran = .failure(error)
         }
         // The token dies with the run, whatever happened to it.
-        let closed = brokerRun?.close()
+        let closed = await brokerRun?.close()
         var result: RunResult
         switch ran {
         case .success(let r): result = r

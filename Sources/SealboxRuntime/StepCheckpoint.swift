@@ -10,7 +10,12 @@ public struct StepCheckpoint: Sendable {
     public let step: String
     public let codeDigest: String
 
-    /// What a step runs: its argv, its files and its environment.
+    /// What a step runs: its argv, its files, its environment and its stdin. These are every
+    /// input a step's program reads that sealbox hands it; re-running a sealed step with any of
+    /// them changed is `step_conflict`, never the sealed answer to another question. (Its
+    /// workspace is the session's, and its tools' answers are the effect log's: those are
+    /// carried by the session, not by the step's identity.) An empty stdin adds nothing, so
+    /// steps sealed before stdin counted keep their digest.
     public static func digest(_ spec: JailSpec) -> String {
         var parts: [[UInt8]] = [Array("argv".utf8)] + spec.command.map { Array($0.utf8) }
         parts.append(Array("files".utf8))
@@ -20,6 +25,16 @@ public struct StepCheckpoint: Sendable {
         }
         parts.append(Array("env".utf8))
         for (name, value) in spec.environment { parts.append(Array("\(name)=\(value)".utf8)) }
+        switch spec.stdin {
+        case .bytes(let bytes) where !bytes.isEmpty:
+            parts.append(Array("stdin".utf8))
+            parts.append(bytes)
+        case .bytes, .null:
+            break
+        case .file, .descriptor:
+            // `StepStdin.read` turns these into bytes before a step is opened.
+            preconditionFailure("a step's stdin is read into bytes before its digest")
+        }
         return CheckpointStore.codeDigest(parts)
     }
 
@@ -89,5 +104,48 @@ public struct StepCheckpoint: Sendable {
         } catch {
             throw RuntimeError(storage: error, "the step ran but could not be sealed: ")
         }
+    }
+}
+
+/// A step's stdin, read once into bytes: so it can be part of the step's identity and still be
+/// handed to the program (as the sealed memfd `.bytes` becomes).
+public enum StepStdin {
+    /// More than this is refused for a step (a plain run streams any size from a file or pipe).
+    public static let maxBytes = 64 << 20
+
+    /// Reads a file or descriptor source to its end on a thread of its own (a pipe may block),
+    /// never on the cooperative pool; `.null` and `.bytes` are returned as they are.
+    public static func read(_ source: StdinSource) async throws(RuntimeError) -> StdinSource {
+        let handle: FileHandle
+        switch source {
+        case .null, .bytes:
+            return source
+        case .file(let path):
+            guard let opened = FileHandle(forReadingAtPath: path) else {
+                throw RuntimeError(.badInput, "cannot read the stdin file of the step", field: "stdin")
+            }
+            handle = opened
+        case .descriptor(let fd):
+            handle = FileHandle(fileDescriptor: fd, closeOnDealloc: false)
+        }
+        let read: Result<Data, RuntimeError> = await withCheckedContinuation { continuation in
+            let thread = Thread {
+                defer { if case .file = source { try? handle.close() } }
+                do {
+                    let data = try handle.read(upToCount: maxBytes + 1) ?? Data()
+                    guard data.count <= maxBytes else {
+                        continuation.resume(returning: .failure(RuntimeError(
+                            .badInput, "a step's stdin is part of its identity and is at most \(maxBytes >> 20) MiB; pass larger inputs as files", field: "stdin")))
+                        return
+                    }
+                    continuation.resume(returning: .success(data))
+                } catch {
+                    continuation.resume(returning: .failure(RuntimeError(.badInput, "reading the step's stdin failed: \(error.localizedDescription)", field: "stdin")))
+                }
+            }
+            thread.name = "sealbox-step-stdin"
+            thread.start()
+        }
+        return .bytes(Array(try read.get()))
     }
 }

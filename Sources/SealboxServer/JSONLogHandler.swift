@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Logging
 import Synchronization
+import SealboxBase
 
 /// swift-log handler for `sealbox serve`: one JSON object per line, keys sorted, so log
 /// shippers and `jq` read it without a parser of their own:
@@ -34,21 +35,21 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields: [String: JSONLogValue] = [:]
+        var fields: [String: JSONValue] = [:]
         let provided = metadataProvider?.get() ?? [:]
         for source in [metadata, provided, event.metadata ?? [:]] {
             for (key, value) in source {
-                fields[Self.fieldName(key)] = JSONLogValue(value)
+                fields[Self.fieldName(key)] = LogJSON.value(value)
             }
         }
-        if let error = event.error, fields["error"] == nil { fields["error"] = .string("\(error)") }
+        if let error = event.error, fields["error"] == nil { fields["error"] = LogJSON.string("\(error)") }
         for reserved in ["ts", "level", "msg"] {
             if let clash = fields.removeValue(forKey: reserved) { fields["meta_" + reserved] = clash }
         }
         fields["ts"] = .string(Self.timestamp())
         fields["level"] = .string(event.level.rawValue)
-        fields["msg"] = .string(event.message.description)
-        var line = JSONLogValue.object(fields).encoded()
+        fields["msg"] = LogJSON.string(event.message.description)
+        var line = LogJSON.writer.bytes(.object(fields))
         line.append(UInt8(ascii: "\n"))
         sink.write(line)
     }
@@ -116,8 +117,7 @@ public final class LogSink: Sendable {
             guard let fd else { return buffer.append(contentsOf: line) }
             var offset = 0
             while offset < line.count {
-                let n = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-                if n < 0 && errno == EINTR { continue }
+                let n = Interrupted.retry { line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) } }
                 if n <= 0 { return }  // stderr gone: logging must never take the server down
                 offset += n
             }
@@ -125,90 +125,36 @@ public final class LogSink: Sendable {
     }
 }
 
-/// A metadata value as JSON.
-enum JSONLogValue {
-    case string(String)
-    case number(String)
-    case bool(Bool)
-    case object([String: JSONLogValue])
-    case array([JSONLogValue])
+/// Log metadata as the one JSON value type, written by the one writer: compact, names in code
+/// point order, and every control character escaped (DEL too), so a value cannot end the line
+/// or move a terminal's cursor.
+enum LogJSON {
+    static let writer = JSONWriter(keyOrder: .codePoint, strings: .utf8EscapingDelete, numbers: .literal, layout: .compact)
 
-    init(_ value: Logger.Metadata.Value) {
+    static func value(_ value: Logger.Metadata.Value) -> JSONValue {
         switch value {
         case .string(let text):
-            self = .string(text)
+            return string(text)
         case .stringConvertible(let convertible):
             switch convertible {
-            case let flag as Bool: self = .bool(flag)
-            case let number as Double: self = number.isFinite ? .number("\(number)") : .string("\(number)")
-            case let number as any BinaryInteger: self = .number("\(number)")
-            default: self = .string(convertible.description)
+            case let flag as Bool: return .bool(flag)
+            case let number as Double: return number.isFinite ? .number("\(number)") : .string("\(number)")
+            case let number as any BinaryInteger: return .number("\(number)")
+            default: return string(convertible.description)
             }
         case .dictionary(let dictionary):
-            self = .object(dictionary.reduce(into: [:]) { $0[JSONLogHandler.fieldName($1.key)] = JSONLogValue($1.value) })
+            return .object(dictionary.reduce(into: [String: JSONValue]()) { $0[JSONLogHandler.fieldName($1.key)] = Self.value($1.value) })
         case .array(let values):
-            self = .array(values.map(JSONLogValue.init))
+            return .array(values.map(Self.value))
         }
     }
 
-    func encoded() -> [UInt8] {
-        var out: [UInt8] = []
-        encode(into: &out)
-        return out
-    }
-
-    private func encode(into out: inout [UInt8]) {
-        switch self {
-        case .string(let text): Self.encodeString(text, into: &out)
-        case .number(let text): out.append(contentsOf: text.utf8)
-        case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
-        case .array(let values):
-            out.append(UInt8(ascii: "["))
-            for (index, value) in values.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                value.encode(into: &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        case .object(let fields):
-            out.append(UInt8(ascii: "{"))
-            for (index, key) in fields.keys.sorted().enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                Self.encodeString(key, into: &out)
-                out.append(UInt8(ascii: ":"))
-                fields[key]!.encode(into: &out)
-            }
-            out.append(UInt8(ascii: "}"))
-        }
-    }
-
-    /// A JSON string literal; values beyond `maxStringBytes` are cut on a character boundary.
-    static func encodeString(_ text: String, into out: inout [UInt8]) {
-        var text = Substring(text)
-        var cut = false
-        if text.utf8.count > JSONLogHandler.maxStringBytes {
-            var end = text.utf8.index(text.startIndex, offsetBy: JSONLogHandler.maxStringBytes)
-            // Back off continuation bytes (10xxxxxx) to the start of a character.
-            while end > text.startIndex && text.utf8[end] & 0xC0 == 0x80 { end = text.utf8.index(before: end) }
-            text = text[..<end]
-            cut = true
-        }
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
-        out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0..<0x20, 0x7F:
-                out.append(contentsOf: Array("\\u00".utf8))
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0xF)])
-            default: out.append(byte)
-            }
-        }
-        if cut { out.append(contentsOf: Array("…(truncated)".utf8)) }
-        out.append(UInt8(ascii: "\""))
+    /// A string value; one beyond `maxStringBytes` is cut on a character boundary and says so.
+    static func string(_ text: String) -> JSONValue {
+        guard text.utf8.count > JSONLogHandler.maxStringBytes else { return .string(text) }
+        var end = text.utf8.index(text.startIndex, offsetBy: JSONLogHandler.maxStringBytes)
+        // Back off continuation bytes (10xxxxxx) to the start of a character.
+        while end > text.startIndex && text.utf8[end] & 0xC0 == 0x80 { end = text.utf8.index(before: end) }
+        return .string(String(text[..<end]) + "…(truncated)")
     }
 }

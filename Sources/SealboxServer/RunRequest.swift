@@ -15,6 +15,8 @@ import SealboxProfiles
 ///      "limits": {"timeout_ms": 10000, "memory_bytes": 268435456, "pids": 64,
 ///                 "disk_bytes": 67108864, "output_bytes": 1048576, "cpus": 0.5, "shm_bytes": 67108864}}
 ///
+/// (`limits` holds the rows of `LimitTable`.)
+///
 /// or `"command": ["/bin/sh", "-c", "..."]` instead of language + code.
 public struct RunRequest: Sendable {
     public var spec: JailSpec
@@ -42,7 +44,7 @@ public struct RunRequest: Sendable {
         var env: [String: String]?
         var stdin: String?
         var profile: String?
-        var limits: WireLimits?
+        var limits: RequestedLimits?
         var session: String?
         var step: String?
         var tools: [String]?
@@ -59,18 +61,6 @@ public struct RunRequest: Sendable {
         var executable: Bool?
 
         enum CodingKeys: String, CodingKey, CaseIterable { case name, content, encoding, executable }
-    }
-
-    struct WireLimits: Decodable {
-        var timeout_ms: Int?
-        var memory_bytes: UInt64?
-        var pids: Int?
-        var disk_bytes: UInt64?
-        var output_bytes: Int?
-        var cpus: Double?
-        var shm_bytes: UInt64?
-
-        enum CodingKeys: String, CodingKey, CaseIterable { case timeout_ms, memory_bytes, pids, disk_bytes, output_bytes, cpus, shm_bytes }
     }
 
     public static func parse(_ body: Data, configuration: ServerConfiguration) throws(APIError) -> RunRequest {
@@ -189,40 +179,13 @@ public struct RunRequest: Sendable {
         return result
     }
 
-    static func limits(_ wire: WireLimits?, defaults: Limits, max: Limits) throws(APIError) -> Limits {
-        var limits = defaults
-        func check<T: Comparable>(_ value: T?, _ field: String, min: T, max: T, _ apply: (T) -> Void) throws(APIError) {
-            guard let value else { return }
-            guard value >= min else { throw .badRequest("limits.\(field) must be at least \(min)", field: "limits.\(field)") }
-            guard value <= max else {
-                throw .badRequest("limits.\(field) \(value) is above the operator's maximum of \(max)", field: "limits.\(field)")
-            }
-            apply(value)
+    /// The request's limits: `LimitTable`'s rows, each checked, every refusal naming its field.
+    static func limits(_ requested: RequestedLimits?, defaults: Limits, max: Limits) throws(APIError) -> Limits {
+        do {
+            return try LimitTable.resolve(requested, defaults: defaults, maxima: max)
+        } catch {
+            throw .badRequest(error.message, field: error.field)
         }
-        try check(wire?.timeout_ms, "timeout_ms", min: 1, max: max.timeoutMs) { limits.timeoutMs = $0 }
-        try check(wire?.memory_bytes, "memory_bytes", min: 4 << 20, max: max.memoryBytes) { limits.memoryBytes = $0 }
-        try check(wire?.pids, "pids", min: 1, max: max.pids) { limits.pids = $0 }
-        try check(wire?.disk_bytes, "disk_bytes", min: 64 << 10, max: max.diskBytes) { limits.diskBytes = $0 }
-        try check(wire?.output_bytes, "output_bytes", min: 1, max: max.outputBytes) { limits.outputBytes = $0 }
-        if let cpus = wire?.cpus {
-            guard cpus.isFinite, cpus >= 0.01, cpus <= Double(ProcessInfo.processInfo.activeProcessorCount) else {
-                throw .badRequest("limits.cpus must be between 0.01 and \(ProcessInfo.processInfo.activeProcessorCount)", field: "limits.cpus")
-            }
-            limits.cpus = cpus
-        }
-        // /dev/shm is charged to the memory limit, so that is its maximum (the operator's
-        // --max-memory bounds both); unset, it is a quarter of the run's memory limit.
-        try check(wire?.shm_bytes, "shm_bytes", min: Limits.minimumShmBytes, max: max.memoryBytes) { limits.shmBytes = $0 }
-        if let shm = limits.shmBytes, shm > limits.memoryBytes {
-            throw .badRequest("limits.shm_bytes \(shm) is above limits.memory_bytes (\(limits.memoryBytes)): /dev/shm's pages are charged to the memory limit", field: "limits.shm_bytes")
-        }
-        // The defaults never exceed the maxima either.
-        limits.timeoutMs = min(limits.timeoutMs, max.timeoutMs)
-        limits.memoryBytes = min(limits.memoryBytes, max.memoryBytes)
-        limits.pids = min(limits.pids, max.pids)
-        limits.diskBytes = min(limits.diskBytes, max.diskBytes)
-        limits.outputBytes = min(limits.outputBytes, max.outputBytes)
-        return limits
     }
 
     static func seedFile(_ file: File, field: String) throws(APIError) -> SeedFile {

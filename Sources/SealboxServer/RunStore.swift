@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SealboxJail
 import Synchronization
+import SealboxBase
 
 /// Finished runs by id for GET /v1/runs/{id}, bounded in count and in bytes, in total and per
 /// tenant, so no tenant can grow the server without limit (a run may print 16 MiB to each
@@ -216,11 +217,8 @@ public final class RunStore: Sendable {
         let ok = data.withUnsafeBytes { raw -> Bool in
             var offset = 0
             while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
+                let n = Interrupted.retry { Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) }
+                if n < 0 { return false }
                 offset += n
             }
             return true

@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import SealboxJail
+import SealboxBase
 
 /// `POST /v1/runs` with `Accept: application/x-ndjson` or `text/event-stream`: 200 and a
 /// chunked stream of `RunEvent`s — `started`, then `stdout`/`stderr` as the program writes
@@ -18,7 +19,7 @@ extension SealboxAPI {
     func streamRun(_ request: inout Request, _ identity: APIIdentity, format: RunStreamFormat, logger: Logger) async throws(APIError) -> Response {
         var run = try await readRun(&request, identity)
         // The id is fixed here so that `started` can name it before the jail exists.
-        let id = run.spec.id ?? Self.makeRunID()
+        let id = run.spec.id ?? RandomID.run()
         run.spec.id = id
         let waited = try await admit(identity, connection: nil)
         // Unbounded, yet bounded by the run: the executor hands over at most the output
@@ -61,12 +62,6 @@ extension SealboxAPI {
             }
             try await writer.finish(nil)
         })
-    }
-
-    /// Same shape as the executor's own ids: 16 hex digits.
-    static func makeRunID() -> String {
-        let hex = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }
 

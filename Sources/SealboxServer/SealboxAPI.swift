@@ -9,6 +9,7 @@ import Synchronization
 import NIOCore
 import ServiceLifecycle
 import SealboxJail
+import SealboxBroker
 import SealboxLedger
 import SealboxRuntime
 
@@ -56,12 +57,18 @@ public struct SealboxAPI: Sendable {
     public let connections: ConnectionRegistry
     /// When a write to the state directory last failed for want of space (/healthz).
     let storageFullAt = StorageAlarm()
+    /// GET /openapi.json: docs/openapi.json with this server's limits (`OpenAPIDocument`),
+    /// made once.
+    let openAPI: Result<Data, APIError>
 
     public init(configuration: ServerConfiguration, executor: Executor, brokerControlSocket: String? = nil) throws(ServiceStartError) {
         try self.init(configuration: configuration, executor: executor, broker: BrokerSlot(brokerControlSocket.map { .external($0) } ?? .none))
     }
 
-    public init(configuration: ServerConfiguration, executor: Executor, broker: BrokerSlot) throws(ServiceStartError) {
+    /// `metrics`: `sealbox serve` passes the one whose registry it bootstrapped swift-metrics
+    /// with; by default a registry of this server's own.
+    public init(configuration: ServerConfiguration, executor: Executor, broker: BrokerSlot,
+                metrics: ServerMetrics = ServerMetrics()) throws(ServiceStartError) {
         self.configuration = configuration
         self.executor = executor
         self.broker = broker
@@ -81,8 +88,22 @@ public struct SealboxAPI: Sendable {
         admission = RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxQueuedRuns,
                                  maxRunningPerTenant: configuration.maxConcurrentRunsPerTenant, maxQueuedPerTenant: configuration.maxQueuedRunsPerTenant)
         store = RunStore(limits: configuration.results, directory: configuration.layout.resultsDirectory)
-        metrics = ServerMetrics()
+        self.metrics = metrics
         connections = ConnectionRegistry(limits: configuration.connections)
+        openAPI = Self.openAPI(dataDirectory: executor.configuration.dataDirectory, configuration: configuration)
+    }
+
+    static func openAPI(dataDirectory: String, configuration: ServerConfiguration) -> Result<Data, APIError> {
+        guard let document = FileManager.default.contents(atPath: dataDirectory + "/docs/openapi.json") else {
+            return .failure(APIError(.notFound, "not_found", "this installation has no docs/openapi.json"))
+        }
+        let limits = LimitSchema.request(defaults: configuration.defaultLimits, maxima: configuration.maxLimits,
+                                         description: OpenAPIDocument.servedLimitsNote)
+        do {
+            return .success(try OpenAPIDocument.serving(document, limits: limits))
+        } catch {
+            return .failure(APIError(.internalServerError, "internal", "\(error)"))
+        }
     }
 
     /// Routes served beside the API's own, behind the same key check (MCP at /mcp, mounted
@@ -94,6 +115,9 @@ public struct SealboxAPI: Sendable {
         // First: middleware wraps only the routes registered after it.
         // Outside auth, so refused requests are logged too.
         router.add(middleware: RequestLogMiddleware())
+        // Per-route counts and latencies, into `metrics.registry` when serve bootstrapped
+        // swift-metrics with it (a no-op otherwise, as in tests that build several servers).
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: AuthMiddleware(keys: access.keys, required: configuration.authRequired))
         router.get("healthz") { _, _ in try await self.health() }
         router.post("v1/runs") { request, context in
@@ -254,23 +278,24 @@ public struct SealboxAPI: Sendable {
         return response
     }
 
-    /// docs/openapi.json of the data directory: the document kept in the repository is the
-    /// one served (a test checks that it describes every route).
+    /// docs/openapi.json of the data directory, with this server's limits: the document kept
+    /// in the repository is the one served (a test checks that it describes every route).
     func openAPIDocument() throws -> Response {
-        let path = executor.configuration.dataDirectory + "/docs/openapi.json"
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw APIError(.notFound, "not_found", "this installation has no \(path)")
-        }
+        let data = try openAPI.get()
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     func renderMetrics() async -> Response {
         let load = await admission.load
+        var brokerCounters: UsageBook.Counters?
+        if let socket = broker.controlSocket {
+            brokerCounters = try? await BrokerControlClient.ask(ControlRequest(op: "status"), socket: socket, timeoutSeconds: 1).limits
+        }
+        metrics.update(broker: brokerCounters)
+        metrics.update(effects: try? effectLog.open()?.callCounts() ?? [])
+        metrics.update(pool: executor.pool?.stats, size: executor.pool?.configuration.size ?? 0)
+        metrics.update(results: store.stats, limits: store.limits)
         let text = metrics.render(running: load.running, queued: load.queued, maxRunning: admission.maxRunning, maxQueued: admission.maxQueued)
-            + EffectMetrics.render(effectLog)
-            + ServerMetrics.render(pool: executor.pool?.stats, size: executor.pool?.configuration.size ?? 0)
-            + ServerMetrics.render(results: store.stats, limits: store.limits)
-            + BrokerMetrics.render(controlSocket: broker.controlSocket)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }
@@ -320,7 +345,7 @@ public struct SealboxAPI: Sendable {
         var safe = error
         let replacements = [
             (configuration.layout.stateDirectory, "<state-dir>"), (executor.configuration.dataDirectory, "<data-dir>"),
-            (configuration.layout.brokerStateDirectory, "<broker-dir>"), ("/run/sealbox", "<run-dir>"),
+            (configuration.layout.brokerSocketsDirectory, "<broker-dir>"), ("/run/sealbox", "<run-dir>"),
         ]
         for (path, name) in replacements where path.count > 1 {
             safe.message = Self.replacingPath(path, with: name, in: safe.message)

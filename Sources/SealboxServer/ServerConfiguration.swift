@@ -1,3 +1,4 @@
+import SealboxBase
 import SealboxJail
 
 /// What an operator sets for `sealbox serve`: where to listen, how much runs at once, how much
@@ -5,7 +6,7 @@ import SealboxJail
 public struct ServerConfiguration: Sendable {
     public var host: String
     /// Everything the service keeps: keys, effect log, checkpoints, the broker's state.
-    public var layout: ServiceLayout
+    public var layout: StateLayout
     public var port: Int
     /// Runs executing at once; more wait in the queue.
     public var maxConcurrentRuns: Int
@@ -36,9 +37,9 @@ public struct ServerConfiguration: Sendable {
     public var profiles: ProfileGrant = .serverDefault
 
     public init(
-        host: String = "127.0.0.1", port: Int = 8080, layout: ServiceLayout = ServiceLayout(stateDirectory: ServiceLayout.defaultStateDirectory),
+        host: String = "127.0.0.1", port: Int = 8080, layout: StateLayout = StateLayout(stateDirectory: StateLayout.defaultStateDirectory),
         maxConcurrentRuns: Int = 2, maxQueuedRuns: Int = 64, maxBodyBytes: Int = 8 << 20, results: RunStore.Limits = RunStore.Limits(),
-        maxLimits: Limits = Limits(timeoutMs: 300_000, memoryBytes: 2 << 30, pids: 512, diskBytes: 1 << 30, outputBytes: 16 << 20, cpus: nil),
+        maxLimits: Limits = LimitTable.defaultMaxima,
         defaultLimits: Limits = Limits()
     ) {
         self.host = host

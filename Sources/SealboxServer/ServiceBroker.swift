@@ -1,3 +1,4 @@
+import SealboxBase
 import Foundation
 import Glibc
 import SealboxBroker
@@ -14,31 +15,29 @@ import Synchronization
 /// server killed with SIGKILL leaves its broker a few seconds to seal the calls in flight;
 /// a server restarted meanwhile starts a broker in another directory, so the old one
 /// removing its own never takes the new one's sockets away.
-public final class ServiceBroker: @unchecked Sendable {  // immutable after start; `process` is only stopped once
-    public let controlSocket: String
+public final class ServiceBroker: Sendable {
     public let configPath: String
     public let stateDirectory: String
-    private let process: Process
-    private let logPath: String
+    private let process: BrokerProcess
 
     /// With no `toolsConfig`, a config with no tools: runs then get no broker grant, but the
     /// effect log and the broker are there for the operator's resolve/approve/deny.
     /// Async: waiting for the broker's socket sleeps the task, never a thread of the
     /// cooperative pool (a server's or a test runner's other tasks go on meanwhile).
-    public static func start(executable: String, layout: ServiceLayout, toolsConfig: String?) async throws(ServiceStartError) -> ServiceBroker {
+    public static func start(executable: String, layout: StateLayout, toolsConfig: String?) async throws(ServiceStartError) -> ServiceBroker {
         let fm = FileManager.default
         let config: String
         if let toolsConfig {
             guard fm.isReadableFile(atPath: toolsConfig) else { throw ServiceStartError("--tools \(toolsConfig): no such readable file") }
             config = toolsConfig
         } else {
-            config = layout.stateDirectory + "/broker-default.yaml"
+            config = layout.defaultBrokerConfigPath
             let text = "# Written by `sealbox serve` at every start: no tools. Pass --tools FILE to grant some.\ntools: {}\n"
             guard fm.createFile(atPath: config, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
                 throw ServiceStartError("cannot write \(config)")
             }
         }
-        let base = layout.brokerStateDirectory
+        let base = layout.brokerSocketsDirectory
         do {
             // 0711 like the per-run brokers' directories: jails reach their own run socket by
             // its full path, nobody can list the others.
@@ -51,49 +50,33 @@ public final class ServiceBroker: @unchecked Sendable {  // immutable after star
         BrokerRun.sweepStaleStateDirectories(in: base, prefix: "b-", minimumAge: 0)
         let stateDirectory = base + "/b-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         // Each start keeps the previous broker's log as broker.log.1.
-        let logPath = layout.stateDirectory + "/broker.log"
+        let logPath = layout.brokerLogPath
         if fm.fileExists(atPath: logPath) {
             _ = rename(logPath, logPath + ".1")
         }
-        guard fm.createFile(atPath: logPath, contents: nil, attributes: [.posixPermissions: 0o600]),
-              let log = FileHandle(forWritingAtPath: logPath) else {
-            throw ServiceStartError("cannot create the broker's log \(logPath)")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
         // The broker makes its directory itself (0711) and removes it when it stops.
-        process.arguments = ["broker", "--config", config, "--state-dir", stateDirectory, "--ledger", layout.ledgerPath,
-                             "--exit-with", String(getpid())]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = log
+        let process: BrokerProcess
         do {
-            try process.run()
+            process = try BrokerProcess.start(
+                executable: executable, .init(config: config, socketDirectory: stateDirectory, ledger: layout.ledgerPath), logPath: logPath)
         } catch {
-            throw ServiceStartError("cannot start the broker (\(executable)): \(error)")
+            throw ServiceStartError(error.description)
         }
-        let broker = ServiceBroker(controlSocket: stateDirectory + "/control.sock", configPath: config, stateDirectory: stateDirectory,
-                                   process: process, logPath: logPath)
-        // Up to 30 s: a large effect log on a loaded machine is slow to open and recover.
-        for _ in 0..<3000 {
-            if fm.fileExists(atPath: broker.controlSocket) { return broker }
-            if !process.isRunning { break }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        broker.stop()
+        let broker = ServiceBroker(configPath: config, stateDirectory: stateDirectory, process: process)
+        if await process.waitUntilListening() { return broker }
+        await process.stopped()
         throw ServiceStartError("the broker did not start: " + broker.logTail())
     }
 
-    private init(controlSocket: String, configPath: String, stateDirectory: String, process: Process, logPath: String) {
-        self.controlSocket = controlSocket
+    private init(configPath: String, stateDirectory: String, process: BrokerProcess) {
         self.configPath = configPath
         self.stateDirectory = stateDirectory
         self.process = process
-        self.logPath = logPath
     }
 
+    public var controlSocket: String { process.controlSocket }
     public var isRunning: Bool { process.isRunning }
-    public var processIdentifier: Int32 { process.processIdentifier }
+    public var processIdentifier: Int32 { process.process.pid }
 
     /// Whether the broker answers on its control socket now (a connect, nothing sent).
     public var isReachable: Bool {
@@ -108,20 +91,19 @@ public final class ServiceBroker: @unchecked Sendable {  // immutable after star
     }
 
     /// SIGTERM, then up to 10 s for calls in flight to seal (the broker itself gives them 5 s),
-    /// then SIGKILL.
+    /// then SIGKILL. Blocks the calling thread; `stopped()` from a task.
     public func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        for _ in 0..<1000 where process.isRunning { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        process.stop()
+    }
+
+    public func stopped() async {
+        await process.stopped()
     }
 
     /// The last lines the broker wrote, for error messages.
     public func logTail(maxBytes: Int = 2000) -> String {
-        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        return trimmed.isEmpty ? "no output (see \(logPath))" : String(trimmed.suffix(maxBytes))
+        let tail = process.logTail(maxBytes: maxBytes)
+        return tail.isEmpty ? "no output (see \(process.logPath))" : tail
     }
 }
 

@@ -1,3 +1,4 @@
+import SealboxBase
 import Foundation
 import Glibc
 
@@ -16,8 +17,8 @@ public final class StateDirectoryLock: Sendable {
         self.fd = fd
     }
 
-    public static func acquire(_ layout: ServiceLayout) throws(ServiceStartError) -> StateDirectoryLock {
-        let path = layout.stateDirectory + "/serve.lock"
+    public static func acquire(_ layout: StateLayout) throws(ServiceStartError) -> StateDirectoryLock {
+        let path = layout.serveLockPath
         let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw ServiceStartError("cannot open \(path): \(String(cString: strerror(errno)))")

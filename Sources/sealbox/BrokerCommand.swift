@@ -2,6 +2,7 @@ import ArgumentParser
 import CSealboxSpawn
 import Foundation
 import Glibc
+import SealboxBase
 import SealboxBroker
 
 struct BrokerCommand: AsyncParsableCommand {
@@ -30,16 +31,16 @@ struct BrokerServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "Broker config file (YAML).")
+    @Option(name: .customLong(BrokerProcess.Arguments.Flag.config), help: "Broker config file (YAML).")
     var config: String
 
-    @Option(name: .customLong("state-dir"), help: "Directory for the control and per-run sockets.")
-    var stateDir: String = BrokerService.defaultStateDirectory
+    @Option(name: .customLong(BrokerProcess.Arguments.Flag.socketDirectory), help: "Directory for the control and per-run sockets (runtime sockets only: the effect log is --ledger or the config's `ledger:`, else effects.db in the state directory).")
+    var stateDir: String = StateLayout.standaloneBrokerDirectory
 
-    @Option(name: .long, help: "Effect log (SQLite) path; overrides the config's `ledger:`.")
+    @Option(name: .customLong(BrokerProcess.Arguments.Flag.ledger), help: "Effect log (SQLite) path; overrides the config's `ledger:`.")
     var ledger: String?
 
-    @Option(name: .customLong("exit-with"), help: "Stop when the process with this pid exits (`sealbox run --tools` passes its own pid, so a killed runner leaves no broker behind).")
+    @Option(name: .customLong(BrokerProcess.Arguments.Flag.exitWith), help: "Stop when the process with this pid exits (`sealbox run --tools` passes its own pid, so a killed runner leaves no broker behind).")
     var exitWith: Int32?
 
     func run() async throws {
@@ -123,7 +124,7 @@ struct BrokerRevokeCommand: ParsableCommand {
     var runID: String?
 
     @Option(name: .long, help: "The broker's control socket.")
-    var socket: String = BrokerService.defaultStateDirectory + "/control.sock"
+    var socket: String = StateLayout.standaloneBrokerDirectory + "/control.sock"
 
     func validate() throws {
         guard (tokenID == nil) != (runID == nil) else { throw ValidationError("give exactly one of --token-id or --run") }

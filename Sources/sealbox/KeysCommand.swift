@@ -31,12 +31,12 @@ struct KeysCommand: ParsableCommand {
 
 struct KeyStoreOptions: ParsableArguments {
     @Option(name: .customLong("state-dir"), help: ArgumentHelp("sealbox serve's state directory (keys.db is in it).", valueName: "DIR"))
-    var stateDirectory: String = ServiceLayout.defaultStateDirectory
+    var stateDirectory: String = StateLayout.defaultStateDirectory
 
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
-    var keysPath: String { ServiceLayout(stateDirectory: stateDirectory).keysPath }
+    var keysPath: String { StateLayout(stateDirectory: stateDirectory).keysPath }
 
     /// `create` makes keys.db (and the directory) when missing; list and revoke only read what
     /// exists, so a mistyped --state-dir is an error, not a new empty store.

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxBase
 
 /// Where `bench load` sends its runs: http://HOST[:PORT][/PREFIX]. Plain HTTP only; the
 /// load tool measures the server, so it sits next to it (or behind the same proxy).
@@ -104,8 +105,7 @@ final class LoadConnection {
         if fd < 0 { try connect() }
         var offset = 0
         while offset < request.count {
-            let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
+            let n = Interrupted.retry { request.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) } }
             guard n > 0 else { throw failed("send: \(Self.describe(errno))", beforeResponse: true) }
             offset += n
         }
@@ -215,17 +215,14 @@ final class LoadConnection {
     /// Reads what is there into `pending`; false at end of stream.
     private func fill() throws(Failure) -> Bool {
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n > 0 {
-                pending += buffer[0..<n]
-                return true
-            }
-            if n == 0 { return false }
-            if errno == EINTR { continue }
-            let reason = errno == EAGAIN || errno == EWOULDBLOCK ? "no answer within \(timeoutSeconds) s" : Self.describe(errno)
-            throw failed("recv: \(reason)")
+        let n = Interrupted.retry { buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+        if n > 0 {
+            pending += buffer[0..<n]
+            return true
         }
+        if n == 0 { return false }
+        let reason = errno == EAGAIN || errno == EWOULDBLOCK ? "no answer within \(timeoutSeconds) s" : Self.describe(errno)
+        throw failed("recv: \(reason)")
     }
 
     private func failed(_ what: String, beforeResponse: Bool = false) -> Failure {

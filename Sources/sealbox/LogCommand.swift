@@ -13,15 +13,17 @@ struct LogCommand: ParsableCommand {
 }
 
 struct LedgerOptions: ParsableArguments {
-    @Option(name: .long, help: "Effect log path (default: the broker's default).")
-    var ledger: String = BrokerService.defaultLedgerPath
+    @OptionGroup var state: StateOptions
+    @Option(name: .long, help: "Effect log path (default: effects.db in the state directory).")
+    var ledger: String?
 
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
     func open() throws -> Ledger {
+        let ledger = try state.ledgerPath(explicit: ledger)
         guard FileManager.default.fileExists(atPath: ledger) else {
-            throw CLIFailure(message: "no effect log at \(ledger) (use --ledger PATH; the broker creates it)")
+            throw CLIFailure(message: "no effect log at \(ledger) (use --state-dir DIR or --ledger PATH; the broker creates it)")
         }
         do {
             return try Ledger(path: ledger)

@@ -1,5 +1,7 @@
+import SealboxBase
 import ArgumentParser
 import Foundation
+import SealboxBase
 import SealboxJail
 import SealboxMCP
 import SealboxServer
@@ -45,7 +47,7 @@ struct McpCommand: AsyncParsableCommand {
             """)
 
     @Option(name: .customLong("state-dir"), help: ArgumentHelp("Directory for checkpoints and the effect log (the one sealbox serve uses).", valueName: "DIR"))
-    var stateDir: String = ServiceLayout.defaultStateDirectory
+    var stateDir: String = StateLayout.defaultStateDirectory
 
     @Option(name: .long, help: "Broker config (YAML): each run_code that grants tools starts a broker with it.")
     var tools: String?
@@ -69,7 +71,7 @@ struct McpCommand: AsyncParsableCommand {
         }
         guard (1...1024).contains(maxConcurrent) else { throw CLIFailure(message: "--max-concurrent must be between 1 and 1024") }
         var configuration = MCPConfiguration(
-            layout: ServiceLayout(stateDirectory: stateDir), brokerConfigPath: tools.map(absolutePath),
+            layout: StateLayout(stateDirectory: stateDir), brokerConfigPath: tools.map(absolutePath),
             brokerControlSocket: broker.map(absolutePath), maxConcurrentRuns: maxConcurrent)
         configuration.maxLimits = try limits.limits()
         configuration.profiles = try profilePolicy.grant()

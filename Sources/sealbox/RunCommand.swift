@@ -1,6 +1,8 @@
+import SealboxBase
 import ArgumentParser
 import Foundation
 import Glibc
+import SealboxBase
 import SealboxProfiles
 import SealboxBroker
 import SealboxJail
@@ -54,8 +56,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Run as this step of --session: a sealed step is replayed, not re-run; /work is the session's workspace, carried from step to step.")
     var step: String?
 
-    @Option(name: .long, help: "Checkpoint store for --step.")
-    var checkpoints: String = CheckpointStore.defaultPath
+    @Option(name: .long, help: "Checkpoint store for --step (default: checkpoints.db in the state directory).")
+    var checkpoints: String?
+
+    @OptionGroup var state: StateOptions
 
     @Flag(name: .long, help: "Print the result as one JSON object on stdout.")
     var json = false
@@ -68,14 +72,19 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure(message: error.description)
         }
-        let pipeline = RunPipeline(checkpointsPath: checkpoints, dataDirectory: dataDirectory) { () throws(JailError) in
+        // Only a step reads the checkpoint store: a plain run never refuses an old directory.
+        let checkpointsPath = step == nil ? state.layout.checkpointsPath : try state.checkpointsPath(explicit: checkpoints)
+        let pipeline = RunPipeline(checkpointsPath: checkpointsPath, dataDirectory: dataDirectory) { () throws(JailError) in
             let executor = try Executor(configuration: .init(dataDirectory: dataDirectory))
             if executor.cgroupDriver.version == .none {
                 writeStderr("sealbox: warning: no usable cgroups on this host; memory and pids limits are not enforced\n")
             }
             return executor
         }
-        let plan = RunPlan(spec: spec, session: session, step: step, allow: allow, brokerConfigPath: tools, brokerControlSocket: broker)
+        // A broker started here writes the state directory's effect log when --state-dir is
+        // given (as `serve --state-dir` does), the config's `ledger:` otherwise.
+        let plan = RunPlan(spec: spec, session: session, step: step, allow: allow, brokerConfigPath: tools, brokerControlSocket: broker,
+                           brokerLedgerPath: state.stateDir == nil ? nil : state.layout.ledgerPath)
         let result: RunResult
         do throws(RuntimeError) {
             result = try await pipeline.run(plan)
@@ -95,20 +104,7 @@ struct JailSpecBuilder {
 
     func build() throws -> JailSpec {
         let o = options
-        guard o.timeout.isFinite, o.timeout > 0, o.timeout <= 86_400 else {
-            throw CLIFailure(message: "--timeout must be between 0.001 and 86400 seconds")
-        }
-        let timeoutMs = Int((o.timeout * 1000).rounded())
-        guard timeoutMs >= 1 else { throw CLIFailure(message: "--timeout must be at least 0.001 seconds") }
-        var limits = Limits(timeoutMs: timeoutMs, pids: o.pids, cpus: o.cpus)
-        do {
-            limits.memoryBytes = try ByteSize.parse(o.memory, flag: "--memory")
-            limits.diskBytes = try ByteSize.parse(o.disk, flag: "--disk")
-            limits.outputBytes = Int(try ByteSize.parse(o.outputLimit, flag: "--output-limit"))
-            if let shm = o.shm { limits.shmBytes = try ByteSize.parse(shm, flag: "--shm") }
-        } catch {
-            throw CLIFailure(message: error.description)
-        }
+        let limits = try o.limits.limits()
 
         var environment: [(name: String, value: String)] = []
         for pair in o.env {

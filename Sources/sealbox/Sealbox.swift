@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import SealboxBase
 
 /// Entry point. Bad flags exit 125, not ArgumentParser's 64: Docker's convention, so a
 /// caller can tell "sealbox failed" (125) from "your program failed" (its own code).
@@ -61,8 +62,8 @@ func writeStderr(_ text: String) {
     var bytes = Array(text.utf8)
     var offset = 0
     while offset < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress! + offset, $0.count - offset) }
-        if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+        let n = Interrupted.retry { bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress! + offset, $0.count - offset) } }
+        if n <= 0 { return }
         offset += n
     }
 }

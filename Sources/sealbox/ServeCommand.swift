@@ -1,6 +1,8 @@
+import SealboxBase
 import ArgumentParser
 import Foundation
 
+import SealboxBase
 import SealboxJail
 import SealboxMCP
 import SealboxServer
@@ -32,8 +34,8 @@ struct ServeCommand: AsyncParsableCommand {
             KEY (`sealbox keys create`); at the first start an operator key is
             written to STATE-DIR/api-key. Runs beyond --max-concurrent wait in a
             queue of --max-queued; beyond that the answer is 429 with Retry-After.
-            Limits a request asks for are capped by --max-timeout, --max-memory,
-            --max-pids, --max-disk and --max-output (400 naming the field).
+            Limits a request asks for are capped by the --max-* flags (--max-timeout,
+            --max-memory, ...; 400 naming the field); GET /openapi.json shows them.
 
             SIGTERM or SIGINT: no new runs (503), runs executing get --shutdown-grace
             seconds, then their jails are killed (each caller still gets a result);
@@ -54,7 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("state-dir"), help: ArgumentHelp(
         "Where the service keeps its API keys, effect log, checkpoints and broker state; one server per directory.", valueName: "DIR"))
-    var stateDir: String = ServiceLayout.defaultStateDirectory
+    var stateDir: String = StateLayout.defaultStateDirectory
 
     @Option(name: .long, help: "Broker config (YAML) with the tools and secrets runs may be granted (\"tools\" in POST /v1/runs). Default: a broker with no tools.")
     var tools: String?
@@ -168,7 +170,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard let logger = ServerLogging.bootstrap(level: logLevel) else {
             throw CLIFailure(message: "--log-level must be one of \(ServerLogging.levelNames), got \"\(logLevel)\"")
         }
-        configuration.layout = ServiceLayout(stateDirectory: stateDir)
+        configuration.layout = StateLayout(stateDirectory: stateDir)
         configuration.authRequired = !noAuth
         // From here on every failure is a JSON log line, like everything serve writes.
         func fail(_ message: String, _ metadata: [String: String] = [:]) -> ExitCode {
@@ -196,7 +198,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if pool > 0 {
             do {
-                try executor.startPool(JailPool.Configuration(size: pool, limits: configuration.defaultLimits, refillDelayMs: poolRefillDelay))
+                // The limits a request naming none gets: the defaults, lowered to the operator's maxima.
+                let limits = try LimitTable.resolve(nil, defaults: configuration.defaultLimits, maxima: configuration.maxLimits)
+                try executor.startPool(JailPool.Configuration(size: pool, limits: limits, refillDelayMs: poolRefillDelay))
             } catch {
                 throw fail("--pool: " + error.description)
             }
@@ -206,7 +210,7 @@ struct ServeCommand: AsyncParsableCommand {
         let slot = BrokerSlot(.starting)
         let api: SealboxAPI
         do {
-            api = try SealboxAPI(configuration: configuration, executor: executor, broker: slot)
+            api = try SealboxAPI(configuration: configuration, executor: executor, broker: slot, metrics: .bootstrapProcessWide())
             if let path = try api.bootstrapKeyIfNeeded() {
                 ServerLogging.notice("no API keys yet: made an operator key for tenant \"default\" in \(path) (mode 0600). Send it as: Authorization: Bearer $(cat \(path))",
                                      to: logger, metadata: ["key_file": path])
@@ -244,7 +248,7 @@ struct ServeCommand: AsyncParsableCommand {
             outcome = .failure(error)
         }
         // After the last run has closed its grant: the broker seals calls in flight and stops.
-        if case .running(let broker) = slot.current { broker.stop() }
+        if case .running(let broker) = slot.current { await broker.stopped() }
         if let failure = brokerFailure.message { throw fail("the broker did not start: \(failure)") }
         if case .failure(let error) = outcome { throw fail("\(error)", ["address": listen]) }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SealboxBase
 import SealboxJail
 import SealboxLedger
 
@@ -12,12 +13,14 @@ struct SessionCommand: ParsableCommand {
 }
 
 struct CheckpointOptions: ParsableArguments {
-    @Option(name: .long, help: "Checkpoint store (SQLite).")
-    var checkpoints: String = CheckpointStore.defaultPath
+    @OptionGroup var state: StateOptions
+    @Option(name: .long, help: "Checkpoint store (SQLite; default: checkpoints.db in the state directory).")
+    var checkpoints: String?
 
     func open() throws -> CheckpointStore {
+        let path = try state.checkpointsPath(explicit: checkpoints)
         do {
-            return try CheckpointStore(path: checkpoints)
+            return try CheckpointStore(path: path)
         } catch {
             throw CLIFailure(message: error.message)
         }

@@ -27,12 +27,13 @@ struct SessionFactsCommand: ParsableCommand {
 
     @OptionGroup var options: CheckpointOptions
     @Argument(help: "Session id.") var session: String
-    @Option(name: .long, help: "Effect log (the `ledger:` path of the broker config the steps used).")
-    var ledger: String = BrokerService.defaultLedgerPath
+    @Option(name: .long, help: "Effect log (default: effects.db in the state directory; the `ledger:` path of the broker config the steps used, if it names another).")
+    var ledger: String?
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() throws {
         let store = try options.open()
+        let ledger = try options.state.ledgerPath(explicit: ledger)
         let facts: SessionFacts
         do {
             let log = FileManager.default.fileExists(atPath: ledger) ? try Ledger(path: ledger) : nil

@@ -15,26 +15,8 @@ struct WorkloadOptions: ParsableArguments {
     @Option(name: .customLong("stdin-file"), help: "Feed this host file to the program's stdin; - is sealbox's own stdin. Default: sealbox's stdin when it is a pipe or a file (echo hi | sealbox run ...), else /dev/null.")
     var stdinFile: String?
 
-    @Option(name: .long, help: "Wall-clock limit in seconds (millisecond resolution).")
-    var timeout: Double = 10
-
-    @Option(name: .long, help: "Memory limit, e.g. 256M.")
-    var memory: String = "256M"
-
-    @Option(name: .long, help: "Maximum number of processes and threads.")
-    var pids: Int = 64
-
-    @Option(name: .long, help: "Size of the writable /work + /tmp tmpfs, e.g. 64M (for a --step of `run`, /tmp only: /work is the session's workspace).")
-    var disk: String = "64M"
-
-    @Option(name: .long, help: "Size of the jail's /dev/shm (POSIX shared memory, semaphores), e.g. 64M; at most --memory, whose limit its pages count against (default: a quarter of --memory).")
-    var shm: String?
-
-    @Option(name: .customLong("output-limit"), help: "Cap on captured stdout and on stderr, each, e.g. 1M.")
-    var outputLimit: String = "1M"
-
-    @Option(name: .long, help: "CPU bandwidth in cores, e.g. 0.5 (default: unthrottled).")
-    var cpus: Double?
+    /// --timeout, --memory, --pids, …: the rows of `LimitTable`.
+    @OptionGroup var limits: RunLimitFlags
 
     @Option(name: .long, help: "Environment variable for the jail, K=V (repeatable).")
     var env: [String] = []

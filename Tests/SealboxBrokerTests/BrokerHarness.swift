@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SealboxLedger
 import Testing
+import SealboxBase
 @testable import SealboxBroker
 
 /// A real broker (service, control socket, run socket, effect log on disk) in front of a real
@@ -98,7 +99,7 @@ final class BrokerHarness: @unchecked Sendable {  // set up once in init, then r
         var request: [String: JSONValue] = ["token": .string(token ?? run.token), "op": .string("call"), "tool": .string(tool), "args": .object(args)]
         if let key { request["key"] = .string(key) }
         if fresh { request["fresh"] = .bool(true) }
-        return try await rawCall(socket: socket ?? run.socket, line: CanonicalJSON.encode(.object(request)))
+        return try await rawCall(socket: socket ?? run.socket, line: Data(CanonicalJSON.v1.bytes(.object(request))))
     }
 
     /// The blocking socket I/O runs on a thread of its own: the broker answers on the

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxBase
 import SealboxLedger
 import Testing
 @testable import SealboxBroker

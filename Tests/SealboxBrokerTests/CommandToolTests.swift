@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SealboxBroker
+import SealboxBase
 import SealboxLedger
 
 #if canImport(Glibc)

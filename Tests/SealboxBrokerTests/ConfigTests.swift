@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SealboxBroker
+import SealboxBase
 import SealboxLedger
 
 #if canImport(Glibc)
@@ -30,7 +31,7 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
         try Data(text.utf8).write(to: URL(fileURLWithPath: examplePath))
 
         let config = try BrokerConfigLoader.load(path: examplePath, environment: ["GITHUB_TOKEN": secretValue])
-        #expect(config.ledgerPath == "/var/lib/sealbox/ledger.sqlite")
+        #expect(config.ledgerPath == "/var/lib/sealbox/effects.db")
         #expect(config.secrets.names == ["dns_key", "github_token"])
         #expect(config.secrets.reveal("github_token") == secretValue)
         #expect(config.secrets.reveal("dns_key") == fileSecretValue)  // trailing newline trimmed
@@ -562,17 +563,17 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
     }
 
     @Test func unitsParse() {
-        #expect(ConfigUnits.milliseconds("500ms") == 500)
-        #expect(ConfigUnits.milliseconds("10s") == 10_000)
-        #expect(ConfigUnits.milliseconds("1.5s") == 1500)
-        #expect(ConfigUnits.milliseconds("2m") == 120_000)
-        #expect(ConfigUnits.milliseconds("7") == 7000)
-        #expect(ConfigUnits.milliseconds("x") == nil)
-        #expect(ConfigUnits.bytes("1M") == 1 << 20)
-        #expect(ConfigUnits.bytes("64K") == 65536)
-        #expect(ConfigUnits.bytes("512KiB") == 512 << 10)
-        #expect(ConfigUnits.bytes("100") == 100)
-        #expect(ConfigUnits.bytes("1Q") == nil)
+        #expect(DurationText.milliseconds("500ms") == 500)
+        #expect(DurationText.milliseconds("10s") == 10_000)
+        #expect(DurationText.milliseconds("1.5s") == 1500)
+        #expect(DurationText.milliseconds("2m") == 120_000)
+        #expect(DurationText.milliseconds("7") == 7000)
+        #expect(DurationText.milliseconds("x") == nil)
+        #expect(ByteSize.parse("1M", below: 1e15) == 1 << 20)
+        #expect(ByteSize.parse("64K", below: 1e15) == 65536)
+        #expect(ByteSize.parse("512KiB", below: 1e15) == 512 << 10)
+        #expect(ByteSize.parse("100", below: 1e15) == 100)
+        #expect(ByteSize.parse("1Q", below: 1e15) == nil)
     }
 
     @Test func templatesParse() throws {

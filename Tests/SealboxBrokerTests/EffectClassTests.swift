@@ -1,5 +1,7 @@
+import Crypto
 import Foundation
 import Glibc
+import SealboxBase
 import SealboxLedger
 import Testing
 @testable import SealboxBroker
@@ -19,23 +21,37 @@ struct EffectClassTests {
         #expect(h.world.count("/lookup") == 2)
     }
 
-    /// A double holds every integer only below 2^53: 9007199254740993 would reach the world
-    /// and the effect log as ...992. Refused, by path, until JSON values carry integers exactly.
-    @Test("integers of 2^53 or more in arguments are refused, not silently rounded")
-    func largeIntegersAreRefused() async throws {
+    /// JSON numbers keep their literal: an integer past 2^53 (which a double would round,
+    /// 9007199254740993 to ...992) reaches the world, the effect log and the jail's answer
+    /// digit for digit, and its digest is that of its own digits.
+    @Test("integers of 2^53 or more in arguments reach the tool and the effect log exactly")
+    func largeIntegersStayExact() async throws {
         let h = try await BrokerHarness(label: "ints")
         defer { h.shutdown() }
+        h.world.route("/lookup", .json(#"{"echo":18446744073709551615}"#))
         let run = try await h.openRun(session: "s-ints", tools: ["lookup"])
-        let line = Data(#"{"token":"\#(run.token)","op":"call","tool":"lookup","args":{"n":9007199254740993}}"#.utf8)
-        let refused = try await BrokerHarness.rawCall(socket: run.socket, line: line)
-        #expect(refused.error?.code == .badRequest && refused.error?.message.contains("args.n") == true
-                && refused.error?.message.contains("2^53") == true, "\(String(describing: refused.error))")
-        let negative = Data(#"{"token":"\#(run.token)","op":"call","tool":"lookup","args":{"n":-1e300}}"#.utf8)
-        #expect(try await BrokerHarness.rawCall(socket: run.socket, line: negative).error?.code == .badRequest)
-        #expect(h.world.count("/lookup") == 0)
+        let line = Data(#"{"token":"\#(run.token)","op":"call","tool":"lookup","args":{"n":18446744073709551615}}"#.utf8)
+        let answer = try await BrokerHarness.rawCall(socket: run.socket, line: line)
+        #expect(answer.ok, "\(String(describing: answer.error))")
+        #expect(answer.result?["body"]?["echo"] == .number("18446744073709551615"))
+        #expect(h.world.requests(to: "/lookup").first?.bodyText == #"{"n":18446744073709551615}"#)
+        let ledger = try h.ledger()
+        let intentSeq = try #require(answer.effect?.seq)
+        let completionSeq = try #require(answer.effect?.completionSeq)
+        let intent = try #require(try ledger.record(seq: intentSeq))
+        #expect(intent.argsDigest == SHA256.hex(text: #"{"n":18446744073709551615}"#))
+        let completion = try #require(try ledger.record(seq: completionSeq))
+        #expect(completion.response?.contains(#""echo":18446744073709551615"#) == true, "\(completion.response ?? "nil")")
+
+        let past53 = Data(#"{"token":"\#(run.token)","op":"call","tool":"lookup","args":{"n":9007199254740993}}"#.utf8)
+        #expect(try await BrokerHarness.rawCall(socket: run.socket, line: past53).ok)
+        #expect(h.world.requests(to: "/lookup").last?.bodyText == #"{"n":9007199254740993}"#)
+        let huge = Data(#"{"token":"\#(run.token)","op":"call","tool":"lookup","args":{"n":-1e300}}"#.utf8)
+        #expect(try await BrokerHarness.rawCall(socket: run.socket, line: huge).ok)
+        #expect(h.world.requests(to: "/lookup").last?.bodyText == #"{"n":-1e300}"#)
         let exact = Data(#"{"token":"\#(run.token)","op":"call","tool":"lookup","args":{"n":9007199254740991}}"#.utf8)
         #expect(try await BrokerHarness.rawCall(socket: run.socket, line: exact).ok)
-        #expect(h.world.count("/lookup") == 1)
+        #expect(h.world.count("/lookup") == 4)
     }
 
     @Test("idempotent: the sealed answer comes back, the world is asked once; the key reaches it")

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import SealboxBroker
 import SealboxLedger
+import SealboxBase
 
 private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
 
@@ -469,7 +470,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
         for extra in ["allow_hosts: [localhost, 127.0.0.1]", #"allow_hosts: [localhost, "127.0.0.0/8"]"#, "allow_hosts: [localhost], allow_private_networks: true"] {
             let (runner, allowed) = try tool(extra)
             let outcome = try await runner.run(allowed, args: [:], idempotencyKey: "k")
-            guard case .object(let fields) = outcome.result, case .number(let status)? = fields["status"] else {
+            guard let status = outcome.result["status"]?.doubleValue else {
                 Issue.record("\(extra): \(outcome.result)")
                 continue
             }

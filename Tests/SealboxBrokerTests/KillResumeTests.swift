@@ -609,7 +609,7 @@ enum KillRig {
             switch mode {
             case .tree:
                 let frozen = KillTestProcesses.freeze(root: runner.pid, alsoFirst: known)
-                let stateDirs = frozen.compactMap(KillTestProcesses.brokerStateDirectory)
+                let stateDirs = frozen.compactMap(KillTestProcesses.brokerSocketsDirectory)
                 for pid in frozen { kill(pid, SIGKILL) }
                 _ = runner.wait()
                 if let alive = KillTestProcesses.waitGone(frozen.filter { $0 != runner.pid }, seconds: 10) {
@@ -624,7 +624,7 @@ enum KillRig {
                 // The broker stops gracefully: it lets a call in flight finish (5 s grace).
                 if let alive = KillTestProcesses.waitGone(tree, seconds: 8) {
                     // A regression of runnerAloneLeavesNoOrphans: resume alongside them, clean up after.
-                    let brokers = alive.filter { KillTestProcesses.brokerStateDirectory($0) != nil }
+                    let brokers = alive.filter { KillTestProcesses.brokerSocketsDirectory($0) != nil }
                     fail("\(alive.count) processes outlived the killed runner (broker \(brokers), jail \(alive.filter { !brokers.contains($0) })); resuming alongside them")
                     orphans = alive
                 } else {
@@ -662,7 +662,7 @@ enum KillRig {
             defer { sweepStateDirectories() }
             guard !orphans.isEmpty else { return }
             let all = orphans + orphans.flatMap(KillTestProcesses.descendants)
-            let stateDirs = all.compactMap(KillTestProcesses.brokerStateDirectory)
+            let stateDirs = all.compactMap(KillTestProcesses.brokerSocketsDirectory)
             for pid in all { kill(pid, SIGKILL) }
             _ = KillTestProcesses.waitGone(all, seconds: 10)
             for d in stateDirs { try? FileManager.default.removeItem(atPath: d) }
@@ -709,15 +709,15 @@ enum KillRig {
             let table = KillTestProcesses.table()
             return tree.filter { pid in table.contains { $0.pid == pid && !"ZX".contains($0.state) } }
         }
-        let stateDirs = tree.compactMap(KillTestProcesses.brokerStateDirectory)
+        let stateDirs = tree.compactMap(KillTestProcesses.brokerSocketsDirectory)
         // The jail dies with its runner at once (parent-death signal).
         usleep(500_000)
-        seen.jailAlive = alive().contains { KillTestProcesses.brokerStateDirectory($0) == nil }
+        seen.jailAlive = alive().contains { KillTestProcesses.brokerSocketsDirectory($0) == nil }
         // The broker stops when it sees its runner gone, after letting the call it is
         // executing finish and seal (its shutdown grace is 5 s).
         let brokerDeadline = ContinuousClock.now + .seconds(8)
-        while ContinuousClock.now < brokerDeadline && alive().contains(where: { KillTestProcesses.brokerStateDirectory($0) != nil }) { usleep(20_000) }
-        seen.brokerAlive = alive().contains { KillTestProcesses.brokerStateDirectory($0) != nil }
+        while ContinuousClock.now < brokerDeadline && alive().contains(where: { KillTestProcesses.brokerSocketsDirectory($0) != nil }) { usleep(20_000) }
+        seen.brokerAlive = alive().contains { KillTestProcesses.brokerSocketsDirectory($0) != nil }
         if !seen.brokerAlive, let left = stateDirs.first(where: { FileManager.default.fileExists(atPath: $0) }) {
             seen.errors.append("the stopped broker left its state directory \(left)")
         }
@@ -888,7 +888,7 @@ enum KillTestProcesses {
     }
 
     /// `--state-dir DIR` of a `sealbox broker` process, nil for any other process.
-    static func brokerStateDirectory(_ pid: pid_t) -> String? {
+    static func brokerSocketsDirectory(_ pid: pid_t) -> String? {
         guard let cmdline = read("/proc/\(pid)/cmdline") else { return nil }
         let argv = cmdline.split(separator: "\0").map(String.init)
         guard argv.count > 1, argv[1] == "broker", let i = argv.firstIndex(of: "--state-dir"), i + 1 < argv.count else { return nil }

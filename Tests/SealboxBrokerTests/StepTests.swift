@@ -54,21 +54,30 @@ struct StepTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let checkpoints = dir + "/checkpoints.sqlite"
         let session = try Binaries.run(["session", "new", "--checkpoints", checkpoints]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // The kill must land while the step runs, not before it started: wait for its program.
+        let marker = "sleep 30.\(Int.random(in: 1000...9999))"
         let runner = Process()
         runner.executableURL = URL(fileURLWithPath: Binaries.sealbox)
-        runner.arguments = ["run", "--session", session, "--step", "slow", "--checkpoints", checkpoints, "--", "/bin/sh", "-c", "sleep 30"]
+        runner.arguments = ["run", "--session", session, "--step", "slow", "--checkpoints", checkpoints, "--", "/bin/sh", "-c", marker]
         var env = ProcessInfo.processInfo.environment
         env["SEALBOX_DATA_DIR"] = Binaries.repoRoot
         runner.environment = env
         runner.standardOutput = FileHandle.nullDevice
         runner.standardError = FileHandle.nullDevice
         try runner.run()
-        usleep(700_000)
+        // A loop that ends when the program shows (`for … where` would go on scanning /proc
+        // after it did, past the run's own timeout).
+        let deadline = ContinuousClock.now + .seconds(30)
+        while Self.processes(containing: marker).isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(25)) }
+        #expect(!Self.processes(containing: marker).isEmpty, "the step's program started")
         kill(runner.processIdentifier, SIGKILL)
-        runner.waitUntilExit()
+        try await BrokerHarness.onThread { runner.waitUntilExit() }
         #expect(try Binaries.run(["session", "steps", session, "--json", "--checkpoints", checkpoints]).stdout == "[]\n")
+        // The attempt is on record as started and never sealed.
+        let facts = try Binaries.run(["session", "facts", session, "--json", "--checkpoints", checkpoints, "--ledger", dir + "/none.sqlite"])
+        #expect(facts.stdout.contains("\"slow\""), "\(facts.stdout.prefix(600)) \(facts.stderr)")
         // The same step, run again, now executes (and is sealed).
-        let rerun = try Binaries.run(["run", "--session", session, "--step", "slow", "--checkpoints", checkpoints, "--timeout", "0.5", "--json", "--", "/bin/sh", "-c", "sleep 30"])
+        let rerun = try Binaries.run(["run", "--session", session, "--step", "slow", "--checkpoints", checkpoints, "--timeout", "0.5", "--json", "--", "/bin/sh", "-c", marker])
         let result = try #require(try JSONSerialization.jsonObject(with: Data(rerun.stdout.utf8)) as? [String: Any], "\(rerun.stderr)")
         #expect(result["status"] as? String == "timeout" && result["replayed"] as? Bool == false)
     }
@@ -117,19 +126,14 @@ struct StepTests {
         runner.standardOutput = FileHandle.nullDevice
         runner.standardError = FileHandle.nullDevice
         try runner.run()
-        func jailed() -> [String] {
-            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-            return entries.filter { name in
-                guard Int32(name) != nil, Self.alive(Int32(name)!),
-                      let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return false }
-                return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(marker)
-            }
-        }
-        for _ in 0..<200 where jailed().isEmpty { try await Task.sleep(for: .milliseconds(25)) }
+        func jailed() -> [Int32] { Self.processes(containing: marker) }
+        let started = ContinuousClock.now + .seconds(30)
+        while jailed().isEmpty && ContinuousClock.now < started { try await Task.sleep(for: .milliseconds(25)) }
         #expect(!jailed().isEmpty, "the jailed program started")
         kill(runner.processIdentifier, SIGKILL)
         try await BrokerHarness.onThread { runner.waitUntilExit() }
-        for _ in 0..<100 where !jailed().isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        let gone = ContinuousClock.now + .seconds(10)
+        while !jailed().isEmpty && ContinuousClock.now < gone { try await Task.sleep(for: .milliseconds(50)) }
         #expect(jailed().isEmpty, "the jail outlived its runner: \(jailed())")
     }
 
@@ -169,6 +173,19 @@ struct StepTests {
             guard fields.count > 1, Int32(fields[1]) == parent,
                   let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
             return (pid, String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self))
+        }
+    }
+
+    /// Live processes whose command line contains `marker`, but for sealbox itself (the
+    /// runner's own arguments name the marker too): the jailed program.
+    static func processes(containing marker: String) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { name -> Int32? in
+            guard let pid = Int32(name), alive(pid),
+                  let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return nil }
+            let argv = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard let program = argv.first, !program.hasSuffix("sealbox") else { return nil }
+            return argv.joined(separator: " ").contains(marker) ? pid : nil
         }
     }
 

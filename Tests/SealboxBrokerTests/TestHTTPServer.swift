@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 
 #if canImport(Glibc)
@@ -51,7 +52,7 @@ final class TestHTTPServer: @unchecked Sendable {
 
         var bodyText: String { String(decoding: body, as: UTF8.self) }
 
-        var bodyJSON: JSONValue? { try? JSONDecoder().decode(JSONValue.self, from: body) }
+        var bodyJSON: JSONValue? { try? JSONReader.parse([UInt8](body)) }
     }
 
     struct Response: Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SealboxBroker
+import SealboxBase
 import SealboxLedger
 
 /// Argument validation: every call is checked against the declared args before anything runs.

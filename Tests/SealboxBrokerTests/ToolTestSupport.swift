@@ -1,5 +1,6 @@
 import Foundation
 import SealboxBroker
+import SealboxBase
 import SealboxLedger
 
 /// Builds configs and tools from YAML text for tests.

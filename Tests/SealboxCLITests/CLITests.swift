@@ -53,6 +53,24 @@ struct RunCLITests {
         #expect(none.status == 0 && none.stdout.isEmpty, "\(none.stderr)")
     }
 
+    /// A step's stdin from a pipe is read once: part of its identity, and still the program's.
+    @Test("a step's piped stdin reaches the program and is part of the step: other stdin is step_conflict")
+    func stepStdinFromAPipe() async throws {
+        let dir = NSTemporaryDirectory() + "sealbox-step-stdin-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let session = try await CLI.run(["session", "new", "--state-dir", dir]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let step = ["run", "--state-dir", dir, "--session", session, "--step", "count", "--json", "--", "/usr/bin/wc", "-c"]
+        let first = try await CLI.run(step, stdin: Data("12345".utf8))
+        let firstResult = try first.json()
+        #expect(first.status == 0 && firstResult["stdout"] as? String == "5\n", "\(first.stdout) \(first.stderr)")
+        let same = try await CLI.run(step, stdin: Data("12345".utf8))
+        let sameResult = try same.json()
+        #expect(sameResult["replayed"] as? Bool == true, "\(same.stdout) \(same.stderr)")
+        let other = try await CLI.run(step, stdin: Data("123".utf8))
+        #expect(other.status == 125 && other.stderr.contains("step_conflict"), "\(other.status) \(other.stdout) \(other.stderr)")
+    }
+
     /// A replayed step says so on stderr in text mode: the output is the sealed one.
     @Test("a replayed step says so in text mode")
     func replayedTextMode() async throws {

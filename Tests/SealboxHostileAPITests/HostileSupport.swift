@@ -60,21 +60,7 @@ enum Battery {
 
     /// A broker config with a slow command tool and a quick one.
     static func toolsConfig(in dir: String) throws -> String {
-        let path = dir + "/tools.yaml"
-        try """
-            tools:
-              nap:
-                kind: command
-                argv: [/bin/sleep, "{seconds}"]
-                args: { seconds: { type: string, pattern: "^[0-9]$" } }
-                effect: idempotent
-              stamp:
-                kind: command
-                argv: [/bin/echo, "stamped {text}"]
-                args: { text: { type: string, pattern: "^[a-z]{1,20}$" } }
-                effect: idempotent
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        try TestTools.write(in: dir)
     }
 
     /// Waits (bounded: `seconds`) until `condition` holds, polling every 20 ms.

@@ -1,3 +1,4 @@
+import SealboxBase
 import Testing
 @testable import SealboxJail
 

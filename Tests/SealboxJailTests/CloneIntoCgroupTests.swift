@@ -69,7 +69,7 @@ struct CloneIntoCgroupTests {
     }
 
     /// A task cgroup this test's executor made: the run's (`run-<id>-p<pid>`) or a pooled jail's
-    /// (`run-<16 hex digits>-p<pid>`, RunID.make). CgroupV2HybridHostTests, which may run at the
+    /// (`run-<16 hex digits>-p<pid>`, RandomID.run). CgroupV2HybridHostTests, which may run at the
     /// same time in this process, makes `run-v2test-…-p<pid>` cgroups in the same parent for
     /// its own processes: those are neither this test's jails nor its leftovers.
     static func isOurs(_ name: String, id: String) -> Bool {

@@ -106,8 +106,8 @@ struct LedgerFamilyTests {
         try queue.write { db in
             var tail = try ChainTail.read(db)
             let intent = try LedgerApply.apply(
-                db, .intent(makeIntent(session: "old", tool: "pay", effect: .irreversible, key: "k"), .pending), tail: &tail, now: 1)
-            _ = try LedgerApply.apply(db, .completion(makeCompletion(intent.records[0].seq, irreversible: true)), tail: &tail, now: 2)
+                SQLiteEffectLogTransaction(db: db), .intent(makeIntent(session: "old", tool: "pay", effect: .irreversible, key: "k"), .pending), tail: &tail, now: 1)
+            _ = try LedgerApply.apply(SQLiteEffectLogTransaction(db: db), .completion(makeCompletion(intent.records[0].seq, irreversible: true)), tail: &tail, now: 2)
         }
         return try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM sqlite_master WHERE name = 'session_family'") } != 0
     }

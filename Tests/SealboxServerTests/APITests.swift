@@ -188,9 +188,15 @@ struct APITests {
             #expect(cold["status"] as? String == "ok")
             #expect((cold["phases"] as? [String: Any])?["warm"] == nil)
             let text = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
-            #expect(text.contains("sealbox_pool_size 1\n"))
-            #expect(text.contains("sealbox_pool_runs_total{outcome=\"hit\"} 1\n"), "\(text)")
-            #expect(text.contains("sealbox_pool_runs_total{outcome=\"miss\"} 0\n"))
+            // Values as numbers: a gauge is written as a float ("1.0"), a counter as an integer.
+            var samples: [String: Double] = [:]
+            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+                let parts = line.split(separator: " ")
+                if parts.count == 2 { samples[String(parts[0])] = Double(parts[1]) }
+            }
+            #expect(samples["sealbox_pool_size"] == 1, "\(text)")
+            #expect(samples["sealbox_pool_runs_total{outcome=\"hit\"}"] == 1, "\(text)")
+            #expect(samples["sealbox_pool_runs_total{outcome=\"miss\"}"] == 0, "\(text)")
         }
     }
 

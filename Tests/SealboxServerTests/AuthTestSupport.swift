@@ -1,3 +1,4 @@
+import SealboxBase
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -16,7 +17,7 @@ struct TestState {
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
-    var layout: ServiceLayout { ServiceLayout(stateDirectory: path) }
+    var layout: StateLayout { StateLayout(stateDirectory: path) }
 
     func remove() {
         try? FileManager.default.removeItem(atPath: path)

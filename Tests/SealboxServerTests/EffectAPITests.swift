@@ -1,3 +1,4 @@
+import SealboxBase
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -1,3 +1,4 @@
+import SealboxBase
 import Crypto
 import Foundation
 import Glibc

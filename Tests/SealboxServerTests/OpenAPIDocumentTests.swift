@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import SealboxJail
 import SealboxServer
 import Testing
 
@@ -14,7 +15,7 @@ struct OpenAPIDocumentTests {
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
-    @Test("GET /openapi.json serves docs/openapi.json, an OpenAPI 3.1 document")
+    @Test("GET /openapi.json serves docs/openapi.json, an OpenAPI 3.1 document, with the server's own limits")
     func served() async throws {
         let api = try APITests.api()
         try await Application(router: api.router()).test(.router) { client in
@@ -22,8 +23,28 @@ struct OpenAPIDocumentTests {
             #expect(response.status == .ok)
             let served = try #require(try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
             #expect(served["openapi"] as? String == "3.1.0")
-            #expect(NSDictionary(dictionary: served).isEqual(to: try Self.document()))
+            // The repository's document, but RunRequest.limits: this server's maxima (LimitAPITests).
+            let limits = LimitSchema.request(defaults: api.configuration.defaultLimits, maxima: api.configuration.maxLimits,
+                                             description: OpenAPIDocument.servedLimitsNote)
+            let expected = try OpenAPIDocument.serving(try Data(contentsOf: URL(fileURLWithPath: ServerTestSupport.repoRoot + "/docs/openapi.json")), limits: limits)
+            #expect(NSDictionary(dictionary: served).isEqual(to: try #require(try JSONSerialization.jsonObject(with: expected) as? [String: Any])))
+            #expect(NSDictionary(dictionary: Self.withoutLimits(served)).isEqual(to: Self.withoutLimits(try Self.document())))
         }
+    }
+
+    /// A document with RunRequest.limits taken out: what the server serves as the repository has it.
+    static func withoutLimits(_ document: [String: Any]) -> [String: Any] {
+        var root = document
+        var components = root["components"] as? [String: Any] ?? [:]
+        var schemas = components["schemas"] as? [String: Any] ?? [:]
+        var request = schemas["RunRequest"] as? [String: Any] ?? [:]
+        var properties = request["properties"] as? [String: Any] ?? [:]
+        properties["limits"] = nil
+        request["properties"] = properties
+        schemas["RunRequest"] = request
+        components["schemas"] = schemas
+        root["components"] = components
+        return root
     }
 
     @Test("every documented operation is a route of the server (none answers the router's own 404)")

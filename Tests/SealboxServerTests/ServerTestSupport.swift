@@ -1,3 +1,4 @@
+import SealboxBase
 import Foundation
 import Glibc
 import SealboxServer
@@ -35,10 +36,10 @@ enum ServerTestSupport {
     }()
 
     /// A fresh state directory of its own for one test's server.
-    static func temporaryLayout() throws -> ServiceLayout {
+    static func temporaryLayout() throws -> StateLayout {
         let dir = stateRoot + "/" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        return ServiceLayout(stateDirectory: dir)
+        return StateLayout(stateDirectory: dir)
     }
 }
 

@@ -1,3 +1,4 @@
+import SealboxBase
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -51,6 +52,31 @@ struct SessionAPITests {
 
     static func worldLines(_ service: Service) -> Int {
         ((try? String(contentsOfFile: service.world, encoding: .utf8)) ?? "").split(separator: "\n").count
+    }
+
+    /// stdin is an input of a step like its code: the same step key with other stdin is
+    /// another question, not a replay of the sealed answer.
+    @Test("a sealed step re-run with different stdin is step_conflict; the same stdin replays")
+    func stdinIsPartOfAStep() async throws {
+        let service = try await Self.service()
+        defer { service.broker.stop() }
+        try await Application(router: service.api.router()).test(.router) { client in
+            let (_, session) = try await Self.send(client, .post, "/v1/sessions", "")
+            let id = try #require(session["id"] as? String)
+            func step(_ stdin: String?) -> String {
+                var body: [String: Any] = ["language": "python", "code": "import sys; print(sys.stdin.read().upper())", "session": id, "step": "shout"]
+                if let stdin { body["stdin"] = stdin }
+                return String(decoding: try! JSONSerialization.data(withJSONObject: body), as: UTF8.self)
+            }
+            let (firstStatus, first) = try await Self.send(client, .post, "/v1/runs", step("hello"))
+            #expect(firstStatus == .created && first["stdout"] as? String == "HELLO\n" && first["replayed"] as? Bool == false, "\(first)")
+            let (_, same) = try await Self.send(client, .post, "/v1/runs", step("hello"))
+            #expect(same["replayed"] as? Bool == true && same["stdout"] as? String == "HELLO\n", "\(same)")
+            let (otherStatus, other) = try await Self.send(client, .post, "/v1/runs", step("goodbye"))
+            #expect(otherStatus == .conflict && (other["error"] as? [String: Any])?["code"] as? String == "step_conflict", "\(otherStatus) \(other)")
+            let (noneStatus, none) = try await Self.send(client, .post, "/v1/runs", step(nil))
+            #expect(noneStatus == .conflict && (none["error"] as? [String: Any])?["code"] as? String == "step_conflict", "\(noneStatus) \(none)")
+        }
     }
 
     @Test("a session's steps seal, replay without re-running, carry /work, and its irreversible call reaches the world once; a fork shares it")

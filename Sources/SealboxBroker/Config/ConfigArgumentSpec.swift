@@ -1,3 +1,4 @@
+import SealboxBase
 import SealboxLedger
 
 /// One declared tool argument. Calls may pass only declared arguments; each is checked against

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 import Yams
 
@@ -202,7 +203,7 @@ private struct ConfigReader {
             switch ConfigReader.tagName(node) {
             case .null: return .null
             case .bool: if let b = node.bool { return .bool(b) }
-            case .int: if let i = node.int { return .number(Double(i)) }
+            case .int: if let i = node.int { return .number(i) }
             case .float: if let f = node.float, f.isFinite { return .number(f) }
             default: break
             }
@@ -278,14 +279,14 @@ private struct ConfigReader {
                 case "calls": values.calls = try count(e, key, max: 1_000_000_000)
                 case "pending_approvals": values.pendingApprovals = try count(e, key, max: 1_000_000)
                 case "bytes_per_second":
-                    values.bytesPerSecond = try bounded(e, key, default: values.bytesPerSecond, max: 1 << 30, parse: ConfigUnits.bytes,
-                                                        format: ConfigUnits.formatBytes, kind: "size", example: "4M")
+                    values.bytesPerSecond = try bounded(e, key, default: values.bytesPerSecond, max: 1 << 30, parse: { ByteSize.parse($0, below: 1e15) },
+                                                        format: ByteSize.format, kind: "size", example: "4M")
                     guard values.bytesPerSecond >= UnixSocket.maxLine else {
-                        throw error(e.value, key, "must be at least \(ConfigUnits.formatBytes(UnixSocket.maxLine)) (the longest request line)")
+                        throw error(e.value, key, "must be at least \(ByteSize.format(UnixSocket.maxLine)) (the longest request line)")
                     }
                 case "effect_bytes":
-                    values.effectBytes = try bounded(e, key, default: values.effectBytes, max: 1 << 40, parse: ConfigUnits.bytes,
-                                                     format: ConfigUnits.formatBytes, kind: "size", example: "64M, 1G")
+                    values.effectBytes = try bounded(e, key, default: values.effectBytes, max: 1 << 40, parse: { ByteSize.parse($0, below: 1e15) },
+                                                     format: ByteSize.format, kind: "size", example: "64M, 1G")
                 default:
                     break  // `entries` refused every key not in BrokerLimits.keys
                 }
@@ -401,10 +402,10 @@ private struct ConfigReader {
         }
         let timeoutMs = try bounded(
             value("timeout"), "\(path).timeout", default: ToolDefinition.defaultTimeoutMs, max: ToolDefinition.maxTimeoutMs,
-            parse: ConfigUnits.milliseconds, format: ConfigUnits.formatDuration, kind: "duration", example: "500ms, 10s, 2m")
+            parse: DurationText.milliseconds, format: { DurationText.format(milliseconds: $0) }, kind: "duration", example: "500ms, 10s, 2m")
         let maxBytes = try bounded(
             value("max_response_bytes"), "\(path).max_response_bytes", default: ToolDefinition.defaultMaxResponseBytes,
-            max: ToolDefinition.maxMaxResponseBytes, parse: ConfigUnits.bytes, format: ConfigUnits.formatBytes, kind: "size", example: "64K, 1M")
+            max: ToolDefinition.maxMaxResponseBytes, parse: { ByteSize.parse($0, below: 1e15) }, format: ByteSize.format, kind: "size", example: "64K, 1M")
         var description: String?
         if let e = value("description") { description = try string(e.value, "\(path).description") }
 
@@ -777,19 +778,11 @@ enum ConfigFiles {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return .failure(String(cString: strerror(errno))) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { return .failure("not a regular file") }
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return .failure(String(cString: strerror(errno)))
-            }
-            if n == 0 { break }
-            data.append(contentsOf: buffer[0..<n])
-            if data.count > limit { return .failure("larger than \(ConfigUnits.formatBytes(limit))") }
+        switch SmallFile.read(descriptor: fd, limit: limit) {
+        case .success(let bytes): return .success(Data(bytes))
+        case .failure(.errno(let code)): return .failure(String(cString: strerror(code)))
+        case .failure(.tooLarge): return .failure("larger than \(ByteSize.format(limit))")
         }
-        return .success(data)
     }
 
     static func mode(_ path: String) -> UInt32? {

@@ -1,4 +1,5 @@
 import Synchronization
+import SealboxBase
 
 /// What each open run, and each tenant across its open runs, has used of its `BrokerLimits`:
 /// the flow budgets its connections are charged, and the calls and effect-log bytes its quotas
@@ -142,5 +143,5 @@ public final class UsageBook: Sendable {
 
     public var counters: Counters { state.withLock { $0.counters } }
 
-    static func format(_ bytes: Int) -> String { ConfigUnits.formatBytes(bytes) + (bytes >= 1024 ? "B" : " bytes") }
+    static func format(_ bytes: Int) -> String { ByteSize.format(bytes) + (bytes >= 1024 ? "B" : " bytes") }
 }

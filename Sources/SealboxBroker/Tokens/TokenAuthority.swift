@@ -1,4 +1,5 @@
 import Crypto
+import SealboxBase
 
 /// Mints and verifies capability tokens with the broker's secret key. Only the broker holds one;
 /// the jail only ever sees tokens.
@@ -18,9 +19,7 @@ public struct TokenAuthority: Sendable {
 
     /// A fresh token id: 128 random bits as 32 lowercase hex digits.
     static func randomTokenID() -> String {
-        let bytes = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
-        let hex = Array("0123456789abcdef".utf8)
-        return String(decoding: bytes.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 0xF)]] }, as: UTF8.self)
+        RandomID.hex(bytes: 16)
     }
 
     /// Mints a token for one run that allows exactly `tools` until `expiresAtMs` (unix ms).

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Synchronization
+import SealboxBase
 
 /// Descendants of command tools that escaped their process group (`setsid`, a double fork)
 /// must not outlive the call. The broker process makes itself a child subreaper, so such a
@@ -43,7 +44,7 @@ enum CommandOrphans {
             for orphan in children(of: getpid()) where !s.running.contains(orphan) {
                 kill(orphan, SIGKILL)
                 var status: Int32 = 0
-                while waitpid(orphan, &status, 0) < 0 && errno == EINTR {}
+                _ = Interrupted.retry { waitpid(orphan, &status, 0) }
             }
         }
     }

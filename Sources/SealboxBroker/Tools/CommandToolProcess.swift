@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 
 #if canImport(Glibc)
@@ -7,7 +8,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Runs a command tool's program with posix_spawn: no shell, stdin /dev/null, stdout and stderr
+/// Runs a command tool's program (`HostProcess`: posix_spawn, no shell), stdin /dev/null, stdout and stderr
 /// captured (each capped; the rest is read and discarded so the program never blocks on a full
 /// pipe), a fresh process group killed with SIGKILL at the deadline, every other descriptor closed.
 enum CommandToolProcess {
@@ -47,9 +48,6 @@ enum CommandToolProcess {
         }
     }
 
-    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
-    private typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, UnsafePointer<CChar>?) -> Int32
-
     private typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
 
     /// A close-on-exec pipe (pipe2 when the C library has it, so no other spawn can inherit it).
@@ -82,72 +80,31 @@ enum CommandToolProcess {
             return .failure(.pipe(e))
         }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        if let closeFrom = symbol("posix_spawn_file_actions_addclosefrom_np", as: AddCloseFrom.self) {
-            _ = closeFrom(&actions, 3)
-        }
-        if let chdir = symbol("posix_spawn_file_actions_addchdir_np", as: AddChdir.self) {
-            _ = workingDirectory.withCString { chdir(&actions, $0) }
-        }
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for s in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM] { sigaddset(&defaults, s) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let cArgv = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.map { strdup($0) } + [nil]
-        defer {
-            for p in cArgv { free(p) }
-            for p in cEnv { free(p) }
-        }
-        var pid: pid_t = 0
-        var rc: Int32 = 0
-        // ETXTBSY: the program file is open for writing somewhere, typically because another
-        // thread of this process forked (a jail spawn) while the file was being written, and
-        // the child still holds the descriptor until it execs or closes it. That lasts
-        // milliseconds; retry for up to about a second before calling it a failure.
-        for attempt in 0...20 {
-            if attempt > 0 { usleep(50_000) }
-            _ = CommandOrphans.spawning {
-                rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv)
-                return rc == 0 ? pid : nil
-            }
-            if rc != ETXTBSY { break }
+        let process: HostProcess
+        do {
+            process = try HostProcess.spawn(
+                argv, environment: environment,
+                options: .init(stdout: outPipe[1], stderr: errPipe[1], workingDirectory: workingDirectory, newProcessGroup: true),
+                wrap: { _ = CommandOrphans.spawning($0) })
+        } catch {
+            close(outPipe[0]); close(outPipe[1]); close(errPipe[0]); close(errPipe[1])
+            return .failure(.spawn(error.errno))
         }
         close(outPipe[1])
         close(errPipe[1])
-        guard rc == 0 else {
-            close(outPipe[0]); close(errPipe[0])
-            return .failure(.spawn(rc))
-        }
 
         let start = ContinuousClock.now
         let deadline = start + .milliseconds(timeoutMs)
         var out = CappedBuffer(cap: maxBytes)
         var err = CappedBuffer(cap: maxBytes)
         var fds: [Int32] = [outPipe[0], errPipe[0]]
-        var status: Int32 = 0
         var exited = false
         var exitedAt: ContinuousClock.Instant?
         var killedFor: Failure?
         var buffer = [UInt8](repeating: 0, count: 65536)
 
         while true {
-            if !exited && hasExited(pid) { exited = true; exitedAt = .now }
+            if !exited && process.hasExited { exited = true; exitedAt = .now }
             if exited && fds.allSatisfy({ $0 < 0 }) { break }
             // A grandchild may keep a pipe open after the program exited: give it a moment, no more.
             if exited, let at = exitedAt, ContinuousClock.now - at > .milliseconds(200) { break }
@@ -177,10 +134,10 @@ enum CommandToolProcess {
         // The program is not reaped yet (hasExited uses WNOWAIT), so its pid still names our
         // process group: kill whatever is left of it (the program at a deadline, background
         // children after a normal exit), then reap.
-        kill(-pid, SIGKILL)
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        process.signal(SIGKILL, group: true)
+        let status = process.wait()
         // What left the group (setsid, a double fork) and was orphaned to this broker dies too.
-        CommandOrphans.finished(pid)
+        CommandOrphans.finished(process.pid)
         if let killedFor { return .failure(killedFor) }
         let exitCode: Int32? = (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil
         let signal: Int32? = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f ? status & 0x7f : nil
@@ -188,13 +145,6 @@ enum CommandToolProcess {
             exitCode: exitCode, signal: signal, stdout: out.data, stderr: err.data,
             stdoutTruncated: out.truncated, stderrTruncated: err.truncated
         ))
-    }
-
-    /// Whether the child has exited, without reaping it.
-    private static func hasExited(_ pid: pid_t) -> Bool {
-        var info = siginfo_t()
-        let r = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
-        return r == 0 && info._sifields._kill.si_pid == pid
     }
 
     struct CappedBuffer {

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 
 /// URL template splitting and host rules for http tools.
@@ -202,11 +203,9 @@ struct HTTPToolRequest: Sendable {
                 shownQuery += sep + extra
             }
         case .json:
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            do { body = try encoder.encode(remaining) } catch {
-                throw .badRequest("arguments cannot be encoded as JSON")
-            }
+            // Canonical v1: the bytes JSONEncoder (sorted keys) wrote before, and every digit
+            // of a number past 2^53.
+            body = Data(CanonicalJSON.v1.bytes(.object(remaining)))
         }
 
         let portText = spec.port.map { ":\($0)" } ?? ""

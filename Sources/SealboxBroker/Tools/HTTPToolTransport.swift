@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import SealboxLedger
+import SealboxBase
 
 /// Runs one expanded http tool request with AsyncHTTPClient (SwiftNIO: event-driven, so a call
 /// waiting on a slow world costs no CPU — URLSession on Linux spun about 0.8 core per waiting
@@ -64,7 +65,7 @@ enum HTTPToolTransport {
         case .success(let response):
             return response
         case .failure(.timeout):
-            throw ToolError(.toolFailed, "\(shown): timed out after \(ConfigUnits.formatDuration(timeoutMs))", happened: nil)
+            throw ToolError(.toolFailed, "\(shown): timed out after \(DurationText.format(milliseconds: timeoutMs))", happened: nil)
         case .failure(.cancelled):
             throw ToolError(.toolFailed, "\(shown): cancelled", happened: nil)
         case .failure(.connect):

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 
 /// Removes every secret value the broker holds from what leaves it: a tool's result (headers

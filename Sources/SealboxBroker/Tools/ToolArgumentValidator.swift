@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 
 /// Checks call arguments against a tool's declared `args`.
@@ -29,20 +30,18 @@ enum ToolArgumentValidator {
         switch v {
         case .null: return "null"
         case .bool: return "boolean"
-        case .number(let n): return isInteger(n) ? "integer" : "number"
+        case .number: return v.isWholeNumber ? "integer" : "number"
         case .string: return "string"
         case .array: return "array"
         case .object: return "object"
         }
     }
 
-    static func isInteger(_ n: Double) -> Bool { n.isFinite && n.rounded() == n && abs(n) <= 9_007_199_254_740_992 }
-
     static func render(_ v: JSONValue) -> String {
         switch v {
         case .null: return "null"
         case .bool(let b): return b ? "true" : "false"
-        case .number(let n): return isInteger(n) ? String(Int64(n)) : String(n)
+        case .number: return text(v)
         case .string(let s): return "\"\(s.count > 40 ? String(s.prefix(40)) + "…" : s)\""
         case .array: return "[…]"
         case .object: return "{…}"
@@ -54,7 +53,7 @@ enum ToolArgumentValidator {
         let typeOK: Bool
         switch (spec.type, value) {
         case (.string, .string), (.boolean, .bool), (.number, .number), (.array, .array), (.object, .object): typeOK = true
-        case (.integer, .number(let n)): typeOK = isInteger(n)
+        case (.integer, .number): typeOK = value.isWholeNumber
         default: typeOK = false
         }
         guard typeOK else { return "expected \(spec.type.rawValue), got \(typeName(value))" }
@@ -72,7 +71,11 @@ enum ToolArgumentValidator {
                 let matched = (try? regex.firstMatch(in: s)) != nil
                 if !matched { return "value does not match pattern \(p)" }
             }
-        case .number(let n):
+        case .number:
+            // Compared as doubles, as the bounds are declared. Rounding is monotonic, so a
+            // value past 2^53 can land on a bound it exceeds by less than a double's step,
+            // never across it; a literal beyond any double counts as infinite.
+            let n = value.doubleValue ?? (value.numberLiteral?.hasPrefix("-") == true ? -.infinity : .infinity)
             if let min = spec.minimum, n < min { return "\(render(value)) is less than minimum \(render(.number(min)))" }
             if let max = spec.maximum, n > max { return "\(render(value)) is more than maximum \(render(.number(max)))" }
         case .array(let items):
@@ -80,7 +83,7 @@ enum ToolArgumentValidator {
         default:
             break
         }
-        if checkEnum, let allowed = spec.allowedValues, !allowed.contains(value) {
+        if checkEnum, let allowed = spec.allowedValues, !allowed.contains(where: { $0.sameValue(as: value) }) {
             return "\(render(value)) is not one of \(allowed.map(render).joined(separator: ", "))"
         }
         return nil
@@ -91,11 +94,18 @@ enum ToolArgumentValidator {
         switch v {
         case .string(let s): return s
         case .bool(let b): return b ? "true" : "false"
-        case .number(let n): return isInteger(n) ? String(Int64(n)) : String(n)
+        case .number(let literal): return numberText(literal)
         case .null: return ""
-        case .array, .object:
-            let data = (try? JSONEncoder().encode(v)) ?? Data()
-            return String(decoding: data, as: UTF8.self)
+        case .array, .object: return CanonicalJSON.v1.string(v)
         }
+    }
+
+    /// A number as template text: a whole number in plain digits, exactly however large
+    /// (`1e3` → `1000`, `18446744073709551615` as it is), any other in Swift's shortest form.
+    static func numberText(_ literal: String) -> String {
+        if JSONNumber.isPlainInteger(literal) { return literal == "-0" ? "0" : literal }
+        guard let n = Double(literal), n.isFinite else { return literal }
+        if n.rounded() == n, abs(n) <= 9_007_199_254_740_992 { return String(Int64(n)) }
+        return String(n)
     }
 }

@@ -1,3 +1,4 @@
+import SealboxBase
 import SealboxLedger
 
 /// Why a tool call did not produce an outcome. Messages never contain secret values.

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxLedger
 
 /// Runs operator-declared tools with the broker's secrets. The runner decides nothing about
@@ -59,7 +60,7 @@ public struct ToolRunner: Sendable {
                 if let v = response.headers[name] { headers[name] = .string(v) }
             }
             let result: JSONValue = .object([
-                "status": .number(Double(response.status)),
+                "status": .number(response.status),
                 "headers": .object(headers),
                 "body": Self.decodeBody(response.body, contentType: response.headers["content-type"], truncated: response.truncated),
                 "body_truncated": .bool(response.truncated),
@@ -78,8 +79,8 @@ public struct ToolRunner: Sendable {
             case .success(let r):
                 let result: JSONValue = .object([
                     // Killed by signal N: 128+N, the shell's (and `sealbox run`'s) convention.
-                    "exit_code": .number(Double(r.exitCode ?? (128 + (r.signal ?? 0)))),
-                    "signal": r.signal.map { .number(Double($0)) } ?? .null,
+                    "exit_code": .number(r.exitCode ?? (128 + (r.signal ?? 0))),
+                    "signal": r.signal.map { .number($0) } ?? .null,
                     "stdout": .string(String(decoding: r.stdout, as: UTF8.self)),
                     "stderr": .string(String(decoding: r.stderr, as: UTF8.self)),
                     "stdout_truncated": .bool(r.stdoutTruncated),
@@ -87,7 +88,7 @@ public struct ToolRunner: Sendable {
                 ])
                 return ToolOutcome(result: result, resourceVersion: nil, target: target, durationMs: elapsedMs())
             case .failure(.timedOut):
-                throw ToolError(.toolFailed, "\(target): timed out after \(ConfigUnits.formatDuration(tool.timeoutMs)) (killed)", happened: nil)
+                throw ToolError(.toolFailed, "\(target): timed out after \(DurationText.format(milliseconds: tool.timeoutMs)) (killed)", happened: nil)
             case .failure(.cancelled):
                 throw ToolError(.toolFailed, "\(target): cancelled (killed)", happened: nil)
             case .failure(.spawn(let code)):
@@ -116,7 +117,7 @@ public struct ToolRunner: Sendable {
         if data.isEmpty { return .string("") }
         if !truncated, let type = contentType?.lowercased().split(separator: ";").first?.trimmingCharacters(in: .whitespaces),
            type == "application/json" || type.hasSuffix("+json"),
-           let value = try? JSONDecoder().decode(JSONValue.self, from: data) {
+           let value = try? JSONReader.parse([UInt8](data)) {
             return value
         }
         return .string(String(decoding: data, as: UTF8.self))

@@ -1,4 +1,5 @@
 import Glibc
+import SealboxBase
 
 /// Thin, errno-checked wrappers over the syscalls cgroupfs needs.
 ///
@@ -7,33 +8,22 @@ import Glibc
 enum CgroupFS {
     /// Open `path` with `flags`, retrying on EINTR. Returns the fd or throws stage "open".
     static func open(_ path: String, _ flags: Int32) throws(CgroupError) -> Int32 {
-        while true {
-            let fd = Glibc.open(path, flags)
-            if fd >= 0 { return fd }
-            let code = Glibc.errno
-            if code == EINTR { continue }
-            throw CgroupError(stage: "open", path: path, errno: code)
-        }
+        let fd = Interrupted.retry { Glibc.open(path, flags) }
+        guard fd >= 0 else { throw CgroupError(stage: "open", path: path, errno: Glibc.errno) }
+        return fd
     }
 
     /// Write `value` with a single write(2) to an already open fd.
     static func write(_ value: String, fd: Int32, path: String) throws(CgroupError) {
         let bytes = Array(value.utf8)
-        while true {
-            let written = bytes.withUnsafeBytes { raw in
-                Glibc.write(fd, raw.baseAddress, raw.count)
-            }
-            if written < 0 {
-                let code = Glibc.errno
-                if code == EINTR { continue }
-                throw CgroupError(stage: "write", path: path, errno: code, message: "writing \"\(value)\"")
-            }
-            if written != bytes.count {
-                throw CgroupError(
-                    stage: "write", path: path,
-                    message: "short write of \"\(value)\" (\(written) of \(bytes.count) bytes)")
-            }
-            return
+        let written = Interrupted.retry { bytes.withUnsafeBytes { raw in Glibc.write(fd, raw.baseAddress, raw.count) } }
+        if written < 0 {
+            throw CgroupError(stage: "write", path: path, errno: Glibc.errno, message: "writing \"\(value)\"")
+        }
+        if written != bytes.count {
+            throw CgroupError(
+                stage: "write", path: path,
+                message: "short write of \"\(value)\" (\(written) of \(bytes.count) bytes)")
         }
     }
 
@@ -86,13 +76,10 @@ enum CgroupFS {
 
     /// rmdir(path); a directory that is already gone is not an error.
     static func rmdir(_ path: String) throws(CgroupError) {
-        while true {
-            if Glibc.rmdir(path) == 0 { return }
-            let code = Glibc.errno
-            if code == EINTR { continue }
-            if code == ENOENT { return }
-            throw CgroupError(stage: "rmdir", path: path, errno: code)
-        }
+        if Interrupted.retry({ Glibc.rmdir(path) }) == 0 { return }
+        let code = Glibc.errno
+        if code == ENOENT { return }
+        throw CgroupError(stage: "rmdir", path: path, errno: code)
     }
 
     static func close(_ fd: Int32) {

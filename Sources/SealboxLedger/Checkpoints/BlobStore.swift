@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Glibc
+import SealboxBase
 
 /// Content-addressed file store for workspace snapshots: blobs/<2 hex>/<64 hex>, written to a
 /// temporary name, fsync'd, renamed, and the directory fsync'd, so a blob named in a sealed
@@ -77,37 +78,28 @@ public struct BlobStore: Sendable {
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var offset: off_t = 0
         while true {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Self.failure("read workspace file")
-            }
+            let n = Interrupted.retry { buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) } }
+            if n < 0 { throw Self.failure("read workspace file") }
             if n == 0 { break }
             hasher.update(data: buffer[0..<n])
             size += UInt64(n)
             offset += off_t(n)
         }
-        return ("sha256:" + SnapshotManifest.hex(hasher.finalize()), size)
+        return ("sha256:" + Hex.encode(hasher.finalize()), size)
     }
 
     private func copy(from input: Int32, to output: Int32) throws(CheckpointError) {
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var offset: off_t = 0
         while true {
-            let n = buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, $0.count, offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Self.failure("read workspace file")
-            }
+            let n = Interrupted.retry { buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, $0.count, offset) } }
+            if n < 0 { throw Self.failure("read workspace file") }
             if n == 0 { return }
             offset += off_t(n)
             var written = 0
             while written < n {
-                let w = buffer.withUnsafeBytes { write(output, $0.baseAddress! + written, n - written) }
-                if w < 0 {
-                    if errno == EINTR { continue }
-                    throw Self.failure("write blob")
-                }
+                let w = Interrupted.retry { buffer.withUnsafeBytes { write(output, $0.baseAddress! + written, n - written) } }
+                if w < 0 { throw Self.failure("write blob") }
                 written += w
             }
         }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import SealboxBase
 
 /// A sealed step of a session: what ran (code digest), what came of it (the full result),
 /// where the effect log stood (ledger cursor), and its place in the session's history.
@@ -404,35 +405,23 @@ public final class CheckpointStore: Sendable {
     }
 
     public static func newSessionID() -> String {
-        "s" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        RandomID.hex64(prefix: "s", padded: false)
     }
 
     /// Digest of what a step runs: each part length-prefixed, so no two lists collide.
     public static func codeDigest(_ parts: [[UInt8]]) -> String {
-        var data = Data()
-        for part in parts {
-            var length = UInt64(part.count).bigEndian
-            withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
-            data.append(contentsOf: part)
-        }
-        return "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-    }
-
-    public static var defaultPath: String {
-        if geteuid() == 0 { return "/var/lib/sealbox/checkpoints.sqlite" }
-        return (ProcessInfo.processInfo.environment["HOME"] ?? "/tmp") + "/.local/state/sealbox/checkpoints.sqlite"
+        var encoding = LengthPrefixed(width: .u64)
+        for part in parts { encoding.append(part) }
+        return "sha256:" + SHA256.hex(encoding.bytes)
     }
 
     /// SHA-256 over a length-prefixed encoding of every field but the hash itself.
     static func hash(_ c: Checkpoint) -> String {
-        var data = Data()
+        var encoding = LengthPrefixed(width: .u32)
         func field(_ text: String?) {
-            guard let text else { data.append(0); return }
-            data.append(1)
-            let bytes = Array(text.utf8)
-            var length = UInt32(bytes.count).bigEndian
-            withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
-            data.append(contentsOf: bytes)
+            guard let text else { encoding.appendTag(0); return }
+            encoding.appendTag(1)
+            encoding.append(text: text)
         }
         field("sealbox-checkpoint-v1")
         field(String(c.seq))
@@ -445,7 +434,7 @@ public final class CheckpointStore: Sendable {
         field(c.parentSeq.map { String($0) })
         field(String(c.createdAtMs))
         field(c.prevHash)
-        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        return SHA256.hex(encoding.bytes)
     }
 
     static func checkpoint(_ row: Row) -> Checkpoint {

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 
 /// The three recovery questions about a session, answered in one read of the checkpoint
 /// store and the effect log: what is already true, what authority remains, what is unsafe
@@ -155,12 +156,13 @@ public struct SessionFacts: Sendable, Codable, Equatable {
         var stepOfRun: [String: String] = [:]
         var steps: [StepFact] = []
         for checkpoint in sealed {
-            let result = (try? JSONSerialization.jsonObject(with: Data(checkpoint.result.utf8))) as? [String: Any] ?? [:]
-            let runID = result["id"] as? String
+            // The sealed run result, read by the one reader; only three of its members matter here.
+            let result = (try? JSONReader.parse(Array(checkpoint.result.utf8))) ?? .null
+            let runID = result["id"]?.stringValue
             if let runID { stepOfRun[runID] = checkpoint.stepKey }
             steps.append(StepFact(
                 step: checkpoint.stepKey, checkpoint: checkpoint.seq, session: checkpoint.sessionID,
-                status: result["status"] as? String ?? "unknown", exitCode: result["exit_code"] as? Int, runID: runID,
+                status: result["status"]?.stringValue ?? "unknown", exitCode: result["exit_code"]?.numberLiteral.flatMap { Int($0) }, runID: runID,
                 snapshot: checkpoint.snapshot, ledgerCursor: checkpoint.ledgerCursor, sealedAtMs: checkpoint.createdAtMs))
         }
         // Runs of attempts that never sealed (a killed runner's effects) belong to their step too.

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SealboxBase
 
 /// One entry of a workspace snapshot. Paths are relative to /work, '/'-separated.
 public struct SnapshotEntry: Sendable, Codable, Equatable {
@@ -48,13 +49,9 @@ public struct SnapshotManifest: Sendable, Codable, Equatable {
         return (try? encoder.encode(self)) ?? Data()
     }
 
-    public var id: String { "sha256:" + Self.hex(SHA256.hash(data: canonicalJSON)) }
+    public var id: String { "sha256:" + SHA256.hex(canonicalJSON) }
 
     public static func decode(_ json: String) -> SnapshotManifest? {
         try? JSONDecoder().decode(SnapshotManifest.self, from: Data(json.utf8))
-    }
-
-    static func hex(_ digest: SHA256.Digest) -> String {
-        digest.map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SealboxBase
 
 /// The text of an API key: `sbx_<id>_<secret>`.
 ///   id      16 lowercase hex digits (8 random bytes): public, names the key in lists, logs and
@@ -29,11 +30,7 @@ struct APIKeyToken: Sendable, Equatable {
 
     /// A fresh key from the system's CSPRNG (getrandom(2) on Linux).
     static func generate() -> APIKeyToken {
-        var rng = SystemRandomNumberGenerator()
-        let idBytes = (0..<Self.idBytes).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
-        let secretBytes = (0..<Self.secretBytes).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
-        let id = idBytes.map { String(format: "%02x", $0) }.joined()
-        return APIKeyToken(id: id, secret: base64URL(secretBytes))
+        APIKeyToken(id: RandomID.hex(bytes: Self.idBytes), secret: base64URL(RandomID.bytes(Self.secretBytes)))
     }
 
     /// nil for anything that is not exactly the format above (the caller answers 401 without

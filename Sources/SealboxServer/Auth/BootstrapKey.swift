@@ -1,9 +1,11 @@
+import SealboxBase
 import Foundation
 import Glibc
+import SealboxBase
 
 /// The first key of a fresh installation. `sealbox serve` with auth on and a key store holding
 /// no key at all makes an operator key for tenant `default` and writes it to
-/// `ServiceLayout.bootstrapKeyPath` (mode 0600), so the first request is
+/// `StateLayout.bootstrapKeyPath` (mode 0600), so the first request is
 ///
 ///     curl -H "Authorization: Bearer $(cat /var/lib/sealbox/api-key)" localhost:8080/v1/runs -d '…'
 ///
@@ -38,8 +40,7 @@ public enum BootstrapKey {
         let bytes = Array((created.key + "\n").utf8)
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0, errno == EINTR { continue }
+            let n = Interrupted.retry { bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) } }
             guard n > 0 else {
                 let reason = String(cString: strerror(errno))
                 try? keys.delete(id: created.info.id)

@@ -1,0 +1,32 @@
+import Glibc
+
+/// Reads a whole small file to EOF: pseudo files (procfs and cgroupfs report size 0), /etc
+/// files copied into jails, profiles, the broker's config and secret files. One loop, with
+/// one EINTR rule and one size cap, for every such read.
+public enum SmallFile {
+    public enum Failure: Error, Sendable, Equatable {
+        case errno(Int32)
+        case tooLarge(limit: Int)
+    }
+
+    public static func read(_ path: String, limit: Int = 1 << 20, flags: Int32 = O_RDONLY | O_CLOEXEC) -> Result<[UInt8], Failure> {
+        let fd = open(path, flags)
+        guard fd >= 0 else { return .failure(.errno(errno)) }
+        defer { close(fd) }
+        return read(descriptor: fd, limit: limit)
+    }
+
+    /// Reads an open descriptor from its current offset to EOF; more than `limit` bytes is
+    /// `.tooLarge`. The caller keeps the descriptor.
+    public static func read(descriptor fd: Int32, limit: Int) -> Result<[UInt8], Failure> {
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = Interrupted.retry { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
+            if count < 0 { return .failure(.errno(errno)) }
+            if count == 0 { return .success(data) }
+            data.append(contentsOf: buffer[0..<count])
+            if data.count > limit { return .failure(.tooLarge(limit: limit)) }
+        }
+    }
+}
