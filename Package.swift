@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
@@ -92,7 +93,7 @@ let package = Package(
             dependencies: ["SealboxBase", "SealboxJail", "SealboxLedger", "SealboxBroker"],
             swiftSettings: swiftSettings
         ),
-        // `sealbox serve` and `sealbox mcp`: the HTTP API (Hummingbird 2), admission control,
+        // `sealbox serve`: the HTTP API (Hummingbird 2), admission control,
         // the run store, API keys and tenancy.
         .target(
             name: "SealboxServer",
@@ -116,12 +117,31 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `sealbox mcp` (stdio) and MCP at /mcp on `sealbox serve` (Streamable HTTP), on the
+        // official SDK; sealbox keeps its strict reading of every message and its own tools.
+        .target(
+            name: "SealboxMCP",
+            dependencies: [
+                "SealboxBase",
+                "SealboxJail",
+                "SealboxProfiles",
+                "SealboxRuntime",
+                "SealboxLedger",
+                "SealboxServer",
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "sealbox",
             dependencies: [
                 // sbx_pidfd_open for `sealbox broker --exit-with` (the one C call the CLI makes).
                 "CSealboxSpawn",
                 "SealboxBase",
+                "SealboxMCP",
                 "SealboxServer",
                 "SealboxRuntime",
                 "SealboxJail",
@@ -168,6 +188,7 @@ let package = Package(
             dependencies: [
                 "SealboxBase",
                 "SealboxServer",
+                "SealboxMCP",
                 "SealboxRuntime",
                 "SealboxJail",
                 "SealboxLedger",

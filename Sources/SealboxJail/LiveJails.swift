@@ -11,28 +11,51 @@ public final class LiveJails: @unchecked Sendable {  // every field is guarded b
     /// Where jails go unless their spec names another set.
     public static let shared = LiveJails()
 
-    public init() {}
+    /// `parent`: a set every jail of this one is also registered in, so a service draining
+    /// its own set still reaches jails that a narrower owner (one MCP call) can kill alone.
+    public init(parent: LiveJails? = nil) {
+        self.parent = parent
+    }
 
+    private let parent: LiveJails?
     private let lock = NSLock()
     private var pidfds: [UInt64: Int32] = [:]
     private var reasons: [UInt64: String] = [:]
+    private var parentTokens: [UInt64: UInt64] = [:]
     private var next: UInt64 = 0
+    /// Set by `close`: a jail registered afterwards is killed at once.
+    private var closedBecause: String?
 
     /// Called right after the spawn; the pidfd stays open until `unregister`.
     func register(pidfd: Int32) -> UInt64 {
-        lock.withLock {
+        let parentToken = parent?.register(pidfd: pidfd)
+        return lock.withLock {
             next += 1
             pidfds[next] = pidfd
+            if let parentToken { parentTokens[next] = parentToken }
+            // A jail whose owner gave up while it was being spawned must not run on: this is
+            // the only place that sees it between the clone and its first instruction's effects.
+            if let reason = closedBecause, sbx_pidfd_kill(pidfd, SIGKILL) == 0 { reasons[next] = reason }
             return next
         }
     }
 
     /// Called before the pidfd is closed; returns why the jail was killed, if `killAll` did.
     func unregister(_ token: UInt64) -> String? {
-        lock.withLock {
+        let (own, parentToken) = lock.withLock {
             pidfds[token] = nil
-            return reasons.removeValue(forKey: token)
+            return (reasons.removeValue(forKey: token), parentTokens.removeValue(forKey: token))
         }
+        let inherited = parentToken.flatMap { parent?.unregister($0) }
+        return own ?? inherited
+    }
+
+    /// Kills every live jail and every one registered from now on: the owner is gone (an MCP
+    /// client cancelled its call). Returns how many were killed now.
+    @discardableResult
+    public func close(reason: String) -> Int {
+        lock.withLock { closedBecause = closedBecause ?? reason }
+        return killAll(reason: reason)
     }
 
     public var count: Int { lock.withLock { pidfds.count } }

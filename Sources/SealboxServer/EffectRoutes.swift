@@ -50,20 +50,31 @@ extension SealboxAPI {
     func listEffects(_ request: Request, _ context: SealboxRequestContext) throws(APIError) -> Response {
         let identity = try context.requireIdentity()
         let query = try EffectQuery.parse(request.uri.queryParameters)
-        guard let ledger = try openEffectLog() else { return try Self.jsonResponse(.ok, EffectPage(calls: [], nextAfter: nil)) }
+        return try Self.jsonResponse(.ok, try effects(query, for: identity))
+    }
+
+    /// Calls matching `filter` that the caller's tenant may see (MCP's list_effects).
+    public func effects(_ filter: ListFilter, for identity: APIIdentity) throws(APIError) -> [CallSummary] {
+        let query = EffectQuery(session: filter.sessionID, run: filter.runID, tool: filter.tool, state: filter.state,
+                                after: filter.afterSeq, limit: filter.limit)
+        return try effects(query, for: identity).calls
+    }
+
+    func effects(_ query: EffectQuery, for identity: APIIdentity) throws(APIError) -> EffectPage {
+        guard let ledger = try openEffectLog() else { return EffectPage(calls: [], nextAfter: nil) }
         if let session = query.session, !identity.isOperator {
             // One session: its owner decides, and the ledger's filter does the rest.
             guard identity.canSee(ownedBy: try sessionOwner(session)) else {
-                return try Self.jsonResponse(.ok, EffectPage(calls: [], nextAfter: nil))
+                return EffectPage(calls: [], nextAfter: nil)
             }
-            return try Self.jsonResponse(.ok, try Self.page(ledger, query, where: nil))
+            return try Self.page(ledger, query, where: nil)
         }
-        if identity.isOperator { return try Self.jsonResponse(.ok, try Self.page(ledger, query, where: nil)) }
+        if identity.isOperator { return try Self.page(ledger, query, where: nil) }
         let tenants = access.tenants
-        return try Self.jsonResponse(.ok, try Self.page(ledger, query) { calls throws(APIError) in
+        return try Self.page(ledger, query) { calls throws(APIError) in
             let owners = try Self.mapAccess { () throws(AccessError) in try tenants.owners(of: Set(calls.map(\.sessionID))) }
             return calls.map { identity.canSee(ownedBy: owners[$0.sessionID]) }
-        })
+        }
     }
 
     /// One page of calls matching `query`; `visible` (nil: all visible) marks which of a batch

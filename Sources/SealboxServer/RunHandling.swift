@@ -31,7 +31,7 @@ extension SealboxAPI {
 
     /// 400 for a name that is not in the catalog, 403 for one the key may not use. The
     /// catalog is looked up by name: never a path, never relative to the working directory.
-    func requireProfile(_ name: String, for identity: APIIdentity) throws(APIError) {
+    public func requireProfile(_ name: String, for identity: APIIdentity) throws(APIError) {
         do {
             try profileGrant(for: identity).check(name, catalog: ProfileCatalog(directory: executor.profilesDirectory), who: "key \(identity.keyID)")
         } catch {
@@ -44,7 +44,7 @@ extension SealboxAPI {
     /// `connection`: when it closes while the run waits, the run is dropped before it starts
     /// (a streamed run passes nil: it belongs to the server once admitted). Returns how long
     /// the run waited. The caller must `admission.release(tenant:)` once the jail is gone.
-    func admit(_ identity: APIIdentity, connection: (any Channel)?) async throws(APIError) -> Duration {
+    public func admit(_ identity: APIIdentity, connection: (any Channel)?) async throws(APIError) -> Duration {
         let arrived = ContinuousClock.now
         if await admission.tryAcquire(tenant: identity.tenant) { return .zero }
         let ticket = await admission.ticket()
@@ -75,7 +75,7 @@ extension SealboxAPI {
     /// Stamps the queue time, then keeps the result for GET /v1/runs/{id} (the caller's
     /// tenant's), counts it in the metrics and writes its log line. `stream`: how a streamed
     /// run was sent, for the log.
-    func finish(_ result: RunResult, of run: RunRequest, for identity: APIIdentity, waited: Duration, logger: Logger,
+    public func finish(_ result: RunResult, of run: RunRequest, for identity: APIIdentity, waited: Duration, logger: Logger,
                 stream: String? = nil) -> (RunResult, Data) {
         var result = result
         result.phases?.queueMs = milliseconds(waited)

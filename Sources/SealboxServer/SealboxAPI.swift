@@ -29,6 +29,8 @@ import SealboxRuntime
 ///   GET  /metrics                   Prometheus text: runs by status, spawn/queue/wall histograms,
 ///                                   load, effects by class and state (operator key)
 ///   GET  /openapi.json              the OpenAPI document
+///   POST/GET/DELETE /mcp            MCP over Streamable HTTP, when `sealbox serve` mounts it
+///                                   (SealboxMCP's MCPHTTPEndpoint, through `mounting`)
 /// Every route but GET /healthz and GET /openapi.json needs `Authorization: Bearer <key>`
 /// (AuthMiddleware, AccessPolicy). A key's tenant sees its own runs, sessions and effects only
 /// (SessionTenancy).
@@ -104,7 +106,11 @@ public struct SealboxAPI: Sendable {
         }
     }
 
-    public func router() -> Router<SealboxRequestContext> {
+    /// Routes served beside the API's own, behind the same key check (MCP at /mcp, mounted
+    /// by `sealbox serve` from the SealboxMCP target, which this one cannot import).
+    public typealias Mount = @Sendable (Router<SealboxRequestContext>) -> Void
+
+    public func router(mounting mount: Mount? = nil) -> Router<SealboxRequestContext> {
         let router = Router(context: SealboxRequestContext.self)
         // First: middleware wraps only the routes registered after it.
         // Outside auth, so refused requests are logged too.
@@ -127,16 +133,18 @@ public struct SealboxAPI: Sendable {
         router.get("v1/profiles") { _, context in try self.listProfiles(context.requireIdentity()) }
         router.get("openapi.json") { _, _ in try self.openAPIDocument() }
         addSessionRoutes(to: router)
+        mount?(router)
         return router
     }
 
     /// `logger`: the server's and Hummingbird's logs, request and run lines included.
     /// `onListening` runs once the port is bound (`serve` starts its broker there, so a
     /// server that cannot bind its port never starts one).
-    public func application(logger: Logger = Logger(label: "sealbox"), onListening: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
+    public func application(logger: Logger = Logger(label: "sealbox"), mounting mount: Mount? = nil,
+                            onListening: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
         let registry = connections
         let server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ConnectionGuardHandler(registry: registry)]))
-        return Application(router: router(), server: server,
+        return Application(router: router(mounting: mount), server: server,
                            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sealbox"),
                            onServerRunning: { _ in
                                logListening(logger)
@@ -146,14 +154,14 @@ public struct SealboxAPI: Sendable {
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully (see `drain`).
     /// `onListening`: as for `application`; it may end the service early with `stop`.
-    public func run(logger: Logger = Logger(label: "sealbox"),
+    public func run(logger: Logger = Logger(label: "sealbox"), mounting mount: Mount? = nil,
                     onListening: @escaping @Sendable (_ stop: @escaping @Sendable (String) async -> Void) async -> Void = { _ in }) async throws {
         let box = Mutex<ServiceGroup?>(nil)
         let stop: @Sendable (String) async -> Void = { reason in
             await self.drain(reason: reason, logger: logger)
             await box.withLock { $0 }?.triggerGracefulShutdown()
         }
-        let app = application(logger: logger) { await onListening(stop) }
+        let app = application(logger: logger, mounting: mount) { await onListening(stop) }
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         box.withLock { $0 = group }
         let signals = ShutdownSignals { reason in
@@ -303,12 +311,14 @@ public struct SealboxAPI: Sendable {
     /// Runs the request through the pipeline; stdin bytes go through a private temporary
     /// file the jail gets as an fd. `output` sees stdout and stderr as they arrive (streamed runs).
     /// `tenant`: the caller's, whose broker limits the run's tool calls count against.
-    func execute(_ run: RunRequest, tenant: String, output: OutputObserver? = nil) async -> Result<RunResult, APIError> {
+    /// `liveJails`: a narrower set than the server's (one MCP call's, whose parent is
+    /// `self.liveJails`), so its owner can kill the run alone.
+    public func execute(_ run: RunRequest, tenant: String, output: OutputObserver? = nil, liveJails: LiveJails? = nil) async -> Result<RunResult, APIError> {
         let brokerControlSocket = broker.controlSocket
         var plan = RunPlan(spec: run.spec, session: run.session, step: run.step, allow: run.tools,
                            brokerControlSocket: run.tools.isEmpty ? nil : brokerControlSocket)
         plan.tenant = tenant
-        plan.spec.liveJails = liveJails
+        plan.spec.liveJails = liveJails ?? self.liveJails
         if !run.tools.isEmpty && brokerControlSocket == nil {
             switch broker.current {
             case .starting:

@@ -37,18 +37,7 @@ extension SealboxAPI {
             }
             limit = bytes
         }
-        // Claimed for the tenant before it exists: a crash in between leaves an owner row
-        // with no session (harmless), never a session no tenant can see.
-        let id = CheckpointStore.newSessionID()
-        try claimSession(id, for: identity)
-        let info: SessionInfo
-        do {
-            _ = try checkpoints.createSession(id: id, workspaceLimitBytes: limit)
-            guard let created = try checkpoints.session(id) else { throw CheckpointError(.storage, "session \(id) vanished") }
-            info = created
-        } catch let error as CheckpointError {
-            throw Self.apiError(error)
-        }
+        let info = try newSession(workspaceLimitBytes: limit, for: identity)
         var response = try Self.json(.created, info)
         response.headers[.location] = "/v1/sessions/\(info.id)"
         return response
@@ -67,11 +56,33 @@ extension SealboxAPI {
     }
 
     func sessionFacts(_ id: String, _ identity: APIIdentity) throws -> Response {
+        try Self.json(.ok, try facts(of: id, for: identity))
+    }
+
+    /// A new session owned by the caller's tenant (POST /v1/sessions, MCP's create_session).
+    public func newSession(workspaceLimitBytes limit: UInt64, for identity: APIIdentity) throws(APIError) -> SessionInfo {
+        // Claimed for the tenant before it exists: a crash in between leaves an owner row
+        // with no session (harmless), never a session no tenant can see.
+        let id = CheckpointStore.newSessionID()
+        try claimSession(id, for: identity)
+        do {
+            _ = try checkpoints.createSession(id: id, workspaceLimitBytes: limit)
+            guard let created = try checkpoints.session(id) else { throw CheckpointError(.storage, "session \(id) vanished") }
+            return created
+        } catch let error as CheckpointError {
+            throw Self.apiError(error)
+        } catch {
+            throw APIError(.internalServerError, "storage", "cannot create a session: \(error)")
+        }
+    }
+
+    /// Where a session stands, for the caller's tenant (404 for another's).
+    public func facts(of id: String, for identity: APIIdentity) throws(APIError) -> SessionFacts {
         try requireSession(id, visibleTo: identity)
         do {
             let ledgerPath = configuration.layout.ledgerPath
             let ledger = FileManager.default.fileExists(atPath: ledgerPath) ? try Ledger(path: ledgerPath) : nil
-            return try Self.json(.ok, try SessionFacts.gather(store: checkpoints, ledger: ledger, session: id))
+            return try SessionFacts.gather(store: checkpoints, ledger: ledger, session: id)
         } catch let error as CheckpointError {
             throw Self.apiError(error)
         } catch let error as APIError {

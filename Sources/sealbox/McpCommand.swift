@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import SealboxBase
 import SealboxJail
+import SealboxMCP
 import SealboxServer
 
 struct McpCommand: AsyncParsableCommand {
@@ -39,6 +40,8 @@ struct McpCommand: AsyncParsableCommand {
                   }
                 }
               }
+            A remote agent reaches the same tools over Streamable HTTP at /mcp on
+            `sealbox serve`, with an API key (Authorization: Bearer sbx_...).
             Try it by hand:
               echo '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' | sealbox mcp --state-dir /tmp/sbx
             """)

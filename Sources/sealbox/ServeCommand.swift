@@ -4,6 +4,7 @@ import Foundation
 
 import SealboxBase
 import SealboxJail
+import SealboxMCP
 import SealboxServer
 
 struct ServeCommand: AsyncParsableCommand {
@@ -229,7 +230,9 @@ struct ServeCommand: AsyncParsableCommand {
         let outcome: Result<Void, any Error>
         do {
             // The port is bound first: a server that cannot listen never starts a broker.
-            try await api.run(logger: logger) { stop in
+            // MCP's Streamable HTTP transport at /mcp, behind the same keys as the API.
+            let mcp = MCPHTTPEndpoint(api: api, logger: logger)
+            try await api.run(logger: logger, mounting: { mcp.mount(on: $0) }) { stop in
                 do {
                     let broker = try await ServiceBroker.start(executable: exe, layout: layout, toolsConfig: tools)
                     slot.set(.running(broker))

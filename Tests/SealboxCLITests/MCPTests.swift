@@ -393,23 +393,42 @@ struct MCPClientTests {
     /// outputSchema), a replayed step, a broker tool call, raw malformed lines.
     @Test("scripts/mcp_client_check.py passes against the built binary")
     func pythonSDK() throws {
+        let output = try Self.runPython(["scripts/mcp_client_check.py", "--sealbox", CLI.buildDirectory + "/sealbox"])
+        #expect(output?.contains("mcp client check: all passed") == true, "\(output ?? "")")
+    }
+
+    /// scripts/mcp_transport_check.py: the official client over stdio (`sealbox mcp`) and over
+    /// Streamable HTTP (`sealbox serve`, /mcp, API keys): initialize, tools/list, run_code, a
+    /// bad argument named, progress coalesced, and a cancelled run_code whose jailed process is
+    /// gone within 100 ms (measured on its pidfd). HTTP adds 401 without a key and tenancy.
+    @Test("scripts/mcp_transport_check.py passes over each transport", arguments: ["stdio", "http"])
+    func transports(_ transport: String) throws {
+        let output = try Self.runPython(["scripts/mcp_transport_check.py", "--sealbox", CLI.buildDirectory + "/sealbox", "--transport", transport])
+        #expect(output?.contains("mcp transport check (\(transport)): all passed") == true, "\(output ?? "")")
+        // The measured cancel-to-gone time, in the test log.
+        for line in (output ?? "").split(separator: "\n") where line.hasPrefix("measure") { print(line) }
+    }
+
+    /// Runs a script of scripts/ with the venv's Python; records a failure (never a skip) when
+    /// the venv is missing or the script fails. Returns its output.
+    static func runPython(_ arguments: [String]) throws -> String? {
         let python = MCPTestSupport.venvPython
         // Not a skip: CI's scripts/setup.sh makes the venv, so a missing one is a broken setup.
         guard FileManager.default.isExecutableFile(atPath: python) else {
             Issue.record("no Python venv at \(python): run scripts/setup.sh (it installs scripts/python-tools.txt there)")
-            return
+            return nil
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [MCPTestSupport.repository + "/scripts/mcp_client_check.py", "--sealbox", CLI.buildDirectory + "/sealbox"]
+        process.arguments = [MCPTestSupport.repository + "/" + arguments[0]] + arguments.dropFirst()
         let out = Pipe()
         process.standardOutput = out
         process.standardError = out
         try process.run()
         let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "mcp_client_check.py failed:\n\(output)")
-        #expect(output.contains("mcp client check: all passed"), "\(output)")
+        #expect(process.terminationStatus == 0, "\(arguments[0]) failed:\n\(output)")
         #expect(!output.contains("FAIL"), "\(output)")
+        return output
     }
 }

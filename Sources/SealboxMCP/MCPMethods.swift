@@ -1,8 +1,11 @@
 import Foundation
 import SealboxBase
 import SealboxLedger
+import SealboxServer
 
-/// The MCP methods this server answers: the lifecycle (initialize, ping) and tools.
+/// The MCP methods sealbox answers itself, registered as the SDK `Server`'s handlers
+/// (MCPConnection): initialize and tools. Their params are the gate's strict reading of the
+/// request, so their checks and error texts are sealbox's own; ping is the SDK's.
 struct MCPMethods: Sendable {
     /// Newest first. A client asking for one of these gets it; any other gets the newest.
     static let protocolVersions = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]
@@ -10,12 +13,32 @@ struct MCPMethods: Sendable {
     let tools: [any MCPTool]
     let instructions: String
 
-    func handle(method: String, params: JSONValue?) async -> Result<JSONValue, JSONRPCError> {
+    /// sealbox's four tools over `backend`, and what the model is told about them.
+    static func sealbox(backend: any MCPBackend) -> MCPMethods {
+        MCPMethods(
+            tools: [
+                RunCodeTool(backend: backend),
+                CreateSessionTool(backend: backend),
+                SessionFactsTool(backend: backend),
+                ListEffectsTool(backend: backend),
+            ],
+            instructions: """
+                sealbox runs code in ephemeral, isolated Linux jails. Use run_code to execute python, node, bash or sh. \
+                For a multi-step task, call create_session once and give every run_code its session and a step key: \
+                /work carries over between steps, and a step already sealed is answered from its checkpoint instead of running again, \
+                so after a crash re-run the plan from the top. session_facts tells what a session has already done and what is unresolved; \
+                list_effects lists the tool calls recorded in the effect log.
+                """)
+    }
+
+    /// The methods above, for MCPConnection to register.
+    static let names = ["initialize", "tools/list", "tools/call"]
+
+    func handle(method: String, params: JSONValue?, context: MCPCallContext) async -> Result<JSONValue, JSONRPCError> {
         switch method {
         case "initialize": return initialize(params)
-        case "ping": return .success(.object([:]))
         case "tools/list": return listTools(params)
-        case "tools/call": return await callTool(params)
+        case "tools/call": return await callTool(params, context: context)
         default: return .failure(.methodNotFound(method))
         }
     }
@@ -42,7 +65,7 @@ struct MCPMethods: Sendable {
         return .success(.object(["tools": .array(tools.map { $0.definition.json })]))
     }
 
-    func callTool(_ params: JSONValue?) async -> Result<JSONValue, JSONRPCError> {
+    func callTool(_ params: JSONValue?, context: MCPCallContext) async -> Result<JSONValue, JSONRPCError> {
         guard let fields = params?.objectValue else { return .failure(.invalidParams("tools/call needs params {name, arguments}")) }
         guard case .string(let name)? = fields["name"] else { return .failure(.invalidParams("name must be the name of a tool")) }
         guard let tool = tools.first(where: { $0.definition.name == name }) else {
@@ -55,7 +78,7 @@ struct MCPMethods: Sendable {
         default: return .failure(.invalidParams("arguments must be an object"))
         }
         let started = ContinuousClock.now
-        let result = await tool.call(MCPArguments(arguments))
+        let result = await tool.call(MCPArguments(arguments), context: context)
         let elapsed = ContinuousClock.now - started
         let firstLine = result.text.prefix { $0 != "\n" }.prefix(200)
         MCPLog.write("\(name) \(result.isError ? "failed" : "answered") in \(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000) ms: \(firstLine)")

@@ -11,7 +11,7 @@ import Synchronization
 final class MCPOutput: Sendable {
     private struct Pending {
         var bytes: Data
-        var done: CheckedContinuation<Void, Never>
+        var done: @Sendable () -> Void
     }
 
     private struct State {
@@ -35,13 +35,24 @@ final class MCPOutput: Sendable {
     /// Writes one message; returns when it is written (or the client is gone).
     func send(_ bytes: Data) async {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            let accepted = state.withLock { state -> Bool in
-                guard !state.closed, !state.broken else { return false }
-                state.queue.append(Pending(bytes: bytes, done: done))
-                return true
-            }
-            if accepted { wake.signal() } else { done.resume() }
+            enqueue(bytes) { done.resume() }
         }
+    }
+
+    /// The same from a thread of its own (the stdin reader), which waits for the write.
+    func sendBlocking(_ bytes: Data) {
+        let written = DispatchSemaphore(value: 0)
+        enqueue(bytes) { written.signal() }
+        written.wait()
+    }
+
+    private func enqueue(_ bytes: Data, done: @escaping @Sendable () -> Void) {
+        let accepted = state.withLock { state -> Bool in
+            guard !state.closed, !state.broken else { return false }
+            state.queue.append(Pending(bytes: bytes, done: done))
+            return true
+        }
+        if accepted { wake.signal() } else { done() }
     }
 
     /// Writes what is queued, then stops the thread.
@@ -63,7 +74,7 @@ final class MCPOutput: Sendable {
                     state.withLock { $0.broken = true }
                     FileHandle.standardError.write(Data("sealbox mcp: stdout is closed (\(String(cString: strerror(errno)))); responses are dropped\n".utf8))
                 }
-                next.done.resume()
+                next.done()
             }
             if state.withLock({ $0.closed && $0.queue.isEmpty }) { break }
         }

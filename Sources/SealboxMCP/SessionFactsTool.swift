@@ -1,13 +1,13 @@
-import SealboxBase
 import Foundation
 import SealboxBase
 import SealboxLedger
+import SealboxServer
 
 /// `session_facts`: where a session stands, the same object as `sealbox session facts ID --json`
 /// (what is true, what authority remains, what is unsafe), read from the state directory's
 /// checkpoint store and effect log.
 struct SessionFactsTool: MCPTool {
-    let layout: StateLayout
+    let backend: any MCPBackend
 
     var definition: MCPToolDefinition {
         MCPToolDefinition(
@@ -38,7 +38,7 @@ struct SessionFactsTool: MCPTool {
             annotations: ["readOnlyHint": true, "openWorldHint": false])
     }
 
-    func call(_ arguments: MCPArguments) async -> MCPToolResult {
+    func call(_ arguments: MCPArguments, context: MCPCallContext) async -> MCPToolResult {
         let session: String
         do throws(MCPToolInputError) {
             try arguments.checkNames(["session"])
@@ -49,20 +49,10 @@ struct SessionFactsTool: MCPTool {
         } catch {
             return .failure(error)
         }
-        guard FileManager.default.fileExists(atPath: layout.checkpointsPath) else {
-            return .failure("not_found: unknown session \(session) (no session was created in \(layout.stateDirectory) yet; use create_session)")
-        }
         let facts: SessionFacts
-        do {
-            let store = try CheckpointStore(path: layout.checkpointsPath)
-            let ledger = FileManager.default.fileExists(atPath: layout.ledgerPath) ? try Ledger(path: layout.ledgerPath) : nil
-            facts = try SessionFacts.gather(store: store, ledger: ledger, session: session)
-        } catch let error as CheckpointError {
-            return .failure((error.code == .unknownSession ? "not_found: " : "storage: ") + error.message)
-        } catch let error as LedgerError {
-            return .failure("storage: " + error.message)
-        } catch {
-            return .failure("storage: \(error)")
+        switch backend.facts(session) {
+        case .success(let found): facts = found
+        case .failure(let failure): return .failure(failure)
         }
         do {
             return .success(Self.summary(facts), structured: try JSONValue(encoding: facts))

@@ -55,6 +55,10 @@ struct MCPToolResult: Sendable {
         failure("invalid arguments: " + error.message)
     }
 
+    static func failure(_ error: MCPToolFailure) -> MCPToolResult {
+        failure(error.text)
+    }
+
     var json: JSONValue {
         var object: [String: JSONValue] = [
             "content": .array([.object(["type": .string("text"), "text": .string(text)])]),
@@ -67,7 +71,7 @@ struct MCPToolResult: Sendable {
 
 protocol MCPTool: Sendable {
     var definition: MCPToolDefinition { get }
-    func call(_ arguments: MCPArguments) async -> MCPToolResult
+    func call(_ arguments: MCPArguments, context: MCPCallContext) async -> MCPToolResult
 }
 
 /// A tool argument that is missing, unknown or of the wrong shape.

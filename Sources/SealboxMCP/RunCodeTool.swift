@@ -1,25 +1,25 @@
-import SealboxBase
 import Foundation
 import SealboxJail
 import SealboxProfiles
 import SealboxBase
 import SealboxLedger
 import SealboxRuntime
+import SealboxServer
 
 /// `run_code`: one run through `RunPipeline`, the same code as `sealbox run` and the HTTP API
 /// (step replay, session workspace, broker grant, seal). The arguments are the HTTP API's run
 /// request (parsed by `RunRequest`, capped by the operator's maxima) plus session, step and tools.
+/// Cancelling the call kills its jail; with a progress token, stdout comes as progress.
 struct RunCodeTool: MCPTool {
-    let configuration: MCPConfiguration
-    let pipeline: RunPipeline
-    let admission: RunAdmission
+    let backend: any MCPBackend
 
     static let fields = ["language", "code", "args", "files", "env", "stdin", "profile", "limits", "session", "step", "tools"]
 
     var definition: MCPToolDefinition {
-        let max = configuration.maxLimits
+        let max = backend.maxLimits
+        let defaults = backend.defaultLimits
         let languages = SnippetLanguage.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
-        let tools = configuration.hasBroker
+        let tools = backend.hasBroker
             ? "Tools the broker offers may be granted with `tools`: the code then calls them with `import sealbox; sealbox.call(\"tool\", {...})` (python) or `sealbox-call tool k=v` (shell); credentials never enter the jail, and every call is recorded in the effect log."
             : "This server has no broker (start it with --tools FILE or --broker SOCKET to grant tools)."
         return MCPToolDefinition(
@@ -45,13 +45,13 @@ struct RunCodeTool: MCPTool {
                   "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Environment variables for the program."},
                   "stdin": {"type": "string", "description": "Text fed to the program's standard input (default: empty)."},
                   "profile": {"type": "string", "description": "seccomp profile name (default: \\"default\\")."},
-                  "limits": \(LimitSchema.request(defaults: configuration.defaultLimits, maxima: max).jsonText),
+                  "limits": \(LimitSchema.request(defaults: defaults, maxima: max).jsonText),
                   "session": {"type": "string", "description": "Session id from create_session (with step), or any id grouping tool calls."},
                   "step": {"type": "string", "description": "Step key within the session: a sealed step is replayed, not run again."},
                   "tools": {"type": "array", "items": {"type": "string"}, "description": "Broker tools to grant to this run."}}}
                 """),
             outputSchema: Self.outputSchema,
-            annotations: ["readOnlyHint": false, "destructiveHint": configuration.hasBroker, "idempotentHint": false, "openWorldHint": configuration.hasBroker])
+            annotations: ["readOnlyHint": false, "destructiveHint": backend.hasBroker, "idempotentHint": false, "openWorldHint": backend.hasBroker])
     }
 
     /// The `sealbox run --json` object.
@@ -83,31 +83,23 @@ struct RunCodeTool: MCPTool {
            "additionalProperties": {"type": "number"}}}}
         """)
 
-    func call(_ arguments: MCPArguments) async -> MCPToolResult {
-        let plan: RunPlan
-        let stdin: [UInt8]?
+    func call(_ arguments: MCPArguments, context: MCPCallContext) async -> MCPToolResult {
+        let request: RunRequest
         do throws(MCPToolInputError) {
-            (plan, stdin) = try makePlan(arguments)
+            request = try makeRequest(arguments)
         } catch {
             return .failure(error)
         }
-        var staged = plan
-        if let stdin { staged.spec.stdin = .bytes(stdin) }
-        do {
-            try await admission.acquire()
-        } catch {
-            return .failure("busy: \(error.running) runs are executing and \(error.queued) are waiting, the most this server takes; retry later")
-        }
-        let outcome: Result<RunResult, RuntimeError>
-        do throws(RuntimeError) {
-            outcome = .success(try await pipeline.run(staged))
-        } catch {
-            outcome = .failure(error)
-        }
-        await admission.release()
+        // The call's own jails: a cancellation closes the set, which kills a jail running now
+        // and one that registers later (the cancellation came while it was being spawned).
+        let live = backend.liveJails()
+        context.onCancel { live.close(reason: "killed: the MCP client cancelled the call (notifications/cancelled)") }
+        let progress = context.progress()
+        let outcome = await backend.run(request, live: live, output: progress?.observer)
+        await progress?.finish()
         switch outcome {
-        case .failure(let error):
-            return .failure("\(error.code.rawValue)\(error.field.map { " (\($0))" } ?? ""): \(error.message)")
+        case .failure(let failure):
+            return .failure(failure)
         case .success(let result):
             do {
                 return .success(Self.summary(result), structured: try JSONValue(encoding: result))
@@ -119,7 +111,7 @@ struct RunCodeTool: MCPTool {
 
     /// The run request as `RunRequest` parses it for `POST /v1/runs` (session, step and tools
     /// included), less `command`: a model gets one way to run code, and one schema to learn.
-    func makePlan(_ arguments: MCPArguments) throws(MCPToolInputError) -> (RunPlan, [UInt8]?) {
+    func makeRequest(_ arguments: MCPArguments) throws(MCPToolInputError) -> RunRequest {
         try arguments.checkNames(Self.fields)
         guard let language = try arguments.string("language") else {
             throw MCPToolInputError(field: "language", message: "language is required (\(SnippetLanguage.names))")
@@ -145,27 +137,17 @@ struct RunCodeTool: MCPTool {
         let request: RunRequest
         do {
             let body = try JSONEncoder().encode(JSONValue.object(arguments.values))
-            request = try RunRequest.parse(body, defaultLimits: configuration.defaultLimits, maxLimits: configuration.maxLimits)
+            request = try RunRequest.parse(body, defaultLimits: backend.defaultLimits, maxLimits: backend.maxLimits)
         } catch let error as APIError {
             throw MCPToolInputError(field: error.field ?? "arguments", message: error.message)
         } catch {
             throw MCPToolInputError(field: "arguments", message: "\(error)")
         }
-        do {
-            try configuration.profiles.check(request.profile, catalog: ProfileCatalog(directory: configuration.profilesDirectory), who: "this MCP server")
-        } catch {
-            throw MCPToolInputError(field: "profile", message: error.message)
+        try backend.checkProfile(request.profile)
+        if !request.tools.isEmpty, let refusal = backend.brokerRefusal {
+            throw MCPToolInputError(field: "tools", message: refusal)
         }
-        if !request.tools.isEmpty && !configuration.hasBroker {
-            throw MCPToolInputError(field: "tools", message: "this server has no broker, so no tool can be granted (start `sealbox mcp` with --tools FILE or --broker SOCKET)")
-        }
-        // A broker only when tools are granted: `RunPlan` starts one whenever a config is set.
-        let plan = RunPlan(
-            spec: request.spec, session: request.session, step: request.step, allow: request.tools,
-            brokerConfigPath: request.tools.isEmpty ? nil : configuration.brokerConfigPath,
-            brokerControlSocket: request.tools.isEmpty ? nil : configuration.brokerControlSocket,
-            brokerLedgerPath: configuration.layout.ledgerPath)
-        return (plan, request.stdin)
+        return request
     }
 
     /// A short text for the model: the verdict, then stdout and stderr.

@@ -1,13 +1,13 @@
-import SealboxBase
 import Foundation
 import SealboxJail
 import SealboxBase
 import SealboxLedger
+import SealboxServer
 
 /// `create_session`: a new resumable session in the state directory's checkpoint store, as
 /// `sealbox session new` makes one. Its id goes into run_code's `session` with a `step`.
 struct CreateSessionTool: MCPTool {
-    let layout: StateLayout
+    let backend: any MCPBackend
 
     var definition: MCPToolDefinition {
         MCPToolDefinition(
@@ -30,7 +30,7 @@ struct CreateSessionTool: MCPTool {
             annotations: ["readOnlyHint": false, "destructiveHint": false, "idempotentHint": false, "openWorldHint": false])
     }
 
-    func call(_ arguments: MCPArguments) async -> MCPToolResult {
+    func call(_ arguments: MCPArguments, context: MCPCallContext) async -> MCPToolResult {
         let limit: UInt64
         do throws(MCPToolInputError) {
             try arguments.checkNames(["workspace_limit_bytes"])
@@ -40,13 +40,9 @@ struct CreateSessionTool: MCPTool {
             return .failure(error)
         }
         let info: SessionInfo
-        do {
-            let store = try CheckpointStore(path: layout.checkpointsPath)
-            let id = try store.createSession(workspaceLimitBytes: limit)
-            guard let created = try store.session(id) else { return .failure("storage: session \(id) vanished right after it was created") }
-            info = created
-        } catch {
-            return .failure("storage: " + error.message)
+        switch backend.createSession(workspaceLimitBytes: limit) {
+        case .success(let created): info = created
+        case .failure(let failure): return .failure(failure)
         }
         struct Created: Encodable {
             var session: String

@@ -1,4 +1,5 @@
 import Foundation
+import MCP
 import SealboxBase
 import SealboxLedger
 
@@ -35,18 +36,41 @@ public enum JSONRPCID: Sendable, Hashable, Codable, CustomStringConvertible {
 /// The error codes of JSON-RPC 2.0 that this server answers with.
 public struct JSONRPCError: Error, Sendable, Equatable {
     public var code: Int
-    public var message: String
+    /// What went wrong, without the code's name ("tools/call needs params ...").
+    public var detail: String
 
-    public init(code: Int, message: String) {
+    public init(code: Int, detail: String) {
         self.code = code
-        self.message = message
+        self.detail = detail
     }
 
-    public static func parseError(_ message: String) -> JSONRPCError { .init(code: -32700, message: "Parse error: " + message) }
-    public static func invalidRequest(_ message: String) -> JSONRPCError { .init(code: -32600, message: "Invalid Request: " + message) }
-    public static func methodNotFound(_ method: String) -> JSONRPCError { .init(code: -32601, message: "Method not found: \(method)") }
-    public static func invalidParams(_ message: String) -> JSONRPCError { .init(code: -32602, message: "Invalid params: " + message) }
-    public static func internalError(_ message: String) -> JSONRPCError { .init(code: -32603, message: "Internal error: " + message) }
+    /// "Invalid params: " + detail: the message a client sees.
+    public var message: String {
+        switch code {
+        case -32700: "Parse error: " + detail
+        case -32600: "Invalid Request: " + detail
+        case -32601: "Method not found: " + detail
+        case -32602: "Invalid params: " + detail
+        default: "Internal error: " + detail
+        }
+    }
+
+    public static func parseError(_ message: String) -> JSONRPCError { .init(code: -32700, detail: message) }
+    public static func invalidRequest(_ message: String) -> JSONRPCError { .init(code: -32600, detail: message) }
+    public static func methodNotFound(_ method: String) -> JSONRPCError { .init(code: -32601, detail: method) }
+    public static func invalidParams(_ message: String) -> JSONRPCError { .init(code: -32602, detail: message) }
+    public static func internalError(_ message: String) -> JSONRPCError { .init(code: -32603, detail: message) }
+
+    /// The same error as the SDK sends it (its message is the same prefix + detail).
+    var mcpError: MCPError {
+        switch code {
+        case -32700: .parseError(detail)
+        case -32600: .invalidRequest(detail)
+        case -32601: .methodNotFound(detail)
+        case -32602: .invalidParams(detail)
+        default: .internalError(detail)
+        }
+    }
 }
 
 /// One line from the client, classified. Anything that is not a well-formed request or
@@ -130,5 +154,34 @@ extension JSONValue {
     init(encoding value: some Encodable) throws {
         let data = try JSONEncoder().encode(value)
         self = try JSONDecoder().decode(JSONValue.self, from: data)
+    }
+}
+
+extension Value {
+    /// A tool result or schema as the SDK carries it. Whole numbers become integers (an
+    /// exit code is 0, not 0.0), the rest doubles.
+    init(sealbox json: JSONValue) {
+        switch json {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .number(let literal):
+            // The literal is exact; the SDK's Value holds an Int or a Double. An integer that
+            // fits stays exact, another whole number below 9.0e15 (`1e3`, `2.0`) is an integer
+            // too, the rest are doubles (a literal beyond a double's range, which JSON cannot
+            // carry as a double, as null, like `JSONValue.number(_: Double)`).
+            if let exact = Int(literal) {
+                self = .int(exact)
+            } else if let value = json.doubleValue {
+                self = json.isWholeNumber && abs(value) < 9.0e15 ? .int(Int(value)) : .double(value)
+            } else {
+                self = .null
+            }
+        case .string(let s): self = .string(s)
+        case .array(let items): self = .array(items.map { Value(sealbox: $0) })
+        case .object(let members):
+            var object: [String: Value] = [:]
+            for (key, value) in members { object[key] = Value(sealbox: value) }
+            self = .object(object)
+        }
     }
 }

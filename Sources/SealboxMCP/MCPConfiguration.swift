@@ -1,5 +1,6 @@
 import SealboxBase
 import SealboxJail
+import SealboxServer
 
 /// What an operator sets for `sealbox mcp`: where state lives, how tools reach a broker, how
 /// much runs at once, and the most a tool call may ask for.

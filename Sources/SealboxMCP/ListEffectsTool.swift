@@ -1,11 +1,11 @@
-import SealboxBase
 import Foundation
 import SealboxBase
 import SealboxLedger
+import SealboxServer
 
 /// `list_effects`: tool calls from the effect log, oldest first, like `sealbox log list --json`.
 struct ListEffectsTool: MCPTool {
-    let layout: StateLayout
+    let backend: any MCPBackend
 
     static let maximumLimit = 1000
 
@@ -39,21 +39,17 @@ struct ListEffectsTool: MCPTool {
             annotations: ["readOnlyHint": true, "openWorldHint": false])
     }
 
-    func call(_ arguments: MCPArguments) async -> MCPToolResult {
+    func call(_ arguments: MCPArguments, context: MCPCallContext) async -> MCPToolResult {
         let filter: ListFilter
         do throws(MCPToolInputError) {
             filter = try makeFilter(arguments)
         } catch {
             return .failure(error)
         }
-        var calls: [CallSummary] = []
-        // No effect log yet means no tool was ever called: an empty list, not an error.
-        if FileManager.default.fileExists(atPath: layout.ledgerPath) {
-            do {
-                calls = try Ledger(path: layout.ledgerPath).list(filter)
-            } catch {
-                return .failure("storage: " + error.message)
-            }
+        let calls: [CallSummary]
+        switch backend.effects(filter) {
+        case .success(let found): calls = found
+        case .failure(let failure): return .failure(failure)
         }
         struct Listing: Encodable { var calls: [CallSummary] }
         do {

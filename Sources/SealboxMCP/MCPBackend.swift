@@ -1,0 +1,120 @@
+import Foundation
+import SealboxBase
+import SealboxJail
+import SealboxLedger
+import SealboxProfiles
+import SealboxRuntime
+import SealboxServer
+
+/// A tool call that could not be made, as the text a model reads ("not_found: unknown session x").
+struct MCPToolFailure: Error, Sendable {
+    var text: String
+}
+
+/// Where the tools' work is done: the state directory of `sealbox mcp` (stdio, one operator),
+/// or a `sealbox serve` on behalf of one API key (Streamable HTTP at /mcp, that key's tenant).
+/// The tools read and check their arguments the same way for both; what a caller may see and
+/// use (sessions, profiles, effects, run slots) is the backend's.
+protocol MCPBackend: Sendable {
+    var defaultLimits: Limits { get }
+    var maxLimits: Limits { get }
+    /// Whether runs can be granted broker tools (the run_code description says so).
+    var hasBroker: Bool { get }
+    /// Why a run that asks for tools is refused before it is admitted; nil to let it go on.
+    var brokerRefusal: String? { get }
+
+    func checkProfile(_ name: String) throws(MCPToolInputError)
+    /// The jails of one call, killable on their own (the call's cancellation closes the set).
+    func liveJails() -> LiveJails
+    func run(_ request: RunRequest, live: LiveJails, output: OutputObserver?) async -> Result<RunResult, MCPToolFailure>
+    func createSession(workspaceLimitBytes: UInt64) -> Result<SessionInfo, MCPToolFailure>
+    func facts(_ session: String) -> Result<SessionFacts, MCPToolFailure>
+    func effects(_ filter: ListFilter) -> Result<[CallSummary], MCPToolFailure>
+}
+
+/// `sealbox mcp`: the operator's own state directory; whoever speaks on stdio is the operator.
+struct LocalBackend: MCPBackend {
+    let configuration: MCPConfiguration
+    let pipeline: RunPipeline
+    let admission: RunAdmission
+
+    var defaultLimits: Limits { configuration.defaultLimits }
+    var maxLimits: Limits { configuration.maxLimits }
+    var hasBroker: Bool { configuration.hasBroker }
+    var brokerRefusal: String? {
+        configuration.hasBroker ? nil : "this server has no broker, so no tool can be granted (start `sealbox mcp` with --tools FILE or --broker SOCKET)"
+    }
+    var layout: StateLayout { configuration.layout }
+
+    func checkProfile(_ name: String) throws(MCPToolInputError) {
+        do {
+            try configuration.profiles.check(name, catalog: ProfileCatalog(directory: configuration.profilesDirectory), who: "this MCP server")
+        } catch {
+            throw MCPToolInputError(field: "profile", message: error.message)
+        }
+    }
+
+    func liveJails() -> LiveJails { LiveJails() }
+
+    func run(_ request: RunRequest, live: LiveJails, output: OutputObserver?) async -> Result<RunResult, MCPToolFailure> {
+        // A broker only when tools are granted: `RunPlan` starts one whenever a config is set.
+        var plan = RunPlan(
+            spec: request.spec, session: request.session, step: request.step, allow: request.tools,
+            brokerConfigPath: request.tools.isEmpty ? nil : configuration.brokerConfigPath,
+            brokerControlSocket: request.tools.isEmpty ? nil : configuration.brokerControlSocket,
+            brokerLedgerPath: configuration.layout.ledgerPath)
+        plan.spec.liveJails = live
+        if let stdin = request.stdin { plan.spec.stdin = .bytes(stdin) }
+        do {
+            try await admission.acquire()
+        } catch {
+            return .failure(MCPToolFailure(text: "busy: \(error.running) runs are executing and \(error.queued) are waiting, the most this server takes; retry later"))
+        }
+        let outcome: Result<RunResult, MCPToolFailure>
+        do throws(RuntimeError) {
+            outcome = .success(try await pipeline.run(plan, output: output))
+        } catch {
+            outcome = .failure(MCPToolFailure(text: "\(error.code.rawValue)\(error.field.map { " (\($0))" } ?? ""): \(error.message)"))
+        }
+        await admission.release()
+        return outcome
+    }
+
+    func createSession(workspaceLimitBytes limit: UInt64) -> Result<SessionInfo, MCPToolFailure> {
+        do {
+            let store = try CheckpointStore(path: layout.checkpointsPath)
+            let id = try store.createSession(workspaceLimitBytes: limit)
+            guard let created = try store.session(id) else { return .failure(MCPToolFailure(text: "storage: session \(id) vanished right after it was created")) }
+            return .success(created)
+        } catch {
+            return .failure(MCPToolFailure(text: "storage: " + error.message))
+        }
+    }
+
+    func facts(_ session: String) -> Result<SessionFacts, MCPToolFailure> {
+        guard FileManager.default.fileExists(atPath: layout.checkpointsPath) else {
+            return .failure(MCPToolFailure(text: "not_found: unknown session \(session) (no session was created in \(layout.stateDirectory) yet; use create_session)"))
+        }
+        do {
+            let store = try CheckpointStore(path: layout.checkpointsPath)
+            let ledger = FileManager.default.fileExists(atPath: layout.ledgerPath) ? try Ledger(path: layout.ledgerPath) : nil
+            return .success(try SessionFacts.gather(store: store, ledger: ledger, session: session))
+        } catch let error as CheckpointError {
+            return .failure(MCPToolFailure(text: (error.code == .unknownSession ? "not_found: " : "storage: ") + error.message))
+        } catch let error as LedgerError {
+            return .failure(MCPToolFailure(text: "storage: " + error.message))
+        } catch {
+            return .failure(MCPToolFailure(text: "storage: \(error)"))
+        }
+    }
+
+    func effects(_ filter: ListFilter) -> Result<[CallSummary], MCPToolFailure> {
+        // No effect log yet means no tool was ever called: an empty list, not an error.
+        guard FileManager.default.fileExists(atPath: layout.ledgerPath) else { return .success([]) }
+        do {
+            return .success(try Ledger(path: layout.ledgerPath).list(filter))
+        } catch {
+            return .failure(MCPToolFailure(text: "storage: " + error.message))
+        }
+    }
+}
