@@ -336,14 +336,7 @@ struct MCPBrokerTests {
         let state = dir + "/state", brokerDir = dir + "/broker"
         // 0711: the jail's user reaches its run socket by path but cannot list the directory.
         try FileManager.default.createDirectory(atPath: brokerDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
-        try """
-            tools:
-              stamp:
-                kind: command
-                argv: [/bin/echo, "stamped {text}"]
-                args: { text: { type: string, pattern: "^[a-z]{1,20}$" } }
-                effect: idempotent
-            """.write(toFile: dir + "/tools.yaml", atomically: true, encoding: .utf8)
+        _ = try TestTools.write(in: dir)
         let broker = Process()
         broker.executableURL = URL(fileURLWithPath: CLI.buildDirectory + "/sealbox")
         broker.arguments = ["broker", "--config", dir + "/tools.yaml", "--state-dir", brokerDir, "--ledger", state + "/effects.db"]
