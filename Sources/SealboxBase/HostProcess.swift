@@ -56,14 +56,14 @@ public final class HostProcess: Sendable {
                 ?? posix_spawn_file_actions_addopen(&actions, target, "/dev/null", target == 0 ? O_RDONLY : O_WRONLY, 0)
             guard rc == 0 else { throw SpawnError(errno: rc) }
         }
-        guard let closeFrom = symbol("posix_spawn_file_actions_addclosefrom_np", as: AddCloseFrom.self) else {
+        guard let closeFrom = cLibrarySymbol("posix_spawn_file_actions_addclosefrom_np", as: AddCloseFrom.self) else {
             // glibc < 2.34: no way to close what another thread opened without O_CLOEXEC.
             throw SpawnError(errno: ENOSYS)
         }
         var rc = closeFrom(&actions, 3)
         guard rc == 0 else { throw SpawnError(errno: rc) }
         if let directory = options.workingDirectory {
-            guard let chdir = symbol("posix_spawn_file_actions_addchdir_np", as: AddChdir.self) else { throw SpawnError(errno: ENOSYS) }
+            guard let chdir = cLibrarySymbol("posix_spawn_file_actions_addchdir_np", as: AddChdir.self) else { throw SpawnError(errno: ENOSYS) }
             rc = directory.withCString { chdir(&actions, $0) }
             guard rc == 0 else { throw SpawnError(errno: rc) }
         }
@@ -152,10 +152,4 @@ public final class HostProcess: Sendable {
 
     private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
     private typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, UnsafePointer<CChar>?) -> Int32
-
-    /// glibc ≥ 2.34 / 2.29 extensions, looked up at run time (the Glibc module hides _GNU_SOURCE API).
-    private static func symbol<T>(_ name: String, as: T.Type) -> T? {
-        guard let handle = dlopen(nil, RTLD_NOW), let p = dlsym(handle, name) else { return nil }
-        return unsafeBitCast(p, to: T.self)
-    }
 }

@@ -1,4 +1,3 @@
-import SealboxBase
 import Crypto
 import Foundation
 import Glibc
@@ -71,8 +70,8 @@ public struct StateLayout: Sendable, Equatable {
     /// Sockets of the brokers of this state directory's `serve`/`mcp`: one directory per state
     /// directory, so two services on one machine never share sockets.
     public var brokerSocketsDirectory: String {
-        let digest = SHA256.hash(data: Data(stateDirectory.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
-        return Self.runtimeDirectory + "/serve-" + digest
+        // The first 8 bytes of the digest, as 16 hex digits.
+        Self.runtimeDirectory + "/serve-" + SHA256.hex(text: stateDirectory).prefix(16)
     }
 
     // MARK: - Files of earlier versions

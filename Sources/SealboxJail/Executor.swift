@@ -4,7 +4,6 @@ import Glibc
 import SealboxBase
 import SealboxProfiles
 import Synchronization
-import SealboxBase
 
 /// Runs `JailSpec`s: validate → compile profile (cached) → cgroup → one C spawn call →
 /// supervise (timeout, output caps, seccomp notifications) → verdict → teardown.
@@ -116,16 +115,12 @@ public final class Executor: Sendable {
     /// `output`, when given, sees stdout and stderr as they arrive (see `OutputObserver`);
     /// the result is the same with or without it.
     public func run(_ spec: JailSpec, output: OutputObserver? = nil) async throws(JailError) -> RunResult {
-        let outcome: Result<RunResult, JailError> = await withCheckedContinuation { continuation in
-            let thread = Thread { [self] in
-                do throws(JailError) {
-                    continuation.resume(returning: .success(try runBlocking(spec, output: output)))
-                } catch {
-                    continuation.resume(returning: .failure(error))
-                }
+        let outcome: Result<RunResult, JailError> = await onOwnThread("sealbox-run") { [self] in
+            do throws(JailError) {
+                return .success(try runBlocking(spec, output: output))
+            } catch {
+                return .failure(error)
             }
-            thread.name = "sealbox-run"
-            thread.start()
         }
         return try outcome.get()
     }

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxBase
 import SealboxJail
 import SealboxLedger
 
@@ -128,23 +129,18 @@ public enum StepStdin {
         case .descriptor(let fd):
             handle = FileHandle(fileDescriptor: fd, closeOnDealloc: false)
         }
-        let read: Result<Data, RuntimeError> = await withCheckedContinuation { continuation in
-            let thread = Thread {
-                defer { if case .file = source { try? handle.close() } }
-                do {
-                    let data = try handle.read(upToCount: maxBytes + 1) ?? Data()
-                    guard data.count <= maxBytes else {
-                        continuation.resume(returning: .failure(RuntimeError(
-                            .badInput, "a step's stdin is part of its identity and is at most \(maxBytes >> 20) MiB; pass larger inputs as files", field: "stdin")))
-                        return
-                    }
-                    continuation.resume(returning: .success(data))
-                } catch {
-                    continuation.resume(returning: .failure(RuntimeError(.badInput, "reading the step's stdin failed: \(error.localizedDescription)", field: "stdin")))
+        let read: Result<Data, RuntimeError> = await onOwnThread("sealbox-step-stdin") {
+            defer { if case .file = source { try? handle.close() } }
+            do {
+                let data = try handle.read(upToCount: maxBytes + 1) ?? Data()
+                guard data.count <= maxBytes else {
+                    return .failure(RuntimeError(
+                        .badInput, "a step's stdin is part of its identity and is at most \(maxBytes >> 20) MiB; pass larger inputs as files", field: "stdin"))
                 }
+                return .success(data)
+            } catch {
+                return .failure(RuntimeError(.badInput, "reading the step's stdin failed: \(error.localizedDescription)", field: "stdin"))
             }
-            thread.name = "sealbox-step-stdin"
-            thread.start()
         }
         return .bytes(Array(try read.get()))
     }

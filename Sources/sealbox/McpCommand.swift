@@ -1,7 +1,6 @@
 import SealboxBase
 import ArgumentParser
 import Foundation
-import SealboxBase
 import SealboxJail
 import SealboxMCP
 import SealboxServer

@@ -2,7 +2,6 @@ import SealboxBase
 import ArgumentParser
 import Foundation
 import Glibc
-import SealboxBase
 import SealboxProfiles
 import SealboxBroker
 import SealboxJail

@@ -19,8 +19,7 @@ enum CommandOrphans {
     /// Makes this process a child subreaper; false (with errno) when the kernel refuses.
     static func enable() -> Bool {
         // prctl is variadic in C, so Swift cannot import it; every argument here is an integer.
-        guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "prctl") else { return false }
-        let prctl = unsafeBitCast(symbol, to: Prctl.self)
+        guard let prctl = cLibrarySymbol("prctl", as: Prctl.self) else { return false }
         guard prctl(prSetChildSubreaper, 1, 0, 0, 0) == 0 else { return false }
         state.withLock { $0.enabled = true }
         return true

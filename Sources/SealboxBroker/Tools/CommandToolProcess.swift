@@ -33,15 +33,10 @@ enum CommandToolProcess {
     ) async -> Swift.Result<Result, Failure> {
         let control = CommandToolControl()
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Swift.Result<Result, Failure>, Never>) in
-                let thread = Thread {
-                    c.resume(returning: runBlocking(
-                        argv: argv, environment: environment, workingDirectory: workingDirectory,
-                        timeoutMs: timeoutMs, maxBytes: maxBytes, control: control
-                    ))
-                }
-                thread.name = "sealbox-command-tool"
-                thread.start()
+            await onOwnThread("sealbox-command-tool") {
+                runBlocking(
+                    argv: argv, environment: environment, workingDirectory: workingDirectory,
+                    timeoutMs: timeoutMs, maxBytes: maxBytes, control: control)
             }
         } onCancel: {
             control.cancel()
@@ -52,19 +47,13 @@ enum CommandToolProcess {
 
     /// A close-on-exec pipe (pipe2 when the C library has it, so no other spawn can inherit it).
     private static func makePipe(_ fds: inout [Int32]) -> Bool {
-        if let pipe2 = symbol("pipe2", as: Pipe2.self) {
+        if let pipe2 = cLibrarySymbol("pipe2", as: Pipe2.self) {
             return fds.withUnsafeMutableBufferPointer { pipe2($0.baseAddress, O_CLOEXEC) } == 0
         }
         guard pipe(&fds) == 0 else { return false }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         return true
-    }
-
-    /// glibc ≥ 2.34 / 2.29 extensions, looked up at run time (the Glibc module hides _GNU_SOURCE API).
-    private static func symbol<T>(_ name: String, as: T.Type) -> T? {
-        guard let handle = dlopen(nil, RTLD_NOW), let p = dlsym(handle, name) else { return nil }
-        return unsafeBitCast(p, to: T.self)
     }
 
     private static func runBlocking(

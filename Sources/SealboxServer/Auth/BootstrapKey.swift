@@ -1,7 +1,6 @@
 import SealboxBase
 import Foundation
 import Glibc
-import SealboxBase
 
 /// The first key of a fresh installation. `sealbox serve` with auth on and a key store holding
 /// no key at all makes an operator key for tenant `default` and writes it to
