@@ -118,6 +118,8 @@ public struct SealboxAPI: Sendable {
         // Per-route counts and latencies, into `metrics.registry` when serve bootstrapped
         // swift-metrics with it (a no-op otherwise, as in tests that build several servers).
         router.add(middleware: MetricsMiddleware())
+        // Without keys, the address is all that keeps a web page out (DNS rebinding).
+        if !configuration.authRequired { router.add(middleware: NoAuthHostGuard(listenHost: configuration.host)) }
         router.add(middleware: AuthMiddleware(keys: access.keys, required: configuration.authRequired))
         router.get("healthz") { _, _ in try await self.health() }
         router.post("v1/runs") { request, context in

@@ -115,7 +115,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("pool-refill-delay"), help: "Refill the pool only after no jail was taken for this many ms, so a burst's runs do not compete with the refill for CPU.")
     var poolRefillDelay: Int = 0
 
-    @Flag(name: .customLong("no-auth"), help: "Accept requests without an API key, each as an operator of tenant \"default\". Only for a server nobody else can reach.")
+    @Flag(name: .customLong("no-auth"), help: "Accept requests without an API key, each as an operator of tenant \"default\". Only for a server nobody else can reach. Requests must then name the server by IP address, localhost or the --listen host, and come from no other web origin (against DNS rebinding).")
     var noAuth = false
 
     func run() async throws {

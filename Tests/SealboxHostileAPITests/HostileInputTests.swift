@@ -33,6 +33,68 @@ extension HostileAPI {
             }
         }
 
+        /// Without keys, a web page must not reach the API: not under its own name re-pointed
+        /// at 127.0.0.1 (DNS rebinding: the browser sends `Host: evil.example`), not by a
+        /// cross-site POST to the loopback address (`Origin: http://evil.example`). Clients
+        /// that address the server directly pass; with keys, any name passes.
+        @Test("--no-auth refuses requests under another host name or from another origin (DNS rebinding)")
+        func noAuthRefusesRebinding() async throws {
+            let server = try await offPool { try ServeProcess(["--no-auth"]) }
+            let port = server.port
+            func send(_ method: String, _ path: String, host: String, origin: String? = nil, body: String? = nil) async throws -> RawHTTP.Answer {
+                var text = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n"
+                if let origin { text += "Origin: \(origin)\r\n" }
+                if let body {
+                    // MCP's Streamable HTTP asks for both; a run asks for neither (so it does not stream).
+                    if path == "/mcp" { text += "Accept: application/json, text/event-stream\r\n" }
+                    text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                } else {
+                    text += "\r\n"
+                }
+                let request = text
+                return try await offPool { try RawHTTP.request(port: port, request) }
+            }
+            let run = #"{"language":"python","code":"print(42)"}"#
+            let initialize = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#
+            let refused: [(String, String, String, String?, String?)] = [
+                ("GET", "/healthz", "evil.example:\(port)", nil, nil),
+                ("POST", "/v1/runs", "evil.example:\(port)", nil, run),
+                ("POST", "/v1/runs", "EVIL.example.", nil, run),
+                ("POST", "/mcp", "evil.example:\(port)", nil, initialize),
+                ("POST", "/v1/runs", "127.0.0.1:\(port)", "http://evil.example", run),
+                ("POST", "/v1/runs", "127.0.0.1:\(port)", "null", run),
+                ("POST", "/v1/runs", "127.0.0.1:\(port)", "http://127.0.0.1:\(port + 1)", run),
+                ("POST", "/mcp", "localhost:\(port)", "http://evil.example", initialize),
+            ]
+            for (method, path, host, origin, body) in refused {
+                let answer = try await send(method, path, host: host, origin: origin, body: body)
+                #expect(answer.status == 403, "\(method) \(path) Host \(host) Origin \(origin ?? "-"): \(answer.status) \(answer.body)")
+                #expect(answer.errorCode == "forbidden_host", "\(answer.body)")
+                #expect(!answer.body.lowercased().contains("evil"), "the refusal echoes the header: \(answer.body)")
+            }
+            let served: [(String, String?, Int)] = [
+                ("127.0.0.1:\(port)", nil, 201),
+                ("localhost:\(port)", nil, 201),
+                ("LOCALHOST.:\(port)", nil, 201),
+                ("[::1]:\(port)", nil, 201),
+                ("127.0.0.1:\(port)", "http://127.0.0.1:\(port)", 201),
+            ]
+            for (host, origin, status) in served {
+                let answer = try await send("POST", "/v1/runs", host: host, origin: origin, body: run)
+                #expect(answer.status == status, "Host \(host) Origin \(origin ?? "-"): \(answer.status) \(answer.body)")
+            }
+            let mcp = try await send("POST", "/mcp", host: "127.0.0.1:\(port)", body: initialize)
+            #expect(mcp.status == 200, "\(mcp.status) \(mcp.body)")
+            _ = try await offPool { server.stop() }
+
+            // With keys, the name a client uses is its own business.
+            let keyed = Target(server: try await offPool { try ServeProcess() })
+            let keyedPort = keyed.port, key = keyed.server.key
+            let text = "POST /v1/runs HTTP/1.1\r\nHost: sealbox.internal.example:\(keyedPort)\r\nConnection: close\r\nAuthorization: Bearer \(key)\r\nContent-Type: application/json\r\nContent-Length: \(run.utf8.count)\r\n\r\n\(run)"
+            let answer = try await offPool { try RawHTTP.request(port: keyedPort, text) }
+            #expect(answer.status == 201, "\(answer.status) \(answer.body)")
+        }
+
         /// A profile is a name in the operator's catalog: a path, a dot, a NUL or a `.json`
         /// suffix is refused before anything is opened; errors quote no host file; a FIFO
         /// named as a profile blocks nothing.

@@ -78,7 +78,7 @@ public final class ServeProcess: @unchecked Sendable {  // set up in init, then 
         var last = ""
         for _ in 0..<1500 {
             guard process.isRunning else { throw CLIError("serve exited with \(process.terminationStatus): \(logLines.suffix(5).joined(separator: "\n"))") }
-            if let answer = try? RawHTTP.request(port: port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") {
+            if let answer = try? RawHTTP.request(port: port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n") {
                 last = answer.body
                 if accept(answer.body) { return }
             }
