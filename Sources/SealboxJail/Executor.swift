@@ -114,8 +114,8 @@ public final class Executor: Sendable {
     /// Runs on a dedicated thread (spawn and supervision block), never on the cooperative pool.
     /// `output`, when given, sees stdout and stderr as they arrive (see `OutputObserver`);
     /// the result is the same with or without it.
-    public func run(_ spec: JailSpec, output: OutputObserver? = nil) async throws(JailError) -> RunResult {
-        let outcome: Result<RunResult, JailError> = await onOwnThread("sealbox-run") { [self] in
+    public func run(_ spec: JailSpec, output: OutputObserver? = nil) async throws(JailError) -> JailResult {
+        let outcome: Result<JailResult, JailError> = await onOwnThread("sealbox-run") { [self] in
             do throws(JailError) {
                 return .success(try runBlocking(spec, output: output))
             } catch {
@@ -126,7 +126,7 @@ public final class Executor: Sendable {
     }
 
     /// Runs the spec on the calling thread.
-    public func runBlocking(_ spec: JailSpec, output: OutputObserver? = nil) throws(JailError) -> RunResult {
+    public func runBlocking(_ spec: JailSpec, output: OutputObserver? = nil) throws(JailError) -> JailResult {
         let began = Clock.nanos()
         let id = try spec.id.map { id throws(JailError) in try SpecValidator.runID(id) } ?? RandomID.run()
         try SpecValidator.validate(spec)
@@ -179,7 +179,7 @@ public final class Executor: Sendable {
 
     /// The verdict, the teardown, and where the time went: the same for cold and pooled runs.
     private func finish(_ supervised: Supervision, id: String, profile: String, cgroup: any TaskCgroup, began: UInt64,
-                        spawnStarted: UInt64, warm: Bool?) -> RunResult {
+                        spawnStarted: UInt64, warm: Bool?) -> JailResult {
         var result = supervised.verdict(id: id, profile: profile, cgroup: cgroup)
         // The jail's pid 1 is gone, so the kernel already killed everything in its pid
         // namespace; the cgroup kill is the belt to those braces.
@@ -193,7 +193,7 @@ public final class Executor: Sendable {
     /// A run in a prepared jail: its files go into the jail's /work, then the jail gets the
     /// program and stdio and execs. Supervision, verdict and teardown are those of any run.
     private func runPooled(_ spec: JailSpec, id: String, filter: CompiledSeccompFilter, jail: PreparedJail, pool: JailPool,
-                           began: UInt64, output: OutputObserver?) throws(JailError) -> RunResult {
+                           began: UInt64, output: OutputObserver?) throws(JailError) -> JailResult {
         let cgroup = jail.cgroup
         defer {
             try? cgroup.destroy()
@@ -273,12 +273,12 @@ public final class Executor: Sendable {
 extension Supervision {
     /// Where a run's time went: before the spawn (`began` → `spawnStarted`), the spawn, the
     /// program, and the teardown up to `ended`.
-    func phases(began: UInt64, spawnStarted: UInt64, ended: UInt64, warm: Bool?) -> RunResult.Phases {
-        RunResult.Phases(
+    func phases(began: UInt64, spawnStarted: UInt64, ended: UInt64, warm: Bool?) -> JailResult.Phases {
+        JailResult.Phases(
             setupMs: Clock.ms(spawnStarted - began), spawnMs: Clock.ms(spawnNanos),
             runMs: Clock.ms(wallNanos - spawnNanos),
             teardownMs: Clock.ms(ended - spawnStarted - wallNanos),
-            spawnSteps: spawnSteps.contains(where: { $0 > 0 }) ? RunResult.SpawnSteps(milliseconds: spawnSteps.map { Clock.ms($0) }) : nil,
+            spawnSteps: spawnSteps.contains(where: { $0 > 0 }) ? JailResult.SpawnSteps(milliseconds: spawnSteps.map { Clock.ms($0) }) : nil,
             warm: warm)
     }
 }

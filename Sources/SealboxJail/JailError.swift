@@ -2,7 +2,7 @@ import Glibc
 
 /// The one error type of SealboxJail: a stable code, a readable message and, when a syscall
 /// failed, the stage and errno ("mount /proc: EPERM (Operation not permitted)").
-/// A program that exits non-zero, is killed, or trips a limit is a `RunResult`, never this.
+/// A program that exits non-zero, is killed, or trips a limit is a `JailResult`, never this.
 public struct JailError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Code: String, Sendable {
         /// The caller asked for something invalid (bad size, bad env name, missing file).

@@ -74,7 +74,7 @@ public struct LimitSchema: Encodable, Sendable {
     }
 }
 
-extension RunResult {
+extension JailResult {
     /// The limits a run had, as `--json` and the API echo them: each row's value in force, by
     /// its key. Decoding takes what is there: results sealed before a row existed lack it.
     public struct AppliedLimits: Sendable, Codable, Equatable {

@@ -194,8 +194,8 @@ struct Supervision {
     }
 
     /// The `violations` of the result: denied and killed calls, by name.
-    var violationList: [RunResult.Violation] {
-        notified.compactMap { call, counted -> RunResult.Violation? in
+    var violationList: [JailResult.Violation] {
+        notified.compactMap { call, counted -> JailResult.Violation? in
             switch call.answer {
             case .fail(let e): return .init(syscall: call.key.name, count: counted.count, action: "errno", errno: e, abi: call.key.abi)
             case .kill: return .init(syscall: call.key.name, count: counted.count, action: "kill", abi: call.key.abi)
@@ -204,7 +204,7 @@ struct Supervision {
         }.sorted { ($0.syscall, $0.action ?? "") < ($1.syscall, $1.action ?? "") }
     }
 
-    var recordedList: [RunResult.RecordedSyscall] {
+    var recordedList: [JailResult.RecordedSyscall] {
         notified.map { call, counted in
             var answer = "allow", errno: Int32?
             switch call.answer {
@@ -212,15 +212,15 @@ struct Supervision {
             case .kill: answer = "kill"
             case .proceed: break
             }
-            return RunResult.RecordedSyscall(syscall: call.key.name, native: call.key.isNative, count: counted.count,
+            return JailResult.RecordedSyscall(syscall: call.key.name, native: call.key.isNative, count: counted.count,
                                              answer: answer, errno: errno, firstArgs: counted.firstArgs)
         }.sorted { ($0.syscall, $0.answer) < ($1.syscall, $1.answer) }
     }
 
     /// Picks the status that matches what tripped, most specific first.
-    func verdict(id: String, profile: String, cgroup: any TaskCgroup) -> RunResult {
+    func verdict(id: String, profile: String, cgroup: any TaskCgroup) -> JailResult {
         let usage = cgroup.usage()
-        var result = RunResult(
+        var result = JailResult(
             id: id, status: .ok, exitCode: 0, signal: nil,
             stdout: String(decoding: stdout.bytes, as: UTF8.self),
             stderr: String(decoding: stderr.bytes, as: UTF8.self),
@@ -229,7 +229,7 @@ struct Supervision {
             wallMs: Double(wallNanos / 1000) / 1000,
             cpuMs: 0, peakMemoryBytes: 0,
             violations: violationList,
-            limits: RunResult.AppliedLimits(limits),
+            limits: JailResult.AppliedLimits(limits),
             profile: profile, cgroup: cgroup.version.rawValue, error: killedBecause)
         result.interrupted = killedBecause != nil
         if let failure = spawnError {

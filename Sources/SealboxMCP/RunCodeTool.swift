@@ -122,26 +122,14 @@ struct RunCodeTool: MCPTool {
         guard arguments.values["code"] != nil else {
             throw MCPToolInputError(field: "code", message: "code is required: the program text to run")
         }
-        if let limits = arguments.values["limits"]?.objectValue {
-            // Checked here because a huge number (1e30) re-encoded for RunRequest would read as
-            // "not valid JSON" there instead of naming the field.
-            for (name, value) in limits.sorted(by: { $0.key < $1.key }) where LimitTable.row(LimitKey(name))?.unit.isWhole != false {
-                if case .number = value, !(value.isWholeNumber && abs(value.doubleValue ?? .infinity) < 9.0e15) {
-                    throw MCPToolInputError(field: "limits.\(name)", message: "limits.\(name) must be a whole number")
-                }
-            }
-        }
         if arguments.values["step"] != nil && arguments.values["session"] == nil {
             throw MCPToolInputError(field: "session", message: "a step needs a session: create one with create_session and pass its id as session")
         }
         let request: RunRequest
         do {
-            let body = try JSONEncoder().encode(JSONValue.object(arguments.values))
-            request = try RunRequest.parse(body, defaultLimits: backend.defaultLimits, maxLimits: backend.maxLimits)
-        } catch let error as APIError {
-            throw MCPToolInputError(field: error.field ?? "arguments", message: error.message)
+            request = try RunRequest.parse(JSONValue.object(arguments.values), defaultLimits: backend.defaultLimits, maxLimits: backend.maxLimits)
         } catch {
-            throw MCPToolInputError(field: "arguments", message: "\(error)")
+            throw MCPToolInputError(field: error.field ?? "arguments", message: error.message)
         }
         try backend.checkProfile(request.profile)
         if !request.tools.isEmpty, let refusal = backend.brokerRefusal {

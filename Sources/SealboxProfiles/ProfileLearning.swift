@@ -151,7 +151,7 @@ public struct ProfileLearner: Sendable {
         }
     }
 
-    /// A recorded syscall as the supervisor reported it (a `RunResult.RecordedSyscall`).
+    /// A recorded syscall as the supervisor reported it (a `JailResult.RecordedSyscall`).
     public struct Recorded: Sendable {
         public var syscall: String
         public var native: Bool

@@ -125,7 +125,7 @@ public struct RunPipeline: Sendable {
         }
         let ran: Result<RunResult, JailError>
         do throws(JailError) {
-            ran = .success(try await executor.run(spec, output: output))
+            ran = .success(RunResult(jail: try await executor.run(spec, output: output)))
         } catch {
             ran = .failure(error)
         }

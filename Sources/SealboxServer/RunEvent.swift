@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import SealboxJail
+import SealboxRuntime
 
 /// One event of a streamed run, as one JSON object (sorted keys, like every API body):
 ///

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import SealboxBase
 import SealboxJail
+import SealboxRuntime
 import SealboxProfiles
 
 /// The steps every `POST /v1/runs` goes through, streamed or not: read the body, take an

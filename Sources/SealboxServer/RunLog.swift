@@ -1,5 +1,6 @@
 import Logging
 import SealboxJail
+import SealboxRuntime
 
 /// Who a run was for, as far as the log line is concerned.
 struct RunLogContext: Sendable {

@@ -67,7 +67,7 @@ public struct RunRequest: Sendable {
         try parse(body, defaultLimits: configuration.defaultLimits, maxLimits: configuration.maxLimits)
     }
 
-    /// The same parse with the limits given directly (`sealbox mcp`'s run_code uses it).
+    /// The same parse with the limits given directly.
     public static func parse(_ body: Data, defaultLimits: Limits, maxLimits: Limits) throws(APIError) -> RunRequest {
         let wire: Wire
         do {
@@ -75,6 +75,23 @@ public struct RunRequest: Sendable {
         } catch {
             throw APIError(decoding: error)
         }
+        return try make(wire, defaultLimits: defaultLimits, maxLimits: maxLimits)
+    }
+
+    /// A request already read as one JSON value (MCP's run_code arguments, read once by its
+    /// strict gate): the same decoder and the same checks as a body, without writing it back
+    /// to bytes.
+    public static func parse(_ value: JSONValue, defaultLimits: Limits, maxLimits: Limits) throws(APIError) -> RunRequest {
+        let wire: Wire
+        do {
+            wire = try StrictJSONDecoder.decode(Wire.self, from: value)
+        } catch {
+            throw APIError(decoding: error)
+        }
+        return try make(wire, defaultLimits: defaultLimits, maxLimits: maxLimits)
+    }
+
+    static func make(_ wire: Wire, defaultLimits: Limits, maxLimits: Limits) throws(APIError) -> RunRequest {
         let profile = wire.profile ?? "default"
         guard ProfileCatalog.isValidName(profile) else {
             // A name is looked up in the operator's catalog; it can never be a path.

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SealboxJail
+import SealboxRuntime
 import Synchronization
 import SealboxBase
 

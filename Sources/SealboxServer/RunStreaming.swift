@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import SealboxJail
+import SealboxRuntime
 import SealboxBase
 
 /// `POST /v1/runs` with `Accept: application/x-ndjson` or `text/event-stream`: 200 and a

@@ -3,6 +3,7 @@ import Foundation
 import Prometheus
 import SealboxBroker
 import SealboxJail
+import SealboxRuntime
 import SealboxLedger
 import Synchronization
 

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import SealboxBase
 import SealboxJail
+import SealboxRuntime
 import SealboxLedger
 
 /// Sessions over HTTP, the same operations as `sealbox session new|steps|facts|fork`:

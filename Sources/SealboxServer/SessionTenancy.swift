@@ -1,5 +1,6 @@
 import HTTPTypes
 import SealboxJail
+import SealboxRuntime
 import SealboxLedger
 
 /// The two checks every session route makes, in API terms (the table is `TenantDirectory`):

@@ -185,9 +185,9 @@ struct SpawnSamples {
     var firstFailure: String?
     var elapsedSeconds: Double = 0
 
-    static let phaseOrder = ["setup"] + RunResult.SpawnSteps.names.map { "spawn." + $0 } + ["run", "teardown"]
+    static let phaseOrder = ["setup"] + JailResult.SpawnSteps.names.map { "spawn." + $0 } + ["run", "teardown"]
 
-    mutating func add(totalMs: Double, result: RunResult) {
+    mutating func add(totalMs: Double, result: JailResult) {
         totalsMs.append(totalMs)
         if result.status != .ok {
             failures += 1
@@ -198,7 +198,7 @@ struct SpawnSamples {
         phasesMs["run", default: []].append(phases.runMs)
         phasesMs["teardown", default: []].append(phases.teardownMs)
         if let steps = phases.spawnSteps {
-            for (name, value) in zip(RunResult.SpawnSteps.names, steps.milliseconds) { phasesMs["spawn." + name, default: []].append(value) }
+            for (name, value) in zip(JailResult.SpawnSteps.names, steps.milliseconds) { phasesMs["spawn." + name, default: []].append(value) }
         }
     }
 

@@ -78,9 +78,9 @@ struct ProfileLearnCommand: AsyncParsableCommand {
         var status: String
         var exitCode: Int32
         var wallMs: Double
-        var violations: [RunResult.Violation]
+        var violations: [JailResult.Violation]
 
-        init(_ r: RunResult) {
+        init(_ r: JailResult) {
             status = r.status.rawValue
             exitCode = r.exitCode
             wallMs = r.wallMs
@@ -244,7 +244,7 @@ struct ProfileSession {
         }
     }
 
-    func run(_ spec: JailSpec) async throws -> RunResult {
+    func run(_ spec: JailSpec) async throws -> JailResult {
         do {
             return try await executor.run(spec)
         } catch {

@@ -51,7 +51,7 @@ struct ProfileTestCommand: AsyncParsableCommand {
         throw ExitCode(clean ? 0 : 1)
     }
 
-    static func describe(_ r: RunResult) -> String {
+    static func describe(_ r: JailResult) -> String {
         var lines: [String] = []
         let outcome: String
         switch r.status {

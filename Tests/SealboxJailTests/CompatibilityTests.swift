@@ -542,7 +542,7 @@ struct RefusedByDesign: Sendable, CustomTestStringConvertible {
     var command: [String]
     /// What the unjailed run prints.
     var unjailed: String
-    var jailed: @Sendable (RunResult) -> Bool
+    var jailed: @Sendable (JailResult) -> Bool
     var testDescription: String { name }
 
     static let cases: [RefusedByDesign] = [

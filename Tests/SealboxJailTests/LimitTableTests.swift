@@ -88,19 +88,19 @@ struct LimitTableTests {
     func echo() throws {
         var limits = Limits()
         for row in LimitTable.rows { limits[row.key] = Self.other(row, than: limits[row.key]) }
-        let applied = RunResult.AppliedLimits(limits)
+        let applied = JailResult.AppliedLimits(limits)
         let encoded = try JSONEncoder().encode(applied)
         let json = try #require(try JSONSerialization.jsonObject(with: encoded) as? [String: Any])
         for row in LimitTable.rows {
             #expect(applied[row.key] == limits[row.key], "\(row.key) is not echoed")
             #expect(json[row.key.rawValue] != nil, "\(row.key) is not in the echo's JSON")
         }
-        #expect(try JSONDecoder().decode(RunResult.AppliedLimits.self, from: encoded) == applied)
+        #expect(try JSONDecoder().decode(JailResult.AppliedLimits.self, from: encoded) == applied)
         // A result sealed before a row existed lacks it, and still reads.
-        let old = try JSONDecoder().decode(RunResult.AppliedLimits.self, from: Data(#"{"timeout_ms":5,"memory_bytes":6,"pids":7,"disk_bytes":8,"output_bytes":9}"#.utf8))
+        let old = try JSONDecoder().decode(JailResult.AppliedLimits.self, from: Data(#"{"timeout_ms":5,"memory_bytes":6,"pids":7,"disk_bytes":8,"output_bytes":9}"#.utf8))
         #expect(old.timeoutMs == 5 && old.pids == 7 && old.shmBytes == nil)
         // The defaults echo exactly what `sealbox run --json` always showed.
-        let defaults = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(RunResult.AppliedLimits(Limits()))) as? [String: Any])
+        let defaults = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(JailResult.AppliedLimits(Limits()))) as? [String: Any])
         #expect(defaults["timeout_ms"] as? Int == 10_000 && defaults["memory_bytes"] as? Int == 256 << 20 && defaults["pids"] as? Int == 64)
         #expect(defaults["disk_bytes"] as? Int == 64 << 20 && defaults["output_bytes"] as? Int == 1 << 20 && defaults["shm_bytes"] as? Int == 64 << 20)
         #expect(defaults["cpus"] == nil)

@@ -63,7 +63,7 @@ struct PoolTests {
             """)
         // Only the handover and the execve happened during the run.
         let steps = try #require(warm.phases?.spawnSteps?.milliseconds)
-        let named = Dictionary(uniqueKeysWithValues: zip(RunResult.SpawnSteps.names, steps))
+        let named = Dictionary(uniqueKeysWithValues: zip(JailResult.SpawnSteps.names, steps))
         #expect(named["activate"]! > 0 && named["exec"]! > 0 && named["clone"] == 0 && named["mounts"] == 0, "\(named)")
     }
 

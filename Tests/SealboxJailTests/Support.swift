@@ -42,17 +42,17 @@ enum Fixture {
 
     static func run(_ command: [String], limits: Limits = Limits(), files: [SeedFile] = [],
                     environment: [(name: String, value: String)] = [], profile: ProfileReference = "default",
-                    stdin: StdinSource = .null, rootfs: RootfsSource = .host, binds: [BindMount] = []) async throws -> RunResult {
+                    stdin: StdinSource = .null, rootfs: RootfsSource = .host, binds: [BindMount] = []) async throws -> JailResult {
         // Executor.run blocks a thread of its own, never the test pool's few threads.
         try await jail().run(JailSpec(command: command, environment: environment, files: files, stdin: stdin,
                                         limits: limits, profile: profile, rootfs: rootfs, binds: binds))
     }
 
-    static func python(_ code: String, limits: Limits = Limits(), files: [SeedFile] = []) async throws -> RunResult {
+    static func python(_ code: String, limits: Limits = Limits(), files: [SeedFile] = []) async throws -> JailResult {
         try await run(["python3", "/work/main.py"], limits: limits, files: files + [SeedFile(name: "main.py", contents: Array(code.utf8))])
     }
 
-    static func sh(_ script: String, limits: Limits = Limits()) async throws -> RunResult {
+    static func sh(_ script: String, limits: Limits = Limits()) async throws -> JailResult {
         try await run(["/bin/sh", "-c", script], limits: limits)
     }
 

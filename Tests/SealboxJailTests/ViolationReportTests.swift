@@ -22,7 +22,7 @@ struct ViolationReportTests {
         try variantOfDefault { p in p["syscalls"] = (p["syscalls"] as? [Any] ?? []) + [rule] }
     }
 
-    func probe(_ names: [String], profile: ProfileReference, tracking: ViolationTracking? = nil) async throws -> RunResult {
+    func probe(_ names: [String], profile: ProfileReference, tracking: ViolationTracking? = nil) async throws -> JailResult {
         var spec = JailSpec(command: ["/work/probe"] + names, files: [try Fixture.probe()], profile: profile)
         spec.violationTracking = tracking
         return try await Fixture.jail().run(spec)

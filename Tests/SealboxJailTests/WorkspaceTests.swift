@@ -6,7 +6,7 @@ import Testing
 /// A session's /work: a detached tmpfs filled before the run, attached in the jail, read after.
 @Suite("Session workspace")
 struct WorkspaceTests {
-    static func run(_ script: String, in workspace: Workspace, files: [SeedFile] = []) async throws -> RunResult {
+    static func run(_ script: String, in workspace: Workspace, files: [SeedFile] = []) async throws -> JailResult {
         var spec = JailSpec(command: ["/bin/sh", "-c", script], files: files)
         spec.workspace = workspace
         return try await Fixture.jail().run(spec)

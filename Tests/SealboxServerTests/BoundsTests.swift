@@ -1,5 +1,6 @@
 import Foundation
 import SealboxJail
+import SealboxRuntime
 import SealboxServer
 import Testing
 

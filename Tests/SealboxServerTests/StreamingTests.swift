@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import SealboxJail
+import SealboxRuntime
 @testable import SealboxServer
 import Testing
 

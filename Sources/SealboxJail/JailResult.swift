@@ -1,6 +1,7 @@
-/// The verdict of one run. Field names and values are the `sealbox run --json` contract
-/// (DESIGN.md); do not rename.
-public struct RunResult: Sendable, Codable, Equatable {
+/// What one jail did: its verdict, output, usage and phases. The runtime wraps it in a
+/// `RunResult` (which adds what a session step and the service know); field names and values
+/// are part of the `sealbox run --json` contract (DESIGN.md); do not rename.
+public struct JailResult: Sendable, Codable, Equatable {
     public enum Status: String, Sendable, Codable {
         case ok
         case exitNonzero = "exit_nonzero"
@@ -77,12 +78,6 @@ public struct RunResult: Sendable, Codable, Equatable {
     /// by anything the program did: the run did not finish, so a step must not be sealed
     /// with it. Not part of the JSON (`error` says why).
     public var interrupted = false
-    /// For a session step: true when the sealed result was returned and nothing executed.
-    public var replayed: Bool?
-    /// For a session step: the seq of the checkpoint that seals it.
-    public var checkpoint: Int64?
-    /// For a session step: the /work it left, as sealed.
-    public var workspace: WorkspaceSummary?
     /// Where the time went: setup (profile, filesystem plan, cgroup), spawn (clone3 to
     /// execve), run (execve to exit, output drained), teardown (cgroup kill and removal);
     /// the API adds the time the request waited for a slot.
@@ -90,9 +85,6 @@ public struct RunResult: Sendable, Codable, Equatable {
     /// Only for a recording run (`sealbox profile learn`): every syscall that reached the
     /// supervisor, with its answer.
     public var recordedSyscalls: [RecordedSyscall]?
-    /// Only in a copy the service kept (GET /v1/runs/{id}): true when its stdout and stderr
-    /// were left out because no room was left to keep them.
-    public var outputDropped: Bool?
 
     public struct Phases: Sendable, Codable, Equatable {
         public var queueMs: Double?
@@ -163,53 +155,6 @@ public struct RunResult: Sendable, Codable, Equatable {
         }
     }
 
-    /// For a session step: broker calls refused because they wait on a decision (an
-    /// in-doubt effect, a pending approval). Such a step is not finished and not sealed.
-    public var blocked: [BlockedEffect]?
-
-    public struct BlockedEffect: Sendable, Codable, Equatable {
-        public var seq: Int64?
-        public var code: String
-        public var message: String
-
-        public init(seq: Int64?, code: String, message: String) {
-            self.seq = seq
-            self.code = code
-            self.message = message
-        }
-    }
-
-    public struct WorkspaceSummary: Sendable, Codable, Equatable {
-        /// Content-addressed id of the snapshot ("sha256:...").
-        public var snapshot: String
-        public var files: Int
-        public var bytes: UInt64
-        public var limitBytes: UInt64
-        /// Files whose contents were not in the store yet (the rest were stored once already).
-        public var newBlobs: Int
-        /// True when the program filled /work to its limit (its writes then failed with ENOSPC).
-        public var full: Bool
-        /// Entries not kept: fifos, sockets, names that are not UTF-8.
-        public var skipped: [String]
-
-        public init(snapshot: String, files: Int, bytes: UInt64, limitBytes: UInt64, newBlobs: Int, full: Bool, skipped: [String]) {
-            self.snapshot = snapshot
-            self.files = files
-            self.bytes = bytes
-            self.limitBytes = limitBytes
-            self.newBlobs = newBlobs
-            self.full = full
-            self.skipped = skipped
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case snapshot, files, bytes
-            case limitBytes = "limit_bytes"
-            case newBlobs = "new_blobs"
-            case full, skipped
-        }
-    }
-
     enum CodingKeys: String, CodingKey {
         case id, status
         case exitCode = "exit_code"
@@ -221,13 +166,18 @@ public struct RunResult: Sendable, Codable, Equatable {
         case wallMs = "wall_ms"
         case cpuMs = "cpu_ms"
         case peakMemoryBytes = "peak_memory_bytes"
-        case violations, limits, profile, cgroup, error, replayed, checkpoint, workspace, blocked, phases
+        case violations, limits, profile, cgroup, error, phases
         case recordedSyscalls = "recorded_syscalls"
-        case outputDropped = "output_dropped"
     }
 
     /// Encodes `signal` as an explicit null (the contract shows `"signal":null`).
     public func encode(to encoder: any Encoder) throws {
+        try encode(to: encoder, afterError: { _ in })
+    }
+
+    /// The same object with a wrapper's members (`RunResult`: a step's and the service's)
+    /// written by `afterError` where the contract has them, between `error` and `phases`.
+    public func encode(to encoder: any Encoder, afterError: (any Encoder) throws -> Void) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id)
         try c.encode(status, forKey: .status)
@@ -247,12 +197,8 @@ public struct RunResult: Sendable, Codable, Equatable {
         try c.encode(profile, forKey: .profile)
         try c.encode(cgroup, forKey: .cgroup)
         try c.encodeIfPresent(error, forKey: .error)
-        try c.encodeIfPresent(replayed, forKey: .replayed)
-        try c.encodeIfPresent(checkpoint, forKey: .checkpoint)
-        try c.encodeIfPresent(workspace, forKey: .workspace)
-        try c.encodeIfPresent(blocked, forKey: .blocked)
+        try afterError(encoder)
         try c.encodeIfPresent(phases, forKey: .phases)
         try c.encodeIfPresent(recordedSyscalls, forKey: .recordedSyscalls)
-        try c.encodeIfPresent(outputDropped, forKey: .outputDropped)
     }
 }
