@@ -154,7 +154,7 @@ public final class Executor: Sendable {
             }
         }
         let plan = try FilesystemPlan.build(rootfs: spec.rootfs, etcDirectory: etcDirectory, files: spec.files, binds: spec.binds,
-                                            broker: spec.broker, workspaceFD: spec.workspace?.mountFD, shmBytes: spec.limits.devShmBytes)
+                                            door: spec.door, workspaceFD: spec.workspace?.mountFD, shmBytes: spec.limits.devShmBytes)
         let environment = SpecValidator.environment(spec)
         let stdinFD = try openStdin(spec.stdin)
         defer { close(stdinFD) }

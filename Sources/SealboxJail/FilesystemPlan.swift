@@ -73,7 +73,7 @@ struct FilesystemPlan: Sendable {
     private(set) var ops: [FilesystemOp] = []
 
     static func build(
-        rootfs: RootfsSource, etcDirectory: String, files: [SeedFile], binds: [BindMount], broker: BrokerGrant? = nil,
+        rootfs: RootfsSource, etcDirectory: String, files: [SeedFile], binds: [BindMount], door: JailDoor? = nil,
         workspaceFD: Int32? = nil, shmBytes: UInt64 = Limits().devShmBytes
     ) throws(JailError) -> FilesystemPlan {
         var plan = FilesystemPlan()
@@ -97,30 +97,30 @@ struct FilesystemPlan: Sendable {
             plan.add(.writeFile(contents: file.contents, mode: file.executable ? 0o755 : 0o644), "/work/" + file.name)
         }
         for bind in binds { try plan.addExtraBind(bind) }
-        if let broker { try plan.addBroker(broker, rootfs: rootfs) }
+        if let door { try plan.addDoor(door, rootfs: rootfs) }
         return plan
     }
 
-    /// The run's broker socket, and the clients: on PATH at /run/sealbox/client, and for
-    /// `import sealbox` over the rootfs's /usr/local/lib/python3.*/dist-packages (on python's
-    /// default path; empty on Debian, so nothing is hidden that a jail would miss). The clients
-    /// are copied into the jail's root, not bound: a bind's mountinfo line would show the
-    /// host's install path.
-    private mutating func addBroker(_ broker: BrokerGrant, rootfs: RootfsSource) throws(JailError) {
-        try addExtraBind(BindMount(hostPath: broker.socketPath, jailPath: BrokerGrant.jailSocketPath, readOnly: true))
-        guard let client = broker.clientDirectory else { return }
-        add(.mkdir(mode: 0o755), BrokerGrant.jailClientPath)
+    /// The door's socket, and its clients: on PATH at `jailClientPath`, and for python's
+    /// `import` over the rootfs's /usr/local/lib/python3.*/dist-packages (on python's default
+    /// path; empty on Debian, so nothing is hidden that a jail would miss). The clients are
+    /// copied into the jail's root, not bound: a bind's mountinfo line would show the host's
+    /// install path.
+    private mutating func addDoor(_ door: JailDoor, rootfs: RootfsSource) throws(JailError) {
+        try addExtraBind(BindMount(hostPath: door.socketPath, jailPath: door.jailSocketPath, readOnly: true))
+        guard let client = door.clientDirectory else { return }
+        add(.mkdir(mode: 0o755), door.jailClientPath)
         for name in try Self.listDirectory(client).sorted() {
             let host = client + "/" + name
             var st = stat()
             guard stat(host, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
             switch SmallFile.read(host, limit: Self.maxCopiedFileBytes, flags: O_RDONLY | O_CLOEXEC | O_NOFOLLOW) {
             case .success(let contents):
-                add(.writeFile(contents: contents, mode: (st.st_mode & 0o111) != 0 ? 0o755 : 0o644), BrokerGrant.jailClientPath + "/" + name)
+                add(.writeFile(contents: contents, mode: (st.st_mode & 0o111) != 0 ? 0o755 : 0o644), door.jailClientPath + "/" + name)
             case .failure(.errno(let code)):
-                throw JailError(.rootfs, "cannot read the broker client \(host): \(ErrnoName.describe(code))")
+                throw JailError(.rootfs, "cannot read the client file \(host): \(ErrnoName.describe(code))")
             case .failure(.tooLarge):
-                throw JailError(.rootfs, "the broker client \(host) is larger than 1 MiB")
+                throw JailError(.rootfs, "the client file \(host) is larger than 1 MiB")
             }
         }
         let rootPrefix: String
@@ -133,7 +133,7 @@ struct FilesystemPlan: Sendable {
             let site = "/usr/local/lib/\(name)/dist-packages"
             var st = stat()
             if stat(rootPrefix + site, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
-                add(.bindWithin(jailSource: BrokerGrant.jailClientPath, attributes: Self.readOnlyAttributes), site)
+                add(.bindWithin(jailSource: door.jailClientPath, attributes: Self.readOnlyAttributes), site)
             }
         }
     }

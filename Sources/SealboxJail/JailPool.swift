@@ -149,7 +149,7 @@ public final class JailPool: @unchecked Sendable {  // mutable state is guarded 
 
     /// Whether a run of `spec` under `filter` would find the jail it needs here.
     func fits(_ spec: JailSpec, filter: CompiledSeccompFilter) -> Bool {
-        spec.workspace == nil && spec.binds.isEmpty && spec.broker == nil && spec.rootfs == configuration.rootfs
+        spec.workspace == nil && spec.binds.isEmpty && spec.door == nil && spec.rootfs == configuration.rootfs
             && filter.digest == self.filter.digest && LimitTable.sameJail(spec.limits, configuration.limits)
     }
 

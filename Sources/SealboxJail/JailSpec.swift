@@ -13,12 +13,12 @@ public struct JailSpec: Sendable {
     /// A profile of the catalog by name ("default"), or an OCI JSON file the operator named.
     public var profile: ProfileReference
     public var rootfs: RootfsSource
-    /// Extra host paths bound into the jail (the broker socket, the client library).
+    /// Extra host paths bound into the jail, read-only.
     public var binds: [BindMount]
     /// Caller-chosen run id (letters, digits, "-", "_"); generated when nil.
     public var id: String?
-    /// Access to a broker: its per-run socket and token, and the client library to mount.
-    public var broker: BrokerGrant?
+    /// The way out to the broker, when the run is granted tools.
+    public var door: JailDoor?
     /// A session's persistent /work (instead of a fresh one): the seed files are written into
     /// it, and after the run it holds what the program left there.
     public var workspace: Workspace?
@@ -43,7 +43,7 @@ public struct JailSpec: Sendable {
         rootfs: RootfsSource = .host,
         binds: [BindMount] = [],
         id: String? = nil,
-        broker: BrokerGrant? = nil
+        door: JailDoor? = nil
     ) {
         self.command = command
         self.environment = environment
@@ -54,26 +54,33 @@ public struct JailSpec: Sendable {
         self.rootfs = rootfs
         self.binds = binds
         self.id = id
-        self.broker = broker
+        self.door = door
     }
 }
 
-/// What a run needs to reach the broker: the only door out of the jail.
-public struct BrokerGrant: Sendable, Equatable {
-    /// The broker's socket for this run only (mounted at /run/sealbox/broker.sock).
+/// The jail's one way out: the Unix socket of a service outside it (sealbox's broker), bound
+/// read-only at `jailSocketPath`, the variables that tell the program where it is and what to
+/// present (`environment`), and the service's client programs, copied in (never bound: a
+/// bind's mountinfo line would show the host's path) at `jailClientPath`, put on PATH and on
+/// python's path. The jail knows no more of the service than that; the runtime says what
+/// the door is for (`BrokerGrant` in SealboxRuntime).
+public struct JailDoor: Sendable, Equatable {
+    /// The host socket (the service's, for this run only).
     public var socketPath: String
-    /// The run's capability token (SEALBOX_TOKEN).
-    public var token: String
-    /// Directory with sealbox.py and sealbox-call (client/ in the checkout), mounted read-only.
+    public var jailSocketPath: String
+    /// Added to the jail's environment after PATH, HOME and LANG (the caller's `--env` values
+    /// still win).
+    public var environment: [String: String]
+    /// A host directory of small client files (at most 1 MiB each), or nil for none.
     public var clientDirectory: String?
+    public var jailClientPath: String
 
-    public static let jailSocketPath = "/run/sealbox/broker.sock"
-    public static let jailClientPath = "/run/sealbox/client"
-
-    public init(socketPath: String, token: String, clientDirectory: String? = nil) {
+    public init(socketPath: String, jailSocketPath: String, environment: [String: String], clientDirectory: String?, jailClientPath: String) {
         self.socketPath = socketPath
-        self.token = token
+        self.jailSocketPath = jailSocketPath
+        self.environment = environment
         self.clientDirectory = clientDirectory
+        self.jailClientPath = jailClientPath
     }
 }
 

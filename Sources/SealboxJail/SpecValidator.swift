@@ -88,9 +88,9 @@ enum SpecValidator {
     /// override LANG or PATH). Nothing is inherited from the host.
     static func environment(_ spec: JailSpec) -> [(String, String)] {
         var env: [(String, String)] = [("PATH", Executor.jailPath), ("HOME", "/work"), ("LANG", "C.UTF-8")]
-        if let broker = spec.broker {
-            if broker.clientDirectory != nil { env[0].1 += ":" + BrokerGrant.jailClientPath }
-            env += [("SEALBOX_TOKEN", broker.token), ("SEALBOX_BROKER", BrokerGrant.jailSocketPath)]
+        if let door = spec.door {
+            if door.clientDirectory != nil { env[0].1 += ":" + door.jailClientPath }
+            env += door.environment.sorted(by: { $0.key < $1.key }).map { ($0.key, $0.value) }
         }
         for (name, value) in spec.environment {
             if let i = env.firstIndex(where: { $0.0 == name }) { env[i].1 = value } else { env.append((name, value)) }

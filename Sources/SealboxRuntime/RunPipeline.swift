@@ -112,7 +112,7 @@ public struct RunPipeline: Sendable {
                 sessionRoot: checkpoint?.info.root ?? knownSessionRoot(plan.session),
                 timeoutMs: spec.limits.timeoutMs, dataDirectory: dataDirectory, runID: spec.id, tenant: plan.tenant)
             spec.id = brokerRun?.runID
-            spec.broker = brokerRun?.grant
+            spec.door = brokerRun?.grant.door
         }
         if let checkpoint {
             do {
