@@ -130,11 +130,11 @@ public final class HostProcess: Sendable {
     public func wait() -> Int32 {
         if let status = reaped.withLock({ $0 }) { return status }
         var info = siginfo_t()
-        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+        _ = Interrupted.retry { waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) }
         return reaped.withLock { reaped in
             if let reaped { return reaped }
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            _ = Interrupted.retry { waitpid(pid, &status, 0) }
             reaped = status
             return status
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxBase
 
 /// Reads newline-delimited messages from a file descriptor (the MCP stdio transport) with a
 /// bound on each line: a longer line is skipped up to its newline and reported as `.tooLong`,
@@ -67,15 +68,10 @@ final class MCPLineReader {
 
     /// False at end of input or on a read error (both end the session).
     private func fill() -> Bool {
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if n > 0 {
-                chunkStart = 0
-                chunkEnd = n
-                return true
-            }
-            if n < 0 && errno == EINTR { continue }
-            return false
-        }
+        let n = chunk.withUnsafeMutableBytes { buffer in Interrupted.retry { read(fd, buffer.baseAddress!, buffer.count) } }
+        guard n > 0 else { return false }
+        chunkStart = 0
+        chunkEnd = n
+        return true
     }
 }

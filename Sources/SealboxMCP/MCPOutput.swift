@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxBase
 import Synchronization
 
 /// Writes protocol messages to a file descriptor (stdout) from one dedicated thread, in the
@@ -86,11 +87,8 @@ final class MCPOutput: Sendable {
             guard var pointer = raw.baseAddress else { return true }
             var left = raw.count
             while left > 0 {
-                let n = write(fd, pointer, left)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
+                let n = Interrupted.retry { write(fd, pointer, left) }
+                if n < 0 { return false }
                 pointer += n
                 left -= n
             }
