@@ -36,7 +36,7 @@ public enum EffectHash {
         "resource_version", "irreversible", "happened", "duration_ms", "actor", "note",
     ]
 
-    enum Value {
+    package enum Value {
         case int(Int64?)
         case text(String?)
         case bool(Bool?)
@@ -44,7 +44,7 @@ public enum EffectHash {
     }
 
     /// The fields of `record` in `columns` order.
-    static func fields(of r: EffectRecord) -> [Value] {
+    package static func fields(of r: EffectRecord) -> [Value] {
         [
             .int(r.seq), .text(r.kind), .int(r.createdAtMs), .text(r.prevHash),
             .int(r.intentSeq), .text(r.runID), .text(r.sessionID), .text(r.tool), .text(r.effectClass),

@@ -6,7 +6,12 @@
 /// which grants a dead broker leaves) live above this protocol as functions of it; a backend
 /// implements these primitives and nothing else: `SQLiteEffectLogTransaction` (GRDB) for the
 /// one-machine store, `InMemoryEffectLogTransaction` for fast tests of the state machine.
-protocol EffectLogTransaction {
+public protocol EffectLogTransaction {
+    /// The last record of the chain, read under the tail lock the transaction holds.
+    func chainTail() throws -> ChainTail
+    /// Runs `body` so that, when it throws, nothing it wrote stays (a savepoint): one refused op
+    /// of a batch leaves no trace while the others commit.
+    func savepoint(_ body: () throws -> Void) throws
     /// The call an intent opened, by the intent's seq.
     func call(intentSeq: Int64) throws -> CallSummary?
     /// The kind of the record at `seq` (for "seq N is a completion record, not an intent").
@@ -28,4 +33,18 @@ protocol EffectLogTransaction {
     /// intent seq -> the broker ids of the grant(s) behind each pending call: the grant of the
     /// token the intent names, else the grants of the intent's run.
     func ownersOfPendingCalls() throws -> [Int64: [String]]
+}
+
+/// The last record of the chain, as seen inside the write transaction.
+public struct ChainTail: Sendable, Equatable {
+    public var seq: Int64
+    public var hash: String
+
+    public init(seq: Int64, hash: String) {
+        self.seq = seq
+        self.hash = hash
+    }
+
+    /// The tail of an empty chain: seq 0, and the prev_hash seq 1 carries.
+    public static let empty = ChainTail(seq: 0, hash: EffectHash.genesisPrevHash)
 }

@@ -1,6 +1,5 @@
 import Dispatch
 import Foundation
-import GRDB
 import Synchronization
 
 /// One queued append: what to write, and who waits for it.
@@ -33,10 +32,10 @@ struct OpOutcome: Sendable {
 }
 
 /// Group commit: callers queue ops; one dedicated thread takes everything queued (at most
-/// `maxBatch`), writes it in ONE `BEGIN IMMEDIATE` transaction (one WAL fsync under
-/// synchronous=FULL), and only after COMMIT returned resumes every caller of the batch.
+/// `maxBatch`), writes it in ONE store transaction (`EffectLogStore.write`: the tail lock taken
+/// once per batch, one fsync), and only after COMMIT returned resumes every caller of the batch.
 ///
-/// Why a dedicated thread: SQLite's commit blocks on fsync for milliseconds; blocking a thread of
+/// Why a dedicated thread: a durable commit blocks on fsync for milliseconds; blocking a thread of
 /// the cooperative pool (2 threads on this machine) for that long would stall every task. Callers
 /// only ever suspend on continuations.
 ///
@@ -45,7 +44,6 @@ struct OpOutcome: Sendable {
 /// cancellation of a caller's task does not cancel its write: an intent that may be acted upon is
 /// never skipped.
 final class GroupCommitWriter: Sendable {
-    typealias Apply = @Sendable (Database, LedgerOp, inout ChainTail, Int64) throws -> OpOutcome
     typealias Answer = Result<OpOutcome, LedgerError>
 
     private struct Job {
@@ -64,19 +62,17 @@ final class GroupCommitWriter: Sendable {
 
     let maxBatch: Int
     let queueLimit: Int
-    private let pool: DatabasePool
-    private let apply: Apply
+    private let store: any EffectLogStore
     private let state = Mutex(State())
     /// Signalled once per queued op and once by `close`; the thread takes everything per wake,
     /// so there are always at least as many signals as queued ops (extra wakes find an empty queue).
     private let wakeup = DispatchSemaphore(value: 0)
 
-    init(pool: DatabasePool, maxBatch: Int, queueLimit: Int, apply: @escaping Apply) {
+    init(store: any EffectLogStore, maxBatch: Int, queueLimit: Int) {
         precondition(maxBatch >= 1 && queueLimit >= 1)
-        self.pool = pool
+        self.store = store
         self.maxBatch = maxBatch
         self.queueLimit = queueLimit
-        self.apply = apply
         let thread = Thread { [self] in self.run() }
         thread.name = "sealbox-ledger-writer"
         thread.start()
@@ -169,62 +165,37 @@ final class GroupCommitWriter: Sendable {
 
     /// Writes `ops` in one transaction. An op refused with a LedgerError (invalid transition,
     /// unknown seq) gets its own error and writes nothing (its savepoint is rolled back); the
-    /// others go on. Any SQLite error (busy timeout, I/O, disk full, a failed COMMIT) aborts the
+    /// others go on. Any storage error (busy timeout, I/O, disk full, a failed COMMIT) aborts the
     /// whole transaction, and every op of the batch gets it.
     private func commit(_ ops: [LedgerOp]) -> (answers: [Answer], committed: Bool) {
         do {
-            let answers = try pool.writeWithoutTransaction { db -> [Answer] in
+            let answers = try store.write { tx -> [Answer] in
                 var answers: [Answer] = []
                 answers.reserveCapacity(ops.count)
-                try db.inTransaction(.immediate) {
-                    answers.removeAll(keepingCapacity: true)
-                    // Inside BEGIN IMMEDIATE: no other process can append between this read and COMMIT.
-                    var tail = try ChainTail.read(db)
-                    let now = Ledger.nowMs()
-                    for op in ops {
-                        var attempt = tail
-                        var outcome = OpOutcome()
-                        do {
-                            try db.inSavepoint {
-                                outcome = try apply(db, op, &attempt, now)
-                                return .commit
-                            }
-                            tail = attempt
-                            answers.append(.success(outcome))
-                        } catch let error as LedgerError {
-                            // Refused by the ledger's own rules (or an unreadable calls row): this op
-                            // only. SQLite errors are not caught here and abort the whole batch.
-                            answers.append(.failure(error))
+                // Inside the transaction's tail lock: no other writer appends between this read and COMMIT.
+                var tail = try tx.chainTail()
+                let now = Ledger.nowMs()
+                for op in ops {
+                    var attempt = tail
+                    var outcome = OpOutcome()
+                    do {
+                        try tx.savepoint {
+                            outcome = try LedgerApply.apply(tx, op, tail: &attempt, now: now)
                         }
+                        tail = attempt
+                        answers.append(.success(outcome))
+                    } catch let error as LedgerError {
+                        // Refused by the ledger's own rules (or an unreadable calls row): this op
+                        // only. Storage errors are not LedgerErrors here and abort the whole batch.
+                        answers.append(.failure(error))
                     }
-                    return .commit
                 }
                 return answers
             }
             return (answers, true)
         } catch {
-            let message = "effect log write failed, nothing of this batch was recorded: \(Ledger.describe(error))"
-            let code = Ledger.storageCode(error)
-            return (ops.map { _ in .failure(LedgerError(code, message)) }, false)
+            let message = "effect log write failed, nothing of this batch was recorded: \(error.message)"
+            return (ops.map { _ in .failure(LedgerError(error.code, message)) }, false)
         }
-    }
-}
-
-/// The last record of the chain, as seen inside the write transaction.
-struct ChainTail: Sendable {
-    var seq: Int64
-    var hash: String
-
-    static func read(_ db: Database) throws -> ChainTail {
-        if let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM effects ORDER BY seq DESC LIMIT 1") {
-            let seqValue: DatabaseValue = row[0]
-            let hashValue: DatabaseValue = row[1]
-            guard case .int64(let seq) = seqValue.storage, case .string(let hash) = hashValue.storage else {
-                // Appending onto an unreadable tail would only bury the damage deeper.
-                throw LedgerError(.storage, "the last record of the effect log is unreadable; run `sealbox log verify`")
-            }
-            return ChainTail(seq: seq, hash: hash)
-        }
-        return ChainTail(seq: 0, hash: EffectHash.genesisPrevHash)
     }
 }

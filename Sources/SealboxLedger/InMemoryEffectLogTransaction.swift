@@ -2,15 +2,35 @@
 /// with no database, and the reference a new backend is compared with (the same ops must give
 /// the same records and call states on every backend).
 final class InMemoryEffectLogTransaction: EffectLogTransaction {
-    private(set) var records: [EffectRecord] = []
-    private(set) var calls: [Int64: CallSummary] = [:]
-    private var revokedTokens: Set<String> = []
-    private var revokedRuns: Set<String> = []
-    private var family: [String: String] = [:]
-    private var grants: [(input: GrantInput, tools: String, createdAtMs: Int64, recordSeq: Int64)] = []
+    /// Everything the primitives write: one value, so a savepoint is a copy of it.
+    private struct Contents {
+        var records: [EffectRecord] = []
+        var calls: [Int64: CallSummary] = [:]
+        var revokedTokens: Set<String> = []
+        var revokedRuns: Set<String> = []
+        var family: [String: String] = [:]
+        var grants: [(input: GrantInput, tools: String, createdAtMs: Int64, recordSeq: Int64)] = []
+    }
+
+    private var contents = Contents()
+
+    var records: [EffectRecord] { contents.records }
+    var calls: [Int64: CallSummary] { contents.calls }
 
     var tail: ChainTail {
-        records.last.map { ChainTail(seq: $0.seq, hash: $0.hash) } ?? ChainTail(seq: 0, hash: EffectHash.genesisPrevHash)
+        records.last.map { ChainTail(seq: $0.seq, hash: $0.hash) } ?? .empty
+    }
+
+    func chainTail() throws -> ChainTail { tail }
+
+    func savepoint(_ body: () throws -> Void) throws {
+        let saved = contents
+        do {
+            try body()
+        } catch {
+            contents = saved
+            throw error
+        }
     }
 
     func call(intentSeq: Int64) throws -> CallSummary? { calls[intentSeq] }
@@ -23,36 +43,36 @@ final class InMemoryEffectLogTransaction: EffectLogTransaction {
 
     func insert(_ record: EffectRecord) throws {
         precondition(record.seq == (records.last?.seq ?? 0) + 1, "records are appended in seq order")
-        records.append(record)
+        contents.records.append(record)
     }
 
-    func insertCall(_ call: CallSummary) throws { calls[call.intentSeq] = call }
+    func insertCall(_ call: CallSummary) throws { contents.calls[call.intentSeq] = call }
 
     func moveCall(intentSeq: Int64, to state: CallState, completionSeq: Int64?, now: Int64) throws {
         guard var call = calls[intentSeq] else { return }
         call.state = state
         call.completionSeq = completionSeq ?? call.completionSeq
         call.updatedAtMs = now
-        calls[intentSeq] = call
+        contents.calls[intentSeq] = call
     }
 
     func insertRevocation(tokenID: String?, runID: String?, reason: String, now: Int64, recordSeq: Int64) throws {
-        if let tokenID { revokedTokens.insert(tokenID) }
-        if let runID { revokedRuns.insert(runID) }
+        if let tokenID { contents.revokedTokens.insert(tokenID) }
+        if let runID { contents.revokedRuns.insert(runID) }
     }
 
-    func familyRoot(of sessionID: String) throws -> String? { family[sessionID] }
+    func familyRoot(of sessionID: String) throws -> String? { contents.family[sessionID] }
 
-    func insertFamilyMember(sessionID: String, root: String, now: Int64) throws { family[sessionID] = root }
+    func insertFamilyMember(sessionID: String, root: String, now: Int64) throws { contents.family[sessionID] = root }
 
-    func grantExists(tokenID: String) throws -> Bool { grants.contains { $0.input.tokenID == tokenID } }
+    func grantExists(tokenID: String) throws -> Bool { contents.grants.contains { $0.input.tokenID == tokenID } }
 
     func insertGrant(_ input: GrantInput, tools: String, now: Int64, recordSeq: Int64) throws {
-        grants.append((input, tools, now, recordSeq))
+        contents.grants.append((input, tools, now, recordSeq))
     }
 
     func liveGrants(now: Int64) throws -> [GrantSummary] {
-        grants.filter { $0.input.expiresAtMs > now && !revokedTokens.contains($0.input.tokenID) && !revokedRuns.contains($0.input.runID) }
+        contents.grants.filter { $0.input.expiresAtMs > now && !contents.revokedTokens.contains($0.input.tokenID) && !contents.revokedRuns.contains($0.input.runID) }
             .sorted { $0.recordSeq < $1.recordSeq }
             .map { summary($0) }
     }
@@ -61,8 +81,8 @@ final class InMemoryEffectLogTransaction: EffectLogTransaction {
         var owners: [Int64: [String]] = [:]
         for call in try calls(in: .pending) {
             let token = records.first(where: { $0.seq == call.intentSeq })?.tokenID
-            let byToken = grants.filter { $0.input.tokenID == token }
-            let behind = byToken.isEmpty ? grants.filter { $0.input.runID == call.runID } : byToken
+            let byToken = contents.grants.filter { $0.input.tokenID == token }
+            let behind = byToken.isEmpty ? contents.grants.filter { $0.input.runID == call.runID } : byToken
             for grant in behind {
                 if let broker = grant.input.brokerID { owners[call.intentSeq, default: []].append(broker) }
             }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// The effect-class state machine: what happens inside the write transaction for each op. It
 /// reads the call's current state, checks the transition, appends the record(s) to the chain
@@ -157,83 +156,5 @@ enum LedgerApply {
 
     static func move(_ tx: any EffectLogTransaction, _ call: CallSummary, to state: CallState, completionSeq: Int64?, now: Int64) throws {
         try tx.moveCall(intentSeq: call.intentSeq, to: state, completionSeq: completionSeq, now: now)
-    }
-}
-
-/// Reads columns by storage class and never traps: a tampered or damaged row becomes a
-/// LedgerError (GRDB's `row[...]` conversions would crash on a wrong type).
-enum RowReader {
-    static let recordSelect = "SELECT \(EffectHash.columns.map { $0 == "response" ? ResponseBlobs.responseColumn : $0 }.joined(separator: ", ")), hash FROM effects"
-
-    static func int(_ row: Row, _ column: String) throws(LedgerError) -> Int64? {
-        let value: DatabaseValue = row[column] ?? .null
-        switch value.storage {
-        case .null: return nil
-        case .int64(let v): return v
-        default: throw LedgerError(.storage, "\(column) is not an integer")
-        }
-    }
-
-    static func text(_ row: Row, _ column: String) throws(LedgerError) -> String? {
-        let value: DatabaseValue = row[column] ?? .null
-        switch value.storage {
-        case .null: return nil
-        case .string(let v): return v
-        default: throw LedgerError(.storage, "\(column) is not text")
-        }
-    }
-
-    static func bool(_ row: Row, _ column: String) throws(LedgerError) -> Bool? {
-        let value: DatabaseValue = row[column] ?? .null
-        switch value.storage {
-        case .null: return nil
-        case .int64(0): return false
-        case .int64(1): return true
-        default: throw LedgerError(.storage, "\(column) is not 0 or 1")
-        }
-    }
-
-    static func real(_ row: Row, _ column: String) throws(LedgerError) -> Double? {
-        let value: DatabaseValue = row[column] ?? .null
-        switch value.storage {
-        case .null: return nil
-        case .double(let v): return v
-        case .int64(let v): return Double(v)
-        default: throw LedgerError(.storage, "\(column) is not a number")
-        }
-    }
-
-    /// A row selected with `recordSelect`.
-    static func record(_ row: Row) throws(LedgerError) -> EffectRecord {
-        func required<T>(_ value: T?, _ column: String) throws(LedgerError) -> T {
-            guard let value else { throw LedgerError(.storage, "\(column) is NULL") }
-            return value
-        }
-        return EffectRecord(
-            seq: try required(int(row, "seq"), "seq"),
-            kind: try required(text(row, "kind"), "kind"),
-            createdAtMs: try required(int(row, "created_at_ms"), "created_at_ms"),
-            prevHash: try required(text(row, "prev_hash"), "prev_hash"),
-            hash: try required(text(row, "hash"), "hash"),
-            intentSeq: try int(row, "intent_seq"),
-            runID: try text(row, "run_id"),
-            sessionID: try text(row, "session_id"),
-            tool: try text(row, "tool"),
-            effectClass: try text(row, "effect_class"),
-            idempotencyKey: try text(row, "idempotency_key"),
-            target: try text(row, "target"),
-            argsDigest: try text(row, "args_digest"),
-            approval: try text(row, "approval"),
-            tokenID: try text(row, "token_id"),
-            fresh: try bool(row, "fresh"),
-            status: try text(row, "status"),
-            response: try text(row, "response"),
-            responseDigest: try text(row, "response_digest"),
-            resourceVersion: try text(row, "resource_version"),
-            irreversible: try bool(row, "irreversible"),
-            happened: try bool(row, "happened"),
-            durationMs: try real(row, "duration_ms"),
-            actor: try text(row, "actor"),
-            note: try text(row, "note"))
     }
 }

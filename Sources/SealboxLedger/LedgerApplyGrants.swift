@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// Token grants inside the write transaction (see `Ledger.appendGrant`).
 enum LedgerApplyGrants {
@@ -61,19 +60,9 @@ enum LedgerApplyGrants {
         outcome.records += revoked.records
     }
 
-    /// Grants not expired at `?` (the first argument) and neither revoked by token nor by run
-    /// (closing a run revokes it), with their grant record's note (`grant_note`, for the broker
-    /// id). Callers append further conditions with AND.
-    static let liveSelect = """
-        SELECT g.*, e.note AS grant_note FROM grants g JOIN effects e ON e.seq = g.record_seq
-        WHERE g.expires_at_ms > ?
-          AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.token_id = g.token_id)
-          AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.run_id = g.run_id)
-        """
-
     /// The `broker_id` of a grant note; nil when absent or unreadable (such a grant is treated
     /// as one without an owner).
-    static func brokerID(fromNote note: String?) -> String? {
+    package static func brokerID(fromNote note: String?) -> String? {
         guard let note, let owner = try? JSONDecoder().decode(Owner.self, from: Data(note.utf8)) else { return nil }
         return owner.brokerID
     }
@@ -81,26 +70,5 @@ enum LedgerApplyGrants {
     private struct Owner: Decodable {
         var brokerID: String?
         enum CodingKeys: String, CodingKey { case brokerID = "broker_id" }
-    }
-
-    static func fetch(_ db: Database, sql: String, arguments: StatementArguments) throws -> [GrantSummary] {
-        try Row.fetchAll(db, sql: sql, arguments: arguments).map { try summary($0) }
-    }
-
-    static func summary(_ row: Row) throws(LedgerError) -> GrantSummary {
-        let token = try RowReader.text(row, "token_id") ?? "?"
-        func required<T>(_ value: T?, _ column: String) throws(LedgerError) -> T {
-            guard let value else { throw LedgerError(.storage, "grants row of token \(token): \(column) is NULL") }
-            return value
-        }
-        let tools = try required(RowReader.text(row, "tools"), "tools")
-        return GrantSummary(
-            tokenID: token, runID: try required(RowReader.text(row, "run_id"), "run_id"),
-            sessionID: try required(RowReader.text(row, "session_id"), "session_id"),
-            tools: tools.isEmpty ? [] : tools.split(separator: ",", omittingEmptySubsequences: false).map(String.init),
-            expiresAtMs: try required(RowReader.int(row, "expires_at_ms"), "expires_at_ms"),
-            createdAtMs: try required(RowReader.int(row, "created_at_ms"), "created_at_ms"),
-            recordSeq: try required(RowReader.int(row, "record_seq"), "record_seq"),
-            brokerID: row.hasColumn("grant_note") ? brokerID(fromNote: (try? RowReader.text(row, "grant_note")) ?? nil) : nil)
     }
 }

@@ -1,5 +1,3 @@
-import GRDB
-
 /// How many calls stand in one state, for one effect class: a row of `Ledger.callCounts()`.
 public struct CallCount: Sendable, Equatable {
     /// `read`, `idempotent`, `irreversible`, `hybrid` (as stored).
@@ -21,12 +19,6 @@ extension Ledger {
     /// and it survives restarts because it is the log itself that is counted: what
     /// `GET /metrics` exports as `sealbox_effects`.
     public func callCounts() throws(LedgerError) -> [CallCount] {
-        try read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT effect_class, state, COUNT(*) AS n FROM calls GROUP BY effect_class, state ORDER BY effect_class, state"
-            ).map { row in
-                CallCount(effectClass: row["effect_class"] ?? "", state: row["state"] ?? "", count: row["n"] ?? 0)
-            }
-        }
+        try store.callCounts()
     }
 }

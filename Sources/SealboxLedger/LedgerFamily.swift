@@ -1,5 +1,3 @@
-import GRDB
-
 /// Session families (DESIGN.md, "Resumability"): `sealbox session fork S --at STEP` makes a
 /// session whose history is S's prefix, but the world does not fork. Every session of a family
 /// (same root) must see the irreversible effects sealed by any other, so the broker looks calls
@@ -21,35 +19,21 @@ extension Ledger {
 
     /// The root of `sessionID`'s family; a session never recorded is its own root.
     public func root(of sessionID: String) throws(LedgerError) -> String {
-        try read { db in try SQLiteEffectLogTransaction(db: db).familyRoot(of: sessionID) ?? sessionID }
+        try store.familyRoot(of: sessionID) ?? sessionID
     }
 
     /// Every session of `sessionID`'s family: the root first, then the others in the order they
     /// were recorded. A session never recorded is a family of one.
     public func family(of sessionID: String) throws(LedgerError) -> [String] {
-        try read { db in
-            let root = try SQLiteEffectLogTransaction(db: db).familyRoot(of: sessionID) ?? sessionID
-            let members = try String.fetchAll(
-                db, sql: "SELECT session_id FROM session_family WHERE root_id = ? ORDER BY rowid", arguments: [root])
-            return [root] + members.filter { $0 != root }
-        }
+        let root = try store.familyRoot(of: sessionID) ?? sessionID
+        return [root] + (try store.familyMembers(root: root)).filter { $0 != root }
     }
 
     /// Calls under (tool, idempotency key) in the OTHER sessions of `sessionID`'s family, newest
     /// first, at most 1000.
     public func callsInFamily(sessionID: String, tool: String, idempotencyKey: String) throws(LedgerError) -> [CallSummary] {
-        try read { db in
-            guard let root = try SQLiteEffectLogTransaction(db: db).familyRoot(of: sessionID) else { return [] }
-            return try SQLiteEffectLogTransaction.fetchCalls(
-                db,
-                sql: """
-                    SELECT * FROM calls
-                    WHERE session_id IN (SELECT session_id FROM session_family WHERE root_id = ? AND session_id <> ?)
-                      AND tool = ? AND idempotency_key = ?
-                    ORDER BY intent_seq DESC LIMIT 1000
-                    """,
-                arguments: [root, sessionID, tool, idempotencyKey])
-        }
+        guard let root = try store.familyRoot(of: sessionID) else { return [] }
+        return try store.calls(familyRoot: root, excluding: sessionID, tool: tool, idempotencyKey: idempotencyKey, limit: 1000)
     }
 
     /// The newest call under (tool, idempotency key) in another session of `sessionID`'s family.
@@ -62,10 +46,7 @@ extension Ledger {
     public func calls(sessionIDs: [String], afterSeq: Int64 = 0, limit: Int = 1000) throws(LedgerError) -> [CallSummary] {
         try Self.checkSessionIDs(sessionIDs)
         guard !sessionIDs.isEmpty else { return [] }
-        let limit = min(max(limit, 1), ListFilter.maximumLimit)
-        let sql = "SELECT * FROM calls WHERE session_id IN (\(Self.placeholders(sessionIDs.count))) AND intent_seq > ? ORDER BY intent_seq LIMIT ?"
-        let arguments = StatementArguments(sessionIDs) + [afterSeq, limit]
-        return try read { db in try SQLiteEffectLogTransaction.fetchCalls(db, sql: sql, arguments: arguments) }
+        return try store.calls(sessionIDs: sessionIDs, afterSeq: afterSeq, limit: min(max(limit, 1), ListFilter.maximumLimit))
     }
 
     static func checkSessionIDs(_ ids: [String]) throws(LedgerError) {
@@ -76,9 +57,5 @@ extension Ledger {
             throw LedgerError(.invalidInput, "a session id is empty")
         }
         try checkText(ids.map { ("session_id", $0) })
-    }
-
-    static func placeholders(_ count: Int) -> String {
-        Array(repeating: "?", count: count).joined(separator: ", ")
     }
 }

@@ -1,5 +1,3 @@
-import GRDB
-
 /// Token grants in the log, so an operator can ask what authority remains: a grant record when a
 /// token is minted, a revocation record when the token or its run is revoked (closing a run
 /// revokes it), and the expiry signed into the token.
@@ -26,10 +24,7 @@ extension Ledger {
     /// revoked or closed. In grant order. At most 1000 session ids.
     public func liveGrants(sessionIDs: [String], nowMs: Int64) throws(LedgerError) -> [GrantSummary] {
         try Self.checkSessionIDs(sessionIDs)
-        guard !sessionIDs.isEmpty else { return [] }
-        let sql = LedgerApplyGrants.liveSelect + " AND g.session_id IN (\(Self.placeholders(sessionIDs.count))) ORDER BY g.record_seq"
-        let arguments: StatementArguments = [nowMs] + StatementArguments(sessionIDs)
-        return try read { db in try LedgerApplyGrants.fetch(db, sql: sql, arguments: arguments) }
+        return try store.liveGrants(sessionIDs: sessionIDs, nowMs: nowMs)
     }
 
     /// Every grant still live is revoked (a revocation record per token), whichever broker

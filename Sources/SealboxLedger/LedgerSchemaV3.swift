@@ -23,12 +23,3 @@ enum LedgerSchemaV3 {
                        arguments: [secret, Ledger.nowMs()])
     }
 }
-
-extension Ledger {
-    /// The secret that keys world idempotency keys (see `LedgerSchemaV3`).
-    public func worldKeySecret() throws(LedgerError) -> [UInt8] {
-        let value: Data? = try read { db in try Data.fetchOne(db, sql: "SELECT value FROM ledger_secrets WHERE name = 'world_key'") }
-        guard let value, value.count >= 16 else { throw LedgerError(.storage, "the effect log has no world key secret") }
-        return [UInt8](value)
-    }
-}

@@ -47,22 +47,3 @@ enum ResponseBlobs {
         return digest
     }
 }
-
-extension Ledger {
-    /// Calls of `runID` waiting for an operator's decision.
-    public func awaitingApprovals(runID: String) throws(LedgerError) -> Int {
-        try read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM calls WHERE state = 'awaiting_approval' AND run_id = ?", arguments: [runID]) ?? 0
-        }
-    }
-
-    /// Calls of every run granted to `tenant` waiting for an operator's decision.
-    public func awaitingApprovals(tenant: String) throws(LedgerError) -> Int {
-        try read { db in
-            try Int.fetchOne(db, sql: """
-                SELECT count(*) FROM calls
-                WHERE state = 'awaiting_approval' AND run_id IN (SELECT run_id FROM grants WHERE tenant = ?)
-                """, arguments: [tenant]) ?? 0
-        }
-    }
-}

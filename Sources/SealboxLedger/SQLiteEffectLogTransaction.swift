@@ -5,6 +5,17 @@ import GRDB
 struct SQLiteEffectLogTransaction: EffectLogTransaction {
     let db: Database
 
+    func chainTail() throws -> ChainTail {
+        try ChainTail.read(db)
+    }
+
+    func savepoint(_ body: () throws -> Void) throws {
+        try db.inSavepoint {
+            try body()
+            return .commit
+        }
+    }
+
     func call(intentSeq: Int64) throws -> CallSummary? {
         try Self.fetchCalls(db, sql: "SELECT * FROM calls WHERE intent_seq = ?", arguments: [intentSeq]).first
     }
@@ -83,7 +94,7 @@ struct SQLiteEffectLogTransaction: EffectLogTransaction {
     }
 
     func liveGrants(now: Int64) throws -> [GrantSummary] {
-        try LedgerApplyGrants.fetch(db, sql: LedgerApplyGrants.liveSelect + " ORDER BY g.record_seq", arguments: [now])
+        try SQLiteGrantRows.fetch(db, sql: SQLiteGrantRows.liveSelect + " ORDER BY g.record_seq", arguments: [now])
     }
 
     func ownersOfPendingCalls() throws -> [Int64: [String]] {
@@ -170,5 +181,133 @@ struct SQLiteEffectLogTransaction: EffectLogTransaction {
             sessionID: try required("session_id"), runID: try required("run_id"), tool: try required("tool"),
             effectClass: effectClass, idempotencyKey: try required("idempotency_key"), approval: approval,
             createdAtMs: created, updatedAtMs: updated)
+    }
+}
+
+extension ChainTail {
+    /// The tail inside the write transaction (its `BEGIN IMMEDIATE` is the tail lock).
+    static func read(_ db: Database) throws -> ChainTail {
+        if let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM effects ORDER BY seq DESC LIMIT 1") {
+            let seqValue: DatabaseValue = row[0]
+            let hashValue: DatabaseValue = row[1]
+            guard case .int64(let seq) = seqValue.storage, case .string(let hash) = hashValue.storage else {
+                // Appending onto an unreadable tail would only bury the damage deeper.
+                throw LedgerError(.storage, "the last record of the effect log is unreadable; run `sealbox log verify`")
+            }
+            return ChainTail(seq: seq, hash: hash)
+        }
+        return .empty
+    }
+}
+
+/// Rows of the `grants` table (`liveGrants`).
+enum SQLiteGrantRows {
+    /// Grants not expired at `?` (the first argument) and neither revoked by token nor by run
+    /// (closing a run revokes it), with their grant record's note (`grant_note`, for the broker
+    /// id). Callers append further conditions with AND.
+    static let liveSelect = """
+        SELECT g.*, e.note AS grant_note FROM grants g JOIN effects e ON e.seq = g.record_seq
+        WHERE g.expires_at_ms > ?
+          AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.token_id = g.token_id)
+          AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.run_id = g.run_id)
+        """
+
+    static func fetch(_ db: Database, sql: String, arguments: StatementArguments) throws -> [GrantSummary] {
+        try Row.fetchAll(db, sql: sql, arguments: arguments).map { try summary($0) }
+    }
+
+    static func summary(_ row: Row) throws(LedgerError) -> GrantSummary {
+        let token = try RowReader.text(row, "token_id") ?? "?"
+        func required<T>(_ value: T?, _ column: String) throws(LedgerError) -> T {
+            guard let value else { throw LedgerError(.storage, "grants row of token \(token): \(column) is NULL") }
+            return value
+        }
+        let tools = try required(RowReader.text(row, "tools"), "tools")
+        return GrantSummary(
+            tokenID: token, runID: try required(RowReader.text(row, "run_id"), "run_id"),
+            sessionID: try required(RowReader.text(row, "session_id"), "session_id"),
+            tools: tools.isEmpty ? [] : tools.split(separator: ",", omittingEmptySubsequences: false).map(String.init),
+            expiresAtMs: try required(RowReader.int(row, "expires_at_ms"), "expires_at_ms"),
+            createdAtMs: try required(RowReader.int(row, "created_at_ms"), "created_at_ms"),
+            recordSeq: try required(RowReader.int(row, "record_seq"), "record_seq"),
+            brokerID: row.hasColumn("grant_note") ? LedgerApplyGrants.brokerID(fromNote: (try? RowReader.text(row, "grant_note")) ?? nil) : nil)
+    }
+}
+
+/// Reads columns by storage class and never traps: a tampered or damaged row becomes a
+/// LedgerError (GRDB's `row[...]` conversions would crash on a wrong type).
+enum RowReader {
+    static let recordSelect = "SELECT \(EffectHash.columns.map { $0 == "response" ? ResponseBlobs.responseColumn : $0 }.joined(separator: ", ")), hash FROM effects"
+
+    static func int(_ row: Row, _ column: String) throws(LedgerError) -> Int64? {
+        let value: DatabaseValue = row[column] ?? .null
+        switch value.storage {
+        case .null: return nil
+        case .int64(let v): return v
+        default: throw LedgerError(.storage, "\(column) is not an integer")
+        }
+    }
+
+    static func text(_ row: Row, _ column: String) throws(LedgerError) -> String? {
+        let value: DatabaseValue = row[column] ?? .null
+        switch value.storage {
+        case .null: return nil
+        case .string(let v): return v
+        default: throw LedgerError(.storage, "\(column) is not text")
+        }
+    }
+
+    static func bool(_ row: Row, _ column: String) throws(LedgerError) -> Bool? {
+        let value: DatabaseValue = row[column] ?? .null
+        switch value.storage {
+        case .null: return nil
+        case .int64(0): return false
+        case .int64(1): return true
+        default: throw LedgerError(.storage, "\(column) is not 0 or 1")
+        }
+    }
+
+    static func real(_ row: Row, _ column: String) throws(LedgerError) -> Double? {
+        let value: DatabaseValue = row[column] ?? .null
+        switch value.storage {
+        case .null: return nil
+        case .double(let v): return v
+        case .int64(let v): return Double(v)
+        default: throw LedgerError(.storage, "\(column) is not a number")
+        }
+    }
+
+    /// A row selected with `recordSelect`.
+    static func record(_ row: Row) throws(LedgerError) -> EffectRecord {
+        func required<T>(_ value: T?, _ column: String) throws(LedgerError) -> T {
+            guard let value else { throw LedgerError(.storage, "\(column) is NULL") }
+            return value
+        }
+        return EffectRecord(
+            seq: try required(int(row, "seq"), "seq"),
+            kind: try required(text(row, "kind"), "kind"),
+            createdAtMs: try required(int(row, "created_at_ms"), "created_at_ms"),
+            prevHash: try required(text(row, "prev_hash"), "prev_hash"),
+            hash: try required(text(row, "hash"), "hash"),
+            intentSeq: try int(row, "intent_seq"),
+            runID: try text(row, "run_id"),
+            sessionID: try text(row, "session_id"),
+            tool: try text(row, "tool"),
+            effectClass: try text(row, "effect_class"),
+            idempotencyKey: try text(row, "idempotency_key"),
+            target: try text(row, "target"),
+            argsDigest: try text(row, "args_digest"),
+            approval: try text(row, "approval"),
+            tokenID: try text(row, "token_id"),
+            fresh: try bool(row, "fresh"),
+            status: try text(row, "status"),
+            response: try text(row, "response"),
+            responseDigest: try text(row, "response_digest"),
+            resourceVersion: try text(row, "resource_version"),
+            irreversible: try bool(row, "irreversible"),
+            happened: try bool(row, "happened"),
+            durationMs: try real(row, "duration_ms"),
+            actor: try text(row, "actor"),
+            note: try text(row, "note"))
     }
 }
