@@ -62,7 +62,7 @@ struct BenchEffectsCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let server = try await LoopbackHTTPServer.start()
+        let server = try LoopbackHTTPServer()
         defer { server.stop() }
         let base = ledgerDir ?? (geteuid() == 0 ? "/var/tmp" : NSTemporaryDirectory())
         let dir = base + "/sealbox-bench-\(UInt32.random(in: 0...UInt32.max))"
