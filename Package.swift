@@ -170,7 +170,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SealboxJailTests",
-            dependencies: ["SealboxJail", "SealboxProfiles", "SealboxBase"],
+            dependencies: ["SealboxJail", "SealboxProfiles", "SealboxBase", "SealboxTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -178,9 +178,11 @@ let package = Package(
             dependencies: ["SealboxLedger", "SealboxBase"],
             swiftSettings: swiftSettings
         ),
+        // Unit tests of the broker module: config, tokens, tool arguments, the tool kinds
+        // against the world server.
         .testTarget(
             name: "SealboxBrokerTests",
-            dependencies: ["SealboxBroker", "SealboxLedger", "SealboxJail", "SealboxBase", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["SealboxBroker", "SealboxLedger", "SealboxBase", "SealboxTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -197,11 +199,32 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // What end-to-end test targets share: the built binary, `sealbox serve` processes,
-        // byte-exact HTTP. Depends on no sealbox module: the tests use sealbox as users do.
+        // What the test targets share: the checkout and its built binaries, `needsRoot`, temporary
+        // directories, thread and waiting helpers, the world server (Hummingbird), `sealbox
+        // serve` processes, byte-exact HTTP. Depends on no sealbox module: the tests use sealbox
+        // as users do.
         .target(
             name: "SealboxTestSupport",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/SealboxTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        // End to end: the built `sealbox` (run, broker, session, log), real jails, brokers in
+        // and out of process, a loopback world; kill -9 and resume.
+        .testTarget(
+            name: "SealboxEndToEndTests",
+            dependencies: [
+                "SealboxTestSupport",
+                "SealboxBroker",
+                "SealboxLedger",
+                "SealboxBase",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

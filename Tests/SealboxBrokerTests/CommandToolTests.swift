@@ -1,4 +1,5 @@
 import Foundation
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 import SealboxBase
@@ -134,7 +135,8 @@ private let apiKey = "cmd-SEALBOX-TEST-SECRET-5d1e"
     }
 
     @Test func timeoutKillsTheProcessGroup() async throws {
-        let dir = try ToolTestSupport.temporaryDirectory()
+        let dir = try TemporaryDirectory.make("tools")
+        defer { TemporaryDirectory.remove(dir) }
         let (runner, tool) = try ToolTestSupport.tool("hang", """
         tools:
           hang:
@@ -225,7 +227,8 @@ private let apiKey = "cmd-SEALBOX-TEST-SECRET-5d1e"
     }
 
     @Test func aProgramThatVanishedIsToolFailedAndDidNotHappen() async throws {
-        let dir = try ToolTestSupport.temporaryDirectory()
+        let dir = try TemporaryDirectory.make("tools")
+        defer { TemporaryDirectory.remove(dir) }
         let program = dir + "/tool.sh"
         try Data("#!/bin/sh\necho hi\n".utf8).write(to: URL(fileURLWithPath: program))
         chmod(program, 0o755)

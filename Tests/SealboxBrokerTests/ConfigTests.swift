@@ -1,4 +1,5 @@
 import Foundation
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 import SealboxBase
@@ -18,7 +19,8 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
     // MARK: the example file
 
     @Test func exampleFileParses() throws {
-        let dir = try ToolTestSupport.temporaryDirectory()
+        let dir = try TemporaryDirectory.make("tools")
+        defer { TemporaryDirectory.remove(dir) }
         let keyFile = dir + "/dns.key"
         try Data((fileSecretValue + "\n").utf8).write(to: URL(fileURLWithPath: keyFile))
         chmod(keyFile, 0o600)
@@ -390,7 +392,8 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
     // MARK: secrets
 
     @Test func secretFileIsTrimmedAndWarnedAboutWhenReadableByOthers() throws {
-        let dir = try ToolTestSupport.temporaryDirectory()
+        let dir = try TemporaryDirectory.make("tools")
+        defer { TemporaryDirectory.remove(dir) }
         let loose = dir + "/loose.key"
         let tight = dir + "/tight.key"
         try Data("one\r\n\n".utf8).write(to: URL(fileURLWithPath: loose))
@@ -454,7 +457,8 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
     }
 
     @Test func emptySecretsAreRefused() throws {
-        let dir = try ToolTestSupport.temporaryDirectory()
+        let dir = try TemporaryDirectory.make("tools")
+        defer { TemporaryDirectory.remove(dir) }
         try Data("\n".utf8).write(to: URL(fileURLWithPath: dir + "/empty.key"))
         #expect(ToolTestSupport.configError("secrets: { k: { file: empty.key } }", baseDirectory: dir)
                 == "test.yaml:1: secrets.k: \(dir)/empty.key is empty")
@@ -463,7 +467,7 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
     }
 
     @Test func secretValuesNeverShow() async throws {
-        let port = TestHTTPServer.closedPort()
+        let port = try WorldServer.closedPort()
         let config = try ToolTestSupport.config("""
         secrets:
           token: { env: TOKEN }

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 import SealboxLedger
@@ -6,10 +7,10 @@ import SealboxBase
 
 private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
 
-/// http tools against a real loopback server (TestHTTPServer).
+/// http tools against a real loopback server (WorldServer).
 @Suite struct HTTPToolTests {
     /// A create-issue style tool aimed at `server`.
-    static func issueTool(_ server: TestHTTPServer, extra: String = "") throws -> (ToolRunner, ToolDefinition) {
+    static func issueTool(_ server: WorldServer, extra: String = "") throws -> (ToolRunner, ToolDefinition) {
         try ToolTestSupport.tool("create_issue", """
         secrets:
           github_token: { env: GITHUB_TOKEN }
@@ -34,7 +35,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func postInjectsTheSecretKeyAndJSONBody() async throws {
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         server.route("/repos/octo/hello/issues", method: "POST",
                      .json(#"{"number":42,"title":"Bug"}"#, status: 201, headers: [("ETag", "\"abc123\""), ("X-Other", "1")]))
         let (runner, tool) = try Self.issueTool(server)
@@ -67,7 +68,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func placeholdersArePercentEncodedSoTheyCannotChangeThePath() async throws {
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         server.setFallback { _ in .json("{}") }
         let (runner, tool) = try Self.issueTool(server)
 
@@ -91,8 +92,8 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func hostAllowlistIsEnforcedBeforeAnythingIsSent() async throws {
-        let server = try TestHTTPServer()
-        let other = try TestHTTPServer(host: "127.0.0.2")
+        let server = try await WorldServer.start()
+        let other = try await WorldServer.start(host: "127.0.0.2")
         server.setFallback { _ in .json("{}") }
         other.setFallback { _ in .json("{}") }
         let (runner, tool) = try ToolTestSupport.tool("fetch", """
@@ -138,7 +139,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func readToolsSendArgumentsAsQueryAndNoIdempotencyKey() async throws {
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         server.route("/search", .json(#"{"items":[]}"#, headers: [("Last-Modified", "Wed, 21 Oct 2015 07:28:00 GMT")]))
         let (runner, tool) = try ToolTestSupport.tool("search", """
         tools:
@@ -167,7 +168,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func idempotencyHeaderCanBeRenamedOrDisabled() async throws {
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         server.setFallback { _ in .json("{}") }
         let yaml = """
         tools:
@@ -200,7 +201,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func nonSuccessStatusIsAnOutcomeNotAnError() async throws {
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         server.route("/repos/a/b/issues", .json(#"{"message":"Validation Failed"}"#, status: 422))
         server.route("/repos/a/c/issues", .text("overloaded", status: 503, headers: [("Retry-After", "7")]))
         let (runner, tool) = try Self.issueTool(server)
@@ -216,7 +217,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func timeoutIsToolFailedWithUnknownOutcome() async throws {
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         server.route("/repos/a/slow/issues", .json("{}", delay: .seconds(90)))
         let (runner, tool) = try ToolTestSupport.tool("create_issue", """
         tools:
@@ -243,7 +244,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
 
     /// Without our watchdog, the HTTP client's own deadline still ends the call, at the timeout.
     @Test func clientDeadlineAloneIsABackstop() async throws {
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         server.route("/slow", .json("{}", delay: .seconds(90)))
         let (_, tool) = try ToolTestSupport.tool("slow", """
         tools:
@@ -265,7 +266,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func connectionRefusedIsToolFailedAndDidNotHappen() async throws {
-        let port = TestHTTPServer.closedPort()
+        let port = try WorldServer.closedPort()
         let (runner, tool) = try ToolTestSupport.tool("create_issue", """
         tools:
           create_issue:
@@ -283,8 +284,8 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func redirectToAnotherHostIsNotFollowed() async throws {
-        let server = try TestHTTPServer()
-        let other = try TestHTTPServer(host: "127.0.0.2")
+        let server = try await WorldServer.start()
+        let other = try await WorldServer.start(host: "127.0.0.2")
         other.setFallback { _ in .json(#"{"stolen":true}"#) }
         server.route("/go", .redirect(to: "\(other.baseURL)/landing"))
         server.route("/post", .redirect(to: "/landing", status: 303))
@@ -326,7 +327,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func responseIsCappedAtMaxResponseBytes() async throws {
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         server.route("/big", .text(String(repeating: "x", count: 500_000)))
         server.route("/bigjson", .json("[" + Array(repeating: "1", count: 100_000).joined(separator: ",") + "]"))
         server.route("/exact", .text(String(repeating: "y", count: 1024)))
@@ -354,7 +355,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func secretInQueryIsSentButNeverShown() async throws {
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         server.setFallback { _ in .json("{}") }
         let (runner, tool) = try ToolTestSupport.tool("lookup", """
         secrets: { key: { env: KEY } }
@@ -374,7 +375,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func headerArgumentsCannotInjectLines() async throws {
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         let (runner, tool) = try ToolTestSupport.tool("put", """
         tools:
           put:
@@ -407,7 +408,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func concurrentCallsDoNotMixUp() async throws {
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         server.setFallback { request in .json(#"{"path":"\#(request.path)"}"#) }
         let (runner, tool) = try ToolTestSupport.tool("get", """
         tools:
@@ -451,7 +452,7 @@ private let token = "ghp_HTTP-TOOL-TEST-SECRET-81b3"
     }
 
     @Test func aNameThatResolvesToLoopbackIsRefusedUnlessNamed() async throws {
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         server.route("/x", .json(#"{"ok":true}"#))
         func tool(_ extra: String) throws -> (ToolRunner, ToolDefinition) {
             try ToolTestSupport.tool("get", """

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 
@@ -282,7 +283,7 @@ struct TokenTests {
 
     @Test func randomBytesAreDenied() {
         let m = mint()
-        var rng = TokenTestRNG(seed: 42)
+        var rng = SeededRandom(seed: 42)
         let alphabet = Array("sbx1.ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/{}\"\\ \n".utf8)
         for round in 0..<3000 {
             let n = Int(rng.next() % 700)
@@ -298,7 +299,7 @@ struct TokenTests {
         let m = mint()
         let token = try TokenAttenuation.attenuate(m.token, tools: ["alpha"], expiresAtMs: tokenNow + 1000)
         let base = Array(token.utf8)
-        var rng = TokenTestRNG(seed: 7)
+        var rng = SeededRandom(seed: 7)
         for _ in 0..<3000 {
             var bytes = base
             for _ in 0..<(1 + Int(rng.next() % 4)) {
@@ -458,18 +459,5 @@ struct TokenEncodingTests {
         #expect(TokenBase64URL.decode(Array("AA==".utf8)) == nil)     // padding
         #expect(TokenBase64URL.decode(Array("A+A/".utf8)) == nil)     // standard alphabet
         #expect(TokenBase64URL.decode(Array("AA".utf8)) == [0])
-    }
-}
-
-/// Deterministic PRNG for the fuzz loops.
-struct TokenTestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 import SealboxBase
@@ -58,7 +59,7 @@ import SealboxLedger
     @Test(arguments: cases.indices)
     func badArgumentsAreRefusedBeforeAnythingIsSent(_ index: Int) async throws {
         let (name, args, message) = Self.cases[index]
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         server.setFallback { _ in .json("{}", status: 201) }
         let (runner, tool) = try ToolTestSupport.tool("create_issue", Self.yaml.replacingOccurrences(of: "PORT", with: "\(server.port)"))
         let expected = ToolError(.badRequest, message, happened: false)
@@ -71,7 +72,7 @@ import SealboxLedger
     }
 
     @Test func goodArgumentsPassWithDefaultsFilledIn() async throws {
-        let server = try TestHTTPServer()
+        let server = try await WorldServer.start()
         server.setFallback { _ in .json("{}", status: 201) }
         let (runner, tool) = try ToolTestSupport.tool("create_issue", Self.yaml.replacingOccurrences(of: "PORT", with: "\(server.port)"))
         #expect(try runner.validate(tool, args: Self.good) == Self.good.merging(["draft": .bool(false)]) { a, _ in a })

@@ -2,6 +2,7 @@ import Foundation
 import SealboxBroker
 import SealboxBase
 import SealboxLedger
+import SealboxTestSupport
 
 /// Builds configs and tools from YAML text for tests.
 enum ToolTestSupport {
@@ -36,16 +37,15 @@ enum ToolTestSupport {
         }
     }
 
-    static func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "sealbox-tools-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     /// `value[keys[0]][keys[1]]…` for JSON objects.
     static func field(_ value: JSONValue, _ keys: String...) -> JSONValue? {
         var current: JSONValue? = value
         for key in keys { current = current?.objectValue?[key] }
         return current
     }
+}
+
+extension WorldServer.Request {
+    /// The body read as JSON, nil when it is not.
+    var bodyJSON: JSONValue? { try? JSONReader.parse([UInt8](body)) }
 }

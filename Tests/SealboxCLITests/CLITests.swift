@@ -25,7 +25,7 @@ struct RunCLITests {
         let (status, stdout, stderr) = try await offPool { () throws -> (Int32, String, String) in
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
-            process.arguments = ["-c", script, CLI.buildDirectory + "/sealbox"]
+            process.arguments = ["-c", script, Binaries.sealbox]
             let out = Pipe(), err = Pipe()
             process.standardOutput = out
             process.standardError = err
@@ -158,7 +158,7 @@ struct RunCLITests {
     func foreignABIKillIsExplained() async throws {
         // The probe arrives on stdin and runs as the jail's program itself (exec), so its
         // death is the run's verdict.
-        let probe = try Data(contentsOf: URL(fileURLWithPath: CLI.buildDirectory + "/sealbox-probe"))
+        let probe = try Data(contentsOf: URL(fileURLWithPath: Binaries.probe))
         let out = try await CLI.run(["run", "--", "/bin/sh", "-c", "cat > /tmp/probe && chmod +x /tmp/probe && exec /tmp/probe i386_getpid"], stdin: probe)
         #expect(out.status == 159, "\(out.stderr)")
         #expect(out.stderr.contains("sealbox: killed by seccomp profile default for calling getpid (x86) (through the 32-bit i386 ABI (int $0x80), which the profile does not list)"), "\(out.stderr)")
@@ -295,12 +295,10 @@ struct UnprivilegedCLITests {
         let dir = "/tmp/sealbox-unpriv-\(UUID().uuidString.prefix(8))"
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         defer { try? fm.removeItem(atPath: dir) }
-        var repo = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { repo.deleteLastPathComponent() }
         // cp, not FileManager: the file being written must not be open in this (multithreaded)
         // process, or a child another test forks meanwhile inherits the write descriptor and
         // exec of the copy fails with ETXTBSY.
-        let copy = try Process.run(URL(fileURLWithPath: "/bin/cp"), arguments: ["-r", CLI.buildDirectory + "/sealbox", repo.path + "/profiles", repo.path + "/rootfs", dir])
+        let copy = try Process.run(URL(fileURLWithPath: "/bin/cp"), arguments: ["-r", Binaries.sealbox, Binaries.repoRoot + "/profiles", Binaries.repoRoot + "/rootfs", dir])
         copy.waitUntilExit()
         #expect(copy.terminationStatus == 0)
         _ = try? Process.run(URL(fileURLWithPath: "/bin/chmod"), arguments: ["-R", "a+rX", dir]).waitUntilExit()

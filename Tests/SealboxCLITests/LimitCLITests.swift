@@ -57,8 +57,8 @@ struct LimitCLITests {
         #expect(answer.errorField == "limits.memory_bytes", "\(answer.body)")
         #expect(answer.errorMessage == "limits.memory_bytes must not be negative", "\(answer.body)")
 
-        let dir = try MCPTestSupport.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try TemporaryDirectory.make("mcp")
+        defer { TemporaryDirectory.remove(dir) }
         let server = try MCPServerProcess(["--state-dir", dir, "--max-memory", "8G"])
         try server.send(["jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": [
             "name": "run_code", "arguments": ["language": "python", "code": "1", "limits": ["memory_bytes": -5]]]])
@@ -109,8 +109,8 @@ struct LimitCLITests {
         (["mcp", "--max-disk", "lots"], "invalid size \"lots\" for --max-disk"),
     ])
     func badMaxima(arguments: [String], fragment: String) async throws {
-        let dir = try MCPTestSupport.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try TemporaryDirectory.make("mcp")
+        defer { TemporaryDirectory.remove(dir) }
         let out = try await CLI.run(arguments + ["--state-dir", dir])
         #expect(out.status != 0, "\(out.stderr)")
         #expect(out.stderr.contains(fragment), "\(out.stderr)")

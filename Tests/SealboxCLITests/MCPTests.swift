@@ -18,7 +18,7 @@ final class MCPServerProcess: @unchecked Sendable {  // mutable state guarded by
     private var stderrText = Data()
 
     init(_ arguments: [String]) throws {
-        let binary = CLI.buildDirectory + "/sealbox"
+        let binary = Binaries.sealbox
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw CLIError("sealbox not built at \(binary): run `swift build` first (scripts/test.sh does)")
         }
@@ -112,12 +112,6 @@ final class MCPServerProcess: @unchecked Sendable {  // mutable state guarded by
 }
 
 enum MCPTestSupport {
-    static func temporaryDirectory() throws -> String {
-        let dir = NSTemporaryDirectory() + "sealbox-mcp-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
-
     static func code(_ message: [String: Any]) -> Int? {
         (message["error"] as? [String: Any])?["code"] as? Int
     }
@@ -125,9 +119,6 @@ enum MCPTestSupport {
     static func errorMessage(_ message: [String: Any]) -> String {
         (message["error"] as? [String: Any])?["message"] as? String ?? ""
     }
-
-    /// The repository this test file belongs to (scripts/ lives there).
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
     /// The venv scripts/setup.sh makes; SEALBOX_VENV overrides it as it does there.
     static var venvPython: String {
@@ -139,8 +130,8 @@ enum MCPTestSupport {
 struct MCPProtocolTests {
     @Test("malformed and invalid messages get JSON-RPC errors; ids are echoed; notifications get no reply")
     func edgeCases() throws {
-        let dir = try MCPTestSupport.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try TemporaryDirectory.make("mcp")
+        defer { TemporaryDirectory.remove(dir) }
         let server = try MCPServerProcess(["--state-dir", dir, "--max-message", "4K"])
         let cases: [(line: String, id: Any?, code: Int?, says: String)] = [
             ("{not json", nil, -32700, "not valid JSON"),
@@ -209,8 +200,8 @@ struct MCPProtocolTests {
 
     @Test("requests run concurrently; end of input waits for runs in flight, then exits 0")
     func concurrencyAndEndOfInput() throws {
-        let dir = try MCPTestSupport.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try TemporaryDirectory.make("mcp")
+        defer { TemporaryDirectory.remove(dir) }
         let server = try MCPServerProcess(["--state-dir", dir])
         let slow: [String: Any] = ["jsonrpc": "2.0", "id": "slow", "method": "tools/call", "params": [
             "name": "run_code", "arguments": ["language": "sh", "code": "sleep 1.5; echo done-sleeping"]]]
@@ -235,8 +226,8 @@ struct MCPProtocolTests {
 
     @Test("a request the client cancels gets no response; the others still do")
     func cancellation() throws {
-        let dir = try MCPTestSupport.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try TemporaryDirectory.make("mcp")
+        defer { TemporaryDirectory.remove(dir) }
         let server = try MCPServerProcess(["--state-dir", dir])
         try server.send(["jsonrpc": "2.0", "id": "cancel-me", "method": "tools/call", "params": [
             "name": "run_code", "arguments": ["language": "sh", "code": "sleep 1"]]])
@@ -254,8 +245,8 @@ struct MCPProtocolTests {
 
     @Test("tool errors are results with isError and a message naming the problem")
     func toolErrors() async throws {
-        let dir = try MCPTestSupport.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try TemporaryDirectory.make("mcp")
+        defer { TemporaryDirectory.remove(dir) }
         let server = try MCPServerProcess(["--state-dir", dir, "--max-memory", "512M"])
         let cases: [(tool: String, arguments: [String: Any], says: [String])] = [
             ("run_code", ["code": "print(1)"], ["language is required"]),
@@ -307,8 +298,8 @@ struct MCPProtocolTests {
         for phrase in ["run_code", "create_session", "session_facts", "list_effects", "mcpServers", "--state-dir", "--tools", "--broker"] {
             #expect(help.stdout.contains(phrase), "--help should mention \(phrase)")
         }
-        let dir = try MCPTestSupport.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try TemporaryDirectory.make("mcp")
+        defer { TemporaryDirectory.remove(dir) }
         let bad: [([String], String)] = [
             (["mcp", "--state-dir", dir, "--tools", dir + "/missing.yaml"], "no such readable file"),
             (["mcp", "--state-dir", dir, "--tools", "a.yaml", "--broker", "b.sock"], "not both"),
@@ -332,14 +323,14 @@ struct MCPBrokerTests {
     /// is the state directory's, so list_effects and session_facts see the calls.
     @Test("run_code grants a tool of a running broker; list_effects lists the sealed call")
     func runningBroker() throws {
-        let dir = try MCPTestSupport.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try TemporaryDirectory.make("mcp")
+        defer { TemporaryDirectory.remove(dir) }
         let state = dir + "/state", brokerDir = dir + "/broker"
         // 0711: the jail's user reaches its run socket by path but cannot list the directory.
         try FileManager.default.createDirectory(atPath: brokerDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
         _ = try TestTools.write(in: dir)
         let broker = Process()
-        broker.executableURL = URL(fileURLWithPath: CLI.buildDirectory + "/sealbox")
+        broker.executableURL = URL(fileURLWithPath: Binaries.sealbox)
         broker.arguments = ["broker", "--config", dir + "/tools.yaml", "--state-dir", brokerDir, "--ledger", state + "/effects.db"]
         broker.standardOutput = FileHandle.nullDevice
         broker.standardError = FileHandle.nullDevice
@@ -387,7 +378,7 @@ struct MCPClientTests {
     /// outputSchema), a replayed step, a broker tool call, raw malformed lines.
     @Test("scripts/mcp_client_check.py passes against the built binary")
     func pythonSDK() throws {
-        let output = try Self.runPython(["scripts/mcp_client_check.py", "--sealbox", CLI.buildDirectory + "/sealbox"])
+        let output = try Self.runPython(["scripts/mcp_client_check.py", "--sealbox", Binaries.sealbox])
         #expect(output?.contains("mcp client check: all passed") == true, "\(output ?? "")")
     }
 
@@ -397,7 +388,7 @@ struct MCPClientTests {
     /// gone within 100 ms (measured on its pidfd). HTTP adds 401 without a key and tenancy.
     @Test("scripts/mcp_transport_check.py passes over each transport", arguments: ["stdio", "http"])
     func transports(_ transport: String) throws {
-        let output = try Self.runPython(["scripts/mcp_transport_check.py", "--sealbox", CLI.buildDirectory + "/sealbox", "--transport", transport])
+        let output = try Self.runPython(["scripts/mcp_transport_check.py", "--sealbox", Binaries.sealbox, "--transport", transport])
         #expect(output?.contains("mcp transport check (\(transport)): all passed") == true, "\(output ?? "")")
         // The measured cancel-to-gone time, in the test log.
         for line in (output ?? "").split(separator: "\n") where line.hasPrefix("measure") { print(line) }
@@ -414,7 +405,7 @@ struct MCPClientTests {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [MCPTestSupport.repository + "/" + arguments[0]] + arguments.dropFirst()
+        process.arguments = [Binaries.repoRoot + "/" + arguments[0]] + arguments.dropFirst()
         let out = Pipe()
         process.standardOutput = out
         process.standardError = out

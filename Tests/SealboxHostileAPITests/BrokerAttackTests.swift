@@ -1,71 +1,63 @@
 import Foundation
 import Glibc
 import SealboxTestSupport
+import Synchronization
 import Testing
 
 /// A world on loopback that behaves like a payment API: it deduplicates by the
-/// `Idempotency-Key` header alone, and it logs every request it receives (GET /log).
-/// A Python process, so it is a real server the broker reaches over TCP.
-final class PaymentWorld: @unchecked Sendable {  // set up in init; read-only afterwards
-    let port: Int
-    private let process = Process()
+/// `Idempotency-Key` header alone, and it records every request it receives. The world server
+/// (a real HTTP server the broker reaches over TCP) with a payment handler.
+final class PaymentWorld: Sendable {
+    let server: WorldServer
+    var port: Int { server.port }
+    /// Charges made so far, by idempotency key, as the JSON text answered.
+    private let charges = Charges()
 
-    static let program = """
-        import http.server, json, sys, threading, time
-        charges, log, lock = {}, [], threading.Lock()
-        class World(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a): pass
-            def do_GET(self):
-                with lock: body = json.dumps(log).encode()
-                self.send_response(200); self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
-            def do_POST(self):
-                data = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-                key = self.headers.get("Idempotency-Key")
-                with lock: log.append({"path": self.path, "key": key, "body": data})
-                if self.path.startswith("/canon"):
-                    # Echoes its URL, query and all, as worlds do in redirects and error pages.
-                    body = json.dumps({"url": self.path, "note": "moved"}).encode()
-                    self.send_response(301); self.send_header("Location", self.path)
-                    self.send_header("Content-Type", "application/json"); self.send_header("Content-Length", str(len(body)))
-                    self.end_headers(); self.wfile.write(body); return
-                if self.path.startswith("/big"):
-                    # 8 KiB, the same every time: a large answer, stored once by digest.
-                    body = json.dumps({"page": "x" * 8192}).encode()
-                    self.send_response(200); self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body); return
-                if self.path.startswith("/slow"): time.sleep(1.5)
-                with lock:
-                    if key is None or key not in charges:
-                        charge = {"id": "ch_%d" % (len(charges) + 1), "memo": data.get("memo"), "amount": data.get("amount")}
-                        if key is not None: charges[key] = charge
-                    else:
-                        charge = charges[key]
-                body = json.dumps(charge).encode()
-                self.send_response(200); self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), World)
-        print(server.server_address[1], flush=True)
-        server.serve_forever()
-        """
-
-    init() throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", Self.program]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var line = Data()
-        while let byte = try out.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
-        guard let port = Int(String(decoding: line, as: UTF8.self)) else { throw CLIError("the world did not start") }
-        self.port = port
+    private final class Charges: Sendable {
+        let byKey = Mutex<[String: Data]>([:])
     }
 
-    /// Every request the world received, oldest first.
+    static func start() async throws -> PaymentWorld {
+        let world = PaymentWorld(server: try await WorldServer.start())
+        let charges = world.charges
+        world.server.setFallback { request in Self.answer(request, charges) }
+        return world
+    }
+
+    private init(server: WorldServer) { self.server = server }
+
+    private static func json(_ object: Any) -> Data {
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    }
+
+    private static func answer(_ request: WorldServer.Request, _ charges: Charges) -> WorldServer.Response {
+        let headers = [(name: "Content-Type", value: "application/json")]
+        if request.path.hasPrefix("/canon") {
+            // Echoes its URL, query and all, as worlds do in redirects and error pages.
+            return WorldServer.Response(status: 301, headers: headers + [("Location", request.target)],
+                                        body: json(["url": request.target, "note": "moved"]))
+        }
+        if request.path.hasPrefix("/big") {
+            // 8 KiB, the same every time: a large answer, stored once by digest.
+            return WorldServer.Response(headers: headers, body: json(["page": String(repeating: "x", count: 8192)]))
+        }
+        let data = (try? JSONSerialization.jsonObject(with: request.body)) as? [String: Any] ?? [:]
+        let key = request.header("Idempotency-Key")
+        let body: Data = charges.byKey.withLock { byKey in
+            if let key, let known = byKey[key] { return known }
+            let charge = json(["id": "ch_\(byKey.count + 1)", "memo": data["memo"] ?? NSNull(), "amount": data["amount"] ?? NSNull()])
+            if let key { byKey[key] = charge }
+            return charge
+        }
+        return WorldServer.Response(headers: headers, body: body, delay: request.path.hasPrefix("/slow") ? .milliseconds(1500) : .zero)
+    }
+
+    /// Every request the world received, oldest first: path (the raw target), key, body.
     func requests() throws -> [[String: Any]] {
-        let answer = try RawHTTP.get(port: port, "/log", key: nil)
-        return (try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [[String: Any]]) ?? []
+        server.requests.map { request in
+            ["path": request.target, "key": request.header("Idempotency-Key").map { $0 as Any } ?? NSNull(),
+             "body": (try? JSONSerialization.jsonObject(with: request.body)) ?? NSNull()]
+        }
     }
 
     /// The detach tool's sleep, an argument no other process on the machine has.
@@ -128,11 +120,7 @@ final class PaymentWorld: @unchecked Sendable {  // set up in init; read-only af
         return path
     }
 
-    /// SIGKILL, not waited for: Foundation reaps its child (waitUntilExit from a deinit at
-    /// the end of a test run was seen spinning).
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
+    deinit { server.stop() }
 }
 
 /// The world's credential in the tests: what must never reach a jail or the effect log.
@@ -147,15 +135,15 @@ struct WorldAndServer: Sendable {
     var target: Target { Target(server: server) }
 
     static func start(_ name: String, extraConfig: String = "") async throws -> WorldAndServer {
-        let directory = try Battery.temporaryDirectory(name)
-        let world = try PaymentWorld()
+        let directory = try TemporaryDirectory.make("hostile-\(name)")
+        let world = try await PaymentWorld.start()
         let config = try world.toolsConfig(in: directory, extra: extraConfig)
         let server = try await offPool { try ServeProcess(["--tools", config], environment: ["WORLD_TOKEN": worldToken]) }
         return WorldAndServer(world: world, server: server, directory: directory)
     }
 
     func remove() {
-        try? FileManager.default.removeItem(atPath: directory)
+        TemporaryDirectory.remove(directory)
     }
 }
 

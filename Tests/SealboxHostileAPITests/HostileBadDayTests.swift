@@ -13,8 +13,8 @@ extension HostileAPI {
         /// flight; it must never take the restarted server's broker away.
         @Test("kill -9 with a tool call in flight, restart at once: tools keep working, before and after the old broker exits")
         func killAndRestart() async throws {
-            let dir = try Battery.temporaryDirectory("restart")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let dir = try TemporaryDirectory.make("hostile-restart")
+            defer { TemporaryDirectory.remove(dir) }
             let tools = try Battery.toolsConfig(in: dir)
             let first = try await offPool { try ServeProcess(["--tools", tools]) }
             let target = Target(server: first)
@@ -50,8 +50,8 @@ extension HostileAPI {
         /// One server per state directory; the second says who holds it and touches nothing.
         @Test("a second serve on a state directory in use exits 125 naming the holder, and the first keeps its broker")
         func twoServersOneStateDirectory() async throws {
-            let dir = try Battery.temporaryDirectory("two")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let dir = try TemporaryDirectory.make("hostile-two")
+            defer { TemporaryDirectory.remove(dir) }
             let tools = try Battery.toolsConfig(in: dir)
             let first = try await offPool { try ServeProcess(["--tools", tools]) }
             let brokerLog = try String(contentsOfFile: first.stateDirectory + "/broker.log", encoding: .utf8)
@@ -75,10 +75,10 @@ extension HostileAPI {
         /// Retry-After, and /healthz says so, until there is room again.
         @Test("a full state disk: 507 with Retry-After for tools runs and sessions, /healthz degraded, recovered once space is freed")
         func fullDisk() async throws {
-            let dir = try Battery.temporaryDirectory("full")
+            let dir = try TemporaryDirectory.make("hostile-full")
             defer {
                 umount2(dir + "/state", Int32(MNT_DETACH))
-                try? FileManager.default.removeItem(atPath: dir)
+                TemporaryDirectory.remove(dir)
             }
             let tools = try Battery.toolsConfig(in: dir)
             try FileManager.default.createDirectory(atPath: dir + "/state", withIntermediateDirectories: true)

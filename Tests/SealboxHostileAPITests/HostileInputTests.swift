@@ -101,8 +101,8 @@ extension HostileAPI {
         @Test("profile names: never a path, never a file's content in the answer, never a blocked slot")
         func profilesAreNames() async throws {
             let target = Target(server: try await offPool { try ServeProcess() })
-            let dir = try Battery.temporaryDirectory("profiles")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let dir = try TemporaryDirectory.make("hostile-profiles")
+            defer { TemporaryDirectory.remove(dir) }
             // A permissive profile planted where a tenant could put one, and a FIFO.
             try #"{"defaultAction":"SCMP_ACT_ALLOW"}"#.write(toFile: dir + "/planted.json", atomically: true, encoding: .utf8)
             #expect(mkfifo(dir + "/fifo.json", 0o644) == 0)
@@ -207,12 +207,12 @@ extension HostileAPI {
         /// arguments is a parse error, not a second reading.
         @Test("MCP: a message with a duplicate member is refused as a parse error")
         func mcpDuplicates() async throws {
-            let dir = try Battery.temporaryDirectory("mcp")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let dir = try TemporaryDirectory.make("hostile-mcp")
+            defer { TemporaryDirectory.remove(dir) }
             let line = #"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"run_code","arguments":{"language":"python","code":"print(1)","profile":"/etc/shadow","profile":"default"}}}"#
             let output = try await offPool { () throws -> String in
                 let process = Process()
-                process.executableURL = URL(fileURLWithPath: CLI.buildDirectory + "/sealbox")
+                process.executableURL = URL(fileURLWithPath: Binaries.sealbox)
                 process.arguments = ["mcp", "--state-dir", dir]
                 let input = Pipe(), out = Pipe()
                 process.standardInput = input
@@ -235,8 +235,8 @@ extension HostileAPI {
         /// defaultActions cannot mean the permissive one.
         @Test("profiles and broker configs with duplicate keys are refused")
         func filesWithDuplicates() async throws {
-            let dir = try Battery.temporaryDirectory("files")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let dir = try TemporaryDirectory.make("hostile-files")
+            defer { TemporaryDirectory.remove(dir) }
             let profile = dir + "/twice.json"
             try #"{"defaultAction":"SCMP_ACT_ERRNO","defaultAction":"SCMP_ACT_ALLOW","syscalls":[]}"#.write(toFile: profile, atomically: true, encoding: .utf8)
             let check = try await CLI.run(["profile", "check", profile])
@@ -257,8 +257,8 @@ extension HostileAPI {
         /// refused, not executed as either.
         @Test("a broker request with a duplicate member is refused as bad_request")
         func brokerDuplicates() async throws {
-            let dir = try Battery.temporaryDirectory("broker")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let dir = try TemporaryDirectory.make("hostile-broker")
+            defer { TemporaryDirectory.remove(dir) }
             let target = Target(server: try await offPool { try ServeProcess(["--tools", try Battery.toolsConfig(in: dir)]) })
             let code = """
                 import json, os, socket

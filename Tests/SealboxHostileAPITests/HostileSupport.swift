@@ -51,13 +51,6 @@ struct Target: Sendable {
 }
 
 enum Battery {
-    /// A directory of the test's own, removed by the caller.
-    static func temporaryDirectory(_ name: String) throws -> String {
-        let dir = NSTemporaryDirectory() + "sealbox-hostile-\(name)-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        return dir
-    }
-
     /// A broker config with a slow command tool and a quick one.
     static func toolsConfig(in dir: String) throws -> String {
         try TestTools.write(in: dir)

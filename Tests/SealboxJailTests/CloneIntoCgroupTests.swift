@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 
@@ -23,7 +24,7 @@ struct CloneIntoCgroupTests {
     @Test("the jail's processes are in its v2 task cgroup from the clone on, and the cgroup is gone after", arguments: [false, true])
     func bornInCgroup(pooled: Bool) async throws {
         let driver = UnlimitedV2Driver(inner: try V2CgroupDriver(root: CgroupHybridHost.unified, requireControllers: false))
-        let executor = try Executor(configuration: .init(dataDirectory: Fixture.repoRoot), cgroupDriver: driver)
+        let executor = try Executor(configuration: .init(dataDirectory: Binaries.repoRoot), cgroupDriver: driver)
         if pooled {
             let pool = try executor.startPool(JailPool.Configuration(size: 1))
             #expect(pool.waitUntilFull(timeout: 30), "\(pool.stats)")

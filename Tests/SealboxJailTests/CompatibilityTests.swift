@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SealboxProfiles
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 
@@ -487,7 +488,7 @@ struct CompatibilityTests {
     /// (the timeout is not part of a pooled jail; everything else is the default), started
     /// and stopped by each test so that none is left for other suites to find.
     static let pooledExecutor: Result<Executor, JailError> = Result { () throws(JailError) in
-        try Executor(configuration: .init(dataDirectory: Fixture.repoRoot))
+        try Executor(configuration: .init(dataDirectory: Binaries.repoRoot))
     }
 
 

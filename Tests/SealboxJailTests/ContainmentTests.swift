@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 import SealboxProfiles
 @testable import SealboxJail
@@ -78,7 +79,8 @@ struct ContainmentTests {
 
     @Test("a KILL action ends the run as seccomp_violation")
     func killAction() async throws {
-        let dir = try Fixture.temporaryDirectory("profile")
+        let dir = try TemporaryDirectory.make("profile")
+        defer { TemporaryDirectory.remove(dir) }
         let path = dir + "/kill-uname.json"
         try """
             {"defaultAction": "SCMP_ACT_ALLOW",
@@ -94,7 +96,7 @@ struct ContainmentTests {
     func compileCache() async throws {
         // An executor of its own: the shared one compiles whatever profiles other tests,
         // running at the same time, ask for.
-        let executor = try Executor(configuration: .init(dataDirectory: Fixture.repoRoot))
+        let executor = try Executor(configuration: .init(dataDirectory: Binaries.repoRoot))
         _ = try await executor.run(JailSpec(command: ["true"]))
         #expect(executor.compiler.cachedCount == 1)
         #expect(executor.profiles.count == 1)

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 
@@ -50,7 +51,8 @@ struct ExecutorTests {
 
     @Test("stdin comes from the given host file; default /dev/null")
     func stdin() async throws {
-        let dir = try Fixture.temporaryDirectory("stdin")
+        let dir = try TemporaryDirectory.make("stdin")
+        defer { TemporaryDirectory.remove(dir) }
         try "hello from the host\n".write(toFile: dir + "/in.txt", atomically: true, encoding: .utf8)
         let r = try await Fixture.run(["cat"], stdin: .file(dir + "/in.txt"))
         #expect(r.stdout == "hello from the host\n")
@@ -71,7 +73,8 @@ struct ExecutorTests {
     @Test("a directory rootfs is used instead of the host's")
     func directoryRootfs() async throws {
         // A tiny root filesystem: dash and the two libraries it needs, nothing else.
-        let root = try Fixture.temporaryDirectory("rootfs")
+        let root = try TemporaryDirectory.make("rootfs")
+        defer { TemporaryDirectory.remove(root) }
         let fm = FileManager.default
         for dir in ["usr/bin", "usr/lib/x86_64-linux-gnu", "usr/lib64", "etc"] {
             try fm.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
@@ -115,7 +118,7 @@ struct V2PlacementTests {
     func cloneIntoCgroup() async throws {
         let root = try #require(PlacementOnlyV2Driver.unifiedRoot(), "no cgroup2 hierarchy mounted")
         let driver = PlacementOnlyV2Driver(inner: try V2CgroupDriver(root: root, requireControllers: false))
-        let executor = try Executor(configuration: .init(dataDirectory: Fixture.repoRoot), cgroupDriver: driver)
+        let executor = try Executor(configuration: .init(dataDirectory: Binaries.repoRoot), cgroupDriver: driver)
         let id = "v2test-\(UUID().uuidString.prefix(8).lowercased())"
         let directory = "\(root)/sealbox/\(StaleCgroups.taskName(runID: id))"
         let marker = "v2marker-\(id)"

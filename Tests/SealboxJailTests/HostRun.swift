@@ -1,6 +1,7 @@
 import CSealboxSpawn
 import Foundation
 import Glibc
+import SealboxTestSupport
 @testable import SealboxJail
 
 /// Runs a program on the host, unjailed, the way the compatibility battery's baseline needs it:
@@ -22,17 +23,7 @@ enum HostRun {
     /// into a fresh directory that is the program's working directory and HOME (as /work is
     /// the jail's).
     static func run(_ command: [String], files: [SeedFile], environment: [(String, String)], timeoutMs: Int) async throws -> Output {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                do {
-                    continuation.resume(returning: try runBlocking(command, files: files, environment: environment, timeoutMs: timeoutMs))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-            thread.name = "sealbox-test-host-run"
-            thread.start()
-        }
+        try await offPool { try runBlocking(command, files: files, environment: environment, timeoutMs: timeoutMs) }
     }
 
     static func resolve(_ program: String) -> String? {
@@ -44,8 +35,8 @@ enum HostRun {
     }
 
     static func runBlocking(_ command: [String], files: [SeedFile], environment: [(String, String)], timeoutMs: Int) throws -> Output {
-        let dir = try Fixture.temporaryDirectory("host-run")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try TemporaryDirectory.make("host-run")
+        defer { TemporaryDirectory.remove(dir) }
         for file in files {
             let path = dir + "/" + file.name
             guard FileManager.default.createFile(atPath: path, contents: Data(file.contents)),

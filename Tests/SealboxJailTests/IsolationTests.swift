@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 
@@ -33,8 +34,9 @@ struct IsolationTests {
 
     @Test("host files are unreachable; / is read-only; /work and /tmp are writable")
     func filesystem() async throws {
-        let secretDir = try Fixture.temporaryDirectory("hostfile")
-        let paths = ["/root", "/home", "/run", "/var", "/etc/shadow", "/sys", "/boot", Fixture.repoRoot, Fixture.buildDirectory, secretDir]
+        let secretDir = try TemporaryDirectory.make("hostfile")
+        defer { TemporaryDirectory.remove(secretDir) }
+        let paths = ["/root", "/home", "/run", "/var", "/etc/shadow", "/sys", "/boot", Binaries.repoRoot, Binaries.buildDirectory, secretDir]
         let script = paths.map { "test -e '\($0)' && echo \"visible $0\"" }.joined(separator: "; ")
             + "; ls /; ls /dev; touch /x 2>/dev/null || echo ro-root; touch /usr/x 2>/dev/null || echo ro-usr; echo a > /work/a && echo b > /tmp/b && echo rw-work-tmp"
         let r = try await Fixture.sh(script)

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 

@@ -1,4 +1,5 @@
 import Foundation
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 
@@ -28,7 +29,7 @@ struct OpenFilesLimitTests {
 
     @Test("a pooled jail has the pool's limit; a run asking for another spawns cold with its own")
     func pooled() async throws {
-        let executor = try Executor(configuration: .init(dataDirectory: Fixture.repoRoot))
+        let executor = try Executor(configuration: .init(dataDirectory: Binaries.repoRoot))
         var limits = Limits()
         limits[.maxOpenFiles] = .whole(64)
         // A long refill delay: the pool's one jail is taken once and not replaced.

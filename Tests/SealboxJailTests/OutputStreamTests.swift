@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Synchronization
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 

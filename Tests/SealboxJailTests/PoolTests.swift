@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SealboxProfiles
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 
@@ -9,7 +10,7 @@ import Testing
 @Suite("Warm pool", .needsRoot, .serialized)
 struct PoolTests {
     static func executor() throws -> Executor {
-        try Executor(configuration: .init(dataDirectory: Fixture.repoRoot))
+        try Executor(configuration: .init(dataDirectory: Binaries.repoRoot))
     }
 
     static func startPool(_ executor: Executor, size: Int, limits: Limits = Limits(), refillDelayMs: Int = 0) throws -> JailPool {
@@ -37,8 +38,8 @@ struct PoolTests {
 
     @Test("a pooled run gets its program, arguments, environment, stdin and files, and ends like a cold one")
     func pooledMatchesCold() async throws {
-        let dir = try Fixture.temporaryDirectory("pool")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try TemporaryDirectory.make("pool")
+        defer { TemporaryDirectory.remove(dir) }
         let stdinPath = dir + "/in.txt"
         try "from stdin\n".write(toFile: stdinPath, atomically: true, encoding: .utf8)
         let executor = try Self.executor()

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SealboxProfiles
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 
@@ -76,7 +77,7 @@ struct ShippedProfileTests {
     /// syscall denied (a hand edit that breaks one shows here).
     static let workloads: [(profile: String, language: SnippetLanguage, file: String)] = {
         var list: [(String, SnippetLanguage, String)] = []
-        let root = Fixture.repoRoot + "/profiles/workloads"
+        let root = Binaries.repoRoot + "/profiles/workloads"
         for (profile, language, ext) in [("python", SnippetLanguage.python, "py"), ("node", .node, "js")] {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(root)/\(profile)")) ?? []
             for name in names.sorted() where name.hasSuffix("." + ext) { list.append((profile, language, "\(root)/\(profile)/\(name)")) }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 
@@ -37,7 +38,7 @@ struct SpawnerTests {
 
     @Test("in-process cloning gives the same results, cold and pooled")
     func inProcess() async throws {
-        let executor = try Executor(configuration: .init(dataDirectory: Fixture.repoRoot, spawner: .inProcess))
+        let executor = try Executor(configuration: .init(dataDirectory: Binaries.repoRoot, spawner: .inProcess))
         #expect(!executor.cloner.usesHelper)
         let spec = JailSpec(command: ["/bin/sh", "-c", "echo \"$GREETING\"; cat /work/a.txt; exit 4"], environment: [("GREETING", "hi")],
                             files: [SeedFile(name: "a.txt", contents: Array("file\n".utf8))])
@@ -54,7 +55,7 @@ struct SpawnerTests {
     @Test("a helper that cannot run is refused with the reason")
     func missingHelper() {
         #expect {
-            try Executor(configuration: .init(dataDirectory: Fixture.repoRoot, spawner: .helper(path: "/nonexistent/sealbox-spawner")))
+            try Executor(configuration: .init(dataDirectory: Binaries.repoRoot, spawner: .helper(path: "/nonexistent/sealbox-spawner")))
         } throws: { error in
             (error as? JailError)?.description.contains("spawner /nonexistent/sealbox-spawner") == true
         }

@@ -1,3 +1,4 @@
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 
@@ -45,7 +46,7 @@ struct SpecValidationTests {
 
     @Test("filesystem plan: read-only rootfs binds, fresh /proc, five devices, writable /work and /tmp")
     func plan() throws {
-        let plan = try FilesystemPlan.build(rootfs: .host, etcDirectory: Fixture.repoRoot + "/rootfs/etc",
+        let plan = try FilesystemPlan.build(rootfs: .host, etcDirectory: Binaries.repoRoot + "/rootfs/etc",
                                             files: [SeedFile(name: "main.py", contents: Array("x".utf8))], binds: [])
         let binds = plan.ops.compactMap { op -> (String, String, UInt64)? in
             if case .bind(let source, let attributes, _) = op.kind { return (source, op.jailPath, attributes) }
@@ -59,14 +60,15 @@ struct SpecValidationTests {
         #expect(plan.ops.contains { $0.jailPath == "/etc/passwd" })
         #expect(plan.ops.contains { $0.jailPath == "/work/main.py" })
         // Nothing of the host's private places is planned.
-        for path in ["/root", "/home", "/run", "/var", "/etc/shadow", Fixture.repoRoot] {
+        for path in ["/root", "/home", "/run", "/var", "/etc/shadow", Binaries.repoRoot] {
             #expect(!plan.ops.contains { $0.jailPath == path || $0.jailPath.hasPrefix(path + "/") }, "\(path) must not be in the jail")
         }
     }
 
     @Test("a directory rootfs must look like one")
     func badRootfs() throws {
-        let dir = try Fixture.temporaryDirectory("notroot")
+        let dir = try TemporaryDirectory.make("notroot")
+        defer { TemporaryDirectory.remove(dir) }
         #expect {
             try FilesystemPlan.build(rootfs: .directory(dir), etcDirectory: "", files: [], binds: [])
         } throws: { error in

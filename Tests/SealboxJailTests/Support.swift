@@ -1,39 +1,22 @@
 import Foundation
 import Glibc
 import SealboxProfiles
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 
 /// Shared fixture: one Executor over the checkout's profiles/ and rootfs/, plus the build
 /// products the tests copy into jails.
 enum Fixture {
-    /// Tests/SealboxJailTests/Support.swift -> the checkout.
-    static let repoRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-
-    /// Directory of the running test binary; `swift build` puts sealbox-probe beside it.
-    static let buildDirectory: String = {
-        let exe = (try? FilesystemPlan.readLink("/proc/self/exe")) ?? CommandLine.arguments[0]
-        var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        // The .xctest bundle may be a directory on some layouts.
-        while url.lastPathComponent.hasSuffix(".xctest") || url.lastPathComponent == "Contents" || url.lastPathComponent == "MacOS" {
-            url.deleteLastPathComponent()
-        }
-        return url.path
-    }()
-
     static let executor: Result<Executor, JailError> = Result { () throws(JailError) in
-        try Executor(configuration: .init(dataDirectory: repoRoot))
+        try Executor(configuration: .init(dataDirectory: Binaries.repoRoot))
     }
 
     static func jail() throws -> Executor { try executor.get() }
 
     /// The try-syscall probe binary, to seed into /work.
     static func probe() throws -> SeedFile {
-        let path = buildDirectory + "/sealbox-probe"
+        let path = Binaries.probe
         guard let data = FileManager.default.contents(atPath: path) else {
             throw FixtureError("sealbox-probe not found at \(path): run `swift build` before `swift test` (scripts/test.sh does)")
         }
@@ -56,12 +39,6 @@ enum Fixture {
         try await run(["/bin/sh", "-c", script], limits: limits)
     }
 
-    static func temporaryDirectory(_ label: String) throws -> String {
-        let path = NSTemporaryDirectory() + "sealbox-test-\(label)-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     /// Host processes whose command line contains `marker`.
     static func hostProcesses(containing marker: String) -> [String] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
@@ -76,12 +53,4 @@ enum Fixture {
 struct FixtureError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-extension Trait where Self == ConditionTrait {
-    /// Jails need root here (uid maps to 65534, cgroups). CI runs as root, so these run there;
-    /// a skip outside root says why.
-    static var needsRoot: Self {
-        .enabled(if: geteuid() == 0, "needs root: jails map uid 1000 to host nobody and create cgroups")
-    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SealboxProfiles
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 
@@ -10,10 +11,10 @@ import Testing
 struct ViolationReportTests {
     /// default.json plus one extra rule (or another default action), written to a temp file.
     static func variantOfDefault(_ edit: (inout [String: Any]) -> Void) throws -> ProfileReference {
-        let data = try Data(contentsOf: URL(fileURLWithPath: Fixture.repoRoot + "/profiles/default.json"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: Binaries.repoRoot + "/profiles/default.json"))
         var profile = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         edit(&profile)
-        let path = try Fixture.temporaryDirectory("profile") + "/variant.json"
+        let path = try TemporaryDirectory.make("profile") + "/variant.json"
         try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: path))
         return .file(path)
     }
@@ -52,7 +53,7 @@ struct ViolationReportTests {
     @Test("without tracking the kernel kills by itself: same status, no name")
     func untrackedKillStillSIGSYS() async throws {
         let profile = try Self.addingRule(["names": ["ptrace"], "action": "SCMP_ACT_KILL_PROCESS"])
-        let executor = try Executor(configuration: .init(dataDirectory: Fixture.repoRoot, trackViolations: false))
+        let executor = try Executor(configuration: .init(dataDirectory: Binaries.repoRoot, trackViolations: false))
         let r = try await executor.run(JailSpec(command: ["/work/probe", "ptrace"], files: [try Fixture.probe()], profile: profile))
         #expect(r.status == .seccompViolation && r.signal == SIGSYS && r.violations.isEmpty)
     }
@@ -103,7 +104,7 @@ struct ViolationReportTests {
 
     @Test("without tracking a foreign-ABI call is still killed (the kernel's bad-arch action), unnamed")
     func untrackedForeignABIStillSIGSYS() async throws {
-        let executor = try Executor(configuration: .init(dataDirectory: Fixture.repoRoot, trackViolations: false))
+        let executor = try Executor(configuration: .init(dataDirectory: Binaries.repoRoot, trackViolations: false))
         let r = try await executor.run(JailSpec(command: ["/work/probe", "i386_getpid"], files: [try Fixture.probe()]))
         #expect(r.status == .seccompViolation && r.signal == SIGSYS && r.violations.isEmpty)
     }

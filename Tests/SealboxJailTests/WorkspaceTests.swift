@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 
@@ -81,7 +82,8 @@ struct WorkspaceTests {
     @Test("a symlink the program left is not followed when the caller writes through it")
     func noFollow() async throws {
         let workspace = try Workspace(limitBytes: 1 << 20)
-        let outside = try Fixture.temporaryDirectory("ws-nofollow")
+        let outside = try TemporaryDirectory.make("ws-nofollow")
+        defer { TemporaryDirectory.remove(outside) }
         let result = try await Self.run("ln -s \(outside) /work/escape", in: workspace)
         #expect(result.status == .ok)
         #expect(throws: JailError.self) { try workspace.writeFile("escape/owned", mode: 0o644, contents: [1]) }

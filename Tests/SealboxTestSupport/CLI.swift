@@ -5,13 +5,6 @@ import Testing
 /// Runs the built `sealbox` binary the way a user does and checks the DESIGN.md contract:
 /// flags, exit codes, the --json object.
 public enum CLI {
-    public static let buildDirectory: String = {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        while url.lastPathComponent.hasSuffix(".xctest") { url.deleteLastPathComponent() }
-        return url.path
-    }()
-
     public struct Output: Sendable {
         public var status: Int32
         public var stdout: String
@@ -28,19 +21,23 @@ public enum CLI {
 
     /// Async, on a thread of its own (`offPool`): a test waiting for a child process must not
     /// hold one of the test pool's few threads.
-    public static func run(_ arguments: [String], stdin: Data? = nil) async throws -> Output {
-        try await offPool { try runBlocking(arguments, stdin: stdin) }
+    public static func run(_ arguments: [String], stdin: Data? = nil, environment: [String: String] = [:]) async throws -> Output {
+        try await offPool { try runBlocking(arguments, stdin: stdin, environment: environment) }
     }
 
-    /// `stdin`: bytes piped to sealbox (nil: /dev/null).
-    public static func runBlocking(_ arguments: [String], stdin: Data? = nil) throws -> Output {
-        let binary = buildDirectory + "/sealbox"
+    /// `stdin`: bytes piped to sealbox (nil: /dev/null). `environment`: added to the test
+    /// process's own.
+    public static func runBlocking(_ arguments: [String], stdin: Data? = nil, environment: [String: String] = [:]) throws -> Output {
+        let binary = Binaries.sealbox
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw CLIError("sealbox not built at \(binary): run `swift build` first (scripts/test.sh does)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         // sealbox run passes a piped stdin through (`echo hi | sealbox run`): a test's runs
         // read /dev/null, whatever the test runner's own stdin is.
         let input = Pipe()
@@ -57,33 +54,17 @@ public enum CLI {
             }.start()
         }
         // Read both before waiting so a full pipe cannot stall the child.
-        let errData = LockedData()
-        let errReader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
-        errReader.start()
+        let errReader = err.fileHandleForReading
+        let errData = Joinable { errReader.readDataToEndOfFile() }
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        while errData.get() == nil { usleep(1000) }
         return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData.get()!, as: UTF8.self))
+                      stderr: String(decoding: errData.join(), as: UTF8.self))
     }
-}
-
-public final class LockedData: @unchecked Sendable {  // value guarded by lock
-    private let lock = NSLock()
-    private var value: Data?
-    public init() {}
-    public func set(_ data: Data) { lock.withLock { value = data } }
-    public func get() -> Data? { lock.withLock { value } }
 }
 
 public struct CLIError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
-}
-
-extension Trait where Self == ConditionTrait {
-    public static var needsRoot: Self {
-        .enabled(if: geteuid() == 0, "needs root: jails map uid 1000 to host nobody and create cgroups")
-    }
 }
 

@@ -1,15 +1,6 @@
 import Foundation
 import Glibc
 
-/// Runs blocking work (a child process, waits) on a thread of its own: the test pool has as
-/// many threads as cores, and a blocked one stalls every other test.
-public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    let outcome: Result<T, any Error> = await withCheckedContinuation { continuation in
-        Thread { continuation.resume(returning: Result { try body() }) }.start()
-    }
-    return try outcome.get()
-}
-
 /// A `sealbox serve` process on a free loopback port with a state directory of its own,
 /// stopped with SIGTERM; its stderr (JSON log lines) goes to a file the test can read.
 public final class ServeProcess: @unchecked Sendable {  // set up in init, then used by one test at a time
@@ -27,16 +18,16 @@ public final class ServeProcess: @unchecked Sendable {  // set up in init, then 
                 logName: String = "serve.log", waitForBroker: Bool = true, wrapper: [String] = []) throws {
         self.port = try port ?? Self.freePort()
         ownsState = stateDirectory == nil
-        self.stateDirectory = stateDirectory ?? NSTemporaryDirectory() + "sealbox-serve-\(UUID().uuidString.prefix(8))"
+        self.stateDirectory = try stateDirectory ?? TemporaryDirectory.make("serve")
         try FileManager.default.createDirectory(atPath: self.stateDirectory, withIntermediateDirectories: true)
         logPath = self.stateDirectory + "/" + logName
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let serve = ["serve", "--listen", "127.0.0.1:\(self.port)", "--state-dir", self.stateDirectory] + flags
         if let program = wrapper.first {
             process.executableURL = URL(fileURLWithPath: program)
-            process.arguments = Array(wrapper.dropFirst()) + [CLI.buildDirectory + "/sealbox"] + serve
+            process.arguments = Array(wrapper.dropFirst()) + [Binaries.sealbox] + serve
         } else {
-            process.executableURL = URL(fileURLWithPath: CLI.buildDirectory + "/sealbox")
+            process.executableURL = URL(fileURLWithPath: Binaries.sealbox)
             process.arguments = serve
         }
         if !environment.isEmpty {
@@ -112,7 +103,7 @@ public final class ServeProcess: @unchecked Sendable {  // set up in init, then 
 
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        if ownsState { try? FileManager.default.removeItem(atPath: stateDirectory) }
+        if ownsState { TemporaryDirectory.remove(stateDirectory) }
     }
 
     /// Connects until the port answers (serve starts its broker first), at most 30 s.

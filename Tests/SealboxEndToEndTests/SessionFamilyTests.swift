@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SealboxBase
 import SealboxLedger
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 
@@ -39,18 +40,6 @@ struct SessionFamilyTests {
         #expect(try await BrokerHarness.call(stranger, "charge", ["n": .number(5)], key: "c1").effect?.replayed == false)
         #expect(h.world.count("/charge") == 3)
         #expect(try h.ledger().verify().ok)
-    }
-
-    @Test("from_session is on the wire only when set")
-    func effectInfoJSON() throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let plain = String(decoding: try encoder.encode(EffectInfo(seq: 3, replayed: false)), as: UTF8.self)
-        #expect(plain == #"{"replayed":false,"seq":3}"#)
-        let family = String(decoding: try encoder.encode(EffectInfo(seq: 3, replayed: true, completionSeq: 4, fromSession: "s")), as: UTF8.self)
-        #expect(family == #"{"completion_seq":4,"from_session":"s","replayed":true,"seq":3}"#)
-        let control = String(decoding: try encoder.encode(ControlRequest(op: "open_run", sessionID: "f", sessionRoot: "s")), as: UTF8.self)
-        #expect(control == #"{"op":"open_run","session_id":"f","session_root":"s"}"#)
     }
 
     @Test("a sibling's call that is executing, in doubt or awaiting approval refuses the fork, naming the sibling")
@@ -218,7 +207,7 @@ struct SessionFamilyTests {
         let report = try ledger.verify()
         #expect(report.ok && report.checked == all.count)
         let ledgerPath = h.ledgerPath
-        let cli = try await BrokerHarness.onThread { try Binaries.run(["log", "verify", "--ledger", ledgerPath]) }
+        let cli = try await offPool { try Binaries.run(["log", "verify", "--ledger", ledgerPath]) }
         #expect(cli.status == 0 && cli.stdout.contains("hash chain intact"), "\(cli.stdout)\(cli.stderr)")
     }
 

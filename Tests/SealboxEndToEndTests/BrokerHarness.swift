@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SealboxLedger
+import SealboxTestSupport
 import Testing
 import SealboxBase
 @testable import SealboxBroker
@@ -10,7 +11,7 @@ import SealboxBase
 final class BrokerHarness: @unchecked Sendable {  // set up once in init, then read only
     static let secret = "sk-live-harness-\(UUID().uuidString)"
     let dir: String
-    let world: TestHTTPServer
+    let world: WorldServer
     let service: BrokerService
     let ledgerPath: String
     let configPath: String
@@ -42,9 +43,8 @@ final class BrokerHarness: @unchecked Sendable {  // set up once in init, then r
     }
 
     init(label: String) async throws {
-        dir = "/tmp/sealbox-broker-\(label)-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir + "/state", withIntermediateDirectories: true)
-        world = try TestHTTPServer()
+        dir = try TemporaryDirectory.make("broker-\(label)", subdirectories: ["state"])
+        world = try await WorldServer.start()
         for path in ["/lookup", "/upsert", "/charge", "/decide", "/deploy"] {
             world.route(path, .json("{\"path\":\"\(path)\",\"version\":1}", headers: [("ETag", "\"e1\"")]))
         }
@@ -61,7 +61,7 @@ final class BrokerHarness: @unchecked Sendable {  // set up once in init, then r
     func shutdown() {
         service.stop()
         world.stop()
-        try? FileManager.default.removeItem(atPath: dir)
+        TemporaryDirectory.remove(dir)
     }
 
     struct Run {
@@ -80,7 +80,7 @@ final class BrokerHarness: @unchecked Sendable {  // set up once in init, then r
     static func openRun(controlSocket: String, session: String, root: String? = nil, tools: [String], ttlMs: Int64 = 60_000) async throws -> Run {
         let id = "run\(UUID().uuidString.prefix(8).lowercased())"
         let request = ControlRequest(op: "open_run", runID: id, sessionID: session, sessionRoot: root, tools: tools, ttlMs: ttlMs)
-        let r = try await onThread { try BrokerControlClient.send(request, socket: controlSocket) }
+        let r = try await offPool { try BrokerControlClient.send(request, socket: controlSocket) }
         guard r.ok, let token = r.token, let tokenID = r.tokenID, let socket = r.socket else {
             throw FixtureFailure("open_run refused: \(r.error?.message ?? "?")")
         }
@@ -90,7 +90,7 @@ final class BrokerHarness: @unchecked Sendable {  // set up once in init, then r
     /// One request on the control socket, as the executor or an operator sends it.
     func control(_ request: ControlRequest) async throws -> ControlResponse {
         let socket = service.controlSocketPath
-        return try await Self.onThread { try BrokerControlClient.send(request, socket: socket) }
+        return try await offPool { try BrokerControlClient.send(request, socket: socket) }
     }
 
     /// One call over the run's socket, exactly as the jail's client makes it.
@@ -105,7 +105,7 @@ final class BrokerHarness: @unchecked Sendable {  // set up once in init, then r
     /// The blocking socket I/O runs on a thread of its own: the broker answers on the
     /// cooperative pool, which a blocked test thread would starve (2 threads on 2 cores).
     static func rawCall(socket: String, line: Data) async throws -> CallResponse {
-        try await onThread {
+        try await offPool {
             let fd = try UnixSocket.connect(path: socket)
             defer { close(fd) }
             guard UnixSocket.writeLine(fd, line), case .line(let reply) = LineReader(fd: fd).next() else {
@@ -115,65 +115,10 @@ final class BrokerHarness: @unchecked Sendable {  // set up once in init, then r
         }
     }
 
-    static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try body() }) }.start()
-        }
-    }
-
     func ledger() throws -> Ledger { try Ledger(path: ledgerPath) }
 }
 
 struct FixtureFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// The built sealbox binary, beside the test bundle.
-enum Binaries {
-    static var sealbox: String {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        while url.lastPathComponent.hasSuffix(".xctest") { url.deleteLastPathComponent() }
-        return url.path + "/sealbox"
-    }
-
-    static var repoRoot: String {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }
-
-    /// Runs `sealbox ARGS`, returning status, stdout, stderr.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
-        guard FileManager.default.isExecutableFile(atPath: sealbox) else {
-            throw FixtureFailure("sealbox not built at \(sealbox): run `swift build` first (scripts/test.sh does)")
-        }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: sealbox)
-        p.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["SEALBOX_DATA_DIR"] = repoRoot
-        for (k, v) in environment { env[k] = v }
-        p.environment = env
-        p.standardInput = FileHandle.nullDevice
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let errData = DataBox()
-        let reader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
-        reader.start()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        while errData.get() == nil { usleep(1000) }
-        return (p.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: errData.get()!, as: UTF8.self))
-    }
-}
-
-final class DataBox: @unchecked Sendable {  // guarded by lock
-    private let lock = NSLock()
-    private var data: Data?
-    func set(_ d: Data) { lock.withLock { data = d } }
-    func get() -> Data? { lock.withLock { data } }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SealboxBase
 import SealboxLedger
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 
@@ -26,8 +27,8 @@ struct BrokerCrashTests {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            for _ in 0..<3000 where !FileManager.default.fileExists(atPath: control) { usleep(10_000) }
-            guard FileManager.default.fileExists(atPath: control) else { throw FixtureFailure("broker did not start") }
+            let control = self.control
+            guard eventuallyBlocking(30, { FileManager.default.fileExists(atPath: control) }) else { throw FixtureFailure("broker did not start") }
         }
 
         func killHard() {
@@ -42,10 +43,9 @@ struct BrokerCrashTests {
 
     @Test("kill -9 between intent and completion: irreversible is in doubt until resolved, never repeated")
     func crashBetweenIntentAndCompletion() async throws {
-        let dir = "/tmp/sealbox-crash-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir + "/state", withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let world = try TestHTTPServer()
+        let dir = try TemporaryDirectory.make("crash", subdirectories: ["state"])
+        defer { TemporaryDirectory.remove(dir) }
+        let world = try await WorldServer.start()
         defer { world.stop() }
         // The world takes its time over charges: the broker dies while one is in flight.
         world.route("/charge", .json("{\"charged\":true}", delay: .seconds(30)))
@@ -61,7 +61,7 @@ struct BrokerCrashTests {
         let inflightIdem = Task { try? await BrokerHarness.call(run, "upsert", ["n": .number(1)], key: "u1") }
         // The world answers only after 30 s; wait (up to 30 s on a loaded machine) until both
         // requests arrived, i.e. both intents are durable and both calls are in flight.
-        for _ in 0..<3000 where world.count("/charge") < 1 || world.count("/upsert") < 1 { usleep(10_000) }
+        _ = try await eventually { world.count("/charge") >= 1 && world.count("/upsert") >= 1 }
         #expect(world.count("/charge") == 1 && world.count("/upsert") == 1, "the requests reached the world, so the intents are durable")
         first.killHard()
         _ = await inflight.value
@@ -100,10 +100,9 @@ struct BrokerCrashTests {
 
     @Test("kill -9 after completion: nothing sealed is lost, the re-run is answered from the log")
     func crashAfterCompletion() async throws {
-        let dir = "/tmp/sealbox-crash2-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir + "/state", withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let world = try TestHTTPServer()
+        let dir = try TemporaryDirectory.make("crash2", subdirectories: ["state"])
+        defer { TemporaryDirectory.remove(dir) }
+        let world = try await WorldServer.start()
         defer { world.stop() }
         world.route("/charge", .json("{\"charged\":true,\"receipt\":\"R-1\"}"))
         let ledgerPath = dir + "/ledger.sqlite"

@@ -1,17 +1,17 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 
 /// `sealbox run --session ID --step KEY`: sealed steps are replayed, never re-run.
-@Suite("Session steps", .needsRootForJails, .serialized)
+@Suite("Session steps", .needsRoot, .serialized)
 struct StepTests {
     @Test("a sealed step is replayed without a jail or a tool call; changed code is a step_conflict")
     func replayAndConflict() async throws {
-        let dir = "/tmp/sealbox-steps-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let world = try TestHTTPServer()
+        let dir = try TemporaryDirectory.make("steps")
+        defer { TemporaryDirectory.remove(dir) }
+        let world = try await WorldServer.start()
         defer { world.stop() }
         world.route("/lookup", .json("{\"rows\":3}"))
         let config = dir + "/broker.yaml"
@@ -24,20 +24,20 @@ struct StepTests {
         let step = ["run", "--session", session, "--step", "count-rows", "--checkpoints", checkpoints, "--tools", config,
                     "--allow", "lookup", "--json", "--lang", "python", "--code", "import sealbox; print(sealbox.call('lookup', {})['body']['rows'])"]
 
-        let first = try await BrokerHarness.onThread { try Binaries.run(step, environment: env) }
+        let first = try await offPool { try Binaries.run(step, environment: env) }
         let sealed = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any], "\(first.stderr)")
         #expect(sealed["stdout"] as? String == "3\n" && sealed["replayed"] as? Bool == false)
         let checkpoint = try #require(sealed["checkpoint"] as? Int)
         #expect(world.count("/lookup") == 1)
 
-        let again = try await BrokerHarness.onThread { try Binaries.run(step, environment: env) }
+        let again = try await offPool { try Binaries.run(step, environment: env) }
         let replayed = try #require(try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any])
         #expect(replayed["replayed"] as? Bool == true && replayed["checkpoint"] as? Int == checkpoint)
         #expect(replayed["stdout"] as? String == "3\n" && replayed["id"] as? String == sealed["id"] as? String)
         #expect(world.count("/lookup") == 1, "nothing executed")
 
         let changed = step.dropLast() + ["print('re-planned')"]
-        let conflict = try await BrokerHarness.onThread { try Binaries.run(Array(changed), environment: env) }
+        let conflict = try await offPool { try Binaries.run(Array(changed), environment: env) }
         #expect(conflict.status == 125)
         #expect(conflict.stderr.contains("step_conflict") && conflict.stderr.contains("sha256:"), "\(conflict.stderr)")
         #expect(world.count("/lookup") == 1)
@@ -49,9 +49,8 @@ struct StepTests {
 
     @Test("a step whose runner was killed mid-way has no seal and runs again")
     func killedStepRunsAgain() async throws {
-        let dir = "/tmp/sealbox-steps-kill-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try TemporaryDirectory.make("steps-kill")
+        defer { TemporaryDirectory.remove(dir) }
         let checkpoints = dir + "/checkpoints.sqlite"
         let session = try Binaries.run(["session", "new", "--checkpoints", checkpoints]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         // The kill must land while the step runs, not before it started: wait for its program.
@@ -71,7 +70,7 @@ struct StepTests {
         while Self.processes(containing: marker).isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(25)) }
         #expect(!Self.processes(containing: marker).isEmpty, "the step's program started")
         kill(runner.processIdentifier, SIGKILL)
-        try await BrokerHarness.onThread { runner.waitUntilExit() }
+        try await offPool { runner.waitUntilExit() }
         #expect(try Binaries.run(["session", "steps", session, "--json", "--checkpoints", checkpoints]).stdout == "[]\n")
         // The attempt is on record as started and never sealed.
         let facts = try Binaries.run(["session", "facts", session, "--json", "--checkpoints", checkpoints, "--ledger", dir + "/none.sqlite"])
@@ -84,10 +83,9 @@ struct StepTests {
 
     @Test("a runner killed with SIGKILL leaves no broker behind: its broker watches it and stops")
     func killedRunnerTakesItsBrokerAlong() async throws {
-        let dir = "/tmp/sealbox-steps-orphan-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let world = try TestHTTPServer()
+        let dir = try TemporaryDirectory.make("steps-orphan")
+        defer { TemporaryDirectory.remove(dir) }
+        let world = try await WorldServer.start()
         defer { world.stop() }
         world.route("/lookup", .json("{}"))
         let config = dir + "/broker.yaml"
@@ -104,13 +102,13 @@ struct StepTests {
         runner.standardError = FileHandle.nullDevice
         try runner.run()
         // The snippet has called its tool: the broker is up and serving the run.
-        for _ in 0..<300 where world.count("/lookup") == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        _ = try await eventually(15) { world.count("/lookup") > 0 }
         #expect(world.count("/lookup") == 1)
         let brokers = Self.children(of: runner.processIdentifier).filter { $0.cmdline.contains(" broker ") }
         #expect(brokers.count == 1, "the run's broker is running")
         kill(runner.processIdentifier, SIGKILL)
-        try await BrokerHarness.onThread { runner.waitUntilExit() }
-        for _ in 0..<100 where brokers.contains(where: { Self.alive($0.pid) }) { try await Task.sleep(for: .milliseconds(50)) }
+        try await offPool { runner.waitUntilExit() }
+        _ = try await eventually(5) { !brokers.contains(where: { Self.alive($0.pid) }) }
         #expect(!brokers.contains(where: { Self.alive($0.pid) }), "the broker outlived its runner")
     }
 
@@ -131,7 +129,7 @@ struct StepTests {
         while jailed().isEmpty && ContinuousClock.now < started { try await Task.sleep(for: .milliseconds(25)) }
         #expect(!jailed().isEmpty, "the jailed program started")
         kill(runner.processIdentifier, SIGKILL)
-        try await BrokerHarness.onThread { runner.waitUntilExit() }
+        try await offPool { runner.waitUntilExit() }
         let gone = ContinuousClock.now + .seconds(10)
         while !jailed().isEmpty && ContinuousClock.now < gone { try await Task.sleep(for: .milliseconds(50)) }
         #expect(jailed().isEmpty, "the jail outlived its runner: \(jailed())")
@@ -139,10 +137,9 @@ struct StepTests {
 
     @Test("a run with --tools sweeps broker state directories that no broker uses, older than a minute")
     func staleStateDirectoriesAreSwept() async throws {
-        let dir = "/tmp/sealbox-steps-sweep-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let world = try TestHTTPServer()
+        let dir = try TemporaryDirectory.make("steps-sweep")
+        defer { TemporaryDirectory.remove(dir) }
+        let world = try await WorldServer.start()
         defer { world.stop() }
         let config = dir + "/broker.yaml"
         try BrokerHarness.configYAML(port: world.port, ledger: dir + "/ledger.sqlite").write(toFile: config, atomically: true, encoding: .utf8)
@@ -155,7 +152,7 @@ struct StepTests {
         }
         defer { try? FileManager.default.removeItem(atPath: young) }
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -120)], ofItemAtPath: stale)
-        let run = try await BrokerHarness.onThread {
+        let run = try await offPool {
             try Binaries.run(["run", "--tools", config, "--allow", "lookup", "--", "/bin/true"], environment: ["HARNESS_API_TOKEN": BrokerHarness.secret])
         }
         #expect(run.status == 0, "\(run.stderr)")

@@ -1,11 +1,12 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 
 /// The session workspace through the CLI: /work carries from step to step, snapshots are
 /// content-addressed, forks start from their step's snapshot, the limit is enforced.
-@Suite("Session workspace steps", .needsRootForJails, .serialized)
+@Suite("Session workspace steps", .needsRoot, .serialized)
 struct WorkspaceStepTests {
     final class Session {
         let dir: String
@@ -13,20 +14,19 @@ struct WorkspaceStepTests {
         let id: String
 
         init(limit: String = "64M") throws {
-            dir = "/tmp/sealbox-ws-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            dir = try TemporaryDirectory.make("ws")
             checkpoints = dir + "/checkpoints.sqlite"
             let created = try Binaries.run(["session", "new", "--checkpoints", checkpoints, "--workspace-limit", limit])
             guard created.status == 0 else { throw FixtureFailure("session new: \(created.stderr)") }
             id = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
 
-        deinit { try? FileManager.default.removeItem(atPath: dir) }
+        deinit { TemporaryDirectory.remove(dir) }
 
         func step(_ key: String, _ script: String, session: String? = nil) async throws -> [String: Any] {
             let arguments = ["run", "--session", session ?? id, "--step", key, "--checkpoints", checkpoints, "--json",
                              "--lang", "sh", "--code", script]
-            let run = try await BrokerHarness.onThread { try Binaries.run(arguments) }
+            let run = try await offPool { try Binaries.run(arguments) }
             guard let object = try? JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any] else {
                 throw FixtureFailure("step \(key): exit \(run.status), \(run.stderr)")
             }

@@ -1,17 +1,12 @@
 import Foundation
 import Glibc
 import SealboxLedger
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 
-extension Trait where Self == ConditionTrait {
-    static var needsRootForJails: Self {
-        .enabled(if: geteuid() == 0, "needs root: jails map uid 1000 to host nobody and create cgroups")
-    }
-}
-
 /// The issue's acceptance scenario, as a user runs it: `sealbox run --tools ... --allow ...`.
-@Suite("Jail ↔ broker end to end", .needsRootForJails, .serialized)
+@Suite("Jail ↔ broker end to end", .needsRoot, .serialized)
 struct JailBrokerTests {
     static let snippet = """
         import sealbox
@@ -65,10 +60,9 @@ struct JailBrokerTests {
 
     @Test("a jailed snippet calls an http tool that needs a bearer token it never sees; a re-run does not repeat it")
     func acceptance() async throws {
-        let dir = "/tmp/sealbox-accept-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let world = try TestHTTPServer()
+        let dir = try TemporaryDirectory.make("accept")
+        defer { TemporaryDirectory.remove(dir) }
+        let world = try await WorldServer.start()
         defer { world.stop() }
         world.route("/charge", .json("{\"charged\":true}", status: 201))
         let ledgerPath = dir + "/ledger.sqlite"
@@ -77,7 +71,7 @@ struct JailBrokerTests {
         let env = ["HARNESS_API_TOKEN": BrokerHarness.secret]
         let args = ["run", "--tools", config, "--allow", "charge", "--session", "agent-accept", "--json", "--lang", "python", "--code", Self.snippet]
 
-        let first = try await BrokerHarness.onThread { try Binaries.run(args, environment: env) }
+        let first = try await offPool { try Binaries.run(args, environment: env) }
         #expect(first.status == 0, "\(first.stderr) \(first.stdout)")
         let result = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])
         #expect(result["stdout"] as? String == "status 201 body {'charged': True} replayed False\n", "\(result)")
@@ -94,13 +88,13 @@ struct JailBrokerTests {
         #expect(records.map { $0["kind"] as? String } == ["intent", "completion"])
 
         // The agent crashed and re-runs the same snippet in the same session.
-        let second = try await BrokerHarness.onThread { try Binaries.run(args, environment: env) }
+        let second = try await offPool { try Binaries.run(args, environment: env) }
         let rerun = try #require(try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any])
         #expect(rerun["stdout"] as? String == "status 201 body {'charged': True} replayed True\n", "\(rerun)")
         #expect(world.count("/charge") == 1, "the irreversible call reached the world once")
 
         // The shell client works too.
-        let shell = try await BrokerHarness.onThread {
+        let shell = try await offPool {
             try Binaries.run(["run", "--tools", config, "--allow", "charge", "--session", "agent-accept", "--", "sealbox-call", "charge", "n=42"], environment: env)
         }
         #expect(shell.status == 0 && shell.stdout.contains("\"charged\": true"), "\(shell.stdout) \(shell.stderr)")
@@ -109,17 +103,16 @@ struct JailBrokerTests {
 
     @Test("the secret is nowhere in the jail: env, /proc, files, its own memory")
     func secretInvisible() async throws {
-        let dir = "/tmp/sealbox-secret-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let world = try TestHTTPServer()
+        let dir = try TemporaryDirectory.make("secret")
+        defer { TemporaryDirectory.remove(dir) }
+        let world = try await WorldServer.start()
         defer { world.stop() }
         world.route("/charge", .json("{\"charged\":true}"))
         let config = dir + "/broker.yaml"
         try BrokerHarness.configYAML(port: world.port, ledger: dir + "/ledger.sqlite").write(toFile: config, atomically: true, encoding: .utf8)
         let script = dir + "/hunt.py"
         try Self.hunt.write(toFile: script, atomically: true, encoding: .utf8)
-        let out = try await BrokerHarness.onThread {
+        let out = try await offPool {
             try Binaries.run(["run", "--tools", config, "--allow", "charge", "--json", "--lang", "python", "--file", script, "--", BrokerHarness.secret],
                              environment: ["HARNESS_API_TOKEN": BrokerHarness.secret])
         }
@@ -129,7 +122,7 @@ struct JailBrokerTests {
         #expect(result["stdout"] as? String == "CLEAN [] scanned True\n", "\(result["stdout"] ?? "") \(result["stderr"] ?? "")")
 
         // Positive control: the same hunt does find what the jail legitimately holds, the token.
-        let control = try await BrokerHarness.onThread {
+        let control = try await offPool {
             try Binaries.run(["run", "--tools", config, "--allow", "charge", "--json", "--lang", "python", "--file", script, "--", "sbx1."],
                              environment: ["HARNESS_API_TOKEN": BrokerHarness.secret])
         }
@@ -141,10 +134,9 @@ struct JailBrokerTests {
 
     @Test("a running broker: sealbox run --broker, human approval from the CLI, operator revoke, one socket per jail")
     func runningBroker() async throws {
-        let dir = "/tmp/sealbox-running-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir + "/state", withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let world = try TestHTTPServer()
+        let dir = try TemporaryDirectory.make("running", subdirectories: ["state"])
+        defer { TemporaryDirectory.remove(dir) }
+        let world = try await WorldServer.start()
         defer { world.stop() }
         world.route("/deploy", .json("{\"deployed\":true}"))
         let ledgerPath = dir + "/ledger.sqlite"
@@ -156,7 +148,7 @@ struct JailBrokerTests {
         let control = broker.control
         let deploy = ["run", "--broker", control, "--allow", "deploy", "--session", "ops-1", "--", "sealbox-call", "deploy", "note=v1", "--key", "rel-1"]
 
-        let waiting = try await BrokerHarness.onThread { try Binaries.run(deploy) }
+        let waiting = try await offPool { try Binaries.run(deploy) }
         #expect(waiting.status == 1 && waiting.stderr.contains("awaiting_approval"), "\(waiting.stderr)")
         let list = try Binaries.run(["log", "list", "--status", "awaiting_approval", "--json", "--ledger", ledgerPath])
         let pending = try #require((try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])?.first)
@@ -164,20 +156,20 @@ struct JailBrokerTests {
         #expect(world.count("/deploy") == 0)
         let approved = try Binaries.run(["log", "approve", "\(seq)", "--ledger", ledgerPath])
         #expect(approved.status == 0, "\(approved.stderr)")
-        let done = try await BrokerHarness.onThread { try Binaries.run(deploy) }
+        let done = try await offPool { try Binaries.run(deploy) }
         #expect(done.status == 0 && done.stdout.contains("deployed"), "\(done.stdout) \(done.stderr)")
         #expect(world.count("/deploy") == 1)
 
         // A jail sees its own broker socket and the clients, nothing of other runs.
-        let look = try await BrokerHarness.onThread {
+        let look = try await offPool {
             try Binaries.run(["run", "--broker", control, "--allow", "lookup", "--", "/bin/sh", "-c", "ls /run/sealbox; ls /run/sealbox/client"])
         }
         #expect(look.stdout == "broker.sock\nclient\nsealbox-call\nsealbox.py\n", "\(look.stdout) \(look.stderr)")
         // The clients are copies in the jail's own root: mountinfo names no host install path.
-        let mounts = try await BrokerHarness.onThread {
+        let mounts = try await offPool {
             try Binaries.run(["run", "--broker", control, "--allow", "lookup", "--", "/bin/cat", "/proc/self/mountinfo"])
         }
-        let clientHost = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/client"
+        let clientHost = Binaries.repoRoot + "/client"
         #expect(mounts.status == 0 && mounts.stdout.contains("/run/sealbox/client") && !mounts.stdout.contains(clientHost), "\(mounts.stdout)")
 
         // An operator revokes a run from the CLI; the broker confirms.

@@ -1,19 +1,19 @@
 import Foundation
 import Glibc
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 
 /// `sealbox session fork` through the CLI, with a real broker per run and a loopback world:
 /// an irreversible effect the original sealed after the fork point is a fact for the fork,
 /// answered from the log, never executed again; `session facts` says so.
-@Suite("Session fork with effects", .needsRootForJails, .serialized)
+@Suite("Session fork with effects", .needsRoot, .serialized)
 struct ForkStepTests {
     @Test("a fork re-running the original's irreversible step gets the sealed answer; reads run again")
     func irreversibleAfterForkPointIsAFact() async throws {
-        let dir = "/tmp/sealbox-fork-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let world = try TestHTTPServer()
+        let dir = try TemporaryDirectory.make("fork")
+        defer { TemporaryDirectory.remove(dir) }
+        let world = try await WorldServer.start()
         defer { world.stop() }
         world.route("/lookup", .json("{\"rows\":3}"))
         world.route("/charge", .json("{\"charged\":true}"))
@@ -27,7 +27,7 @@ struct ForkStepTests {
         func step(_ session: String, _ key: String, _ code: String) async throws -> [String: Any] {
             let arguments = ["run", "--session", session, "--step", key, "--checkpoints", checkpoints, "--tools", config,
                              "--allow", "lookup", "--allow", "charge", "--json", "--lang", "python", "--code", code]
-            let run = try await BrokerHarness.onThread { try Binaries.run(arguments, environment: env) }
+            let run = try await offPool { try Binaries.run(arguments, environment: env) }
             return try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stderr)")
         }
         let read = "import sealbox; print(sealbox.call('lookup', {})['body']['rows'])"

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import SealboxBase
 import SealboxLedger
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 
@@ -192,13 +193,13 @@ struct BrokerTokenTests {
         #expect(try await BrokerHarness.rawCall(socket: run.socket, line: Data("not json".utf8)).error?.code == .badRequest)
         // Expiry.
         let short = try await h.openRun(session: "s-exp", tools: ["lookup"], ttlMs: 50)
-        usleep(120_000)
+        try await Task.sleep(for: .milliseconds(120))  // the event is the clock passing the expiry
         #expect(try await BrokerHarness.call(short, "lookup").error?.code == .expired)
         #expect(h.world.count("/lookup") == 0)
         // Revocation by the operator, then the run's end.
         #expect(try await BrokerHarness.call(run, "lookup").ok)
         let control = h.service.controlSocketPath
-        let revoked = try await BrokerHarness.onThread { try BrokerControlClient.send(ControlRequest(op: "revoke", tokenID: run.tokenID), socket: control) }
+        let revoked = try await offPool { try BrokerControlClient.send(ControlRequest(op: "revoke", tokenID: run.tokenID), socket: control) }
         #expect(revoked.ok)
         #expect(try await BrokerHarness.call(run, "lookup").error?.code == .revoked)
         #expect(try await BrokerHarness.call(other, "lookup").ok)

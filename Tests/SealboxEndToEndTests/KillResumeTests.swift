@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SealboxBroker
 import SealboxLedger
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 
@@ -27,7 +28,7 @@ import Testing
 /// kills the runner alone, as when an agent's process is killed: its broker (watching it
 /// through --exit-with) and its jail (parent-death signal) must die with it, and the trial
 /// fails if either is still running when the resume starts.
-@Suite("Kill -9 and resume", .needsRootForJails, .serialized)
+@Suite("Kill -9 and resume", .needsRoot, .serialized)
 struct KillResumeTests {
     @Test("random kill -9 points in a read/idempotent/irreversible session; resume; nothing irreversible twice")
     func randomKills() async throws {
@@ -35,7 +36,7 @@ struct KillResumeTests {
         let trials = env["SEALBOX_KILL_TRIALS"].flatMap { Int($0) } ?? 8
         let seed = env["SEALBOX_KILL_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
         let mode = KillRig.Mode(rawValue: env["SEALBOX_KILL_MODE"] ?? "tree") ?? .tree
-        let outcome = try await BrokerHarness.onThread { try KillRig.run(trials: trials, seed: seed, mode: mode) }
+        let outcome = try await offPool { try KillRig.run(trials: trials, seed: seed, mode: mode) }
         print(outcome.summary)
         for failure in outcome.failures { Issue.record(Comment(rawValue: failure)) }
         #expect(outcome.trialsRun == trials)
@@ -47,7 +48,7 @@ struct KillResumeTests {
         // Half as many as the machine-crash trials by default; SEALBOX_KILL_TRIALS sets both.
         let trials = env["SEALBOX_KILL_TRIALS"].flatMap { Int($0) } ?? 4
         let seed = env["SEALBOX_KILL_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
-        let outcome = try await BrokerHarness.onThread { try KillRig.run(trials: trials, seed: seed, mode: .runner) }
+        let outcome = try await offPool { try KillRig.run(trials: trials, seed: seed, mode: .runner) }
         print(outcome.summary)
         for failure in outcome.failures { Issue.record(Comment(rawValue: failure)) }
         #expect(outcome.trialsRun == trials)
@@ -61,7 +62,7 @@ struct KillResumeTests {
     /// the signal again after the uid change, and the broker watches its runner (--exit-with).
     @Test("kill -9 of the runner alone: its jail and its broker die with it; no call happens after")
     func runnerAloneLeavesNoOrphans() async throws {
-        let seen = try await BrokerHarness.onThread { try KillRig.runnerAloneObservation() }
+        let seen = try await offPool { try KillRig.runnerAloneObservation() }
         #expect(!seen.brokerAlive, "the broker started by the killed runner is still running")
         #expect(!seen.jailAlive, "the killed runner's jail is still running")
         #expect(seen.cutoversAfterKill == 0, "the jailed code made an irreversible call after its runner was killed")
@@ -168,7 +169,7 @@ enum KillRig {
         }
         for i in 0..<trials {
             let trialSeed = seed &+ UInt64(i)
-            var rng = TokenTestRNG(seed: trialSeed)
+            var rng = SeededRandom(seed: trialSeed)
             // A slow world widens the window between an intent and its completion.
             var delays: [String: Double] = [:]
             for tool in tools where Double.random(in: 0..<1, using: &rng) < 0.35 {
@@ -267,7 +268,7 @@ enum KillRig {
         let mode: Mode
         let delays: [String: Double]
         let dir: String
-        let world: TestHTTPServer
+        let world: WorldServer
         let ledger: String
         let checkpoints: String
         let config: String
@@ -283,9 +284,8 @@ enum KillRig {
             self.label = label
             self.mode = mode
             self.delays = delays
-            dir = "/tmp/sealbox-kill-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            world = try TestHTTPServer()
+            dir = try TemporaryDirectory.make("kill")
+            world = try WorldServer.startBlocking()
             ledger = dir + "/ledger.sqlite"
             checkpoints = dir + "/checkpoints.sqlite"
             config = dir + "/broker.yaml"
@@ -317,7 +317,7 @@ enum KillRig {
 
         deinit {
             world.stop()
-            try? FileManager.default.removeItem(atPath: dir)
+            TemporaryDirectory.remove(dir)
         }
 
         private var arrivedAt: ContinuousClock.Instant?
@@ -545,7 +545,7 @@ enum KillRig {
 
         /// A call answered during the resume whose completion was sealed before the kill must be
         /// a replay of that intent, and must not have reached the world again.
-        func checkReplayedCalls(_ lines: [CallLine], _ sealedCalls: [String: Int64], newRequests: [TestHTTPServer.Request], step: String) {
+        func checkReplayedCalls(_ lines: [CallLine], _ sealedCalls: [String: Int64], newRequests: [WorldServer.Request], step: String) {
             for line in lines {
                 guard let key = line.key, let seq = sealedCalls[key] else { continue }
                 if !line.ok || line.replayed != true || line.seq != seq {
@@ -710,9 +710,10 @@ enum KillRig {
             return tree.filter { pid in table.contains { $0.pid == pid && !"ZX".contains($0.state) } }
         }
         let stateDirs = tree.compactMap(KillTestProcesses.brokerSocketsDirectory)
-        // The jail dies with its runner at once (parent-death signal).
-        usleep(500_000)
-        seen.jailAlive = alive().contains { KillTestProcesses.brokerSocketsDirectory($0) == nil }
+        // The jail dies with its runner (parent-death signal): wait for it to be gone.
+        func jailAlive() -> Bool { alive().contains { KillTestProcesses.brokerSocketsDirectory($0) == nil } }
+        _ = eventuallyBlocking(10) { !jailAlive() }
+        seen.jailAlive = jailAlive()
         // The broker stops when it sees its runner gone, after letting the call it is
         // executing finish and seal (its shutdown grace is 5 s).
         let brokerDeadline = ContinuousClock.now + .seconds(8)
@@ -721,8 +722,15 @@ enum KillRig {
         if !seen.brokerAlive, let left = stateDirs.first(where: { FileManager.default.fileExists(atPath: $0) }) {
             seen.errors.append("the stopped broker left its state directory \(left)")
         }
-        // The read is answered 2 s after it arrived; give the orphaned jail time to go on.
-        for _ in 0..<400 where trial.world.count("/dns_cutover") == 0 { usleep(10_000) }
+        if seen.jailAlive || seen.brokerAlive {
+            // A regression: the read is answered 2 s after it arrived; wait for the call the
+            // orphaned jail would make next.
+            _ = eventuallyBlocking(4) { trial.world.count("/dns_cutover") > 0 }
+        } else if !eventuallyBlocking(30, { KillTestProcesses.openConnections(toLocalPort: trial.world.port) == 0 }) {
+            // Jail and broker are gone: once no connection to the world is open, it has seen
+            // every request it ever will.
+            seen.errors.append("connections to the world stayed open 30 s after the kill")
+        }
         seen.cutoversAfterKill = trial.world.count("/dns_cutover")
         let all = tree + tree.flatMap(KillTestProcesses.descendants)
         for pid in all { kill(pid, SIGKILL) }

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SealboxBase
 import SealboxLedger
+import SealboxTestSupport
 import Testing
 @testable import SealboxBroker
 
@@ -13,16 +14,6 @@ import Testing
 struct BrokerLeaseTests {
     static let environment = ["HARNESS_API_TOKEN": BrokerHarness.secret]
 
-    /// Polls without blocking a thread of the test pool.
-    static func eventually(_ seconds: Double = 30, _ condition: () throws -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return true }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        return try condition()
-    }
-
     @Test("a broker starting while another executes an irreversible call leaves that call and its token alone")
     func secondBrokerLeavesLiveWorkAlone() async throws {
         let h = try await BrokerHarness(label: "lease-two")
@@ -33,7 +24,7 @@ struct BrokerLeaseTests {
         let run = try await h.openRun(session: "lease-a", tools: ["charge", "upsert"])
         let charge = Task { try await BrokerHarness.call(run, "charge", ["n": .number(1)]) }
         let upsert = Task { try await BrokerHarness.call(run, "upsert", ["n": .number(1)], key: "u1") }
-        #expect(try await Self.eventually { h.world.count("/charge") == 1 && h.world.count("/upsert") == 1 },
+        #expect(try await eventually { h.world.count("/charge") == 1 && h.world.count("/upsert") == 1 },
                 "both requests reached the world: both intents are durable and pending")
         let ledger = try h.ledger()
 
@@ -74,7 +65,7 @@ struct BrokerLeaseTests {
         #expect(try await h.control(ControlRequest(op: "close_run", runID: closed.id)).ok)
         let ledger = try h.ledger()
         let inflight = Task { try await BrokerHarness.call(open, "upsert", ["n": .number(1)], key: "u-stop") }
-        #expect(try await Self.eventually { h.world.count("/upsert") == 1 })
+        #expect(try await eventually { h.world.count("/upsert") == 1 })
         let lease = h.service.lease
         #expect(FileManager.default.fileExists(atPath: lease.path))
 
@@ -100,7 +91,7 @@ struct BrokerLeaseTests {
         h.world.route("/charge", .json("{\"charged\":true}", delay: .seconds(2)))
         let run = try await h.openRun(session: "grace-s", tools: ["charge"])
         let inflight = Task { try await BrokerHarness.call(run, "charge", ["n": .number(1)]) }
-        #expect(try await Self.eventually { h.world.count("/charge") == 1 })
+        #expect(try await eventually { h.world.count("/charge") == 1 })
         let report = await h.service.shutdown(reason: "test", grace: .milliseconds(100))
         #expect(report.callsStillInFlight == 1 && h.service.lease.isHeld, "no other broker may take the running call for abandoned")
         // Another broker starting now leaves the call alone; it completes and is sealed.
@@ -115,24 +106,23 @@ struct BrokerLeaseTests {
 
     @Test("two `sealbox broker` processes on one log: B leaves A's call alone; A killed: its call in doubt, its grant ended; B on SIGTERM ends its grants; facts show no live token")
     func processes() async throws {
-        let dir = "/tmp/sealbox-lease-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let world = try TestHTTPServer()
+        let dir = try TemporaryDirectory.make("lease")
+        defer { TemporaryDirectory.remove(dir) }
+        let world = try await WorldServer.start()
         defer { world.stop() }
         world.route("/charge", .json("{\"charged\":true}", delay: .seconds(2)))
         let ledgerPath = dir + "/ledger.sqlite"
         let config = dir + "/broker.yaml"
         let checkpoints = dir + "/checkpoints.sqlite"
         try BrokerHarness.configYAML(port: world.port, ledger: ledgerPath).write(toFile: config, atomically: true, encoding: .utf8)
-        let made = try await BrokerHarness.onThread { try Binaries.run(["session", "new", "--checkpoints", checkpoints]) }
+        let made = try await offPool { try Binaries.run(["session", "new", "--checkpoints", checkpoints]) }
         #expect(made.status == 0, "\(made.stderr)")
         let session = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 
         let a = try await BrokerProcess.start(config: config, dir: dir + "/a")
         let runA = try await a.openRun(session: session, tools: ["charge"])
         let first = Task { try await BrokerHarness.call(runA, "charge", ["n": .number(1)]) }
-        #expect(try await Self.eventually { world.count("/charge") == 1 })
+        #expect(try await eventually { world.count("/charge") == 1 })
         let b = try await BrokerProcess.start(config: config, dir: dir + "/b")
         #expect(b.log.contains("1 other broker(s) live on this effect log") && b.log.contains("left alone 1 executing call(s) and 1 live grant(s)"), "\(b.log)")
         let sealed = try await first.value
@@ -141,7 +131,7 @@ struct BrokerLeaseTests {
         // A is killed (-9) while a second charge is in flight.
         world.route("/charge", .json("{\"charged\":true}", delay: .seconds(30)))
         let second = Task { try? await BrokerHarness.call(runA, "charge", ["n": .number(2)]) }
-        #expect(try await Self.eventually { world.count("/charge") == 2 })
+        #expect(try await eventually { world.count("/charge") == 2 })
         let ledger = try Ledger(path: ledgerPath)
         let grantA = try #require(try ledger.liveGrants(sessionIDs: [session], nowMs: EffectEngine.nowMs()).first)
         let brokerA = try #require(grantA.brokerID)
@@ -173,10 +163,9 @@ struct BrokerLeaseTests {
 
     @Test("a broker started with --exit-with ends its grants when that process dies")
     func exitWith() async throws {
-        let dir = "/tmp/sealbox-lease-x-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let world = try TestHTTPServer()
+        let dir = try TemporaryDirectory.make("lease-x")
+        defer { TemporaryDirectory.remove(dir) }
+        let world = try await WorldServer.start()
         defer { world.stop() }
         let ledgerPath = dir + "/ledger.sqlite"
         let config = dir + "/broker.yaml"
@@ -190,8 +179,8 @@ struct BrokerLeaseTests {
         let ledger = try Ledger(path: ledgerPath)
         #expect(try ledger.liveGrants(sessionIDs: ["x-s"], nowMs: EffectEngine.nowMs()).map(\.tokenID) == [run.tokenID])
         kill(runner.processIdentifier, SIGKILL)
-        try await BrokerHarness.onThread { runner.waitUntilExit() }
-        #expect(try await Self.eventually { !broker.process.isRunning }, "the broker stops when its runner dies")
+        try await offPool { runner.waitUntilExit() }
+        #expect(try await eventually { !broker.process.isRunning }, "the broker stops when its runner dies")
         #expect(try ledger.liveGrants(sessionIDs: ["x-s"], nowMs: EffectEngine.nowMs()).isEmpty)
         let revocation = try #require(try ledger.records(afterSeq: 0, limit: 100).last)
         #expect(revocation.kind == "revocation" && revocation.tokenID == run.tokenID)
@@ -205,7 +194,7 @@ struct BrokerLeaseTests {
 
     /// `sealbox session facts --json`'s live tokens.
     static func facts(_ session: String, checkpoints: String, ledger: String) async throws -> [[String: Any]] {
-        let out = try await BrokerHarness.onThread { try Binaries.run(["session", "facts", session, "--json", "--checkpoints", checkpoints, "--ledger", ledger]) }
+        let out = try await offPool { try Binaries.run(["session", "facts", session, "--json", "--checkpoints", checkpoints, "--ledger", ledger]) }
         let object = try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any], "\(out.stderr)")
         let authority = try #require(object["authority"] as? [String: Any])
         return authority["tokens"] as? [[String: Any]] ?? []
@@ -236,7 +225,7 @@ struct BrokerLeaseTests {
             broker.process.standardOutput = FileHandle.nullDevice
             broker.process.standardError = FileHandle(forWritingAtPath: broker.logPath)
             try broker.process.run()
-            let ready = try await BrokerLeaseTests.eventually { broker.log.contains("listening on") || !broker.process.isRunning }
+            let ready = try await eventually { broker.log.contains("listening on") || !broker.process.isRunning }
             guard ready, broker.process.isRunning else { throw FixtureFailure("broker did not start: \(broker.log)") }
             return broker
         }
@@ -248,13 +237,13 @@ struct BrokerLeaseTests {
         func kill9() async throws {
             kill(process.processIdentifier, SIGKILL)
             let process = self.process
-            try await BrokerHarness.onThread { process.waitUntilExit() }
+            try await offPool { process.waitUntilExit() }
         }
 
         func terminate() async throws {
             kill(process.processIdentifier, SIGTERM)
             let process = self.process
-            try await BrokerHarness.onThread { process.waitUntilExit() }
+            try await offPool { process.waitUntilExit() }
         }
     }
 
