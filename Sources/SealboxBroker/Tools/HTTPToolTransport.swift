@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import SealboxLedger
 import SealboxBase
+import SealboxTracing
 
 /// Runs one expanded http tool request with AsyncHTTPClient (SwiftNIO: event-driven, so a call
 /// waiting on a slow world costs no CPU — URLSession on Linux spun about 0.8 core per waiting
@@ -119,6 +120,9 @@ enum HTTPToolTransport {
                 outgoing.method = HTTPMethod(rawValue: request.method)
                 // Otherwise the client's default names its library.
                 outgoing.headers.replaceOrAdd(name: "User-Agent", value: "sealbox-broker")
+                // The tool call's span (W3C trace context; nothing when tracing is off), before
+                // the tool's own headers, so a header the operator configured stays as written.
+                for h in TraceParent.headers() { outgoing.headers.replaceOrAdd(name: h.name, value: h.value) }
                 for h in request.headers { outgoing.headers.replaceOrAdd(name: h.name, value: h.value) }
                 if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
                 let response = try await client.execute(outgoing, deadline: deadline)
