@@ -129,8 +129,9 @@ struct TracingEndToEndTests {
     @Test("with no OTEL_* variable nothing is exported, and serve answers as before")
     func offByDefault() async throws {
         try await LoopbackReceiver.with { receiver, _ in
-            var environment: [String: String] = [:]
-            for name in ProcessInfo.processInfo.environment.keys where name.hasPrefix("OTEL_") { environment[name] = "" }
+            var cleared: [String: String] = [:]
+            for name in ProcessInfo.processInfo.environment.keys where name.hasPrefix("OTEL_") { cleared[name] = "" }
+            let environment = cleared
             let server = try await offPool { try ServeProcess([], environment: environment) }
             let port = server.port, key = server.key
             let ran = try await offPool {

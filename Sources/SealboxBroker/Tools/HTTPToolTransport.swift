@@ -93,6 +93,10 @@ enum HTTPToolTransport {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, decompression: .disabled)
         configuration.timeout = HTTPClient.Configuration.Timeout(connect: .milliseconds(Int64(timeoutMs)), read: .milliseconds(Int64(timeoutMs)))
         configuration.proxy = nil
+        // No span of the client's own: it would record the full URL, and a tool's URL may hold
+        // a secret or the call's arguments. The tool-call span is the request's parent instead
+        // (`exchange` sends its traceparent), and the world sees that one header, not two.
+        configuration.tracing.tracer = nil
         // One attempt: a refused connection is a call that certainly did not happen, answered
         // at once (the client would otherwise retry until the connect timeout).
         configuration.connectionPool.retryConnectionEstablishment = false
