@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 // Shared by every Swift target: the same strictness hummingbird and swift-subprocess use.
@@ -32,6 +32,11 @@ let package = Package(
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Only the OTLP/HTTP exporter: the default traits add gRPC, minutes of build for an
+        // exporter sealbox does not offer.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context", from: "1.0.0"),
     ],
     targets: [
         // Child side of the clone: raw syscalls only, links nothing but libc.
@@ -48,6 +53,18 @@ let package = Package(
         .target(
             name: "SealboxBase",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        // Tracing: the OTLP bootstrap (swift-otel, off unless the OTEL_* variables turn it on)
+        // and the W3C trace context carried from the API to the broker and on to the world.
+        .target(
+            name: "SealboxTracing",
+            dependencies: [
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -76,6 +93,8 @@ let package = Package(
             dependencies: [
                 "SealboxBase",
                 "SealboxLedger",
+                "SealboxTracing",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 // http tools: event-driven (NIO), so a call waiting on a slow world costs no CPU.
@@ -90,7 +109,10 @@ let package = Package(
         // workspace restore and capture, seal) and the broker grant of a run.
         .target(
             name: "SealboxRuntime",
-            dependencies: ["SealboxBase", "SealboxJail", "SealboxLedger", "SealboxBroker"],
+            dependencies: [
+                "SealboxBase", "SealboxJail", "SealboxLedger", "SealboxBroker", "SealboxTracing",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
             swiftSettings: swiftSettings
         ),
         // `sealbox serve`: the HTTP API (Hummingbird 2), admission control,
@@ -104,6 +126,8 @@ let package = Package(
                 "SealboxRuntime",
                 "SealboxLedger",
                 "SealboxBroker",
+                "SealboxTracing",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -148,6 +172,8 @@ let package = Package(
                 "SealboxProfiles",
                 "SealboxLedger",
                 "SealboxBroker",
+                "SealboxTracing",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -230,6 +256,17 @@ let package = Package(
         .testTarget(
             name: "SealboxCLITests",
             dependencies: ["SealboxTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // Tracing: trace context parsing, and `sealbox serve` exporting into a local OTLP
+        // receiver (a Hummingbird server in the test, which is also the broker's world).
+        .testTarget(
+            name: "SealboxTracingTests",
+            dependencies: [
+                "SealboxTracing",
+                "SealboxTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The hostile API battery: a real `sealbox serve` attacked as a hostile tenant, a

@@ -124,10 +124,15 @@ public struct ControlRequest: Sendable, Codable {
     /// open_run: who the run's calls count against (`BrokerLimits.perTenant`), 1-64 letters,
     /// digits, - or _; absent: the session's family.
     public var tenant: String?
+    /// open_run: the W3C traceparent of the run's span; the run's tool-call spans are its
+    /// children. Set by the process that opens the run, never by the jail; a malformed one
+    /// is ignored (the calls are traced as roots of their own).
+    public var traceparent: String?
 
     public init(op: String, runID: String? = nil, sessionID: String? = nil, sessionRoot: String? = nil, tools: [String]? = nil,
-                ttlMs: Int64? = nil, tokenID: String? = nil, tenant: String? = nil) {
+                ttlMs: Int64? = nil, tokenID: String? = nil, tenant: String? = nil, traceparent: String? = nil) {
         self.op = op
+        self.traceparent = traceparent
         self.tenant = tenant
         self.runID = runID
         self.sessionID = sessionID
@@ -146,6 +151,7 @@ public struct ControlRequest: Sendable, Codable {
         case ttlMs = "ttl_ms"
         case tokenID = "token_id"
         case tenant
+        case traceparent
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import SealboxBase
 import Glibc
 import SealboxLedger
+import SealboxTracing
 import Synchronization
 
 public struct BrokerFailure: Error, CustomStringConvertible, Sendable {
@@ -222,7 +223,8 @@ public final class BrokerService: Sendable {
         case "open_run":
             do {
                 return try await openRun(runID: request.runID ?? "", sessionID: request.sessionID ?? "", sessionRoot: request.sessionRoot,
-                                         tools: request.tools ?? [], ttlMs: request.ttlMs ?? 600_000, tenant: request.tenant)
+                                         tools: request.tools ?? [], ttlMs: request.ttlMs ?? 600_000, tenant: request.tenant,
+                                         traceparent: request.traceparent)
             } catch {
                 return ControlResponse(ok: false, error: error)
             }
@@ -257,8 +259,11 @@ public final class BrokerService: Sendable {
     /// (`sessionRoot`: the family's root when the session is a fork; nil: its own root). A
     /// session already recorded under another root is refused (`bad_request`). `tenant`: who
     /// the run's calls count against (`BrokerLimits.perTenant`); nil: the session's family.
+    /// `traceparent`: the run's span; each call on the run's socket is traced as its child
+    /// (`ToolCallTracing`). Only this control request sets it: nothing a jail sends on its own
+    /// socket can choose the trace its calls join.
     public func openRun(runID: String, sessionID: String, sessionRoot: String? = nil, tools: [String], ttlMs: Int64,
-                        tenant: String? = nil) async throws(BrokerError) -> ControlResponse {
+                        tenant: String? = nil, traceparent: String? = nil) async throws(BrokerError) -> ControlResponse {
         guard Self.isIdentifier(runID), Self.isIdentifier(sessionID) else {
             throw BrokerError(.badRequest, "run_id and session_id must be 1-64 letters, digits, - or _")
         }
@@ -315,8 +320,9 @@ public final class BrokerService: Sendable {
         let listener = Listener(fd: fd, path: path)
         let budget = engine.usage.open(runID: runID, tenant: accountable)
         state.withLock { $0.runs[runID] = RunEntry(sessionID: sessionID, tokenID: minted.tokenID, socketPath: path, listener: listener) }
+        let trace = ToolCallTracing(runID: runID, parent: TraceParent.context(traceparent))
         startAcceptLoop(listener, name: "run-\(runID)", budget: budget) { [self] line in
-            let response = await self.engine.handle(line: line, runID: runID)
+            let response = await trace.call { span in await self.engine.handle(line: line, runID: runID, span: span) }
             if let error = response.error, BlockedCall.isBlocking(error.code) {
                 let call = BlockedCall(seq: response.effect?.seq, code: error.code, message: error.message)
                 self.state.withLock { $0.blocked[runID, default: BlockedSummary()].add(call) }

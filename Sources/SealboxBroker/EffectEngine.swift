@@ -2,7 +2,9 @@ import Crypto
 import Foundation
 import SealboxBase
 import SealboxLedger
+import SealboxTracing
 import Synchronization
+import Tracing
 
 /// Applies the effect-class rules of DESIGN.md to one call: verify the token, look up what the
 /// effect log already knows under (session, tool, idempotency key) — for irreversible tools also
@@ -44,8 +46,10 @@ public final class EffectEngine: Sendable {
     /// it leaves without completion becomes in doubt).
     public var callsInFlight: Int { inFlight.load(ordering: .sequentiallyConsistent) }
 
-    /// Handles one request line that arrived on the socket of `runID`.
-    public func handle(line: Data, runID: String) async -> CallResponse {
+    /// Handles one request line that arrived on the socket of `runID`. `span`: the call's
+    /// span (`ToolCallTracing`), which learns the tool and its effect class once the token is
+    /// verified for that tool (before that, the name is only what the jail wrote).
+    public func handle(line: Data, runID: String, span: (any Span)? = nil) async -> CallResponse {
         let request: CallRequest
         do {
             // One strict reading: a duplicate member name ("tool" twice) is refused, never
@@ -54,10 +58,10 @@ public final class EffectEngine: Sendable {
         } catch {
             return .failure(BrokerError(.badRequest, "request is not a JSON object with token, op, tool: \(error.message)"))
         }
-        return await handle(request, runID: runID)
+        return await handle(request, runID: runID, span: span)
     }
 
-    public func handle(_ request: CallRequest, runID: String) async -> CallResponse {
+    public func handle(_ request: CallRequest, runID: String, span: (any Span)? = nil) async -> CallResponse {
         // Counted before the token is checked: a stopping broker revokes every token first and
         // then waits for this count, so no call it missed can still write an intent.
         inFlight.wrappingAdd(1, ordering: .sequentiallyConsistent)
@@ -78,6 +82,8 @@ public final class EffectEngine: Sendable {
         guard let tool = config.tools[request.tool] else {
             return .failure(BrokerError(.unknownTool, "no tool named \"\(request.tool)\""))
         }
+        span?.attributes[SealboxSpan.Attribute.tool] = tool.name
+        span?.attributes[SealboxSpan.Attribute.effectClass] = tool.effect.rawValue
         let args = request.args ?? [:]
         let target: String
         do {

@@ -26,9 +26,11 @@ public final class BrokerRun {
     /// another), whose irreversible effects bind every branch; nil when it is its own root.
     /// `ledgerPath`: the effect log of a broker started here (nil: its config's `ledger:`).
     /// `runID`: an id the caller already announced (a streamed API run names it first);
-    /// nil for a fresh one.
+    /// nil for a fresh one. `traceparent`: the run's span, which the broker makes the parent of
+    /// the run's tool-call spans (nil: tracing is off).
     public static func open(configPath: String?, controlSocket: String?, ledgerPath: String? = nil, allow: [String], session: String?, sessionRoot: String? = nil,
-                     timeoutMs: Int, dataDirectory: String, runID: String? = nil, tenant: String? = nil) async throws -> BrokerRun {
+                     timeoutMs: Int, dataDirectory: String, runID: String? = nil, tenant: String? = nil,
+                     traceparent: String? = nil) async throws -> BrokerRun {
         guard (configPath == nil) != (controlSocket == nil) else {
             throw RuntimeError(.badInput, configPath == nil ? "--allow needs --tools FILE or --broker SOCKET" : "give either --tools or --broker, not both", field: "tools")
         }
@@ -63,7 +65,7 @@ public final class BrokerRun {
         // The token outlives the run's timeout a little: teardown still needs no call.
         let request = ControlRequest(op: "open_run", runID: runID, sessionID: session ?? runID,
                                      sessionRoot: sessionRoot == session ? nil : sessionRoot, tools: allow, ttlMs: Int64(timeoutMs) + 5_000,
-                                     tenant: tenant)
+                                     tenant: tenant, traceparent: traceparent)
         let response: ControlResponse
         do {
             response = try await BrokerControlClient.ask(request, socket: socket)

@@ -3,6 +3,8 @@ import SealboxJail
 import SealboxBroker
 import SealboxLedger
 import SealboxBase
+import SealboxTracing
+import Tracing
 
 /// What one run asks for beyond its jail: the session it belongs to, the step it is, and
 /// the tools granted to it through a broker.
@@ -58,17 +60,26 @@ public struct RunPipeline: Sendable {
 
     /// `output` sees the jail's stdout and stderr as they arrive (`Executor.run`); a replayed
     /// step executes nothing, so it sees nothing.
+    /// Traced as one `sealbox.run` span under the caller's (the HTTP request's, when there is
+    /// one), with a span per phase of the jail (`RunTracing`).
     public func run(_ plan: RunPlan, output: OutputObserver? = nil) async throws(RuntimeError) -> RunResult {
+        let span = RunTracing.start(plan)
+        defer { span.end() }
         do {
-            return try await runUnchecked(plan, output: output)
+            let result = try await runUnchecked(plan, output: output, trace: span.context)
+            RunTracing.finished(result, on: span)
+            return result
         } catch let error as RuntimeError {
+            RunTracing.failed(error, on: span)
             throw error
         } catch {
-            throw RuntimeError(.storage, "\(error)")
+            let error = RuntimeError(.storage, "\(error)")
+            RunTracing.failed(error, on: span)
+            throw error
         }
     }
 
-    private func runUnchecked(_ plan: RunPlan, output: OutputObserver?) async throws -> RunResult {
+    private func runUnchecked(_ plan: RunPlan, output: OutputObserver?, trace: InstrumentationContext) async throws -> RunResult {
         var spec = plan.spec
         var checkpoint: StepCheckpoint?
         if let step = plan.step {
@@ -110,7 +121,8 @@ public struct RunPipeline: Sendable {
                 configPath: plan.brokerConfigPath, controlSocket: plan.brokerControlSocket, ledgerPath: plan.brokerLedgerPath,
                 allow: plan.allow, session: plan.session,
                 sessionRoot: checkpoint?.info.root ?? knownSessionRoot(plan.session),
-                timeoutMs: spec.limits.timeoutMs, dataDirectory: dataDirectory, runID: spec.id, tenant: plan.tenant)
+                timeoutMs: spec.limits.timeoutMs, dataDirectory: dataDirectory, runID: spec.id, tenant: plan.tenant,
+                traceparent: TraceParent.current(trace))
             spec.id = brokerRun?.runID
             spec.door = brokerRun?.grant.door
         }
@@ -133,7 +145,9 @@ public struct RunPipeline: Sendable {
         let closed = await brokerRun?.close()
         var result: RunResult
         switch ran {
-        case .success(let r): result = r
+        case .success(let r):
+            result = r
+            RunTracing.phases(of: r, context: trace)
         case .failure(let error):
             outcome = "not_started"
             switch error.code {

@@ -6,6 +6,8 @@ import SealboxBase
 import SealboxJail
 import SealboxRuntime
 import SealboxProfiles
+import SealboxTracing
+import Tracing
 
 /// The steps every `POST /v1/runs` goes through, streamed or not: read the body, take an
 /// admission slot, and once the jail is done record the result (store, metrics, log line).
@@ -46,6 +48,9 @@ extension SealboxAPI {
     /// (a streamed run passes nil: it belongs to the server once admitted). Returns how long
     /// the run waited. The caller must `admission.release(tenant:)` once the jail is gone.
     public func admit(_ identity: APIIdentity, connection: (any Channel)?) async throws(APIError) -> Duration {
+        // The queue phase, traced under the request (beside the run's own span).
+        let span = startSpan(SealboxSpan.queue)
+        defer { span.end() }
         let arrived = ContinuousClock.now
         if await admission.tryAcquire(tenant: identity.tenant) { return .zero }
         let ticket = await admission.ticket()

@@ -113,6 +113,10 @@ public struct SealboxAPI: Sendable {
     public func router(mounting mount: Mount? = nil) -> Router<SealboxRequestContext> {
         let router = Router(context: SealboxRequestContext.self)
         // First: middleware wraps only the routes registered after it.
+        // Outermost: a span per request, the child of the request's `traceparent` when it has a
+        // well-formed one (a malformed one is ignored); runs are traced under it. A no-op
+        // unless `sealbox serve` bootstrapped tracing (TracingExport).
+        router.add(middleware: TracingMiddleware())
         // Outside auth, so refused requests are logged too.
         router.add(middleware: RequestLogMiddleware())
         // Per-route counts and latencies, into `metrics.registry` when serve bootstrapped
@@ -156,7 +160,9 @@ public struct SealboxAPI: Sendable {
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully (see `drain`).
     /// `onListening`: as for `application`; it may end the service early with `stop`.
-    public func run(logger: Logger = Logger(label: "sealbox"), mounting mount: Mount? = nil,
+    /// `services`: run beside the server in its group and stopped after it (the trace
+    /// exporter, which then flushes the spans of the last requests).
+    public func run(logger: Logger = Logger(label: "sealbox"), mounting mount: Mount? = nil, services: [any Service] = [],
                     onListening: @escaping @Sendable (_ stop: @escaping @Sendable (String) async -> Void) async -> Void = { _ in }) async throws {
         let box = Mutex<ServiceGroup?>(nil)
         let stop: @Sendable (String) async -> Void = { reason in
@@ -164,7 +170,8 @@ public struct SealboxAPI: Sendable {
             await box.withLock { $0 }?.triggerGracefulShutdown()
         }
         let app = application(logger: logger, mounting: mount) { await onListening(stop) }
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        // A group stops its services in reverse order: the server first, then `services`.
+        let group = ServiceGroup(configuration: .init(services: services + [app], logger: logger))
         box.withLock { $0 = group }
         let signals = ShutdownSignals { reason in
             Task { await stop(reason) }

@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 import SealboxBase
 import SealboxBroker
+import SealboxTracing
 
 struct BrokerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -43,7 +44,13 @@ struct BrokerServeCommand: AsyncParsableCommand {
     @Option(name: .customLong(BrokerProcess.Arguments.Flag.exitWith), help: "Stop when the process with this pid exits (`sealbox run --tools` passes its own pid, so a killed runner leaves no broker behind).")
     var exitWith: Int32?
 
+    /// Traced when the OTEL_* variables ask for it (a broker started by `serve`, `mcp` or `run`
+    /// inherits them): a span per tool call, exported as a service of its own name.
     func run() async throws {
+        try await TracingExport.whileRunning(serviceName: "sealbox-broker") { try await serve() }
+    }
+
+    private func serve() async throws {
         var watched: Int32?
         if let exitWith {
             // Opened before anything else: if the runner is already gone, there is nothing to serve.

@@ -1,5 +1,6 @@
 import SealboxBase
 import ArgumentParser
+import SealboxTracing
 import Foundation
 import SealboxJail
 import SealboxMCP
@@ -101,7 +102,8 @@ struct McpCommand: AsyncParsableCommand {
             return executor
         }
         writeStderr("sealbox mcp: serving MCP on stdio (state \(stateDir); \(tools.map { "tools \($0)" } ?? broker.map { "broker \($0)" } ?? "no broker"); \(maxConcurrent) runs at once)\n")
-        await server.run()
+        // Traced (and exported before exit) when the OTEL_* variables ask for it.
+        try await TracingExport.whileRunning(serviceName: "sealbox") { await server.run() }
     }
 
     /// Brokers are started from other working directories: keep the paths absolute.

@@ -1,5 +1,6 @@
 import SealboxBase
 import ArgumentParser
+import SealboxTracing
 import Foundation
 import Glibc
 import SealboxProfiles
@@ -84,9 +85,17 @@ struct RunCommand: AsyncParsableCommand {
         // given (as `serve --state-dir` does), the config's `ledger:` otherwise.
         let plan = RunPlan(spec: spec, session: session, step: step, allow: allow, brokerConfigPath: tools, brokerControlSocket: broker,
                            brokerLedgerPath: state.stateDir == nil ? nil : state.layout.ledgerPath)
+        // Traced (and exported before exit) when the OTEL_* variables ask for it.
+        let ran = try await TracingExport.whileRunning(serviceName: "sealbox") { () async -> Result<RunResult, RuntimeError> in
+            do throws(RuntimeError) {
+                return .success(try await pipeline.run(plan))
+            } catch {
+                return .failure(error)
+            }
+        }
         let result: RunResult
-        do throws(RuntimeError) {
-            result = try await pipeline.run(plan)
+        do {
+            result = try ran.get()
         } catch {
             throw CLIFailure(message: error.message)
         }

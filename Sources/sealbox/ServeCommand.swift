@@ -5,6 +5,7 @@ import Foundation
 import SealboxJail
 import SealboxMCP
 import SealboxServer
+import SealboxTracing
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -169,6 +170,8 @@ struct ServeCommand: AsyncParsableCommand {
         guard let logger = ServerLogging.bootstrap(level: logLevel) else {
             throw CLIFailure(message: "--log-level must be one of \(ServerLogging.levelNames), got \"\(logLevel)\"")
         }
+        // Once per process, before any span: OTLP export when the OTEL_* variables ask for it.
+        let tracing = TracingExport.bootstrap(serviceName: "sealbox", diagnostics: logger)
         configuration.layout = StateLayout(stateDirectory: stateDir)
         configuration.authRequired = !noAuth
         // From here on every failure is a JSON log line, like everything serve writes.
@@ -231,7 +234,7 @@ struct ServeCommand: AsyncParsableCommand {
             // The port is bound first: a server that cannot listen never starts a broker.
             // MCP's Streamable HTTP transport at /mcp, behind the same keys as the API.
             let mcp = MCPHTTPEndpoint(api: api, logger: logger)
-            try await api.run(logger: logger, mounting: { mcp.mount(on: $0) }) { stop in
+            try await api.run(logger: logger, mounting: { mcp.mount(on: $0) }, services: tracing.map { [$0] } ?? []) { stop in
                 do {
                     let broker = try await ServiceBroker.start(executable: exe, layout: layout, toolsConfig: tools)
                     slot.set(.running(broker))

@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import SealboxLedger
 import SealboxBase
+import SealboxTracing
 
 /// Runs one expanded http tool request with AsyncHTTPClient (SwiftNIO: event-driven, so a call
 /// waiting on a slow world costs no CPU — URLSession on Linux spun about 0.8 core per waiting
@@ -92,6 +93,10 @@ enum HTTPToolTransport {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, decompression: .disabled)
         configuration.timeout = HTTPClient.Configuration.Timeout(connect: .milliseconds(Int64(timeoutMs)), read: .milliseconds(Int64(timeoutMs)))
         configuration.proxy = nil
+        // No span of the client's own: it would record the full URL, and a tool's URL may hold
+        // a secret or the call's arguments. The tool-call span is the request's parent instead
+        // (`exchange` sends its traceparent), and the world sees that one header, not two.
+        configuration.tracing.tracer = nil
         // One attempt: a refused connection is a call that certainly did not happen, answered
         // at once (the client would otherwise retry until the connect timeout).
         configuration.connectionPool.retryConnectionEstablishment = false
@@ -119,6 +124,9 @@ enum HTTPToolTransport {
                 outgoing.method = HTTPMethod(rawValue: request.method)
                 // Otherwise the client's default names its library.
                 outgoing.headers.replaceOrAdd(name: "User-Agent", value: "sealbox-broker")
+                // The tool call's span (W3C trace context; nothing when tracing is off), before
+                // the tool's own headers, so a header the operator configured stays as written.
+                for h in TraceParent.headers() { outgoing.headers.replaceOrAdd(name: h.name, value: h.value) }
                 for h in request.headers { outgoing.headers.replaceOrAdd(name: h.name, value: h.value) }
                 if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
                 let response = try await client.execute(outgoing, deadline: deadline)
