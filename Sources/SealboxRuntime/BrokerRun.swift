@@ -35,10 +35,10 @@ public final class BrokerRun {
             throw RuntimeError(.badInput, configPath == nil ? "--allow needs --tools FILE or --broker SOCKET" : "give either --tools or --broker, not both", field: "tools")
         }
         guard !allow.isEmpty else { throw RuntimeError(.badInput, "grant at least one tool with --allow TOOL", field: "tools") }
-        if let session, !BrokerService.isIdentifier(session) {
+        if let session, !BrokerServer.isIdentifier(session) {
             throw RuntimeError(.badInput, "a session id must be 1-64 letters, digits, - or _", field: "session")
         }
-        if let runID, !BrokerService.isIdentifier(runID) {
+        if let runID, !BrokerServer.isIdentifier(runID) {
             throw RuntimeError(.badInput, "a run id must be 1-64 letters, digits, - or _", field: "id")
         }
         let runID = runID ?? RandomID.hex64(prefix: "r", padded: false)

@@ -82,9 +82,9 @@ struct BenchEffectsCommand: AsyncParsableCommand {
                 effect: idempotent
                 approval: auto
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        let service: BrokerService
+        let service: BrokerServer
         do {
-            service = try BrokerService(.init(configPath: config, stateDirectory: dir + "/state", ledgerPath: dir + "/ledger.sqlite"))
+            service = try BrokerServer(.init(configPath: config, stateDirectory: dir + "/state", ledgerPath: dir + "/ledger.sqlite"))
             try makeDirectories(dir + "/state")
             _ = try await service.start()
         } catch {
@@ -121,7 +121,7 @@ struct BenchEffectsCommand: AsyncParsableCommand {
         }
     }
 
-    private func runFlood(_ service: BrokerService) async throws {
+    private func runFlood(_ service: BrokerServer) async throws {
         let bench = EffectsFloodBench(service: service, victimCalls: victimCalls, connections: floodConnections) { runID, tenant in
             do throws(BrokerError) {
                 return try await service.openRun(runID: runID, sessionID: runID, tools: ["noop"], ttlMs: 3_600_000, tenant: tenant)
@@ -141,7 +141,7 @@ struct BenchEffectsCommand: AsyncParsableCommand {
         }
     }
 
-    private func openRun(_ service: BrokerService, _ runID: String, ttlMs: Int64) async throws -> ControlResponse {
+    private func openRun(_ service: BrokerServer, _ runID: String, ttlMs: Int64) async throws -> ControlResponse {
         do {
             return try await service.openRun(runID: runID, sessionID: runID, tools: ["noop"], ttlMs: ttlMs)
         } catch {
@@ -212,7 +212,7 @@ struct BenchEffectsCommand: AsyncParsableCommand {
     }
 
     /// Revoke over the control socket, then call: time until the refusal comes back.
-    private func revocationLatency(service: BrokerService) async throws -> (p50: Double, p99: Double) {
+    private func revocationLatency(service: BrokerServer) async throws -> (p50: Double, p99: Double) {
         var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
         for i in 0..<100 {
             let runID = "revoke\(i)"

@@ -46,7 +46,7 @@ struct EffectsFloodBench {
         var floods: [Row]
     }
 
-    let service: BrokerService
+    let service: BrokerServer
     let victimCalls: Int
     let connections: Int
     /// Opens a run on `service` with the bench's tool; the tenant keeps runs' budgets apart.

@@ -62,10 +62,10 @@ struct BrokerServeCommand: AsyncParsableCommand {
             }
             watched = fd
         }
-        let service: BrokerService
+        let service: BrokerServer
         do {
             try makeDirectories(stateDir)
-            service = try BrokerService(.init(configPath: config, stateDirectory: stateDir, ledgerPath: ledger))
+            service = try BrokerServer(.init(configPath: config, stateDirectory: stateDir, ledgerPath: ledger))
         } catch {
             throw CLIFailure(message: "\(error)")
         }

@@ -236,7 +236,7 @@ struct ServeCommand: AsyncParsableCommand {
             let mcp = MCPHTTPEndpoint(api: api, logger: logger)
             try await api.run(logger: logger, mounting: { mcp.mount(on: $0) }, services: tracing.map { [$0] } ?? []) { stop in
                 do {
-                    let broker = try await ServiceBroker.start(executable: exe, layout: layout, toolsConfig: tools)
+                    let broker = try await ManagedBroker.start(executable: exe, layout: layout, toolsConfig: tools)
                     slot.set(.running(broker))
                     ServerLogging.notice("broker started", to: logger, metadata: ["pid": String(broker.processIdentifier), "tools": tools ?? "none"])
                 } catch {

@@ -12,7 +12,7 @@ final class BrokerHarness: @unchecked Sendable {  // set up once in init, then r
     static let secret = "sk-live-harness-\(UUID().uuidString)"
     let dir: String
     let world: WorldServer
-    let service: BrokerService
+    let service: BrokerServer
     let ledgerPath: String
     let configPath: String
 
@@ -53,7 +53,7 @@ final class BrokerHarness: @unchecked Sendable {  // set up once in init, then r
         ledgerPath = dir + "/ledger.sqlite"
         configPath = dir + "/broker.yaml"
         try Self.configYAML(port: world.port, ledger: ledgerPath).write(toFile: configPath, atomically: true, encoding: .utf8)
-        service = try BrokerService(.init(configPath: configPath, stateDirectory: dir + "/state", ledgerPath: nil,
+        service = try BrokerServer(.init(configPath: configPath, stateDirectory: dir + "/state", ledgerPath: nil,
                                           environment: ["HARNESS_API_TOKEN": Self.secret]))
         _ = try await service.start()
     }

@@ -28,7 +28,7 @@ struct BrokerLeaseTests {
                 "both requests reached the world: both intents are durable and pending")
         let ledger = try h.ledger()
 
-        let b = try BrokerService(.init(configPath: h.configPath, stateDirectory: h.dir + "/state-b", environment: Self.environment))
+        let b = try BrokerServer(.init(configPath: h.configPath, stateDirectory: h.dir + "/state-b", environment: Self.environment))
         defer { b.stop() }
         let recovered = try await b.start()
         #expect(recovered.calls.isEmpty, "B marked A's in-flight calls: \(recovered.calls.map { "seq \($0.intentSeq) \($0.tool) -> \($0.state.rawValue)" })")
@@ -95,7 +95,7 @@ struct BrokerLeaseTests {
         let report = await h.service.shutdown(reason: "test", grace: .milliseconds(100))
         #expect(report.callsStillInFlight == 1 && h.service.lease.isHeld, "no other broker may take the running call for abandoned")
         // Another broker starting now leaves the call alone; it completes and is sealed.
-        let b = try BrokerService(.init(configPath: h.configPath, stateDirectory: h.dir + "/state-b", environment: Self.environment))
+        let b = try BrokerServer(.init(configPath: h.configPath, stateDirectory: h.dir + "/state-b", environment: Self.environment))
         defer { b.stop() }
         let recovery = try await b.start()
         #expect(recovery.calls.isEmpty && recovery.callsLeftAlone == 1)
@@ -247,7 +247,7 @@ struct BrokerLeaseTests {
         }
     }
 
-    func openRun(_ service: BrokerService, session: String, tools: [String]) async throws -> BrokerHarness.Run {
+    func openRun(_ service: BrokerServer, session: String, tools: [String]) async throws -> BrokerHarness.Run {
         let id = "run\(UUID().uuidString.prefix(8).lowercased())"
         let r = try await service.openRun(runID: id, sessionID: session, tools: tools, ttlMs: 60_000)
         guard r.ok, let token = r.token, let tokenID = r.tokenID, let socket = r.socket else {

@@ -220,14 +220,14 @@ struct SessionFamilyTests {
         #expect(try ledger.liveGrants(sessionIDs: ["g-s"], nowMs: EffectEngine.nowMs()).map(\.tokenID) == [run.tokenID])
         let environment = ["HARNESS_API_TOKEN": BrokerHarness.secret]
         // The first broker is still running: its token is live authority, left alone.
-        let beside = try BrokerService(.init(configPath: h.configPath, stateDirectory: h.dir + "/state2", ledgerPath: nil, environment: environment))
+        let beside = try BrokerServer(.init(configPath: h.configPath, stateDirectory: h.dir + "/state2", ledgerPath: nil, environment: environment))
         let found = try await beside.start()
         beside.stop()
         #expect(found.grants.isEmpty && found.liveBrokers.contains(h.service.brokerID) && found.grantsLeftAlone == 1)
         #expect(try ledger.liveGrants(sessionIDs: ["g-s"], nowMs: EffectEngine.nowMs()).map(\.tokenID) == [run.tokenID])
         // It stops without writing to the log (as a crash would leave it): the next broker ends its grant.
         h.service.stop()
-        let next = try BrokerService(.init(configPath: h.configPath, stateDirectory: h.dir + "/state3", ledgerPath: nil, environment: environment))
+        let next = try BrokerServer(.init(configPath: h.configPath, stateDirectory: h.dir + "/state3", ledgerPath: nil, environment: environment))
         let recovery = try await next.start()
         defer { next.stop() }
         #expect(recovery.grants.map(\.tokenID) == [run.tokenID] && recovery.goneBrokers.contains(h.service.brokerID))

@@ -14,7 +14,7 @@ import Testing
 struct SessionAPITests {
     struct Service {
         var api: SealboxAPI
-        var broker: ServiceBroker
+        var broker: ManagedBroker
         var world: String
     }
 
@@ -31,7 +31,7 @@ struct SessionAPITests {
                 argv: ["/bin/sh", "-c", "echo cutover >> \(world)"]
                 effect: irreversible
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        let broker = try await ServiceBroker.start(executable: try ServerTestSupport.sealboxBinary, layout: layout, toolsConfig: config)
+        let broker = try await ManagedBroker.start(executable: try ServerTestSupport.sealboxBinary, layout: layout, toolsConfig: config)
         var configuration = ServerConfiguration(layout: layout, maxConcurrentRuns: 2, maxQueuedRuns: 4)
         configuration.authRequired = false  // keys and tenants: SessionTenancyTests
         let api = try SealboxAPI(configuration: configuration, executor: try APITests.executor.get(), brokerControlSocket: broker.controlSocket)

@@ -13,7 +13,7 @@ import Testing
 struct SessionTenancyTests {
     struct Service {
         var api: SealboxAPI
-        var broker: ServiceBroker
+        var broker: ManagedBroker
         var a: String
         var b: String
         var operatorKey: String
@@ -30,7 +30,7 @@ struct SessionTenancyTests {
                 argv: ["/bin/true"]
                 effect: idempotent
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        let broker = try await ServiceBroker.start(executable: try ServerTestSupport.sealboxBinary, layout: layout, toolsConfig: config)
+        let broker = try await ManagedBroker.start(executable: try ServerTestSupport.sealboxBinary, layout: layout, toolsConfig: config)
         let api = try SealboxAPI(configuration: ServerConfiguration(layout: layout, maxConcurrentRuns: 2, maxQueuedRuns: 4),
                                  executor: try APITests.executor.get(), brokerControlSocket: broker.controlSocket)
         return Service(api: api, broker: broker,

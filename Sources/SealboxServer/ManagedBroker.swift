@@ -5,8 +5,9 @@ import SealboxBroker
 import SealboxRuntime
 import Synchronization
 
-/// The broker process of `sealbox serve`: a separate `sealbox broker` holding the secrets of
-/// the operator's tools and writing the effect log, so the API process never sees a secret.
+/// The broker process `sealbox serve` starts, watches and stops: a separate `sealbox broker`
+/// holding the secrets of the operator's tools and writing the effect log, so the API process
+/// never sees a secret.
 /// It watches the server through a pidfd (`--exit-with`): a server killed with SIGKILL takes
 /// its broker along, and the broker ends the grants it gave out.
 ///
@@ -15,7 +16,7 @@ import Synchronization
 /// server killed with SIGKILL leaves its broker a few seconds to seal the calls in flight;
 /// a server restarted meanwhile starts a broker in another directory, so the old one
 /// removing its own never takes the new one's sockets away.
-public final class ServiceBroker: Sendable {
+public final class ManagedBroker: Sendable {
     public let configPath: String
     public let stateDirectory: String
     private let process: BrokerProcess
@@ -24,7 +25,7 @@ public final class ServiceBroker: Sendable {
     /// effect log and the broker are there for the operator's resolve/approve/deny.
     /// Async: waiting for the broker's socket sleeps the task, never a thread of the
     /// cooperative pool (a server's or a test runner's other tasks go on meanwhile).
-    public static func start(executable: String, layout: StateLayout, toolsConfig: String?) async throws(ServiceStartError) -> ServiceBroker {
+    public static func start(executable: String, layout: StateLayout, toolsConfig: String?) async throws(ServiceStartError) -> ManagedBroker {
         let fm = FileManager.default
         let config: String
         if let toolsConfig {
@@ -62,7 +63,7 @@ public final class ServiceBroker: Sendable {
         } catch {
             throw ServiceStartError(error.description)
         }
-        let broker = ServiceBroker(configPath: config, stateDirectory: stateDirectory, process: process)
+        let broker = ManagedBroker(configPath: config, stateDirectory: stateDirectory, process: process)
         if await process.waitUntilListening() { return broker }
         await process.stopped()
         throw ServiceStartError("the broker did not start: " + broker.logTail())
@@ -115,7 +116,7 @@ public final class BrokerSlot: Sendable {
         case none
         case starting
         /// The service's own broker process.
-        case running(ServiceBroker)
+        case running(ManagedBroker)
         /// A broker someone else runs, by its control socket (tests, embedding).
         case external(String)
         case failed(String)
@@ -148,7 +149,7 @@ public final class BrokerSlot: Sendable {
         case .none: "none"
         case .starting: "starting"
         case .running(let broker): broker.isReachable ? "ok" : "unreachable"
-        case .external(let socket): ServiceBroker.answers(socket) ? "ok" : "unreachable"
+        case .external(let socket): ManagedBroker.answers(socket) ? "ok" : "unreachable"
         case .failed: "failed"
         }
     }

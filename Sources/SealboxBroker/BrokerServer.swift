@@ -13,7 +13,7 @@ public struct BrokerFailure: Error, CustomStringConvertible, Sendable {
 /// The broker process's long-lived part: a control socket for the operator and the executor
 /// (open a run, close it, revoke), and one socket per open run for the jail, all answered by
 /// the `EffectEngine`. Secrets stay in this process's memory.
-public final class BrokerService: Sendable {
+public final class BrokerServer: Sendable {
     public struct Configuration: Sendable {
         public var configPath: String
         /// Sockets: control.sock and runs/<run>.sock.
