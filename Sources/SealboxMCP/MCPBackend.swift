@@ -82,7 +82,7 @@ struct LocalBackend: MCPBackend {
 
     func createSession(workspaceLimitBytes limit: UInt64) -> Result<SessionInfo, MCPToolFailure> {
         do {
-            let store = try CheckpointStore(path: layout.checkpointsPath)
+            let store = try SQLiteCheckpointStore(path: layout.checkpointsPath)
             let id = try store.createSession(workspaceLimitBytes: limit)
             guard let created = try store.session(id) else { return .failure(MCPToolFailure(text: "storage: session \(id) vanished right after it was created")) }
             return .success(created)
@@ -96,7 +96,7 @@ struct LocalBackend: MCPBackend {
             return .failure(MCPToolFailure(text: "not_found: unknown session \(session) (no session was created in \(layout.stateDirectory) yet; use create_session)"))
         }
         do {
-            let store = try CheckpointStore(path: layout.checkpointsPath)
+            let store = try SQLiteCheckpointStore(path: layout.checkpointsPath)
             let ledger = FileManager.default.fileExists(atPath: layout.ledgerPath) ? try Ledger(path: layout.ledgerPath) : nil
             return .success(try SessionFacts.gather(store: store, ledger: ledger, session: session))
         } catch let error as CheckpointError {

@@ -192,7 +192,7 @@ public struct RunPipeline: Sendable {
     /// family's irreversible effects even outside steps); nil for a free-form session id.
     func knownSessionRoot(_ session: String?) -> String? {
         guard let session, FileManager.default.fileExists(atPath: checkpointsPath),
-              let store = try? CheckpointStore(path: checkpointsPath) else { return nil }
+              let store = try? SQLiteCheckpointStore(path: checkpointsPath) else { return nil }
         return try? store.session(session)?.root
     }
 }

@@ -5,7 +5,7 @@ import SealboxLedger
 
 /// The checkpoint side of `sealbox run --session ID --step KEY`.
 public struct StepCheckpoint: Sendable {
-    public let store: CheckpointStore
+    public let store: any CheckpointStore
     public let session: String
     public let info: SessionInfo
     public let step: String
@@ -36,7 +36,7 @@ public struct StepCheckpoint: Sendable {
             // `StepStdin.read` turns these into bytes before a step is opened.
             preconditionFailure("a step's stdin is read into bytes before its digest")
         }
-        return CheckpointStore.codeDigest(parts)
+        return Checkpoints.codeDigest(parts)
     }
 
     public static func open(path: String, session: String?, step: String, spec: JailSpec) throws -> StepCheckpoint {
@@ -44,10 +44,10 @@ public struct StepCheckpoint: Sendable {
         if let problem = StepKey.problem(step) {
             throw RuntimeError(.badInput, "a step key \(problem)", field: "step")
         }
-        let store: CheckpointStore
+        let store: any CheckpointStore
         let info: SessionInfo
         do {
-            store = try CheckpointStore(path: path)
+            store = try SQLiteCheckpointStore(path: path)
             guard let found = try store.session(session) else {
                 throw RuntimeError(.notFound, "unknown session \(session) (create one with `sealbox session new` or POST /v1/sessions)", field: "session")
             }

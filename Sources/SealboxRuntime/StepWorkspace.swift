@@ -10,7 +10,7 @@ import SealboxLedger
 /// many steps is stored once.
 public enum StepWorkspace {
     /// A workspace holding the session's latest snapshot (empty for a new session).
-    public static func restore(store: CheckpointStore, session: SessionInfo) throws -> Workspace {
+    public static func restore(store: any CheckpointStore, session: SessionInfo) throws -> Workspace {
         let workspace: Workspace
         let manifest: SnapshotManifest?
         do {
@@ -47,7 +47,7 @@ public enum StepWorkspace {
     }
 
     /// Stores what the step left in /work; returns the manifest to seal and its summary.
-    public static func capture(_ workspace: Workspace, store: CheckpointStore) throws -> (SnapshotManifest, RunResult.WorkspaceSummary) {
+    public static func capture(_ workspace: Workspace, store: any CheckpointStore) throws -> (SnapshotManifest, RunResult.WorkspaceSummary) {
         do {
             let (items, skipped) = try workspace.walk()
             var entries: [SnapshotEntry] = []

@@ -43,7 +43,7 @@ public struct SealboxAPI: Sendable {
     /// One run end to end: step replay, workspace, broker grant, seal (the CLI's own code).
     public let pipeline: RunPipeline
     /// Sessions and sealed steps, at `configuration.layout.checkpointsPath`.
-    public let checkpoints: CheckpointStore
+    public let checkpoints: any CheckpointStore
     /// The service's broker (its control socket, once running); a server without one answers
     /// a run that asks for tools with 400, one whose broker is starting with 503.
     public let broker: BrokerSlot
@@ -73,7 +73,7 @@ public struct SealboxAPI: Sendable {
         self.executor = executor
         self.broker = broker
         do {
-            checkpoints = try CheckpointStore(path: configuration.layout.checkpointsPath)
+            checkpoints = try SQLiteCheckpointStore(path: configuration.layout.checkpointsPath)
         } catch {
             throw ServiceStartError("cannot open the checkpoint store: \(error.message)")
         }

@@ -64,7 +64,7 @@ extension SealboxAPI {
     public func newSession(workspaceLimitBytes limit: UInt64, for identity: APIIdentity) throws(APIError) -> SessionInfo {
         // Claimed for the tenant before it exists: a crash in between leaves an owner row
         // with no session (harmless), never a session no tenant can see.
-        let id = CheckpointStore.newSessionID()
+        let id = Checkpoints.newSessionID()
         try claimSession(id, for: identity)
         do {
             _ = try checkpoints.createSession(id: id, workspaceLimitBytes: limit)
@@ -104,7 +104,7 @@ extension SealboxAPI {
             throw APIError.badRequest("at must name the sealed step the fork starts after", field: "at")
         }
         if let problem = StepKey.problem(step) { throw APIError.badRequest("at \(problem)", field: "at") }
-        let forkID = CheckpointStore.newSessionID()
+        let forkID = Checkpoints.newSessionID()
         try claimSession(forkID, for: identity)
         let fork: SessionInfo
         do {

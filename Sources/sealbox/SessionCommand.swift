@@ -17,10 +17,10 @@ struct CheckpointOptions: ParsableArguments {
     @Option(name: .long, help: "Checkpoint store (SQLite; default: checkpoints.db in the state directory).")
     var checkpoints: String?
 
-    func open() throws -> CheckpointStore {
+    func open() throws -> any CheckpointStore {
         let path = try state.checkpointsPath(explicit: checkpoints)
         do {
-            return try CheckpointStore(path: path)
+            return try SQLiteCheckpointStore(path: path)
         } catch {
             throw CLIFailure(message: error.message)
         }

@@ -535,7 +535,7 @@ enum KillRig {
             let verify = try? Binaries.run(["log", "verify", "--ledger", ledger])
             if verify?.status != 0 { fail("log verify: \(verify?.stdout ?? "") \(verify?.stderr ?? "did not run")") }
             do {
-                let report = try CheckpointStore(path: checkpoints).verify()
+                let report = try SQLiteCheckpointStore(path: checkpoints).verify()
                 if !report.ok { fail("checkpoint chain broken at \(report.firstBadSeq ?? -1): \(report.reason ?? "")") }
             } catch {
                 fail("checkpoint store: \(error)")

@@ -5,7 +5,7 @@ import Testing
 
 @Suite("Checkpoint store: forks, snapshots, attempts")
 struct CheckpointForkTests {
-    static func seal(_ store: CheckpointStore, _ session: String, _ steps: [String]) throws {
+    static func seal(_ store: any CheckpointStore, _ session: String, _ steps: [String]) throws {
         for step in steps { try store.seal(session: session, step: step, codeDigest: "d-\(step)", result: "{}", ledgerCursor: nil) }
     }
 
@@ -34,7 +34,7 @@ struct CheckpointForkTests {
         #expect(grandchild.root == original)
         #expect(Set(try store.family(of: grandchild.id)) == [original, fork.id, grandchild.id])
         #expect(try store.family(of: store.createSession()).count == 1)
-        #expect(try CheckpointStore(path: path).verify().ok)
+        #expect(try SQLiteCheckpointStore(path: path).verify().ok)
     }
 
     @Test("a fork starts at a sealed step of a known session")
@@ -67,7 +67,7 @@ struct CheckpointForkTests {
         python.arguments = ["-c", "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.execute(\"update snapshots set manifest = replace(manifest, 'b.txt', 'c.txt')\"); db.commit()", path]
         try python.run()
         python.waitUntilExit()
-        let report = try CheckpointStore(path: path).verify()
+        let report = try SQLiteCheckpointStore(path: path).verify()
         #expect(!report.ok && report.firstBadSeq == 1 && report.reason?.contains("snapshot") == true)
     }
 
@@ -83,7 +83,9 @@ struct CheckpointForkTests {
         #expect(first.digest == "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03")
         #expect(first.stored && !second.stored && first.size == 6)
         #expect(store.blobs.check(first.digest))
-        #expect(store.blobs.path(of: "sha256:../../etc/passwd") == nil)
+        let directory = try #require(store.blobs as? DirectoryBlobStore)
+        #expect(directory.path(of: "sha256:../../etc/passwd") == nil)
+        #expect(throws: CheckpointError.self) { try store.blobs.open("sha256:../../etc/passwd") }
     }
 
     @Test("a started step without a seal is reported with whether its runner still lives")

@@ -4,9 +4,9 @@ import Testing
 
 @Suite("Checkpoint store")
 struct CheckpointStoreTests {
-    static func store() throws -> (CheckpointStore, String) {
+    static func store() throws -> (SQLiteCheckpointStore, String) {
         let path = NSTemporaryDirectory() + "sealbox-cp-\(UUID().uuidString.prefix(8))/checkpoints.sqlite"
-        return (try CheckpointStore(path: path), path)
+        return (try SQLiteCheckpointStore(path: path), path)
     }
 
     @Test("seal, look up, chain, persist across reopen")
@@ -20,7 +20,7 @@ struct CheckpointStoreTests {
         #expect(b.parentSeq == a.seq && a.parentSeq == nil)
         #expect(b.prevHash == a.hash)
         #expect(try store.sealed(session: session, step: "a") == a)
-        let reopened = try CheckpointStore(path: path)
+        let reopened = try SQLiteCheckpointStore(path: path)
         #expect(try reopened.steps(session: session).map(\.stepKey) == ["a", "b"])
         #expect(try reopened.verify().ok)
     }
@@ -55,16 +55,16 @@ struct CheckpointStoreTests {
             """, path]
         try python.run()
         python.waitUntilExit()
-        let report = try CheckpointStore(path: path).verify()
+        let report = try SQLiteCheckpointStore(path: path).verify()
         #expect(!report.ok && report.firstBadSeq == 2 && report.reason == "hash mismatch")
     }
 
     @Test("code digests differ whenever any part differs, including how the parts are split")
     func digests() {
-        let base = CheckpointStore.codeDigest([Array("python3".utf8), Array("x".utf8)])
-        #expect(base == CheckpointStore.codeDigest([Array("python3".utf8), Array("x".utf8)]))
-        #expect(base != CheckpointStore.codeDigest([Array("python3".utf8), Array("y".utf8)]))
-        #expect(base != CheckpointStore.codeDigest([Array("python3x".utf8)]))
+        let base = Checkpoints.codeDigest([Array("python3".utf8), Array("x".utf8)])
+        #expect(base == Checkpoints.codeDigest([Array("python3".utf8), Array("x".utf8)]))
+        #expect(base != Checkpoints.codeDigest([Array("python3".utf8), Array("y".utf8)]))
+        #expect(base != Checkpoints.codeDigest([Array("python3x".utf8)]))
         #expect(base.hasPrefix("sha256:"))
     }
 }

@@ -13,7 +13,7 @@ struct SessionFactsTests {
     func classification() async throws {
         let dir = TempLedgerDir()
         defer { dir.cleanup() }
-        let store = try CheckpointStore(path: dir.url.path + "/checkpoints.sqlite")
+        let store = try SQLiteCheckpointStore(path: dir.url.path + "/checkpoints.sqlite")
         let ledger = try Ledger(path: dir.ledgerPath)
         let s = try store.createSession()
 
@@ -62,7 +62,7 @@ struct SessionFactsTests {
     func withoutLedger() throws {
         let dir = TempLedgerDir()
         defer { dir.cleanup() }
-        let store = try CheckpointStore(path: dir.url.path + "/checkpoints.sqlite")
+        let store = try SQLiteCheckpointStore(path: dir.url.path + "/checkpoints.sqlite")
         let s = try store.createSession()
         try store.seal(session: s, step: "only", codeDigest: "d", result: Self.result(run: "r9"), ledgerCursor: nil)
         let facts = try SessionFacts.gather(store: store, ledger: nil, session: s)

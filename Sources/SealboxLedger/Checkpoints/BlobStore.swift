@@ -3,10 +3,25 @@ import Foundation
 import Glibc
 import SealboxBase
 
-/// Content-addressed file store for workspace snapshots: blobs/<2 hex>/<64 hex>, written to a
-/// temporary name, fsync'd, renamed, and the directory fsync'd, so a blob named in a sealed
-/// checkpoint is on disk before the seal. A blob is immutable once named.
-public struct BlobStore: Sendable {
+/// Workspace file contents, content-addressed ("sha256:<64 hex>"). The store computes the
+/// digest as it writes: a caller's digest never names a blob it did not store, and one that
+/// is not a digest opens nothing. A blob named in a sealed checkpoint is durable before the
+/// seal, and immutable once named.
+public protocol BlobStore: Sendable {
+    /// Stores what `fd` holds (read from offset 0 to EOF). Returns the digest, the size, and
+    /// whether the bytes were new to the store.
+    func put(fd: Int32) throws(CheckpointError) -> (digest: String, size: UInt64, stored: Bool)
+    /// A read-only descriptor of the blob's bytes (the caller closes it).
+    func open(_ digest: String) throws(CheckpointError) -> Int32
+    /// Whether the blob is there and its bytes still hash to its name.
+    func check(_ digest: String) -> Bool
+    /// Removes what interrupted writes left behind; returns how many.
+    func sweepTemporaries() -> Int
+}
+
+/// The one-machine blob store: blobs/<2 hex>/<64 hex> beside the checkpoint database, written
+/// to a temporary name, fsync'd, renamed, and the directory fsync'd.
+public struct DirectoryBlobStore: BlobStore {
     public let directory: String
 
     public init(directory: String) {

@@ -144,7 +144,7 @@ public struct SessionFacts: Sendable, Codable, Equatable {
     public static let maximumCalls = 10_000
 
     /// Reads both stores. `ledger` may be nil when the session never used a broker.
-    public static func gather(store: CheckpointStore, ledger: Ledger?, session: String,
+    public static func gather(store: any CheckpointStore, ledger: Ledger?, session: String,
                               nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws -> SessionFacts {
         guard let info = try store.session(session) else {
             throw CheckpointError(.unknownSession, "unknown session \(session)")
