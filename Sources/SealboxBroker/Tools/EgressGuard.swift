@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SealboxBase
 
 /// An IPv4 or IPv6 address range: an address and a prefix length ("10.0.0.0/8", "::1/128").
 struct IPRange: Sendable, Equatable {
@@ -24,13 +25,9 @@ struct IPRange: Sendable, Equatable {
         self.prefix = prefix ?? bits
     }
 
-    /// The 4 or 16 bytes of a numeric address (inet_pton: no names, no shorthand like "127.1").
+    /// The 4 or 16 bytes of a numeric address (`IPAddress.bytes`).
     static func parse(_ text: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
-        return nil
+        IPAddress.bytes(text)
     }
 
     func contains(_ address: [UInt8]) -> Bool {

@@ -1,6 +1,6 @@
-import Glibc
 import HTTPTypes
 import Hummingbird
+import SealboxBase
 
 /// Under `sealbox serve --no-auth`, the only thing between a web page and the API is the
 /// address: a page on `evil.example` whose name the attacker re-points at 127.0.0.1 (DNS
@@ -48,7 +48,7 @@ struct NoAuthHostGuard: RouterMiddleware {
     func allowed(host: String) -> Bool {
         var name = host.lowercased()
         if name.hasSuffix(".") { name.removeLast() }
-        return name == "localhost" || name == listenHost || Self.isIPLiteral(name)
+        return name == "localhost" || name == listenHost || IPAddress.bytes(name) != nil
     }
 
     /// `host` of `host`, `host:port`, `[v6]` or `[v6]:port`.
@@ -67,10 +67,5 @@ struct NoAuthHostGuard: RouterMiddleware {
             return rest.isEmpty || rest.contains("/") ? nil : String(rest)
         }
         return nil
-    }
-
-    static func isIPLiteral(_ text: String) -> Bool {
-        var v4 = in_addr(), v6 = in6_addr()
-        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 }
