@@ -210,7 +210,7 @@ enum ResultPrinter {
         switch r.status {
         case .ok, .exitNonzero: return nil
         case .signaled: return "killed by signal \(r.signal ?? 0)"
-        case .timeout: return "timed out after \(Double(r.limits.timeoutMs) / 1000)s"
+        case .timeout: return "timed out after \(DurationText.format(milliseconds: r.limits.timeoutMs))"
         case .memoryLimit: return "memory limit (\(ByteSize.format(r.limits.memoryBytes))) exceeded: OOM-killed"
         case .pidsLimit: return "process limit (\(r.limits.pids)) reached"
         case .outputLimit: return "output truncated at \(ByteSize.format(UInt64(r.limits.outputBytes))) (stdout \(r.stdoutBytes) bytes, stderr \(r.stderrBytes) bytes)"
