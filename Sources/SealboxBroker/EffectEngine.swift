@@ -23,16 +23,23 @@ public final class EffectEngine: Sendable {
     /// What each open run and tenant used of `config.limits`.
     public let usage: UsageBook
     private let keyLocks = KeyedLocks()
+    /// Who computes next when calls of several tenants wait (`FairTurns`).
+    public let turns: FairTurns
     private let inFlight = Atomic<Int>(0)
     /// The effect log's world-key secret, read once (`WorldKey`).
     private let worldSecret = Mutex<[UInt8]?>(nil)
+    /// How long a world call keeps its turn (`FairTurns.holding`): a loopback world answers a
+    /// debug build's call in a few milliseconds even on a loaded machine.
+    static let worldCallSlice: Duration = .milliseconds(50)
     /// Longest caller-chosen idempotency key.
     static let maxKeyLength = 256
     /// Keys the broker makes itself (`auto:` from a call's tool and arguments); a jail may
     /// not choose one, or it could claim the key an honest later call will derive.
     static let reservedKeyPrefixes = ["auto:", WorldKey.version]
 
-    public init(config: BrokerConfig, ledger: Ledger, authority: TokenAuthority, revocations: RevocationList, lease: BrokerLease? = nil) {
+    public init(config: BrokerConfig, ledger: Ledger, authority: TokenAuthority, revocations: RevocationList, lease: BrokerLease? = nil,
+                turns: FairTurns = FairTurns()) {
+        self.turns = turns
         self.config = config
         self.ledger = ledger
         self.authority = authority
@@ -73,14 +80,50 @@ public final class EffectEngine: Sendable {
         // holds no thread (`BrokerLimits.Scope.callsPerSecond`).
         let wait = usage.chargeCall(runID: runID)
         if wait > .zero { try? await Task.sleep(for: wait) }
+        // A run not opened through a server (tests) counts as its own tenant.
+        let tenant = usage.tenant(of: runID) ?? "run:" + runID
+        turns.enter(tenant)
+        defer { turns.leave(tenant) }
+        await turns.acquire(tenant)
+        let prepared = prepare(request, runID: runID, tenant: tenant, span: span)
+        turns.release(tenant)
+        let call: PreparedCall
+        switch prepared {
+        case .success(let ready): call = ready
+        case .failure(let refusal): return refusal.response
+        }
+        // Calls with the same key wait for each other, so the second one sees the first's seal.
+        // Irreversible calls consult the whole session family, so they wait across the family:
+        // two forks calling at once must not both find nothing and both execute.
+        let scope = call.tool.effect == .irreversible ? familyRoot(of: call.claims.sessionID) : call.claims.sessionID
+        return await keyLocks.withLock("\(scope)\n\(call.tool.name)\n\(call.key)") {
+            // The turn after the key: whoever holds the key may be waiting for a turn.
+            await self.turns.acquire(tenant)
+            defer { self.turns.release(tenant) }
+            // Checked again once the key is ours: a call that waited behind another with the
+            // same key must not run after its token was revoked (its run ended meanwhile).
+            if let refusal = self.revokedRefusal(call.claims) { return refusal }
+            return await self.decide(call)
+        }
+    }
+
+    /// A refusal, as the error of a `Result`.
+    struct Refusal: Error {
+        var response: CallResponse
+        init(_ response: CallResponse) { self.response = response }
+    }
+
+    /// Checks the call's token, tool, target and key, and names its key (`auto:` when the
+    /// caller gave none): everything decided from the request alone.
+    private func prepare(_ request: CallRequest, runID: String, tenant: String, span: (any Span)?) -> Result<PreparedCall, Refusal> {
         let claims: TokenClaims
         do {
             claims = try authority.verify(request.token, tool: request.tool, runID: runID, nowMs: Self.nowMs(), revocations: revocations)
         } catch {
-            return .failure(BrokerError(BrokerErrorCode(rawValue: error.code.rawValue) ?? .denied, error.message))
+            return .failure(Refusal(.failure(BrokerError(BrokerErrorCode(rawValue: error.code.rawValue) ?? .denied, error.message))))
         }
         guard let tool = config.tools[request.tool] else {
-            return .failure(BrokerError(.unknownTool, "no tool named \"\(request.tool)\""))
+            return .failure(Refusal(.failure(BrokerError(.unknownTool, "no tool named \"\(request.tool)\""))))
         }
         span?.attributes[SealboxSpan.Attribute.tool] = tool.name
         span?.attributes[SealboxSpan.Attribute.effectClass] = tool.effect.rawValue
@@ -89,32 +132,22 @@ public final class EffectEngine: Sendable {
         do {
             target = try runner.describeTarget(tool, args: args)
         } catch {
-            return .failure(BrokerError(.badRequest, error.message))
+            return .failure(Refusal(.failure(BrokerError(.badRequest, error.message))))
         }
         if let key = request.key {
             guard !key.isEmpty, key.utf8.count <= Self.maxKeyLength, !key.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-                return .failure(BrokerError(.badRequest, "key must be 1-\(Self.maxKeyLength) printable characters"))
+                return .failure(Refusal(.failure(BrokerError(.badRequest, "key must be 1-\(Self.maxKeyLength) printable characters"))))
             }
             if let reserved = Self.reservedKeyPrefixes.first(where: { key.hasPrefix($0) }) {
-                return .failure(BrokerError(.badRequest, "keys starting with \"\(reserved)\" are the broker's own; choose another key"))
+                return .failure(Refusal(.failure(BrokerError(.badRequest, "keys starting with \"\(reserved)\" are the broker's own; choose another key"))))
             }
         }
         let argsJSON = CanonicalJSON.v1.string(.object(args))
         // Without a caller key, the same tool with the same arguments in the same session is
         // the same effect: a crashed agent that re-runs its snippet does not repeat it.
         let key = request.key ?? "auto:" + SHA256.hex(text: request.tool + "\n" + argsJSON)
-        let call = PreparedCall(tool: tool, args: args, target: target, key: key, argsDigest: SHA256.hex(text: argsJSON),
-                                claims: claims, fresh: request.fresh ?? false)
-        // Calls with the same key wait for each other, so the second one sees the first's seal.
-        // Irreversible calls consult the whole session family, so they wait across the family:
-        // two forks calling at once must not both find nothing and both execute.
-        let scope = tool.effect == .irreversible ? familyRoot(of: claims.sessionID) : claims.sessionID
-        return await keyLocks.withLock("\(scope)\n\(tool.name)\n\(key)") {
-            // Checked again once the key is ours: a call that waited behind another with the
-            // same key must not run after its token was revoked (its run ended meanwhile).
-            if let refusal = self.revokedRefusal(call.claims) { return refusal }
-            return await self.decide(call)
-        }
+        return .success(PreparedCall(tool: tool, args: args, target: target, key: key, argsDigest: SHA256.hex(text: argsJSON),
+                                     claims: claims, fresh: request.fresh ?? false, tenant: tenant))
     }
 
     /// A refusal when the call's token or run was revoked since it was verified.
@@ -152,6 +185,8 @@ public final class EffectEngine: Sendable {
         var argsDigest: String
         var claims: TokenClaims
         var fresh: Bool
+        /// Whose turns the call computes in (`FairTurns`).
+        var tenant: String
     }
 
     /// `recovered`: the log was already checked for the work of brokers that are gone.
@@ -255,7 +290,9 @@ public final class EffectEngine: Sendable {
             argsDigest: call.argsDigest, approval: call.tool.approval, tokenID: call.claims.tokenID, fresh: call.fresh)
         let record: EffectRecord
         do {
-            record = try await ledger.appendIntent(intent, state: needsApproval ? .awaitingApproval : .pending)
+            record = try await turns.committing(call.tenant) { () async throws(LedgerError) in
+                try await ledger.appendIntent(intent, state: needsApproval ? .awaitingApproval : .pending)
+            }
         } catch {
             return .failure(BrokerError(.toolFailed, "could not record the intent, nothing was done: \(error.message)"))
         }
@@ -283,7 +320,9 @@ public final class EffectEngine: Sendable {
             guard let worldKey = worldKey(for: call) else {
                 throw ToolError(.toolFailed, "the effect log's world key secret is unreadable; the call was not sent", happened: false)
             }
-            let outcome = try await runner.run(call.tool, args: call.args, idempotencyKey: worldKey)
+            let outcome = try await turns.holding(call.tenant, atMost: Self.worldCallSlice) { () async throws(ToolError) in
+                try await runner.run(call.tool, args: call.args, idempotencyKey: worldKey)
+            }
             result = outcome.result
             resourceVersion = outcome.resourceVersion
             if let problem = Self.failureInOutcome(outcome.result) {
@@ -304,7 +343,9 @@ public final class EffectEngine: Sendable {
             durationMs: durationMs)
         let sealed: EffectRecord
         do {
-            sealed = try await ledger.appendCompletion(completion)
+            sealed = try await turns.committing(call.tenant) { () async throws(LedgerError) in
+                try await ledger.appendCompletion(completion)
+            }
         } catch {
             // The effect happened but could not be sealed: the intent stays without completion,
             // which a restart surfaces as in doubt. Never claim success here.
