@@ -90,7 +90,7 @@ struct BrokerCrashTests {
         #expect(world.requests(to: "/upsert").map { $0.header("Idempotency-Key") } == [worldKey, worldKey])
 
         // An operator settles it (the CLI, as a person would).
-        let resolved = try Binaries.run(["log", "resolve", "\(charge.intentSeq)", "--happened", "--ledger", ledgerPath])
+        let resolved = try await Binaries.run(["log", "resolve", "\(charge.intentSeq)", "--happened", "--ledger", ledgerPath])
         #expect(resolved.status == 0, "\(resolved.stderr)")
         let after = try await BrokerHarness.call(rerun, "charge", ["n": .number(100)])
         #expect(after.ok && after.effect?.replayed == true)
@@ -136,7 +136,7 @@ struct BrokerCrashTests {
         defer { h.shutdown() }
         let run = try await h.openRun(session: "s-t", tools: ["charge"])
         for n in 1...3 { _ = try await BrokerHarness.call(run, "charge", ["n": .number(Double(n))]) }
-        let ok = try Binaries.run(["log", "verify", "--ledger", h.ledgerPath])
+        let ok = try await Binaries.run(["log", "verify", "--ledger", h.ledgerPath])
         #expect(ok.status == 0 && ok.stdout.hasPrefix("ok:"), "\(ok.stdout) \(ok.stderr)")
         // Someone with write access to the file edits a completion (the triggers that refuse
         // UPDATE are in the same file, so they can be dropped too).
@@ -154,7 +154,7 @@ struct BrokerCrashTests {
         try python.run()
         python.waitUntilExit()
         #expect(python.terminationStatus == 0)
-        let broken = try Binaries.run(["log", "verify", "--ledger", h.ledgerPath])
+        let broken = try await Binaries.run(["log", "verify", "--ledger", h.ledgerPath])
         #expect(broken.status == 1)
         #expect(broken.stdout.contains("BROKEN at seq 4"), "\(broken.stdout)")
     }

@@ -115,7 +115,7 @@ struct BrokerLeaseTests {
         let config = dir + "/broker.yaml"
         let checkpoints = dir + "/checkpoints.sqlite"
         try BrokerHarness.configYAML(port: world.port, ledger: ledgerPath).write(toFile: config, atomically: true, encoding: .utf8)
-        let made = try await offPool { try Binaries.run(["session", "new", "--checkpoints", checkpoints]) }
+        let made = try await offPool { try Binaries.runBlocking(["session", "new", "--checkpoints", checkpoints]) }
         #expect(made.status == 0, "\(made.stderr)")
         let session = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 
@@ -194,7 +194,7 @@ struct BrokerLeaseTests {
 
     /// `sealbox session facts --json`'s live tokens.
     static func facts(_ session: String, checkpoints: String, ledger: String) async throws -> [[String: Any]] {
-        let out = try await offPool { try Binaries.run(["session", "facts", session, "--json", "--checkpoints", checkpoints, "--ledger", ledger]) }
+        let out = try await offPool { try Binaries.runBlocking(["session", "facts", session, "--json", "--checkpoints", checkpoints, "--ledger", ledger]) }
         let object = try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any], "\(out.stderr)")
         let authority = try #require(object["authority"] as? [String: Any])
         return authority["tokens"] as? [[String: Any]] ?? []

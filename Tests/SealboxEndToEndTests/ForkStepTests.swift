@@ -22,12 +22,12 @@ struct ForkStepTests {
         try BrokerHarness.configYAML(port: world.port, ledger: ledger).write(toFile: config, atomically: true, encoding: .utf8)
         let checkpoints = dir + "/checkpoints.sqlite"
         let env = ["HARNESS_API_TOKEN": BrokerHarness.secret]
-        let original = try Binaries.run(["session", "new", "--checkpoints", checkpoints]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let original = try await Binaries.run(["session", "new", "--checkpoints", checkpoints]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 
         func step(_ session: String, _ key: String, _ code: String) async throws -> [String: Any] {
             let arguments = ["run", "--session", session, "--step", key, "--checkpoints", checkpoints, "--tools", config,
                              "--allow", "lookup", "--allow", "charge", "--json", "--lang", "python", "--code", code]
-            let run = try await offPool { try Binaries.run(arguments, environment: env) }
+            let run = try await offPool { try Binaries.runBlocking(arguments, environment: env) }
             return try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stderr)")
         }
         let read = "import sealbox; print(sealbox.call('lookup', {})['body']['rows'])"
@@ -38,7 +38,7 @@ struct ForkStepTests {
         #expect(charged["stdout"] as? String == "True False None\n")
         #expect(world.count("/charge") == 1 && world.count("/lookup") == 1)
 
-        let forked = try Binaries.run(["session", "fork", original, "--at", "look", "--checkpoints", checkpoints])
+        let forked = try await Binaries.run(["session", "fork", original, "--at", "look", "--checkpoints", checkpoints])
         let fork = forked.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(forked.status == 0 && fork.hasPrefix("s"), "\(forked.stderr)")
 
@@ -52,7 +52,7 @@ struct ForkStepTests {
         _ = try await step(fork, "look-again", read)
         #expect(world.count("/lookup") == 2)
 
-        let facts = try Binaries.run(["session", "facts", fork, "--json", "--checkpoints", checkpoints, "--ledger", ledger])
+        let facts = try await Binaries.run(["session", "facts", fork, "--json", "--checkpoints", checkpoints, "--ledger", ledger])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(facts.stdout.utf8)) as? [String: Any], "\(facts.stderr)")
         #expect(object["clean"] as? Bool == true && object["forked_from"] as? String == original)
         let effects = try #require((object["true"] as? [String: Any])?["effects"] as? [[String: Any]])

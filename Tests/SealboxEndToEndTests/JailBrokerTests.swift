@@ -71,7 +71,7 @@ struct JailBrokerTests {
         let env = ["HARNESS_API_TOKEN": BrokerHarness.secret]
         let args = ["run", "--tools", config, "--allow", "charge", "--session", "agent-accept", "--json", "--lang", "python", "--code", Self.snippet]
 
-        let first = try await offPool { try Binaries.run(args, environment: env) }
+        let first = try await offPool { try Binaries.runBlocking(args, environment: env) }
         #expect(first.status == 0, "\(first.stderr) \(first.stdout)")
         let result = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])
         #expect(result["stdout"] as? String == "status 201 body {'charged': True} replayed False\n", "\(result)")
@@ -79,23 +79,23 @@ struct JailBrokerTests {
         #expect(world.requests(to: "/charge").first?.header("Authorization") == "Bearer \(BrokerHarness.secret)")
 
         // In the log: intent and completion, sealed.
-        let list = try Binaries.run(["log", "list", "--session", "agent-accept", "--json", "--ledger", ledgerPath])
+        let list = try await Binaries.run(["log", "list", "--session", "agent-accept", "--json", "--ledger", ledgerPath])
         let calls = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
         #expect(calls.count == 1 && calls[0]["state"] as? String == "sealed" && calls[0]["tool"] as? String == "charge")
         let seq = try #require(calls.first?["intent_seq"] as? Int)
-        let show = try Binaries.run(["log", "show", "\(seq)", "--json", "--ledger", ledgerPath])
+        let show = try await Binaries.run(["log", "show", "\(seq)", "--json", "--ledger", ledgerPath])
         let records = try #require(try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [[String: Any]])
         #expect(records.map { $0["kind"] as? String } == ["intent", "completion"])
 
         // The agent crashed and re-runs the same snippet in the same session.
-        let second = try await offPool { try Binaries.run(args, environment: env) }
+        let second = try await offPool { try Binaries.runBlocking(args, environment: env) }
         let rerun = try #require(try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any])
         #expect(rerun["stdout"] as? String == "status 201 body {'charged': True} replayed True\n", "\(rerun)")
         #expect(world.count("/charge") == 1, "the irreversible call reached the world once")
 
         // The shell client works too.
         let shell = try await offPool {
-            try Binaries.run(["run", "--tools", config, "--allow", "charge", "--session", "agent-accept", "--", "sealbox-call", "charge", "n=42"], environment: env)
+            try Binaries.runBlocking(["run", "--tools", config, "--allow", "charge", "--session", "agent-accept", "--", "sealbox-call", "charge", "n=42"], environment: env)
         }
         #expect(shell.status == 0 && shell.stdout.contains("\"charged\": true"), "\(shell.stdout) \(shell.stderr)")
         #expect(world.count("/charge") == 1)
@@ -113,7 +113,7 @@ struct JailBrokerTests {
         let script = dir + "/hunt.py"
         try Self.hunt.write(toFile: script, atomically: true, encoding: .utf8)
         let out = try await offPool {
-            try Binaries.run(["run", "--tools", config, "--allow", "charge", "--json", "--lang", "python", "--file", script, "--", BrokerHarness.secret],
+            try Binaries.runBlocking(["run", "--tools", config, "--allow", "charge", "--json", "--lang", "python", "--file", script, "--", BrokerHarness.secret],
                              environment: ["HARNESS_API_TOKEN": BrokerHarness.secret])
         }
         let result = try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any], "\(out.stderr)")
@@ -123,7 +123,7 @@ struct JailBrokerTests {
 
         // Positive control: the same hunt does find what the jail legitimately holds, the token.
         let control = try await offPool {
-            try Binaries.run(["run", "--tools", config, "--allow", "charge", "--json", "--lang", "python", "--file", script, "--", "sbx1."],
+            try Binaries.runBlocking(["run", "--tools", config, "--allow", "charge", "--json", "--lang", "python", "--file", script, "--", "sbx1."],
                              environment: ["HARNESS_API_TOKEN": BrokerHarness.secret])
         }
         let controlResult = try #require(try JSONSerialization.jsonObject(with: Data(control.stdout.utf8)) as? [String: Any])
@@ -148,33 +148,33 @@ struct JailBrokerTests {
         let control = broker.control
         let deploy = ["run", "--broker", control, "--allow", "deploy", "--session", "ops-1", "--", "sealbox-call", "deploy", "note=v1", "--key", "rel-1"]
 
-        let waiting = try await offPool { try Binaries.run(deploy) }
+        let waiting = try await offPool { try Binaries.runBlocking(deploy) }
         #expect(waiting.status == 1 && waiting.stderr.contains("awaiting_approval"), "\(waiting.stderr)")
-        let list = try Binaries.run(["log", "list", "--status", "awaiting_approval", "--json", "--ledger", ledgerPath])
+        let list = try await Binaries.run(["log", "list", "--status", "awaiting_approval", "--json", "--ledger", ledgerPath])
         let pending = try #require((try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])?.first)
         let seq = try #require(pending["intent_seq"] as? Int)
         #expect(world.count("/deploy") == 0)
-        let approved = try Binaries.run(["log", "approve", "\(seq)", "--ledger", ledgerPath])
+        let approved = try await Binaries.run(["log", "approve", "\(seq)", "--ledger", ledgerPath])
         #expect(approved.status == 0, "\(approved.stderr)")
-        let done = try await offPool { try Binaries.run(deploy) }
+        let done = try await offPool { try Binaries.runBlocking(deploy) }
         #expect(done.status == 0 && done.stdout.contains("deployed"), "\(done.stdout) \(done.stderr)")
         #expect(world.count("/deploy") == 1)
 
         // A jail sees its own broker socket and the clients, nothing of other runs.
         let look = try await offPool {
-            try Binaries.run(["run", "--broker", control, "--allow", "lookup", "--", "/bin/sh", "-c", "ls /run/sealbox; ls /run/sealbox/client"])
+            try Binaries.runBlocking(["run", "--broker", control, "--allow", "lookup", "--", "/bin/sh", "-c", "ls /run/sealbox; ls /run/sealbox/client"])
         }
         #expect(look.stdout == "broker.sock\nclient\nsealbox-call\nsealbox.py\n", "\(look.stdout) \(look.stderr)")
         // The clients are copies in the jail's own root: mountinfo names no host install path.
         let mounts = try await offPool {
-            try Binaries.run(["run", "--broker", control, "--allow", "lookup", "--", "/bin/cat", "/proc/self/mountinfo"])
+            try Binaries.runBlocking(["run", "--broker", control, "--allow", "lookup", "--", "/bin/cat", "/proc/self/mountinfo"])
         }
         let clientHost = Binaries.repoRoot + "/client"
         #expect(mounts.status == 0 && mounts.stdout.contains("/run/sealbox/client") && !mounts.stdout.contains(clientHost), "\(mounts.stdout)")
 
         // An operator revokes a run from the CLI; the broker confirms.
         let opened = try BrokerControlClient.send(ControlRequest(op: "open_run", runID: "ops-revoke", sessionID: "ops-1", tools: ["lookup"], ttlMs: 60_000), socket: control)
-        let revoke = try Binaries.run(["broker", "revoke", "--run", "ops-revoke", "--socket", control])
+        let revoke = try await Binaries.run(["broker", "revoke", "--run", "ops-revoke", "--socket", control])
         #expect(revoke.status == 0 && revoke.stdout.hasPrefix("revoked run ops-revoke"), "\(revoke.stdout) \(revoke.stderr)")
         let refused = try await BrokerHarness.call(BrokerHarness.Run(id: "ops-revoke", token: opened.token!, tokenID: opened.tokenID!, socket: opened.socket!), "lookup")
         #expect(refused.error?.code == .revoked)

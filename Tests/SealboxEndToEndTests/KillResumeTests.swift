@@ -363,7 +363,7 @@ enum KillRig {
         /// Returns how long the crash phase took.
         func run(plan: KillPlan) -> Double {
             defer { cleanUp() }
-            let created = try? Binaries.run(["session", "new", "--checkpoints", checkpoints])
+            let created = try? Binaries.runBlocking(["session", "new", "--checkpoints", checkpoints])
             session = created?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             guard created?.status == 0, session.hasPrefix("s") else {
                 fail("session new: \(created?.stderr ?? "did not run")")
@@ -480,7 +480,7 @@ enum KillRig {
                     }
                     let arrived = world.requests(to: "/\(refused.tool)").contains { $0.header("Idempotency-Key") == worldKey(refused.tool, key) }
                     count(arrived ? "resolved_happened" : "resolved_did_not_happen")
-                    let resolve = try? Binaries.run(["log", "resolve", "\(seq)", arrived ? "--happened" : "--did-not-happen",
+                    let resolve = try? Binaries.runBlocking(["log", "resolve", "\(seq)", arrived ? "--happened" : "--did-not-happen",
                                                      "--note", "world log checked by the kill test", "--ledger", ledger])
                     if resolve?.status != 0 { fail("log resolve \(seq): \(resolve?.stderr ?? "did not run")") }
                     // A step refused on an in-doubt call is blocked, not finished: it was not
@@ -532,7 +532,7 @@ enum KillRig {
             }
             let stepsNow = Set(sealedStepKeys())
             for step in KillRig.steps where !stepsNow.contains(step.key) { fail("step \(step.key) is not sealed at the end") }
-            let verify = try? Binaries.run(["log", "verify", "--ledger", ledger])
+            let verify = try? Binaries.runBlocking(["log", "verify", "--ledger", ledger])
             if verify?.status != 0 { fail("log verify: \(verify?.stdout ?? "") \(verify?.stderr ?? "did not run")") }
             do {
                 let report = try SQLiteCheckpointStore(path: checkpoints).verify()
@@ -583,7 +583,7 @@ enum KillRig {
 
         func calls() -> [CallRow] {
             guard FileManager.default.fileExists(atPath: ledger) else { return [] }  // killed before any broker opened it
-            guard let out = try? Binaries.run(["log", "list", "--session", session, "--limit", "10000", "--json", "--ledger", ledger]),
+            guard let out = try? Binaries.runBlocking(["log", "list", "--session", session, "--limit", "10000", "--json", "--ledger", ledger]),
                   out.status == 0, let rows = try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]] else {
                 fail("log list failed")
                 return []
@@ -596,7 +596,7 @@ enum KillRig {
         }
 
         func sealedStepKeys() -> [String] {
-            guard let out = try? Binaries.run(["session", "steps", session, "--json", "--checkpoints", checkpoints]), out.status == 0,
+            guard let out = try? Binaries.runBlocking(["session", "steps", session, "--json", "--checkpoints", checkpoints]), out.status == 0,
                   let rows = try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]] else {
                 fail("session steps failed")
                 return []
@@ -689,7 +689,7 @@ enum KillRig {
     static func runnerAloneObservation() throws -> RunnerAloneObservation {
         var seen = RunnerAloneObservation()
         let trial = try Trial(label: "runner alone", mode: .runner, delays: ["inventory": 2])
-        let session = try Binaries.run(["session", "new", "--checkpoints", trial.checkpoints])
+        let session = try Binaries.runBlocking(["session", "new", "--checkpoints", trial.checkpoints])
         trial.session = session.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         // An ordinary script: two calls, then it prints (a print would die on the dead runner's pipe).
         let step = Step(key: "cutover", calls: [("inventory", nil), ("dns_cutover", "cut-1")], printEach: false)

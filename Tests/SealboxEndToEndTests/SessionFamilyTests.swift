@@ -207,7 +207,7 @@ struct SessionFamilyTests {
         let report = try ledger.verify()
         #expect(report.ok && report.checked == all.count)
         let ledgerPath = h.ledgerPath
-        let cli = try await offPool { try Binaries.run(["log", "verify", "--ledger", ledgerPath]) }
+        let cli = try await offPool { try Binaries.runBlocking(["log", "verify", "--ledger", ledgerPath]) }
         #expect(cli.status == 0 && cli.stdout.contains("hash chain intact"), "\(cli.stdout)\(cli.stderr)")
     }
 

@@ -18,31 +18,31 @@ struct StepTests {
         try BrokerHarness.configYAML(port: world.port, ledger: dir + "/ledger.sqlite").write(toFile: config, atomically: true, encoding: .utf8)
         let checkpoints = dir + "/checkpoints.sqlite"
         let env = ["HARNESS_API_TOKEN": BrokerHarness.secret]
-        let session = try Binaries.run(["session", "new", "--checkpoints", checkpoints]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let session = try await Binaries.run(["session", "new", "--checkpoints", checkpoints]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(session.hasPrefix("s"))
         // A read tool is re-executed whenever it is called: if the step ran again, the world would know.
         let step = ["run", "--session", session, "--step", "count-rows", "--checkpoints", checkpoints, "--tools", config,
                     "--allow", "lookup", "--json", "--lang", "python", "--code", "import sealbox; print(sealbox.call('lookup', {})['body']['rows'])"]
 
-        let first = try await offPool { try Binaries.run(step, environment: env) }
+        let first = try await offPool { try Binaries.runBlocking(step, environment: env) }
         let sealed = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any], "\(first.stderr)")
         #expect(sealed["stdout"] as? String == "3\n" && sealed["replayed"] as? Bool == false)
         let checkpoint = try #require(sealed["checkpoint"] as? Int)
         #expect(world.count("/lookup") == 1)
 
-        let again = try await offPool { try Binaries.run(step, environment: env) }
+        let again = try await offPool { try Binaries.runBlocking(step, environment: env) }
         let replayed = try #require(try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any])
         #expect(replayed["replayed"] as? Bool == true && replayed["checkpoint"] as? Int == checkpoint)
         #expect(replayed["stdout"] as? String == "3\n" && replayed["id"] as? String == sealed["id"] as? String)
         #expect(world.count("/lookup") == 1, "nothing executed")
 
         let changed = step.dropLast() + ["print('re-planned')"]
-        let conflict = try await offPool { try Binaries.run(Array(changed), environment: env) }
+        let conflict = try await offPool { try Binaries.runBlocking(Array(changed), environment: env) }
         #expect(conflict.status == 125)
         #expect(conflict.stderr.contains("step_conflict") && conflict.stderr.contains("sha256:"), "\(conflict.stderr)")
         #expect(world.count("/lookup") == 1)
 
-        let steps = try Binaries.run(["session", "steps", session, "--json", "--checkpoints", checkpoints])
+        let steps = try await Binaries.run(["session", "steps", session, "--json", "--checkpoints", checkpoints])
         let list = try #require(try JSONSerialization.jsonObject(with: Data(steps.stdout.utf8)) as? [[String: Any]])
         #expect(list.count == 1 && list[0]["step_key"] as? String == "count-rows" && list[0]["ledger_cursor"] is Int)
     }
@@ -52,7 +52,7 @@ struct StepTests {
         let dir = try TemporaryDirectory.make("steps-kill")
         defer { TemporaryDirectory.remove(dir) }
         let checkpoints = dir + "/checkpoints.sqlite"
-        let session = try Binaries.run(["session", "new", "--checkpoints", checkpoints]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let session = try await Binaries.run(["session", "new", "--checkpoints", checkpoints]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         // The kill must land while the step runs, not before it started: wait for its program.
         let marker = "sleep 30.\(Int.random(in: 1000...9999))"
         let runner = Process()
@@ -71,12 +71,12 @@ struct StepTests {
         #expect(!Self.processes(containing: marker).isEmpty, "the step's program started")
         kill(runner.processIdentifier, SIGKILL)
         try await offPool { runner.waitUntilExit() }
-        #expect(try Binaries.run(["session", "steps", session, "--json", "--checkpoints", checkpoints]).stdout == "[]\n")
+        #expect(try await Binaries.run(["session", "steps", session, "--json", "--checkpoints", checkpoints]).stdout == "[]\n")
         // The attempt is on record as started and never sealed.
-        let facts = try Binaries.run(["session", "facts", session, "--json", "--checkpoints", checkpoints, "--ledger", dir + "/none.sqlite"])
+        let facts = try await Binaries.run(["session", "facts", session, "--json", "--checkpoints", checkpoints, "--ledger", dir + "/none.sqlite"])
         #expect(facts.stdout.contains("\"slow\""), "\(facts.stdout.prefix(600)) \(facts.stderr)")
         // The same step, run again, now executes (and is sealed).
-        let rerun = try Binaries.run(["run", "--session", session, "--step", "slow", "--checkpoints", checkpoints, "--timeout", "0.5", "--json", "--", "/bin/sh", "-c", marker])
+        let rerun = try await Binaries.run(["run", "--session", session, "--step", "slow", "--checkpoints", checkpoints, "--timeout", "0.5", "--json", "--", "/bin/sh", "-c", marker])
         let result = try #require(try JSONSerialization.jsonObject(with: Data(rerun.stdout.utf8)) as? [String: Any], "\(rerun.stderr)")
         #expect(result["status"] as? String == "timeout" && result["replayed"] as? Bool == false)
     }
@@ -153,7 +153,7 @@ struct StepTests {
         defer { try? FileManager.default.removeItem(atPath: young) }
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -120)], ofItemAtPath: stale)
         let run = try await offPool {
-            try Binaries.run(["run", "--tools", config, "--allow", "lookup", "--", "/bin/true"], environment: ["HARNESS_API_TOKEN": BrokerHarness.secret])
+            try Binaries.runBlocking(["run", "--tools", config, "--allow", "lookup", "--", "/bin/true"], environment: ["HARNESS_API_TOKEN": BrokerHarness.secret])
         }
         #expect(run.status == 0, "\(run.stderr)")
         #expect(!FileManager.default.fileExists(atPath: stale), "a two-minute-old unused state directory was swept")

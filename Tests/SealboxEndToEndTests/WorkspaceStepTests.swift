@@ -16,7 +16,7 @@ struct WorkspaceStepTests {
         init(limit: String = "64M") throws {
             dir = try TemporaryDirectory.make("ws")
             checkpoints = dir + "/checkpoints.sqlite"
-            let created = try Binaries.run(["session", "new", "--checkpoints", checkpoints, "--workspace-limit", limit])
+            let created = try Binaries.runBlocking(["session", "new", "--checkpoints", checkpoints, "--workspace-limit", limit])
             guard created.status == 0 else { throw FixtureFailure("session new: \(created.stderr)") }
             id = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -26,7 +26,7 @@ struct WorkspaceStepTests {
         func step(_ key: String, _ script: String, session: String? = nil) async throws -> [String: Any] {
             let arguments = ["run", "--session", session ?? id, "--step", key, "--checkpoints", checkpoints, "--json",
                              "--lang", "sh", "--code", script]
-            let run = try await offPool { try Binaries.run(arguments) }
+            let run = try await offPool { try Binaries.runBlocking(arguments) }
             guard let object = try? JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any] else {
                 throw FixtureFailure("step \(key): exit \(run.status), \(run.stderr)")
             }
@@ -61,7 +61,7 @@ struct WorkspaceStepTests {
         #expect(workspace["files"] as? Int == 3)  // data.bin, count, main.sh
         // 101 snapshots keep data.bin: one copy of it, plus ~100 tiny count/main.sh blobs.
         #expect(session.blobBytes < (1 << 20) + 64 * 1024, "blob store holds \(session.blobBytes) bytes")
-        let steps = try Binaries.run(["session", "steps", session.id, "--json", "--checkpoints", session.checkpoints])
+        let steps = try await Binaries.run(["session", "steps", session.id, "--json", "--checkpoints", session.checkpoints])
         let list = try #require(try JSONSerialization.jsonObject(with: Data(steps.stdout.utf8)) as? [[String: Any]])
         #expect(list.count == 101 && list.allSatisfy { ($0["snapshot"] as? String)?.hasPrefix("sha256:") == true })
     }
@@ -71,7 +71,7 @@ struct WorkspaceStepTests {
         let session = try Session()
         _ = try await session.step("a", "echo a > /work/state")
         _ = try await session.step("b", "echo b > /work/state; echo extra > /work/b-only")
-        let fork = try Binaries.run(["session", "fork", session.id, "--at", "a", "--checkpoints", session.checkpoints])
+        let fork = try await Binaries.run(["session", "fork", session.id, "--at", "a", "--checkpoints", session.checkpoints])
         #expect(fork.status == 0, "\(fork.stderr)")
         let forkID = fork.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let inFork = try await session.step("b", "cat /work/state; ls /work", session: forkID)
@@ -82,7 +82,7 @@ struct WorkspaceStepTests {
         // The inherited step is replayed in the fork.
         let replayed = try await session.step("a", "echo a > /work/state", session: forkID)
         #expect(replayed["replayed"] as? Bool == true)
-        let unsealed = try Binaries.run(["session", "fork", session.id, "--at", "zzz", "--checkpoints", session.checkpoints])
+        let unsealed = try await Binaries.run(["session", "fork", session.id, "--at", "zzz", "--checkpoints", session.checkpoints])
         #expect(unsealed.status != 0 && unsealed.stderr.contains("not sealed"), "\(unsealed.stderr)")
     }
 
@@ -93,7 +93,7 @@ struct WorkspaceStepTests {
         #expect((result["stdout"] as? String)?.contains("No space left on device") == true)
         let workspace = try #require(result["workspace"] as? [String: Any])
         #expect(workspace["full"] as? Bool == true && workspace["limit_bytes"] as? Int == 2 << 20)
-        let tooSmall = try Binaries.run(["session", "new", "--checkpoints", session.checkpoints, "--workspace-limit", "10K"])
+        let tooSmall = try await Binaries.run(["session", "new", "--checkpoints", session.checkpoints, "--workspace-limit", "10K"])
         #expect(tooSmall.status != 0 && tooSmall.stderr.contains("between 1M and 16G"), "\(tooSmall.stderr)")
     }
 }

@@ -31,9 +31,16 @@ public enum Binaries {
     /// The environment the end-to-end tests give sealbox: the checkout's data directory.
     public static var dataEnvironment: [String: String] { ["SEALBOX_DATA_DIR": repoRoot] }
 
-    /// Runs `sealbox ARGS` with the checkout's data directory (stdin /dev/null). Blocking:
-    /// from an async test, call it in `offPool`.
-    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> CLI.Output {
+    /// Runs `sealbox ARGS` with the checkout's data directory (stdin /dev/null), waiting on a
+    /// thread of its own: a test blocking one of the pool's two threads on a sealbox whose jail
+    /// calls a world served in this process stalled every world here (calls timed out after
+    /// 20 s in a loaded suite).
+    public static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> CLI.Output {
+        try await offPool { try runBlocking(arguments, environment: environment) }
+    }
+
+    /// `run` for a caller on a thread of its own (never the test pool's: it blocks).
+    public static func runBlocking(_ arguments: [String], environment: [String: String] = [:]) throws -> CLI.Output {
         try CLI.runBlocking(arguments, environment: dataEnvironment.merging(environment) { $1 })
     }
 }
