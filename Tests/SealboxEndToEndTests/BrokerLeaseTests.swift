@@ -110,7 +110,9 @@ struct BrokerLeaseTests {
         defer { TemporaryDirectory.remove(dir) }
         let world = try await WorldServer.start()
         defer { world.stop() }
-        world.route("/charge", .json("{\"charged\":true}", delay: .seconds(2)))
+        // A's first charge is answered only once B has started (and found it executing).
+        let bStarted = WorldServer.Gate()
+        world.route("/charge", .json("{\"charged\":true}", gate: bStarted))
         let ledgerPath = dir + "/ledger.sqlite"
         let config = dir + "/broker.yaml"
         let checkpoints = dir + "/checkpoints.sqlite"
@@ -124,6 +126,7 @@ struct BrokerLeaseTests {
         let first = Task { try await BrokerHarness.call(runA, "charge", ["n": .number(1)]) }
         #expect(try await eventually { world.count("/charge") == 1 })
         let b = try await BrokerProcess.start(config: config, dir: dir + "/b")
+        bStarted.open()
         #expect(b.log.contains("1 other broker(s) live on this effect log") && b.log.contains("left alone 1 executing call(s) and 1 live grant(s)"), "\(b.log)")
         let sealed = try await first.value
         #expect(sealed.ok && sealed.effect?.replayed == false, "A's call completed and was sealed: \(sealed.error?.message ?? "")")

@@ -59,3 +59,17 @@ public func eventuallyBlocking(_ seconds: Double = 30, _ condition: () throws ->
     }
     return try condition()
 }
+
+/// Runs tasks on threads outside the test pool (a concurrent Dispatch queue, which adds threads
+/// as they block). For servers a test talks to, such as the world: the pool has as many threads
+/// as cores, and while synchronous tests block them, a world served there answered nobody
+/// (calls timed out after 20 s in a loaded suite).
+public final class OffPoolExecutor: TaskExecutor {
+    public static let shared = OffPoolExecutor()
+    private let queue = DispatchQueue(label: "sealbox-test-off-pool", attributes: .concurrent)
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}

@@ -63,6 +63,9 @@ public final class WorldServer: Sendable {
         public var body: Data
         /// Wait this long after receiving the request before answering.
         public var delay: Duration
+        /// Then wait until this gate opens (a test answers when it has seen what it waits for,
+        /// not after a guessed delay).
+        public var gate: Gate?
 
         public init(status: Int = 200, headers: [(name: String, value: String)] = [], body: Data = Data(), delay: Duration = .zero) {
             self.status = status
@@ -75,8 +78,11 @@ public final class WorldServer: Sendable {
             Response(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")] + headers, body: Data(text.utf8), delay: delay)
         }
 
-        public static func json(_ json: String, status: Int = 200, headers: [(name: String, value: String)] = [], delay: Duration = .zero) -> Response {
-            Response(status: status, headers: [("Content-Type", "application/json")] + headers, body: Data(json.utf8), delay: delay)
+        public static func json(_ json: String, status: Int = 200, headers: [(name: String, value: String)] = [], delay: Duration = .zero,
+                                gate: Gate? = nil) -> Response {
+            var response = Response(status: status, headers: [("Content-Type", "application/json")] + headers, body: Data(json.utf8), delay: delay)
+            response.gate = gate
+            return response
         }
 
         public static func redirect(to location: String, status: Int = 302) -> Response {
@@ -87,6 +93,32 @@ public final class WorldServer: Sendable {
     }
 
     public typealias Handler = @Sendable (Request) -> Response
+
+    /// Holds answers until `open()`; open once, it lets everything through.
+    public final class Gate: Sendable {
+        private let state = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+        public init() {}
+
+        public func open() {
+            let waiting = state.withLock { s in
+                s.open = true
+                defer { s.waiting = [] }
+                return s.waiting
+            }
+            for call in waiting { call.resume() }
+        }
+
+        func wait() async {
+            await withCheckedContinuation { (call: CheckedContinuation<Void, Never>) in
+                let passes = state.withLock { s in
+                    if !s.open { s.waiting.append(call) }
+                    return s.open
+                }
+                if passes { call.resume() }
+            }
+        }
+    }
 
     public let host: String
     public let port: Int
@@ -119,7 +151,8 @@ public final class WorldServer: Sendable {
             onServerRunning: { channel in listening.resolve(.success(channel.localAddress?.port ?? 0)) },
             logger: Logger(label: "sealbox-test-world", factory: { _ in SwiftLogNoOpLogHandler() })
         )
-        let serving = Task {
+        // Off the test pool, with every task of the server: see `OffPoolExecutor`.
+        let serving = Task(executorPreference: OffPoolExecutor.shared) {
             do {
                 try await app.run()
                 listening.resolve(.failure(SetupError(description: "the world server on \(host) stopped before it listened")))
@@ -212,6 +245,7 @@ public final class WorldServer: Sendable {
         let response = handler(seen)
         // Cancelled when the test stops the world: the answer is then never sent.
         if response.delay > .zero { try await Task.sleep(for: response.delay) }
+        if let gate = response.gate { await gate.wait() }
         var headers = HTTPFields()
         for (name, value) in response.headers where name.lowercased() != "content-length" {
             guard let field = HTTPField.Name(name) else { continue }
