@@ -77,11 +77,24 @@ let package = Package(
             dependencies: ["CSealboxSpawn", "SealboxBase", "SealboxProfiles"],
             swiftSettings: swiftSettings
         ),
-        // Effect records, hash chain, group commit; SQLite (GRDB, WAL, fsync'd).
+        // Effect records, hash chain, group commit, checkpoints: the semantics over the store
+        // protocols (EffectLogStore, CheckpointStore, BlobStore); no storage engine.
         .target(
             name: "SealboxLedger",
             dependencies: [
                 "SealboxBase",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // [sqlite-target] The one-machine stores on SQLite (GRDB, WAL, fsync'd): the effect log
+        // and checkpoint stores and their schemas (EffectLog/, Checkpoints/), and `StateStores`,
+        // the one place callers open them.
+        .target(
+            name: "SealboxSQLite",
+            dependencies: [
+                "SealboxBase",
+                "SealboxLedger",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -93,6 +106,7 @@ let package = Package(
             dependencies: [
                 "SealboxBase",
                 "SealboxLedger",
+                "SealboxSQLite",  // [sqlite-target]
                 "SealboxTracing",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Yams", package: "Yams"),
@@ -110,7 +124,7 @@ let package = Package(
         .target(
             name: "SealboxRuntime",
             dependencies: [
-                "SealboxBase", "SealboxJail", "SealboxLedger", "SealboxBroker", "SealboxTracing",
+                "SealboxBase", "SealboxJail", "SealboxLedger", "SealboxSQLite", "SealboxBroker", "SealboxTracing",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
@@ -125,6 +139,7 @@ let package = Package(
                 "SealboxProfiles",
                 "SealboxRuntime",
                 "SealboxLedger",
+                "SealboxSQLite",  // [sqlite-target]
                 "SealboxBroker",
                 "SealboxTracing",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
@@ -151,6 +166,7 @@ let package = Package(
                 "SealboxProfiles",
                 "SealboxRuntime",
                 "SealboxLedger",
+                "SealboxSQLite",  // [sqlite-target]
                 "SealboxServer",
                 .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -171,6 +187,7 @@ let package = Package(
                 "SealboxJail",
                 "SealboxProfiles",
                 "SealboxLedger",
+                "SealboxSQLite",  // [sqlite-target]
                 "SealboxBroker",
                 "SealboxTracing",
                 .product(name: "Logging", package: "swift-log"),
@@ -201,7 +218,8 @@ let package = Package(
         ),
         .testTarget(
             name: "SealboxLedgerTests",
-            dependencies: ["SealboxLedger", "SealboxBase"],
+            // [sqlite-target] SealboxSQLite and GRDB: the tests of the SQLite stores stay here.
+            dependencies: ["SealboxLedger", "SealboxSQLite", "SealboxBase", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         // Unit tests of the broker module: config, tokens, tool arguments, the tool kinds
@@ -220,6 +238,7 @@ let package = Package(
                 "SealboxRuntime",
                 "SealboxJail",
                 "SealboxLedger",
+                "SealboxSQLite",  // [sqlite-target]
                 "SealboxBroker",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
@@ -248,6 +267,7 @@ let package = Package(
                 "SealboxTestSupport",
                 "SealboxBroker",
                 "SealboxLedger",
+                "SealboxSQLite",  // [sqlite-target]
                 "SealboxBase",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -2,6 +2,7 @@ import Foundation
 import SealboxBase
 import Glibc
 import SealboxLedger
+import SealboxSQLite
 import SealboxTracing
 import Synchronization
 
@@ -93,7 +94,7 @@ public final class BrokerServer: Sendable {
         let ledgerPath = configuration.ledgerPath ?? config.ledgerPath ?? StateLayout.default.ledgerPath
         let ledger: Ledger
         do {
-            ledger = try Ledger(path: ledgerPath)
+            ledger = try StateStores.effectLog(file: ledgerPath)
         } catch {
             throw BrokerFailure("effect log \(ledgerPath): \(error.message)")
         }

@@ -3,7 +3,7 @@
 /// machine in `LedgerApply`, `verify`) runs over it; a backend implements this and
 /// `EffectLogTransaction`'s primitives, never the semantics.
 ///
-/// `SQLiteEffectLogStore` (SealboxLedgerSQLite) is the one-machine store.
+/// `SQLiteEffectLogStore` (SealboxSQLite) is the one-machine store.
 public protocol EffectLogStore: Sendable {
     /// Where the store lives, for messages (`effect log /state/effects.db`) and for the leases
     /// kept beside it on one machine.

@@ -7,7 +7,7 @@ import SealboxBase
 /// commit (`GroupCommitWriter`: an async append returns only after the transaction holding its
 /// record committed durably), the effect-class state machine (`LedgerApply`, run inside the
 /// store's write transaction) and the chain walk of `verify`. Where records are kept is an
-/// `EffectLogStore`; on one machine `SQLiteEffectLogStore` (WAL, synchronous=FULL, reads that
+/// `EffectLogStore`; on one machine `SQLiteEffectLogStore` in SealboxSQLite (WAL, synchronous=FULL, reads that
 /// never wait for the writer).
 ///
 /// Several processes may share one store (the broker, and `sealbox log approve|deny|resolve`):
@@ -35,11 +35,6 @@ public final class Ledger: Sendable {
 
     /// Where the store lives (for a SQLite store, the absolute path of its file).
     public var path: String { store.location }
-
-    /// Opens or creates the SQLite effect log at `path` (`SQLiteEffectLogStore`).
-    public convenience init(path: String, configuration: Configuration = Configuration()) throws(LedgerError) {
-        self.init(store: try SQLiteEffectLogStore(path: path, busyTimeout: configuration.busyTimeout), configuration: configuration)
-    }
 
     public init(store: any EffectLogStore, configuration: Configuration = Configuration()) {
         self.store = store

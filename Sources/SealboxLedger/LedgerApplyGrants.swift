@@ -1,7 +1,7 @@
 import Foundation
 
 /// Token grants inside the write transaction (see `Ledger.appendGrant`).
-enum LedgerApplyGrants {
+package enum LedgerApplyGrants {
     /// The `note` of a grant record: what the v1 columns have no place for. `broker_id` is
     /// absent from grants recorded before brokers held leases (and from grants written without
     /// one), so those notes read exactly as before.

@@ -1,5 +1,3 @@
-import GRDB
-
 /// What a starting broker found and did on a shared effect log (`Ledger.recoverAbandonedWork`).
 public struct BrokerRecovery: Sendable, Equatable {
     /// Calls left without completion by brokers that are gone, now in doubt (irreversible) or

@@ -1,16 +1,9 @@
-import GRDB
 import Glibc
 
 /// A full disk is not a bad request: it says "try again later" (HTTP 507 with Retry-After),
-/// and /healthz reports the state directory as unwritable. One test for every store.
+/// and /healthz reports the state directory as unwritable. One test for every store; the
+/// test of an SQLite error is `StorageFull.isFull(_: DatabaseError)` in SealboxSQLite.
 public enum StorageFull {
-    /// SQLITE_FULL, or an I/O error whose cause was ENOSPC / EDQUOT.
-    public static func isFull(_ error: DatabaseError) -> Bool {
-        if error.resultCode == .SQLITE_FULL { return true }
-        let text = (error.message ?? "").lowercased()
-        return text.contains("disk is full") || text.contains("no space left") || text.contains("quota exceeded")
-    }
-
     /// For errors that crossed a process or module boundary as text.
     public static func isFull(message: String) -> Bool {
         let text = message.lowercased()

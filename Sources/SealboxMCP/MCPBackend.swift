@@ -4,6 +4,7 @@ import SealboxJail
 import SealboxLedger
 import SealboxProfiles
 import SealboxRuntime
+import SealboxSQLite
 import SealboxServer
 
 /// A tool call that could not be made, as the text a model reads ("not_found: unknown session x").
@@ -82,7 +83,7 @@ struct LocalBackend: MCPBackend {
 
     func createSession(workspaceLimitBytes limit: UInt64) -> Result<SessionInfo, MCPToolFailure> {
         do {
-            let store = try SQLiteCheckpointStore(path: layout.checkpointsPath)
+            let store = try StateStores(layout: layout).checkpoints()
             let id = try store.createSession(workspaceLimitBytes: limit)
             guard let created = try store.session(id) else { return .failure(MCPToolFailure(text: "storage: session \(id) vanished right after it was created")) }
             return .success(created)
@@ -96,8 +97,9 @@ struct LocalBackend: MCPBackend {
             return .failure(MCPToolFailure(text: "not_found: unknown session \(session) (no session was created in \(layout.stateDirectory) yet; use create_session)"))
         }
         do {
-            let store = try SQLiteCheckpointStore(path: layout.checkpointsPath)
-            let ledger = FileManager.default.fileExists(atPath: layout.ledgerPath) ? try Ledger(path: layout.ledgerPath) : nil
+            let stores = StateStores(layout: layout)
+            let store = try stores.checkpoints()
+            let ledger = try stores.existingEffectLog()
             return .success(try SessionFacts.gather(store: store, ledger: ledger, session: session))
         } catch let error as CheckpointError {
             return .failure(MCPToolFailure(text: (error.code == .unknownSession ? "not_found: " : "storage: ") + error.message))
@@ -112,7 +114,7 @@ struct LocalBackend: MCPBackend {
         // No effect log yet means no tool was ever called: an empty list, not an error.
         guard FileManager.default.fileExists(atPath: layout.ledgerPath) else { return .success([]) }
         do {
-            return .success(try Ledger(path: layout.ledgerPath).list(filter))
+            return .success(try StateStores(layout: layout).effectLog().list(filter))
         } catch {
             return .failure(MCPToolFailure(text: "storage: " + error.message))
         }

@@ -2,6 +2,7 @@ import Foundation
 import SealboxJail
 import SealboxBroker
 import SealboxLedger
+import SealboxSQLite
 import SealboxBase
 import SealboxTracing
 import Tracing
@@ -191,8 +192,7 @@ public struct RunPipeline: Sendable {
     /// The family root of a session known to the checkpoint store (a fork's runs share the
     /// family's irreversible effects even outside steps); nil for a free-form session id.
     func knownSessionRoot(_ session: String?) -> String? {
-        guard let session, FileManager.default.fileExists(atPath: checkpointsPath),
-              let store = try? SQLiteCheckpointStore(path: checkpointsPath) else { return nil }
+        guard let session, let store = try? StateStores.existingCheckpoints(file: checkpointsPath) else { return nil }
         return try? store.session(session)?.root
     }
 }

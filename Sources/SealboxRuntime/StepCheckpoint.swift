@@ -2,6 +2,7 @@ import Foundation
 import SealboxBase
 import SealboxJail
 import SealboxLedger
+import SealboxSQLite
 
 /// The checkpoint side of `sealbox run --session ID --step KEY`.
 public struct StepCheckpoint: Sendable {
@@ -47,7 +48,7 @@ public struct StepCheckpoint: Sendable {
         let store: any CheckpointStore
         let info: SessionInfo
         do {
-            store = try SQLiteCheckpointStore(path: path)
+            store = try StateStores.checkpoints(file: path)
             guard let found = try store.session(session) else {
                 throw RuntimeError(.notFound, "unknown session \(session) (create one with `sealbox session new` or POST /v1/sessions)", field: "session")
             }

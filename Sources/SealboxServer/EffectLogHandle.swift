@@ -1,5 +1,6 @@
 import Foundation
 import SealboxLedger
+import SealboxSQLite
 import Synchronization
 
 /// The effect log the API reads and acts on, opened on first use and kept open. The broker
@@ -27,7 +28,7 @@ public final class EffectLogHandle: Sendable {
             if let held { return .success(held) }
             guard FileManager.default.fileExists(atPath: path) else { return .success(nil) }
             do throws(LedgerError) {
-                let opened = try Ledger(path: path)
+                let opened = try StateStores.effectLog(file: path)
                 held = opened
                 return .success(opened)
             } catch {

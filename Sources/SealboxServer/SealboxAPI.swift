@@ -10,6 +10,7 @@ import NIOCore
 import ServiceLifecycle
 import SealboxJail
 import SealboxBroker
+import SealboxSQLite
 import SealboxLedger
 import SealboxRuntime
 
@@ -73,7 +74,7 @@ public struct SealboxAPI: Sendable {
         self.executor = executor
         self.broker = broker
         do {
-            checkpoints = try SQLiteCheckpointStore(path: configuration.layout.checkpointsPath)
+            checkpoints = try StateStores(layout: configuration.layout).checkpoints()
         } catch {
             throw ServiceStartError("cannot open the checkpoint store: \(error.message)")
         }

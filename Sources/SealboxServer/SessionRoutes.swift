@@ -4,6 +4,7 @@ import Hummingbird
 import SealboxBase
 import SealboxJail
 import SealboxRuntime
+import SealboxSQLite
 import SealboxLedger
 
 /// Sessions over HTTP, the same operations as `sealbox session new|steps|facts|fork`:
@@ -81,8 +82,7 @@ extension SealboxAPI {
     public func facts(of id: String, for identity: APIIdentity) throws(APIError) -> SessionFacts {
         try requireSession(id, visibleTo: identity)
         do {
-            let ledgerPath = configuration.layout.ledgerPath
-            let ledger = FileManager.default.fileExists(atPath: ledgerPath) ? try Ledger(path: ledgerPath) : nil
+            let ledger = try StateStores(layout: configuration.layout).existingEffectLog()
             return try SessionFacts.gather(store: checkpoints, ledger: ledger, session: id)
         } catch let error as CheckpointError {
             throw Self.apiError(error)

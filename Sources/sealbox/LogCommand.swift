@@ -3,6 +3,7 @@ import Foundation
 import SealboxBase
 import SealboxBroker
 import SealboxLedger
+import SealboxSQLite
 
 struct LogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,7 +27,7 @@ struct LedgerOptions: ParsableArguments {
             throw CLIFailure(message: "no effect log at \(ledger) (use --state-dir DIR or --ledger PATH; the broker creates it)")
         }
         do {
-            return try Ledger(path: ledger)
+            return try StateStores.effectLog(file: ledger)
         } catch {
             throw CLIFailure(message: error.message)
         }

@@ -3,6 +3,7 @@ import Foundation
 import SealboxBase
 import SealboxJail
 import SealboxLedger
+import SealboxSQLite
 
 struct SessionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,7 +21,7 @@ struct CheckpointOptions: ParsableArguments {
     func open() throws -> any CheckpointStore {
         let path = try state.checkpointsPath(explicit: checkpoints)
         do {
-            return try SQLiteCheckpointStore(path: path)
+            return try StateStores.checkpoints(file: path)
         } catch {
             throw CLIFailure(message: error.message)
         }

@@ -3,6 +3,7 @@ import Foundation
 import SealboxBase
 import SealboxBroker
 import SealboxLedger
+import SealboxSQLite
 
 struct SessionFactsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,7 +37,7 @@ struct SessionFactsCommand: ParsableCommand {
         let ledger = try options.state.ledgerPath(explicit: ledger)
         let facts: SessionFacts
         do {
-            let log = FileManager.default.fileExists(atPath: ledger) ? try Ledger(path: ledger) : nil
+            let log = try StateStores.existingEffectLog(file: ledger)
             facts = try SessionFacts.gather(store: store, ledger: log, session: session)
             if log == nil && !json {
                 print("(no effect log at \(ledger): effects are not shown; pass --ledger PATH if the steps used tools)\n")

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SealboxBase
 import SealboxLedger
+import SealboxSQLite
 import SealboxTestSupport
 import Testing
 @testable import SealboxBroker

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SealboxLedger
+import SealboxSQLite
 import SealboxTestSupport
 import Testing
 import SealboxBase

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SealboxBroker
 import SealboxLedger
+import SealboxSQLite
 import SealboxTestSupport
 import Testing
 @testable import SealboxBroker

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Testing
 @testable import SealboxLedger
+@testable import SealboxSQLite
 
 @Suite("Checkpoint store: forks, snapshots, attempts")
 struct CheckpointForkTests {

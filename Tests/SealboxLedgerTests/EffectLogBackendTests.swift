@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SealboxLedger
+@testable import SealboxSQLite
 
 /// The effect-class state machine runs over `EffectLogTransaction`'s primitives: the same ops
 /// give the same records and call states in memory and on SQLite (the reference a PostgreSQL

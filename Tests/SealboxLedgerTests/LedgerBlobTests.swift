@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SealboxLedger
+@testable import SealboxSQLite
 
 @Suite("Ledger: large responses as blobs, grants' tenants")
 struct LedgerBlobTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SealboxLedger
+@testable import SealboxSQLite
 
 @Suite("Call counts by class and state")
 struct LedgerCountTests {

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import SealboxLedger
+@testable import SealboxSQLite
 
 /// Session families (v2): forks share what happened in the world.
 @Suite("Ledger: session families")

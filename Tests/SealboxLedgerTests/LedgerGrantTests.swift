@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SealboxLedger
+@testable import SealboxSQLite
 
 /// Grant records (v2): what authority was handed out, and what of it remains.
 @Suite("Ledger: token grants")

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Testing
 @testable import SealboxLedger
+@testable import SealboxSQLite
 
 /// Broker leases (`BrokerLease`) and the recovery that respects them: several brokers share one
 /// effect log, and a starting broker recovers only the work of brokers that are gone.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SealboxLedger
+@testable import SealboxSQLite
 
 @Suite("Ledger: list and lookups")
 struct LedgerQueryTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SealboxLedger
+@testable import SealboxSQLite
 
 /// Edits made through a separate SQLite connection, as someone with write access to the file
 /// would. The ledger's append-only triggers refuse them, so the tamperer drops the triggers first.

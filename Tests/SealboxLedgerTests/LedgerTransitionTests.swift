@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SealboxLedger
+@testable import SealboxSQLite
 
 /// One step applied to the call whose intent is seq 1.
 enum Step: Sendable, CustomStringConvertible {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SealboxLedger
+@testable import SealboxSQLite
 
 /// `session facts` over a real checkpoint store and a real effect log.
 @Suite("Session facts")

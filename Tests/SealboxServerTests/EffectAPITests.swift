@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import SealboxLedger
+import SealboxSQLite
 @testable import SealboxServer
 import Testing
 

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import Glibc
 import SealboxLedger
+import SealboxSQLite
 @testable import SealboxServer
 import Testing
 

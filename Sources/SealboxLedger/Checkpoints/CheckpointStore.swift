@@ -22,6 +22,21 @@ public struct Checkpoint: Sendable, Codable, Equatable {
     public var prevHash: String
     public var hash: String
 
+    /// Every field as given (what a store reads back from its rows).
+    public init(seq: Int64, sessionID: String, stepKey: String, codeDigest: String, result: String, ledgerCursor: Int64? = nil, snapshot: String? = nil, parentSeq: Int64? = nil, createdAtMs: Int64, prevHash: String, hash: String) {
+        self.seq = seq
+        self.sessionID = sessionID
+        self.stepKey = stepKey
+        self.codeDigest = codeDigest
+        self.result = result
+        self.ledgerCursor = ledgerCursor
+        self.snapshot = snapshot
+        self.parentSeq = parentSeq
+        self.createdAtMs = createdAtMs
+        self.prevHash = prevHash
+        self.hash = hash
+    }
+
     enum CodingKeys: String, CodingKey {
         case seq
         case sessionID = "session_id"
@@ -63,7 +78,7 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable, Equatab
 /// a fork, its parent's up to the fork point), the attempts that hold a step while it runs,
 /// the seals, and workspace snapshots. The step-identity and replay rules stay above it
 /// (SealboxRuntime.StepCheckpoint); a backend keeps records and their hash chain.
-/// `SQLiteCheckpointStore` is the one-machine store (`checkpoints.db`).
+/// `SQLiteCheckpointStore` (SealboxSQLite) is the one-machine store (`checkpoints.db`).
 public protocol CheckpointStore: Sendable {
     /// Workspace file contents, by digest.
     var blobs: any BlobStore { get }

@@ -1,6 +1,3 @@
-import Foundation
-import GRDB
-
 /// A session as the store knows it.
 public struct SessionInfo: Sendable, Codable, Equatable {
     public var id: String
@@ -18,6 +15,17 @@ public struct SessionInfo: Sendable, Codable, Equatable {
     public static let defaultWorkspaceLimit: UInt64 = 64 << 20
     public static let maximumWorkspaceLimit: UInt64 = 16 << 30
 
+    /// Every field as given (what a store reads back from its rows).
+    public init(id: String, createdAtMs: Int64, forkedFrom: String? = nil, forkedAtStep: String? = nil, forkedAtSeq: Int64? = nil, root: String, workspaceLimitBytes: UInt64) {
+        self.id = id
+        self.createdAtMs = createdAtMs
+        self.forkedFrom = forkedFrom
+        self.forkedAtStep = forkedAtStep
+        self.forkedAtSeq = forkedAtSeq
+        self.root = root
+        self.workspaceLimitBytes = workspaceLimitBytes
+    }
+
     enum CodingKeys: String, CodingKey {
         case id
         case createdAtMs = "created_at_ms"
@@ -26,60 +34,5 @@ public struct SessionInfo: Sendable, Codable, Equatable {
         case forkedAtSeq = "forked_at_seq"
         case root
         case workspaceLimitBytes = "workspace_limit_bytes"
-    }
-
-    static func from(_ row: Row) -> SessionInfo {
-        let id: String = row["id"]
-        let limit: Int64? = row["workspace_limit_bytes"]
-        return SessionInfo(
-            id: id, createdAtMs: row["created_at_ms"], forkedFrom: row["forked_from"], forkedAtStep: row["forked_at_step"],
-            forkedAtSeq: row["forked_at_seq"], root: row["root_id"] ?? id,
-            workspaceLimitBytes: limit.map { UInt64($0) } ?? defaultWorkspaceLimit)
-    }
-}
-
-/// Which checkpoints a session sees: its own, and for a fork, its parent's up to the fork
-/// point, recursively. Each element bounds one session's checkpoints by seq.
-struct Lineage {
-    struct Segment {
-        var session: String
-        var maxSeq: Int64?
-    }
-
-    var segments: [Segment]
-
-    /// Forks nest at most this deep; a longer chain is a corrupt store, not a real history.
-    static let maximumDepth = 1000
-
-    static func of(_ session: String, in db: Database) throws -> Lineage? {
-        guard var info = try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [session]).map(SessionInfo.from) else {
-            return nil
-        }
-        var segments = [Segment(session: session, maxSeq: nil)]
-        var bound: Int64?
-        while let parent = info.forkedFrom, segments.count < maximumDepth {
-            if let at = info.forkedAtSeq { bound = bound.map { min($0, at) } ?? at }
-            guard let next = try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [parent]).map(SessionInfo.from) else { break }
-            segments.append(Segment(session: parent, maxSeq: bound))
-            info = next
-        }
-        return Lineage(segments: segments)
-    }
-
-    /// A WHERE clause selecting the checkpoints this lineage sees.
-    var condition: (sql: String, arguments: StatementArguments) {
-        var parts: [String] = []
-        var arguments: [(any DatabaseValueConvertible)?] = []
-        for segment in segments {
-            if let maxSeq = segment.maxSeq {
-                parts.append("(session_id = ? AND seq <= ?)")
-                arguments.append(segment.session)
-                arguments.append(maxSeq)
-            } else {
-                parts.append("(session_id = ?)")
-                arguments.append(segment.session)
-            }
-        }
-        return ("(" + parts.joined(separator: " OR ") + ")", StatementArguments(arguments))
     }
 }

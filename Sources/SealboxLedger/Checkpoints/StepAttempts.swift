@@ -24,6 +24,20 @@ public struct StepAttempt: Sendable, Codable, Equatable {
     /// Why it ended without a seal: `blocked`, `failed`, `interrupted`, `not_started`.
     public var outcome: String?
 
+    /// Every field as given (what a store reads back from its rows).
+    public init(id: Int64, sessionID: String, stepKey: String, codeDigest: String, runID: String? = nil, pid: Int32, pidStart: String, startedAtMs: Int64, endedAtMs: Int64? = nil, outcome: String? = nil) {
+        self.id = id
+        self.sessionID = sessionID
+        self.stepKey = stepKey
+        self.codeDigest = codeDigest
+        self.runID = runID
+        self.pid = pid
+        self.pidStart = pidStart
+        self.startedAtMs = startedAtMs
+        self.endedAtMs = endedAtMs
+        self.outcome = outcome
+    }
+
     enum CodingKeys: String, CodingKey {
         case id
         case sessionID = "session_id"

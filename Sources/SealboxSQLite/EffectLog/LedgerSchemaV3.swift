@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import SealboxLedger
 
 /// Migration v3: the log's own secrets. `world_key` keys the hash that turns a call's
 /// idempotency key into the one the world sees (`WorldKey`): made once, at random, when the

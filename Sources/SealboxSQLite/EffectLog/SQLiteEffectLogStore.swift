@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SealboxBase
+import SealboxLedger
 
 /// The one-machine effect log store: one SQLite file (WAL, synchronous=FULL), GRDB.
 ///
@@ -349,6 +350,12 @@ public final class SQLiteEffectLogStore: EffectLogStore {
 }
 
 extension Ledger {
+    /// Opens or creates the SQLite effect log at `path` (`SQLiteEffectLogStore`). Callers outside
+    /// this module open their stores through `StateStores`.
+    public convenience init(path: String, configuration: Configuration = Configuration()) throws(LedgerError) {
+        self.init(store: try SQLiteEffectLogStore(path: path, busyTimeout: configuration.busyTimeout), configuration: configuration)
+    }
+
     /// `PRAGMA journal_mode` and `PRAGMA synchronous` of a SQLite effect log's writing connection.
     public func durabilitySettings() throws(LedgerError) -> (journalMode: String, synchronous: Int) {
         guard let sqlite = store as? SQLiteEffectLogStore else {

@@ -1,4 +1,5 @@
 import GRDB
+import SealboxLedger
 
 /// Migration v2: session families and token grants. v1 stays as released; nothing here touches
 /// the `effects` columns, so every v1 record keeps its hash.

@@ -1,4 +1,5 @@
 import GRDB
+import SealboxLedger
 
 /// The checkpoint store's tables. v1 is what the first release wrote; later versions only add.
 enum CheckpointSchema {

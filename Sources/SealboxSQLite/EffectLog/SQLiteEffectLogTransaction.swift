@@ -1,4 +1,5 @@
 import GRDB
+import SealboxLedger
 
 /// The effect log's primitives on SQLite (GRDB), inside `GroupCommitWriter`'s `BEGIN
 /// IMMEDIATE` transaction (its tail lock), and its reads.

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import SealboxBase
+import SealboxLedger
 
 /// Migration v4, for the broker's quotas:
 /// - `grants.tenant`: who a run's calls count against (`sealbox serve` names the API key's

@@ -1,4 +1,5 @@
 import GRDB
+import SealboxLedger
 
 /// A plain SQLite connection to a ledger file, outside the Ledger's rules: no group commit, no
 /// transition checks, foreign keys off. For tests that play the tamperer or the other process

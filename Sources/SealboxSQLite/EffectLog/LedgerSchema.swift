@@ -1,4 +1,5 @@
 import GRDB
+import SealboxLedger
 
 /// Schema of the ledger file, applied by a GRDB `DatabaseMigrator`.
 ///

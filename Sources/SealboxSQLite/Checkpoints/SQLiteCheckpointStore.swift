@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import SealboxBase
+import SealboxLedger
 
 /// Sessions and their sealed steps, in SQLite (WAL, synchronous=FULL: a seal is durable when
 /// `seal` returns).
