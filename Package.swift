@@ -87,6 +87,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Access state (API keys, which tenant owns which session) behind the `AccessStore`
+        // protocol: its records and error, and an in-memory store for tests. The semantics
+        // (key text and hashing, names, bootstrap, policy) stay in SealboxServer, above it.
+        .target(
+            name: "SealboxAccess",
+            dependencies: ["SealboxBase"],
+            swiftSettings: swiftSettings
+        ),
+        // The SQLite implementations of the storage protocols (GRDB): Access/ is keys.db.
+        .target(
+            name: "SealboxSQLite",
+            dependencies: [
+                "SealboxAccess",
+                "SealboxBase",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The credential broker: config, tokens, tool kinds, the effect semantics, sockets.
         .target(
             name: "SealboxBroker",
@@ -116,7 +134,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // `sealbox serve`: the HTTP API (Hummingbird 2), admission control,
-        // the run store, API keys and tenancy.
+        // the run store, API keys and tenancy (over any `AccessStore`).
         .target(
             name: "SealboxServer",
             dependencies: [
@@ -127,6 +145,7 @@ let package = Package(
                 "SealboxLedger",
                 "SealboxBroker",
                 "SealboxTracing",
+                "SealboxAccess",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -136,7 +155,6 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -173,6 +191,8 @@ let package = Package(
                 "SealboxLedger",
                 "SealboxBroker",
                 "SealboxTracing",
+                "SealboxAccess",
+                "SealboxSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -221,6 +241,8 @@ let package = Package(
                 "SealboxJail",
                 "SealboxLedger",
                 "SealboxBroker",
+                "SealboxAccess",
+                "SealboxSQLite",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
