@@ -87,17 +87,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // [sqlite-target] The one-machine stores on SQLite (GRDB, WAL, fsync'd): the effect log
-        // and checkpoint stores and their schemas (EffectLog/, Checkpoints/), and `StateStores`,
-        // the one place callers open them.
+        // The one-machine stores on SQLite (GRDB, WAL, fsync'd): the effect log, checkpoint and
+        // access stores and their schemas (EffectLog/, Checkpoints/, Access/), and
+        // `StateStores`, the one place callers open them.
         .target(
             name: "SealboxSQLite",
             dependencies: [
+                "SealboxAccess",
                 "SealboxBase",
                 "SealboxLedger",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Access state (API keys, which tenant owns which session) behind the `AccessStore`
+        // protocol: its records and error, and an in-memory store for tests. The semantics
+        // (key text and hashing, names, bootstrap, policy) stay in SealboxServer, above it.
+        .target(
+            name: "SealboxAccess",
+            dependencies: ["SealboxBase"],
             swiftSettings: swiftSettings
         ),
         // The credential broker: config, tokens, tool kinds, the effect semantics, sockets.
@@ -106,7 +115,7 @@ let package = Package(
             dependencies: [
                 "SealboxBase",
                 "SealboxLedger",
-                "SealboxSQLite",  // [sqlite-target]
+                "SealboxSQLite",
                 "SealboxTracing",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Yams", package: "Yams"),
@@ -130,7 +139,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // `sealbox serve`: the HTTP API (Hummingbird 2), admission control,
-        // the run store, API keys and tenancy.
+        // the run store, API keys and tenancy (over any `AccessStore`).
         .target(
             name: "SealboxServer",
             dependencies: [
@@ -139,9 +148,10 @@ let package = Package(
                 "SealboxProfiles",
                 "SealboxRuntime",
                 "SealboxLedger",
-                "SealboxSQLite",  // [sqlite-target]
+                "SealboxSQLite",
                 "SealboxBroker",
                 "SealboxTracing",
+                "SealboxAccess",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -151,7 +161,6 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -166,7 +175,7 @@ let package = Package(
                 "SealboxProfiles",
                 "SealboxRuntime",
                 "SealboxLedger",
-                "SealboxSQLite",  // [sqlite-target]
+                "SealboxSQLite",
                 "SealboxServer",
                 .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -187,9 +196,11 @@ let package = Package(
                 "SealboxJail",
                 "SealboxProfiles",
                 "SealboxLedger",
-                "SealboxSQLite",  // [sqlite-target]
+                "SealboxSQLite",
                 "SealboxBroker",
                 "SealboxTracing",
+                "SealboxAccess",
+                "SealboxSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -218,7 +229,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SealboxLedgerTests",
-            // [sqlite-target] SealboxSQLite and GRDB: the tests of the SQLite stores stay here.
+           SealboxSQLite and GRDB: the tests of the SQLite stores stay here.
             dependencies: ["SealboxLedger", "SealboxSQLite", "SealboxBase", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
@@ -238,8 +249,10 @@ let package = Package(
                 "SealboxRuntime",
                 "SealboxJail",
                 "SealboxLedger",
-                "SealboxSQLite",  // [sqlite-target]
+                "SealboxSQLite",
                 "SealboxBroker",
+                "SealboxAccess",
+                "SealboxSQLite",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
@@ -267,7 +280,7 @@ let package = Package(
                 "SealboxTestSupport",
                 "SealboxBroker",
                 "SealboxLedger",
-                "SealboxSQLite",  // [sqlite-target]
+                "SealboxSQLite",
                 "SealboxBase",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

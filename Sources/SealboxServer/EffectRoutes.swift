@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import SealboxAccess
 import Hummingbird
 import SealboxLedger
 

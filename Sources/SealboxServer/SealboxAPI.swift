@@ -7,6 +7,7 @@ import HummingbirdCore
 import Logging
 import Synchronization
 import NIOCore
+import SealboxAccess
 import ServiceLifecycle
 import SealboxJail
 import SealboxBroker
@@ -50,7 +51,7 @@ public struct SealboxAPI: Sendable {
     public let broker: BrokerSlot
     /// The jails of this server's runs, killed when a shutdown's grace period is over.
     public let liveJails = LiveJails()
-    /// keys.db: API keys and which tenant owns which session.
+    /// API keys and which tenant owns which session.
     public let access: AccessControl
     /// The effect log the broker writes, for /v1/effects and the effects metrics.
     public let effectLog: EffectLogHandle
@@ -62,13 +63,16 @@ public struct SealboxAPI: Sendable {
     /// made once.
     let openAPI: Result<Data, APIError>
 
-    public init(configuration: ServerConfiguration, executor: Executor, brokerControlSocket: String? = nil) throws(ServiceStartError) {
-        try self.init(configuration: configuration, executor: executor, broker: BrokerSlot(brokerControlSocket.map { .external($0) } ?? .none))
+    public init(configuration: ServerConfiguration, executor: Executor, access: any AccessStore,
+                brokerControlSocket: String? = nil) throws(ServiceStartError) {
+        try self.init(configuration: configuration, executor: executor, access: access,
+                      broker: BrokerSlot(brokerControlSocket.map { .external($0) } ?? .none))
     }
 
-    /// `metrics`: `sealbox serve` passes the one whose registry it bootstrapped swift-metrics
-    /// with; by default a registry of this server's own.
-    public init(configuration: ServerConfiguration, executor: Executor, broker: BrokerSlot,
+    /// `access`: the store of API keys and session owners (`SQLiteAccessStore.open(layout:)`
+    /// for the state directory). `metrics`: `sealbox serve` passes the one whose registry it
+    /// bootstrapped swift-metrics with; by default a registry of this server's own.
+    public init(configuration: ServerConfiguration, executor: Executor, access: any AccessStore, broker: BrokerSlot,
                 metrics: ServerMetrics = ServerMetrics()) throws(ServiceStartError) {
         self.configuration = configuration
         self.executor = executor
@@ -78,11 +82,7 @@ public struct SealboxAPI: Sendable {
         } catch {
             throw ServiceStartError("cannot open the checkpoint store: \(error.message)")
         }
-        do {
-            access = try AccessControl(path: configuration.layout.keysPath)
-        } catch {
-            throw ServiceStartError("cannot open the key store: \(error.message)")
-        }
+        self.access = AccessControl(store: access)
         effectLog = EffectLogHandle(path: configuration.layout.ledgerPath)
         pipeline = RunPipeline(checkpointsPath: configuration.layout.checkpointsPath,
                                dataDirectory: executor.configuration.dataDirectory) { executor }

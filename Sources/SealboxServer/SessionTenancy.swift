@@ -1,4 +1,5 @@
 import HTTPTypes
+import SealboxAccess
 import SealboxJail
 import SealboxRuntime
 import SealboxLedger

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import SealboxAccess
 import SealboxBase
+import SealboxSQLite
 import SealboxServer
 
 struct KeysCommand: ParsableCommand {
@@ -36,16 +38,16 @@ struct KeyStoreOptions: ParsableArguments {
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
-    var keysPath: String { StateLayout(stateDirectory: stateDirectory).keysPath }
+    var layout: StateLayout { StateLayout(stateDirectory: stateDirectory) }
 
     /// `create` makes keys.db (and the directory) when missing; list and revoke only read what
     /// exists, so a mistyped --state-dir is an error, not a new empty store.
     func open(create: Bool) throws -> AccessControl {
-        if !create, !FileManager.default.fileExists(atPath: keysPath) {
-            throw CLIFailure(message: "no key store at \(keysPath) (use --state-dir DIR; `sealbox keys create` or `sealbox serve` makes it)")
+        if !create, !FileManager.default.fileExists(atPath: layout.keysPath) {
+            throw CLIFailure(message: "no key store at \(layout.keysPath) (use --state-dir DIR; `sealbox keys create` or `sealbox serve` makes it)")
         }
         do {
-            return try AccessControl(path: keysPath)
+            return AccessControl(store: try SQLiteAccessStore.open(layout: layout))
         } catch {
             throw CLIFailure(message: error.message)
         }
@@ -94,7 +96,7 @@ struct KeysCreate: ParsableCommand {
             print(created.key)
         }
         let role = `operator` ? "operator key" : "key"
-        writeStderr("sealbox keys: created \(role) \(created.info.id) for tenant \(tenant) in \(access.keys.path). It cannot be shown again: store it now.\n")
+        writeStderr("sealbox keys: created \(role) \(created.info.id) for tenant \(tenant) in \(access.keys.location). It cannot be shown again: store it now.\n")
     }
 
     struct CreatedKeyJSON: Encodable {

@@ -3,7 +3,9 @@ import ArgumentParser
 import Foundation
 
 import SealboxJail
+import SealboxAccess
 import SealboxMCP
+import SealboxSQLite
 import SealboxServer
 import SealboxTracing
 
@@ -212,7 +214,13 @@ struct ServeCommand: AsyncParsableCommand {
         let slot = BrokerSlot(.starting)
         let api: SealboxAPI
         do {
-            api = try SealboxAPI(configuration: configuration, executor: executor, broker: slot, metrics: .bootstrapProcessWide())
+            let access: SQLiteAccessStore
+            do {
+                access = try SQLiteAccessStore.open(layout: configuration.layout)
+            } catch {
+                throw ServiceStartError("cannot open the key store: \(error.message)")
+            }
+            api = try SealboxAPI(configuration: configuration, executor: executor, access: access, broker: slot, metrics: .bootstrapProcessWide())
             if let path = try api.bootstrapKeyIfNeeded() {
                 ServerLogging.notice("no API keys yet: made an operator key for tenant \"default\" in \(path) (mode 0600). Send it as: Authorization: Bearer $(cat \(path))",
                                      to: logger, metadata: ["key_file": path])

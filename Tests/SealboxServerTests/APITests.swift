@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import SealboxJail
 import SealboxServer
+import SealboxSQLite
 import Testing
 
 /// The HTTP API through HummingbirdTesting (router, and one live server on a real socket);
@@ -25,7 +26,7 @@ struct APITests {
         // Auth is not the point here (AuthAPITests): these run as `--no-auth`.
         configuration.authRequired = false
         configure(&configuration)
-        return try SealboxAPI(configuration: configuration, executor: try executor.get())
+        return try SealboxAPI(configuration: configuration, executor: try executor.get(), access: try SQLiteAccessStore.open(layout: configuration.layout))
     }
 
     static func app(_ api: SealboxAPI) -> some ApplicationProtocol {
@@ -179,7 +180,7 @@ struct APITests {
         #expect(pool.waitUntilFull(timeout: 30))
         var configuration = ServerConfiguration(layout: try ServerTestSupport.temporaryLayout(), maxConcurrentRuns: 2, maxQueuedRuns: 4)
         configuration.authRequired = false
-        let api = try SealboxAPI(configuration: configuration, executor: executor)
+        let api = try SealboxAPI(configuration: configuration, executor: executor, access: try SQLiteAccessStore.open(layout: configuration.layout))
         try await Self.app(api).test(.router) { client in
             let warm = try Self.object(try await Self.post(client, #"{"language":"python","code":"print(6*7)"}"#))
             #expect(warm["status"] as? String == "ok" && warm["stdout"] as? String == "42\n", "\(warm)")

@@ -2,8 +2,10 @@ import SealboxBase
 import Foundation
 import HTTPTypes
 import Hummingbird
+import SealboxAccess
 import HummingbirdTesting
 @testable import SealboxServer
+import SealboxSQLite
 import Testing
 
 /// API keys over HTTP: 401 without a good key, 403 without operator rights, one tenant's runs
@@ -66,7 +68,7 @@ struct AuthAPITests {
         defer { state.remove() }
         let api = try state.api()
         let keys = try Self.keys(api)
-        let cli = try AccessControl(path: state.layout.keysPath)
+        let cli = AccessControl(store: try SQLiteAccessStore.open(layout: state.layout))
         try await Application(router: api.router()).test(.router) { client in
             #expect(try await client.call(.get, "/v1/profiles", key: keys.a.key).status == .ok)
             _ = try cli.keys.revoke(id: keys.a.info.id)

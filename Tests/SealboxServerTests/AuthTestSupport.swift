@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import SealboxJail
 @testable import SealboxServer
+import SealboxSQLite
 import Testing
 
 /// A fresh state directory per test (keys.db, effects.db, api-key), removed by `remove()`.
@@ -27,7 +28,8 @@ struct TestState {
     func api(_ configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> SealboxAPI {
         var configuration = ServerConfiguration(layout: layout, maxConcurrentRuns: 2, maxQueuedRuns: 4)
         configure(&configuration)
-        return try SealboxAPI(configuration: configuration, executor: try APITests.executor.get())
+        return try SealboxAPI(configuration: configuration, executor: try APITests.executor.get(),
+                              access: try SQLiteAccessStore.open(layout: configuration.layout))
     }
 }
 

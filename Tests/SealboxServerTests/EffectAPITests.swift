@@ -2,6 +2,7 @@ import SealboxBase
 import Foundation
 import HTTPTypes
 import Hummingbird
+import SealboxAccess
 import HummingbirdTesting
 import SealboxLedger
 import SealboxSQLite

@@ -2,12 +2,41 @@ import SealboxBase
 import Crypto
 import Foundation
 import Glibc
+import SealboxAccess
 import SealboxLedger
 import SealboxSQLite
 @testable import SealboxServer
+import Synchronization
 import Testing
 
-/// keys.db on real SQLite in temp directories: keys, revocation, tenants, the bootstrap key.
+/// The stores the access semantics (keys, revocation, tenants, the bootstrap key) are tested
+/// on, with the same cases: keys.db on real SQLite in a temporary directory, and memory.
+enum AccessBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite, memory
+
+    var testDescription: String { rawValue }
+
+    /// Access state in `state`'s directory. Each `open()` of an SQLite store is another
+    /// handle on the same file, as the server's and a `sealbox keys` process's are; the memory
+    /// store is one object, so its handles share it.
+    struct Fixture {
+        let backend: AccessBackend
+        let layout: StateLayout
+        let memory = InMemoryAccessStore()
+
+        func open() throws -> AccessControl {
+            switch backend {
+            case .sqlite: AccessControl(store: try SQLiteAccessStore.open(layout: layout))
+            case .memory: AccessControl(store: memory)
+            }
+        }
+    }
+
+    func fixture(_ state: TestState) -> Fixture { Fixture(backend: self, layout: state.layout) }
+}
+
+/// Keys, revocation, tenants and the bootstrap key over every `AccessBackend`; what only
+/// keys.db has (its file, its durability, refusing other files) on SQLite.
 @Suite("Key store and tenant directory")
 struct KeyStoreTests {
     static func accessError(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> AccessError? {
@@ -22,11 +51,11 @@ struct KeyStoreTests {
         }
     }
 
-    @Test("a created key checks as its tenant and role; a wrong secret, an unknown id and garbage do not")
-    func createAndCheck() throws {
+    @Test("a created key checks as its tenant and role; a wrong secret, an unknown id and garbage do not", arguments: AccessBackend.allCases)
+    func createAndCheck(backend: AccessBackend) throws {
         let state = TestState()
         defer { state.remove() }
-        let access = try AccessControl(path: state.layout.keysPath)
+        let access = try backend.fixture(state).open()
         let tenantKey = try access.keys.create(tenant: "acme", name: "ci", isOperator: false)
         let operatorKey = try access.keys.create(tenant: "default", isOperator: true)
         // sbx_ + 16 hex + _ + 43 base64url characters.
@@ -51,12 +80,14 @@ struct KeyStoreTests {
         }
     }
 
-    @Test("revoking: the next check says revoked, also through another handle on the file (the CLI's); revoking again changes nothing")
-    func revoke() throws {
+    @Test("revoking: the next check says revoked, also through another handle on the file (the CLI's); revoking again changes nothing",
+          arguments: AccessBackend.allCases)
+    func revoke(backend: AccessBackend) throws {
         let state = TestState()
         defer { state.remove() }
-        let server = try AccessControl(path: state.layout.keysPath)
-        let cli = try AccessControl(path: state.layout.keysPath)
+        let fixture = backend.fixture(state)
+        let server = try fixture.open()
+        let cli = try fixture.open()
         let created = try cli.keys.create(tenant: "acme", isOperator: false)
         #expect(try server.keys.check(created.key) == .valid(APIIdentity(keyID: created.info.id, tenant: "acme", isOperator: false)))
         let first = try cli.keys.revoke(id: created.info.id)
@@ -75,10 +106,11 @@ struct KeyStoreTests {
     func storage() throws {
         let state = TestState()
         defer { state.remove() }
-        let access = try AccessControl(path: state.layout.keysPath)
+        let store = try SQLiteAccessStore.open(layout: state.layout)
+        let access = AccessControl(store: store)
         let created = try access.keys.create(tenant: "acme", name: "ci", isOperator: true)
         let secret = String(created.key.dropFirst(4 + 16 + 1))
-        let settings = try access.keys.database.durabilitySettings()
+        let settings = try store.durabilitySettings()
         #expect(settings.journalMode == "wal")
         #expect(settings.synchronous == 2)  // FULL
         var info = stat()
@@ -97,25 +129,26 @@ struct KeyStoreTests {
         #expect(json == #"[{"created_ms":\#(created.info.createdMs),"id":"\#(created.info.id)","name":"ci","operator":true,"profiles":null,"revoked_ms":null,"tenant":"acme"}]"#)
     }
 
-    @Test("tenant names are 1-64 of [A-Za-z0-9_-]; key names are bounded", arguments: [
+    @Test("tenant names are 1-64 of [A-Za-z0-9_-]; key names are bounded", arguments: AccessBackend.allCases, [
         ("", false), ("a", true), ("Acme_Corp-2", true), (String(repeating: "x", count: 64), true),
         (String(repeating: "x", count: 65), false), ("a b", false), ("a/b", false), ("ä", false), ("a\u{0}", false), ("../x", false),
     ])
-    func tenantNames(tenant: String, ok: Bool) throws {
+    func tenantNames(backend: AccessBackend, example: (String, Bool)) throws {
+        let (tenant, ok) = example
         let state = TestState()
         defer { state.remove() }
-        let access = try AccessControl(path: state.layout.keysPath)
+        let access = try backend.fixture(state).open()
         let error = Self.accessError { _ = try access.keys.create(tenant: tenant, isOperator: false) }
         #expect((error == nil) == ok, "\(tenant): \(String(describing: error))")
         if !ok { #expect(error?.code == .invalidInput) }
         #expect(Self.accessError { _ = try access.tenants.claim(session: "s", tenant: tenant) }?.code == (ok ? nil : .invalidInput))
     }
 
-    @Test("key names: at most 128 bytes, no control characters")
-    func keyNames() throws {
+    @Test("key names: at most 128 bytes, no control characters", arguments: AccessBackend.allCases)
+    func keyNames(backend: AccessBackend) throws {
         let state = TestState()
         defer { state.remove() }
-        let access = try AccessControl(path: state.layout.keysPath)
+        let access = try backend.fixture(state).open()
         #expect(Self.accessError { _ = try access.keys.create(tenant: "t", name: String(repeating: "n", count: 128), isOperator: false) } == nil)
         #expect(Self.accessError { _ = try access.keys.create(tenant: "t", name: String(repeating: "n", count: 129), isOperator: false) }?.code == .invalidInput)
         #expect(Self.accessError { _ = try access.keys.create(tenant: "t", name: "a\nb", isOperator: false) }?.code == .invalidInput)
@@ -123,11 +156,12 @@ struct KeyStoreTests {
         #expect(try access.keys.list(tenant: "other").isEmpty)
     }
 
-    @Test("sessions: a claim is one tenant's; claiming again is harmless; another tenant is refused; owners in batches; paging")
-    func tenantDirectory() throws {
+    @Test("sessions: a claim is one tenant's; claiming again is harmless; another tenant is refused; owners in batches; paging",
+          arguments: AccessBackend.allCases)
+    func tenantDirectory(backend: AccessBackend) throws {
         let state = TestState()
         defer { state.remove() }
-        let tenants = try AccessControl(path: state.layout.keysPath).tenants
+        let tenants = try backend.fixture(state).open().tenants
         #expect(try tenants.claim(session: "s1", tenant: "a"))
         #expect(try tenants.claim(session: "s1", tenant: "a") == false)
         #expect(Self.accessError { try tenants.claim(session: "s1", tenant: "b") }?.code == .ownedByAnotherTenant)
@@ -147,11 +181,11 @@ struct KeyStoreTests {
         }
     }
 
-    @Test("the bootstrap key: made once into a 0600 file when the store is empty, never over an existing file")
-    func bootstrap() throws {
+    @Test("the bootstrap key: made once into a 0600 file when the store is empty, never over an existing file", arguments: AccessBackend.allCases)
+    func bootstrap(backend: AccessBackend) throws {
         let state = TestState()
         defer { state.remove() }
-        let access = try AccessControl(path: state.layout.keysPath)
+        let access = try backend.fixture(state).open()
         let path = state.layout.bootstrapKeyPath
         #expect(try BootstrapKey.ensure(keys: access.keys, path: path) == path)
         let text = try #require(FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) })
@@ -170,7 +204,7 @@ struct KeyStoreTests {
         // An empty store beside a stale file: refused with a clear message, no key made.
         let other = TestState()
         defer { other.remove() }
-        let empty = try AccessControl(path: other.layout.keysPath)
+        let empty = try backend.fixture(other).open()
         _ = FileManager.default.createFile(atPath: other.layout.bootstrapKeyPath, contents: Data("old\n".utf8))
         let error = Self.accessError { _ = try BootstrapKey.ensure(keys: empty.keys, path: other.layout.bootstrapKeyPath) }
         #expect(error?.code == .badPath)
@@ -182,6 +216,44 @@ struct KeyStoreTests {
         #expect(Self.accessError { _ = try BootstrapKey.ensure(keys: empty.keys, path: other.layout.bootstrapKeyPath) }?.code == .badPath)
         #expect(!FileManager.default.fileExists(atPath: other.path + "/elsewhere"))
         #expect(try empty.keys.count() == 0)
+    }
+
+    @Test("the bootstrap's insert is atomic: eight handles racing on an empty store make one key between them", arguments: AccessBackend.allCases)
+    func bootstrapRace(backend: AccessBackend) throws {
+        let state = TestState()
+        defer { state.remove() }
+        let fixture = backend.fixture(state)
+        let handles = try (0..<8).map { _ in try fixture.open() }
+        let made = Mutex(0)
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: handles.count) { index in
+            do {
+                if try handles[index].keys.createIfEmpty(tenant: "default", name: "bootstrap", isOperator: true) != nil {
+                    made.withLock { $0 += 1 }
+                }
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        #expect(made.withLock { $0 } == 1)
+        #expect(try handles[0].keys.count() == 1)
+        // A store with a key (revoked or not) makes no bootstrap key.
+        #expect(try handles[1].keys.createIfEmpty(tenant: "default", name: "bootstrap", isOperator: true) == nil)
+    }
+
+    @Test("a store holding maxKeys keys (revoked ones count) refuses another with `limit`, naming the count")
+    func keyLimit() throws {
+        // Memory only: 10,000 fsync'd commits would take minutes on SQLite; the limit is
+        // KeyStore's, above the store, and the store's part is the atomic insertKey(ifFewerThan:)
+        // that bootstrapRace holds both backends to.
+        let access = AccessControl(store: InMemoryAccessStore())
+        for index in 0..<KeyStore.maxKeys { _ = try access.keys.create(tenant: "t\(index % 7)", isOperator: false) }
+        _ = try access.keys.revoke(id: try #require(access.keys.list().first).id)
+        let error = Self.accessError { _ = try access.keys.create(tenant: "t", isOperator: false) }
+        #expect(error?.code == .limit)
+        #expect(error?.message.contains("\(KeyStore.maxKeys) keys") == true, "\(String(describing: error))")
+        #expect(try access.keys.count() == KeyStore.maxKeys)
     }
 
     @Test("the server's bootstrap: only with auth on")
@@ -202,9 +274,9 @@ struct KeyStoreTests {
         defer { state.remove() }
         let garbage = state.path + "/garbage.db"
         _ = FileManager.default.createFile(atPath: garbage, contents: Data(repeating: 0x41, count: 4096))
-        #expect(Self.accessError { _ = try AccessControl(path: garbage) }?.code == .notAKeyStore)
+        #expect(Self.accessError { _ = try SQLiteAccessStore(path: garbage) }?.code == .notAKeyStore)
         _ = try Ledger(path: state.layout.ledgerPath)
-        #expect(Self.accessError { _ = try AccessControl(path: state.layout.ledgerPath) }?.code == .notAKeyStore)
-        #expect(Self.accessError { _ = try AccessControl(path: state.path) }?.code == .badPath)
+        #expect(Self.accessError { _ = try SQLiteAccessStore(path: state.layout.ledgerPath) }?.code == .notAKeyStore)
+        #expect(Self.accessError { _ = try SQLiteAccessStore(path: state.path) }?.code == .badPath)
     }
 }

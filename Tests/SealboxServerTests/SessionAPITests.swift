@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import SealboxJail
 import SealboxServer
+import SealboxSQLite
 import Testing
 
 /// Sessions through the API with the service's real broker process: steps seal and replay,
@@ -34,7 +35,8 @@ struct SessionAPITests {
         let broker = try await ManagedBroker.start(executable: try ServerTestSupport.sealboxBinary, layout: layout, toolsConfig: config)
         var configuration = ServerConfiguration(layout: layout, maxConcurrentRuns: 2, maxQueuedRuns: 4)
         configuration.authRequired = false  // keys and tenants: SessionTenancyTests
-        let api = try SealboxAPI(configuration: configuration, executor: try APITests.executor.get(), brokerControlSocket: broker.controlSocket)
+        let api = try SealboxAPI(configuration: configuration, executor: try APITests.executor.get(), access: try SQLiteAccessStore.open(layout: layout),
+                                 brokerControlSocket: broker.controlSocket)
         return Service(api: api, broker: broker, world: world)
     }
 

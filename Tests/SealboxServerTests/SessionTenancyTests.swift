@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import SealboxLedger
 @testable import SealboxServer
+import SealboxSQLite
 import Testing
 
 /// Sessions, their runs and their effects are their tenant's, with the service's real broker
@@ -32,7 +33,8 @@ struct SessionTenancyTests {
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let broker = try await ManagedBroker.start(executable: try ServerTestSupport.sealboxBinary, layout: layout, toolsConfig: config)
         let api = try SealboxAPI(configuration: ServerConfiguration(layout: layout, maxConcurrentRuns: 2, maxQueuedRuns: 4),
-                                 executor: try APITests.executor.get(), brokerControlSocket: broker.controlSocket)
+                                 executor: try APITests.executor.get(), access: try SQLiteAccessStore.open(layout: layout),
+                                 brokerControlSocket: broker.controlSocket)
         return Service(api: api, broker: broker,
                        a: try api.access.keys.create(tenant: "tenant-a", isOperator: false).key,
                        b: try api.access.keys.create(tenant: "tenant-b", isOperator: false).key,

@@ -5,6 +5,7 @@ import Logging
 import SealboxJail
 import SealboxRuntime
 @testable import SealboxServer
+import SealboxSQLite
 import Testing
 
 /// POST /v1/runs with Accept: application/x-ndjson or text/event-stream, on a live socket
@@ -16,7 +17,8 @@ struct StreamingTests {
         var configuration = ServerConfiguration(port: 0, layout: try ServerTestSupport.temporaryLayout(), maxConcurrentRuns: 2, maxQueuedRuns: 4)
         configuration.authRequired = false  // keys and tenants: `tenancy` below
         configure(&configuration)
-        return try SealboxAPI(configuration: configuration, executor: try APITests.executor.get())
+        return try SealboxAPI(configuration: configuration, executor: try APITests.executor.get(),
+                              access: try SQLiteAccessStore.open(layout: configuration.layout))
     }
 
     /// A live server for `api` on an ephemeral port; `body` gets the port.

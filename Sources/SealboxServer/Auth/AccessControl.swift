@@ -1,13 +1,21 @@
-/// keys.db opened once: the API keys and the tenant directory share its connection pool.
+import Foundation
+import SealboxAccess
+
+/// The access state of the server over one store: the API keys and the tenant directory
+/// share it (keys.db, for the SQLite store every command opens with
+/// `SQLiteAccessStore.open(layout:)`).
 public struct AccessControl: Sendable {
     public let keys: KeyStore
     public let tenants: TenantDirectory
 
-    /// Opens or creates keys.db at `path` (normally `StateLayout.keysPath`); a missing parent
-    /// directory is created 0700, the file 0600.
-    public init(path: String) throws(AccessError) {
-        let database = try AccessDatabase(path: path)
-        keys = KeyStore(database: database)
-        tenants = TenantDirectory(database: database)
+    public init(store: any AccessStore) {
+        keys = KeyStore(store: store)
+        tenants = TenantDirectory(store: store)
+    }
+
+    /// The time stamps of keys and claims: set here, above the store, so every backend keeps
+    /// the same clock.
+    static func nowMs() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
 }

@@ -1,3 +1,5 @@
+import SealboxAccess
+
 /// Names that go into keys.db and into URLs, log lines and metrics labels, so they are short
 /// and plain.
 enum AccessNames {

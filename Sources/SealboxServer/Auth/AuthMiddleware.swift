@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import SealboxAccess
 
 /// `Authorization: Bearer sbx_…` on every request but `AccessPolicy.open`; 401 (with
 /// `WWW-Authenticate: Bearer`) when the key is missing, malformed, unknown or revoked; 403 on

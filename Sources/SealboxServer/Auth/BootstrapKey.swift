@@ -1,6 +1,7 @@
 import SealboxBase
 import Foundation
 import Glibc
+import SealboxAccess
 
 /// The first key of a fresh installation. `sealbox serve` with auth on and a key store holding
 /// no key at all makes an operator key for tenant `default` and writes it to
@@ -24,7 +25,7 @@ public enum BootstrapKey {
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
             if errno == EEXIST {
-                throw AccessError(.badPath, "the key store \(keys.path) has no keys but \(path) exists (a key of an earlier store?): remove it, or make a key with `sealbox keys create --operator --tenant default`")
+                throw AccessError(.badPath, "the key store \(keys.location) has no keys but \(path) exists (a key of an earlier store?): remove it, or make a key with `sealbox keys create --operator --tenant default`")
             }
             throw AccessError(.badPath, "cannot create the bootstrap key file \(path): \(reason)")
         }

@@ -1,7 +1,6 @@
-import Foundation
-
-/// The one error type of the key store and the tenant directory (both in keys.db): a stable
-/// code plus a message meant for an operator or an API client.
+/// The one error type of access state (API keys and session owners), of the stores and of the
+/// key store and tenant directory above them: a stable code plus a message meant for an
+/// operator or an API client.
 public struct AccessError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Code: String, Sendable {
         /// A tenant name, key name, session id or key id that is not acceptable.
