@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import SealboxBase
 import SealboxJail
 import SealboxRuntime
