@@ -184,12 +184,27 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What `sealbox bench` measures with: spawn latency through the jail API, sealed effects/s
+        // and socket floods against a broker and its own loopback world, HTTP load on a
+        // `sealbox serve`; reports, percentile curves and leak counts. The CLI keeps the flags.
+        .target(
+            name: "SealboxBench",
+            dependencies: [
+                "SealboxBase",
+                "SealboxJail",
+                "SealboxProfiles",
+                "SealboxBroker",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "sealbox",
             dependencies: [
                 // sbx_pidfd_open for `sealbox broker --exit-with` (the one C call the CLI makes).
                 "CSealboxSpawn",
                 "SealboxBase",
+                "SealboxBench",
                 "SealboxMCP",
                 "SealboxServer",
                 "SealboxRuntime",
@@ -203,7 +218,6 @@ let package = Package(
                 "SealboxSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: swiftSettings
         ),

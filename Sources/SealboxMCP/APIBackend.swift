@@ -22,7 +22,7 @@ struct APIBackend: MCPBackend {
 
     func checkProfile(_ name: String) throws(MCPToolInputError) {
         do {
-            try api.requireProfile(name, for: identity)
+            try api.runs.checkProfile(name, for: api.caller(identity))
         } catch {
             throw MCPToolInputError(field: "profile", message: error.message)
         }
@@ -32,28 +32,15 @@ struct APIBackend: MCPBackend {
     func liveJails() -> LiveJails { LiveJails(parent: api.liveJails) }
 
     func run(_ request: RunRequest, live: LiveJails, output: OutputObserver?) async -> Result<RunResult, MCPToolFailure> {
-        let waited: Duration
-        do throws(APIError) {
-            if let session = request.session { try api.requireSession(session, visibleTo: identity) }
-            waited = try await api.admit(identity, connection: nil)
-        } catch {
-            return .failure(Self.failure(error))
-        }
-        let outcome = await api.execute(request, tenant: identity.tenant, output: output, liveJails: live)
-        await api.admission.release(tenant: identity.tenant)
-        switch outcome {
-        case .failure(let error):
-            return .failure(Self.failure(error))
-        case .success(let result):
-            return .success(api.finish(result, of: request, for: identity, waited: waited, logger: logger, stream: "mcp").0)
-        }
+        await api.run(request, for: identity, live: live, output: output, logger: logger, stream: "mcp")
+            .map { $0.0 }.mapError { MCPToolFailure($0) }
     }
 
     func createSession(workspaceLimitBytes limit: UInt64) -> Result<SessionInfo, MCPToolFailure> {
         do throws(APIError) {
             return .success(try api.newSession(workspaceLimitBytes: limit, for: identity))
         } catch {
-            return .failure(Self.failure(error))
+            return .failure(MCPToolFailure(error))
         }
     }
 
@@ -61,7 +48,7 @@ struct APIBackend: MCPBackend {
         do throws(APIError) {
             return .success(try api.facts(of: session, for: identity))
         } catch {
-            return .failure(Self.failure(error))
+            return .failure(MCPToolFailure(error))
         }
     }
 
@@ -69,12 +56,7 @@ struct APIBackend: MCPBackend {
         do throws(APIError) {
             return .success(try api.effects(filter, for: identity))
         } catch {
-            return .failure(Self.failure(error))
+            return .failure(MCPToolFailure(error))
         }
-    }
-
-    /// "not_found: unknown session x", as the stdio server words it.
-    static func failure(_ error: APIError) -> MCPToolFailure {
-        MCPToolFailure(text: "\(error.code)\(error.field.map { " (\($0))" } ?? ""): \(error.message)")
     }
 }

@@ -12,6 +12,17 @@ struct MCPToolFailure: Error, Sendable {
     var text: String
 }
 
+extension MCPToolFailure {
+    /// "not_found: unknown session x": the code, the field at fault, the message.
+    init(_ error: APIError) {
+        self.init(code: error.code, field: error.field, message: error.message)
+    }
+
+    init(code: String, field: String?, message: String) {
+        text = "\(code)\(field.map { " (\($0))" } ?? ""): \(message)"
+    }
+}
+
 /// Where the tools' work is done: the state directory of `sealbox mcp` (stdio, one operator),
 /// or a `sealbox serve` on behalf of one API key (Streamable HTTP at /mcp, that key's tenant).
 /// The tools read and check their arguments the same way for both; what a caller may see and
@@ -36,8 +47,7 @@ protocol MCPBackend: Sendable {
 /// `sealbox mcp`: the operator's own state directory; whoever speaks on stdio is the operator.
 struct LocalBackend: MCPBackend {
     let configuration: MCPConfiguration
-    let pipeline: RunPipeline
-    let admission: RunAdmission
+    let runs: RunService
 
     var defaultLimits: Limits { configuration.defaultLimits }
     var maxLimits: Limits { configuration.maxLimits }
@@ -46,39 +56,26 @@ struct LocalBackend: MCPBackend {
         configuration.hasBroker ? nil : "this server has no broker, so no tool can be granted (start `sealbox mcp` with --tools FILE or --broker SOCKET)"
     }
     var layout: StateLayout { configuration.layout }
+    /// Whoever speaks on stdio: the operator, every session theirs, the server's profile grant.
+    var caller: RunCaller { RunCaller(tenant: nil, profiles: configuration.profiles, name: "this MCP server") }
 
     func checkProfile(_ name: String) throws(MCPToolInputError) {
         do {
-            try configuration.profiles.check(name, catalog: ProfileCatalog(directory: configuration.profilesDirectory), who: "this MCP server")
+            try runs.checkProfile(name, for: caller)
         } catch {
             throw MCPToolInputError(field: "profile", message: error.message)
         }
     }
 
-    func liveJails() -> LiveJails { LiveJails() }
+    func liveJails() -> LiveJails { LiveJails(parent: runs.liveJails) }
 
     func run(_ request: RunRequest, live: LiveJails, output: OutputObserver?) async -> Result<RunResult, MCPToolFailure> {
-        // A broker only when tools are granted: `RunPlan` starts one whenever a config is set.
-        var plan = RunPlan(
-            spec: request.spec, session: request.session, step: request.step, allow: request.tools,
-            brokerConfigPath: request.tools.isEmpty ? nil : configuration.brokerConfigPath,
-            brokerControlSocket: request.tools.isEmpty ? nil : configuration.brokerControlSocket,
-            brokerLedgerPath: configuration.layout.ledgerPath)
-        plan.spec.liveJails = live
-        if let stdin = request.stdin { plan.spec.stdin = .bytes(stdin) }
-        do {
-            try await admission.acquire()
-        } catch {
-            return .failure(MCPToolFailure(text: "busy: \(error.running) runs are executing and \(error.queued) are waiting, the most this server takes; retry later"))
+        switch await runs.run(request, for: caller, live: live, output: output) {
+        case .success(let outcome): .success(outcome.result)
+        case .failure(.refused(let error)): .failure(MCPToolFailure(error))
+        // The operator's own host: paths are not hidden from them.
+        case .failure(.pipeline(let error)): .failure(MCPToolFailure(code: error.code.rawValue, field: error.field, message: error.message))
         }
-        let outcome: Result<RunResult, MCPToolFailure>
-        do throws(RuntimeError) {
-            outcome = .success(try await pipeline.run(plan, output: output))
-        } catch {
-            outcome = .failure(MCPToolFailure(text: "\(error.code.rawValue)\(error.field.map { " (\($0))" } ?? ""): \(error.message)"))
-        }
-        await admission.release()
-        return outcome
     }
 
     func createSession(workspaceLimitBytes limit: UInt64) -> Result<SessionInfo, MCPToolFailure> {

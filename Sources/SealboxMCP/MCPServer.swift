@@ -26,8 +26,12 @@ public struct MCPServer: Sendable {
         let pipeline = RunPipeline(checkpointsPath: configuration.layout.checkpointsPath, dataDirectory: dataDirectory) { () throws(JailError) in
             try cache.get()
         }
-        let admission = RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxInFlightRequests)
-        methods = MCPMethods.sealbox(backend: LocalBackend(configuration: configuration, pipeline: pipeline, admission: admission))
+        let runs = RunService(
+            admission: RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxInFlightRequests),
+            pipeline: pipeline, profilesDirectory: configuration.profilesDirectory,
+            broker: .perRun(configPath: configuration.brokerConfigPath, controlSocket: configuration.brokerControlSocket,
+                            ledgerPath: configuration.layout.ledgerPath))
+        methods = MCPMethods.sealbox(backend: LocalBackend(configuration: configuration, runs: runs))
     }
 
     /// Serves until end of input on `input`; writes responses to `output`.

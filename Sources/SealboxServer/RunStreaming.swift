@@ -3,6 +3,7 @@ import Logging
 import SealboxJail
 import SealboxRuntime
 import SealboxBase
+import Synchronization
 
 /// `POST /v1/runs` with `Accept: application/x-ndjson` or `text/event-stream`: 200 and a
 /// chunked stream of `RunEvent`s — `started`, then `stdout`/`stderr` as the program writes
@@ -18,28 +19,34 @@ import SealboxBase
 /// after the client left is dropped instead of buffered.
 extension SealboxAPI {
     func streamRun(_ request: inout Request, _ identity: APIIdentity, format: RunStreamFormat, logger: Logger) async throws(APIError) -> Response {
-        var run = try await readRun(&request, identity)
+        var run = try await readRun(&request)
         // The id is fixed here so that `started` can name it before the jail exists.
         let id = run.spec.id ?? RandomID.run()
         run.spec.id = id
-        let waited = try await admit(identity, connection: nil)
         // Unbounded, yet bounded by the run: the executor hands over at most the output
         // limit of each stream, so at most twice `limits.output_bytes` can wait here.
         let (events, sink) = AsyncStream.makeStream(of: RunEvent.self)
-        sink.yield(.started(id: id))
+        let gate = AdmissionGate()
         Task { [run] in
-            let outcome = await execute(run, tenant: identity.tenant, output: { chunk in sink.yield(.output(chunk.stream, chunk.bytes)) })
-            await admission.release(tenant: identity.tenant)
+            let outcome = await self.run(run, for: identity, output: { chunk in sink.yield(.output(chunk.stream, chunk.bytes)) },
+                                         admitted: {
+                                             sink.yield(.started(id: id))
+                                             gate.open()
+                                         }, logger: logger, stream: format.logName)
             switch outcome {
-            case .success(let result):
-                sink.yield(.result(finish(result, of: run, for: identity, waited: waited, logger: logger, stream: format.logName).0))
-            case .failure(let error):
+            case .success(let (result, _)):
+                sink.yield(.result(result))
+            case .failure(let error) where gate.isOpen:
                 metrics.rejected(error.code)
                 logger.warning("run failed", metadata: ["run_id": .string(id), "code": .string(error.code), "error": .string(error.message)])
                 sink.yield(.failed(error))
+            case .failure(let error):
+                // Refused before a slot was taken: the handler answers it with its status.
+                gate.refuse(error)
             }
             sink.finish()
         }
+        try await gate.wait()
         let headers: HTTPFields = [.contentType: format.contentType, .cacheControl: "no-store"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             // Runs when the body ends for any reason; after a write failed (the client went
@@ -72,6 +79,41 @@ extension RunStreamFormat {
         switch self {
         case .ndjson: "ndjson"
         case .serverSentEvents: "sse"
+        }
+    }
+}
+
+/// Whether a streamed run got its slot, for the handler that waits to answer 200 or the
+/// refusal's status: the run itself goes on in a task of its own, so that it belongs to the
+/// server and not to the connection.
+final class AdmissionGate: Sendable {
+    private let outcomes: AsyncStream<APIError?>
+    private let outcome: AsyncStream<APIError?>.Continuation
+    private let opened = Mutex(false)
+
+    init() {
+        // The first word is the one that counts: admitted (nil) or refused.
+        (outcomes, outcome) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(1))
+    }
+
+    var isOpen: Bool { opened.withLock { $0 } }
+
+    func open() {
+        opened.withLock { $0 = true }
+        outcome.yield(nil)
+        outcome.finish()
+    }
+
+    func refuse(_ error: APIError) {
+        outcome.yield(error)
+        outcome.finish()
+    }
+
+    /// Returns once the run has its slot; throws the refusal.
+    func wait() async throws(APIError) {
+        for await refusal in outcomes {
+            if let refusal { throw refusal }
+            return
         }
     }
 }

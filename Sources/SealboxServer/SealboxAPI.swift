@@ -39,18 +39,18 @@ import SealboxRuntime
 public struct SealboxAPI: Sendable {
     public let configuration: ServerConfiguration
     public let executor: Executor
-    public let admission: RunAdmission
+    /// Every run's way from admission to result, shared with MCP at /mcp.
+    public let runs: RunService
+    public var admission: RunAdmission { runs.admission }
     public let store: RunStore
     public let metrics: ServerMetrics
-    /// One run end to end: step replay, workspace, broker grant, seal (the CLI's own code).
-    public let pipeline: RunPipeline
     /// Sessions and sealed steps, at `configuration.layout.checkpointsPath`.
     public let checkpoints: any CheckpointStore
     /// The service's broker (its control socket, once running); a server without one answers
     /// a run that asks for tools with 400, one whose broker is starting with 503.
     public let broker: BrokerSlot
     /// The jails of this server's runs, killed when a shutdown's grace period is over.
-    public let liveJails = LiveJails()
+    public var liveJails: LiveJails { runs.liveJails }
     /// API keys and which tenant owns which session.
     public let access: AccessControl
     /// The effect log the broker writes, for /v1/effects and the effects metrics.
@@ -84,10 +84,12 @@ public struct SealboxAPI: Sendable {
         }
         self.access = AccessControl(store: access)
         effectLog = EffectLogHandle(path: configuration.layout.ledgerPath)
-        pipeline = RunPipeline(checkpointsPath: configuration.layout.checkpointsPath,
-                               dataDirectory: executor.configuration.dataDirectory) { executor }
-        admission = RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxQueuedRuns,
-                                 maxRunningPerTenant: configuration.maxConcurrentRunsPerTenant, maxQueuedPerTenant: configuration.maxQueuedRunsPerTenant)
+        runs = RunService(
+            admission: RunAdmission(maxRunning: configuration.maxConcurrentRuns, maxQueued: configuration.maxQueuedRuns,
+                                    maxRunningPerTenant: configuration.maxConcurrentRunsPerTenant, maxQueuedPerTenant: configuration.maxQueuedRunsPerTenant),
+            pipeline: RunPipeline(checkpointsPath: configuration.layout.checkpointsPath,
+                                  dataDirectory: executor.configuration.dataDirectory) { executor },
+            profilesDirectory: executor.profilesDirectory, broker: .service(broker))
         store = RunStore(limits: configuration.results, directory: configuration.layout.resultsDirectory)
         self.metrics = metrics
         connections = ConnectionRegistry(limits: configuration.connections)
@@ -277,11 +279,12 @@ public struct SealboxAPI: Sendable {
     }
 
     private func admitAndRun(_ request: inout Request, _ identity: APIIdentity, connection: (any Channel)?, logger: Logger) async throws(APIError) -> Response {
-        let run = try await readRun(&request, identity)
-        let waited = try await admit(identity, connection: connection)
-        let outcome = await execute(run, tenant: identity.tenant)
-        await admission.release(tenant: identity.tenant)
-        let (result, encoded) = finish(try outcome.get(), of: run, for: identity, waited: waited, logger: logger)
+        let run = try await readRun(&request)
+        var whenGone: (@Sendable (_ abandon: @escaping @Sendable () -> Void) -> Void)?
+        if let connection {
+            whenGone = { [connections] abandon in connections.whenGone(connection, abandon) }
+        }
+        let (result, encoded) = try await self.run(run, for: identity, whenGone: whenGone, logger: logger).get()
         // The bytes the store kept: encoded once, the same as GET /v1/runs/{id} answers.
         var response = Response(status: .created, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encoded)))
         response.headers[.location] = "/v1/runs/\(result.id)"
@@ -316,36 +319,6 @@ public struct SealboxAPI: Sendable {
             throw APIError(.notFound, "not_found", "no run \(Printable.text(id, limit: 64)) (finished runs are kept while they fit: the newest \(configuration.results.count) at most, \(ByteSize.format(UInt64(configuration.results.perTenantBytes))) per tenant)")
         }
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encoded)))
-    }
-
-    /// Runs the request through the pipeline; stdin bytes go through a private temporary
-    /// file the jail gets as an fd. `output` sees stdout and stderr as they arrive (streamed runs).
-    /// `tenant`: the caller's, whose broker limits the run's tool calls count against.
-    /// `liveJails`: a narrower set than the server's (one MCP call's, whose parent is
-    /// `self.liveJails`), so its owner can kill the run alone.
-    public func execute(_ run: RunRequest, tenant: String, output: OutputObserver? = nil, liveJails: LiveJails? = nil) async -> Result<RunResult, APIError> {
-        let brokerControlSocket = broker.controlSocket
-        var plan = RunPlan(spec: run.spec, session: run.session, step: run.step, allow: run.tools,
-                           brokerControlSocket: run.tools.isEmpty ? nil : brokerControlSocket)
-        plan.tenant = tenant
-        plan.spec.liveJails = liveJails ?? self.liveJails
-        if !run.tools.isEmpty && brokerControlSocket == nil {
-            switch broker.current {
-            case .starting:
-                return .failure(APIError(.serviceUnavailable, "broker_unavailable", "the server's broker is starting; retry in a moment", retryAfter: 1))
-            case .failed:
-                return .failure(APIError(.serviceUnavailable, "broker_unavailable", "the server's broker is not running; the operator has to restart the server", retryAfter: 30))
-            default:
-                return .failure(.badRequest("this server has no broker: start `sealbox serve --tools FILE` to grant tools", field: "tools"))
-            }
-        }
-        // A sealed memfd, never a file: a server killed mid-run leaves no tenant's stdin behind.
-        if let bytes = run.stdin { plan.spec.stdin = .bytes(bytes) }
-        do throws(RuntimeError) {
-            return .success(try await pipeline.run(plan, output: output))
-        } catch {
-            return .failure(tenantSafe(APIError(error)))
-        }
     }
 
     /// An error as a tenant may see it: the host's own paths (state and data directories,

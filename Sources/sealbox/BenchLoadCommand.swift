@@ -1,8 +1,7 @@
 import ArgumentParser
 import Foundation
-import Histogram
+import SealboxBench
 import SealboxJail
-import Synchronization
 
 struct BenchLoadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -85,18 +84,11 @@ struct BenchLoadCommand: ParsableCommand {
         }
     }
 
-    struct Body: Encodable {
-        var language: String?
-        var code: String?
-        var args: [String]?
-        var command: [String]?
-    }
-
-    func body() -> Body {
+    func body() -> LoadRequest.Body {
         if let lang, let code {
-            return Body(language: lang, code: code, args: command.isEmpty ? nil : command)
+            return LoadRequest.Body(language: lang, code: code, args: command.isEmpty ? nil : command)
         }
-        return Body(command: command.isEmpty ? ["/bin/true"] : command)
+        return LoadRequest.Body(command: command.isEmpty ? ["/bin/true"] : command)
     }
 
     var workload: String {
@@ -118,23 +110,5 @@ struct BenchLoadCommand: ParsableCommand {
             }
         }
         return value
-    }
-}
-
-/// The bytes of one POST /v1/runs, the same for every run of a load.
-struct LoadRequest: Sendable {
-    let target: LoadTarget
-    let bytes: [UInt8]
-
-    init(target: LoadTarget, body: BenchLoadCommand.Body, key: String?) throws(CLIFailure) {
-        self.target = target
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let json = try? encoder.encode(body) else { throw CLIFailure(message: "cannot encode the run request") }
-        let hostHeader = target.host.contains(":") ? "[\(target.host)]:\(target.port)" : "\(target.host):\(target.port)"
-        var head = "POST \(target.prefix)/v1/runs HTTP/1.1\r\nHost: \(hostHeader)\r\nContent-Type: application/json\r\n"
-            + "Accept: application/json\r\nContent-Length: \(json.count)\r\n"
-        if let key { head += "Authorization: Bearer \(key)\r\n" }
-        bytes = Array((head + "\r\n").utf8) + json
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import SealboxBase
+import SealboxBench
 
 /// Entry point. Bad flags exit 125, not ArgumentParser's 64: Docker's convention, so a
 /// caller can tell "sealbox failed" (125) from "your program failed" (its own code).
@@ -34,6 +35,9 @@ struct Sealbox: AsyncParsableCommand {
         } catch let failure as CLIFailure {
             writeStderr("sealbox: \(failure.message)\n")
             Glibc.exit(failure.exitCode)
+        } catch let failure as BenchFailure {
+            writeStderr("sealbox: \(failure.message)\n")
+            Glibc.exit(CLIFailure(message: failure.message).exitCode)
         } catch {
             let code = exitCode(for: error)
             if code == .success {

@@ -18,7 +18,7 @@ final class LoopbackHTTPServer: @unchecked Sendable {  // count guarded by lock;
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(sock, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
-        guard ok, listen(sock, 256) == 0 else { throw CLIFailure(message: "bench: cannot listen on 127.0.0.1") }
+        guard ok, listen(sock, 256) == 0 else { throw BenchFailure(message: "bench: cannot listen on 127.0.0.1") }
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(sock, $0, &len) } }
         fd = sock

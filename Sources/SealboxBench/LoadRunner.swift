@@ -5,14 +5,21 @@ import Synchronization
 /// `bench load`'s engine: `concurrency` worker threads, each with one keep-alive connection,
 /// take request numbers from a shared counter until `count` have been sent. Blocking I/O on
 /// threads of their own keeps the client's overhead small and out of the measurement.
-struct LoadPlan: Sendable {
-    var request: LoadRequest
-    var count: Int
-    var concurrency: Int
-    var timeoutSeconds: Int
+public struct LoadPlan: Sendable {
+    public var request: LoadRequest
+    public var count: Int
+    public var concurrency: Int
+    public var timeoutSeconds: Int
+
+    public init(request: LoadRequest, count: Int, concurrency: Int, timeoutSeconds: Int) {
+        self.request = request
+        self.count = count
+        self.concurrency = concurrency
+        self.timeoutSeconds = timeoutSeconds
+    }
 
     /// What the workers saw, merged.
-    struct Tally {
+    public struct Tally: Sendable {
         /// Microseconds, request sent to answer read, of answers with status 201.
         var latency = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
         var httpStatus: [Int: Int] = [:]
@@ -34,7 +41,7 @@ struct LoadPlan: Sendable {
         }
     }
 
-    func run(progress: sending Progress) -> Tally {
+    public func run(progress: sending Progress) -> Tally {
         let next = Atomic<Int>(0)
         let tallies = Mutex<[Tally]>([])
         let shownProgress = Mutex(progress)
@@ -95,28 +102,28 @@ struct LoadPlan: Sendable {
 }
 
 /// `bench load`'s report; `--json` prints it with sorted keys.
-struct LoadReport: Encodable {
-    var url: String
-    var workload: String
-    var count: Int
-    var concurrency: Int
-    var elapsed_s: Double
+public struct LoadReport: Encodable {
+    public var url: String
+    public var workload: String
+    public var count: Int
+    public var concurrency: Int
+    public var elapsed_s: Double
     /// Completed runs (201) per second of the whole load.
-    var runs_per_s: Double
+    public var runs_per_s: Double
     /// Answers of any status per second.
-    var requests_per_s: Double
-    var p50_ms: Double
-    var p90_ms: Double
-    var p99_ms: Double
-    var max_ms: Double
-    var mean_ms: Double
-    var http_status: [String: Int]
-    var run_status: [String: Int]
-    var connection_errors: Int
-    var first_error: String?
-    var reconnects: Int
+    public var requests_per_s: Double
+    public var p50_ms: Double
+    public var p90_ms: Double
+    public var p99_ms: Double
+    public var max_ms: Double
+    public var mean_ms: Double
+    public var http_status: [String: Int]
+    public var run_status: [String: Int]
+    public var connection_errors: Int
+    public var first_error: String?
+    public var reconnects: Int
 
-    init(_ tally: LoadPlan.Tally, plan: LoadPlan, url: String, workload: String) {
+    public init(_ tally: LoadPlan.Tally, plan: LoadPlan, url: String, workload: String) {
         self.url = url
         self.workload = workload
         count = plan.count
@@ -139,7 +146,7 @@ struct LoadReport: Encodable {
         reconnects = tally.reconnects
     }
 
-    func printText() {
+    public func printText() {
         print("load: \(count) runs of \(workload), \(concurrency) in flight, against \(url)")
         print(String(format: "  throughput  %.1f runs/s (%.1f answers/s) over %.2f s", runs_per_s, requests_per_s, elapsed_s))
         print(String(format: "  latency of completed runs: p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms  mean %.1f ms",
@@ -151,5 +158,38 @@ struct LoadReport: Encodable {
 
     static func counts(_ values: [String: Int]) -> String {
         values.isEmpty ? "none" : values.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: "  ")
+    }
+}
+
+/// The bytes of one POST /v1/runs, the same for every run of a load.
+public struct LoadRequest: Sendable {
+    let target: LoadTarget
+    let bytes: [UInt8]
+
+    /// The run: a snippet (language, code, args) or a command.
+    public struct Body: Encodable {
+        var language: String?
+        var code: String?
+        var args: [String]?
+        var command: [String]?
+
+        public init(language: String? = nil, code: String? = nil, args: [String]? = nil, command: [String]? = nil) {
+            self.language = language
+            self.code = code
+            self.args = args
+            self.command = command
+        }
+    }
+
+    public init(target: LoadTarget, body: Body, key: String?) throws(BenchFailure) {
+        self.target = target
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let json = try? encoder.encode(body) else { throw BenchFailure(message: "cannot encode the run request") }
+        let hostHeader = target.host.contains(":") ? "[\(target.host)]:\(target.port)" : "\(target.host):\(target.port)"
+        var head = "POST \(target.prefix)/v1/runs HTTP/1.1\r\nHost: \(hostHeader)\r\nContent-Type: application/json\r\n"
+            + "Accept: application/json\r\nContent-Length: \(json.count)\r\n"
+        if let key { head += "Authorization: Bearer \(key)\r\n" }
+        bytes = Array((head + "\r\n").utf8) + json
     }
 }

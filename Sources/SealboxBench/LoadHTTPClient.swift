@@ -4,22 +4,22 @@ import SealboxBase
 
 /// Where `bench load` sends its runs: http://HOST[:PORT][/PREFIX]. Plain HTTP only; the
 /// load tool measures the server, so it sits next to it (or behind the same proxy).
-struct LoadTarget {
+public struct LoadTarget: Sendable {
     var host: String
     var port: Int
     /// Path prefix before /v1/runs, without a trailing slash ("" for none).
     var prefix: String
 
-    init(url text: String) throws(CLIFailure) {
+    public init(url text: String) throws(BenchFailure) {
         guard let url = URL(string: text), url.scheme?.lowercased() == "http", let host = url.host, !host.isEmpty else {
-            throw CLIFailure(message: "--url expects http://HOST[:PORT], e.g. http://127.0.0.1:8080, got \"\(text)\" (https is not supported)")
+            throw BenchFailure(message: "--url expects http://HOST[:PORT], e.g. http://127.0.0.1:8080, got \"\(text)\" (https is not supported)")
         }
         guard url.query == nil, url.fragment == nil, url.user == nil else {
-            throw CLIFailure(message: "--url takes no query, fragment or user: \"\(text)\"")
+            throw BenchFailure(message: "--url takes no query, fragment or user: \"\(text)\"")
         }
         self.host = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
         port = url.port ?? 80
-        guard (1...65535).contains(port) else { throw CLIFailure(message: "--url: port \(port) is out of range") }
+        guard (1...65535).contains(port) else { throw BenchFailure(message: "--url: port \(port) is out of range") }
         var path = url.path
         while path.hasSuffix("/") { path.removeLast() }
         prefix = path

@@ -11,8 +11,8 @@ import Synchronization
 /// machine's speed varies — then while a second run (another session, another tenant) floods
 /// its own socket over every connection the broker lets it have, in each way a hostile jail
 /// can: blank lines, malformed JSON, and valid calls as fast as they are answered.
-struct EffectsFloodBench {
-    enum Kind: String, CaseIterable, Sendable {
+public struct EffectsFloodBench {
+    public enum Kind: String, CaseIterable, Sendable {
         /// Newlines only: nothing to answer, nothing to decode.
         case blank
         /// Lines that are not a request: each is answered with bad_request.
@@ -21,29 +21,29 @@ struct EffectsFloodBench {
         case calls
     }
 
-    struct Row: Encodable {
-        var flood: String
-        var victim_p50_ms: Double
-        var victim_p99_ms: Double
+    public struct Row: Encodable {
+        public var flood: String
+        public var victim_p50_ms: Double
+        public var victim_p99_ms: Double
         /// Victim p99 under this flood over its idle p99.
-        var p99_ratio: Double
+        public var p99_ratio: Double
         /// Answers the flooder got while the victim measured (blank lines get none).
-        var flood_answers: Int
+        public var flood_answers: Int
         /// CPU this process used per second of wall time during the flood (broker and flooder).
-        var process_cpu_cores: Double
+        public var process_cpu_cores: Double
         /// The same without the flooder's own threads: what the broker (and the victim's client)
         /// spent.
-        var broker_cpu_cores: Double
+        public var broker_cpu_cores: Double
     }
 
-    struct Report: Encodable {
-        var victim_calls: Int
-        var flood_connections: Int
-        var idle_p50_ms: Double
-        var idle_p99_ms: Double
+    public struct Report: Encodable {
+        public var victim_calls: Int
+        public var flood_connections: Int
+        public var idle_p50_ms: Double
+        public var idle_p99_ms: Double
         /// CPU per second of wall time while the victim alone called (the anchor for the rows).
-        var idle_cpu_cores: Double
-        var floods: [Row]
+        public var idle_cpu_cores: Double
+        public var floods: [Row]
     }
 
     let service: BrokerServer
@@ -52,9 +52,9 @@ struct EffectsFloodBench {
     /// Opens a run on `service` with the bench's tool; the tenant keeps runs' budgets apart.
     let openRun: @Sendable (_ runID: String, _ tenant: String) async throws -> ControlResponse
 
-    func run(kinds: [Kind]) async throws -> Report {
+    public func run(kinds: [Kind]) async throws -> Report {
         let victim = try await openRun("victim", "victim-tenant")
-        guard let token = victim.token, let socket = victim.socket else { throw CLIFailure(message: "bench: the victim's run did not open") }
+        guard let token = victim.token, let socket = victim.socket else { throw BenchFailure(message: "bench: the victim's run did not open") }
         // Warm up (first connections, first effect-log pages), then the anchor.
         _ = try victimLatency(token: token, socket: socket, calls: min(50, victimCalls), prefix: "warm")
         let idleCPU0 = Self.processCPUSeconds(), idleWall0 = ContinuousClock.now
@@ -64,7 +64,7 @@ struct EffectsFloodBench {
         for kind in kinds {
             let flooderRun = "flood-\(kind.rawValue)"
             let flooder = try await openRun(flooderRun, "flood-tenant-\(kind.rawValue)")
-            guard let floodToken = flooder.token, let floodSocket = flooder.socket else { throw CLIFailure(message: "bench: the flooder's run did not open") }
+            guard let floodToken = flooder.token, let floodSocket = flooder.socket else { throw BenchFailure(message: "bench: the flooder's run did not open") }
             let flood = Flood(kind: kind, token: floodToken, socket: floodSocket, connections: connections)
             flood.start()
             defer { flood.stop() }
@@ -87,7 +87,7 @@ struct EffectsFloodBench {
     /// Sequential calls on one connection, as a jail's loop makes them; every answer must be ok.
     func victimLatency(token: String, socket: String, calls: Int, prefix: String) throws -> (p50: Double, p99: Double) {
         let fd: Int32
-        do { fd = try UnixSocket.connect(path: socket) } catch { throw CLIFailure(message: "bench: victim: \(error.description)") }
+        do { fd = try UnixSocket.connect(path: socket) } catch { throw BenchFailure(message: "bench: victim: \(error.description)") }
         defer { close(fd) }
         let reader = LineReader(fd: fd)
         var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
@@ -95,11 +95,11 @@ struct EffectsFloodBench {
             let line = "{\"token\":\"\(token)\",\"op\":\"call\",\"tool\":\"noop\",\"args\":{\"n\":\(i)},\"key\":\"\(prefix)-\(i)\"}"
             let t0 = DispatchTime.now().uptimeNanoseconds
             guard UnixSocket.writeLine(fd, Data(line.utf8)), case .line(let reply) = reader.next() else {
-                throw CLIFailure(message: "bench: the victim's connection failed at call \(i) (\(prefix))")
+                throw BenchFailure(message: "bench: the victim's connection failed at call \(i) (\(prefix))")
             }
             _ = histogram.record(max((DispatchTime.now().uptimeNanoseconds - t0) / 1000, 1))
             guard let answer = try? JSONDecoder().decode(CallResponse.self, from: reply), answer.ok else {
-                throw CLIFailure(message: "bench: the victim's call \(i) (\(prefix)) was refused: \(String(decoding: reply.prefix(300), as: UTF8.self))")
+                throw BenchFailure(message: "bench: the victim's call \(i) (\(prefix)) was refused: \(String(decoding: reply.prefix(300), as: UTF8.self))")
             }
         }
         return (Double(histogram.valueAtPercentile(50)) / 1000, Double(histogram.valueAtPercentile(99)) / 1000)
@@ -175,7 +175,7 @@ final class Flood: Sendable {
     func waitUntilFlowing(timeout: Duration) throws {
         let deadline = ContinuousClock.now + timeout
         while running.load(ordering: .relaxed) < connections || linesSent == 0 {
-            guard ContinuousClock.now < deadline else { throw CLIFailure(message: "bench: the flood did not start (\(running.load(ordering: .relaxed)) of \(connections) connections)") }
+            guard ContinuousClock.now < deadline else { throw BenchFailure(message: "bench: the flood did not start (\(running.load(ordering: .relaxed)) of \(connections) connections)") }
             usleep(10_000)
         }
         usleep(200_000)
