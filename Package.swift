@@ -241,9 +241,9 @@ let package = Package(
             dependencies: ["SealboxJail", "SealboxProfiles", "SealboxBase", "SealboxTestSupport"],
             swiftSettings: swiftSettings
         ),
+        // With SealboxSQLite and GRDB: the tests of the SQLite stores stay here.
         .testTarget(
             name: "SealboxLedgerTests",
-           SealboxSQLite and GRDB: the tests of the SQLite stores stay here.
             dependencies: ["SealboxLedger", "SealboxSQLite", "SealboxBase", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
