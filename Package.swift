@@ -215,7 +215,6 @@ let package = Package(
                 "SealboxBroker",
                 "SealboxTracing",
                 "SealboxAccess",
-                "SealboxSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -266,7 +265,6 @@ let package = Package(
                 "SealboxSQLite",
                 "SealboxBroker",
                 "SealboxAccess",
-                "SealboxSQLite",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
