@@ -8,8 +8,10 @@ import Synchronization
 /// pool, served in arrival order, so one tenant with 64 calls in flight put another tenant's
 /// single call behind all 64 (a victim's median went from 16 ms to 750 ms on a loaded machine,
 /// its tail to 1.4 s, with the flood well inside its rate). A call now holds a turn while it
-/// computes — decoding, verifying, deciding, reading the log, a fast world call — and gives it
-/// back while it waits on something else: the effect log's durable write, a slow world.
+/// computes — verifying its token, deciding, reading the log, a fast world call — and gives it
+/// back while it waits on something else: a slow world, and the effect log's durable write
+/// while its tenant is alone (`committing`). Decoding the request line comes before: the
+/// connection's byte and line rates bound it.
 ///
 /// At most `count` calls compute at once, and while several tenants have calls in the engine
 /// (`enter`/`leave`) none holds more than its share, `count` divided by the number of those
@@ -169,12 +171,7 @@ public final class FairTurns: Sendable {
     /// that use no processor here.
     public func outside<T, E: Error>(_ tenant: String, _ body: () async throws(E) -> T) async throws(E) -> T {
         release(tenant)
-        let result: Result<T, E>
-        do throws(E) {
-            result = .success(try await body())
-        } catch {
-            result = .failure(error)
-        }
+        let result = await Self.outcome(of: body)
         await acquire(tenant)
         return try result.get()
     }
@@ -202,17 +199,21 @@ public final class FairTurns: Sendable {
             guard (try? await Task.sleep(for: slice)) != nil else { return }
             if handoff.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged { release(tenant) }
         }
-        let result: Result<T, E>
-        do throws(E) {
-            result = .success(try await body())
-        } catch {
-            result = .failure(error)
-        }
+        let result = await Self.outcome(of: body)
         timer.cancel()
         if !handoff.compareExchange(expected: 0, desired: 2, ordering: .acquiringAndReleasing).exchanged {
             await acquire(tenant)
         }
         return try result.get()
+    }
+
+    /// `body`'s value or error, so the turn is taken again before either reaches the caller.
+    private static func outcome<T, E: Error>(of body: () async throws(E) -> T) async -> Result<T, E> {
+        do throws(E) {
+            return .success(try await body())
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// Calls waiting for a turn, and turns held, per tenant (for tests and metrics).
