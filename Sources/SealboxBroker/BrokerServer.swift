@@ -41,8 +41,8 @@ public final class BrokerServer: Sendable {
 
     public let engine: EffectEngine
     public let controlSocketPath: String
-    /// Held for this broker's life: see `BrokerLease`.
-    let lease: BrokerLease
+    /// Held for this broker's life: see `BrokerLeases`.
+    let lease: any BrokerLease
     let configuration: Configuration
     private let state = Mutex(State())
 
@@ -99,11 +99,11 @@ public final class BrokerServer: Sendable {
             throw BrokerFailure("effect log \(ledgerPath): \(error.message)")
         }
         let known: (tokenIDs: Set<String>, runIDs: Set<String>)
-        let lease: BrokerLease
+        let lease: any BrokerLease
         do {
             known = try ledger.revocations()
-            // Before anything is written under this broker's id (see BrokerLease).
-            lease = try BrokerLease.acquire(ledgerPath: ledger.path)
+            // Before anything is written under this broker's id (see BrokerLeases).
+            lease = try ledger.leases.acquire()
         } catch {
             throw BrokerFailure("effect log \(ledgerPath): \(error.message)")
         }
@@ -121,7 +121,7 @@ public final class BrokerServer: Sendable {
     }
 
     /// This broker's id on the effect log: recorded in every grant it writes, and the name of
-    /// its lease (`<ledger>.brokers/<id>.lock`).
+    /// its lease (on one machine `<ledger>.brokers/<id>.lock`).
     public var brokerID: String { lease.brokerID }
 
     /// Recovers what brokers that are GONE left half-done — their calls without completion

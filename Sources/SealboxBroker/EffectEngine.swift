@@ -16,9 +16,9 @@ public final class EffectEngine: Sendable {
     public let ledger: Ledger
     public let authority: TokenAuthority
     public let revocations: RevocationList
-    /// This broker's lease on the effect log (see `BrokerLease`); nil: an engine that never
+    /// This broker's lease on the effect log (see `BrokerLeases`); nil: an engine that never
     /// recovers other brokers' work.
-    public let lease: BrokerLease?
+    public let lease: (any BrokerLease)?
     private let runner: ToolRunner
     /// What each open run and tenant used of `config.limits`.
     public let usage: UsageBook
@@ -37,7 +37,7 @@ public final class EffectEngine: Sendable {
     /// not choose one, or it could claim the key an honest later call will derive.
     static let reservedKeyPrefixes = ["auto:", WorldKey.version]
 
-    public init(config: BrokerConfig, ledger: Ledger, authority: TokenAuthority, revocations: RevocationList, lease: BrokerLease? = nil,
+    public init(config: BrokerConfig, ledger: Ledger, authority: TokenAuthority, revocations: RevocationList, lease: (any BrokerLease)? = nil,
                 turns: FairTurns = FairTurns()) {
         self.turns = turns
         self.config = config

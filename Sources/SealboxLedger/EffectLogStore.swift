@@ -5,9 +5,12 @@
 ///
 /// `SQLiteEffectLogStore` (SealboxSQLite) is the one-machine store.
 public protocol EffectLogStore: Sendable {
-    /// Where the store lives, for messages (`effect log /state/effects.db`) and for the leases
-    /// kept beside it on one machine.
+    /// Where the store lives, for messages (`effect log /state/effects.db`).
     var location: String { get }
+
+    /// The leases of the brokers writing this log (`BrokerLeases`): where the log is kept
+    /// decides how a gone broker is told from a live one.
+    var leases: any BrokerLeases { get }
 
     /// Runs `body` in ONE write transaction that holds the chain-tail lock from the first read
     /// to the commit, so no other writer (thread, process or node) appends in between, and

@@ -16,7 +16,7 @@ enum LedgerOp: Sendable {
     /// `brokerID`: only the grants that broker recorded; nil: every live grant.
     case revokeLiveGrants(reason: String, brokerID: String?)
     /// At broker start: the open work of brokers that are gone (see `Ledger.recoverAbandonedWork`).
-    case recover(actor: String, probe: LeaseProbe)
+    case recover(actor: String, probe: any BrokerLeaseProbe)
 }
 
 /// What one op wrote: its records (in seq order), the calls `markInterrupted` moved, the family

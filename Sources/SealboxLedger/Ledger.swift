@@ -36,6 +36,9 @@ public final class Ledger: Sendable {
     /// Where the store lives (for a SQLite store, the absolute path of its file).
     public var path: String { store.location }
 
+    /// The leases of the brokers writing this log (`BrokerLeases`).
+    public var leases: any BrokerLeases { store.leases }
+
     public init(store: any EffectLogStore, configuration: Configuration = Configuration()) {
         self.store = store
         self.writer = GroupCommitWriter(

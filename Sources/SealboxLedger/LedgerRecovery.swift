@@ -28,7 +28,7 @@ public struct BrokerRecovery: Sendable, Equatable {
 }
 
 extension Ledger {
-    /// At broker start, with `lease` held (see `BrokerLease`): recovers what brokers that are
+    /// At broker start, with `lease` held (see `BrokerLeases`): recovers what brokers that are
     /// GONE left open, and nothing of brokers that are live. In one transaction:
     ///
     /// - every `pending` call (intent without completion) whose broker is gone becomes `in_doubt`
@@ -36,16 +36,16 @@ extension Ledger {
     /// - every live grant whose broker is gone is revoked.
     ///
     /// A call's broker is the one that recorded the grant of the token the intent names (else,
-    /// of the intent's run). A broker is gone when its lock can be taken or its lock file does not
-    /// exist. Calls and grants without a broker id (recorded before brokers held leases, or
+    /// of the intent's run). Whether a broker is gone is the leases' answer (`leases.probe`),
+    /// asked inside the transaction and held until it ended. Calls and grants without a broker id (recorded before brokers held leases, or
     /// without a grant) are recovered as before: their broker cannot be asked.
     ///
-    /// Lock files of gone brokers are removed once the transaction committed. Call again later
+    /// Leases of gone brokers are removed once the transaction committed. Call again later
     /// (e.g. when a call finds another broker's intent still pending) to pick up brokers that
     /// died since.
-    public func recoverAbandonedWork(lease: BrokerLease, actor: String = "broker") async throws(LedgerError) -> BrokerRecovery {
+    public func recoverAbandonedWork(lease: any BrokerLease, actor: String = "broker") async throws(LedgerError) -> BrokerRecovery {
         try Self.checkActor(actor)
-        let probe = LeaseProbe(directory: lease.directory, own: lease.brokerID)
+        let probe = leases.probe(own: lease.brokerID)
         let outcome: OpOutcome
         do {
             outcome = try await submit(.recover(actor: actor, probe: probe))
@@ -54,9 +54,17 @@ extension Ledger {
             throw error
         }
         probe.finish(committed: true)
+        var gone: [String] = [], live: [String] = [], unprobed: [String: String] = [:]
+        for (broker, verdict) in probe.verdicts where broker != lease.brokerID {
+            switch verdict {
+            case .gone: gone.append(broker)
+            case .live: live.append(broker)
+            case .unknown(let why): unprobed[broker] = why
+            }
+        }
         return BrokerRecovery(
-            calls: outcome.calls, grants: outcome.grants, goneBrokers: probe.gone, liveBrokers: probe.live,
-            unprobedBrokers: probe.unknown, callsLeftAlone: outcome.callsLeftAlone, grantsLeftAlone: outcome.grantsLeftAlone)
+            calls: outcome.calls, grants: outcome.grants, goneBrokers: gone.sorted(), liveBrokers: live.sorted(),
+            unprobedBrokers: unprobed, callsLeftAlone: outcome.callsLeftAlone, grantsLeftAlone: outcome.grantsLeftAlone)
     }
 
     /// The grants `brokerID` recorded that are still live get a revocation record each (`reason`).
@@ -71,10 +79,10 @@ extension Ledger {
 
 /// `Ledger.recoverAbandonedWork` inside the write transaction.
 enum LedgerApplyRecovery {
-    static func recover(_ tx: any EffectLogTransaction, actor: String, probe: LeaseProbe, tail: inout ChainTail, now: Int64) throws -> OpOutcome {
-        // Every lease file, not just those the log names: crashed brokers that left nothing open
-        // are cleaned up too.
-        probe.probeDirectory()
+    static func recover(_ tx: any EffectLogTransaction, actor: String, probe: any BrokerLeaseProbe, tail: inout ChainTail, now: Int64) throws -> OpOutcome {
+        // Every lease, not just those the log names: crashed brokers that left nothing open are
+        // cleaned up too.
+        probe.probeAll()
         var outcome = OpOutcome()
 
         let pending = try tx.calls(in: .pending)

@@ -67,7 +67,7 @@ struct BrokerLeaseTests {
         let ledger = try h.ledger()
         let inflight = Task { try await BrokerHarness.call(open, "upsert", ["n": .number(1)], key: "u-stop") }
         #expect(try await eventually { h.world.count("/upsert") == 1 })
-        let lease = h.service.lease
+        let lease = try #require(h.service.lease as? FileBrokerLease)
         #expect(FileManager.default.fileExists(atPath: lease.path))
 
         let report = await h.service.shutdown(reason: "test")

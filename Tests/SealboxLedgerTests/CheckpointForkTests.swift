@@ -33,7 +33,10 @@ struct CheckpointForkTests {
         let grandchild = try store.fork(session: fork.id, atStep: "a")
         #expect(try store.steps(session: grandchild.id).map(\.stepKey) == ["a"])
         #expect(grandchild.root == original)
+        // The root follows from the fork edges, read back (it is not stored).
+        #expect(try store.session(grandchild.id)?.root == original && store.session(fork.id)?.root == original)
         #expect(Set(try store.family(of: grandchild.id)) == [original, fork.id, grandchild.id])
+        #expect(Set(try store.family(of: original)) == [original, fork.id, grandchild.id], "walked down from the root too")
         #expect(try store.family(of: store.createSession()).count == 1)
         #expect(try SQLiteCheckpointStore(path: path).verify().ok)
     }

@@ -4,7 +4,7 @@ import Testing
 @testable import SealboxLedger
 @testable import SealboxSQLite
 
-/// Broker leases (`BrokerLease`) and the recovery that respects them: several brokers share one
+/// Broker leases (`BrokerLeases`; on one machine `FileBrokerLeases`) and the recovery that respects them: several brokers share one
 /// effect log, and a starting broker recovers only the work of brokers that are gone.
 @Suite("Ledger: broker leases")
 struct LedgerLeaseTests {
@@ -21,9 +21,14 @@ struct LedgerLeaseTests {
     }
 
     /// A broker that died: its lock file stays, its lock is free (the kernel dropped it).
-    static func crashedLease(_ ledgerPath: String) throws -> String {
-        let lease = try BrokerLease.acquire(ledgerPath: ledgerPath)
+    static func crashedLease(_ ledger: Ledger) throws -> String {
+        let lease = try ledger.leases.acquire()
         return lease.brokerID  // deinit closes the descriptor without removing the file, as a crash would
+    }
+
+    /// A lease with its file's path, for the tests that look at the files.
+    static func fileLease(_ ledger: Ledger) throws -> FileBrokerLease {
+        try #require(try ledger.leases.acquire() as? FileBrokerLease)
     }
 
     static func lockFiles(_ dir: String) -> [String] {
@@ -35,8 +40,8 @@ struct LedgerLeaseTests {
         let dir = TempLedgerDir()
         defer { dir.cleanup() }
         let ledger = try Ledger(path: dir.ledgerPath)
-        let a = try BrokerLease.acquire(ledgerPath: ledger.path)
-        let b = try BrokerLease.acquire(ledgerPath: ledger.path)
+        let a = try Self.fileLease(ledger)
+        let b = try Self.fileLease(ledger)
         #expect(a.directory == ledger.path + ".brokers" && a.path == a.directory + "/\(a.brokerID).lock")
         #expect(a.brokerID.count == 17 && a.brokerID.hasPrefix("b") && a.brokerID != b.brokerID)
         #expect(Self.lockFiles(a.directory) == ["\(a.brokerID).lock", "\(b.brokerID).lock"].sorted(), "no temporary files left")
@@ -57,10 +62,10 @@ struct LedgerLeaseTests {
         let dir = TempLedgerDir()
         defer { dir.cleanup() }
         let ledger = try Ledger(path: dir.ledgerPath)
-        let live = try BrokerLease.acquire(ledgerPath: ledger.path)
-        let dead = try Self.crashedLease(ledger.path)
-        let me = try BrokerLease.acquire(ledgerPath: ledger.path)
-        let gracefullyStopped = try BrokerLease.acquire(ledgerPath: ledger.path)
+        let live = try Self.fileLease(ledger)
+        let dead = try Self.crashedLease(ledger)
+        let me = try Self.fileLease(ledger)
+        let gracefullyStopped = try Self.fileLease(ledger)
         let stoppedID = gracefullyStopped.brokerID
         gracefullyStopped.release()
 
@@ -120,11 +125,11 @@ struct LedgerLeaseTests {
         let dir = TempLedgerDir()
         defer { dir.cleanup() }
         let ledger = try Ledger(path: dir.ledgerPath)
-        var first: BrokerLease? = try BrokerLease.acquire(ledgerPath: ledger.path)
+        var first: FileBrokerLease? = try Self.fileLease(ledger)
         let firstID = first!.brokerID
         _ = try await ledger.appendGrant(Self.grant("t1", run: "r1", broker: firstID))
         let call = try await ledger.appendIntent(Self.intent(token: "t1", run: "r1", effect: .irreversible, key: "k"), state: .pending)
-        let second = try BrokerLease.acquire(ledgerPath: ledger.path)
+        let second = try Self.fileLease(ledger)
         #expect(try await ledger.recoverAbandonedWork(lease: second).callsLeftAlone == 1, "alive: left alone")
         first = nil  // dies (kill -9: the kernel drops the lock, the file stays)
         #expect(FileManager.default.fileExists(atPath: second.directory + "/\(firstID).lock"))
@@ -132,7 +137,7 @@ struct LedgerLeaseTests {
         // of every descriptor (so of the lock) until it closes them during its setup: wait
         // until the lock is really free, as it is at once for a broker killed alone.
         let deadline = ContinuousClock.now + .seconds(5)
-        while BrokerLease.isRunning(firstID, ledgerPath: ledger.path) != false, ContinuousClock.now < deadline {
+        while ledger.leases.isRunning(firstID) != false, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))
         }
         let recovery = try await ledger.recoverAbandonedWork(lease: second)

@@ -228,7 +228,7 @@ public struct SessionFacts: Sendable, Codable, Equatable {
                 }
             }
             for grant in try ledger.liveGrants(sessionIDs: [session], nowMs: nowMs) {
-                if let broker = grant.brokerID, BrokerLease.isRunning(broker, ledgerPath: ledger.path) == false {
+                if let broker = grant.brokerID, ledger.leases.isRunning(broker) == false {
                     facts.authority.tokensOfGoneBrokers.append(grant)
                 } else {
                     facts.authority.tokens.append(grant)

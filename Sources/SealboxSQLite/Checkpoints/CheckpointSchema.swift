@@ -34,7 +34,8 @@ enum CheckpointSchema {
                 """)
         }
         // Forks (a session's history is a prefix of its parent's, up to forked_at_seq; root_id
-        // names the family whose irreversible effects every branch shares), workspace
+        // was written at fork time and is no longer read: a family's root follows from the
+        // fork edges, see `Lineage.root`), workspace
         // snapshots (content-addressed manifests; the file contents live in the blob store)
         // and step attempts (a step that started, so one that never sealed can be reported).
         migrator.registerMigration("v2-forks-snapshots-attempts") { db in

@@ -47,8 +47,8 @@ public final class SQLiteCheckpointStore: CheckpointStore {
         }
         do {
             try queue.write { db in
-                try db.execute(sql: "INSERT INTO sessions (id, created_at_ms, root_id, workspace_limit_bytes) VALUES (?, ?, ?, ?)",
-                               arguments: [id, Self.nowMs(), id, Int64(workspaceLimitBytes)])
+                try db.execute(sql: "INSERT INTO sessions (id, created_at_ms, workspace_limit_bytes) VALUES (?, ?, ?)",
+                               arguments: [id, Self.nowMs(), Int64(workspaceLimitBytes)])
             }
         } catch {
             throw CheckpointError(.storage, "cannot create a session: \(error)")
@@ -57,7 +57,7 @@ public final class SQLiteCheckpointStore: CheckpointStore {
     }
 
     public func session(_ id: String) throws(CheckpointError) -> SessionInfo? {
-        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map(SessionInfo.from) }
+        try read { db in try SessionInfo.fetch(id, in: db) }
     }
 
     /// A new session whose history is `session`'s up to and including its sealed step
@@ -67,7 +67,7 @@ public final class SQLiteCheckpointStore: CheckpointStore {
         do {
             return try queue.write { db -> SessionInfo in
                 guard let lineage = try Lineage.of(session, in: db),
-                      let parent = try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [session]).map(SessionInfo.from) else {
+                      let parent = try SessionInfo.fetch(session, in: db) else {
                     throw CheckpointError(.unknownSession, "unknown session \(session)")
                 }
                 let condition = lineage.condition
@@ -80,9 +80,9 @@ public final class SQLiteCheckpointStore: CheckpointStore {
                     id: newID, createdAtMs: Self.nowMs(), forkedFrom: session, forkedAtStep: step,
                     forkedAtSeq: point.seq, root: parent.root, workspaceLimitBytes: parent.workspaceLimitBytes)
                 try db.execute(sql: """
-                    INSERT INTO sessions (id, created_at_ms, forked_from, forked_at_step, forked_at_seq, root_id, workspace_limit_bytes)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [fork.id, fork.createdAtMs, session, step, point.seq, fork.root, Int64(fork.workspaceLimitBytes)])
+                    INSERT INTO sessions (id, created_at_ms, forked_from, forked_at_step, forked_at_seq, workspace_limit_bytes)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [fork.id, fork.createdAtMs, session, step, point.seq, Int64(fork.workspaceLimitBytes)])
                 return fork
             }
         } catch let error as CheckpointError {
@@ -95,10 +95,17 @@ public final class SQLiteCheckpointStore: CheckpointStore {
     /// Every session of `session`'s family (same root), oldest first, itself included.
     public func family(of session: String) throws(CheckpointError) -> [String] {
         try read { db in
-            try String.fetchAll(db, sql: """
-                SELECT id FROM sessions WHERE COALESCE(root_id, id) =
-                    (SELECT COALESCE(root_id, id) FROM sessions WHERE id = ?) ORDER BY created_at_ms, id
-                """, arguments: [session])
+            guard let root = try Lineage.of(session, in: db)?.root else { return [] }
+            // The root and everything forked from it, however deep (bounded as a lineage is).
+            return try String.fetchAll(db, sql: """
+                WITH RECURSIVE family(id, depth) AS (
+                    SELECT ?, 0
+                    UNION
+                    SELECT s.id, family.depth + 1 FROM sessions s JOIN family ON s.forked_from = family.id
+                    WHERE family.depth < ?
+                )
+                SELECT s.id FROM sessions s JOIN family ON s.id = family.id ORDER BY s.created_at_ms, s.id
+                """, arguments: [root, Lineage.maximumDepth])
         }
     }
 

@@ -16,6 +16,9 @@ public final class SQLiteEffectLogStore: EffectLogStore {
 
     public var location: String { path }
 
+    /// Lock files beside the log (`FileBrokerLeases`): one machine, as the file itself.
+    public var leases: any BrokerLeases { FileBrokerLeases(ledgerPath: path) }
+
     /// Opens or creates the store at `path`. A missing parent directory is created with mode
     /// 0700, a new file with mode 0600. `busyTimeout`: how long a write waits for another
     /// connection's (or process's) transaction, in seconds.

@@ -2,27 +2,50 @@ import Foundation
 import Glibc
 import Synchronization
 import SealboxBase
+import SealboxLedger
 
-/// A broker's claim on an effect log, held for the broker's whole life.
-///
-/// Several brokers may write one effect log at once (`sealbox run --tools CONFIG` starts a broker
-/// per run, and the runs share the config's `ledger:`). What a broker leaves half-done — an intent
-/// without completion, a grant never ended — may only be recovered once that broker is really
-/// gone, not merely because another broker started. Each broker therefore holds a lease:
+/// The broker leases of an effect log on one machine (`BrokerLeases`): a lock file per broker,
 ///
 ///     <ledger>.brokers/<broker-id>.lock      flock(LOCK_EX) by the broker, from start to exit
 ///
 /// The kernel drops the lock when the process dies, however it dies (kill -9 included), so "the
-/// lock can be taken" means "that broker is gone". The broker id is recorded in every grant it
-/// writes (the grant note's `broker_id`), and its calls are found through their run's grant, so
-/// the effect log says whose work each open call and each live token is.
+/// lock can be taken" means "that broker is gone".
 ///
 /// A lock file comes into existence already locked (created under a temporary name, locked,
 /// then renamed), so nobody can ever take the lock of a broker that is only starting. It is
 /// created before the broker writes anything, so a record naming a broker whose lock file does
 /// not exist names a broker that is gone (it removed its file when it stopped, or a later broker
 /// removed it after recovering its work).
-public final class BrokerLease: Sendable {
+public struct FileBrokerLeases: BrokerLeases {
+    /// `<ledger>.brokers`.
+    public let directory: String
+
+    /// The leases of the effect log at `ledgerPath` (absolute, as `Ledger.path`).
+    public init(ledgerPath: String) {
+        directory = ledgerPath + ".brokers"
+    }
+
+    public func acquire() throws(LedgerError) -> any BrokerLease {
+        try FileBrokerLease.acquire(directory: directory)
+    }
+
+    public func probe(own: String?) -> any BrokerLeaseProbe {
+        FileLeaseProbe(directory: directory, own: own)
+    }
+
+    /// A gone broker's lock is taken and at once released (a broker starting at that instant
+    /// then leaves its recovery to the next).
+    public func isRunning(_ brokerID: String) -> Bool? {
+        switch FileLeaseProbe(directory: directory, own: nil).verdict(brokerID) {
+        case .live: return true
+        case .gone: return false
+        case .unknown: return nil
+        }
+    }
+}
+
+/// One broker's lock file, held from `acquire` to `release` or the process's death.
+public final class FileBrokerLease: BrokerLease {
     /// The id recorded in this broker's grants: "b" and 16 hex digits.
     public let brokerID: String
     /// `<ledger>.brokers`.
@@ -45,15 +68,9 @@ public final class BrokerLease: Sendable {
         fd.withLock { if $0 >= 0 { close($0) } }
     }
 
-    /// The lease directory of the effect log at `ledgerPath` (absolute, as `Ledger.path`).
-    public static func directory(forLedger ledgerPath: String) -> String {
-        ledgerPath + ".brokers"
-    }
-
-    /// Takes a new lease on the effect log at `ledgerPath` under a fresh broker id. The
-    /// directory is created (0700) if missing.
-    public static func acquire(ledgerPath: String) throws(LedgerError) -> BrokerLease {
-        let directory = directory(forLedger: ledgerPath)
+    /// Takes a new lease in `directory` under a fresh broker id. The directory is created
+    /// (0700) if missing.
+    static func acquire(directory: String) throws(LedgerError) -> FileBrokerLease {
         try makeDirectory(directory)
         for _ in 0..<8 {
             let id = RandomID.hex64(prefix: "b")
@@ -85,17 +102,14 @@ public final class BrokerLease: Sendable {
                 throw LedgerError(.badPath, "cannot create the broker lease \(path): \(String(cString: strerror(code)))")
             }
             unlink(temporary)
-            return BrokerLease(brokerID: id, directory: directory, path: path, fd: fd)
+            return FileBrokerLease(brokerID: id, directory: directory, path: path, fd: fd)
         }
         throw LedgerError(.storage, "cannot pick an unused broker id in \(directory)")
     }
 
-    /// Whether this lease is still held (not released).
     public var isHeld: Bool { fd.withLock { $0 >= 0 } }
 
-    /// Ends the lease: removes the lock file and drops the lock. Only for a broker that has
-    /// nothing open any more (no call in flight): from this instant another broker may recover
-    /// whatever the log still shows open under this broker's id. Idempotent.
+    /// Removes the lock file and drops the lock.
     public func release() {
         fd.withLock { fd in
             guard fd >= 0 else { return }
@@ -123,18 +137,11 @@ public final class BrokerLease: Sendable {
     }
 }
 
-/// Which brokers named in the log are gone, decided inside a write transaction (so no record of a
-/// broker can appear that the answer does not cover). The lock of each gone broker is HELD from
-/// the probe until `finish`: two brokers starting at once never both recover the same one, and
-/// after the recovery committed its lock file is removed.
-final class LeaseProbe: Sendable {
-    enum Verdict: Sendable, Equatable {
-        case gone
-        case live
-        /// The lock file cannot be opened or locked for another reason: treated as live (its
-        /// work is left alone), and reported.
-        case unknown(String)
-    }
+/// The probe of one recovery transaction (`BrokerLeaseProbe`). The lock of each gone broker is
+/// HELD from the probe until `finish`: two brokers starting at once never both recover the same
+/// one, and after the recovery committed its lock file is removed.
+final class FileLeaseProbe: BrokerLeaseProbe {
+    typealias Verdict = BrokerLeaseVerdict
 
     private struct State {
         var verdicts: [String: Verdict] = [:]
@@ -161,7 +168,7 @@ final class LeaseProbe: Sendable {
         if let known = state.withLock({ $0.verdicts[brokerID] }) { return known }
         let verdict: Verdict
         var held: Int32?
-        if !BrokerLease.isBrokerID(brokerID) {
+        if !FileBrokerLease.isBrokerID(brokerID) {
             verdict = .gone  // no broker can hold a lease under that name
         } else {
             let path = directory + "/\(brokerID).lock"
@@ -183,27 +190,18 @@ final class LeaseProbe: Sendable {
         return verdict
     }
 
-    func isGone(_ brokerID: String) -> Bool { verdict(brokerID) == .gone }
-
-    /// Every lease file in the directory, probed (so crashed brokers that left nothing open in
-    /// the log are cleaned up too).
-    func probeDirectory() {
+    /// Every lease file in the directory.
+    func probeAll() {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         for name in names where name.hasSuffix(".lock") && !name.hasPrefix(".") {
             _ = verdict(String(name.dropLast(5)))
         }
     }
 
-    var gone: [String] { state.withLock { s in s.verdicts.filter { $0.value == .gone }.map(\.key).sorted() } }
-    var live: [String] { state.withLock { s in s.verdicts.filter { $0.value == .live && $0.key != own }.map(\.key).sorted() } }
-    var unknown: [String: String] {
-        state.withLock { s in
-            s.verdicts.reduce(into: [:]) { out, entry in if case .unknown(let why) = entry.value { out[entry.key] = why } }
-        }
-    }
+    var verdicts: [String: Verdict] { state.withLock { $0.verdicts } }
 
-    /// After the transaction: when it committed, the gone brokers' lock files are removed
-    /// (their work is recovered); either way their locks are dropped.
+    /// When the recovery committed, the gone brokers' lock files are removed; either way their
+    /// locks are dropped.
     func finish(committed: Bool) {
         let held = state.withLock { s -> [String: Int32] in
             defer { s.held = [:] }
@@ -236,20 +234,6 @@ final class LeaseProbe: Sendable {
             guard fd >= 0 else { continue }
             if flock(fd, LOCK_EX | LOCK_NB) == 0 { unlink(path) }
             close(fd)
-        }
-    }
-}
-
-extension BrokerLease {
-    /// Whether the broker `brokerID` still holds its lease on this ledger: true, false, or nil
-    /// when it cannot be told. A read-only question: the lock of a gone broker is taken and at
-    /// once released (a broker starting at that instant then leaves its recovery to the next).
-    public static func isRunning(_ brokerID: String, ledgerPath: String) -> Bool? {
-        let probe = LeaseProbe(directory: directory(forLedger: ledgerPath), own: nil)
-        switch probe.verdict(brokerID) {
-        case .live: return true
-        case .gone: return false
-        case .unknown: return nil
         }
     }
 }
