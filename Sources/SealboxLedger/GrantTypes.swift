@@ -11,7 +11,7 @@ public struct GrantInput: Sendable, Equatable {
     public var tools: [String]
     /// The token's expiry, unix ms (the exact value signed into the token).
     public var expiresAtMs: Int64
-    /// The broker that minted the token and holds the key it verifies with (its `BrokerLease`
+    /// The broker that minted the token and holds the key it verifies with (its `BrokerLeases` lease
     /// id), recorded in the grant note as `broker_id`. The grant, and the calls made with its
     /// token, are recovered only once that broker is gone. nil: a grant without an owner
     /// (written before brokers held leases), which any starting broker ends.

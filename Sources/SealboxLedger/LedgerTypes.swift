@@ -120,7 +120,7 @@ public enum RecordKind: String, Sendable, CaseIterable {
     case intent, completion, approval, resolution, interruption, revocation
     /// A token minted for a run (v2): token_id, run_id, session_id; `tool` holds the granted
     /// tools joined with ","; `note` a JSON object with `expires_at_ms`, `session_root` and, when
-    /// the minting broker held a lease (`BrokerLease`), `broker_id`.
+    /// the minting broker held a lease (`BrokerLeases`), `broker_id`.
     case grant
 }
 
