@@ -269,19 +269,11 @@ static void close_inherited_fds_in_child(int report_fd, int sync_fd, int status_
     CHECK(syscall(__NR_close_range, next, ~0U, 0U), SBX_STAGE_CLOSE_FDS, (long)next);
 }
 
-/// What to execute: from the request, or for a prepared jail from its activation.
-struct sbx_program {
-    const char *const *candidates;
-    size_t candidate_count;
-    const char *const *argv;
-    const char *const *envp;
-};
-
 /// The program's side of the fork: seccomp, then execve. Never returns.
-__attribute__((noreturn))
-static void exec_program_in_child(const struct sbx_spawn_req *req, const struct sbx_program *program, int report_fd) {
+void sbx_exec_program_in_child(const struct sbx_spawn_req *req, const struct sbx_program *program, int report_fd) {
     // Dies with init (which dies with the pid namespace).
     CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), SBX_STAGE_PDEATHSIG, -1);
+    if (program->cwd != NULL) CHECK(chdir(program->cwd), SBX_STAGE_CHDIR_WORKDIR, 1);
     if (req->seccomp_program != NULL && req->seccomp_instruction_count > 0)
         install_seccomp_in_child(req, report_fd);
 
@@ -311,7 +303,7 @@ static int program_entry_in_child(void *arg) {
     const struct sbx_program_start *start = arg;
     sbx_mark(start->marks, SBX_MARK_FORKED);
     close(start->status_fd);  // our own descriptor table (no CLONE_FILES): init keeps its end
-    exec_program_in_child(start->req, start->program, start->report_fd);
+    sbx_exec_program_in_child(start->req, start->program, start->report_fd);
 }
 
 /// The program's stack while it shares init's memory (until its execve).
@@ -398,11 +390,11 @@ static void dup_stdio_in_child(const struct sbx_spawn_req *req, int report_fd) {
 
 /// Turns the task memfd's offsets into the string arrays execve takes, in place (the mapping
 /// is private), checking every offset and terminator. Returns 0 or -1 (EINVAL).
-static int decode_task_in_child(char *base, size_t size, struct sbx_program *program) {
+int sbx_decode_task_in_child(char *base, size_t size, struct sbx_program *program) {
     if (size < sizeof(struct sbx_task_header)) return -1;
     const struct sbx_task_header *header = (const struct sbx_task_header *)base;
-    if (header->magic != SBX_TASK_MAGIC || header->argc == 0) return -1;
-    uint64_t slots = (uint64_t)header->argc + 1 + header->envc + 1 + header->candidate_count;
+    if (header->magic != SBX_TASK_MAGIC || header->argc == 0 || header->has_cwd > 1) return -1;
+    uint64_t slots = (uint64_t)header->argc + 1 + header->envc + 1 + header->candidate_count + header->has_cwd;
     if (sizeof *header + slots * sizeof(uint64_t) > size) return -1;
     uint64_t *table = (uint64_t *)(base + sizeof *header);
     for (uint64_t i = 0; i < slots; i++) {
@@ -421,14 +413,17 @@ static int decode_task_in_child(char *base, size_t size, struct sbx_program *pro
     program->envp = (const char *const *)(strings + header->argc + 1);
     program->candidates = (const char *const *)(strings + header->argc + 1 + header->envc + 1);
     program->candidate_count = header->candidate_count;
+    program->cwd = header->has_cwd ? strings[header->argc + 1 + header->envc + 1 + header->candidate_count] : NULL;
     return 0;
 }
 
 /// A prepared jail's wait: report READY with the working directory (so the parent can put
 /// the task's files there), then block until ACTIVATE brings the task: a memfd with the
 /// program and environment (see sbx_task_header) and the three stdio descriptors. EOF means
-/// the jail was discarded. Everything here is unprivileged (capabilities are gone already).
-static void await_task_in_child(int report_fd, struct sbx_program *program, struct sbx_marks *marks) {
+/// the jail was discarded; RESIDENT makes it a sandbox's init, which never returns here.
+/// Everything here is unprivileged (capabilities are gone already).
+static void await_task_in_child(const struct sbx_spawn_req *req, int report_fd, int status_fd, struct sbx_program *program,
+                                struct sbx_marks *marks) {
     int work = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     CHECK(work, SBX_STAGE_ACTIVATE, 0);
     struct sbx_child_msg ready = { .stage = SBX_MSG_READY, .err = 0, .index = 0 };
@@ -441,6 +436,7 @@ static void await_task_in_child(int report_fd, struct sbx_program *program, stru
     size_t fd_count = 0;
     ssize_t n = sbx_receive_with_fds(report_fd, &task, sizeof task, fds, 4, &fd_count);
     if (n == 0) _exit(0);  // discarded: nobody will ever use this jail
+    if (n == (ssize_t)sizeof task && task.stage == SBX_MSG_RESIDENT && fd_count == 0) sbx_resident_main_in_child(req, report_fd, status_fd);
     if (n != (ssize_t)sizeof task || task.stage != SBX_MSG_ACTIVATE) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, n < 0 ? (int)-n : EPROTO, 2);
     if (fd_count != 4) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, EPROTO, 3);
 
@@ -455,7 +451,7 @@ static void await_task_in_child(int report_fd, struct sbx_program *program, stru
     void *payload = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fds[0], 0);
     if (payload == MAP_FAILED) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, errno, 6);
     CHECK(close(fds[0]), SBX_STAGE_ACTIVATE, 7);
-    if (decode_task_in_child(payload, (size_t)st.st_size, program) < 0) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, EINVAL, 8);
+    if (sbx_decode_task_in_child(payload, (size_t)st.st_size, program) < 0) fail_in_child(report_fd, SBX_STAGE_ACTIVATE, EINVAL, 8);
     sbx_mark(marks, SBX_MARK_ACTIVATED);
 }
 
@@ -547,9 +543,10 @@ void sbx_child_main(const struct sbx_spawn_req *req, int report_fd, int sync_fd,
         .candidate_count = req->exec_candidate_count,
         .argv = (const char *const *)req->argv,
         .envp = (const char *const *)req->envp,
+        .cwd = NULL,
     };
     // A prepared jail waits here, fully set up, until it is given its task (or discarded).
-    if (req->deferred) await_task_in_child(report_fd, &program, marks);
+    if (req->deferred) await_task_in_child(req, report_fd, status_fd, &program, marks);
 
     // 9. start the program; this process becomes the jail's init.
     pid_t program_pid = start_program_in_child(req, &program, report_fd, status_fd, marks);

@@ -70,15 +70,21 @@ int sbx_write_all(int fd, const void *data, size_t length);
 /// (with the task's payload memfd and stdio).
 #define SBX_MSG_READY 0x5245
 #define SBX_MSG_ACTIVATE 0x4143
+/// Instead of ACTIVATE (no descriptors): the prepared jail stays, as a sandbox's init that
+/// runs commands (sbx_resident.c); it answers with an sbx_resident_msg of kind READY.
+#define SBX_MSG_RESIDENT 0x5253
 
 /// The task a prepared jail receives, in a memfd: this header, then (argc + 1 + envc + 1 +
-/// candidate_count) uint64 offsets of NUL-terminated strings from the start of the memfd
-/// (0 for the two NULL terminators), then the strings.
+/// candidate_count + has_cwd) uint64 offsets of NUL-terminated strings from the start of the
+/// memfd (0 for the two NULL terminators), then the strings. The last string, when has_cwd is
+/// 1, is the directory the program starts in.
 struct sbx_task_header {
     uint32_t magic;
     uint32_t argc;
     uint32_t envc;
     uint32_t candidate_count;
+    uint32_t has_cwd;
+    uint32_t reserved;
 };
 #define SBX_TASK_MAGIC 0x7462780aU
 /// Upper bound for the payload (argv + environment + candidates), as execve's own.
@@ -96,6 +102,48 @@ int sbx_wire_unpack(void *mapping, size_t size, const int *fds, size_t fd_count,
 
 /// The byte on the sync pipe that releases the child.
 #define SBX_SYNC_GO 'G'
+
+/// The task's payload in a sealed memfd (`sbx_task_header`): the program, environment,
+/// candidates and, with `with_cwd` and task->workdir set, the directory to start in (a pooled
+/// run's program starts where init is, its /work). The fd or -errno.
+int sbx_task_memfd(const struct sbx_spawn_req *task, int with_cwd);
+
+/// What to execute: from the request, or for a prepared jail from its task.
+struct sbx_program {
+    const char *const *candidates;
+    size_t candidate_count;
+    const char *const *argv;
+    const char *const *envp;
+    /// NULL: the jail's working directory.
+    const char *cwd;
+};
+
+/// Child side, shared by sbx_child.c and sbx_resident.c. Turns a task memfd mapped privately
+/// at `base` into `program`, in place, checking every offset. 0 or -1.
+int sbx_decode_task_in_child(char *base, size_t size, struct sbx_program *program);
+/// The program's side: seccomp (its listener sent on `report_fd`), then execve of each
+/// candidate; failures are written to `report_fd` as an sbx_child_msg. Never returns.
+__attribute__((noreturn)) void sbx_exec_program_in_child(const struct sbx_spawn_req *req, const struct sbx_program *program, int report_fd);
+/// A prepared jail told SBX_MSG_RESIDENT: becomes the sandbox's init (sbx_resident.c).
+__attribute__((noreturn)) void sbx_resident_main_in_child(const struct sbx_spawn_req *req, int control_fd, int status_fd);
+
+/// The resident protocol on a sandbox's control socket (after SBX_MSG_RESIDENT), both ways.
+struct sbx_resident_msg {
+    int32_t kind;    // SBX_RESIDENT_*
+    int32_t stage;   // FAILED: the sbx_stage that failed
+    int32_t err;     // FAILED: errno; SIGNAL: the signal number
+    int32_t pid;     // STARTED: the command's pid inside the jail
+    int64_t id;      // the command's id, chosen by the parent
+    int64_t index;   // FAILED: the failing candidate or step index, or -1
+};
+_Static_assert(sizeof(struct sbx_resident_msg) == 32, "resident message is 32 bytes");
+enum {
+    SBX_RESIDENT_READY = 0x5259,    // init -> parent: resident, taking commands
+    SBX_RESIDENT_EXEC = 0x4558,     // parent -> init: fds [task memfd, stdin, stdout, stderr, exit pipe]
+    SBX_RESIDENT_STARTED = 0x5354,  // init -> parent: exec'd; with the seccomp listener as SCM_RIGHTS when notifying
+    SBX_RESIDENT_FAILED = 0x4641,   // init -> parent: nothing runs; stage, err, index say why
+    SBX_RESIDENT_SIGNAL = 0x5347,   // parent -> init: signal the command's process group
+};
 
 /// What init writes on the status pipe when the program ends.
 struct sbx_program_status {

@@ -456,18 +456,18 @@ int sbx_prepare(const struct sbx_spawn_req *req, struct sbx_prepared *jail, stru
     return 0;
 }
 
-/// Writes the task's program and environment into a sealed memfd (see sbx_task_header).
-/// Returns the fd or -errno.
-static int task_memfd_from_parent(const struct sbx_spawn_req *task) {
+int sbx_task_memfd(const struct sbx_spawn_req *task, int with_cwd) {
     size_t argc = 0, envc = 0;
     while (task->argv[argc] != NULL) argc++;
     while (task->envp[envc] != NULL) envc++;
     if (argc == 0) return -EINVAL;
-    size_t slots = argc + 1 + envc + 1 + task->exec_candidate_count;
+    size_t has_cwd = with_cwd && task->workdir != NULL ? 1 : 0;
+    size_t slots = argc + 1 + envc + 1 + task->exec_candidate_count + has_cwd;
     size_t size = sizeof(struct sbx_task_header) + slots * sizeof(uint64_t);
     for (size_t i = 0; i < argc; i++) size += strlen(task->argv[i]) + 1;
     for (size_t i = 0; i < envc; i++) size += strlen(task->envp[i]) + 1;
     for (size_t i = 0; i < task->exec_candidate_count; i++) size += strlen(task->exec_candidates[i]) + 1;
+    if (has_cwd) size += strlen(task->workdir) + 1;
     if (size > SBX_TASK_MAX_BYTES) return -E2BIG;
     char *buf = calloc(1, size);
     if (buf == NULL) return -ENOMEM;
@@ -476,12 +476,14 @@ static int task_memfd_from_parent(const struct sbx_spawn_req *task) {
     header->argc = (uint32_t)argc;
     header->envc = (uint32_t)envc;
     header->candidate_count = (uint32_t)task->exec_candidate_count;
+    header->has_cwd = (uint32_t)has_cwd;
     uint64_t *table = (uint64_t *)(buf + sizeof *header);
     size_t at = sizeof *header + slots * sizeof(uint64_t), slot = 0;
-    const char *const *lists[3] = { (const char *const *)task->argv, (const char *const *)task->envp,
-                                    (const char *const *)task->exec_candidates };
-    size_t counts[3] = { argc, envc, task->exec_candidate_count };
-    for (int list = 0; list < 3; list++) {
+    const char *cwd[1] = { has_cwd ? task->workdir : NULL };
+    const char *const *lists[4] = { (const char *const *)task->argv, (const char *const *)task->envp,
+                                    (const char *const *)task->exec_candidates, cwd };
+    size_t counts[4] = { argc, envc, task->exec_candidate_count, has_cwd };
+    for (int list = 0; list < 4; list++) {
         for (size_t i = 0; i < counts[list]; i++) {
             size_t len = strlen(lists[list][i]) + 1;
             memcpy(buf + at, lists[list][i], len);
@@ -515,7 +517,7 @@ int sbx_activate(struct sbx_prepared *jail, const struct sbx_spawn_req *task, in
     res->pid = jail->pid;
     struct spawn_ctx ctx = take_prepared(jail);
 
-    int memfd = task_memfd_from_parent(task);
+    int memfd = sbx_task_memfd(task, 0);
     if (memfd < 0) {
         set_failure(res, SBX_STAGE_ACTIVATE, -memfd, -1);
         abandon_from_parent(&ctx, res);

@@ -130,21 +130,7 @@ public final class Executor: Sendable {
         let began = Clock.nanos()
         let id = try spec.id.map { id throws(JailError) in try SpecValidator.runID(id) } ?? RandomID.run()
         try SpecValidator.validate(spec)
-        let profileName: String
-        let filter: CompiledSeccompFilter
-        do {
-            if let given = spec.compiledFilter {
-                filter = given
-                profileName = given.profileName
-            } else {
-                let loaded = try profiles.load(spec.profile, profilesDirectory: profilesDirectory)
-                let tracking = spec.violationTracking ?? (configuration.trackViolations ? .denials : .off)
-                filter = try compiler.compile(loaded, tracking: tracking)
-                profileName = loaded.name
-            }
-        } catch {
-            throw JailError(.profile, error.description)
-        }
+        let (profileName, filter) = try filter(for: spec)
         if spec.compiledFilter == nil, let pool, pool.fits(spec, filter: filter), let jail = pool.take() {
             return try runPooled(spec, id: id, filter: filter, jail: jail, pool: pool, began: began, output: output)
         }
@@ -156,7 +142,7 @@ public final class Executor: Sendable {
         let plan = try FilesystemPlan.build(rootfs: spec.rootfs, etcDirectory: etcDirectory, files: spec.files, binds: spec.binds,
                                             door: spec.door, workspaceFD: spec.workspace?.mountFD, shmBytes: spec.limits.devShmBytes)
         let environment = SpecValidator.environment(spec)
-        let stdinFD = try openStdin(spec.stdin)
+        let stdinFD = try Self.openStdin(spec.stdin)
         defer { close(stdinFD) }
 
         let cgroup: any TaskCgroup
@@ -175,6 +161,18 @@ public final class Executor: Sendable {
                 capLastCap: capLastCap, setupTimeoutMs: configuration.setupTimeoutMs, cloner: cloner),
             limits: spec.limits, live: spec.liveJails, output: output)
         return finish(supervised, id: id, profile: profileName, cgroup: cgroup, began: began, spawnStarted: spawnStarted, warm: nil)
+    }
+
+    /// The compiled seccomp filter `spec` asks for, and its profile's name.
+    func filter(for spec: JailSpec) throws(JailError) -> (profile: String, filter: CompiledSeccompFilter) {
+        do {
+            if let given = spec.compiledFilter { return (given.profileName, given) }
+            let loaded = try profiles.load(spec.profile, profilesDirectory: profilesDirectory)
+            let tracking = spec.violationTracking ?? (configuration.trackViolations ? .denials : .off)
+            return (loaded.name, try compiler.compile(loaded, tracking: tracking))
+        } catch {
+            throw JailError(.profile, error.description)
+        }
     }
 
     /// The verdict, the teardown, and where the time went: the same for cold and pooled runs.
@@ -201,7 +199,7 @@ public final class Executor: Sendable {
         }
         let stdinFD: Int32
         do {
-            stdinFD = try openStdin(spec.stdin)
+            stdinFD = try Self.openStdin(spec.stdin)
         } catch {
             jail.discard()
             throw error
@@ -228,7 +226,7 @@ public final class Executor: Sendable {
         return finish(supervised, id: id, profile: filter.profileName, cgroup: cgroup, began: began, spawnStarted: spawnStarted, warm: true)
     }
 
-    private func openStdin(_ source: StdinSource) throws(JailError) -> Int32 {
+    static func openStdin(_ source: StdinSource) throws(JailError) -> Int32 {
         let path: String
         switch source {
         case .null: path = "/dev/null"

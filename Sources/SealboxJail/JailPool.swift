@@ -306,6 +306,15 @@ final class PreparedJail: @unchecked Sendable {  // used by one thread at a time
         return "write /work/\(file.name) (\(stage.map { String(cString: $0) } ?? "?")): \(ErrnoName.describe(-rc))"
     }
 
+    /// The parent end of its control socket, and its init's pidfd (a live jail's).
+    var controlFD: Int32 { raw.control_fd }
+    var pidfd: Int32 { raw.pidfd }
+
+    /// Makes it a live jail's (`LiveJail`): its init stays and starts commands. 0 or -errno.
+    func makeResident(timeoutMs: Int) -> Int32 {
+        sbx_resident_start(raw.control_fd, Int32(clamping: timeoutMs))
+    }
+
     func activate(_ task: UnsafePointer<sbx_spawn_req>, setupTimeoutMs: Int, _ result: inout sbx_spawn_result) -> Int32 {
         sbx_activate(&raw, task, Int32(clamping: setupTimeoutMs), &result)
     }

@@ -4,7 +4,7 @@ import SealboxProfiles
 
 /// Copies `SpawnInputs` into C memory and calls `body` with the request; the memory lives
 /// until `body` returns.
-func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32, deferred: Bool = false,
+func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32, deferred: Bool = false, workdir: String = "/work",
                       _ body: (UnsafePointer<sbx_spawn_req>) -> Int32) -> Int32 {
     let arena = CArena()
     let root = inputs.newroot
@@ -88,7 +88,7 @@ func withSpawnRequest(_ inputs: SpawnInputs, stdoutFD: Int32, stderrFD: Int32, d
     req.newroot_tmpfs_data = arena.string("size=\(inputs.limits.diskBytes),nr_inodes=65536,mode=0755")
     req.fs_ops = ops.isEmpty ? nil : arena.array(ops)
     req.fs_op_count = ops.count
-    req.workdir = arena.string("/work")
+    req.workdir = arena.string(workdir)
     req.hostname = arena.string("sealbox")
     req.rlimits = arena.array(rlimits)
     req.rlimit_count = rlimits.count

@@ -55,6 +55,20 @@ struct Supervision {
     /// Set when `LiveJails.killAll` ended the run (a service shutting down).
     var killedBecause: String?
 
+    /// How the end of what is supervised is seen.
+    enum Ending {
+        /// A run: the jail's init ends through its pidfd; its status pipe says how the program
+        /// ended.
+        case jail(pidfd: Int32, statusFD: Int32)
+        /// A command in a live jail: init writes its status on `exitFD` when it is reaped;
+        /// `kill` signals its process group. Its output may stay open in a background process
+        /// it started, so the drain stops once the pipes are idle.
+        case command(exitFD: Int32, kill: @Sendable () -> Void)
+    }
+
+    /// After a command ended, its pipes are read until they are this long without data.
+    static let commandDrainIdleNanos: UInt64 = 20_000_000
+
     /// How the jail comes to be: cloned now, or a pool's prepared jail given its task.
     enum SpawnMethod {
         case cold
@@ -106,16 +120,26 @@ struct Supervision {
         supervision.recording = request.filter.policy?.fallback == .proceed
         // A listener only exists when the filter has a policy; EPERM is the safe answer should
         // one ever arrive without.
-        supervision.loop(pidfd: result.pidfd, statusFD: result.status_fd, out: outPipe.read, err: errPipe.read, notifyFD: result.notify_fd,
+        supervision.loop(ending: .jail(pidfd: result.pidfd, statusFD: result.status_fd), out: outPipe.read, err: errPipe.read, notifyFD: result.notify_fd,
                          policy: request.filter.policy ?? NotificationPolicy(fallback: .fail(errno: EPERM)), started: started)
         supervision.killedBecause = live.unregister(liveToken)  // before the deferred close of the pidfd
         supervision.wallNanos = Clock.nanos() - started
         return supervision
     }
 
-    private mutating func loop(pidfd: Int32, statusFD: Int32, out: Int32, err: Int32, notifyFD: Int32, policy: NotificationPolicy, started: UInt64) {
+    mutating func loop(ending: Ending, out: Int32, err: Int32, notifyFD: Int32, policy: NotificationPolicy, started: UInt64) {
         let deadline = started + UInt64(limits.timeoutMs) * 1_000_000
         var outOpen = true, errOpen = true, notifyOpen = notifyFD >= 0
+        let endFD: Int32
+        let isCommand: Bool
+        switch ending {
+        case .jail(let pidfd, _):
+            endFD = pidfd
+            isCommand = false
+        case .command(let exitFD, _):
+            endFD = exitFD
+            isCommand = true
+        }
         // Once pid 1 is gone the kernel has killed its whole pid namespace, so the pipes reach
         // EOF right away; the grace only bounds a descriptor leaked outside the jail.
         var drainDeadline: UInt64?
@@ -124,26 +148,27 @@ struct Supervision {
             let now = Clock.nanos()
             if exit == nil && !timedOut && now >= deadline {
                 timedOut = true
-                _ = sbx_pidfd_kill(pidfd, SIGKILL)
+                Self.kill(ending)
             }
             if let drain = drainDeadline, now >= drain { break }
             var fds: [pollfd] = []
-            if exit == nil { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+            if exit == nil { fds.append(pollfd(fd: endFD, events: Int16(POLLIN), revents: 0)) }
             if outOpen { fds.append(pollfd(fd: out, events: Int16(POLLIN), revents: 0)) }
             if errOpen { fds.append(pollfd(fd: err, events: Int16(POLLIN), revents: 0)) }
             if notifyOpen && exit == nil { fds.append(pollfd(fd: notifyFD, events: Int16(POLLIN), revents: 0)) }
-            let wakeAt = drainDeadline ?? (timedOut ? now + 1_000_000_000 : deadline)
+            var wakeAt = drainDeadline ?? (timedOut ? now + 1_000_000_000 : deadline)
+            if isCommand && exit != nil { wakeAt = min(wakeAt, now + Self.commandDrainIdleNanos) }
             let waitMs = Int32(clamping: wakeAt > now ? (wakeAt - now + 999_999) / 1_000_000 : 0)
             let ready = poll(&fds, nfds_t(fds.count), waitMs)
             if ready < 0 {
                 if errno == EINTR { continue }
                 preconditionFailure("poll on supervisor fds failed: \(ErrnoName.describe(errno))")
             }
+            if ready == 0 && isCommand && exit != nil { break }  // idle: a background process holds the pipes
             for entry in fds where entry.revents != 0 {
                 switch entry.fd {
-                case pidfd:
-                    var status = sbx_exit()
-                    if sbx_wait_pidfd(pidfd, statusFD, &status) == 0 {
+                case endFD:
+                    if let status = Self.readExit(ending) {
                         exit = status
                         drainDeadline = Clock.nanos() + 2_000_000_000
                     }
@@ -164,9 +189,35 @@ struct Supervision {
         }
         if exit == nil {
             // Only reachable if the drain grace ran out before the wait; never leave a child.
-            _ = sbx_pidfd_kill(pidfd, SIGKILL)
-            var status = sbx_exit()
-            if sbx_wait_pidfd(pidfd, statusFD, &status) == 0 { exit = status }
+            Self.kill(ending)
+            if case .command(let exitFD, _) = ending {
+                var entry = pollfd(fd: exitFD, events: Int16(POLLIN), revents: 0)
+                guard poll(&entry, 1, 2000) > 0 else { return }
+            }
+            exit = Self.readExit(ending)
+        }
+    }
+
+    private static func kill(_ ending: Ending) {
+        switch ending {
+        case .jail(let pidfd, _): _ = sbx_pidfd_kill(pidfd, SIGKILL)
+        case .command(_, let kill): kill()
+        }
+    }
+
+    /// The status once the end fd polled readable. A command's exit pipe closed without a
+    /// status means its sandbox's init ended first, which killed it.
+    private static func readExit(_ ending: Ending) -> sbx_exit? {
+        var status = sbx_exit()
+        switch ending {
+        case .jail(let pidfd, let statusFD):
+            return sbx_wait_pidfd(pidfd, statusFD, &status) == 0 ? status : nil
+        case .command(let exitFD, _):
+            let rc = sbx_read_command_exit(exitFD, &status)
+            if rc == 0 { return status }
+            status.exited = 0
+            status.code = SIGKILL
+            return status
         }
     }
 
@@ -218,8 +269,15 @@ struct Supervision {
     }
 
     /// Picks the status that matches what tripped, most specific first.
-    func verdict(id: String, profile: String, cgroup: any TaskCgroup) -> JailResult {
-        let usage = cgroup.usage()
+    /// `baseline`: for a command in a live jail, the jail's cgroup usage when it started: the
+    /// cgroup is the whole sandbox's, so its limit events count from there, and the command's
+    /// CPU time and memory come from its own rusage.
+    func verdict(id: String, profile: String, cgroup: any TaskCgroup, baseline: CgroupUsage? = nil) -> JailResult {
+        var usage = cgroup.usage()
+        if let baseline {
+            usage = CgroupUsage(peakMemoryBytes: nil, cpuNanos: nil, oomKills: usage.oomKills - baseline.oomKills,
+                                pidsLimitHits: usage.pidsLimitHits - baseline.pidsLimitHits)
+        }
         var result = JailResult(
             id: id, status: .ok, exitCode: 0, signal: nil,
             stdout: String(decoding: stdout.bytes, as: UTF8.self),

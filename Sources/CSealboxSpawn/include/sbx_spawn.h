@@ -288,6 +288,35 @@ struct sbx_exit {
     int64_t maxrss_kb;
 };
 
+/// Live sandboxes (sbx_resident.c): a prepared jail that stays, and whose init starts
+/// commands in it on request, each like a run's program (own process group, the jail's
+/// seccomp filter, execve).
+///
+/// Makes the prepared jail behind `control_fd` (sbx_prepared.control_fd, instead of
+/// sbx_activate) resident. 0, or -errno (-ETIMEDOUT, -EPIPE: it died; -EPROTO).
+int sbx_resident_start(int control_fd, int timeout_ms);
+/// What sbx_resident_exec started, or why nothing runs.
+struct sbx_command_start {
+    int32_t pid;             // the command's pid inside the jail (its process group)
+    int notify_fd;           // its seccomp listener, -1 when the filter does not notify
+    int failed_stage;        // enum sbx_stage when the command could not start
+    int failed_errno;
+    long failed_index;
+};
+/// Starts a command in a resident jail: `task`'s exec_candidates, argv, envp, workdir (the
+/// directory inside the jail to start in, or NULL) and stdio fds; `exit_fd` is the write end
+/// of a pipe on which init writes the command's `struct sbx_exit` when it is reaped (then
+/// closes it). One call at a time per control socket. Returns 0 (started), -1 when the
+/// command could not start (`out` says where; the sandbox is fine), or -errno when the
+/// control socket failed (the sandbox is unusable).
+int sbx_resident_exec(int control_fd, int64_t id, const struct sbx_spawn_req *task, int exit_fd, int timeout_ms,
+                      struct sbx_command_start *out);
+/// Sends `sig` to the process group of command `id` (nothing when it already ended). 0 or -errno.
+int sbx_resident_signal(int control_fd, int64_t id, int sig);
+/// Reads a command's status from its exit pipe. 0, -EPIPE when it closed without one (the
+/// sandbox's init ended first), or -errno.
+int sbx_read_command_exit(int exit_fd, struct sbx_exit *out);
+
 /// Waits for the jail's init (waitid(P_PIDFD, WEXITED) with rusage, EINTR retried) and
 /// reports the program's own status from init's status pipe; when init was killed before
 /// the program ended (timeout, OOM), init's own status. Returns 0 or -errno.
