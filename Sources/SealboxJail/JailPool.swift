@@ -308,6 +308,8 @@ final class PreparedJail: @unchecked Sendable {  // used by one thread at a time
 
     /// The parent end of its control socket, and its init's pidfd (a live jail's).
     var controlFD: Int32 { raw.control_fd }
+    /// An O_PATH descriptor on its /work, from the jail itself.
+    var workFD: Int32 { raw.work_fd }
     var pidfd: Int32 { raw.pidfd }
 
     /// Makes it a live jail's (`LiveJail`): its init stays and starts commands. 0 or -errno.

@@ -212,6 +212,13 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
         return result
     }
 
+    /// A duplicate of the descriptor on its /work, or -1 once it ended.
+    func duplicateWorkDirectory() -> Int32 {
+        state.withLock { state in
+            state.ended ? -1 : fcntl(jail.workFD, F_DUPFD_CLOEXEC, 3)
+        }
+    }
+
     /// Sends `signal` to command `commandID`'s process group, if it still runs.
     private func signal(_ commandID: Int64, _ signal: Int32) {
         state.withLock { state in

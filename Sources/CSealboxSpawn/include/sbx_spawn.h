@@ -317,6 +317,20 @@ int sbx_resident_signal(int control_fd, int64_t id, int sig);
 /// sandbox's init ended first), or -errno.
 int sbx_read_command_exit(int exit_fd, struct sbx_exit *out);
 
+/// Files of a live jail's /work from outside (sbx_files.c). Paths are relative to `dir_fd`
+/// and resolved beneath it by the kernel (no "..", absolute path, symlink or mount crossing).
+/// Each returns a descriptor or 0 on success, -errno on failure.
+int sbx_open_beneath(int dir_fd, const char *path, int flags, uint32_t mode);
+/// As sbx_open_beneath with O_CREAT, the file created with uid:gid as the thread's
+/// filesystem ids (the jail user's host ids).
+int sbx_create_beneath(int dir_fd, const char *path, int flags, uint32_t mode, uint32_t uid, uint32_t gid);
+/// mkdirat(parent_fd, name) as uid:gid; `name` is one component.
+int sbx_mkdir_in(int parent_fd, const char *name, uint32_t mode, uint32_t uid, uint32_t gid);
+/// renameat within one directory as uid:gid; names are single components.
+int sbx_rename_in(int parent_fd, const char *from, const char *to, uint32_t uid, uint32_t gid);
+/// unlinkat(parent_fd, name) as uid:gid, AT_REMOVEDIR when `directory`.
+int sbx_unlink_in(int parent_fd, const char *name, int directory, uint32_t uid, uint32_t gid);
+
 /// Waits for the jail's init (waitid(P_PIDFD, WEXITED) with rusage, EINTR retried) and
 /// reports the program's own status from init's status pipe; when init was killed before
 /// the program ended (timeout, OOM), init's own status. Returns 0 or -errno.
