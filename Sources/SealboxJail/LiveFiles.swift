@@ -79,6 +79,56 @@ public struct LiveDirectoryPage: Sendable, Equatable {
     public var skipped: Int
 }
 
+/// A file being uploaded into a live jail's /work (`LiveFiles.beginUpload`): `write` its
+/// bytes, then `commit` (renamed into place) or `abort` (removed). Used by one task at a time.
+public final class LiveUpload: @unchecked Sendable {
+    /// The temporary file, open for writing.
+    public let fd: Int32
+    private let parent: Int32
+    private let temporary: String
+    private let name: String
+    private let path: String
+    private var open = true
+    public private(set) var bytesWritten: UInt64 = 0
+
+    init(parent: Int32, temporary: String, name: String, path: String, fd: Int32) {
+        self.parent = parent
+        self.temporary = temporary
+        self.name = name
+        self.path = path
+        self.fd = fd
+    }
+
+    deinit { abort() }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(LiveFileError) {
+        try LiveFiles.writeAll(fd, bytes.bindMemory(to: UInt8.self), path: path)
+        bytesWritten += UInt64(bytes.count)
+    }
+
+    /// Renames the file into place.
+    public func commit() throws(LiveFileError) {
+        guard open else { throw LiveFileError(.io, "the upload of /work/\(Printable.text(path, limit: 256)) was already finished") }
+        open = false
+        close(fd)
+        let ids = Executor.outsideIDs
+        let rc = sbx_rename_in(parent, temporary, name, ids.uid, ids.gid)
+        if rc != 0 { _ = sbx_unlink_in(parent, temporary, 0, ids.uid, ids.gid) }
+        close(parent)
+        if rc != 0 { throw LiveFileError.from(errno: -rc, "rename into", path) }
+    }
+
+    /// Removes the temporary file; the old file, if any, stays. Idempotent.
+    public func abort() {
+        guard open else { return }
+        open = false
+        close(fd)
+        let ids = Executor.outsideIDs
+        _ = sbx_unlink_in(parent, temporary, 0, ids.uid, ids.gid)
+        close(parent)
+    }
+}
+
 /// The files of a live jail's /work, read and written from outside the jail (sbx_files.c):
 /// every path is resolved beneath /work by the kernel, so no symlink, `..` or mount the jail
 /// planted leads sealbox anywhere else; what is created is owned by the jail's user.
@@ -108,32 +158,36 @@ public struct LiveFiles: Sendable {
         }
     }
 
-    /// Creates or replaces the file at `path` (its missing parent directories are made) with
-    /// what `fill` writes to the descriptor it gets. Written under a temporary name and renamed
-    /// into place, so a failed or partial upload (the workspace full, the caller gone) leaves
+    /// Starts creating or replacing the file at `path` (its missing parent directories are
+    /// made): the bytes go to a temporary file in the same directory, renamed into place by
+    /// `commit`, so a failed or abandoned upload (the workspace full, the caller gone) leaves
     /// the old file, or none, never half a file.
-    public func write(_ path: String, mode: UInt32 = 0o644, _ fill: (Int32) throws(LiveFileError) -> Void) throws(LiveFileError) {
+    public func beginUpload(_ path: String, mode: UInt32 = 0o644) throws(LiveFileError) -> LiveUpload {
         let parts = try Self.parts(path)
-        try jail.withWorkDirectory { work throws(LiveFileError) in
+        return try jail.withWorkDirectory { work throws(LiveFileError) in
             let parent = try Self.openDirectory(work, parts.dropLast(), path: path, create: true, jail: jail)
-            defer { close(parent) }
             let temporary = ".sealbox-upload-\(RandomID.hex64(prefix: ""))"
             let ids = Executor.outsideIDs
             let fd = sbx_create_beneath(parent, temporary, O_WRONLY | O_EXCL, mode & 0o777, ids.uid, ids.gid)
-            guard fd >= 0 else { throw LiveFileError.from(errno: -fd, "create", path) }
-            do throws(LiveFileError) {
-                defer { close(fd) }
-                try fill(fd)
-                _ = fchmod(fd, mode & 0o777)  // exact, whatever the umask did
-            } catch {
-                _ = sbx_unlink_in(parent, temporary, 0, ids.uid, ids.gid)
-                throw error
+            guard fd >= 0 else {
+                close(parent)
+                throw LiveFileError.from(errno: -fd, "create", path)
             }
-            let rc = sbx_rename_in(parent, temporary, parts[parts.count - 1], ids.uid, ids.gid)
-            guard rc == 0 else {
-                _ = sbx_unlink_in(parent, temporary, 0, ids.uid, ids.gid)
-                throw LiveFileError.from(errno: -rc, "rename into", path)
-            }
+            _ = fchmod(fd, mode & 0o777)  // exact, whatever the umask did
+            return LiveUpload(parent: parent, temporary: temporary, name: parts[parts.count - 1], path: path, fd: fd)
+        }
+    }
+
+    /// Creates or replaces the file at `path` with what `fill` writes to the descriptor it
+    /// gets (see `beginUpload`).
+    public func write(_ path: String, mode: UInt32 = 0o644, _ fill: (Int32) throws(LiveFileError) -> Void) throws(LiveFileError) {
+        let upload = try beginUpload(path, mode: mode)
+        do throws(LiveFileError) {
+            try fill(upload.fd)
+            try upload.commit()
+        } catch {
+            upload.abort()
+            throw error
         }
     }
 

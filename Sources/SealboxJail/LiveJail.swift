@@ -240,7 +240,7 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
     }
 
     /// `/work` or `/work/a/b`: absolute, no empty, `.` or `..` part, no NUL, at most 4096 bytes.
-    static func isWorkPath(_ path: String) -> Bool {
+    public static func isWorkPath(_ path: String) -> Bool {
         guard path.utf8.count <= 4096, !path.utf8.contains(0) else { return false }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count >= 2, parts[0].isEmpty, parts[1] == "work" else { return false }

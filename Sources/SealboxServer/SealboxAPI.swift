@@ -57,6 +57,8 @@ public struct SealboxAPI: Sendable {
     public let effectLog: EffectLogHandle
     /// Open connections, against `configuration.connections`.
     public let connections: ConnectionRegistry
+    /// Live sandboxes (SandboxRoutes); the reaper ending idle ones runs with the server.
+    public let sandboxes: SandboxRegistry
     /// When a write to the state directory last failed for want of space (/healthz).
     let storageFullAt = StorageAlarm()
     /// GET /openapi.json: docs/openapi.json with this server's limits (`OpenAPIDocument`),
@@ -93,6 +95,7 @@ public struct SealboxAPI: Sendable {
         store = RunStore(limits: configuration.results, directory: configuration.layout.resultsDirectory)
         self.metrics = metrics
         connections = ConnectionRegistry(limits: configuration.connections)
+        sandboxes = SandboxRegistry(limits: configuration.sandboxes)
         openAPI = Self.openAPI(dataDirectory: executor.configuration.dataDirectory, configuration: configuration)
     }
 
@@ -142,6 +145,7 @@ public struct SealboxAPI: Sendable {
         router.get("v1/profiles") { _, context in try self.listProfiles(context.requireIdentity()) }
         router.get("openapi.json") { _, _ in try self.openAPIDocument() }
         addSessionRoutes(to: router)
+        addSandboxRoutes(to: router)
         mount?(router)
         return router
     }
@@ -204,6 +208,8 @@ public struct SealboxAPI: Sendable {
             "grace_s": .stringConvertible(Double(configuration.shutdownGrace.components.seconds)),
         ])
         await admission.close()
+        // Live sandboxes end at once: their processes are killed, nobody waits on them.
+        sandboxes.shutdown(reason: "the server shut down (\(reason))")
         let deadline = ContinuousClock.now + configuration.shutdownGrace
         while await admission.load.running > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))

@@ -35,6 +35,8 @@ public struct ServerConfiguration: Sendable {
     public var connections = ConnectionLimits()
     /// The seccomp profiles a key without its own grant may name (`serve --profiles`).
     public var profiles: ProfileGrant = .serverDefault
+    /// Live sandboxes: how many, for how long.
+    public var sandboxes = SandboxLimits()
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, layout: StateLayout = StateLayout(stateDirectory: StateLayout.defaultStateDirectory),
@@ -52,4 +54,24 @@ public struct ServerConfiguration: Sendable {
         self.maxLimits = maxLimits
         self.defaultLimits = defaultLimits
     }
+}
+
+/// What an operator allows of live sandboxes (`POST /v1/sandboxes`).
+public struct SandboxLimits: Sendable, Equatable {
+    /// Live at once on this server; past it, 429.
+    public var maxLive: Int = 32
+    /// Live at once for one tenant; past it, 429.
+    public var maxLivePerTenant: Int = 8
+    /// Ended this long after nothing ran in it and nothing was read or written (a request
+    /// may ask for another, up to `maxIdleTimeoutMs`).
+    public var defaultIdleTimeoutMs: Int64 = 300_000
+    public var maxIdleTimeoutMs: Int64 = 3_600_000
+    /// Ended this long after it was made, busy or not.
+    public var maxLifetimeMs: Int64 = 86_400_000
+    /// Commands running at once in one sandbox; past it, 429.
+    public var maxCommandsPerSandbox: Int = 16
+    /// Ended sandboxes still answered (with why they ended), newest first.
+    public var endedKept: Int = 256
+
+    public init() {}
 }

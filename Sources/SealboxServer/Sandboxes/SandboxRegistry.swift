@@ -1,0 +1,303 @@
+import Foundation
+import HTTPTypes
+import Logging
+import SealboxBase
+import SealboxJail
+import Synchronization
+
+/// One live sandbox of this server: a `LiveJail` with its owner, its clocks and why it ended.
+public final class Sandbox: Sendable {
+    public let id: String
+    public let tenant: String
+    public let profile: String
+    public let limits: Limits
+    /// Every command's environment, under the command's own.
+    let environment: [(name: String, value: String)]
+    public let createdAtMs: Int64
+    public let idleTimeoutMs: Int64
+    /// Ended at this instant, busy or not (the operator's maximum lifetime).
+    public let expiresAtMs: Int64
+    let jail: LiveJail
+
+    private struct State {
+        var lastActiveMs: Int64
+        /// Commands and file transfers in flight: a sandbox is idle only when there are none.
+        var busy = 0
+        var endReason: String?
+        var endedAtMs: Int64?
+    }
+    private let state: Mutex<State>
+
+    init(id: String, tenant: String, profile: String, limits: Limits, environment: [(name: String, value: String)],
+         idleTimeoutMs: Int64, maxLifetimeMs: Int64, jail: LiveJail, nowMs: Int64) {
+        self.id = id
+        self.tenant = tenant
+        self.profile = profile
+        self.limits = limits
+        self.environment = environment
+        self.createdAtMs = nowMs
+        self.idleTimeoutMs = idleTimeoutMs
+        self.expiresAtMs = nowMs + maxLifetimeMs
+        self.jail = jail
+        self.state = Mutex(State(lastActiveMs: nowMs))
+    }
+
+    /// nil while it lives.
+    public var endReason: String? { state.withLock { $0.endReason } }
+
+    /// Marks it in use for the length of `body` (the idle clock restarts when it ends).
+    func using<T>(_ body: () async throws -> T) async rethrows -> T {
+        state.withLock { $0.busy += 1 }
+        defer {
+            state.withLock {
+                $0.busy -= 1
+                $0.lastActiveMs = SandboxRegistry.nowMs()
+            }
+        }
+        return try await body()
+    }
+
+    /// Marks it in use until the returned function is called (once): for work that outlives
+    /// the handler, a download's body.
+    func beginUse() -> @Sendable () -> Void {
+        state.withLock { $0.busy += 1 }
+        let once = Mutex(false)
+        return { [self] in
+            guard once.withLock({ done in defer { done = true }; return !done }) else { return }
+            state.withLock {
+                $0.busy -= 1
+                $0.lastActiveMs = SandboxRegistry.nowMs()
+            }
+        }
+    }
+
+    /// Why it should end at `nowMs`, if it should.
+    func expiry(nowMs: Int64) -> String? {
+        state.withLock { state in
+            if state.endReason != nil { return nil }
+            if nowMs >= expiresAtMs { return "its maximum lifetime of \(DurationText.format(milliseconds: Int(expiresAtMs - createdAtMs))) ran out" }
+            if state.busy == 0, nowMs - state.lastActiveMs >= idleTimeoutMs {
+                return "idle for \(DurationText.format(milliseconds: Int(idleTimeoutMs)))"
+            }
+            return nil
+        }
+    }
+
+    /// The next instant it may have to end at.
+    func nextDeadlineMs() -> Int64 {
+        state.withLock { state in
+            state.busy > 0 ? expiresAtMs : min(expiresAtMs, state.lastActiveMs + idleTimeoutMs)
+        }
+    }
+
+    /// Ends its jail; the first reason is kept. Returns false when it had ended already.
+    @discardableResult
+    func end(reason: String) -> Bool {
+        let first = state.withLock { state -> Bool in
+            guard state.endReason == nil else { return false }
+            state.endReason = reason
+            state.endedAtMs = SandboxRegistry.nowMs()
+            return true
+        }
+        if first { jail.end() }
+        return first
+    }
+
+    /// What `GET /v1/sandboxes/{id}` answers.
+    func view(nowMs: Int64) -> SandboxView {
+        let (lastActive, busy, reason, endedAt) = state.withLock { ($0.lastActiveMs, $0.busy, $0.endReason, $0.endedAtMs) }
+        let usage = reason == nil ? jail.usage() : nil
+        return SandboxView(
+            id: id, state: reason == nil ? "running" : "ended", profile: profile, createdAtMs: createdAtMs,
+            ageMs: (endedAt ?? nowMs) - createdAtMs, idleMs: busy > 0 || reason != nil ? 0 : max(0, nowMs - lastActive),
+            idleTimeoutMs: idleTimeoutMs, expiresAtMs: expiresAtMs, runningCommands: reason == nil ? jail.runningCommands : 0,
+            fromPool: jail.fromPool, limits: JailResult.AppliedLimits(limits),
+            usage: usage.map { SandboxView.Usage(cpuMs: $0.cpuNanos.map { Double($0 / 1000) / 1000 }, peakMemoryBytes: $0.peakMemoryBytes,
+                                                  oomKills: $0.oomKills, pidsLimitHits: $0.pidsLimitHits) },
+            endedAtMs: endedAt, endReason: reason)
+    }
+}
+
+/// A sandbox as the API shows it.
+struct SandboxView: Encodable, Sendable {
+    struct Usage: Encodable, Sendable {
+        var cpuMs: Double?
+        var peakMemoryBytes: UInt64?
+        var oomKills: Int
+        var pidsLimitHits: Int
+
+        enum CodingKeys: String, CodingKey {
+            case cpuMs = "cpu_ms"
+            case peakMemoryBytes = "peak_memory_bytes"
+            case oomKills = "oom_kills"
+            case pidsLimitHits = "pids_limit_hits"
+        }
+    }
+
+    var id: String
+    /// running or ended.
+    var state: String
+    var profile: String
+    var createdAtMs: Int64
+    var ageMs: Int64
+    var idleMs: Int64
+    var idleTimeoutMs: Int64
+    var expiresAtMs: Int64
+    var runningCommands: Int
+    var fromPool: Bool
+    var limits: JailResult.AppliedLimits
+    var usage: Usage?
+    var endedAtMs: Int64?
+    var endReason: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, state, profile, limits, usage
+        case createdAtMs = "created_at_ms"
+        case ageMs = "age_ms"
+        case idleMs = "idle_ms"
+        case idleTimeoutMs = "idle_timeout_ms"
+        case expiresAtMs = "expires_at_ms"
+        case runningCommands = "running_commands"
+        case fromPool = "from_pool"
+        case endedAtMs = "ended_at_ms"
+        case endReason = "end_reason"
+    }
+}
+
+/// The live sandboxes of this server, by id: bounded in number (globally and per tenant), ended
+/// when idle or past their lifetime by a reaper, and remembered for a while after they end so
+/// that a caller learns why.
+public final class SandboxRegistry: Sendable {
+    public let limits: SandboxLimits
+    private struct State {
+        var live: [String: Sandbox] = [:]
+        /// Places taken by sandboxes being made (counted against the maxima before the jail exists).
+        var starting: [String: Int] = [:]
+        var ended: [Sandbox] = []
+        var closed = false
+        var reaping = false
+    }
+    private let state = Mutex(State())
+    private let logger: Logger
+
+    public init(limits: SandboxLimits, logger: Logger = Logger(label: "sealbox.sandboxes")) {
+        self.limits = limits
+        self.logger = logger
+    }
+
+    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// Takes a place for `tenant`'s new sandbox, or 429 / 503.
+    func reserve(tenant: String) throws(APIError) {
+        try state.withLock { state throws(APIError) in
+            if state.closed {
+                throw APIError(.serviceUnavailable, "shutting_down", "the server is shutting down and makes no new sandboxes", retryAfter: 5)
+            }
+            let starting = state.starting.values.reduce(0, +)
+            guard state.live.count + starting < limits.maxLive else {
+                throw APIError(.tooManyRequests, "busy", "\(limits.maxLive) sandboxes are live, the most this server keeps; end one (DELETE /v1/sandboxes/{id}) or retry later", retryAfter: 5)
+            }
+            let own = state.live.values.filter { $0.tenant == tenant }.count + state.starting[tenant, default: 0]
+            guard own < limits.maxLivePerTenant else {
+                throw APIError(.tooManyRequests, "busy", "tenant \(tenant) has \(limits.maxLivePerTenant) live sandboxes, its whole share; end one (DELETE /v1/sandboxes/{id}) first", retryAfter: 5)
+            }
+            state.starting[tenant, default: 0] += 1
+        }
+    }
+
+    /// Gives back a place `reserve` took, with the sandbox it became (or nil when making it failed).
+    func admit(_ sandbox: Sandbox?, tenant: String) {
+        let refused = state.withLock { state -> Bool in
+            state.starting[tenant, default: 1] -= 1
+            if state.starting[tenant] == 0 { state.starting[tenant] = nil }
+            guard let sandbox else { return false }
+            if state.closed { return true }
+            state.live[sandbox.id] = sandbox
+            return false
+        }
+        if let sandbox, refused { sandbox.end(reason: "the server shut down") }
+        if sandbox != nil { startReaper() }
+    }
+
+    /// The sandbox `id` as `identity` may see it (another tenant's is a 404 like a missing one).
+    func sandbox(_ id: String, visibleTo identity: APIIdentity, includingEnded: Bool = false) throws(APIError) -> Sandbox {
+        let found = state.withLock { state in state.live[id] ?? state.ended.first { $0.id == id } }
+        guard let found, identity.canSee(ownedBy: found.tenant) else {
+            throw APIError.notFound("no sandbox \(Printable.text(id, limit: 64))")
+        }
+        if !includingEnded, let reason = found.endReason {
+            throw APIError(.gone, "sandbox_ended", "sandbox \(id) has ended: \(reason)")
+        }
+        return found
+    }
+
+    /// The sandboxes `identity` may see, live ones first (oldest first), then the ended ones kept.
+    func list(visibleTo identity: APIIdentity) -> [Sandbox] {
+        state.withLock { state in
+            state.live.values.filter { identity.canSee(ownedBy: $0.tenant) }.sorted { ($0.createdAtMs, $0.id) < ($1.createdAtMs, $1.id) }
+                + state.ended.filter { identity.canSee(ownedBy: $0.tenant) }
+        }
+    }
+
+    public var liveCount: Int { state.withLock { $0.live.count } }
+
+    /// Ends `sandbox` (kills everything in it) and keeps it among the ended for a while.
+    func end(_ sandbox: Sandbox, reason: String) {
+        guard sandbox.end(reason: reason) else { return }
+        state.withLock { state in
+            state.live[sandbox.id] = nil
+            state.ended.insert(sandbox, at: 0)
+            if state.ended.count > limits.endedKept { state.ended.removeLast(state.ended.count - limits.endedKept) }
+        }
+        logger.info("sandbox ended", metadata: ["sandbox_id": .string(sandbox.id), "tenant": .string(sandbox.tenant), "reason": .string(reason)])
+    }
+
+    /// Ends what is idle or past its lifetime at `nowMs`; returns the next deadline.
+    @discardableResult
+    func reap(nowMs: Int64 = SandboxRegistry.nowMs()) -> Int64? {
+        let live = state.withLock { Array($0.live.values) }
+        var next: Int64?
+        for sandbox in live {
+            if let reason = sandbox.expiry(nowMs: nowMs) {
+                end(sandbox, reason: reason)
+            } else {
+                let deadline = sandbox.nextDeadlineMs()
+                next = min(next ?? deadline, deadline)
+            }
+        }
+        return next
+    }
+
+    /// Ends sandboxes when their time is up, from the first sandbox made until `shutdown` (or
+    /// until nothing holds the registry any more). Wakes at the nearest deadline, and at least
+    /// every second (no sandbox's idle timeout is shorter).
+    private func startReaper() {
+        let start = state.withLock { state -> Bool in
+            defer { state.reaping = true }
+            return !state.reaping && !state.closed
+        }
+        guard start else { return }
+        Task { [weak self] in
+            while let wait = self?.reapOnce() {
+                try? await Task.sleep(for: .milliseconds(wait))
+            }
+        }
+    }
+
+    /// One pass of the reaper: how long to sleep, or nil once the registry is closed.
+    private func reapOnce() -> Int64? {
+        guard !state.withLock({ $0.closed }) else { return nil }
+        let now = Self.nowMs()
+        let next = reap(nowMs: now) ?? now + 1000
+        return max(10, min(1000, next - now))
+    }
+
+    /// Makes no new sandbox, and ends every live one.
+    public func shutdown(reason: String) {
+        let live = state.withLock { state -> [Sandbox] in
+            state.closed = true
+            return Array(state.live.values)
+        }
+        for sandbox in live { end(sandbox, reason: reason) }
+    }
+}

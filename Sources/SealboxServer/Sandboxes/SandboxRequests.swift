@@ -1,0 +1,115 @@
+import Foundation
+import SealboxBase
+import SealboxJail
+import SealboxProfiles
+
+/// `POST /v1/sandboxes`: a live sandbox, decoded strictly (as `RunRequest`: duplicate or
+/// unknown members, wrong types are 400 naming the field).
+///
+///     {"profile": "default", "limits": {"memory_bytes": 268435456, "pids": 64, "timeout_ms": 30000, ...},
+///      "env": {"K": "V"}, "files": [{"name": "data.csv", "content": "a,b\n"}],
+///      "idle_timeout_ms": 300000}
+///
+/// `limits` are the jail's (memory, pids, disk, CPU for everything in it together); their
+/// `timeout_ms` and `output_bytes` are the defaults of its commands. `env` is every command's
+/// environment, under a command's own.
+struct SandboxCreateRequest: Sendable {
+    var spec: JailSpec
+    var profile: String
+    var idleTimeoutMs: Int64
+
+    struct Wire: Decodable {
+        var profile: String?
+        var limits: RequestedLimits?
+        var env: [String: String]?
+        var files: [RunRequest.File]?
+        var idle_timeout_ms: Int64?
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case profile, limits, env, files, idle_timeout_ms }
+    }
+
+    static func parse(_ wire: Wire?, configuration: ServerConfiguration) throws(APIError) -> SandboxCreateRequest {
+        let wire = wire ?? Wire()
+        let profile = wire.profile ?? "default"
+        guard ProfileCatalog.isValidName(profile) else {
+            throw APIError.badRequest("profile must be the name of a profile (GET /v1/profiles lists them), not a path", field: "profile")
+        }
+        var spec = JailSpec(command: [], limits: try RunRequest.limits(wire.limits, defaults: configuration.defaultLimits, max: configuration.maxLimits),
+                            profile: .catalog(profile))
+        spec.environment = try RunRequest.environment(wire.env ?? [:])
+        let files = wire.files ?? []
+        guard files.count <= SpecRules.maxFiles else {
+            throw APIError.badRequest("files has \(files.count) entries, more than the \(SpecRules.maxFiles) a sandbox may be seeded with", field: "files")
+        }
+        spec.files = try files.enumerated().map { index, file throws(APIError) in try RunRequest.seedFile(file, field: "files[\(index)]") }
+        try RunRequest.checkUniqueNames(spec.files)
+        let seeded = spec.files.reduce(0) { $0 + $1.contents.count }
+        guard seeded <= SpecRules.maxSeedBytes, UInt64(seeded) <= spec.limits.diskBytes else {
+            throw APIError.badRequest("files total \(seeded) bytes, more than limits.disk_bytes (\(spec.limits.diskBytes)) or \(SpecRules.maxSeedBytes)", field: "files")
+        }
+        let limits = configuration.sandboxes
+        let idle = wire.idle_timeout_ms ?? limits.defaultIdleTimeoutMs
+        guard idle >= 1000, idle <= limits.maxIdleTimeoutMs else {
+            throw APIError.badRequest("idle_timeout_ms must be between 1000 and \(limits.maxIdleTimeoutMs)", field: "idle_timeout_ms")
+        }
+        return SandboxCreateRequest(spec: spec, profile: profile, idleTimeoutMs: idle)
+    }
+}
+
+/// `POST /v1/sandboxes/{id}/commands`: one command in the sandbox.
+///
+///     {"command": ["ls", "-l"]}  or  {"shell": "pytest -q 2>&1 | tail -5"},
+///     "env": {"K": "V"}, "cwd": "/work/src", "stdin": "text",
+///     "timeout_ms": 30000, "output_bytes": 1048576}
+struct SandboxCommandRequest: Sendable {
+    var command: LiveCommand
+
+    struct Wire: Decodable {
+        var command: [String]?
+        var shell: String?
+        var env: [String: String]?
+        var cwd: String?
+        var stdin: String?
+        var timeout_ms: Int64?
+        var output_bytes: Int64?
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case command, shell, env, cwd, stdin, timeout_ms, output_bytes }
+    }
+
+    static func parse(_ wire: Wire, sandbox: Sandbox, configuration: ServerConfiguration) throws(APIError) -> SandboxCommandRequest {
+        let argv: [String]
+        switch (wire.command, wire.shell) {
+        case (let command?, nil):
+            guard !command.isEmpty, !command[0].isEmpty else { throw APIError.badRequest("command must name a program", field: "command") }
+            argv = command
+        case (nil, let line?):
+            guard !line.isEmpty else { throw APIError.badRequest("shell must not be empty", field: "shell") }
+            argv = ["/bin/sh", "-c", line]
+        case (nil, nil):
+            throw APIError.badRequest("nothing to run: give command (an argv array) or shell (a line for /bin/sh -c)", field: "command")
+        default:
+            throw APIError.badRequest("give either command or shell, not both", field: "command")
+        }
+        try RunRequest.checkArguments(argv, field: wire.command != nil ? "command" : "shell", room: SpecRules.maxArguments)
+        var environment = sandbox.environment
+        for (name, value) in try RunRequest.environment(wire.env ?? [:]) {
+            if let i = environment.firstIndex(where: { $0.name == name }) { environment[i].value = value } else { environment.append((name, value)) }
+        }
+        let cwd = wire.cwd ?? "/work"
+        guard LiveJail.isWorkPath(cwd) else {
+            throw APIError.badRequest("cwd must be /work or a directory below it, without empty, . or .. parts", field: "cwd")
+        }
+        let maxima = configuration.maxLimits
+        let timeout = wire.timeout_ms ?? Int64(sandbox.limits.timeoutMs)
+        guard timeout >= 1, timeout <= Int64(maxima.timeoutMs) else {
+            throw APIError.badRequest("timeout_ms must be between 1 and \(maxima.timeoutMs)", field: "timeout_ms")
+        }
+        let output = wire.output_bytes ?? Int64(sandbox.limits.outputBytes)
+        guard output >= 0, output <= Int64(maxima.outputBytes) else {
+            throw APIError.badRequest("output_bytes must be between 0 and \(maxima.outputBytes)", field: "output_bytes")
+        }
+        let stdin: StdinSource = wire.stdin.map { .bytes(Array($0.utf8)) } ?? .null
+        return SandboxCommandRequest(command: LiveCommand(
+            command: argv, environment: environment, workingDirectory: cwd, stdin: stdin, timeoutMs: Int(timeout), outputBytes: Int(output)))
+    }
+}

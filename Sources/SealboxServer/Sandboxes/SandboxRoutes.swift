@@ -1,0 +1,277 @@
+import Foundation
+import Glibc
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import SealboxBase
+import SealboxJail
+import SealboxRuntime
+
+/// Live sandboxes over HTTP (docs/sandboxes.md):
+///
+///   POST   /v1/sandboxes                        a sandbox (201); 429 past the server's or the tenant's maximum
+///   GET    /v1/sandboxes                        the caller's sandboxes, live and recently ended
+///   GET    /v1/sandboxes/{id}                   one, with its clocks, limits and usage
+///   DELETE /v1/sandboxes/{id}                   ends it: everything in it is killed
+///   POST   /v1/sandboxes/{id}/commands          runs a command in it; 201 with a run's result object
+///   PUT    /v1/sandboxes/{id}/files/{path}      uploads the body to /work/{path} (parents made)
+///   GET    /v1/sandboxes/{id}/files/{path}      downloads /work/{path}
+///   DELETE /v1/sandboxes/{id}/files/{path}      removes it (?recursive=true for a directory with contents)
+///   GET    /v1/sandboxes/{id}/files?dir=PATH    lists a directory, paged (?after=NAME&limit=N)
+///   GET    /v1/sandboxes/{id}/stat/{path}       what is at /work/{path}
+///   PUT    /v1/sandboxes/{id}/directories/{path} makes a directory (and its parents)
+///
+/// Another tenant's sandbox is a 404 like a missing one; an ended one answers 410 with why it
+/// ended (GET still shows it for a while).
+extension SealboxAPI {
+    func addSandboxRoutes(to router: Router<SealboxRequestContext>) {
+        router.post("v1/sandboxes") { request, context in try await self.createSandbox(request, context.requireIdentity()) }
+        router.get("v1/sandboxes") { _, context in try self.listSandboxes(context.requireIdentity()) }
+        router.get("v1/sandboxes/:id") { _, context in
+            try Self.json(.ok, self.sandboxes.sandbox(context.parameters.require("id"), visibleTo: context.requireIdentity(), includingEnded: true)
+                .view(nowMs: SandboxRegistry.nowMs()))
+        }
+        router.delete("v1/sandboxes/:id") { _, context in try self.deleteSandbox(context.parameters.require("id"), context.requireIdentity()) }
+        router.post("v1/sandboxes/:id/commands") { request, context in
+            try await self.runCommand(context.parameters.require("id"), request, context.requireIdentity())
+        }
+        router.get("v1/sandboxes/:id/files") { request, context in
+            try self.listFiles(context.parameters.require("id"), request, context.requireIdentity())
+        }
+        router.get("v1/sandboxes/:id/files/**") { _, context in
+            try await self.download(context.parameters.require("id"), Self.filePath(context), context.requireIdentity())
+        }
+        router.put("v1/sandboxes/:id/files/**") { request, context in
+            try await self.upload(context.parameters.require("id"), Self.filePath(context), request, context.requireIdentity())
+        }
+        router.delete("v1/sandboxes/:id/files/**") { request, context in
+            try await self.removeFile(context.parameters.require("id"), Self.filePath(context), request, context.requireIdentity())
+        }
+        router.get("v1/sandboxes/:id/stat/**") { _, context in
+            let sandbox = try self.sandboxes.sandbox(context.parameters.require("id"), visibleTo: context.requireIdentity())
+            let path = try Self.filePath(context)
+            return try await sandbox.using { try Self.json(.ok, try Self.fileCall { () throws(LiveFileError) in try sandbox.jail.files.stat(path) }) }
+        }
+        router.put("v1/sandboxes/:id/directories/**") { _, context in
+            let sandbox = try self.sandboxes.sandbox(context.parameters.require("id"), visibleTo: context.requireIdentity())
+            let path = try Self.filePath(context)
+            return try await sandbox.using {
+                try Self.fileCall { () throws(LiveFileError) in try sandbox.jail.files.makeDirectory(path) }
+                return try Self.json(.created, try Self.fileCall { () throws(LiveFileError) in try sandbox.jail.files.stat(path) })
+            }
+        }
+    }
+
+    static let sandboxBodyLimit = 24 << 20
+
+    func createSandbox(_ request: Request, _ identity: APIIdentity) async throws -> Response {
+        let wire = try await StrictBody.decode(SandboxCreateRequest.Wire.self, request, limit: Self.sandboxBodyLimit, emptyAllowed: true)
+        var create = try SandboxCreateRequest.parse(wire, configuration: configuration)
+        let caller = self.caller(identity)
+        try runs.checkProfile(create.profile, for: caller)
+        try sandboxes.reserve(tenant: identity.tenant)
+        let id = "sbx-" + RandomID.hex64(prefix: "")
+        create.spec.id = id
+        create.spec.liveJails = liveJails
+        let spec = create.spec
+        let started: Result<LiveJail, JailError> = await onOwnThread("sealbox-sandbox") { [executor] in
+            Result { () throws(JailError) in try executor.startLiveJail(spec) }
+        }
+        let jail: LiveJail
+        switch started {
+        case .success(let made):
+            jail = made
+        case .failure(let error):
+            sandboxes.admit(nil, tenant: identity.tenant)
+            throw tenantSafe(APIError(error.code == .invalidSpec ? .badRequest : .internalServerError,
+                                      error.code == .invalidSpec ? "bad_request" : "jail_setup", error.description))
+        }
+        let sandbox = Sandbox(
+            id: id, tenant: identity.tenant, profile: create.profile, limits: create.spec.limits, environment: create.spec.environment,
+            idleTimeoutMs: create.idleTimeoutMs, maxLifetimeMs: sandboxes.limits.maxLifetimeMs, jail: jail, nowMs: SandboxRegistry.nowMs())
+        sandboxes.admit(sandbox, tenant: identity.tenant)
+        var response = try Self.json(.created, sandbox.view(nowMs: SandboxRegistry.nowMs()))
+        response.headers[.location] = "/v1/sandboxes/\(id)"
+        return response
+    }
+
+    func listSandboxes(_ identity: APIIdentity) throws -> Response {
+        struct Page: Encodable { var sandboxes: [SandboxView] }
+        let now = SandboxRegistry.nowMs()
+        return try Self.json(.ok, Page(sandboxes: sandboxes.list(visibleTo: identity).map { $0.view(nowMs: now) }))
+    }
+
+    func deleteSandbox(_ id: String, _ identity: APIIdentity) throws -> Response {
+        let sandbox = try sandboxes.sandbox(id, visibleTo: identity, includingEnded: true)
+        sandboxes.end(sandbox, reason: "deleted by key \(identity.keyID)")
+        return try Self.json(.ok, sandbox.view(nowMs: SandboxRegistry.nowMs()))
+    }
+
+    func runCommand(_ id: String, _ request: Request, _ identity: APIIdentity) async throws -> Response {
+        let sandbox = try sandboxes.sandbox(id, visibleTo: identity)
+        guard let wire = try await StrictBody.decode(SandboxCommandRequest.Wire.self, request, limit: configuration.maxBodyBytes, emptyAllowed: false) else {
+            throw APIError.badRequest("the body must be a JSON object")
+        }
+        let command = try SandboxCommandRequest.parse(wire, sandbox: sandbox, configuration: configuration).command
+        guard sandbox.jail.runningCommands < sandboxes.limits.maxCommandsPerSandbox else {
+            throw APIError(.tooManyRequests, "busy", "sandbox \(id) runs \(sandboxes.limits.maxCommandsPerSandbox) commands already, the most at once; retry when one ended", retryAfter: 1)
+        }
+        let caller = self.caller(identity)
+        _ = try await runs.admit(caller, whenGone: nil)
+        defer { Task { await admission.release(tenant: caller.slotTenant) } }
+        let outcome: Result<JailResult, JailError> = await sandbox.using {
+            do throws(JailError) {
+                return .success(try await sandbox.jail.run(command))
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch outcome {
+        case .success(let result):
+            let encoded = try Self.encoder.encode(RunResult(jail: result))
+            return Response(status: .created, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encoded)))
+        case .failure(let error) where error.code == .invalidSpec:
+            throw APIError.badRequest(error.message, field: "command")
+        case .failure(let error):
+            if let reason = sandbox.endReason { throw APIError(.gone, "sandbox_ended", "sandbox \(id) has ended: \(reason)") }
+            throw tenantSafe(APIError(.internalServerError, "jail_setup", error.description))
+        }
+    }
+
+    // MARK: files
+
+    /// The `{path}` of a files route, percent-decoded: relative to /work, checked by `LiveFiles`.
+    static func filePath(_ context: SealboxRequestContext) throws(APIError) -> String {
+        let raw = context.parameters[Parameters.recursiveCaptureKey].map(String.init) ?? ""
+        guard let decoded = raw.removingPercentEncoding else {
+            throw APIError.badRequest("the path is not valid percent-encoded UTF-8", field: "path")
+        }
+        return decoded
+    }
+
+    /// A `LiveFiles` call, its failure as the API answers it.
+    static func fileCall<T>(_ body: () throws(LiveFileError) -> T) throws(APIError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw APIError(error)
+        }
+    }
+
+    func listFiles(_ id: String, _ request: Request, _ identity: APIIdentity) throws -> Response {
+        let sandbox = try sandboxes.sandbox(id, visibleTo: identity)
+        let query = request.uri.queryParameters
+        let directory = query["dir"].map(String.init) ?? ""
+        var limit = 1000
+        if let text = query["limit"] {
+            guard let n = Int(text), n >= 1, n <= LiveFiles.maximumPageSize else {
+                throw APIError.badRequest("limit must be between 1 and \(LiveFiles.maximumPageSize)", field: "limit")
+            }
+            limit = n
+        }
+        let after = query["after"].map(String.init)
+        struct Page: Encodable {
+            var entries: [LiveFileInfo]
+            var next: String?
+            var skipped: Int
+        }
+        let page = try Self.fileCall { () throws(LiveFileError) in try sandbox.jail.files.list(directory, after: after, limit: limit) }
+        return try Self.json(.ok, Page(entries: page.entries, next: page.next, skipped: page.skipped))
+    }
+
+    func download(_ id: String, _ path: String, _ identity: APIIdentity) async throws -> Response {
+        let sandbox = try sandboxes.sandbox(id, visibleTo: identity)
+        let (fd, size) = try Self.fileCall { () throws(LiveFileError) in try sandbox.jail.files.openForReading(path) }
+        let file = OpenFile(fd)
+        // Busy while the body is sent: the idle clock starts when the transfer ended.
+        let done = sandbox.beginUse()
+        return Response(status: .ok, headers: [.contentType: "application/octet-stream", .contentLength: String(size)],
+                        body: ResponseBody(contentLength: Int(size)) { writer in
+                            defer { done() }
+                            var left = size
+                            while left > 0 {
+                                let chunk = try file.read(max: Int(min(left, 256 << 10)))
+                                if chunk.readableBytes == 0 { break }  // shrunk meanwhile: the length promised cannot be kept
+                                left -= UInt64(chunk.readableBytes)
+                                try await writer.write(chunk)
+                            }
+                            try await writer.finish(nil)
+                        })
+    }
+
+    func upload(_ id: String, _ path: String, _ request: Request, _ identity: APIIdentity) async throws -> Response {
+        let sandbox = try sandboxes.sandbox(id, visibleTo: identity)
+        var mode: UInt32 = 0o644
+        if let text = request.uri.queryParameters["mode"] {
+            guard let parsed = UInt32(text, radix: 8), parsed <= 0o777 else {
+                throw APIError.badRequest("mode must be octal permission bits, 0 to 777", field: "mode")
+            }
+            mode = parsed
+        }
+        return try await sandbox.using {
+            let upload = try Self.fileCall { () throws(LiveFileError) in try sandbox.jail.files.beginUpload(path, mode: mode) }
+            do {
+                for try await buffer in request.body {
+                    try buffer.withUnsafeReadableBytes { bytes throws(APIError) in
+                        try Self.fileCall { () throws(LiveFileError) in try upload.write(bytes) }
+                    }
+                }
+                try Self.fileCall { () throws(LiveFileError) in try upload.commit() }
+            } catch {
+                upload.abort()
+                throw error
+            }
+            return try Self.json(.created, try Self.fileCall { () throws(LiveFileError) in try sandbox.jail.files.stat(path) })
+        }
+    }
+
+    func removeFile(_ id: String, _ path: String, _ request: Request, _ identity: APIIdentity) async throws -> Response {
+        let sandbox = try sandboxes.sandbox(id, visibleTo: identity)
+        let recursive: Bool
+        switch request.uri.queryParameters["recursive"].map(String.init) {
+        case nil, "false": recursive = false
+        case "true": recursive = true
+        default: throw APIError.badRequest("recursive must be true or false", field: "recursive")
+        }
+        return try await sandbox.using {
+            try Self.fileCall { () throws(LiveFileError) in try sandbox.jail.files.remove(path, recursive: recursive) }
+            return Response(status: .noContent)
+        }
+    }
+}
+
+extension APIError {
+    /// A file operation's failure: the path as the caller gave it, never a host path.
+    init(_ error: LiveFileError) {
+        switch error.kind {
+        case .badPath: self.init(.badRequest, "bad_path", error.message, field: "path")
+        case .notFound: self.init(.notFound, "not_found", error.message, field: "path")
+        case .notAFile, .notADirectory, .conflict: self.init(.conflict, error.kind.rawValue, error.message, field: "path")
+        case .noSpace: self.init(.init(code: 507, reasonPhrase: "Insufficient Storage"), "workspace_full", error.message)
+        case .permissionDenied: self.init(.forbidden, "permission_denied", error.message, field: "path")
+        case .sandboxEnded: self.init(.gone, "sandbox_ended", error.message)
+        case .io: self.init(.internalServerError, "io", error.message)
+        }
+    }
+}
+
+/// A descriptor read by a response body, closed when the body is done with it.
+final class OpenFile: Sendable {
+    let fd: Int32
+
+    init(_ fd: Int32) { self.fd = fd }
+
+    deinit { close(fd) }
+
+    func read(max: Int) throws -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: max)
+        var failure: Int32?
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: max) { bytes in
+            let n = Interrupted.retry { Glibc.read(fd, bytes.baseAddress, max) }
+            if n < 0 { failure = errno }
+            return Swift.max(n, 0)
+        }
+        if let failure { throw APIError(.internalServerError, "io", "read failed: \(ErrnoName.describe(failure))") }
+        return buffer
+    }
+}

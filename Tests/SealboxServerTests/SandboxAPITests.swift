@@ -1,0 +1,148 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import SealboxBase
+@testable import SealboxServer
+import SealboxSQLite
+import SealboxTestSupport
+import Testing
+
+/// Live sandboxes through the HTTP API on a real server: the user story of issue 16 (files in,
+/// commands, state kept, files out, end), tenants, bounds and the idle timeout.
+@Suite("Sandboxes over HTTP", .needsRoot, .serialized)
+struct SandboxAPITests {
+    struct Service {
+        var api: SealboxAPI
+        var a: String
+        var b: String
+    }
+
+    static func service(_ configure: (inout ServerConfiguration) -> Void = { _ in }) throws -> Service {
+        var configuration = ServerConfiguration(layout: try ServerTestSupport.temporaryLayout(), maxConcurrentRuns: 4, maxQueuedRuns: 8)
+        configure(&configuration)
+        let api = try SealboxAPI(configuration: configuration, executor: try APITests.executor.get(),
+                                 access: try SQLiteAccessStore.open(layout: configuration.layout))
+        return Service(api: api, a: try api.access.keys.create(tenant: "tenant-a", isOperator: false).key,
+                       b: try api.access.keys.create(tenant: "tenant-b", isOperator: false).key)
+    }
+
+    static func raw(_ client: some TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, key: String, bytes: [UInt8]) async throws -> TestResponse {
+        try await client.execute(uri: uri, method: method, headers: [.authorization: "Bearer \(key)", .contentType: "application/octet-stream"],
+                                 body: ByteBuffer(bytes: bytes))
+    }
+
+    @Test("create, upload, commands that keep state, list, download, delete: the whole story through HTTP")
+    func story() async throws {
+        let service = try Self.service()
+        try await Application(router: service.api.router()).test(.live) { client in
+            let created = try await client.call(.post, "/v1/sandboxes", key: service.a, body: #"{"env":{"GREETING":"hi"},"limits":{"memory_bytes":268435456}}"#)
+            #expect(created.status == .created, "\(created.text)")
+            let id = try #require(try created.object()["id"] as? String)
+            #expect(try created.object()["state"] as? String == "running")
+            #expect(created.headers[.location] == "/v1/sandboxes/\(id)")
+
+            let csv = Array("a,b\n1,2\n3,4\n".utf8)
+            let put = try await Self.raw(client, .put, "/v1/sandboxes/\(id)/files/data/in.csv", key: service.a, bytes: csv)
+            #expect(put.status == .created, "\(put.text)")
+            #expect(try put.object()["size"] as? Int == csv.count)
+
+            let first = try await client.call(.post, "/v1/sandboxes/\(id)/commands", key: service.a,
+                                              body: #"{"shell":"wc -l < data/in.csv; echo $GREETING > out.txt; cd data && pwd > ../where.txt"}"#)
+            #expect(first.status == .created, "\(first.text)")
+            #expect(try first.object()["stdout"] as? String == "3\n" && first.object()["status"] as? String == "ok")
+            let second = try await client.call(.post, "/v1/sandboxes/\(id)/commands", key: service.a,
+                                               body: #"{"command":["cat","out.txt","where.txt"],"env":{"GREETING":"ignored"}}"#)
+            #expect(try second.object()["stdout"] as? String == "hi\n/work/data\n", "\(second.text)")
+            let failing = try await client.call(.post, "/v1/sandboxes/\(id)/commands", key: service.a, body: #"{"shell":"exit 4","cwd":"/work/data"}"#)
+            #expect(try failing.object()["status"] as? String == "exit_nonzero" && failing.object()["exit_code"] as? Int == 4)
+
+            let listing = try await client.call(.get, "/v1/sandboxes/\(id)/files?dir=", key: service.a)
+            let names = try #require(try listing.object()["entries"] as? [[String: Any]]).compactMap { $0["name"] as? String }
+            #expect(names == ["data", "out.txt", "where.txt"], "\(listing.text)")
+            let download = try await client.call(.get, "/v1/sandboxes/\(id)/files/out.txt", key: service.a)
+            #expect(download.status == .ok && download.text == "hi\n" && download.headers[.contentLength] == "3")
+            let stat = try await client.call(.get, "/v1/sandboxes/\(id)/stat/data", key: service.a)
+            #expect(try stat.object()["type"] as? String == "directory")
+            #expect(try await client.call(.put, "/v1/sandboxes/\(id)/directories/x/y", key: service.a).status == .created)
+            #expect(try await client.call(.delete, "/v1/sandboxes/\(id)/files/x", key: service.a).status == .conflict)
+            #expect(try await client.call(.delete, "/v1/sandboxes/\(id)/files/x?recursive=true", key: service.a).status == .noContent)
+
+            let shown = try await client.call(.get, "/v1/sandboxes/\(id)", key: service.a)
+            #expect(try shown.object()["running_commands"] as? Int == 0 && shown.object()["usage"] != nil, "\(shown.text)")
+            let all = try await client.call(.get, "/v1/sandboxes", key: service.a)
+            #expect(try (all.object()["sandboxes"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [id])
+
+            let deleted = try await client.call(.delete, "/v1/sandboxes/\(id)", key: service.a)
+            #expect(try deleted.status == .ok && deleted.object()["state"] as? String == "ended", "\(deleted.text)")
+            let after = try await client.call(.post, "/v1/sandboxes/\(id)/commands", key: service.a, body: #"{"shell":"true"}"#)
+            #expect(try after.status == .gone && after.errorCode() == "sandbox_ended")
+            let ended = try await client.call(.get, "/v1/sandboxes/\(id)", key: service.a)
+            #expect((try ended.object()["end_reason"] as? String)?.hasPrefix("deleted by key ") == true, "\(ended.text)")
+        }
+    }
+
+    @Test("another tenant gets 404 everywhere; bad input is a 400 naming the field; paths never leave /work")
+    func tenantsAndBadInput() async throws {
+        let service = try Self.service()
+        try await Application(router: service.api.router()).test(.live) { client in
+            let id = try #require(try await client.call(.post, "/v1/sandboxes", key: service.a).object()["id"] as? String)
+            defer { _ = try? service.api.sandboxes.sandbox(id, visibleTo: .unauthenticated).end(reason: "test over") }
+            let missing = try await client.call(.get, "/v1/sandboxes/sbx-none", key: service.b)
+            for (method, uri, body) in [(HTTPRequest.Method.get, "/v1/sandboxes/\(id)", nil), (.delete, "/v1/sandboxes/\(id)", nil),
+                                        (.post, "/v1/sandboxes/\(id)/commands", #"{"shell":"true"}"#), (.get, "/v1/sandboxes/\(id)/files/x", nil),
+                                        (.put, "/v1/sandboxes/\(id)/files/x", "data"), (.get, "/v1/sandboxes/\(id)/files?dir=", nil)] as [(HTTPRequest.Method, String, String?)] {
+                let response = try await client.call(method, uri, key: service.b, body: body)
+                #expect(response.status == .notFound, "\(method) \(uri): \(response.text)")
+                #expect(response.text.replacingOccurrences(of: id, with: "sbx-none") == missing.text)
+            }
+            #expect(try (await client.call(.get, "/v1/sandboxes", key: service.b).object()["sandboxes"] as? [Any])?.isEmpty == true)
+
+            for (body, field) in [(#"{"shell":"true","shell":"x"}"#, nil), (#"{"cmd":["ls"]}"#, nil), (#"{"command":[]}"#, "command"),
+                                  (#"{"command":["ls"],"shell":"ls"}"#, "command"), (#"{"shell":"ls","cwd":"/etc"}"#, "cwd"),
+                                  (#"{"shell":"ls","cwd":"/work/../etc"}"#, "cwd"), (#"{"shell":"ls","timeout_ms":-5}"#, "timeout_ms"),
+                                  (#"{"shell":"ls","env":{"1X":"y"}}"#, "env.1X")] as [(String, String?)] {
+                let response = try await client.call(.post, "/v1/sandboxes/\(id)/commands", key: service.a, body: body)
+                #expect(response.status == .badRequest, "\(body): \(response.text)")
+                if let field { #expect(try response.errorField() == field, "\(body): \(response.text)") }
+            }
+            for body in [#"{"profile":"../../etc/x"}"#, #"{"idle_timeout_ms":5}"#, #"{"limits":{"memory_bytes":-5}}"#, #"{"files":[{"name":"../x","content":""}]}"#] {
+                #expect(try await client.call(.post, "/v1/sandboxes", key: service.a, body: body).status == .badRequest, "\(body)")
+            }
+            _ = try await client.call(.post, "/v1/sandboxes/\(id)/commands", key: service.a, body: #"{"shell":"ln -s /etc etc; mkfifo fifo"}"#)
+            for path in ["etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "a%00b", "%FF"] {
+                let response = try await client.call(.get, "/v1/sandboxes/\(id)/files/\(path)", key: service.a)
+                #expect(try response.status == .badRequest && response.errorField() == "path", "\(path): \(response.text)")
+                #expect(!response.text.contains("root:"))
+            }
+            let fifo = try await client.call(.get, "/v1/sandboxes/\(id)/files/fifo", key: service.a)
+            #expect(try fifo.status == .conflict && fifo.errorCode() == "not_a_file", "\(fifo.text)")
+            let upward = try await Self.raw(client, .put, "/v1/sandboxes/\(id)/files/etc/evil", key: service.a, bytes: [1, 2, 3])
+            #expect(upward.status == .badRequest && !FileManager.default.fileExists(atPath: "/etc/evil"))
+        }
+    }
+
+    @Test("at most so many live sandboxes per tenant and per server (429); an idle one ends by itself, saying why")
+    func boundsAndIdle() async throws {
+        let service = try Self.service { configuration in
+            configuration.sandboxes.maxLive = 3
+            configuration.sandboxes.maxLivePerTenant = 2
+        }
+        try await Application(router: service.api.router()).test(.live) { client in
+            let a1 = try #require(try await client.call(.post, "/v1/sandboxes", key: service.a, body: #"{"idle_timeout_ms":1000}"#).object()["id"] as? String)
+            _ = try await client.call(.post, "/v1/sandboxes", key: service.a)
+            let third = try await client.call(.post, "/v1/sandboxes", key: service.a)
+            #expect(third.status == .tooManyRequests && third.headers[.retryAfter] != nil, "\(third.text)")
+            #expect(try await client.call(.post, "/v1/sandboxes", key: service.b).status == .created)
+            #expect(try await client.call(.post, "/v1/sandboxes", key: service.b).status == .tooManyRequests, "the server's maximum")
+            // The reaper (started with the server) ends the idle one within about a second.
+            #expect(try await eventually(15) { service.api.sandboxes.liveCount == 2 })
+            let ended = try await client.call(.get, "/v1/sandboxes/\(a1)", key: service.a)
+            #expect(try ended.object()["end_reason"] as? String == "idle for 1s", "\(ended.text)")
+            #expect(try await client.call(.post, "/v1/sandboxes", key: service.a).status == .created, "its place is free again")
+            service.api.sandboxes.shutdown(reason: "test over")
+            #expect(service.api.sandboxes.liveCount == 0)
+        }
+    }
+}
