@@ -61,6 +61,7 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
 
     private struct State {
         var ended = false
+        var paused = false
         var nextCommand: Int64 = 1
         var running = 0
     }
@@ -90,6 +91,24 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
     /// service shutting down through `LiveJails`).
     public var hasEnded: Bool {
         state.withLock { $0.ended } || jail.hasExited
+    }
+
+    /// Whether `pause` froze it.
+    public var isPaused: Bool { state.withLock { $0.paused } }
+
+    /// Freezes everything in it (no CPU time, memory kept: commands running stop where they
+    /// are, their wall clock and timeouts go on) or thaws it. A paused jail takes no command.
+    public func setPaused(_ paused: Bool) throws(JailError) {
+        try state.withLock { state throws(JailError) in
+            guard !state.ended else { throw JailError(.setup, "the sandbox has ended") }
+            guard state.paused != paused else { return }
+            do throws(CgroupError) {
+                try jail.cgroup.setFrozen(paused)
+            } catch {
+                throw JailError(.cgroup, error.description)
+            }
+            state.paused = paused
+        }
     }
 
     /// Commands running now.
@@ -168,6 +187,7 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
         let started = Clock.nanos()
         let (rc, commandID) = state.withLock { state -> (Int32, Int64) in
             guard !state.ended else { return (-EPIPE, 0) }
+            guard !state.paused else { return (-EAGAIN, 0) }
             let commandID = state.nextCommand
             state.nextCommand += 1
             let rc = withSpawnRequest(inputs, stdoutFD: outPipe.write, stderrFD: errPipe.write, workdir: command.workingDirectory) { req in
@@ -179,6 +199,7 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
         close(outPipe.write)
         close(errPipe.write)
         close(exitPipe.write)
+        if rc == -EAGAIN { throw JailError(.invalidSpec, "the sandbox is paused: resume it first") }
         if rc < -1 || (rc < 0 && rc != -1) {
             throw JailError(.setup, hasEnded ? "the sandbox has ended" : "the sandbox's init does not answer: \(ErrnoName.describe(-rc))")
         }

@@ -82,6 +82,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var profilePolicy: ProfilePolicyOptions
 
+    @OptionGroup(title: "Live sandboxes") var sandboxOptions: SandboxOptions
+
     @Option(name: .customLong("results-memory"), help: "Finished results kept in memory for GET /v1/runs/{id}, in bytes (oldest forgotten first).")
     var resultsMemory: String = "64M"
 
@@ -158,6 +160,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         configuration.maxLimits = try limits.limits()
         configuration.profiles = try profilePolicy.grant()
+        configuration.sandboxes = try sandboxOptions.limits()
         guard (1...1_000_000).contains(maxConnections), (1...1_000_000).contains(maxConnectionsPerPeer) else {
             throw CLIFailure(message: "--max-connections and --max-connections-per-peer must be between 1 and 1000000")
         }

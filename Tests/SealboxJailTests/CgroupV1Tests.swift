@@ -177,6 +177,26 @@ struct CgroupV1Tests {
         }
     }
 
+    @Test func freezeThawAndKillWhileFrozen() throws {
+        let task = try driver.createV1(name: CgroupTestHost.uniqueName("freeze"), limits: CgroupLimits(pids: 8))
+        let freezer = try #require(task.freezerDirectory, "this host mounts the v1 freezer")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        process.arguments = ["30"]
+        try process.run()
+        defer { CgroupTestHost.cleanUp(task, [process]) }
+        for fd in task.procsFDs { try Cgroups.attach(pid: process.processIdentifier, procsFD: fd) }
+        try task.setFrozen(true)
+        #expect(CgroupTestHost.read("\(freezer)/freezer.state")?.hasPrefix("FROZEN") == true)
+        try task.setFrozen(false)
+        #expect(CgroupTestHost.read("\(freezer)/freezer.state")?.hasPrefix("THAWED") == true)
+        try task.setFrozen(true)
+        try task.killAll()
+        #expect(CgroupTestHost.waitForExit(process))
+        #expect(process.terminationStatus == SIGKILL && task.pids().isEmpty)
+        try task.destroy()
+    }
+
     @Test func killAllKillsAProcessTree() throws {
         let name = CgroupTestHost.uniqueName("tree")
         let task = try driver.createV1(name: name, limits: CgroupLimits())

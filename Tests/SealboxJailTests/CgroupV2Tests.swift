@@ -121,6 +121,12 @@ struct CgroupV2HybridHostTests {
         #expect(task.pids() == [process.processIdentifier])
         #expect(task.isPopulated())
 
+        // Frozen and thawed (a paused sandbox), then killed while frozen (one ended paused).
+        try task.setFrozen(true)
+        #expect(CgroupTestHost.read("\(task.directory)/cgroup.events")?.contains("frozen 1") == true)
+        try task.setFrozen(false)
+        #expect(CgroupTestHost.read("\(task.directory)/cgroup.events")?.contains("frozen 0") == true)
+        try task.setFrozen(true)
         try task.killAll()
         #expect(CgroupTestHost.waitForExit(process))
         #expect(process.terminationReason == .uncaughtSignal)

@@ -33,6 +33,16 @@ struct SandboxAPITests {
                                  body: ByteBuffer(bytes: bytes))
     }
 
+    /// `condition` polled until true, for at most 10 s.
+    static func eventuallyAsync(_ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
     @Test("create, upload, commands that keep state, list, download, delete: the whole story through HTTP")
     func story() async throws {
         let service = try Self.service()
@@ -73,6 +83,21 @@ struct SandboxAPITests {
             #expect(try shown.object()["running_commands"] as? Int == 0 && shown.object()["usage"] != nil, "\(shown.text)")
             let all = try await client.call(.get, "/v1/sandboxes", key: service.a)
             #expect(try (all.object()["sandboxes"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [id])
+
+            // Paused: frozen (a command in flight stops where it is), no new command; resumed, it goes on.
+            _ = try await client.call(.post, "/v1/sandboxes/\(id)/commands", key: service.a, body: #"{"shell":"(while :; do echo x >> ticks; sleep 0.05; done) > /dev/null 2>&1 &"}"#)
+            #expect(try await Self.eventuallyAsync { try await client.call(.get, "/v1/sandboxes/\(id)/files/ticks", key: service.a).status == .ok })
+            let paused = try await client.call(.post, "/v1/sandboxes/\(id)/pause", key: service.a)
+            #expect(try paused.status == .ok && paused.object()["state"] as? String == "paused", "\(paused.text)")
+            let refused = try await client.call(.post, "/v1/sandboxes/\(id)/commands", key: service.a, body: #"{"shell":"true"}"#)
+            #expect(try refused.status == .conflict && refused.errorCode() == "sandbox_paused")
+            let frozenTicks = try await client.call(.get, "/v1/sandboxes/\(id)/files/ticks", key: service.a).text
+            try await Task.sleep(for: .milliseconds(300))  // the workload: a frozen loop must not tick meanwhile
+            #expect(try await client.call(.get, "/v1/sandboxes/\(id)/files/ticks", key: service.a).text == frozenTicks, "no CPU while paused")
+            #expect(try await client.call(.post, "/v1/sandboxes/\(id)/resume", key: service.a).object()["state"] as? String == "running")
+            #expect(try await Self.eventuallyAsync {
+                try await client.call(.get, "/v1/sandboxes/\(id)/files/ticks", key: service.a).text.count > frozenTicks.count
+            }, "ticking again once resumed")
 
             let deleted = try await client.call(.delete, "/v1/sandboxes/\(id)", key: service.a)
             #expect(try deleted.status == .ok && deleted.object()["state"] as? String == "ended", "\(deleted.text)")

@@ -73,6 +73,10 @@ public protocol TaskCgroup: AnyObject, Sendable {
     /// Kill every process in the cgroup. v2: write "1" to cgroup.kill. v1: freezer FROZEN, SIGKILL every pid in
     /// cgroup.procs, THAWED, repeat until empty (bounded).
     func killAll() throws(CgroupError)
+    /// Freezes every process in the cgroup (no CPU, memory kept) or thaws them, and waits
+    /// (bounded) until the kernel says it is done. v2: cgroup.freeze; v1: freezer.state, when
+    /// the freezer hierarchy is mounted (else it throws).
+    func setFrozen(_ frozen: Bool) throws(CgroupError)
     /// Wait (bounded, up to 2 s) until empty, close fds, rmdir the task cgroup in every hierarchy. Idempotent.
     func destroy() throws(CgroupError)
 }

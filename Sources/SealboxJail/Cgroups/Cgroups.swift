@@ -29,6 +29,9 @@ public final class NoTaskCgroup: TaskCgroup {
 
     public func usage() -> CgroupUsage { CgroupUsage() }
     public func killAll() throws(CgroupError) {}
+    public func setFrozen(_ frozen: Bool) throws(CgroupError) {
+        throw CgroupError(stage: "freeze", path: name, message: "no cgroups are in use, so nothing can be frozen")
+    }
     public func destroy() throws(CgroupError) {}
 }
 

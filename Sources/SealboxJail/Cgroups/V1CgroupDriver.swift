@@ -212,6 +212,19 @@ public final class V1TaskCgroup: TaskCgroup {
         state.withLock { $0.remaining.isEmpty }
     }
 
+    public func setFrozen(_ frozen: Bool) throws(CgroupError) {
+        guard let freezerDirectory else {
+            throw CgroupError(stage: "freeze", path: memoryDirectory, message: "the v1 freezer hierarchy is not mounted on this host")
+        }
+        let stateFile = "\(freezerDirectory)/freezer.state"
+        let wanted = frozen ? "FROZEN" : "THAWED"
+        try CgroupFS.write(wanted, to: stateFile)
+        let done = CgroupFS.poll(timeoutNanos: 2_000_000_000, intervalMicros: 2_000) {
+            CgroupFS.readIfPresent(stateFile)?.cgroupTrimmed() == wanted
+        }
+        if !done { throw CgroupError(stage: "freeze", path: freezerDirectory, message: "still not \(wanted) after 2 s") }
+    }
+
     /// Freeze (if the freezer hierarchy is used), SIGKILL every pid, thaw; repeat until empty.
     /// Bounded: at most 25 rounds / about 5 s.
     public func killAll() throws(CgroupError) {

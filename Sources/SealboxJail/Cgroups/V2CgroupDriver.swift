@@ -188,6 +188,15 @@ public final class V2TaskCgroup: TaskCgroup {
             peakMemoryBytes: peak, cpuNanos: cpu, oomKills: Int(clamping: oom), pidsLimitHits: Int(clamping: hits))
     }
 
+    public func setFrozen(_ frozen: Bool) throws(CgroupError) {
+        try CgroupFS.write(frozen ? "1" : "0", to: "\(directory)/cgroup.freeze")
+        let done = CgroupFS.poll(timeoutNanos: 2_000_000_000, intervalMicros: 2_000) {
+            let events = CgroupFS.readIfPresent("\(directory)/cgroup.events").map(CgroupParsing.parseKeyValues)
+            return events?["frozen"] == (frozen ? 1 : 0)
+        }
+        if !done { throw CgroupError(stage: "freeze", path: directory, message: "cgroup.events does not say frozen \(frozen ? 1 : 0) after 2 s") }
+    }
+
     /// Write "1" to cgroup.kill (kernels without it: SIGKILL each pid in cgroup.procs), then wait up to 2 s for
     /// the cgroup to become unpopulated.
     public func killAll() throws(CgroupError) {

@@ -57,6 +57,11 @@ public final class Sandbox: Sendable {
         return try await body()
     }
 
+    /// Restarts the idle clock (a pause or a resume counts as use).
+    func touch() {
+        state.withLock { $0.lastActiveMs = SandboxRegistry.nowMs() }
+    }
+
     /// Marks it in use until the returned function is called (once): for work that outlives
     /// the handler, a download's body.
     func beginUse() -> @Sendable () -> Void {
@@ -76,7 +81,8 @@ public final class Sandbox: Sendable {
         state.withLock { state in
             if state.endReason != nil { return nil }
             if nowMs >= expiresAtMs { return "its maximum lifetime of \(DurationText.format(milliseconds: Int(expiresAtMs - createdAtMs))) ran out" }
-            if state.busy == 0, nowMs - state.lastActiveMs >= idleTimeoutMs {
+            // A paused sandbox is kept for its owner until resumed or its lifetime runs out.
+            if state.busy == 0, !jail.isPaused, nowMs - state.lastActiveMs >= idleTimeoutMs {
                 return "idle for \(DurationText.format(milliseconds: Int(idleTimeoutMs)))"
             }
             return nil
@@ -86,7 +92,7 @@ public final class Sandbox: Sendable {
     /// The next instant it may have to end at.
     func nextDeadlineMs() -> Int64 {
         state.withLock { state in
-            state.busy > 0 ? expiresAtMs : min(expiresAtMs, state.lastActiveMs + idleTimeoutMs)
+            state.busy > 0 || jail.isPaused ? expiresAtMs : min(expiresAtMs, state.lastActiveMs + idleTimeoutMs)
         }
     }
 
@@ -108,7 +114,7 @@ public final class Sandbox: Sendable {
         let (lastActive, busy, reason, endedAt) = state.withLock { ($0.lastActiveMs, $0.busy, $0.endReason, $0.endedAtMs) }
         let usage = reason == nil ? jail.usage() : nil
         return SandboxView(
-            id: id, state: reason == nil ? "running" : "ended", profile: profile, createdAtMs: createdAtMs,
+            id: id, state: reason != nil ? "ended" : jail.isPaused ? "paused" : "running", profile: profile, createdAtMs: createdAtMs,
             ageMs: (endedAt ?? nowMs) - createdAtMs, idleMs: busy > 0 || reason != nil ? 0 : max(0, nowMs - lastActive),
             idleTimeoutMs: idleTimeoutMs, expiresAtMs: expiresAtMs, runningCommands: reason == nil ? jail.runningCommands : 0,
             fromPool: jail.fromPool, limits: JailResult.AppliedLimits(limits),
@@ -135,7 +141,7 @@ struct SandboxView: Encodable, Sendable {
     }
 
     var id: String
-    /// running or ended.
+    /// running, paused or ended.
     var state: String
     var profile: String
     var createdAtMs: Int64

@@ -13,6 +13,7 @@ import SealboxRuntime
 ///   GET    /v1/sandboxes                        the caller's sandboxes, live and recently ended
 ///   GET    /v1/sandboxes/{id}                   one, with its clocks, limits and usage
 ///   DELETE /v1/sandboxes/{id}                   ends it: everything in it is killed
+///   POST   /v1/sandboxes/{id}/pause             freezes it (no CPU, memory kept); /resume thaws it
 ///   POST   /v1/sandboxes/{id}/commands          runs a command in it; 201 with a run's result object
 ///   PUT    /v1/sandboxes/{id}/files/{path}      uploads the body to /work/{path} (parents made)
 ///   GET    /v1/sandboxes/{id}/files/{path}      downloads /work/{path}
@@ -32,6 +33,8 @@ extension SealboxAPI {
                 .view(nowMs: SandboxRegistry.nowMs()))
         }
         router.delete("v1/sandboxes/:id") { _, context in try self.deleteSandbox(context.parameters.require("id"), context.requireIdentity()) }
+        router.post("v1/sandboxes/:id/pause") { _, context in try self.pauseSandbox(context.parameters.require("id"), true, context.requireIdentity()) }
+        router.post("v1/sandboxes/:id/resume") { _, context in try self.pauseSandbox(context.parameters.require("id"), false, context.requireIdentity()) }
         router.post("v1/sandboxes/:id/commands") { request, context in
             try await self.runCommand(context.parameters.require("id"), request, context.requireIdentity())
         }
@@ -107,12 +110,27 @@ extension SealboxAPI {
         return try Self.json(.ok, sandbox.view(nowMs: SandboxRegistry.nowMs()))
     }
 
+    func pauseSandbox(_ id: String, _ paused: Bool, _ identity: APIIdentity) throws -> Response {
+        let sandbox = try sandboxes.sandbox(id, visibleTo: identity)
+        do throws(JailError) {
+            try sandbox.jail.setPaused(paused)
+        } catch {
+            if let reason = sandbox.endReason { throw APIError(.gone, "sandbox_ended", "sandbox \(id) has ended: \(reason)") }
+            throw tenantSafe(APIError(.conflict, "cannot_pause", "sandbox \(id) cannot be \(paused ? "paused" : "resumed") on this host: \(error.message)"))
+        }
+        sandbox.touch()
+        return try Self.json(.ok, sandbox.view(nowMs: SandboxRegistry.nowMs()))
+    }
+
     func runCommand(_ id: String, _ request: Request, _ identity: APIIdentity) async throws -> Response {
         let sandbox = try sandboxes.sandbox(id, visibleTo: identity)
         guard let wire = try await StrictBody.decode(SandboxCommandRequest.Wire.self, request, limit: configuration.maxBodyBytes, emptyAllowed: false) else {
             throw APIError.badRequest("the body must be a JSON object")
         }
         let command = try SandboxCommandRequest.parse(wire, sandbox: sandbox, configuration: configuration).command
+        guard !sandbox.jail.isPaused else {
+            throw APIError(.conflict, "sandbox_paused", "sandbox \(id) is paused: POST /v1/sandboxes/\(id)/resume first")
+        }
         guard sandbox.jail.runningCommands < sandboxes.limits.maxCommandsPerSandbox else {
             throw APIError(.tooManyRequests, "busy", "sandbox \(id) runs \(sandboxes.limits.maxCommandsPerSandbox) commands already, the most at once; retry when one ended", retryAfter: 1)
         }
