@@ -47,10 +47,16 @@ extension SealboxAPI {
             sink.finish()
         }
         try await gate.wait()
+        return Self.eventStream(events, closing: sink, format: format)
+    }
+
+    /// 200 and `events` framed as `format`, until `result` or `error`: the body of every
+    /// streamed answer (runs, sandbox commands). Output is passed on in whole UTF-8 characters.
+    static func eventStream(_ events: AsyncStream<RunEvent>, closing sink: AsyncStream<RunEvent>.Continuation, format: RunStreamFormat) -> Response {
         let headers: HTTPFields = [.contentType: format.contentType, .cacheControl: "no-store"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             // Runs when the body ends for any reason; after a write failed (the client went
-            // away) it makes the run's further yields no-ops instead of a growing buffer.
+            // away) it makes the producer's further yields no-ops instead of a growing buffer.
             defer { sink.finish() }
             var joiners: [OutputChunk.Stream: UTF8ChunkJoiner] = [.stdout: .init(), .stderr: .init()]
             for await event in events {

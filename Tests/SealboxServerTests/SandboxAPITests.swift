@@ -65,6 +65,18 @@ struct SandboxAPITests {
             let second = try await client.call(.post, "/v1/sandboxes/\(id)/commands", key: service.a,
                                                body: #"{"command":["cat","out.txt","where.txt"],"env":{"GREETING":"ignored"}}"#)
             #expect(try second.object()["stdout"] as? String == "hi\n/work/data\n", "\(second.text)")
+            // Streamed as a run is: started, the output as it comes, the result last.
+            let streamed = try await client.execute(
+                uri: "/v1/sandboxes/\(id)/commands", method: .post,
+                headers: [.authorization: "Bearer \(service.a)", .contentType: "application/json", .accept: "application/x-ndjson"],
+                body: ByteBuffer(string: #"{"shell":"echo one; echo two >&2; cat out.txt"}"#))
+            #expect(streamed.status == .ok && streamed.headers[.contentType] == "application/x-ndjson")
+            let events = try streamed.text.split(separator: "\n").map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+            #expect(events.first?["event"] as? String == "started" && events.last?["event"] as? String == "result", "\(streamed.text)")
+            let out = events.filter { $0["event"] as? String == "stdout" }.compactMap { $0["data"] as? String }.joined()
+            let err = events.filter { $0["event"] as? String == "stderr" }.compactMap { $0["data"] as? String }.joined()
+            #expect(out == "one\nhi\n" && err == "two\n", "\(streamed.text)")
+            #expect((events.last?["result"] as? [String: Any])?["stdout"] as? String == "one\nhi\n")
             let failing = try await client.call(.post, "/v1/sandboxes/\(id)/commands", key: service.a, body: #"{"shell":"exit 4","cwd":"/work/data"}"#)
             #expect(try failing.object()["status"] as? String == "exit_nonzero" && failing.object()["exit_code"] as? Int == 4)
 

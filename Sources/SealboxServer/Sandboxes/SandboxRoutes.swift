@@ -14,7 +14,9 @@ import SealboxRuntime
 ///   GET    /v1/sandboxes/{id}                   one, with its clocks, limits and usage
 ///   DELETE /v1/sandboxes/{id}                   ends it: everything in it is killed
 ///   POST   /v1/sandboxes/{id}/pause             freezes it (no CPU, memory kept); /resume thaws it
-///   POST   /v1/sandboxes/{id}/commands          runs a command in it; 201 with a run's result object
+///   POST   /v1/sandboxes/{id}/commands          runs a command in it; 201 with a run's result object,
+///                                               or its output as it comes (Accept: application/x-ndjson
+///                                               or text/event-stream, as POST /v1/runs)
 ///   PUT    /v1/sandboxes/{id}/files/{path}      uploads the body to /work/{path} (parents made)
 ///   GET    /v1/sandboxes/{id}/files/{path}      downloads /work/{path}
 ///   DELETE /v1/sandboxes/{id}/files/{path}      removes it (?recursive=true for a directory with contents)
@@ -136,23 +138,46 @@ extension SealboxAPI {
         }
         let caller = self.caller(identity)
         _ = try await runs.admit(caller, whenGone: nil)
-        defer { Task { await admission.release(tenant: caller.slotTenant) } }
+        let release: @Sendable () -> Void = { [admission] in Task { await admission.release(tenant: caller.slotTenant) } }
+        if let format = RunStreamFormat(accept: request.headers[.accept]) {
+            // The command belongs to the server, as a streamed run does: a client that goes
+            // away does not end it; its output is then dropped.
+            let (events, sink) = AsyncStream.makeStream(of: RunEvent.self)
+            let commandID = RandomID.run()
+            var command = command
+            command.id = commandID
+            sink.yield(.started(id: commandID))
+            Task { [command] in
+                defer { release() }
+                let outcome = await self.execute(command, in: sandbox) { chunk in sink.yield(.output(chunk.stream, chunk.bytes)) }
+                switch outcome {
+                case .success(let result): sink.yield(.result(RunResult(jail: result)))
+                case .failure(let error): sink.yield(.failed(error))
+                }
+                sink.finish()
+            }
+            return Self.eventStream(events, closing: sink, format: format)
+        }
+        defer { release() }
+        let result = try await execute(command, in: sandbox, output: nil).get()
+        let encoded = try Self.encoder.encode(RunResult(jail: result))
+        return Response(status: .created, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encoded)))
+    }
+
+    /// Runs `command` in `sandbox` (busy meanwhile), its failure as the API answers it.
+    private func execute(_ command: LiveCommand, in sandbox: Sandbox, output: OutputObserver?) async -> Result<JailResult, APIError> {
         let outcome: Result<JailResult, JailError> = await sandbox.using {
             do throws(JailError) {
-                return .success(try await sandbox.jail.run(command))
+                return .success(try await sandbox.jail.run(command, output: output))
             } catch {
                 return .failure(error)
             }
         }
-        switch outcome {
-        case .success(let result):
-            let encoded = try Self.encoder.encode(RunResult(jail: result))
-            return Response(status: .created, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encoded)))
-        case .failure(let error) where error.code == .invalidSpec:
-            throw APIError.badRequest(error.message, field: "command")
-        case .failure(let error):
-            if let reason = sandbox.endReason { throw APIError(.gone, "sandbox_ended", "sandbox \(id) has ended: \(reason)") }
-            throw tenantSafe(APIError(.internalServerError, "jail_setup", error.description))
+        return outcome.mapError { error in
+            if let reason = sandbox.endReason { return APIError(.gone, "sandbox_ended", "sandbox \(sandbox.id) has ended: \(reason)") }
+            if sandbox.jail.isPaused { return APIError(.conflict, "sandbox_paused", "sandbox \(sandbox.id) is paused: resume it first") }
+            if error.code == .invalidSpec { return APIError.badRequest(error.message, field: "command") }
+            return tenantSafe(APIError(.internalServerError, "jail_setup", error.description))
         }
     }
 
