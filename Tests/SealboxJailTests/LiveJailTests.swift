@@ -136,4 +136,39 @@ struct LiveJailTests {
         let r = try await Self.sh(jail, "sleep 0.2; echo alive")
         #expect(r.status == .ok && r.stdout == "alive\n" && !jail.hasEnded, "\(r.status) \(r.error ?? "")")
     }
+
+    @Test("two live jails cannot see, signal or reach each other's processes, files or sockets")
+    func jailsAreApart() async throws {
+        let a = try Self.start()
+        let b = try Self.start()
+        defer {
+            a.end()
+            b.end()
+        }
+        // A listens on a Unix socket in its /tmp and on loopback, and keeps a process running.
+        let listening = try await Self.sh(a, """
+            python3 -c 'import socket,os,time
+            u=socket.socket(socket.AF_UNIX); u.bind("/tmp/a.sock"); u.listen()
+            t=socket.socket(); t.bind(("127.0.0.1", 7070)); t.listen()
+            open("/work/ready","w").close(); time.sleep(600)' marker-a > /dev/null 2>&1 &
+            echo secret > /work/a-only.txt
+            for i in $(seq 100); do [ -e /work/ready ] && break; sleep 0.05; done; ls /work/ready
+            """)
+        #expect(listening.stdout == "/work/ready\n", "\(listening.stderr)")
+        let probe = try await Self.sh(b, """
+            m=mark; m="${m}er-a"; n=0
+            for p in /proc/[0-9]*; do case "$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)" in *"$m"*) n=$((n+1));; esac; done
+            echo "foreign:$n"
+            ls /work/a-only.txt 2>/dev/null || echo no-file
+            ls /tmp/a.sock 2>/dev/null || echo no-socket
+            python3 -c 'import socket
+            try:
+                socket.create_connection(("127.0.0.1", 7070), timeout=1); print("reached")
+            except OSError: print("unreachable")'
+            """)
+        #expect(probe.stdout == "foreign:0\nno-file\nno-socket\nunreachable\n", "\(probe.stdout) \(probe.stderr)")
+        // The same probe in A itself does see its process: the check can fail.
+        let own = try await Self.sh(a, #"m=mark; m="${m}er-a"; n=0; for p in /proc/[0-9]*; do case "$(tr '\0' ' ' < $p/cmdline 2>/dev/null)" in *"$m"*) n=$((n+1));; esac; done; echo "own:$n""#)
+        #expect(own.stdout == "own:1\n", "\(own.stdout) \(own.stderr)")
+    }
 }
