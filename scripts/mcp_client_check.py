@@ -23,7 +23,8 @@ import textwrap
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-TOOLS = ["run_code", "create_session", "session_facts", "list_effects"]
+TOOLS = ["run_code", "create_session", "session_facts", "list_effects",
+         "create_sandbox", "sandbox_exec", "sandbox_write_file", "sandbox_read_file", "sandbox_list_files", "kill_sandbox"]
 
 # A broker tool that touches nothing outside: `stamp` echoes its argument. Idempotent, so
 # a replayed step must answer from the effect log and not run it again.
@@ -83,7 +84,7 @@ async def sdk_checks(sealbox, state_dir, tools_file):
 
             listed = (await session.list_tools()).tools
             by_name = {tool.name: tool for tool in listed}
-            check(sorted(by_name) == sorted(TOOLS), "tools/list: exactly the four tools", sorted(by_name))
+            check(sorted(by_name) == sorted(TOOLS), "tools/list: exactly sealbox's tools", sorted(by_name))
             for name in TOOLS:
                 tool = by_name[name]
                 check(tool.input_schema.get("type") == "object" and "properties" in tool.input_schema,
@@ -173,6 +174,30 @@ async def sdk_checks(sealbox, state_dir, tools_file):
                   "run_code: a limit above the operator's maximum is refused", text_of(bad))
             bad = await call(session, "session_facts", {"session": "no-such-session"})
             check(bad.is_error and "no-such-session" in text_of(bad), "session_facts: an unknown session is a tool error", text_of(bad))
+
+            # A sandbox: files in, commands that keep state, files out, the end.
+            made = await call(session, "create_sandbox", {"env": {"GREETING": "hi"}})
+            check(not made.is_error and made.structured_content["state"] == "running", "create_sandbox: a running sandbox", text_of(made))
+            box = made.structured_content["id"]
+            wrote = await call(session, "sandbox_write_file", {"sandbox": box, "path": "src/data.csv", "content": "a,b\n1,2\n"})
+            check(not wrote.is_error and wrote.structured_content["size"] == 8, "sandbox_write_file: 8 bytes in src/data.csv", text_of(wrote))
+            ran = await call(session, "sandbox_exec", {"sandbox": box, "shell": "wc -l < src/data.csv > count.txt; echo $GREETING"})
+            check(not ran.is_error and ran.structured_content["stdout"] == "hi\n", "sandbox_exec: the sandbox's environment", text_of(ran))
+            again = await call(session, "sandbox_exec", {"sandbox": box, "command": ["cat", "count.txt"], "cwd": "/work"})
+            check(again.structured_content["stdout"] == "2\n", "sandbox_exec: /work kept between commands", text_of(again))
+            read = await call(session, "sandbox_read_file", {"sandbox": box, "path": "count.txt"})
+            check(read.structured_content["content"] == "2\n" and read.structured_content["encoding"] == "utf8", "sandbox_read_file: the file's text")
+            page = await call(session, "sandbox_list_files", {"sandbox": box})
+            check([e["name"] for e in page.structured_content["entries"]] == ["count.txt", "src"], "sandbox_list_files: /work's entries",
+                  page.structured_content)
+            bad = await call(session, "sandbox_read_file", {"sandbox": box, "path": "../etc/passwd"})
+            check(bad.is_error and "bad_path" in text_of(bad), "sandbox_read_file: a path out of /work is refused", text_of(bad))
+            bad = await call(session, "sandbox_exec", {"sandbox": box, "shell": "true", "timeout": 5})
+            check(bad.is_error and "timeout" in text_of(bad), "sandbox_exec: an unknown argument is named", text_of(bad))
+            ended = await call(session, "kill_sandbox", {"sandbox": box})
+            check(not ended.is_error and ended.structured_content["state"] == "ended", "kill_sandbox: ended", text_of(ended))
+            gone = await call(session, "sandbox_exec", {"sandbox": box, "shell": "true"})
+            check(gone.is_error and "sandbox_ended" in text_of(gone), "sandbox_exec after kill_sandbox: sandbox_ended", text_of(gone))
 
             # Concurrent calls: each answer goes to its own request.
             codes = [f"import time; time.sleep(0.2); print({n})" for n in range(4)]

@@ -36,7 +36,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 # The bound the issue sets: a cancelled call's jail is gone within this many seconds.
 CANCEL_BOUND_S = 0.100
-TOOLS = ["run_code", "create_session", "session_facts", "list_effects"]
+TOOLS = ["run_code", "create_session", "session_facts", "list_effects",
+         "create_sandbox", "sandbox_exec", "sandbox_write_file", "sandbox_read_file", "sandbox_list_files", "kill_sandbox"]
 
 
 class CheckFailed(Exception):
@@ -88,7 +89,7 @@ async def common_checks(session, label):
     check(init.capabilities.tools is not None, f"{label}: the tools capability is announced")
 
     listed = (await session.list_tools()).tools
-    check(sorted(t.name for t in listed) == sorted(TOOLS), f"{label}: tools/list has the four tools", [t.name for t in listed])
+    check(sorted(t.name for t in listed) == sorted(TOOLS), f"{label}: tools/list has sealbox's tools", [t.name for t in listed])
 
     result = await session.call_tool("run_code", {"language": "python", "code": "print(6*7)"}, read_timeout_seconds=120)
     check(not result.is_error and result.structured_content["stdout"] == "42\n", f"{label}: run_code prints 42", text_of(result))

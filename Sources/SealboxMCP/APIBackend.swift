@@ -15,6 +15,9 @@ struct APIBackend: MCPBackend {
     let logger: Logger
 
     var defaultLimits: Limits { api.configuration.defaultLimits }
+    var sandboxes: SandboxService { api.sandboxService }
+    var sandboxIdentity: APIIdentity { identity }
+    var sandboxCaller: RunCaller { api.caller(identity) }
     var maxLimits: Limits { api.configuration.maxLimits }
     var hasBroker: Bool { api.broker.controlSocket != nil }
     /// The server's broker may be starting: `execute` answers for it.

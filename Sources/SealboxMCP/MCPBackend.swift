@@ -42,12 +42,20 @@ protocol MCPBackend: Sendable {
     func createSession(workspaceLimitBytes: UInt64) -> Result<SessionInfo, MCPToolFailure>
     func facts(_ session: String) -> Result<SessionFacts, MCPToolFailure>
     func effects(_ filter: ListFilter) -> Result<[CallSummary], MCPToolFailure>
+    /// Sandboxes, made and commanded as over HTTP (`SandboxService`), and who the caller is to them.
+    var sandboxes: SandboxService { get }
+    var sandboxIdentity: APIIdentity { get }
+    var sandboxCaller: RunCaller { get }
 }
 
 /// `sealbox mcp`: the operator's own state directory; whoever speaks on stdio is the operator.
 struct LocalBackend: MCPBackend {
     let configuration: MCPConfiguration
     let runs: RunService
+    let sandboxes: SandboxService
+    /// The operator on stdio, as the sandbox registry knows them.
+    var sandboxIdentity: APIIdentity { APIIdentity(keyID: "mcp-stdio", tenant: "default", isOperator: true) }
+    var sandboxCaller: RunCaller { caller }
 
     var defaultLimits: Limits { configuration.defaultLimits }
     var maxLimits: Limits { configuration.maxLimits }

@@ -13,7 +13,7 @@ struct MCPMethods: Sendable {
     let tools: [any MCPTool]
     let instructions: String
 
-    /// sealbox's four tools over `backend`, and what the model is told about them.
+    /// sealbox's tools over `backend` (runs, sessions, effects, sandboxes), and what the model is told about them.
     static func sealbox(backend: any MCPBackend) -> MCPMethods {
         MCPMethods(
             tools: [
@@ -21,13 +21,16 @@ struct MCPMethods: Sendable {
                 CreateSessionTool(backend: backend),
                 SessionFactsTool(backend: backend),
                 ListEffectsTool(backend: backend),
-            ],
+            ] + SandboxTools.all(backend: backend),
             instructions: """
                 sealbox runs code in ephemeral, isolated Linux jails. Use run_code to execute python, node, bash or sh. \
                 For a multi-step task, call create_session once and give every run_code its session and a step key: \
                 /work carries over between steps, and a step already sealed is answered from its checkpoint instead of running again, \
                 so after a crash re-run the plan from the top. session_facts tells what a session has already done and what is unresolved; \
-                list_effects lists the tool calls recorded in the effect log.
+                list_effects lists the tool calls recorded in the effect log. \
+                For interactive work (install nothing, explore files, run several commands against the same state), create_sandbox makes a \
+                jail that stays: sandbox_exec runs commands in it, sandbox_write_file, sandbox_read_file and sandbox_list_files move files, \
+                kill_sandbox ends it.
                 """)
     }
 

@@ -17,6 +17,8 @@ import Synchronization
 public struct MCPServer: Sendable {
     public let configuration: MCPConfiguration
     let methods: MCPMethods
+    /// The session's sandboxes: ended when the session ends.
+    let sandboxes: SandboxRegistry
 
     /// `executor` is called on the first run that needs a jail (a replayed step needs none),
     /// and its executor is kept for the server's life.
@@ -31,7 +33,11 @@ public struct MCPServer: Sendable {
             pipeline: pipeline, profilesDirectory: configuration.profilesDirectory,
             broker: .perRun(configPath: configuration.brokerConfigPath, controlSocket: configuration.brokerControlSocket,
                             ledgerPath: configuration.layout.ledgerPath))
-        methods = MCPMethods.sealbox(backend: LocalBackend(configuration: configuration, runs: runs))
+        let sandboxes = SandboxRegistry(limits: SandboxLimits())
+        self.sandboxes = sandboxes
+        let service = SandboxService(registry: sandboxes, executor: { () throws(JailError) in try cache.get() }, runs: runs,
+                                     defaultLimits: configuration.defaultLimits, maxLimits: configuration.maxLimits, liveJails: runs.liveJails)
+        methods = MCPMethods.sealbox(backend: LocalBackend(configuration: configuration, runs: runs, sandboxes: service))
     }
 
     /// Serves until end of input on `input`; writes responses to `output`.
@@ -66,6 +72,7 @@ public struct MCPServer: Sendable {
             guard await waits.next() != nil else { break }
         }
         await server.stop()
+        sandboxes.shutdown(reason: "the MCP session ended")
         out.close()
     }
 }

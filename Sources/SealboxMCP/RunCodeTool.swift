@@ -79,7 +79,8 @@ struct RunCodeTool: MCPTool {
            "skipped": {"type": "array", "items": {"type": "string"}}}},
           "blocked": {"type": "array", "items": {"type": "object", "required": ["code", "message"],
            "properties": {"seq": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"}}}},
-          "phases": {"type": "object", "properties": {"spawn_steps": {"type": "object", "additionalProperties": {"type": "number"}}},
+          "phases": {"type": "object", "properties": {"spawn_steps": {"type": "object", "additionalProperties": {"type": "number"}},
+                                                      "warm": {"type": "boolean"}},
            "additionalProperties": {"type": "number"}}}}
         """)
 

@@ -38,7 +38,7 @@ public struct APIError: Error, Sendable, Equatable {
     }
 
     /// A body the strict decoder refused: 400 naming the field.
-    init(decoding error: JSONDecodingError) {
+    public init(decoding error: JSONDecodingError) {
         self.init(.badRequest, "bad_request", error.syntax ? "the body is " + error.message : error.message, field: error.field)
     }
 

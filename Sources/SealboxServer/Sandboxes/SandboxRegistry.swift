@@ -17,7 +17,7 @@ public final class Sandbox: Sendable {
     public let idleTimeoutMs: Int64
     /// Ended at this instant, busy or not (the operator's maximum lifetime).
     public let expiresAtMs: Int64
-    let jail: LiveJail
+    public let jail: LiveJail
 
     private struct State {
         var lastActiveMs: Int64
@@ -46,7 +46,7 @@ public final class Sandbox: Sendable {
     public var endReason: String? { state.withLock { $0.endReason } }
 
     /// Marks it in use for the length of `body` (the idle clock restarts when it ends).
-    func using<T>(_ body: () async throws -> T) async rethrows -> T {
+    public func using<T>(_ body: () async throws -> T) async rethrows -> T {
         state.withLock { $0.busy += 1 }
         defer {
             state.withLock {
@@ -64,7 +64,7 @@ public final class Sandbox: Sendable {
 
     /// Marks it in use until the returned function is called (once): for work that outlives
     /// the handler, a download's body.
-    func beginUse() -> @Sendable () -> Void {
+    public func beginUse() -> @Sendable () -> Void {
         state.withLock { $0.busy += 1 }
         let once = Mutex(false)
         return { [self] in
@@ -110,7 +110,7 @@ public final class Sandbox: Sendable {
     }
 
     /// What `GET /v1/sandboxes/{id}` answers.
-    func view(nowMs: Int64) -> SandboxView {
+    public func view(nowMs: Int64) -> SandboxView {
         let (lastActive, busy, reason, endedAt) = state.withLock { ($0.lastActiveMs, $0.busy, $0.endReason, $0.endedAtMs) }
         let usage = reason == nil ? jail.usage() : nil
         return SandboxView(
@@ -125,7 +125,7 @@ public final class Sandbox: Sendable {
 }
 
 /// A sandbox as the API shows it.
-struct SandboxView: Encodable, Sendable {
+public struct SandboxView: Encodable, Sendable {
     struct Usage: Encodable, Sendable {
         var cpuMs: Double?
         var peakMemoryBytes: UInt64?
@@ -191,7 +191,7 @@ public final class SandboxRegistry: Sendable {
         self.logger = logger
     }
 
-    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    public static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     /// Takes a place for `tenant`'s new sandbox, or 429 / 503.
     func reserve(tenant: String) throws(APIError) {
@@ -226,7 +226,7 @@ public final class SandboxRegistry: Sendable {
     }
 
     /// The sandbox `id` as `identity` may see it (another tenant's is a 404 like a missing one).
-    func sandbox(_ id: String, visibleTo identity: APIIdentity, includingEnded: Bool = false) throws(APIError) -> Sandbox {
+    public func sandbox(_ id: String, visibleTo identity: APIIdentity, includingEnded: Bool = false) throws(APIError) -> Sandbox {
         let found = state.withLock { state in state.live[id] ?? state.ended.first { $0.id == id } }
         guard let found, identity.canSee(ownedBy: found.tenant) else {
             throw APIError.notFound("no sandbox \(Printable.text(id, limit: 64))")
@@ -248,7 +248,7 @@ public final class SandboxRegistry: Sendable {
     public var liveCount: Int { state.withLock { $0.live.count } }
 
     /// Ends `sandbox` (kills everything in it) and keeps it among the ended for a while.
-    func end(_ sandbox: Sandbox, reason: String) {
+    public func end(_ sandbox: Sandbox, reason: String) {
         guard sandbox.end(reason: reason) else { return }
         state.withLock { state in
             state.live[sandbox.id] = nil

@@ -13,12 +13,12 @@ import SealboxProfiles
 /// `limits` are the jail's (memory, pids, disk, CPU for everything in it together); their
 /// `timeout_ms` and `output_bytes` are the defaults of its commands. `env` is every command's
 /// environment, under a command's own.
-struct SandboxCreateRequest: Sendable {
+public struct SandboxCreateRequest: Sendable {
     var spec: JailSpec
     var profile: String
     var idleTimeoutMs: Int64
 
-    struct Wire: Decodable {
+    public struct Wire: Decodable, Sendable {
         var profile: String?
         var limits: RequestedLimits?
         var env: [String: String]?
@@ -28,13 +28,13 @@ struct SandboxCreateRequest: Sendable {
         enum CodingKeys: String, CodingKey, CaseIterable { case profile, limits, env, files, idle_timeout_ms }
     }
 
-    static func parse(_ wire: Wire?, configuration: ServerConfiguration) throws(APIError) -> SandboxCreateRequest {
+    static func parse(_ wire: Wire?, defaultLimits: Limits, maxLimits: Limits, sandboxes limits: SandboxLimits) throws(APIError) -> SandboxCreateRequest {
         let wire = wire ?? Wire()
         let profile = wire.profile ?? "default"
         guard ProfileCatalog.isValidName(profile) else {
             throw APIError.badRequest("profile must be the name of a profile (GET /v1/profiles lists them), not a path", field: "profile")
         }
-        var spec = JailSpec(command: [], limits: try RunRequest.limits(wire.limits, defaults: configuration.defaultLimits, max: configuration.maxLimits),
+        var spec = JailSpec(command: [], limits: try RunRequest.limits(wire.limits, defaults: defaultLimits, max: maxLimits),
                             profile: .catalog(profile))
         spec.environment = try RunRequest.environment(wire.env ?? [:])
         let files = wire.files ?? []
@@ -47,7 +47,6 @@ struct SandboxCreateRequest: Sendable {
         guard seeded <= SpecRules.maxSeedBytes, UInt64(seeded) <= spec.limits.diskBytes else {
             throw APIError.badRequest("files total \(seeded) bytes, more than limits.disk_bytes (\(spec.limits.diskBytes)) or \(SpecRules.maxSeedBytes)", field: "files")
         }
-        let limits = configuration.sandboxes
         let idle = wire.idle_timeout_ms ?? limits.defaultIdleTimeoutMs
         guard idle >= 1000, idle <= limits.maxIdleTimeoutMs else {
             throw APIError.badRequest("idle_timeout_ms must be between 1000 and \(limits.maxIdleTimeoutMs)", field: "idle_timeout_ms")
@@ -61,10 +60,10 @@ struct SandboxCreateRequest: Sendable {
 ///     {"command": ["ls", "-l"]}  or  {"shell": "pytest -q 2>&1 | tail -5"},
 ///     "env": {"K": "V"}, "cwd": "/work/src", "stdin": "text",
 ///     "timeout_ms": 30000, "output_bytes": 1048576}
-struct SandboxCommandRequest: Sendable {
+public struct SandboxCommandRequest: Sendable {
     var command: LiveCommand
 
-    struct Wire: Decodable {
+    public struct Wire: Decodable, Sendable {
         var command: [String]?
         var shell: String?
         var env: [String: String]?
@@ -76,7 +75,7 @@ struct SandboxCommandRequest: Sendable {
         enum CodingKeys: String, CodingKey, CaseIterable { case command, shell, env, cwd, stdin, timeout_ms, output_bytes }
     }
 
-    static func parse(_ wire: Wire, sandbox: Sandbox, configuration: ServerConfiguration) throws(APIError) -> SandboxCommandRequest {
+    static func parse(_ wire: Wire, sandbox: Sandbox, maxLimits maxima: Limits) throws(APIError) -> SandboxCommandRequest {
         let argv: [String]
         switch (wire.command, wire.shell) {
         case (let command?, nil):
@@ -99,7 +98,6 @@ struct SandboxCommandRequest: Sendable {
         guard LiveJail.isWorkPath(cwd) else {
             throw APIError.badRequest("cwd must be /work or a directory below it, without empty, . or .. parts", field: "cwd")
         }
-        let maxima = configuration.maxLimits
         let timeout = wire.timeout_ms ?? Int64(sandbox.limits.timeoutMs)
         guard timeout >= 1, timeout <= Int64(maxima.timeoutMs) else {
             throw APIError.badRequest("timeout_ms must be between 1 and \(maxima.timeoutMs)", field: "timeout_ms")

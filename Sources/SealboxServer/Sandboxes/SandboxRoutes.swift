@@ -69,34 +69,17 @@ extension SealboxAPI {
 
     static let sandboxBodyLimit = 24 << 20
 
+    /// Sandboxes made and commanded the one way HTTP and MCP share.
+    public var sandboxService: SandboxService {
+        SandboxService(registry: sandboxes, executor: { [executor] in executor }, runs: runs, defaultLimits: configuration.defaultLimits,
+                       maxLimits: configuration.maxLimits, liveJails: liveJails, safe: { [self] in tenantSafe($0) })
+    }
+
     func createSandbox(_ request: Request, _ identity: APIIdentity) async throws -> Response {
         let wire = try await StrictBody.decode(SandboxCreateRequest.Wire.self, request, limit: Self.sandboxBodyLimit, emptyAllowed: true)
-        var create = try SandboxCreateRequest.parse(wire, configuration: configuration)
-        let caller = self.caller(identity)
-        try runs.checkProfile(create.profile, for: caller)
-        try sandboxes.reserve(tenant: identity.tenant)
-        let id = "sbx-" + RandomID.hex64(prefix: "")
-        create.spec.id = id
-        create.spec.liveJails = liveJails
-        let spec = create.spec
-        let started: Result<LiveJail, JailError> = await onOwnThread("sealbox-sandbox") { [executor] in
-            Result { () throws(JailError) in try executor.startLiveJail(spec) }
-        }
-        let jail: LiveJail
-        switch started {
-        case .success(let made):
-            jail = made
-        case .failure(let error):
-            sandboxes.admit(nil, tenant: identity.tenant)
-            throw tenantSafe(APIError(error.code == .invalidSpec ? .badRequest : .internalServerError,
-                                      error.code == .invalidSpec ? "bad_request" : "jail_setup", error.description))
-        }
-        let sandbox = Sandbox(
-            id: id, tenant: identity.tenant, profile: create.profile, limits: create.spec.limits, environment: create.spec.environment,
-            idleTimeoutMs: create.idleTimeoutMs, maxLifetimeMs: sandboxes.limits.maxLifetimeMs, jail: jail, nowMs: SandboxRegistry.nowMs())
-        sandboxes.admit(sandbox, tenant: identity.tenant)
+        let sandbox = try await sandboxService.create(wire, for: identity, caller: caller(identity))
         var response = try Self.json(.created, sandbox.view(nowMs: SandboxRegistry.nowMs()))
-        response.headers[.location] = "/v1/sandboxes/\(id)"
+        response.headers[.location] = "/v1/sandboxes/\(sandbox.id)"
         return response
     }
 
@@ -129,16 +112,8 @@ extension SealboxAPI {
         guard let wire = try await StrictBody.decode(SandboxCommandRequest.Wire.self, request, limit: configuration.maxBodyBytes, emptyAllowed: false) else {
             throw APIError.badRequest("the body must be a JSON object")
         }
-        let command = try SandboxCommandRequest.parse(wire, sandbox: sandbox, configuration: configuration).command
-        guard !sandbox.jail.isPaused else {
-            throw APIError(.conflict, "sandbox_paused", "sandbox \(id) is paused: POST /v1/sandboxes/\(id)/resume first")
-        }
-        guard sandbox.jail.runningCommands < sandboxes.limits.maxCommandsPerSandbox else {
-            throw APIError(.tooManyRequests, "busy", "sandbox \(id) runs \(sandboxes.limits.maxCommandsPerSandbox) commands already, the most at once; retry when one ended", retryAfter: 1)
-        }
-        let caller = self.caller(identity)
-        _ = try await runs.admit(caller, whenGone: nil)
-        let release: @Sendable () -> Void = { [admission] in Task { await admission.release(tenant: caller.slotTenant) } }
+        let command = try sandboxService.command(wire, in: sandbox)
+        let release = try await sandboxService.admit(in: sandbox, caller: caller(identity))
         if let format = RunStreamFormat(accept: request.headers[.accept]) {
             // The command belongs to the server, as a streamed run does: a client that goes
             // away does not end it; its output is then dropped.
@@ -147,9 +122,9 @@ extension SealboxAPI {
             var command = command
             command.id = commandID
             sink.yield(.started(id: commandID))
-            Task { [command] in
+            Task { [command, sandboxService] in
                 defer { release() }
-                let outcome = await self.execute(command, in: sandbox) { chunk in sink.yield(.output(chunk.stream, chunk.bytes)) }
+                let outcome = await sandboxService.execute(command, in: sandbox) { chunk in sink.yield(.output(chunk.stream, chunk.bytes)) }
                 switch outcome {
                 case .success(let result): sink.yield(.result(RunResult(jail: result)))
                 case .failure(let error): sink.yield(.failed(error))
@@ -159,26 +134,9 @@ extension SealboxAPI {
             return Self.eventStream(events, closing: sink, format: format)
         }
         defer { release() }
-        let result = try await execute(command, in: sandbox, output: nil).get()
+        let result = try await sandboxService.execute(command, in: sandbox, output: nil).get()
         let encoded = try Self.encoder.encode(RunResult(jail: result))
         return Response(status: .created, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encoded)))
-    }
-
-    /// Runs `command` in `sandbox` (busy meanwhile), its failure as the API answers it.
-    private func execute(_ command: LiveCommand, in sandbox: Sandbox, output: OutputObserver?) async -> Result<JailResult, APIError> {
-        let outcome: Result<JailResult, JailError> = await sandbox.using {
-            do throws(JailError) {
-                return .success(try await sandbox.jail.run(command, output: output))
-            } catch {
-                return .failure(error)
-            }
-        }
-        return outcome.mapError { error in
-            if let reason = sandbox.endReason { return APIError(.gone, "sandbox_ended", "sandbox \(sandbox.id) has ended: \(reason)") }
-            if sandbox.jail.isPaused { return APIError(.conflict, "sandbox_paused", "sandbox \(sandbox.id) is paused: resume it first") }
-            if error.code == .invalidSpec { return APIError.badRequest(error.message, field: "command") }
-            return tenantSafe(APIError(.internalServerError, "jail_setup", error.description))
-        }
     }
 
     // MARK: files
@@ -285,7 +243,7 @@ extension SealboxAPI {
 
 extension APIError {
     /// A file operation's failure: the path as the caller gave it, never a host path.
-    init(_ error: LiveFileError) {
+    public init(_ error: LiveFileError) {
         switch error.kind {
         case .badPath: self.init(.badRequest, "bad_path", error.message, field: "path")
         case .notFound: self.init(.notFound, "not_found", error.message, field: "path")

@@ -1,0 +1,99 @@
+import Foundation
+import HTTPTypes
+import SealboxBase
+import SealboxJail
+
+/// Every sandbox operation that does more than look one up, for the HTTP routes and MCP alike
+/// (one path, as `RunService` is for runs): make one (profile grant, bounds, the jail), and run
+/// a command in one (paused check, per-sandbox and admission slots, the jail). Who may see a
+/// sandbox is the registry's (`SandboxRegistry.sandbox(_:visibleTo:)`).
+public struct SandboxService: Sendable {
+    public let registry: SandboxRegistry
+    /// The executor, asked for on the first sandbox (`sealbox mcp` makes its own lazily).
+    let executor: @Sendable () throws(JailError) -> Executor
+    let runs: RunService
+    let defaultLimits: Limits
+    let maxLimits: Limits
+    /// The jails of the service: a shutdown kills what is left.
+    let liveJails: LiveJails
+    /// An error as a tenant may see it (host paths replaced); identity for a local operator.
+    let safe: @Sendable (APIError) -> APIError
+
+    public init(registry: SandboxRegistry, executor: @escaping @Sendable () throws(JailError) -> Executor, runs: RunService, defaultLimits: Limits, maxLimits: Limits,
+                liveJails: LiveJails, safe: @escaping @Sendable (APIError) -> APIError = { $0 }) {
+        self.registry = registry
+        self.executor = executor
+        self.runs = runs
+        self.defaultLimits = defaultLimits
+        self.maxLimits = maxLimits
+        self.liveJails = liveJails
+        self.safe = safe
+    }
+
+    /// Makes a sandbox for `identity` as `wire` asks: 400 naming the field, 403 for a profile
+    /// the caller may not name, 429 past the bounds.
+    public func create(_ wire: SandboxCreateRequest.Wire?, for identity: APIIdentity, caller: RunCaller) async throws(APIError) -> Sandbox {
+        var create = try SandboxCreateRequest.parse(wire, defaultLimits: defaultLimits, maxLimits: maxLimits, sandboxes: registry.limits)
+        try runs.checkProfile(create.profile, for: caller)
+        try registry.reserve(tenant: identity.tenant)
+        let id = "sbx-" + RandomID.hex64(prefix: "")
+        create.spec.id = id
+        create.spec.liveJails = liveJails
+        let spec = create.spec
+        let started: Result<LiveJail, JailError> = await onOwnThread("sealbox-sandbox") { [executor] in
+            Result { () throws(JailError) in try executor().startLiveJail(spec) }
+        }
+        let jail: LiveJail
+        switch started {
+        case .success(let made):
+            jail = made
+        case .failure(let error):
+            registry.admit(nil, tenant: identity.tenant)
+            throw safe(APIError(error.code == .invalidSpec ? .badRequest : .internalServerError,
+                                error.code == .invalidSpec ? "bad_request" : "jail_setup", error.description))
+        }
+        let sandbox = Sandbox(
+            id: id, tenant: identity.tenant, profile: create.profile, limits: create.spec.limits, environment: create.spec.environment,
+            idleTimeoutMs: create.idleTimeoutMs, maxLifetimeMs: registry.limits.maxLifetimeMs, jail: jail, nowMs: SandboxRegistry.nowMs())
+        registry.admit(sandbox, tenant: identity.tenant)
+        return sandbox
+    }
+
+    /// The command `wire` asks for in `sandbox`, checked (400 naming the field).
+    public func command(_ wire: SandboxCommandRequest.Wire, in sandbox: Sandbox) throws(APIError) -> LiveCommand {
+        try SandboxCommandRequest.parse(wire, sandbox: sandbox, maxLimits: maxLimits).command
+    }
+
+    /// Takes what a command needs before it runs: 409 when the sandbox is paused, 429 when it
+    /// runs its most commands at once or the caller's run slots are taken. Returns the release
+    /// of the run slot, to call once the command ended.
+    public func admit(in sandbox: Sandbox, caller: RunCaller) async throws(APIError) -> @Sendable () -> Void {
+        guard !sandbox.jail.isPaused else {
+            throw APIError(.conflict, "sandbox_paused", "sandbox \(sandbox.id) is paused: resume it first")
+        }
+        guard sandbox.jail.runningCommands < registry.limits.maxCommandsPerSandbox else {
+            throw APIError(.tooManyRequests, "busy", "sandbox \(sandbox.id) runs \(registry.limits.maxCommandsPerSandbox) commands already, the most at once; retry when one ended", retryAfter: 1)
+        }
+        _ = try await runs.admit(caller, whenGone: nil)
+        let admission = runs.admission
+        let tenant = caller.slotTenant
+        return { Task { await admission.release(tenant: tenant) } }
+    }
+
+    /// Runs `command` in `sandbox` (busy meanwhile); its failure as the API answers it.
+    public func execute(_ command: LiveCommand, in sandbox: Sandbox, output: OutputObserver?) async -> Result<JailResult, APIError> {
+        let outcome: Result<JailResult, JailError> = await sandbox.using {
+            do throws(JailError) {
+                return .success(try await sandbox.jail.run(command, output: output))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return outcome.mapError { error in
+            if let reason = sandbox.endReason { return APIError(.gone, "sandbox_ended", "sandbox \(sandbox.id) has ended: \(reason)") }
+            if sandbox.jail.isPaused { return APIError(.conflict, "sandbox_paused", "sandbox \(sandbox.id) is paused: resume it first") }
+            if error.code == .invalidSpec { return APIError.badRequest(error.message, field: "command") }
+            return safe(APIError(.internalServerError, "jail_setup", error.description))
+        }
+    }
+}
