@@ -67,8 +67,7 @@
 #include "missing_defs.h"
 #include "sbx_internal.h"
 
-__attribute__((noreturn))
-static void fail_in_child(int report_fd, int stage, int err, long index) {
+void sbx_fail_in_child(int report_fd, int stage, int err, long index) {
     struct sbx_child_msg msg = { .stage = stage, .err = err, .index = index };
     // Nothing useful can be done if this write fails: the parent then sees EOF plus a child
     // that exited 125 without exec, which it reports as "child vanished".
@@ -76,6 +75,8 @@ static void fail_in_child(int report_fd, int stage, int err, long index) {
     (void)ignored;
     _exit(125);
 }
+
+#define fail_in_child sbx_fail_in_child
 
 #define CHECK(expr, stage, index)                                   \
     do {                                                            \

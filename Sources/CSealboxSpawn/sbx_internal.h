@@ -118,6 +118,9 @@ struct sbx_program {
     const char *cwd;
 };
 
+/// Child side: writes {stage, err, index} to `report_fd` (the parent's report of where a child
+/// failed) and exits 125. Nothing can be done if the write fails.
+__attribute__((noreturn)) void sbx_fail_in_child(int report_fd, int stage, int err, long index);
 /// Child side, shared by sbx_child.c and sbx_resident.c. Turns a task memfd mapped privately
 /// at `base` into `program`, in place, checking every offset. 0 or -1.
 int sbx_decode_task_in_child(char *base, size_t size, struct sbx_program *program);

@@ -68,14 +68,6 @@ struct command_start {
     int report_fd;
 };
 
-__attribute__((noreturn))
-static void command_failed_in_child(int report_fd, int stage, int err, long index) {
-    struct sbx_child_msg msg = { .stage = stage, .err = err, .index = index };
-    ssize_t ignored = write(report_fd, &msg, sizeof msg);
-    (void)ignored;
-    _exit(125);
-}
-
 /// The command's side of the clone: its own process group (so killing it kills what it
 /// started and nothing else), signals unblocked (init blocks SIGCHLD for its signalfd), its
 /// stdio, then a run's program path. Never returns.
@@ -83,10 +75,10 @@ static int command_entry_in_child(void *arg) {
     const struct command_start *start = arg;
     sigset_t none;
     sigemptyset(&none);
-    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) command_failed_in_child(start->report_fd, SBX_STAGE_SIGMASK, errno, 1);
-    if (setpgid(0, 0) < 0) command_failed_in_child(start->report_fd, SBX_STAGE_SETSID, errno, 1);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) sbx_fail_in_child(start->report_fd, SBX_STAGE_SIGMASK, errno, 1);
+    if (setpgid(0, 0) < 0) sbx_fail_in_child(start->report_fd, SBX_STAGE_SETSID, errno, 1);
     for (int target = 0; target < 3; target++) {
-        if (dup2(start->stdio[target], target) < 0) command_failed_in_child(start->report_fd, SBX_STAGE_STDIO, errno, target);
+        if (dup2(start->stdio[target], target) < 0) sbx_fail_in_child(start->report_fd, SBX_STAGE_STDIO, errno, target);
     }
     sbx_exec_program_in_child(start->req, start->program, start->report_fd);
 }
