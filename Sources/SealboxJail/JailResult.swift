@@ -12,6 +12,8 @@ public struct JailResult: Sendable, Codable, Equatable {
         case outputLimit = "output_limit"
         case seccompViolation = "seccomp_violation"
         case spawnFailed = "spawn_failed"
+        /// Killed because its caller cancelled it (`DELETE /v1/runs/{id}`).
+        case cancelled
     }
 
     /// A syscall the profile denied, as the supervisor saw it (seccomp user notification).

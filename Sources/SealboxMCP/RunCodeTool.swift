@@ -61,7 +61,7 @@ struct RunCodeTool: MCPTool {
                       "stdout_bytes", "stderr_bytes", "wall_ms", "cpu_ms", "peak_memory_bytes", "violations", "limits", "profile", "cgroup"],
          "properties": {
           "id": {"type": "string"},
-          "status": {"type": "string", "enum": ["ok", "exit_nonzero", "signaled", "timeout", "memory_limit", "pids_limit", "output_limit", "seccomp_violation", "spawn_failed"]},
+          "status": {"type": "string", "enum": ["ok", "exit_nonzero", "signaled", "timeout", "memory_limit", "pids_limit", "output_limit", "seccomp_violation", "spawn_failed", "cancelled"]},
           "exit_code": {"type": "integer"}, "signal": {"type": ["integer", "null"]},
           "stdout": {"type": "string"}, "stderr": {"type": "string"},
           "stdout_truncated": {"type": "boolean"}, "stderr_truncated": {"type": "boolean"},

@@ -41,8 +41,19 @@ extension SealboxAPI {
     public func run(_ run: RunRequest, for identity: APIIdentity, live: LiveJails? = nil, output: OutputObserver? = nil,
                     whenGone: (@Sendable (_ abandon: @escaping @Sendable () -> Void) -> Void)? = nil,
                     admitted: (@Sendable () -> Void)? = nil, logger: Logger, stream: String? = nil) async -> Result<(RunResult, Data), APIError> {
-        switch await runs.run(run, for: caller(identity), live: live, output: output, whenGone: whenGone, admitted: admitted) {
-        case .success(let outcome):
+        // Known before the run starts, so `DELETE /v1/runs/{id}` can reach its jails.
+        var run = run
+        let id = run.spec.id ?? RandomID.run()
+        run.spec.id = id
+        let jails = live ?? LiveJails(parent: liveJails)
+        running.begin(id, tenant: identity.tenant, session: run.session, step: run.step, live: jails)
+        let outcome = await runs.run(run, for: caller(identity), live: jails, output: output, whenGone: whenGone, admitted: admitted)
+        let cancelledBy = running.end(id)
+        switch outcome {
+        case .success(var outcome):
+            if cancelledBy != nil, outcome.result.replayed != true, outcome.result.status != .ok {
+                outcome.result.jail.status = .cancelled
+            }
             return .success(finish(outcome, of: run, for: identity, logger: logger, stream: stream))
         case .failure(.refused(let error)):
             return .failure(error)

@@ -22,6 +22,8 @@ import SealboxRuntime
 ///                                   (Accept: application/x-ndjson or text/event-stream;
 ///                                   RunStreaming.swift)
 ///   GET  /v1/runs/{id}              a finished run's result (RunStore: bounded in count and bytes)
+///   GET  /v1/runs?state=running     the runs executing now; DELETE /v1/runs/{id} cancels one (RunningRuns)
+///   /v1/sandboxes…                  live sandboxes: commands, files, pause (Sandboxes/SandboxRoutes)
 ///   POST /v1/sessions               a resumable session; GET /v1/sessions/{id} its sealed steps
 ///   GET  /v1/sessions/{id}/facts    what is true, what authority remains, what is unsafe
 ///   POST /v1/sessions/{id}/fork     branch at a sealed step
@@ -59,6 +61,8 @@ public struct SealboxAPI: Sendable {
     public let connections: ConnectionRegistry
     /// Live sandboxes (SandboxRoutes); the reaper ending idle ones runs with the server.
     public let sandboxes: SandboxRegistry
+    /// Runs executing now, for `GET /v1/runs?state=running` and `DELETE /v1/runs/{id}`.
+    public let running = RunningRuns()
     /// When a write to the state directory last failed for want of space (/healthz).
     let storageFullAt = StorageAlarm()
     /// GET /openapi.json: docs/openapi.json with this server's limits (`OpenAPIDocument`),
@@ -136,6 +140,8 @@ public struct SealboxAPI: Sendable {
             try await self.createRun(request, context.requireIdentity(), connection: context.connection, logger: context.logger)
         }
         router.get("v1/runs/:id") { _, context in try self.getRun(context.parameters.require("id"), context.requireIdentity()) }
+        router.get("v1/runs") { request, context in try self.listRuns(request, context.requireIdentity()) }
+        router.delete("v1/runs/:id") { _, context in try self.cancelRun(context.parameters.require("id"), context.requireIdentity()) }
         router.get("metrics") { _, _ in await self.renderMetrics() }
         router.get("v1/effects") { request, context in try self.listEffects(request, context) }
         router.get("v1/effects/:seq") { _, context in try self.getEffect(context.parameters.require("seq"), context) }
@@ -317,6 +323,27 @@ public struct SealboxAPI: Sendable {
         let text = metrics.render(running: load.running, queued: load.queued, maxRunning: admission.maxRunning, maxQueued: admission.maxQueued)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// `GET /v1/runs?state=running`: the runs executing now that the caller may see (finished
+    /// ones are read one by one with GET /v1/runs/{id}).
+    func listRuns(_ request: Request, _ identity: APIIdentity) throws -> Response {
+        guard request.uri.queryParameters["state"].map(String.init) ?? "running" == "running" else {
+            throw APIError.badRequest("state must be running: a finished run is read with GET /v1/runs/{id}", field: "state")
+        }
+        struct Page: Encodable { var runs: [RunningRuns.View] }
+        return try Self.json(.ok, Page(runs: running.list(visibleTo: identity)))
+    }
+
+    /// `DELETE /v1/runs/{id}`: kills a running run's jails; its caller gets its result with
+    /// status `cancelled`. 202: the kill is under way; 404: no such running run (finished,
+    /// unknown, or another tenant's).
+    func cancelRun(_ id: String, _ identity: APIIdentity) throws -> Response {
+        guard running.cancel(id, by: identity) else {
+            throw APIError.notFound("no running run \(Printable.text(id, limit: 64)) (a finished run cannot be cancelled; GET /v1/runs/{id} reads it)")
+        }
+        struct Cancelling: Encodable { var id: String; var state = "cancelling" }
+        return try Self.json(.accepted, Cancelling(id: id))
     }
 
     /// Another tenant's run is a 404 like a missing one: its existence is not revealed.

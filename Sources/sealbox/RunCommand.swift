@@ -222,6 +222,7 @@ enum ResultPrinter {
                 + (foreign.isEmpty ? "" : " (through \(foreign.joined(separator: " and ")), which the profile does not list)")
                 + violationList(r)
         case .spawnFailed: return r.error ?? "could not start"
+        case .cancelled: return r.error ?? "cancelled"
         }
     }
 
