@@ -4,6 +4,6 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks.",
-        subcommands: [BenchSpawnCommand.self, BenchEffectsCommand.self, BenchLoadCommand.self]
+        subcommands: [BenchSpawnCommand.self, BenchSandboxCommand.self, BenchEffectsCommand.self, BenchLoadCommand.self]
     )
 }
