@@ -225,6 +225,21 @@ struct ErrorCLITests {
 
 @Suite("sealbox bench", .needsRoot)
 struct BenchCLITests {
+    @Test("bench sandbox --json reports every figure beside its anchor")
+    func benchSandbox() async throws {
+        let out = try await CLI.run(["bench", "sandbox", "-n", "10", "--warmup", "1", "--file-mb", "2", "--idle", "3", "--json"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let json = try out.json()
+        #expect(json["count"] as? Int == 10 && json["file_mb"] as? Int == 2 && json["idle_sandboxes"] as? Int == 3)
+        for key in ["anchor_cold_run", "create_from_pool", "command_true"] {
+            let latency = try #require(json[key] as? [String: Double], "\(key)")
+            let p50 = try #require(latency["p50_ms"]), p99 = try #require(latency["p99_ms"]), max = try #require(latency["max_ms"])
+            #expect(p50 > 0 && p50 <= p99 && p99 <= max, "\(key): \(latency)")
+        }
+        #expect((json["upload_mb_per_s"] as? Double ?? 0) > 0 && (json["download_mb_per_s"] as? Double ?? 0) > 0)
+        #expect((json["idle_cpu_percent"] as? Double ?? -1) >= 0)
+    }
+
     @Test("bench spawn --json reports percentiles")
     func benchSpawn() async throws {
         let out = try await CLI.run(["bench", "spawn", "-n", "20", "--warmup", "2", "--json"])
