@@ -153,6 +153,56 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
         let began = Clock.nanos()
         try Self.validate(command)
         let id = try command.id.map { id throws(JailError) in try SpecValidator.runID(id) } ?? RandomID.run()
+        let stdinFD = try Executor.openStdin(command.stdin)
+        defer { close(stdinFD) }
+        let baseline = jail.cgroup.usage()
+        let launched = try launch(command, stdinFD: stdinFD)
+        defer { launched.closeReadEnds() }
+        let limits = launched.limits
+        var supervision = Supervision(limits: limits)
+        supervision.stdout = CappedBuffer(cap: limits.outputBytes, stream: .stdout, observer: output)
+        supervision.stderr = CappedBuffer(cap: limits.outputBytes, stream: .stderr, observer: output)
+        supervision.spawnNanos = Clock.nanos() - launched.started
+        if let failure = launched.failure {
+            supervision.spawnError = failure
+        } else {
+            defer { finished(launched) }
+            supervision.recording = filter.policy?.fallback == .proceed
+            supervision.loop(
+                ending: .command(exitFD: launched.exit, kill: { [self] in signal(launched.commandID, SIGKILL) }),
+                out: launched.out, err: launched.err, notifyFD: launched.notifyFD,
+                policy: filter.policy ?? NotificationPolicy(fallback: .fail(errno: EPERM)), started: launched.started)
+            if hasEnded && supervision.exit.map({ $0.exited == 0 && $0.code == SIGKILL }) == true {
+                supervision.killedBecause = "the sandbox ended"
+            }
+        }
+        supervision.wallNanos = Clock.nanos() - launched.started
+        var result = supervision.verdict(id: id, profile: profile, cgroup: jail.cgroup, baseline: baseline)
+        result.phases = supervision.phases(began: began, spawnStarted: launched.started, ended: Clock.nanos(), warm: true)
+        return result
+    }
+
+    /// A command started in the jail: the read ends of its stdout, stderr and exit pipes, or
+    /// why it could not start.
+    struct Launched {
+        var commandID: Int64
+        var limits: Limits
+        var out: Int32
+        var err: Int32
+        var exit: Int32
+        var notifyFD: Int32
+        var started: UInt64
+        /// Why nothing runs (a run's spawn failure: message and exit code).
+        var failure: (message: String, exitCode: Int32)?
+
+        func closeReadEnds() {
+            for fd in [out, err, exit] { close(fd) }
+        }
+    }
+
+    /// Starts `command` (checked) with `stdinFD` as its stdin. Throws when the jail ended, is
+    /// paused or does not answer; a command that cannot start is a `failure`.
+    func launch(_ command: LiveCommand, stdinFD: Int32) throws(JailError) -> Launched {
         var limits = self.limits
         limits.timeoutMs = command.timeoutMs
         limits.outputBytes = command.outputBytes
@@ -160,29 +210,18 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
         for (name, value) in command.environment {
             if let i = environment.firstIndex(where: { $0.0 == name }) { environment[i].1 = value } else { environment.append((name, value)) }
         }
-
-        let stdinFD = try Executor.openStdin(command.stdin)
-        defer { close(stdinFD) }
-        let outPipe = try Pipe.make()
-        let errPipe = try Pipe.make()
-        let exitPipe: (read: Int32, write: Int32)
-        do {
-            exitPipe = try Pipe.make()
+        var pipes: [(read: Int32, write: Int32)] = []
+        do throws(JailError) {
+            for _ in 0..<3 { pipes.append(try Pipe.make()) }
         } catch {
-            for fd in [outPipe.read, outPipe.write, errPipe.read, errPipe.write] { close(fd) }
+            for pipe in pipes { close(pipe.read); close(pipe.write) }
             throw error
         }
-        defer {
-            close(outPipe.read)
-            close(errPipe.read)
-            close(exitPipe.read)
-        }
-
+        let (outPipe, errPipe, exitPipe) = (pipes[0], pipes[1], pipes[2])
         let inputs = SpawnInputs(
             command: command.command, environment: environment, plan: FilesystemPlan(), newroot: executor.newroot, limits: limits,
             filter: filter, cgroup: jail.cgroup, stdinFD: stdinFD, capLastCap: executor.capLastCap,
             setupTimeoutMs: executor.configuration.setupTimeoutMs, cloner: executor.cloner)
-        let baseline = jail.cgroup.usage()
         var start = sbx_command_start()
         let started = Clock.nanos()
         let (rc, commandID) = state.withLock { state -> (Int32, Int64) in
@@ -196,41 +235,28 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
             if rc == 0 { state.running += 1 }
             return (rc, commandID)
         }
-        close(outPipe.write)
-        close(errPipe.write)
-        close(exitPipe.write)
-        if rc == -EAGAIN { throw JailError(.invalidSpec, "the sandbox is paused: resume it first") }
-        if rc < -1 || (rc < 0 && rc != -1) {
+        for fd in [outPipe.write, errPipe.write, exitPipe.write] { close(fd) }
+        var launched = Launched(commandID: commandID, limits: limits, out: outPipe.read, err: errPipe.read, exit: exitPipe.read,
+                                notifyFD: start.notify_fd, started: started)
+        if rc == -EAGAIN || rc < -1 {
+            launched.closeReadEnds()
+            if rc == -EAGAIN { throw JailError(.invalidSpec, "the sandbox is paused: resume it first") }
             throw JailError(.setup, hasEnded ? "the sandbox has ended" : "the sandbox's init does not answer: \(ErrnoName.describe(-rc))")
         }
-        var supervision = Supervision(limits: limits)
-        supervision.stdout = CappedBuffer(cap: limits.outputBytes, stream: .stdout, observer: output)
-        supervision.stderr = CappedBuffer(cap: limits.outputBytes, stream: .stderr, observer: output)
-        supervision.spawnNanos = Clock.nanos() - started
         if rc == -1 {
             var failure = sbx_spawn_result()
             failure.failed_stage = Int32(start.failed_stage)
             failure.failed_errno = Int32(start.failed_errno)
             failure.failed_index = start.failed_index
-            supervision.spawnError = Supervision.describeSpawnFailure(failure, request: inputs)
-        } else {
-            defer {
-                if start.notify_fd >= 0 { close(start.notify_fd) }
-                state.withLock { $0.running -= 1 }
-            }
-            supervision.recording = filter.policy?.fallback == .proceed
-            supervision.loop(
-                ending: .command(exitFD: exitPipe.read, kill: { [self] in signal(commandID, SIGKILL) }),
-                out: outPipe.read, err: errPipe.read, notifyFD: start.notify_fd,
-                policy: filter.policy ?? NotificationPolicy(fallback: .fail(errno: EPERM)), started: started)
-            if hasEnded && supervision.exit.map({ $0.exited == 0 && $0.code == SIGKILL }) == true {
-                supervision.killedBecause = "the sandbox ended"
-            }
+            launched.failure = Supervision.describeSpawnFailure(failure, request: inputs)
         }
-        supervision.wallNanos = Clock.nanos() - started
-        var result = supervision.verdict(id: id, profile: profile, cgroup: jail.cgroup, baseline: baseline)
-        result.phases = supervision.phases(began: began, spawnStarted: started, ended: Clock.nanos(), warm: true)
-        return result
+        return launched
+    }
+
+    /// A started command is over (its status read): its listener closed, its place freed.
+    func finished(_ launched: Launched) {
+        if launched.notifyFD >= 0 { close(launched.notifyFD) }
+        state.withLock { $0.running -= 1 }
     }
 
     /// A duplicate of the descriptor on its /work, or -1 once it ended.
@@ -241,7 +267,7 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
     }
 
     /// Sends `signal` to command `commandID`'s process group, if it still runs.
-    private func signal(_ commandID: Int64, _ signal: Int32) {
+    func signal(_ commandID: Int64, _ signal: Int32) {
         state.withLock { state in
             guard !state.ended else { return }
             _ = sbx_resident_signal(jail.controlFD, commandID, signal)

@@ -1,0 +1,68 @@
+import Foundation
+import Glibc
+import SealboxBase
+import SealboxTestSupport
+import Testing
+@testable import SealboxJail
+
+/// Code contexts (`LiveContext`): a Python interpreter kept in a live jail between chunks.
+@Suite("Live jails: code contexts", .needsRoot)
+struct LiveContextTests {
+    static func run(_ context: LiveContext, _ code: String, timeoutMs: Int = 20_000) async throws -> ContextChunkResult {
+        try await offPool { try context.run(code, timeoutMs: timeoutMs) }
+    }
+
+    @Test("variables, imports and the working directory carry over; each chunk has its output, value and traceback")
+    func statefulChunks() async throws {
+        let jail = try Fixture.jail().startLiveJail(JailSpec(command: []))
+        defer { jail.end() }
+        let context = try LiveContext.start(in: jail, language: "python", id: "c1")
+        defer { context.close() }
+        let first = try await Self.run(context, "import os\nx = 41\nprint('hello')\nos.mkdir('sub'); os.chdir('sub')\nx + 1")
+        #expect(first.value == "42" && first.stdout == "hello\n" && first.error == nil, "\(first)")
+        let second = try await Self.run(context, "import subprocess; subprocess.run(['sh', '-c', 'echo from-child; echo oops >&2'])\nos.getcwd()")
+        #expect(second.value == "'/work/sub'" && second.stdout == "from-child\n" && second.stderr == "oops\n", "\(second)")
+        let failing = try await Self.run(context, "def f():\n    return 1 / 0\nf()")
+        #expect(failing.error?.name == "ZeroDivisionError" && failing.value == nil, "\(failing)")
+        #expect(failing.error?.traceback.contains("line 2, in f") == true && failing.error?.traceback.contains("<string>") == false,
+                "the chunk's frames only: \(failing.error?.traceback ?? "")")
+        let none = try await Self.run(context, "x = None\nx")
+        #expect(none.value == nil && none.error == nil)
+        // Many chunks in a row keep one namespace.
+        _ = try await Self.run(context, "n = 0")
+        for _ in 0..<1000 { _ = try await Self.run(context, "n += 1") }
+        #expect(try await Self.run(context, "n").value == "1000")
+    }
+
+    @Test("a chunk past its timeout is interrupted and the context lives on; one that ignores SIGINT ends it, saying so")
+    func timeouts() async throws {
+        let jail = try Fixture.jail().startLiveJail(JailSpec(command: []))
+        defer { jail.end() }
+        let context = try LiveContext.start(in: jail, language: "python", id: "c2")
+        defer { context.close() }
+        _ = try await Self.run(context, "kept = 'yes'")
+        let spinning = try await Self.run(context, "while True: pass", timeoutMs: 300)
+        #expect(spinning.timedOut && spinning.error?.name == "KeyboardInterrupt", "\(spinning)")
+        #expect(try await Self.run(context, "kept").value == "'yes'", "the context survived its interrupt")
+        await #expect(throws: JailError.self) {
+            _ = try await Self.run(context, "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: time.sleep(0.01)", timeoutMs: 200)
+        }
+        #expect(context.endReason?.contains("did not stop on SIGINT") == true, "\(context.endReason ?? "")")
+        await #expect(throws: JailError.self) { _ = try await Self.run(context, "1") }
+        // The jail itself is fine, and a new context starts fresh.
+        let fresh = try LiveContext.start(in: jail, language: "python", id: "c3")
+        defer { fresh.close() }
+        #expect(try await Self.run(fresh, "'kept' in dir()").value == "False")
+    }
+
+    @Test("an interpreter that exits ends its context with its exit code; a language not offered is refused")
+    func crashes() async throws {
+        let jail = try Fixture.jail().startLiveJail(JailSpec(command: []))
+        defer { jail.end() }
+        let context = try LiveContext.start(in: jail, language: "python", id: "c4")
+        await #expect(throws: JailError.self) { _ = try await Self.run(context, "import os; os._exit(3)") }
+        #expect(context.endReason == "its interpreter exited with code 3", "\(context.endReason ?? "")")
+        #expect(jail.runningCommands == 0, "its place is free")
+        #expect(throws: JailError.self) { _ = try LiveContext.start(in: jail, language: "cobol", id: "c5") }
+    }
+}
