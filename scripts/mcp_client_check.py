@@ -24,7 +24,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 TOOLS = ["run_code", "create_session", "session_facts", "list_effects",
-         "create_sandbox", "sandbox_exec", "sandbox_write_file", "sandbox_read_file", "sandbox_list_files", "kill_sandbox"]
+         "create_sandbox", "sandbox_exec", "sandbox_run_code", "sandbox_write_file", "sandbox_read_file", "sandbox_list_files", "kill_sandbox"]
 
 # A broker tool that touches nothing outside: `stamp` echoes its argument. Idempotent, so
 # a replayed step must answer from the effect log and not run it again.
@@ -194,6 +194,10 @@ async def sdk_checks(sealbox, state_dir, tools_file):
             check(bad.is_error and "bad_path" in text_of(bad), "sandbox_read_file: a path out of /work is refused", text_of(bad))
             bad = await call(session, "sandbox_exec", {"sandbox": box, "shell": "true", "timeout": 5})
             check(bad.is_error and "timeout" in text_of(bad), "sandbox_exec: an unknown argument is named", text_of(bad))
+            chunk = await call(session, "sandbox_run_code", {"sandbox": box, "code": "import csv\nrows = list(csv.reader(open('src/data.csv')))"})
+            check(not chunk.is_error and chunk.structured_content.get("error") is None, "sandbox_run_code: a chunk runs", text_of(chunk))
+            chunk = await call(session, "sandbox_run_code", {"sandbox": box, "code": "len(rows)"})
+            check(chunk.structured_content.get("value") == "2", "sandbox_run_code: variables carry over between calls", chunk.structured_content)
             ended = await call(session, "kill_sandbox", {"sandbox": box})
             check(not ended.is_error and ended.structured_content["state"] == "ended", "kill_sandbox: ended", text_of(ended))
             gone = await call(session, "sandbox_exec", {"sandbox": box, "shell": "true"})

@@ -37,7 +37,7 @@ from mcp.client.streamable_http import streamable_http_client
 # The bound the issue sets: a cancelled call's jail is gone within this many seconds.
 CANCEL_BOUND_S = 0.100
 TOOLS = ["run_code", "create_session", "session_facts", "list_effects",
-         "create_sandbox", "sandbox_exec", "sandbox_write_file", "sandbox_read_file", "sandbox_list_files", "kill_sandbox"]
+         "create_sandbox", "sandbox_exec", "sandbox_run_code", "sandbox_write_file", "sandbox_read_file", "sandbox_list_files", "kill_sandbox"]
 
 
 class CheckFailed(Exception):

@@ -11,6 +11,7 @@ import SealboxJail
 /// - create: `startLiveJail` taking a jail from a warm pool (waiting for the pool to refill
 ///   between samples, so each measures a request that finds a ready jail);
 /// - command: `/bin/true` in one live jail;
+/// - chunk: `1+1` in a warm Python context, and 10,000 `x += 1` in a row, the value checked;
 /// - files: a `fileMB` upload into a live jail's /work and its download, in MB/s;
 /// - idle: `idle` live jails left alone for two seconds: this process's CPU time meanwhile,
 ///   and its resident memory before and after making them.
@@ -47,6 +48,9 @@ public struct SandboxBench {
         public var anchor_cold_run: Latency
         public var create_from_pool: Latency
         public var command_true: Latency
+        public var python_chunk: Latency
+        /// 10,000 chunks `x += 1` in a row, in seconds (the value is checked at the end).
+        public var python_increments_seconds: Double
         public var file_mb: Int
         public var upload_mb_per_s: Double
         public var download_mb_per_s: Double
@@ -61,6 +65,8 @@ public struct SandboxBench {
               cold one-shot run of /bin/true (anchor)   \(anchor_cold_run.text)
               create a sandbox from the warm pool       \(create_from_pool.text)
               command /bin/true in a live sandbox       \(command_true.text)
+              python chunk 1+1 in a warm context        \(python_chunk.text)
+              10,000 chunks x += 1 in a row             \(String(format: "%.2f s (%.3f ms each)", python_increments_seconds, python_increments_seconds / 10))
               \(file_mb) MB upload into /work               \(String(format: "%8.0f MB/s", upload_mb_per_s))
               \(file_mb) MB download from /work             \(String(format: "%8.0f MB/s", download_mb_per_s))
               \(idle_sandboxes) idle sandboxes for 2 s: sealbox CPU \(String(format: "%.2f", idle_cpu_percent)) % of one core, RSS +\(String(format: "%.1f", idle_rss_growth_mb)) MB
@@ -114,6 +120,23 @@ public struct SandboxBench {
             if i >= warmup { commands.append(Clock.ms(since: began)) }
         }
 
+        // Chunks in a warm Python context.
+        let context = try LiveContext.start(in: jail, language: "python", id: "bench")
+        defer { context.close() }
+        var chunks: [Double] = []
+        for i in 0..<(warmup + count) {
+            let began = Clock.now
+            let r = try context.run("1+1", timeoutMs: 10_000)
+            guard r.value == "2" else { throw BenchFailure(message: "1+1 answered \(r.value ?? "nothing") \(r.error?.traceback ?? "")") }
+            if i >= warmup { chunks.append(Clock.ms(since: began)) }
+        }
+        _ = try context.run("x = 0", timeoutMs: 10_000)
+        let incrementsBegan = Clock.now
+        for _ in 0..<10_000 { _ = try context.run("x += 1", timeoutMs: 10_000) }
+        let increments = Clock.ms(since: incrementsBegan) / 1000
+        let x = try context.run("x", timeoutMs: 10_000).value
+        guard x == "10000" else { throw BenchFailure(message: "after 10,000 increments x is \(x ?? "nothing")") }
+
         // Files: a workspace with room for the file.
         var spec = JailSpec(command: [])
         spec.workspace = try Workspace(limitBytes: UInt64(fileMB + 16) << 20)
@@ -151,6 +174,7 @@ public struct SandboxBench {
 
         return Report(
             count: count, anchor_cold_run: Latency(anchor), create_from_pool: Latency(creates), command_true: Latency(commands),
+            python_chunk: Latency(chunks), python_increments_seconds: increments,
             file_mb: fileMB, upload_mb_per_s: upload, download_mb_per_s: download, idle_sandboxes: idle, idle_cpu_percent: cpu,
             idle_rss_growth_mb: rssAfter - rssBefore)
     }

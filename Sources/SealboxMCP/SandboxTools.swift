@@ -9,7 +9,7 @@ import SealboxServer
 /// gave; the caller sees its own sandboxes only (as over HTTP).
 enum SandboxTools {
     static func all(backend: any MCPBackend) -> [any MCPTool] {
-        [CreateSandboxTool(backend: backend), SandboxExecTool(backend: backend), SandboxWriteFileTool(backend: backend),
+        [CreateSandboxTool(backend: backend), SandboxExecTool(backend: backend), SandboxRunCodeTool(backend: backend), SandboxWriteFileTool(backend: backend),
          SandboxReadFileTool(backend: backend), SandboxListFilesTool(backend: backend), KillSandboxTool(backend: backend)]
     }
 
@@ -340,6 +340,84 @@ struct KillSandboxTool: MCPTool {
             let sandbox = try SandboxTools.sandbox(arguments, backend)
             backend.sandboxes.registry.end(sandbox, reason: "ended by kill_sandbox")
             return .success("sandbox \(sandbox.id) ended", structured: SandboxTools.encoded(sandbox.view(nowMs: SandboxRegistry.nowMs())))
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
+struct SandboxRunCodeTool: MCPTool {
+    let backend: any MCPBackend
+
+    var definition: MCPToolDefinition {
+        MCPToolDefinition(
+            name: "sandbox_run_code", title: "Run Python in a sandbox's live interpreter",
+            description: """
+                Runs a chunk of Python in a sandbox's code context: an interpreter kept between calls, so variables, imports and \
+                the working directory carry over (load a CSV in one call, describe it in the next). Answers the chunk's stdout, \
+                stderr, the value of its last expression, the traceback when it raised, and a PNG of each matplotlib figure left \
+                open. Without `context`, the sandbox's first context is used (made on first use). A chunk past timeout_ms is \
+                interrupted (KeyboardInterrupt) and the context lives on.
+                """,
+            inputSchema: MCPToolDefinition.schema("""
+                {"type": "object", "additionalProperties": false, "required": ["sandbox", "code"], "properties": {
+                  \(SandboxTools.sandboxProperty), "code": {"type": "string"},
+                  "context": {"type": "string", "description": "A context id; absent: the sandbox's first one."},
+                  "timeout_ms": {"type": "integer", "minimum": 1}}}
+                """),
+            outputSchema: MCPToolDefinition.schema("""
+                {"type": "object", "required": ["stdout", "stderr", "display", "duration_ms", "timed_out"],
+                 "properties": {"value": {"type": "string"}, "stdout": {"type": "string"}, "stderr": {"type": "string"},
+                                "error": {"type": "object"}, "display": {"type": "array"}, "duration_ms": {"type": "number"},
+                                "timed_out": {"type": "boolean"}, "context": {"type": "string"}}}
+                """),
+            annotations: ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": false])
+    }
+
+    func call(_ arguments: MCPArguments, context: MCPCallContext) async -> MCPToolResult {
+        do throws(MCPToolFailure) {
+            let sandbox = try SandboxTools.sandbox(arguments, backend)
+            let code: String, contextID: String?, timeout: Int?
+            do throws(MCPToolInputError) {
+                try arguments.checkNames(["sandbox", "code", "context", "timeout_ms"])
+                guard let given = try arguments.string("code", maxBytes: SandboxChunkRequest.maximumCodeBytes) else {
+                    throw MCPToolInputError(field: "code", message: "code is required")
+                }
+                code = given
+                contextID = try arguments.string("context", maxBytes: 64)
+                timeout = try arguments.integer("timeout_ms", in: 1...Int(Int32.max))
+            } catch {
+                throw MCPToolFailure(text: "invalid arguments: " + error.message)
+            }
+            let service = backend.sandboxes
+            do throws(APIError) {
+                let live: LiveContext
+                if let contextID {
+                    live = try sandbox.context(contextID)
+                } else if let first = sandbox.contexts.first(where: { $0.endReason == nil }) {
+                    live = first
+                } else {
+                    live = try await service.startContext(nil, in: sandbox)
+                }
+                var wire = SandboxChunkRequest.Wire(code: code)
+                wire.timeout_ms = timeout.map(Int64.init)
+                let result = try await service.runChunk(wire, in: live, of: sandbox, caller: backend.sandboxCaller)
+                var structured = SandboxTools.encoded(result)
+                if case .object(var members) = structured {
+                    members.append((key: "context", value: .string(live.id)))
+                    structured = .object(members)
+                }
+                var text: [String] = []
+                if !result.stdout.isEmpty { text.append(result.stdout) }
+                if !result.stderr.isEmpty { text.append("stderr:\n" + result.stderr) }
+                if let value = result.value { text.append(value) }
+                if let error = result.error { text.append(error.traceback) }
+                if !result.display.isEmpty { text.append("(\(result.display.count) figure(s) as PNG in the structured result)") }
+                if result.timedOut { text.append("(interrupted: past its timeout)") }
+                return .success(text.isEmpty ? "(no output)" : text.joined(separator: "\n"), structured: structured)
+            } catch {
+                throw MCPToolFailure(error)
+            }
         } catch {
             return .failure(error)
         }

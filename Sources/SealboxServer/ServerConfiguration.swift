@@ -68,8 +68,10 @@ public struct SandboxLimits: Sendable, Equatable {
     public var maxIdleTimeoutMs: Int64 = 3_600_000
     /// Ended this long after it was made, busy or not.
     public var maxLifetimeMs: Int64 = 86_400_000
-    /// Commands running at once in one sandbox; past it, 429.
+    /// Commands running at once in one sandbox (its code contexts included); past it, 429.
     public var maxCommandsPerSandbox: Int = 16
+    /// Code contexts kept at once in one sandbox; past it, 429.
+    public var maxContextsPerSandbox: Int = 8
     /// Ended sandboxes still answered (with why they ended), newest first.
     public var endedKept: Int = 256
 

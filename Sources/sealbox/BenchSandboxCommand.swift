@@ -13,6 +13,7 @@ struct BenchSandboxCommand: ParsableCommand {
 
               create    a sandbox from a warm pool of one (refilled between samples)
               command   /bin/true in one live sandbox
+              chunk     1+1 in a warm Python context; then 10,000 chunks x += 1, checked
               files     an upload of --file-mb MB into /work and its download, in MB/s
               idle      --idle sandboxes left alone for 2 s: this process's CPU and memory
 

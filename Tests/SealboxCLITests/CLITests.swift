@@ -231,7 +231,8 @@ struct BenchCLITests {
         #expect(out.status == 0, "\(out.stderr)")
         let json = try out.json()
         #expect(json["count"] as? Int == 10 && json["file_mb"] as? Int == 2 && json["idle_sandboxes"] as? Int == 3)
-        for key in ["anchor_cold_run", "create_from_pool", "command_true"] {
+        #expect((json["python_increments_seconds"] as? Double ?? 0) > 0)
+        for key in ["anchor_cold_run", "create_from_pool", "command_true", "python_chunk"] {
             let latency = try #require(json[key] as? [String: Double], "\(key)")
             let p50 = try #require(latency["p50_ms"]), p99 = try #require(latency["p99_ms"]), max = try #require(latency["max_ms"])
             #expect(p50 > 0 && p50 <= p99 && p99 <= max, "\(key): \(latency)")

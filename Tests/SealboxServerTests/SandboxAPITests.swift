@@ -184,4 +184,41 @@ struct SandboxAPITests {
             #expect(service.api.sandboxes.liveCount == 0)
         }
     }
+
+    @Test("code contexts over HTTP: a DataFrame-style session of chunks, a traceback, a timeout, an ended context")
+    func contexts() async throws {
+        let service = try Self.service()
+        try await Application(router: service.api.router()).test(.live) { client in
+            let id = try #require(try await client.call(.post, "/v1/sandboxes", key: service.a).object()["id"] as? String)
+            _ = try await Self.raw(client, .put, "/v1/sandboxes/\(id)/files/data.csv", key: service.a, bytes: Array("a,b\n1,2\n3,4\n".utf8))
+            let made = try await client.call(.post, "/v1/sandboxes/\(id)/contexts", key: service.a, body: #"{"language":"python"}"#)
+            #expect(made.status == .created, "\(made.text)")
+            let ctx = try #require(try made.object()["id"] as? String)
+            let load = try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(ctx)/code", key: service.a,
+                                             body: #"{"code":"import csv\nrows = list(csv.reader(open('data.csv')))\nprint(len(rows))"}"#)
+            #expect(try load.status == .ok && load.object()["stdout"] as? String == "3\n", "\(load.text)")
+            let sum = try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(ctx)/code", key: service.a,
+                                            body: #"{"code":"sum(int(r[0]) for r in rows[1:])"}"#)
+            #expect(try sum.object()["value"] as? String == "4", "\(sum.text)")
+            let raised = try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(ctx)/code", key: service.a, body: #"{"code":"rows[10]"}"#)
+            #expect(try (raised.object()["error"] as? [String: Any])?["name"] as? String == "IndexError", "\(raised.text)")
+            let slow = try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(ctx)/code", key: service.a,
+                                             body: #"{"code":"while True: pass","timeout_ms":300}"#)
+            #expect(try slow.object()["timed_out"] as? Bool == true, "\(slow.text)")
+            #expect(try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(ctx)/code", key: service.a, body: #"{"code":"len(rows)"}"#)
+                .object()["value"] as? String == "3", "the context survived the timeout")
+            let listed = try await client.call(.get, "/v1/sandboxes/\(id)/contexts", key: service.a)
+            #expect(try (listed.object()["contexts"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [ctx])
+            _ = try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(ctx)/code", key: service.a, body: #"{"code":"import os; os._exit(7)"}"#)
+            let ended = try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(ctx)/code", key: service.a, body: #"{"code":"1"}"#)
+            #expect(try ended.status == .conflict && ended.errorCode() == "context_ended", "\(ended.text)")
+            #expect(ended.text.contains("exited with code 7"), "\(ended.text)")
+            #expect(try await client.call(.delete, "/v1/sandboxes/\(id)/contexts/\(ctx)", key: service.a).status == .noContent)
+            #expect(try await client.call(.post, "/v1/sandboxes/\(id)/contexts", key: service.b).status == .notFound, "another tenant's sandbox")
+            for body in [#"{"language":"cobol"}"#, #"{"cwd":"/etc"}"#, #"{"language":"python","extra":1}"#] {
+                #expect(try await client.call(.post, "/v1/sandboxes/\(id)/contexts", key: service.a, body: body).status == .badRequest, "\(body)")
+            }
+            service.api.sandboxes.shutdown(reason: "test over")
+        }
+    }
 }

@@ -20,6 +20,7 @@ public final class Sandbox: Sendable {
     public let jail: LiveJail
 
     private struct State {
+        var contexts: [String: LiveContext] = [:]
         var lastActiveMs: Int64
         /// Commands and file transfers in flight: a sandbox is idle only when there are none.
         var busy = 0
@@ -76,6 +77,33 @@ public final class Sandbox: Sendable {
         }
     }
 
+    /// Its code contexts, oldest first.
+    public var contexts: [LiveContext] { state.withLock { Array($0.contexts.values) }.sorted { $0.id < $1.id } }
+
+    /// Context `id`, or 404.
+    public func context(_ id: String) throws(APIError) -> LiveContext {
+        guard let context = state.withLock({ $0.contexts[id] }) else {
+            throw APIError.notFound("sandbox \(self.id) has no context \(Printable.text(id, limit: 64))")
+        }
+        return context
+    }
+
+    /// Keeps `context`, unless it already holds `maximum`.
+    func add(_ context: LiveContext, maximum: Int) -> Bool {
+        state.withLock { state in
+            guard state.contexts.count < maximum, state.endReason == nil else { return false }
+            state.contexts[context.id] = context
+            return true
+        }
+    }
+
+    /// Forgets and closes context `id`.
+    public func removeContext(_ id: String) throws(APIError) {
+        let context = try context(id)
+        state.withLock { _ = $0.contexts.removeValue(forKey: id) }
+        context.close()
+    }
+
     /// Why it should end at `nowMs`, if it should.
     func expiry(nowMs: Int64) -> String? {
         state.withLock { state in
@@ -105,7 +133,10 @@ public final class Sandbox: Sendable {
             state.endedAtMs = SandboxRegistry.nowMs()
             return true
         }
-        if first { jail.end() }
+        if first {
+            jail.end()
+            for context in state.withLock({ Array($0.contexts.values) }) { context.close() }
+        }
         return first
     }
 

@@ -111,3 +111,33 @@ public struct SandboxCommandRequest: Sendable {
             command: argv, environment: environment, workingDirectory: cwd, stdin: stdin, timeoutMs: Int(timeout), outputBytes: Int(output)))
     }
 }
+
+/// `POST /v1/sandboxes/{id}/contexts`: `{"language": "python", "cwd": "/work", "env": {}}`.
+public enum SandboxContextRequest {
+    public struct Wire: Decodable, Sendable {
+        var language: String?
+        var cwd: String?
+        var env: [String: String]?
+
+        init() {}
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case language, cwd, env }
+    }
+}
+
+/// `POST /v1/sandboxes/{id}/contexts/{ctx}/code`: `{"code": "df.describe()", "timeout_ms": 30000}`.
+public enum SandboxChunkRequest {
+    /// The most code one chunk may hold.
+    public static let maximumCodeBytes = 4 << 20
+
+    public struct Wire: Decodable, Sendable {
+        public var code: String?
+        public var timeout_ms: Int64?
+
+        public init(code: String?) {
+            self.code = code
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case code, timeout_ms }
+    }
+}

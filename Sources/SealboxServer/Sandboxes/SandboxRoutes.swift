@@ -23,6 +23,9 @@ import SealboxRuntime
 ///   GET    /v1/sandboxes/{id}/files?dir=PATH    lists a directory, paged (?after=NAME&limit=N)
 ///   GET    /v1/sandboxes/{id}/stat/{path}       what is at /work/{path}
 ///   PUT    /v1/sandboxes/{id}/directories/{path} makes a directory (and its parents)
+///   POST   /v1/sandboxes/{id}/contexts          a code context (a Python interpreter kept between chunks)
+///   GET    /v1/sandboxes/{id}/contexts          its contexts; DELETE …/contexts/{ctx} ends one
+///   POST   /v1/sandboxes/{id}/contexts/{ctx}/code  runs a chunk: output, value, traceback, PNGs
 ///
 /// Another tenant's sandbox is a 404 like a missing one; an ended one answers 410 with why it
 /// ended (GET still shows it for a while).
@@ -56,6 +59,34 @@ extension SealboxAPI {
             let sandbox = try self.sandboxes.sandbox(context.parameters.require("id"), visibleTo: context.requireIdentity())
             let path = try Self.filePath(context)
             return try await sandbox.using { try Self.json(.ok, try Self.fileCall { () throws(LiveFileError) in try sandbox.jail.files.stat(path) }) }
+        }
+        router.post("v1/sandboxes/:id/contexts") { request, context in
+            let sandbox = try self.sandboxes.sandbox(context.parameters.require("id"), visibleTo: context.requireIdentity())
+            let wire = try await StrictBody.decode(SandboxContextRequest.Wire.self, request, limit: Self.sandboxBodyLimit, emptyAllowed: true)
+            let made = try await self.sandboxService.startContext(wire, in: sandbox)
+            var response = try Self.json(.created, ContextView(made))
+            response.headers[.location] = "/v1/sandboxes/\(sandbox.id)/contexts/\(made.id)"
+            return response
+        }
+        router.get("v1/sandboxes/:id/contexts") { _, context in
+            let sandbox = try self.sandboxes.sandbox(context.parameters.require("id"), visibleTo: context.requireIdentity())
+            struct Page: Encodable { var contexts: [ContextView] }
+            return try Self.json(.ok, Page(contexts: sandbox.contexts.map(ContextView.init)))
+        }
+        router.delete("v1/sandboxes/:id/contexts/:ctx") { _, context in
+            let sandbox = try self.sandboxes.sandbox(context.parameters.require("id"), visibleTo: context.requireIdentity())
+            try sandbox.removeContext(context.parameters.require("ctx"))
+            return Response(status: .noContent)
+        }
+        router.post("v1/sandboxes/:id/contexts/:ctx/code") { request, context in
+            let identity = try context.requireIdentity()
+            let sandbox = try self.sandboxes.sandbox(context.parameters.require("id"), visibleTo: identity)
+            let live = try sandbox.context(context.parameters.require("ctx"))
+            guard let wire = try await StrictBody.decode(SandboxChunkRequest.Wire.self, request, limit: SandboxChunkRequest.maximumCodeBytes + 4096,
+                                                         emptyAllowed: false) else {
+                throw APIError.badRequest("the body must be a JSON object with code")
+            }
+            return try Self.json(.ok, try await self.sandboxService.runChunk(wire, in: live, of: sandbox, caller: self.caller(identity)))
         }
         router.put("v1/sandboxes/:id/directories/**") { _, context in
             let sandbox = try self.sandboxes.sandbox(context.parameters.require("id"), visibleTo: context.requireIdentity())
@@ -274,5 +305,26 @@ final class OpenFile: Sendable {
         }
         if let failure { throw APIError(.internalServerError, "io", "read failed: \(ErrnoName.describe(failure))") }
         return buffer
+    }
+}
+
+/// A code context as the API shows it.
+struct ContextView: Encodable {
+    var id: String
+    var language: String
+    /// running or ended.
+    var state: String
+    var endReason: String?
+
+    init(_ context: LiveContext) {
+        id = context.id
+        language = context.language
+        endReason = context.endReason
+        state = endReason == nil ? "running" : "ended"
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, language, state
+        case endReason = "end_reason"
     }
 }

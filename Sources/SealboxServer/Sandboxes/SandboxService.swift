@@ -80,6 +80,72 @@ public struct SandboxService: Sendable {
         return { Task { await admission.release(tenant: tenant) } }
     }
 
+    /// Starts a code context in `sandbox` as `wire` asks (400 naming the field, 429 past the
+    /// sandbox's maximum of contexts or commands).
+    public func startContext(_ wire: SandboxContextRequest.Wire?, in sandbox: Sandbox) async throws(APIError) -> LiveContext {
+        let wire = wire ?? SandboxContextRequest.Wire()
+        let language = wire.language ?? "python"
+        guard LiveContext.languages.contains(language) else {
+            throw APIError.badRequest("language must be one of \(LiveContext.languages.joined(separator: ", "))", field: "language")
+        }
+        let cwd = wire.cwd ?? "/work"
+        guard LiveJail.isWorkPath(cwd) else {
+            throw APIError.badRequest("cwd must be /work or a directory below it, without empty, . or .. parts", field: "cwd")
+        }
+        let environment = try RunRequest.environment(wire.env ?? [:])
+        guard !sandbox.jail.isPaused else {
+            throw APIError(.conflict, "sandbox_paused", "sandbox \(sandbox.id) is paused: resume it first")
+        }
+        guard sandbox.contexts.count < registry.limits.maxContextsPerSandbox,
+              sandbox.jail.runningCommands < registry.limits.maxCommandsPerSandbox else {
+            throw APIError(.tooManyRequests, "busy", "sandbox \(sandbox.id) keeps \(registry.limits.maxContextsPerSandbox) contexts (or runs \(registry.limits.maxCommandsPerSandbox) commands) already; delete one first", retryAfter: 1)
+        }
+        let id = "ctx-" + RandomID.hex64(prefix: "")
+        let jail = sandbox.jail
+        let started: Result<LiveContext, JailError> = await onOwnThread("sealbox-context") {
+            Result { () throws(JailError) in try LiveContext.start(in: jail, language: language, id: id, environment: environment, workingDirectory: cwd) }
+        }
+        let context: LiveContext
+        switch started {
+        case .success(let made): context = made
+        case .failure(let error):
+            if let reason = sandbox.endReason { throw APIError(.gone, "sandbox_ended", "sandbox \(sandbox.id) has ended: \(reason)") }
+            throw safe(APIError(error.code == .invalidSpec ? .badRequest : .internalServerError, error.code == .invalidSpec ? "bad_request" : "jail_setup", error.message))
+        }
+        guard sandbox.add(context, maximum: registry.limits.maxContextsPerSandbox) else {
+            context.close()
+            throw APIError(.tooManyRequests, "busy", "sandbox \(sandbox.id) keeps \(registry.limits.maxContextsPerSandbox) contexts already", retryAfter: 1)
+        }
+        return context
+    }
+
+    /// Runs one chunk of `wire.code` in `context` (a run slot taken meanwhile): 409 when the
+    /// sandbox is paused or the context has ended (the reason says why).
+    public func runChunk(_ wire: SandboxChunkRequest.Wire, in context: LiveContext, of sandbox: Sandbox, caller: RunCaller) async throws(APIError) -> ContextChunkResult {
+        guard let code = wire.code else { throw APIError.badRequest("code is required", field: "code") }
+        let timeout = wire.timeout_ms ?? Int64(sandbox.limits.timeoutMs)
+        guard timeout >= 1, timeout <= Int64(maxLimits.timeoutMs) else {
+            throw APIError.badRequest("timeout_ms must be between 1 and \(maxLimits.timeoutMs)", field: "timeout_ms")
+        }
+        guard !sandbox.jail.isPaused else {
+            throw APIError(.conflict, "sandbox_paused", "sandbox \(sandbox.id) is paused: resume it first")
+        }
+        _ = try await runs.admit(caller, whenGone: nil)
+        let admission = runs.admission
+        defer { Task { await admission.release(tenant: caller.slotTenant) } }
+        let outcome: Result<ContextChunkResult, JailError> = await sandbox.using {
+            await onOwnThread("sealbox-chunk") {
+                Result { () throws(JailError) in try context.run(code, timeoutMs: Int(timeout)) }
+            }
+        }
+        switch outcome {
+        case .success(let result): return result
+        case .failure(let error):
+            if let reason = sandbox.endReason { throw APIError(.gone, "sandbox_ended", "sandbox \(sandbox.id) has ended: \(reason)") }
+            throw safe(APIError(.conflict, "context_ended", "context \(context.id): \(error.message); start another (POST /v1/sandboxes/\(sandbox.id)/contexts)"))
+        }
+    }
+
     /// Runs `command` in `sandbox` (busy meanwhile); its failure as the API answers it.
     public func execute(_ command: LiveCommand, in sandbox: Sandbox, output: OutputObserver?) async -> Result<JailResult, APIError> {
         let outcome: Result<JailResult, JailError> = await sandbox.using {
