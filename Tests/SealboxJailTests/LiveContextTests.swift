@@ -65,4 +65,43 @@ struct LiveContextTests {
         #expect(jail.runningCommands == 0, "its place is free")
         #expect(throws: JailError.self) { _ = try LiveContext.start(in: jail, language: "cobol", id: "c5") }
     }
+
+    /// This host has no matplotlib: a stand-in `matplotlib.pyplot` in /work (the same calls:
+    /// get_fignums, figure(n).savefig(buffer, format="png"), close("all")) drives the
+    /// driver's figure path, so the chunk's PNGs, their order and the closing are checked.
+    @Test("figures left open by a chunk come back as PNGs, once")
+    func figures() async throws {
+        let stub = """
+            import sys, types
+            _open = {}
+            class _Figure:
+                def __init__(self, n): self.n = n
+                def savefig(self, buffer, format):
+                    assert format == "png"
+                    buffer.write(b"\\x89PNG-figure-%d" % self.n)
+            def figure(n=None):
+                n = n or len(_open) + 1
+                _open[n] = _Figure(n)
+                return _open[n]
+            def get_fignums(): return sorted(_open)
+            def close(which): _open.clear()
+            """
+        var spec = JailSpec(command: [])
+        spec.files = [SeedFile(name: "pyplot_stub.py", contents: Array(stub.utf8))]
+        let jail = try Fixture.jail().startLiveJail(spec)
+        defer { jail.end() }
+        let context = try LiveContext.start(in: jail, language: "python", id: "c6")
+        defer { context.close() }
+        let drew = try await Self.run(context, """
+            import sys, types, pyplot_stub
+            sys.modules["matplotlib"] = types.ModuleType("matplotlib")
+            sys.modules["matplotlib.pyplot"] = pyplot_stub
+            pyplot_stub.figure(); pyplot_stub.figure()
+            """)
+        #expect(drew.error == nil, "\(drew)")
+        #expect(drew.display.map(\.mime) == ["image/png", "image/png"])
+        let decoded = drew.display.compactMap { Data(base64Encoded: $0.data).map { [UInt8]($0) } }
+        #expect(decoded == [[0x89] + Array("PNG-figure-1".utf8), [0x89] + Array("PNG-figure-2".utf8)], "\(decoded)")
+        #expect(try await Self.run(context, "1").display.isEmpty, "closed after they were sent")
+    }
 }
