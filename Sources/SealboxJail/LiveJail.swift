@@ -115,7 +115,7 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
     public var runningCommands: Int { state.withLock { $0.running } }
 
     /// Its cgroup's name (the same in every hierarchy).
-    var cgroupName: String { jail.cgroup.name }
+    public var cgroupName: String { jail.cgroup.name }
 
     /// The jail's cgroup usage now (memory, CPU, limit events of everything in it).
     public func usage() -> CgroupUsage { jail.cgroup.usage() }
