@@ -102,7 +102,7 @@ public final class LiveUpload: @unchecked Sendable {
     deinit { abort() }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws(LiveFileError) {
-        try LiveFiles.writeAll(fd, bytes.bindMemory(to: UInt8.self), path: path)
+        try LiveFiles.writeAll(fd, bytes, path: path)
         bytesWritten += UInt64(bytes.count)
     }
 
@@ -196,34 +196,13 @@ public struct LiveFiles: Sendable {
         try write(path, mode: mode) { fd throws(LiveFileError) in try Self.writeAll(fd, bytes, path: path) }
     }
 
-    /// Writes all of `bytes` to `fd`; a full workspace is `noSpace`.
-    public static func writeAll(_ fd: Int32, _ bytes: some Collection<UInt8>, path: String) throws(LiveFileError) {
-        let failure: Int32? = bytes.withContiguousStorageIfAvailable { buffer -> Int32? in
-            var offset = 0
-            while offset < buffer.count {
-                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                offset += n
-            }
-            return nil
-        } ?? Self.writeAllCopy(fd, Array(bytes))
-        if let failure { throw LiveFileError.from(errno: failure, "write", path) }
+    /// Writes all of `bytes` to `fd` (`Workspace.writeAll`); a full workspace is `noSpace`.
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(LiveFileError) {
+        guard Workspace.writeAll(fd, bytes) else { throw LiveFileError.from(errno: errno, "write", path) }
     }
 
-    private static func writeAllCopy(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            offset += n
-        }
-        return nil
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(LiveFileError) {
+        guard bytes.withUnsafeBytes({ Workspace.writeAll(fd, $0) }) else { throw LiveFileError.from(errno: errno, "write", path) }
     }
 
     /// What is at `path` (a symlink as itself, never followed).

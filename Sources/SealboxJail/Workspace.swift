@@ -83,8 +83,8 @@ public final class Workspace: @unchecked Sendable {
     }
 
     /// write(2) until all of `bytes` is written, retrying EINTR and short writes; false with
-    /// errno set on failure.
-    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    /// errno set on failure. (Also `LiveFiles`' uploads.)
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
         var written = 0
         while written < bytes.count {
             let n = Interrupted.retry { write(fd, bytes.baseAddress! + written, bytes.count - written) }

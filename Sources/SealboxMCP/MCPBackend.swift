@@ -18,6 +18,11 @@ extension MCPToolFailure {
         self.init(code: error.code, field: error.field, message: error.message)
     }
 
+    /// Arguments the tool refused: "invalid arguments: …", as every tool says it.
+    init(_ error: MCPToolInputError) {
+        text = "invalid arguments: " + error.message
+    }
+
     init(code: String, field: String?, message: String) {
         text = "\(code)\(field.map { " (\($0))" } ?? ""): \(message)"
     }

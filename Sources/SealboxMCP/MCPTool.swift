@@ -52,7 +52,7 @@ struct MCPToolResult: Sendable {
     }
 
     static func failure(_ error: MCPToolInputError) -> MCPToolResult {
-        failure("invalid arguments: " + error.message)
+        failure(MCPToolFailure(error))
     }
 
     static func failure(_ error: MCPToolFailure) -> MCPToolResult {

@@ -22,7 +22,7 @@ enum SandboxTools {
             }
             id = given
         } catch {
-            throw MCPToolFailure(text: "invalid arguments: " + error.message)
+            throw MCPToolFailure(error)
         }
         do throws(APIError) {
             return try backend.sandboxes.registry.sandbox(id, visibleTo: backend.sandboxIdentity)
@@ -192,7 +192,7 @@ struct SandboxWriteFileTool: MCPTool {
                 default: throw MCPToolInputError(field: "executable", message: "executable must be true or false")
                 }
             } catch {
-                throw MCPToolFailure(text: "invalid arguments: " + error.message)
+                throw MCPToolFailure(error)
             }
             let done = sandbox.beginUse()
             defer { done() }
@@ -238,7 +238,7 @@ struct SandboxReadFileTool: MCPTool {
                 path = given
                 limit = try arguments.integer("max_bytes", in: 1...Self.maximumBytes) ?? Self.maximumBytes
             } catch {
-                throw MCPToolFailure(text: "invalid arguments: " + error.message)
+                throw MCPToolFailure(error)
             }
             let (fd, size) = try SandboxTools.files { () throws(LiveFileError) in try sandbox.jail.files.openForReading(path) }
             defer { close(fd) }
@@ -299,7 +299,7 @@ struct SandboxListFilesTool: MCPTool {
                 after = try arguments.string("after", maxBytes: 4096)
                 limit = try arguments.integer("limit", in: 1...LiveFiles.maximumPageSize) ?? 200
             } catch {
-                throw MCPToolFailure(text: "invalid arguments: " + error.message)
+                throw MCPToolFailure(error)
             }
             let page = try SandboxTools.files { () throws(LiveFileError) in try sandbox.jail.files.list(dir, after: after, limit: limit) }
             struct Page: Encodable {
@@ -335,7 +335,7 @@ struct KillSandboxTool: MCPTool {
             do throws(MCPToolInputError) {
                 try arguments.checkNames(["sandbox"])
             } catch {
-                throw MCPToolFailure(text: "invalid arguments: " + error.message)
+                throw MCPToolFailure(error)
             }
             let sandbox = try SandboxTools.sandbox(arguments, backend)
             backend.sandboxes.registry.end(sandbox, reason: "ended by kill_sandbox")
@@ -387,7 +387,7 @@ struct SandboxRunCodeTool: MCPTool {
                 contextID = try arguments.string("context", maxBytes: 64)
                 timeout = try arguments.integer("timeout_ms", in: 1...Int(Int32.max))
             } catch {
-                throw MCPToolFailure(text: "invalid arguments: " + error.message)
+                throw MCPToolFailure(error)
             }
             let service = backend.sandboxes
             do throws(APIError) {

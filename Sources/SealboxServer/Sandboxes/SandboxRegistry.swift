@@ -46,6 +46,16 @@ public final class Sandbox: Sendable {
     /// nil while it lives.
     public var endReason: String? { state.withLock { $0.endReason } }
 
+    /// 410 naming why it ended, once it has.
+    public var endedError: APIError? {
+        endReason.map { APIError(.gone, "sandbox_ended", "sandbox \(id) has ended: \($0)") }
+    }
+
+    /// 409: it is paused.
+    public var pausedError: APIError {
+        APIError(.conflict, "sandbox_paused", "sandbox \(id) is paused: resume it first")
+    }
+
     /// Marks it in use for the length of `body` (the idle clock restarts when it ends).
     public func using<T>(_ body: () async throws -> T) async rethrows -> T {
         state.withLock { $0.busy += 1 }
@@ -262,9 +272,7 @@ public final class SandboxRegistry: Sendable {
         guard let found, identity.canSee(ownedBy: found.tenant) else {
             throw APIError.notFound("no sandbox \(Printable.text(id, limit: 64))")
         }
-        if !includingEnded, let reason = found.endReason {
-            throw APIError(.gone, "sandbox_ended", "sandbox \(id) has ended: \(reason)")
-        }
+        if !includingEnded, let ended = found.endedError { throw ended }
         return found
     }
 

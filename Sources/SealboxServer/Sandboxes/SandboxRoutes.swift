@@ -131,7 +131,7 @@ extension SealboxAPI {
         do throws(JailError) {
             try sandbox.jail.setPaused(paused)
         } catch {
-            if let reason = sandbox.endReason { throw APIError(.gone, "sandbox_ended", "sandbox \(id) has ended: \(reason)") }
+            if let ended = sandbox.endedError { throw ended }
             throw tenantSafe(APIError(.conflict, "cannot_pause", "sandbox \(id) cannot be \(paused ? "paused" : "resumed") on this host: \(error.message)"))
         }
         sandbox.touch()

@@ -69,7 +69,7 @@ public struct SandboxService: Sendable {
     /// of the run slot, to call once the command ended.
     public func admit(in sandbox: Sandbox, caller: RunCaller) async throws(APIError) -> @Sendable () -> Void {
         guard !sandbox.jail.isPaused else {
-            throw APIError(.conflict, "sandbox_paused", "sandbox \(sandbox.id) is paused: resume it first")
+            throw sandbox.pausedError
         }
         guard sandbox.jail.runningCommands < registry.limits.maxCommandsPerSandbox else {
             throw APIError(.tooManyRequests, "busy", "sandbox \(sandbox.id) runs \(registry.limits.maxCommandsPerSandbox) commands already, the most at once; retry when one ended", retryAfter: 1)
@@ -94,7 +94,7 @@ public struct SandboxService: Sendable {
         }
         let environment = try RunRequest.environment(wire.env ?? [:])
         guard !sandbox.jail.isPaused else {
-            throw APIError(.conflict, "sandbox_paused", "sandbox \(sandbox.id) is paused: resume it first")
+            throw sandbox.pausedError
         }
         guard sandbox.contexts.count < registry.limits.maxContextsPerSandbox,
               sandbox.jail.runningCommands < registry.limits.maxCommandsPerSandbox else {
@@ -109,7 +109,7 @@ public struct SandboxService: Sendable {
         switch started {
         case .success(let made): context = made
         case .failure(let error):
-            if let reason = sandbox.endReason { throw APIError(.gone, "sandbox_ended", "sandbox \(sandbox.id) has ended: \(reason)") }
+            if let ended = sandbox.endedError { throw ended }
             throw safe(APIError(error.code == .invalidSpec ? .badRequest : .internalServerError, error.code == .invalidSpec ? "bad_request" : "jail_setup", error.message))
         }
         guard sandbox.add(context, maximum: registry.limits.maxContextsPerSandbox) else {
@@ -128,7 +128,7 @@ public struct SandboxService: Sendable {
             throw APIError.badRequest("timeout_ms must be between 1 and \(maxLimits.timeoutMs)", field: "timeout_ms")
         }
         guard !sandbox.jail.isPaused else {
-            throw APIError(.conflict, "sandbox_paused", "sandbox \(sandbox.id) is paused: resume it first")
+            throw sandbox.pausedError
         }
         _ = try await runs.admit(caller, whenGone: nil)
         let admission = runs.admission
@@ -141,7 +141,7 @@ public struct SandboxService: Sendable {
         switch outcome {
         case .success(let result): return result
         case .failure(let error):
-            if let reason = sandbox.endReason { throw APIError(.gone, "sandbox_ended", "sandbox \(sandbox.id) has ended: \(reason)") }
+            if let ended = sandbox.endedError { throw ended }
             throw safe(APIError(.conflict, "context_ended", "context \(context.id): \(error.message); start another (POST /v1/sandboxes/\(sandbox.id)/contexts)"))
         }
     }
@@ -156,8 +156,8 @@ public struct SandboxService: Sendable {
             }
         }
         return outcome.mapError { error in
-            if let reason = sandbox.endReason { return APIError(.gone, "sandbox_ended", "sandbox \(sandbox.id) has ended: \(reason)") }
-            if sandbox.jail.isPaused { return APIError(.conflict, "sandbox_paused", "sandbox \(sandbox.id) is paused: resume it first") }
+            if let ended = sandbox.endedError { return ended }
+            if sandbox.jail.isPaused { return sandbox.pausedError }
             if error.code == .invalidSpec { return APIError.badRequest(error.message, field: "command") }
             return safe(APIError(.internalServerError, "jail_setup", error.description))
         }
