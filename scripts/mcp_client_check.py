@@ -198,6 +198,11 @@ async def sdk_checks(sealbox, state_dir, tools_file):
             check(not chunk.is_error and chunk.structured_content.get("error") is None, "sandbox_run_code: a chunk runs", text_of(chunk))
             chunk = await call(session, "sandbox_run_code", {"sandbox": box, "code": "len(rows)"})
             check(chunk.structured_content.get("value") == "2", "sandbox_run_code: variables carry over between calls", chunk.structured_content)
+            chunk = await call(session, "sandbox_run_code", {"sandbox": box, "language": "node", "code": "let seen = 20; seen + 1"})
+            check(chunk.structured_content.get("value") == "21", "sandbox_run_code: a node context beside the python one", chunk.structured_content)
+            chunk = await call(session, "sandbox_run_code", {"sandbox": box, "language": "bash", "code": "cd src && ls; exit_status=3; (exit $exit_status)"})
+            check(chunk.structured_content.get("stdout") == "data.csv\n" and chunk.structured_content.get("exit_code") == 3,
+                  "sandbox_run_code: a bash context answers its output and exit code", chunk.structured_content)
             ended = await call(session, "kill_sandbox", {"sandbox": box})
             check(not ended.is_error and ended.structured_content["state"] == "ended", "kill_sandbox: ended", text_of(ended))
             gone = await call(session, "sandbox_exec", {"sandbox": box, "shell": "true"})

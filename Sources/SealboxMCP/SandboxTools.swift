@@ -353,22 +353,25 @@ struct SandboxRunCodeTool: MCPTool {
         MCPToolDefinition(
             name: "sandbox_run_code", title: "Run Python in a sandbox's live interpreter",
             description: """
-                Runs a chunk of Python in a sandbox's code context: an interpreter kept between calls, so variables, imports and \
-                the working directory carry over (load a CSV in one call, describe it in the next). Answers the chunk's stdout, \
-                stderr, the value of its last expression, the traceback when it raised, and a PNG of each matplotlib figure left \
-                open. Without `context`, the sandbox's first context is used (made on first use). A chunk past timeout_ms is \
-                interrupted (KeyboardInterrupt) and the context lives on.
+                Runs a chunk of code in a sandbox's code context: an interpreter kept between calls (python, node, or bash as a \
+                persistent shell), so variables, imports and the working directory carry over (load a CSV in one call, describe \
+                it in the next). Answers the chunk's stdout, stderr, the value of its last expression, the traceback when it \
+                raised (a shell: its exit_code), and a PNG of each matplotlib figure left open. Without `context`, the sandbox's \
+                first context of `language` (default python) is used, made on first use. A chunk past timeout_ms is interrupted \
+                (KeyboardInterrupt, SIGINT) and the context lives on.
                 """,
             inputSchema: MCPToolDefinition.schema("""
                 {"type": "object", "additionalProperties": false, "required": ["sandbox", "code"], "properties": {
                   \(SandboxTools.sandboxProperty), "code": {"type": "string"},
-                  "context": {"type": "string", "description": "A context id; absent: the sandbox's first one."},
+                  "context": {"type": "string", "description": "A context id; absent: the sandbox's first one of `language`."},
+                  "language": {"type": "string", "enum": ["python", "node", "bash"], "description": "Without `context`: which interpreter (default python)."},
                   "timeout_ms": {"type": "integer", "minimum": 1}}}
                 """),
             outputSchema: MCPToolDefinition.schema("""
                 {"type": "object", "required": ["stdout", "stderr", "display", "duration_ms", "timed_out"],
                  "properties": {"value": {"type": "string"}, "stdout": {"type": "string"}, "stderr": {"type": "string"},
-                                "error": {"type": "object"}, "display": {"type": "array"}, "duration_ms": {"type": "number"},
+                                "error": {"type": "object"}, "display": {"type": "array"}, "exit_code": {"type": "integer"},
+                                "duration_ms": {"type": "number"},
                                 "timed_out": {"type": "boolean"}, "context": {"type": "string"}}}
                 """),
             annotations: ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": false])
@@ -377,14 +380,18 @@ struct SandboxRunCodeTool: MCPTool {
     func call(_ arguments: MCPArguments, context: MCPCallContext) async -> MCPToolResult {
         do throws(MCPToolFailure) {
             let sandbox = try SandboxTools.sandbox(arguments, backend)
-            let code: String, contextID: String?, timeout: Int?
+            let code: String, contextID: String?, language: String, timeout: Int?
             do throws(MCPToolInputError) {
-                try arguments.checkNames(["sandbox", "code", "context", "timeout_ms"])
+                try arguments.checkNames(["sandbox", "code", "context", "language", "timeout_ms"])
                 guard let given = try arguments.string("code", maxBytes: SandboxChunkRequest.maximumCodeBytes) else {
                     throw MCPToolInputError(field: "code", message: "code is required")
                 }
                 code = given
                 contextID = try arguments.string("context", maxBytes: 64)
+                language = try arguments.string("language", maxBytes: 16) ?? "python"
+                guard LiveContext.languages.contains(language) else {
+                    throw MCPToolInputError(field: "language", message: "language must be one of \(LiveContext.languages.joined(separator: ", "))")
+                }
                 timeout = try arguments.integer("timeout_ms", in: 1...Int(Int32.max))
             } catch {
                 throw MCPToolFailure(error)
@@ -394,10 +401,12 @@ struct SandboxRunCodeTool: MCPTool {
                 let live: LiveContext
                 if let contextID {
                     live = try sandbox.context(contextID)
-                } else if let first = sandbox.contexts.first(where: { $0.endReason == nil }) {
+                } else if let first = sandbox.contexts.first(where: { $0.language == language && $0.endReason == nil }) {
                     live = first
                 } else {
-                    live = try await service.startContext(nil, in: sandbox)
+                    var start = SandboxContextRequest.Wire()
+                    start.language = language
+                    live = try await service.startContext(start, in: sandbox)
                 }
                 var wire = SandboxChunkRequest.Wire(code: code)
                 wire.timeout_ms = timeout.map(Int64.init)
@@ -412,6 +421,7 @@ struct SandboxRunCodeTool: MCPTool {
                 if !result.stderr.isEmpty { text.append("stderr:\n" + result.stderr) }
                 if let value = result.value { text.append(value) }
                 if let error = result.error { text.append(error.traceback) }
+                if let exitCode = result.exitCode, exitCode != 0 { text.append("(exit code \(exitCode))") }
                 if !result.display.isEmpty { text.append("(\(result.display.count) figure(s) as PNG in the structured result)") }
                 if result.timedOut { text.append("(interrupted: past its timeout)") }
                 return .success(text.isEmpty ? "(no output)" : text.joined(separator: "\n"), structured: structured)

@@ -5,7 +5,7 @@ import SealboxTestSupport
 import Testing
 @testable import SealboxJail
 
-/// Code contexts (`LiveContext`): a Python interpreter kept in a live jail between chunks.
+/// Code contexts (`LiveContext`): an interpreter (python, node, bash) kept in a live jail between chunks.
 @Suite("Live jails: code contexts", .needsRoot)
 struct LiveContextTests {
     static func run(_ context: LiveContext, _ code: String, timeoutMs: Int = 20_000) async throws -> ContextChunkResult {
@@ -64,6 +64,66 @@ struct LiveContextTests {
         #expect(context.endReason == "its interpreter exited with code 3", "\(context.endReason ?? "")")
         #expect(jail.runningCommands == 0, "its place is free")
         #expect(throws: JailError.self) { _ = try LiveContext.start(in: jail, language: "cobol", id: "c5") }
+    }
+
+    @Test("node: one global scope across chunks, output of the process and its children, promises awaited, errors with their stack, interrupts")
+    func node() async throws {
+        let jail = try Fixture.jail().startLiveJail(JailSpec(command: []))
+        defer { jail.end() }
+        let context = try LiveContext.start(in: jail, language: "node", id: "n1")
+        defer { context.close() }
+        let first = try await Self.run(context, "let x = 41; console.log('hello'); x + 1")
+        #expect(first.value == "42" && first.stdout == "hello\n" && first.error == nil, "\(first)")
+        let child = try await Self.run(context, "require('child_process').execSync('echo out; echo err >&2', {stdio: 'inherit'}); x")
+        #expect(child.value == "41" && child.stdout == "out\n" && child.stderr == "err\n", "\(child)")
+        let awaited = try await Self.run(context, "new Promise((resolve) => setTimeout(() => resolve({ n: x }), 20))")
+        #expect(awaited.value == "{ n: 41 }", "\(awaited)")
+        let stdin = try await Self.run(context, "require('fs').readFileSync(0).length")
+        #expect(stdin.value == "0", "stdin is empty, the channel is elsewhere: \(stdin)")
+        let failing = try await Self.run(context, "function f() { throw new TypeError('bad ' + x) }\nf()")
+        #expect(failing.error?.name == "TypeError" && failing.error?.value == "bad 41", "\(failing)")
+        #expect(failing.error?.traceback.contains("<chunk>:1") == true && failing.error?.traceback.contains("[eval]") == false,
+                "\(failing.error?.traceback ?? "")")
+        let spinning = try await Self.run(context, "while (true) {}", timeoutMs: 300)
+        #expect(spinning.timedOut && spinning.error != nil, "\(spinning)")
+        #expect(try await Self.run(context, "process.chdir('/tmp'); x").value == "41", "the context survived its interrupt")
+        #expect(try await Self.run(context, "process.cwd()").value == "'/tmp'")
+        await #expect(throws: JailError.self) { _ = try await Self.run(context, "process.exit(5)") }
+        #expect(context.endReason == "its interpreter exited with code 5", "\(context.endReason ?? "")")
+    }
+
+    @Test("bash: variables and cd carry over, each chunk answers its exit status, stdin is empty, a foreground command is interrupted")
+    func bash() async throws {
+        let jail = try Fixture.jail().startLiveJail(JailSpec(command: []))
+        defer { jail.end() }
+        let context = try LiveContext.start(in: jail, language: "bash", id: "b1")
+        defer { context.close() }
+        let first = try await Self.run(context, "x=41; mkdir -p sub; cd sub; echo hi; echo oops >&2")
+        #expect(first.stdout == "hi\n" && first.stderr == "oops\n" && first.exitCode == 0 && first.value == nil, "\(first)")
+        let second = try await Self.run(context, "echo $((x + 1)); pwd; false")
+        #expect(second.stdout == "42\n/work/sub\n" && second.exitCode == 1, "\(second)")
+        let stdin = try await Self.run(context, "cat; echo done")
+        #expect(stdin.stdout == "done\n" && stdin.exitCode == 0, "\(stdin)")
+        let sleeping = try await Self.run(context, "sleep 30", timeoutMs: 300)
+        #expect(sleeping.timedOut && sleeping.exitCode == 130, "\(sleeping)")
+        #expect(try await Self.run(context, "echo $x").stdout == "41\n", "the shell survived the interrupt")
+        let broken = try await Self.run(context, "if then")
+        #expect(broken.exitCode == 2 && broken.stderr.contains("syntax error"), "\(broken)")
+        await #expect(throws: JailError.self) { _ = try await Self.run(context, "exit 4") }
+        #expect(context.endReason == "its interpreter exited with code 4", "\(context.endReason ?? "")")
+        await #expect(throws: JailError.self) { _ = try await Self.run(context, "echo \u{0}") }
+    }
+
+    @Test("a chunk that prints more than the limit answers the first MiB, marked truncated, without blocking")
+    func bigOutput() async throws {
+        let jail = try Fixture.jail().startLiveJail(JailSpec(command: []))
+        defer { jail.end() }
+        let context = try LiveContext.start(in: jail, language: "python", id: "p9")
+        defer { context.close() }
+        let big = try await Self.run(context, "import sys\nfor _ in range(48): sys.stdout.write('y' * 65536)\n'done'")
+        #expect(big.value == "'done'" && big.stdoutTruncated && big.stdout.utf8.count == LiveContext.outputLimit, "\(big.stdout.utf8.count)")
+        let small = try await Self.run(context, "print('next')")
+        #expect(small.stdout == "next\n" && !small.stdoutTruncated)
     }
 
     /// This host has no matplotlib: a stand-in `matplotlib.pyplot` in /work (the same calls:

@@ -215,6 +215,19 @@ struct SandboxAPITests {
             #expect(try ended.status == .conflict && ended.errorCode() == "context_ended", "\(ended.text)")
             #expect(ended.text.contains("exited with code 7"), "\(ended.text)")
             #expect(try await client.call(.delete, "/v1/sandboxes/\(id)/contexts/\(ctx)", key: service.a).status == .noContent)
+            // node and a persistent bash beside it, in the same workspace.
+            let node = try #require(try await client.call(.post, "/v1/sandboxes/\(id)/contexts", key: service.a, body: #"{"language":"node"}"#)
+                .object()["id"] as? String)
+            let read = try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(node)/code", key: service.a,
+                                             body: #"{"code":"const lines = require('fs').readFileSync('data.csv', 'utf8').trim().split('\\n'); lines.length"}"#)
+            #expect(try read.object()["value"] as? String == "3", "\(read.text)")
+            let shell = try #require(try await client.call(.post, "/v1/sandboxes/\(id)/contexts", key: service.a, body: #"{"language":"bash"}"#)
+                .object()["id"] as? String)
+            _ = try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(shell)/code", key: service.a, body: #"{"code":"cd /tmp; n=$(wc -l < /work/data.csv)"}"#)
+            let counted = try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(shell)/code", key: service.a, body: #"{"code":"echo $n in $PWD; false"}"#)
+            #expect(try counted.object()["stdout"] as? String == "3 in /tmp\n" && counted.object()["exit_code"] as? Int == 1, "\(counted.text)")
+            let nul = try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(shell)/code", key: service.a, body: #"{"code":"echo \u0000"}"#)
+            #expect(try nul.status == .badRequest && nul.errorField() == "code", "\(nul.text)")
             #expect(try await client.call(.post, "/v1/sandboxes/\(id)/contexts", key: service.b).status == .notFound, "another tenant's sandbox")
             for body in [#"{"language":"cobol"}"#, #"{"cwd":"/etc"}"#, #"{"language":"python","extra":1}"#] {
                 #expect(try await client.call(.post, "/v1/sandboxes/\(id)/contexts", key: service.a, body: body).status == .badRequest, "\(body)")

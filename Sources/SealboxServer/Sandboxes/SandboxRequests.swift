@@ -115,11 +115,11 @@ public struct SandboxCommandRequest: Sendable {
 /// `POST /v1/sandboxes/{id}/contexts`: `{"language": "python", "cwd": "/work", "env": {}}`.
 public enum SandboxContextRequest {
     public struct Wire: Decodable, Sendable {
-        var language: String?
+        public var language: String?
         var cwd: String?
         var env: [String: String]?
 
-        init() {}
+        public init() {}
 
         enum CodingKeys: String, CodingKey, CaseIterable { case language, cwd, env }
     }

@@ -140,6 +140,8 @@ public struct SandboxService: Sendable {
         }
         switch outcome {
         case .success(let result): return result
+        case .failure(let error) where error.code == .invalidSpec:
+            throw APIError.badRequest(error.message, field: "code")
         case .failure(let error):
             if let ended = sandbox.endedError { throw ended }
             throw safe(APIError(.conflict, "context_ended", "context \(context.id): \(error.message); start another (POST /v1/sandboxes/\(sandbox.id)/contexts)"))
