@@ -241,6 +241,19 @@ public final class BrokerServer: Sendable {
                 return ControlResponse(ok: false, error: BrokerError(.toolFailed, "run \(runID) closed, but its last effect-log seq is unreadable: \(error.message)"))
             }
             return ControlResponse(ok: true, lastSeq: lastSeq, blocked: blocked.map(\.calls), blockedTotal: blocked?.total)
+        case "run_cursor":
+            // A run that outlives its steps (a live sandbox): where its effects stand now, and
+            // the calls refused since the last look because they wait on a decision.
+            guard let runID = request.runID else { return ControlResponse(ok: false, error: BrokerError(.badRequest, "run_cursor needs run_id")) }
+            guard state.withLock({ $0.runs[runID] != nil }) else {
+                return ControlResponse(ok: false, error: BrokerError(.badRequest, "run \(runID) is not open"))
+            }
+            let blocked = state.withLock { $0.blocked.removeValue(forKey: runID) }
+            do {
+                return ControlResponse(ok: true, lastSeq: try engine.ledger.lastSeq(runID: runID), blocked: blocked.map(\.calls), blockedTotal: blocked?.total)
+            } catch {
+                return ControlResponse(ok: false, error: BrokerError(.toolFailed, "run \(runID): its last effect-log seq is unreadable: \(error.message)"))
+            }
         case "revoke":
             guard request.runID != nil || request.tokenID != nil else {
                 return ControlResponse(ok: false, error: BrokerError(.badRequest, "revoke needs token_id or run_id"))
@@ -250,7 +263,7 @@ public final class BrokerServer: Sendable {
         case "status":
             return ControlResponse(ok: true, tools: engine.config.tools.keys.sorted(), runs: state.withLock { $0.runs.count }, limits: engine.usage.counters)
         default:
-            return ControlResponse(ok: false, error: BrokerError(.badRequest, "unknown control op \"\(request.op)\" (open_run, close_run, revoke, status)"))
+            return ControlResponse(ok: false, error: BrokerError(.badRequest, "unknown control op \"\(request.op)\" (open_run, close_run, run_cursor, revoke, status)"))
         }
     }
 

@@ -4,15 +4,15 @@ import Glibc
 import SealboxBase
 
 /// What one chunk of code did in a context.
-public struct ContextChunkResult: Sendable, Encodable {
-    public struct Failure: Sendable, Encodable {
+public struct ContextChunkResult: Sendable, Codable {
+    public struct Failure: Sendable, Codable {
         /// The exception's type (`ZeroDivisionError`, `KeyboardInterrupt` after a timeout).
         public var name: String
         public var value: String
         public var traceback: String
     }
 
-    public struct Display: Sendable, Encodable {
+    public struct Display: Sendable, Codable {
         /// `image/png`.
         public var mime: String
         /// Base64.
@@ -34,6 +34,12 @@ public struct ContextChunkResult: Sendable, Encodable {
     public var durationMs: Double
     /// It ran past its timeout and was interrupted (SIGINT); `error` says how it stopped.
     public var timedOut: Bool
+    /// A step's chunk (a sandbox in a session): answered from its seal, not run again.
+    public var replayed: Bool?
+    /// A step's chunk: the checkpoint that sealed it.
+    public var checkpoint: Int64?
+    /// A step's chunk that ran but was not sealed: why (it can be sent again).
+    public var unsealed: String?
 
     enum CodingKeys: String, CodingKey {
         case value, stdout, stderr, error, display
@@ -42,6 +48,7 @@ public struct ContextChunkResult: Sendable, Encodable {
         case exitCode = "exit_code"
         case durationMs = "duration_ms"
         case timedOut = "timed_out"
+        case replayed, checkpoint, unsealed
     }
 }
 

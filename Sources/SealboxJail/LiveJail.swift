@@ -111,6 +111,26 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
         }
     }
 
+    /// `body` with the jail frozen (unless it is paused already), so that nothing in it changes
+    /// /work meanwhile: a snapshot of a jail whose commands still run is then still one instant.
+    /// A jail whose cgroup cannot freeze (no freezer on this host) runs `body` as it is.
+    public func whileFrozen<T>(_ body: () throws -> T) rethrows -> T {
+        let froze = state.withLock { state -> Bool in
+            guard !state.ended, !state.paused else { return false }
+            return (try? jail.cgroup.setFrozen(true)) != nil
+        }
+        defer { if froze { state.withLock { state in if !state.paused { try? jail.cgroup.setFrozen(false) } } } }
+        return try body()
+    }
+
+    /// Its /work, for reading from outside (a snapshot: `Workspace.walk`, `openFile`);
+    /// `setup` once the jail has ended.
+    public func workspaceView() throws(JailError) -> Workspace {
+        let fd = duplicateWorkDirectory()
+        guard fd >= 0 else { throw JailError(.setup, "the sandbox has ended") }
+        return Workspace(viewing: fd, limitBytes: limits.diskBytes)
+    }
+
     /// Commands running now.
     public var runningCommands: Int { state.withLock { $0.running } }
 

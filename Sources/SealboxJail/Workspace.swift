@@ -47,6 +47,15 @@ public final class Workspace: @unchecked Sendable {
         mountFD = fd
     }
 
+    /// A view of a /work that is already mounted (a live jail's own), through `directoryFD`,
+    /// which it takes: for reading it (`walk`, `openFile`, `usage`), as a snapshot does.
+    init(viewing directoryFD: Int32, limitBytes: UInt64, maxEntries: Int = 65536) {
+        self.limitBytes = limitBytes
+        self.maxEntries = maxEntries
+        owner = (Executor.hostNobody, Executor.hostNobody)
+        mountFD = directoryFD
+    }
+
     deinit { close(mountFD) }
 
     // MARK: Filling (before a run)

@@ -7,7 +7,7 @@ import SealboxJail
 /// The broker side of one `sealbox run`: either a broker process started for this run
 /// (`--tools FILE`), or a run opened on a running broker (`--broker SOCKET`). Secrets never
 /// enter this process: a started broker is a separate process that reads them itself.
-public final class BrokerRun {
+public final class BrokerRun: @unchecked Sendable {  // immutable after open
     public let runID: String
     public let grant: BrokerGrant
     private let controlSocket: String
@@ -95,6 +95,21 @@ public final class BrokerRun {
         public var blocked: [BlockedCall]
         public var blockedTotal: Int
         public var failure: String?
+    }
+
+    /// Where the open run's effects stand (its last effect-log seq) and the calls refused
+    /// since the last look because they wait on a decision: a step of a run that goes on
+    /// (a live sandbox's) is sealed on this. `failure` when the broker's answer could not be had.
+    public func cursor() async -> Closed {
+        do {
+            let response = try await BrokerControlClient.ask(ControlRequest(op: "run_cursor", runID: runID), socket: controlSocket)
+            guard response.ok else {
+                return Closed(lastSeq: nil, blocked: [], blockedTotal: 0, failure: response.error?.message ?? "the broker refused run_cursor")
+            }
+            return Closed(lastSeq: response.lastSeq, blocked: response.blocked ?? [], blockedTotal: response.blockedTotal ?? response.blocked?.count ?? 0)
+        } catch {
+            return Closed(lastSeq: nil, blocked: [], blockedTotal: 0, failure: error.description)
+        }
     }
 
     /// Revokes the run's token at once, then stops a broker started for this run.

@@ -42,26 +42,43 @@ public struct StepCheckpoint: Sendable {
 
     public static func open(path: String, session: String?, step: String, spec: JailSpec) throws -> StepCheckpoint {
         guard let session else { throw RuntimeError(.badInput, "a step needs a session id (create one with `sealbox session new` or POST /v1/sessions)", field: "session") }
-        if let problem = StepKey.problem(step) {
-            throw RuntimeError(.badInput, "a step key \(problem)", field: "step")
-        }
-        let store: any CheckpointStore
-        let info: SessionInfo
+        let (store, info) = try openSession(path: path, session: session)
+        return try StepCheckpoint(store: store, info: info, step: step, codeDigest: digest(spec))
+    }
+
+    /// The checkpoint store at `path` and session `session` in it; `notFound` for a session it
+    /// does not know.
+    static func openSession(path: String, session: String) throws(RuntimeError) -> (any CheckpointStore, SessionInfo) {
         do {
-            store = try StateStores.checkpoints(file: path)
+            let store = try StateStores.checkpoints(file: path)
             guard let found = try store.session(session) else {
                 throw RuntimeError(.notFound, "unknown session \(session) (create one with `sealbox session new` or POST /v1/sessions)", field: "session")
             }
-            info = found
+            return (store, found)
+        } catch let error as RuntimeError {
+            throw error
         } catch let error as CheckpointError {
             throw RuntimeError(storage: error)
+        } catch {
+            throw RuntimeError(.storage, "\(error)")
         }
-        return StepCheckpoint(store: store, session: session, info: info, step: step, codeDigest: digest(spec))
     }
 
     /// The sealed result of this step, marked replayed, if sealed with the same code;
     /// step_conflict otherwise.
     public func sealedResult() throws -> RunResult? {
+        guard let (json, seq) = try sealedJSON() else { return nil }
+        guard var result = try? JSONDecoder().decode(RunResult.self, from: Data(json.utf8)) else {
+            throw RuntimeError(.storage, "checkpoint \(seq) holds an unreadable result")
+        }
+        result.replayed = true
+        result.checkpoint = seq
+        return result
+    }
+
+    /// The sealed result's JSON and its checkpoint, if the step was sealed with the same
+    /// inputs; step_conflict when it was sealed with others.
+    public func sealedJSON() throws(RuntimeError) -> (json: String, seq: Int64)? {
         let sealed: Checkpoint?
         do {
             sealed = try store.sealed(session: session, step: step)
@@ -72,12 +89,7 @@ public struct StepCheckpoint: Sendable {
         guard sealed.codeDigest == codeDigest else {
             throw RuntimeError(.stepConflict, "step_conflict: step \"\(step)\" of session \(session) was sealed (checkpoint \(sealed.seq)) with code \(sealed.codeDigest), but this run submits \(codeDigest); a re-planned step needs a new step key (or a fork of the session)")
         }
-        guard var result = try? JSONDecoder().decode(RunResult.self, from: Data(sealed.result.utf8)) else {
-            throw RuntimeError(.storage, "checkpoint \(sealed.seq) holds an unreadable result")
-        }
-        result.replayed = true
-        result.checkpoint = sealed.seq
-        return result
+        return (sealed.result, sealed.seq)
     }
 
     /// Records that the step starts, so `session facts` can name it if it never seals, and
@@ -106,6 +118,17 @@ public struct StepCheckpoint: Sendable {
         } catch {
             throw RuntimeError(storage: error, "the step ran but could not be sealed: ")
         }
+    }
+}
+
+extension StepCheckpoint {
+    /// Step `step` of the session `info`, whose inputs hash to `codeDigest` (a live
+    /// sandbox's command or chunk: `SandboxSession`).
+    init(store: any CheckpointStore, info: SessionInfo, step: String, codeDigest: String) throws(RuntimeError) {
+        if let problem = StepKey.problem(step) {
+            throw RuntimeError(.badInput, "a step key \(problem)", field: "step")
+        }
+        self.init(store: store, session: info.id, info: info, step: step, codeDigest: codeDigest)
     }
 }
 

@@ -11,19 +11,27 @@ import SealboxLedger
 public enum StepWorkspace {
     /// A workspace holding the session's latest snapshot (empty for a new session).
     public static func restore(store: any CheckpointStore, session: SessionInfo) throws -> Workspace {
-        let workspace: Workspace
         let manifest: SnapshotManifest?
         do {
-            workspace = try Workspace(limitBytes: session.workspaceLimitBytes)
             manifest = try store.latestSnapshot(session: session.id)
-        } catch let error as JailError {
-            throw RuntimeError(.storage, error.description)
         } catch let error as CheckpointError {
             throw RuntimeError(storage: error)
         }
+        return try restore(manifest, limitBytes: session.workspaceLimitBytes, blobs: store.blobs, of: "session \(session.id)")
+    }
+
+    /// A workspace of `limitBytes` holding `manifest` (empty for nil), its files read from
+    /// `blobs`; `of` names whose it is in errors.
+    public static func restore(_ manifest: SnapshotManifest?, limitBytes: UInt64, blobs: any BlobStore, of owner: String) throws -> Workspace {
+        let workspace: Workspace
+        do {
+            workspace = try Workspace(limitBytes: limitBytes)
+        } catch {
+            throw RuntimeError(.storage, error.description)
+        }
         guard let manifest else { return workspace }
-        guard manifest.totalBytes <= session.workspaceLimitBytes else {
-            throw RuntimeError(.storage, "the workspace of session \(session.id) holds \(ByteSize.format(manifest.totalBytes)), more than its limit of \(ByteSize.format(session.workspaceLimitBytes))")
+        guard manifest.totalBytes <= limitBytes else {
+            throw RuntimeError(.storage, "the workspace of \(owner) holds \(ByteSize.format(manifest.totalBytes)), more than its limit of \(ByteSize.format(limitBytes))")
         }
         for entry in manifest.entries {
             do {
@@ -33,14 +41,14 @@ public enum StepWorkspace {
                 case .symlink:
                     try workspace.makeSymlink(entry.path, target: entry.target ?? "")
                 case .file:
-                    let blob = try store.blobs.open(entry.digest ?? "")
+                    let blob = try blobs.open(entry.digest ?? "")
                     defer { close(blob) }
                     try workspace.writeFile(entry.path, mode: entry.mode, copyingFrom: blob)
                 }
             } catch let error as JailError {
-                throw RuntimeError(.storage, "cannot restore /work/\(entry.path) of session \(session.id): \(error.description)")
+                throw RuntimeError(.storage, "cannot restore /work/\(entry.path) of \(owner): \(error.description)")
             } catch let error as CheckpointError {
-                throw RuntimeError(storage: error, "cannot restore /work/\(entry.path) of session \(session.id): ")
+                throw RuntimeError(storage: error, "cannot restore /work/\(entry.path) of \(owner): ")
             }
         }
         return workspace
@@ -48,6 +56,11 @@ public enum StepWorkspace {
 
     /// Stores what the step left in /work; returns the manifest to seal and its summary.
     public static func capture(_ workspace: Workspace, store: any CheckpointStore) throws -> (SnapshotManifest, RunResult.WorkspaceSummary) {
+        try capture(workspace, blobs: store.blobs)
+    }
+
+    /// Stores what `workspace` holds in `blobs`; returns its manifest and summary.
+    public static func capture(_ workspace: Workspace, blobs: any BlobStore) throws -> (SnapshotManifest, RunResult.WorkspaceSummary) {
         do {
             let (items, skipped) = try workspace.walk()
             var entries: [SnapshotEntry] = []
@@ -61,7 +74,7 @@ public enum StepWorkspace {
                 case .file:
                     let fd = try workspace.openFile(item.path)
                     defer { close(fd) }
-                    let stored = try store.blobs.put(fd: fd)
+                    let stored = try blobs.put(fd: fd)
                     if stored.stored { newBlobs += 1 }
                     entries.append(SnapshotEntry(path: item.path, kind: .file, mode: item.mode, size: stored.size, digest: stored.digest))
                 }

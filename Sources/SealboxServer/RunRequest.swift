@@ -138,20 +138,34 @@ public struct RunRequest: Sendable {
         guard seeded <= SpecRules.maxSeedBytes, UInt64(seeded) <= spec.limits.diskBytes else {
             throw APIError.badRequest("files and code total \(seeded) bytes, more than limits.disk_bytes (\(spec.limits.diskBytes)) or \(SpecRules.maxSeedBytes)", field: "files")
         }
-        if let session = wire.session {
-            guard Self.isIdentifier(session) else { throw APIError.badRequest("session must be 1-64 letters, digits, - or _", field: "session") }
-        }
+        try Self.checkSession(wire.session)
         if let step = wire.step {
             guard wire.session != nil else { throw APIError.badRequest("step needs session (create one with POST /v1/sessions)", field: "session") }
-            if let problem = StepKey.problem(step) { throw APIError.badRequest("step \(problem)", field: "step") }
+            try Self.checkStep(step)
         }
-        let tools = wire.tools ?? []
-        guard tools.count <= Self.maximumTools else { throw APIError.badRequest("at most \(Self.maximumTools) tools per run", field: "tools") }
-        for (index, tool) in tools.enumerated() where !Self.isToolName(tool) {
-            throw APIError.badRequest("tools[\(index)] must be 1-64 letters, digits, _ . or -", field: "tools[\(index)]")
-        }
+        let tools = try Self.tools(wire.tools)
         return RunRequest(spec: spec, stdin: wire.stdin.map { Array($0.utf8) }, session: wire.session, step: wire.step, tools: tools,
                           profile: profile)
+    }
+
+    /// A session id as a request gives it (400 naming `session` when it is not one).
+    static func checkSession(_ session: String?) throws(APIError) {
+        if let session, !isIdentifier(session) { throw APIError.badRequest("session must be 1-64 letters, digits, - or _", field: "session") }
+    }
+
+    /// A step key as a request gives it (400 naming `step`).
+    static func checkStep(_ step: String) throws(APIError) {
+        if let problem = StepKey.problem(step) { throw APIError.badRequest("step \(problem)", field: "step") }
+    }
+
+    /// The tools a request grants: at most `maximumTools` names (400 naming the one that is bad).
+    static func tools(_ given: [String]?) throws(APIError) -> [String] {
+        let tools = given ?? []
+        guard tools.count <= maximumTools else { throw APIError.badRequest("at most \(maximumTools) tools", field: "tools") }
+        for (index, tool) in tools.enumerated() where !isToolName(tool) {
+            throw APIError.badRequest("tools[\(index)] must be 1-64 letters, digits, _ . or -", field: "tools[\(index)]")
+        }
+        return tools
     }
 
     static func isIdentifier(_ text: String) -> Bool {

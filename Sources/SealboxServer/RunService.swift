@@ -130,22 +130,38 @@ public struct RunService: Sendable {
         plan.spec.liveJails = live
         // A broker only when tools are granted: `RunPlan` starts one whenever a config is set.
         if !request.tools.isEmpty {
-            switch broker {
-            case .service(let slot):
-                guard let socket = slot.controlSocket else { return .failure(.refused(Self.noBroker(slot))) }
-                plan.brokerControlSocket = socket
-            case .perRun(let configPath, let controlSocket, _):
-                plan.brokerConfigPath = configPath
-                plan.brokerControlSocket = controlSocket
+            do throws(APIError) {
+                (plan.brokerConfigPath, plan.brokerControlSocket) = try brokerRoute()
+            } catch {
+                return .failure(.refused(error))
             }
         }
-        if case .perRun(_, _, let ledgerPath) = broker { plan.brokerLedgerPath = ledgerPath }
+        plan.brokerLedgerPath = ledgerPath
         // A sealed memfd, never a file: a server killed mid-run leaves no tenant's stdin behind.
         if let bytes = request.stdin { plan.spec.stdin = .bytes(bytes) }
         do throws(RuntimeError) {
             return .success(try await pipeline.run(plan, output: output))
         } catch {
             return .failure(.pipeline(error))
+        }
+    }
+
+    /// The effect log of a broker started per run (`sealbox mcp`); nil: the broker's own.
+    var ledgerPath: String? {
+        if case .perRun(_, _, let ledgerPath) = broker { return ledgerPath }
+        return nil
+    }
+
+    /// Where a run (or a sandbox) that is granted tools gets them: a broker config to start one
+    /// from, or a running broker's control socket; 503 while the server's broker is not up,
+    /// 400 when there is none.
+    func brokerRoute() throws(APIError) -> (configPath: String?, controlSocket: String?) {
+        switch broker {
+        case .service(let slot):
+            guard let socket = slot.controlSocket else { throw Self.noBroker(slot) }
+            return (nil, socket)
+        case .perRun(let configPath, let controlSocket, _):
+            return (configPath, controlSocket)
         }
     }
 

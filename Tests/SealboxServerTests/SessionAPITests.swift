@@ -1,4 +1,5 @@
 import SealboxBase
+import SealboxBroker
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -177,5 +178,82 @@ struct SessionAPITests {
             #expect(status == .badRequest)
             #expect((body["error"] as? [String: Any])?["field"] as? String == "tools")
         }
+    }
+
+    /// A live sandbox in a session (docs/sandboxes.md): steps of commands and chunks seal and
+    /// replay, its granted tool reaches the world once, its token ends with it, and a new
+    /// sandbox of the session starts from the last seal.
+    @Test("a sandbox in a session: command and chunk steps seal and replay, its tool is called once, a new sandbox starts from the last seal")
+    func sandboxSteps() async throws {
+        let service = try await Self.service()
+        defer { service.broker.stop() }
+        try await Application(router: service.api.router()).test(.router) { client in
+            let (made, box) = try await Self.send(client, .post, "/v1/sandboxes", #"{"new_session": true, "tools": ["cutover"]}"#)
+            #expect(made == .created, "\(box)")
+            let id = try #require(box["id"] as? String)
+            let session = try #require(box["session"] as? String)
+            #expect(box["tools"] as? [String] == ["cutover"])
+
+            let cut = #"{"command": ["python3", "-c", "import sealbox; sealbox.call('cutover', {}, key='dns-1'); open('log', 'a').write('cut\\n'); print('done')"], "step": "cut"}"#
+            let (ran, first) = try await Self.send(client, .post, "/v1/sandboxes/\(id)/commands", cut)
+            #expect(ran == .created && first["status"] as? String == "ok" && first["stdout"] as? String == "done\n", "\(first)")
+            #expect(first["replayed"] as? Bool == false && first["checkpoint"] is Int, "\(first)")
+            #expect((first["workspace"] as? [String: Any])?["files"] as? Int == 1, "\(first)")
+            #expect(Self.worldLines(service) == 1)
+            // Sent again (the agent lost the answer): the seal answers; nothing runs.
+            let (_, again) = try await Self.send(client, .post, "/v1/sandboxes/\(id)/commands", cut)
+            #expect(again["replayed"] as? Bool == true && again["checkpoint"] as? Int == first["checkpoint"] as? Int, "\(again)")
+            #expect(Self.worldLines(service) == 1)
+            let (_, log) = try await Self.send(client, .post, "/v1/sandboxes/\(id)/commands", #"{"shell": "cat log"}"#)
+            #expect(log["stdout"] as? String == "cut\n", "the command did not run again: \(log)")
+            let (conflict, body) = try await Self.send(client, .post, "/v1/sandboxes/\(id)/commands", #"{"shell": "true", "step": "cut"}"#)
+            #expect(conflict == .conflict && (body["error"] as? [String: Any])?["code"] as? String == "step_conflict", "\(body)")
+
+            // A chunk step in a code context.
+            let (_, context) = try await Self.send(client, .post, "/v1/sandboxes/\(id)/contexts", #"{"language": "python"}"#)
+            let ctx = try #require(context["id"] as? String)
+            let chunk = #"{"code": "n = len(open('log').read()); open('n', 'w').write(str(n)); n", "step": "count"}"#
+            let (_, counted) = try await Self.send(client, .post, "/v1/sandboxes/\(id)/contexts/\(ctx)/code", chunk)
+            #expect(counted["value"] as? String == "4" && counted["replayed"] as? Bool == false && counted["checkpoint"] is Int, "\(counted)")
+            let (_, recounted) = try await Self.send(client, .post, "/v1/sandboxes/\(id)/contexts/\(ctx)/code", chunk)
+            #expect(recounted["value"] as? String == "4" && recounted["replayed"] as? Bool == true, "\(recounted)")
+
+            // The sandbox ends: its broker run is closed, so its token is dead.
+            let (deleted, _) = try await Self.send(client, .delete, "/v1/sandboxes/\(id)")
+            #expect(deleted == .ok)
+            let closed = try await Self.eventually {
+                let answer = try await BrokerControlClient.ask(ControlRequest(op: "run_cursor", runID: id), socket: service.broker.controlSocket)
+                return !answer.ok
+            }
+            #expect(closed, "the sandbox's broker run is closed once it ended")
+
+            // A new sandbox of the session starts from the last seal.
+            let (_, next) = try await Self.send(client, .post, "/v1/sandboxes", #"{"session": "\#(session)"}"#)
+            let nextID = try #require(next["id"] as? String, "\(next)")
+            let (_, files) = try await Self.send(client, .post, "/v1/sandboxes/\(nextID)/commands", #"{"shell": "cat log n"}"#)
+            #expect(files["stdout"] as? String == "cut\n4", "\(files)")
+            let (_, view) = try await Self.send(client, .get, "/v1/sessions/\(session)")
+            #expect((view["steps"] as? [[String: Any]])?.compactMap { $0["step_key"] as? String } == ["cut", "count"], "\(view)")
+
+            // A step needs a sandbox in a session; a session is looked up, never made up.
+            let (_, plain) = try await Self.send(client, .post, "/v1/sandboxes", "")
+            let plainID = try #require(plain["id"] as? String)
+            let (refused, why) = try await Self.send(client, .post, "/v1/sandboxes/\(plainID)/commands", #"{"shell": "true", "step": "x"}"#)
+            #expect(refused == .badRequest && (why["error"] as? [String: Any])?["field"] as? String == "step", "\(why)")
+            let (unknown, _) = try await Self.send(client, .post, "/v1/sandboxes", #"{"session": "no-such-session"}"#)
+            #expect(unknown == .notFound)
+            let (both, _) = try await Self.send(client, .post, "/v1/sandboxes", #"{"session": "\#(session)", "new_session": true}"#)
+            #expect(both == .badRequest)
+            service.api.sandboxes.shutdown(reason: "test over")
+        }
+    }
+
+    static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
     }
 }

@@ -3,6 +3,8 @@ import HTTPTypes
 import Logging
 import SealboxBase
 import SealboxJail
+import SealboxLedger
+import SealboxRuntime
 import Synchronization
 
 /// One live sandbox of this server: a `LiveJail` with its owner, its clocks and why it ended.
@@ -18,6 +20,13 @@ public final class Sandbox: Sendable {
     /// Ended at this instant, busy or not (the operator's maximum lifetime).
     public let expiresAtMs: Int64
     public let jail: LiveJail
+    /// The session it belongs to: its /work started as the session's last seal, and its
+    /// steps are sealed there.
+    public let session: SandboxSession?
+    /// The tools granted to everything it runs, and the broker run that holds their token
+    /// (revoked when it ends).
+    public let tools: [String]
+    let broker: BrokerRun?
 
     private struct State {
         var contexts: [String: LiveContext] = [:]
@@ -26,11 +35,17 @@ public final class Sandbox: Sendable {
         var busy = 0
         var endReason: String?
         var endedAtMs: Int64?
+        /// A step is running: steps are one at a time, so each seal is of its own step.
+        var stepping = false
     }
     private let state: Mutex<State>
 
     init(id: String, tenant: String, profile: String, limits: Limits, environment: [(name: String, value: String)],
-         idleTimeoutMs: Int64, maxLifetimeMs: Int64, jail: LiveJail, nowMs: Int64) {
+         idleTimeoutMs: Int64, maxLifetimeMs: Int64, jail: LiveJail, nowMs: Int64,
+         session: SandboxSession? = nil, tools: [String] = [], broker: BrokerRun? = nil) {
+        self.session = session
+        self.tools = tools
+        self.broker = broker
         self.id = id
         self.tenant = tenant
         self.profile = profile
@@ -85,6 +100,19 @@ public final class Sandbox: Sendable {
                 $0.lastActiveMs = SandboxRegistry.nowMs()
             }
         }
+    }
+
+    /// Takes the sandbox's step turn, or false when another step runs now.
+    func beginStep() -> Bool {
+        state.withLock { state in
+            guard !state.stepping else { return false }
+            state.stepping = true
+            return true
+        }
+    }
+
+    func endStep() {
+        state.withLock { $0.stepping = false }
     }
 
     /// Its code contexts, oldest first.
@@ -146,6 +174,8 @@ public final class Sandbox: Sendable {
         if first {
             jail.end()
             for context in state.withLock({ Array($0.contexts.values) }) { context.close() }
+            // The token dies with the sandbox.
+            if let broker { Task { await broker.close() } }
         }
         return first
     }
@@ -161,7 +191,7 @@ public final class Sandbox: Sendable {
             fromPool: jail.fromPool, limits: JailResult.AppliedLimits(limits),
             usage: usage.map { SandboxView.Usage(cpuMs: $0.cpuNanos.map { Double($0 / 1000) / 1000 }, peakMemoryBytes: $0.peakMemoryBytes,
                                                   oomKills: $0.oomKills, pidsLimitHits: $0.pidsLimitHits) },
-            endedAtMs: endedAt, endReason: reason)
+            endedAtMs: endedAt, endReason: reason, session: session?.info.id, tools: tools)
     }
 }
 
@@ -196,9 +226,12 @@ public struct SandboxView: Encodable, Sendable {
     var usage: Usage?
     var endedAtMs: Int64?
     var endReason: String?
+    /// The session its steps are sealed in.
+    var session: String?
+    var tools: [String]
 
     enum CodingKeys: String, CodingKey {
-        case id, state, profile, limits, usage
+        case id, state, profile, limits, usage, session, tools
         case createdAtMs = "created_at_ms"
         case ageMs = "age_ms"
         case idleMs = "idle_ms"

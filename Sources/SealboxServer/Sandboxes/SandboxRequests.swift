@@ -17,6 +17,10 @@ public struct SandboxCreateRequest: Sendable {
     var spec: JailSpec
     var profile: String
     var idleTimeoutMs: Int64
+    /// The session it belongs to (its /work starts as the session's last seal).
+    var session: String?
+    /// Tools granted to everything it runs, for its whole life.
+    var tools: [String]
 
     public struct Wire: Decodable, Sendable {
         var profile: String?
@@ -24,8 +28,14 @@ public struct SandboxCreateRequest: Sendable {
         var env: [String: String]?
         var files: [RunRequest.File]?
         var idle_timeout_ms: Int64?
+        public var session: String?
+        /// A new session of the caller's, made for it (its id is in the answer).
+        var new_session: Bool?
+        public var tools: [String]?
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case profile, limits, env, files, idle_timeout_ms }
+        public init() {}
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case profile, limits, env, files, idle_timeout_ms, session, new_session, tools }
     }
 
     static func parse(_ wire: Wire?, defaultLimits: Limits, maxLimits: Limits, sandboxes limits: SandboxLimits) throws(APIError) -> SandboxCreateRequest {
@@ -51,7 +61,11 @@ public struct SandboxCreateRequest: Sendable {
         guard idle >= 1000, idle <= limits.maxIdleTimeoutMs else {
             throw APIError.badRequest("idle_timeout_ms must be between 1000 and \(limits.maxIdleTimeoutMs)", field: "idle_timeout_ms")
         }
-        return SandboxCreateRequest(spec: spec, profile: profile, idleTimeoutMs: idle)
+        try RunRequest.checkSession(wire.session)
+        if wire.session != nil && wire.new_session == true {
+            throw APIError.badRequest("give either session or new_session, not both", field: "new_session")
+        }
+        return SandboxCreateRequest(spec: spec, profile: profile, idleTimeoutMs: idle, session: wire.session, tools: try RunRequest.tools(wire.tools))
     }
 }
 
@@ -71,8 +85,10 @@ public struct SandboxCommandRequest: Sendable {
         var stdin: String?
         var timeout_ms: Int64?
         var output_bytes: Int64?
+        /// A step key of the sandbox's session: the command is sealed, and sent again answers from its seal.
+        var step: String?
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case command, shell, env, cwd, stdin, timeout_ms, output_bytes }
+        enum CodingKeys: String, CodingKey, CaseIterable { case command, shell, env, cwd, stdin, timeout_ms, output_bytes, step }
     }
 
     static func parse(_ wire: Wire, sandbox: Sandbox, maxLimits maxima: Limits) throws(APIError) -> SandboxCommandRequest {
@@ -133,11 +149,13 @@ public enum SandboxChunkRequest {
     public struct Wire: Decodable, Sendable {
         public var code: String?
         public var timeout_ms: Int64?
+        /// A step key of the sandbox's session: the chunk is sealed, and sent again answers from its seal.
+        public var step: String?
 
         public init(code: String?) {
             self.code = code
         }
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case code, timeout_ms }
+        enum CodingKeys: String, CodingKey, CaseIterable { case code, timeout_ms, step }
     }
 }

@@ -5,11 +5,13 @@ import Hummingbird
 import NIOCore
 import SealboxBase
 import SealboxJail
+import SealboxLedger
 import SealboxRuntime
 
 /// Live sandboxes over HTTP (docs/sandboxes.md):
 ///
-///   POST   /v1/sandboxes                        a sandbox (201); 429 past the server's or the tenant's maximum
+///   POST   /v1/sandboxes                        a sandbox (201), in a session when asked (its /work the
+///                                               session's last seal, its steps sealed); 429 past the bounds
 ///   GET    /v1/sandboxes                        the caller's sandboxes, live and recently ended
 ///   GET    /v1/sandboxes/{id}                   one, with its clocks, limits and usage
 ///   DELETE /v1/sandboxes/{id}                   ends it: everything in it is killed
@@ -107,7 +109,13 @@ extension SealboxAPI {
     }
 
     func createSandbox(_ request: Request, _ identity: APIIdentity) async throws -> Response {
-        let wire = try await StrictBody.decode(SandboxCreateRequest.Wire.self, request, limit: Self.sandboxBodyLimit, emptyAllowed: true)
+        var wire = try await StrictBody.decode(SandboxCreateRequest.Wire.self, request, limit: Self.sandboxBodyLimit, emptyAllowed: true)
+        if wire?.new_session == true, wire?.session == nil {
+            // Made (and owned by the caller) before the sandbox: a sandbox that then cannot be
+            // made leaves an empty session, as POST /v1/sessions would.
+            wire?.session = try newSession(workspaceLimitBytes: SessionInfo.defaultWorkspaceLimit, for: identity).id
+            wire?.new_session = nil
+        }
         let sandbox = try await sandboxService.create(wire, for: identity, caller: caller(identity))
         var response = try Self.json(.created, sandbox.view(nowMs: SandboxRegistry.nowMs()))
         response.headers[.location] = "/v1/sandboxes/\(sandbox.id)"
@@ -155,9 +163,9 @@ extension SealboxAPI {
             sink.yield(.started(id: commandID))
             Task { [command, sandboxService] in
                 defer { release() }
-                let outcome = await sandboxService.execute(command, in: sandbox) { chunk in sink.yield(.output(chunk.stream, chunk.bytes)) }
+                let outcome = await sandboxService.execute(command, step: wire.step, in: sandbox) { chunk in sink.yield(.output(chunk.stream, chunk.bytes)) }
                 switch outcome {
-                case .success(let result): sink.yield(.result(RunResult(jail: result)))
+                case .success(let result): sink.yield(.result(result))
                 case .failure(let error): sink.yield(.failed(error))
                 }
                 sink.finish()
@@ -165,8 +173,8 @@ extension SealboxAPI {
             return Self.eventStream(events, closing: sink, format: format)
         }
         defer { release() }
-        let result = try await sandboxService.execute(command, in: sandbox, output: nil).get()
-        let encoded = try Self.encoder.encode(RunResult(jail: result))
+        let result = try await sandboxService.execute(command, step: wire.step, in: sandbox, output: nil).get()
+        let encoded = try Self.encoder.encode(result)
         return Response(status: .created, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encoded)))
     }
 

@@ -2,6 +2,8 @@ import Foundation
 import HTTPTypes
 import SealboxBase
 import SealboxJail
+import SealboxLedger
+import SealboxRuntime
 
 /// Every sandbox operation that does more than look one up, for the HTTP routes and MCP alike
 /// (one path, as `RunService` is for runs): make one (profile grant, bounds, the jail), and run
@@ -31,14 +33,41 @@ public struct SandboxService: Sendable {
     }
 
     /// Makes a sandbox for `identity` as `wire` asks: 400 naming the field, 403 for a profile
-    /// the caller may not name, 429 past the bounds.
+    /// the caller may not name, 404 for a session it may not use, 429 past the bounds. In a
+    /// session, /work starts as the session's last sealed workspace; with tools, the broker
+    /// grants them for the sandbox's life.
     public func create(_ wire: SandboxCreateRequest.Wire?, for identity: APIIdentity, caller: RunCaller) async throws(APIError) -> Sandbox {
         var create = try SandboxCreateRequest.parse(wire, defaultLimits: defaultLimits, maxLimits: maxLimits, sandboxes: registry.limits)
         try runs.checkProfile(create.profile, for: caller)
+        if let session = create.session { try caller.checkSession?(session) }
+        let route = create.tools.isEmpty ? nil : try runs.brokerRoute()
         try registry.reserve(tenant: identity.tenant)
+        var admitted: Sandbox?
+        defer { if admitted == nil { registry.admit(nil, tenant: identity.tenant) } }
         let id = "sbx-" + RandomID.hex64(prefix: "")
         create.spec.id = id
         create.spec.liveJails = liveJails
+        let session: SandboxSession?
+        do throws(RuntimeError) {
+            session = try create.session.map { id throws(RuntimeError) in try SandboxSession.open(checkpointsPath: runs.pipeline.checkpointsPath, session: id) }
+            create.spec.workspace = try session?.restoreWorkspace()
+        } catch {
+            throw safe(APIError(error))
+        }
+        var broker: BrokerRun?
+        if let route {
+            do {
+                broker = try await BrokerRun.open(
+                    configPath: route.configPath, controlSocket: route.controlSocket, ledgerPath: runs.ledgerPath, allow: create.tools,
+                    session: session?.info.id, sessionRoot: session?.info.root, timeoutMs: Int(registry.limits.maxLifetimeMs),
+                    dataDirectory: runs.pipeline.dataDirectory, runID: id, tenant: caller.tenant)
+            } catch let error as RuntimeError {
+                throw safe(APIError(error))
+            } catch {
+                throw safe(APIError(.serviceUnavailable, "broker_unavailable", "\(error)", retryAfter: 5))
+            }
+            create.spec.door = broker?.grant.door
+        }
         let spec = create.spec
         let started: Result<LiveJail, JailError> = await onOwnThread("sealbox-sandbox") { [executor] in
             Result { () throws(JailError) in try executor().startLiveJail(spec) }
@@ -48,13 +77,15 @@ public struct SandboxService: Sendable {
         case .success(let made):
             jail = made
         case .failure(let error):
-            registry.admit(nil, tenant: identity.tenant)
+            if let broker { await broker.close() }
             throw safe(APIError(error.code == .invalidSpec ? .badRequest : .internalServerError,
                                 error.code == .invalidSpec ? "bad_request" : "jail_setup", error.description))
         }
         let sandbox = Sandbox(
             id: id, tenant: identity.tenant, profile: create.profile, limits: create.spec.limits, environment: create.spec.environment,
-            idleTimeoutMs: create.idleTimeoutMs, maxLifetimeMs: registry.limits.maxLifetimeMs, jail: jail, nowMs: SandboxRegistry.nowMs())
+            idleTimeoutMs: create.idleTimeoutMs, maxLifetimeMs: registry.limits.maxLifetimeMs, jail: jail, nowMs: SandboxRegistry.nowMs(),
+            session: session, tools: create.tools, broker: broker)
+        admitted = sandbox
         registry.admit(sandbox, tenant: identity.tenant)
         return sandbox
     }
@@ -133,18 +164,33 @@ public struct SandboxService: Sendable {
         _ = try await runs.admit(caller, whenGone: nil)
         let admission = runs.admission
         defer { Task { await admission.release(tenant: caller.slotTenant) } }
-        let outcome: Result<ContextChunkResult, JailError> = await sandbox.using {
-            await onOwnThread("sealbox-chunk") {
-                Result { () throws(JailError) in try context.run(code, timeoutMs: Int(timeout)) }
+        return try await asStep(wire.step, inputs: SandboxSession.chunkInputs(language: context.language, code: code), in: sandbox) {
+            () async throws(APIError) -> ContextChunkResult in
+            let outcome: Result<ContextChunkResult, JailError> = await sandbox.using {
+                await onOwnThread("sealbox-chunk") {
+                    Result { () throws(JailError) in try context.run(code, timeoutMs: Int(timeout)) }
+                }
+            }
+            switch outcome {
+            case .success(let result): return result
+            case .failure(let error) where error.code == .invalidSpec:
+                throw APIError.badRequest(error.message, field: "code")
+            case .failure(let error):
+                if let ended = sandbox.endedError { throw ended }
+                throw safe(APIError(.conflict, "context_ended", "context \(context.id): \(error.message); start another (POST /v1/sandboxes/\(sandbox.id)/contexts)"))
             }
         }
-        switch outcome {
-        case .success(let result): return result
-        case .failure(let error) where error.code == .invalidSpec:
-            throw APIError.badRequest(error.message, field: "code")
-        case .failure(let error):
-            if let ended = sandbox.endedError { throw ended }
-            throw safe(APIError(.conflict, "context_ended", "context \(context.id): \(error.message); start another (POST /v1/sandboxes/\(sandbox.id)/contexts)"))
+    }
+
+    /// Runs `command` in `sandbox` as step `step` of its session (`asStep`; nil: plainly);
+    /// its result as a run's, or its failure as the API answers it.
+    public func execute(_ command: LiveCommand, step: String?, in sandbox: Sandbox, output: OutputObserver?) async -> Result<RunResult, APIError> {
+        do throws(APIError) {
+            return .success(try await asStep(step, inputs: SandboxSession.commandInputs(command), in: sandbox) { () async throws(APIError) -> RunResult in
+                RunResult(jail: try await execute(command, in: sandbox, output: output).get())
+            })
+        } catch {
+            return .failure(error)
         }
     }
 
