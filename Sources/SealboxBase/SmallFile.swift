@@ -30,3 +30,41 @@ public enum SmallFile {
         }
     }
 }
+
+extension SmallFile {
+    /// Writes `bytes` as the whole of `path`, or leaves what was there: a temporary file
+    /// beside it (`mode`), written, fsync'd when `durable`, renamed over `path`, and the
+    /// directory fsync'd when `durable`. Returns 0, or the errno of the step that failed.
+    @discardableResult
+    public static func replace(_ path: String, with bytes: [UInt8], mode: mode_t = 0o600, durable: Bool = true) -> Int32 {
+        let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else { return errno }
+        var failed: Int32 = 0
+        var offset = 0
+        while offset < bytes.count {
+            let n = Interrupted.retry { bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
+            if n <= 0 {
+                failed = n < 0 ? errno : EIO
+                break
+            }
+            offset += n
+        }
+        if failed == 0, durable, fsync(fd) != 0 { failed = errno }
+        close(fd)
+        if failed == 0, rename(temporary, path) != 0 { failed = errno }
+        if failed != 0 {
+            unlink(temporary)
+            return failed
+        }
+        if durable {
+            let slash = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+            let dir = open(slash.isEmpty ? "/" : slash, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dir >= 0 {
+                _ = fsync(dir)
+                close(dir)
+            }
+        }
+        return 0
+    }
+}

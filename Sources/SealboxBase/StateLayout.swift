@@ -54,6 +54,8 @@ public struct StateLayout: Sendable, Equatable {
     public var defaultBrokerConfigPath: String { stateDirectory + "/broker-default.yaml" }
     public var bootstrapKeyPath: String { stateDirectory + "/api-key" }
     public var resultsDirectory: String { stateDirectory + "/results" }
+    /// Hibernated sandboxes' records (their files' contents are in the checkpoint store's blobs).
+    public var hibernatedDirectory: String { stateDirectory + "/hibernated" }
     /// Held by a running `sealbox serve`, so two never share one state directory.
     public var serveLockPath: String { stateDirectory + "/serve.lock" }
 

@@ -99,7 +99,14 @@ public struct SealboxAPI: Sendable {
         store = RunStore(limits: configuration.results, directory: configuration.layout.resultsDirectory)
         self.metrics = metrics
         connections = ConnectionRegistry(limits: configuration.connections)
-        sandboxes = SandboxRegistry(limits: configuration.sandboxes)
+        do {
+            sandboxes = SandboxRegistry(limits: configuration.sandboxes,
+                                        hibernation: try HibernatedSandboxes(directory: configuration.layout.hibernatedDirectory,
+                                                                             maximum: configuration.sandboxes.maxHibernated,
+                                                                             maximumPerTenant: configuration.sandboxes.maxHibernatedPerTenant))
+        } catch {
+            throw ServiceStartError("cannot open the hibernated sandboxes' directory \(configuration.layout.hibernatedDirectory): \(error)")
+        }
         openAPI = Self.openAPI(dataDirectory: executor.configuration.dataDirectory, configuration: configuration)
     }
 

@@ -74,6 +74,9 @@ public struct SandboxLimits: Sendable, Equatable {
     public var maxContextsPerSandbox: Int = 8
     /// Ended sandboxes still answered (with why they ended), newest first.
     public var endedKept: Int = 256
+    /// Hibernated sandboxes kept on disk at once, on the server and per tenant; past it, 429.
+    public var maxHibernated: Int = 256
+    public var maxHibernatedPerTenant: Int = 32
 
     public init() {}
 }

@@ -236,6 +236,48 @@ struct SandboxAPITests {
         }
     }
 
+    @Test("hibernate: /work into the blob store, the jail ended and the answer says what was lost; it outlives a restart; wake makes it again")
+    func hibernateAndWake() async throws {
+        let service = try Self.service()
+        let id = try await Application(router: service.api.router()).test(.live) { client in
+            let id = try #require(try await client.call(.post, "/v1/sandboxes", key: service.a, body: #"{"env":{"KEPT":"yes"}}"#).object()["id"] as? String)
+            _ = try await Self.raw(client, .put, "/v1/sandboxes/\(id)/files/src/data.csv", key: service.a, bytes: Array("a,b\n1,2\n".utf8))
+            _ = try await client.call(.post, "/v1/sandboxes/\(id)/commands", key: service.a, body: #"{"shell":"ln -s src/data.csv link; echo made > made.txt"}"#)
+            _ = try await client.call(.post, "/v1/sandboxes/\(id)/contexts", key: service.a, body: #"{"language":"python"}"#)
+            #expect(try await client.call(.post, "/v1/sandboxes/\(id)/hibernate", key: service.b).status == .notFound, "another tenant's")
+            let slept = try await client.call(.post, "/v1/sandboxes/\(id)/hibernate", key: service.a)
+            #expect(slept.status == .ok, "\(slept.text)")
+            let view = try slept.object()
+            #expect(view["state"] as? String == "hibernated", "\(slept.text)")
+            let hibernated = try #require(view["hibernated"] as? [String: Any])
+            #expect(hibernated["files"] as? Int == 2 && (hibernated["lost"] as? [String: Any])?["contexts"] as? Int == 1, "\(slept.text)")
+            let refused = try await client.call(.post, "/v1/sandboxes/\(id)/commands", key: service.a, body: #"{"shell":"true"}"#)
+            #expect(try refused.status == .conflict && refused.errorCode() == "sandbox_hibernated", "\(refused.text)")
+            let listed = try await client.call(.get, "/v1/sandboxes", key: service.a).object()["sandboxes"] as? [[String: Any]]
+            #expect(listed?.filter { $0["id"] as? String == id }.map { $0["state"] as? String } == ["hibernated"], "\(listed ?? [])")
+            return id
+        }
+        // A restarted server still has it.
+        let restarted = try SealboxAPI(configuration: service.api.configuration, executor: try APITests.executor.get(),
+                                       access: try SQLiteAccessStore.open(layout: service.api.configuration.layout))
+        try await Application(router: restarted.router()).test(.live) { client in
+            #expect(try await client.call(.get, "/v1/sandboxes/\(id)", key: service.a).object()["state"] as? String == "hibernated")
+            #expect(try await client.call(.post, "/v1/sandboxes/\(id)/wake", key: service.b).status == .notFound, "another tenant's")
+            let woken = try await client.call(.post, "/v1/sandboxes/\(id)/wake", key: service.a)
+            #expect(try woken.status == .ok && woken.object()["state"] as? String == "running", "\(woken.text)")
+            let read = try await client.call(.post, "/v1/sandboxes/\(id)/commands", key: service.a,
+                                             body: #"{"shell":"cat link made.txt; echo $KEPT; readlink link"}"#)
+            #expect(try read.object()["stdout"] as? String == "a,b\n1,2\nmade\nyes\nsrc/data.csv\n", "\(read.text)")
+            #expect(try await client.call(.post, "/v1/sandboxes/\(id)/wake", key: service.a).status == .notFound, "awake already")
+            // Hibernated again, then deleted while hibernated.
+            #expect(try await client.call(.post, "/v1/sandboxes/\(id)/hibernate", key: service.a).status == .ok)
+            let deleted = try await client.call(.delete, "/v1/sandboxes/\(id)", key: service.a)
+            #expect(try deleted.object()["state"] as? String == "ended", "\(deleted.text)")
+            #expect(try await client.call(.post, "/v1/sandboxes/\(id)/wake", key: service.a).status == .notFound)
+            restarted.sandboxes.shutdown(reason: "test over")
+        }
+    }
+
     /// Sandboxes that idle out, each with a background process: the reaper leaves no process,
     /// cgroup or descriptor behind. SEALBOX_IDLE_CYCLES sets the count (64 here; the issue's
     /// 1,000 with `SEALBOX_IDLE_CYCLES=1000 swift test --filter SandboxAPITests/idleCycles`).

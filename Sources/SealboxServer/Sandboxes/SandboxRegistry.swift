@@ -229,9 +229,23 @@ public struct SandboxView: Encodable, Sendable {
     /// The session its steps are sealed in.
     var session: String?
     var tools: [String]
+    /// A hibernated sandbox: when, what its /work holds, and what ended with its jail.
+    var hibernated: Hibernation?
+
+    struct Hibernation: Encodable, Sendable {
+        var atMs: Int64
+        var files: Int
+        var bytes: UInt64
+        var lost: HibernatedSandbox.Lost
+
+        enum CodingKeys: String, CodingKey {
+            case files, bytes, lost
+            case atMs = "at_ms"
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case id, state, profile, limits, usage, session, tools
+        case id, state, profile, limits, usage, session, tools, hibernated
         case createdAtMs = "created_at_ms"
         case ageMs = "age_ms"
         case idleMs = "idle_ms"
@@ -259,9 +273,12 @@ public final class SandboxRegistry: Sendable {
     }
     private let state = Mutex(State())
     private let logger: Logger
+    /// Hibernated sandboxes, kept on disk; nil where nothing is kept (`sealbox mcp`).
+    public let hibernation: HibernatedSandboxes?
 
-    public init(limits: SandboxLimits, logger: Logger = Logger(label: "sealbox.sandboxes")) {
+    public init(limits: SandboxLimits, hibernation: HibernatedSandboxes? = nil, logger: Logger = Logger(label: "sealbox.sandboxes")) {
         self.limits = limits
+        self.hibernation = hibernation
         self.logger = logger
     }
 
@@ -299,9 +316,15 @@ public final class SandboxRegistry: Sendable {
         if sandbox != nil { startReaper() }
     }
 
-    /// The sandbox `id` as `identity` may see it (another tenant's is a 404 like a missing one).
+    /// The sandbox `id` as `identity` may see it (another tenant's is a 404 like a missing
+    /// one); a hibernated one is a 409 saying to wake it.
     public func sandbox(_ id: String, visibleTo identity: APIIdentity, includingEnded: Bool = false) throws(APIError) -> Sandbox {
-        let found = state.withLock { state in state.live[id] ?? state.ended.first { $0.id == id } }
+        let live = state.withLock { $0.live[id] }
+        if let live, identity.canSee(ownedBy: live.tenant) { return live }
+        if let record = hibernation?.record(id), identity.canSee(ownedBy: record.tenant) {
+            throw APIError(.conflict, "sandbox_hibernated", "sandbox \(id) is hibernated: wake it first (POST /v1/sandboxes/\(id)/wake)")
+        }
+        let found = state.withLock { state in state.ended.first { $0.id == id } }
         guard let found, identity.canSee(ownedBy: found.tenant) else {
             throw APIError.notFound("no sandbox \(Printable.text(id, limit: 64))")
         }
@@ -309,12 +332,39 @@ public final class SandboxRegistry: Sendable {
         return found
     }
 
-    /// The sandboxes `identity` may see, live ones first (oldest first), then the ended ones kept.
-    func list(visibleTo identity: APIIdentity) -> [Sandbox] {
-        state.withLock { state in
-            state.live.values.filter { identity.canSee(ownedBy: $0.tenant) }.sorted { ($0.createdAtMs, $0.id) < ($1.createdAtMs, $1.id) }
-                + state.ended.filter { identity.canSee(ownedBy: $0.tenant) }
+    /// What `GET /v1/sandboxes/{id}` answers: a live, hibernated or recently ended sandbox.
+    func view(_ id: String, visibleTo identity: APIIdentity) throws(APIError) -> SandboxView {
+        let now = Self.nowMs()
+        if let record = hibernation?.record(id), identity.canSee(ownedBy: record.tenant), state.withLock({ $0.live[id] == nil }) {
+            return record.view(nowMs: now)
         }
+        return try sandbox(id, visibleTo: identity, includingEnded: true).view(nowMs: now)
+    }
+
+    /// The sandboxes `identity` may see: live ones (oldest first), hibernated ones, then the
+    /// ended ones kept (one that was woken again shows once, live).
+    func list(visibleTo identity: APIIdentity) -> [SandboxView] {
+        let now = Self.nowMs()
+        let (live, ended) = state.withLock { state in
+            (state.live.values.filter { identity.canSee(ownedBy: $0.tenant) }.sorted { ($0.createdAtMs, $0.id) < ($1.createdAtMs, $1.id) },
+             state.ended.filter { identity.canSee(ownedBy: $0.tenant) })
+        }
+        let hibernated = hibernation?.list(visibleTo: identity) ?? []
+        let shown = Set(live.map(\.id)).union(hibernated.map(\.id))
+        return live.map { $0.view(nowMs: now) } + hibernated.map { $0.view(nowMs: now) }
+            + ended.filter { !shown.contains($0.id) }.map { $0.view(nowMs: now) }
+    }
+
+    /// Deletes hibernated sandbox `id` (its record; its files' contents stay in the blob
+    /// store, shared with checkpoints). Its last view, marked ended, or nil when it is not one
+    /// `identity` may see.
+    func deleteHibernated(_ id: String, by identity: APIIdentity) -> SandboxView? {
+        guard let record = hibernation?.record(id), identity.canSee(ownedBy: record.tenant), hibernation?.remove(id) == true else { return nil }
+        var view = record.view(nowMs: Self.nowMs())
+        view.state = "ended"
+        view.endReason = "deleted while hibernated by key \(identity.keyID)"
+        logger.info("hibernated sandbox deleted", metadata: ["sandbox_id": .string(id), "tenant": .string(record.tenant)])
+        return view
     }
 
     public var liveCount: Int { state.withLock { $0.live.count } }

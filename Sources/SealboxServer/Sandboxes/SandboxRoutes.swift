@@ -16,6 +16,8 @@ import SealboxRuntime
 ///   GET    /v1/sandboxes/{id}                   one, with its clocks, limits and usage
 ///   DELETE /v1/sandboxes/{id}                   ends it: everything in it is killed
 ///   POST   /v1/sandboxes/{id}/pause             freezes it (no CPU, memory kept); /resume thaws it
+///   POST   /v1/sandboxes/{id}/hibernate         its /work into the blob store, its jail ended; /wake makes
+///                                               a new jail from it (same id, session and tools)
 ///   POST   /v1/sandboxes/{id}/commands          runs a command in it; 201 with a run's result object,
 ///                                               or its output as it comes (Accept: application/x-ndjson
 ///                                               or text/event-stream, as POST /v1/runs)
@@ -36,12 +38,21 @@ extension SealboxAPI {
         router.post("v1/sandboxes") { request, context in try await self.createSandbox(request, context.requireIdentity()) }
         router.get("v1/sandboxes") { _, context in try self.listSandboxes(context.requireIdentity()) }
         router.get("v1/sandboxes/:id") { _, context in
-            try Self.json(.ok, self.sandboxes.sandbox(context.parameters.require("id"), visibleTo: context.requireIdentity(), includingEnded: true)
-                .view(nowMs: SandboxRegistry.nowMs()))
+            try Self.json(.ok, self.sandboxes.view(context.parameters.require("id"), visibleTo: context.requireIdentity()))
         }
         router.delete("v1/sandboxes/:id") { _, context in try self.deleteSandbox(context.parameters.require("id"), context.requireIdentity()) }
         router.post("v1/sandboxes/:id/pause") { _, context in try self.pauseSandbox(context.parameters.require("id"), true, context.requireIdentity()) }
         router.post("v1/sandboxes/:id/resume") { _, context in try self.pauseSandbox(context.parameters.require("id"), false, context.requireIdentity()) }
+        router.post("v1/sandboxes/:id/hibernate") { _, context in
+            let identity = try context.requireIdentity()
+            let sandbox = try self.sandboxes.sandbox(context.parameters.require("id"), visibleTo: identity)
+            return try Self.json(.ok, try await self.sandboxService.hibernate(sandbox, by: identity.keyID))
+        }
+        router.post("v1/sandboxes/:id/wake") { _, context in
+            let identity = try context.requireIdentity()
+            let woken = try await self.sandboxService.wake(context.parameters.require("id"), for: identity, caller: self.caller(identity))
+            return try Self.json(.ok, woken.view(nowMs: SandboxRegistry.nowMs()))
+        }
         router.post("v1/sandboxes/:id/commands") { request, context in
             try await self.runCommand(context.parameters.require("id"), request, context.requireIdentity())
         }
@@ -124,11 +135,11 @@ extension SealboxAPI {
 
     func listSandboxes(_ identity: APIIdentity) throws -> Response {
         struct Page: Encodable { var sandboxes: [SandboxView] }
-        let now = SandboxRegistry.nowMs()
-        return try Self.json(.ok, Page(sandboxes: sandboxes.list(visibleTo: identity).map { $0.view(nowMs: now) }))
+        return try Self.json(.ok, Page(sandboxes: sandboxes.list(visibleTo: identity)))
     }
 
     func deleteSandbox(_ id: String, _ identity: APIIdentity) throws -> Response {
+        if let deleted = sandboxes.deleteHibernated(id, by: identity) { return try Self.json(.ok, deleted) }
         let sandbox = try sandboxes.sandbox(id, visibleTo: identity, includingEnded: true)
         sandboxes.end(sandbox, reason: "deleted by key \(identity.keyID)")
         return try Self.json(.ok, sandbox.view(nowMs: SandboxRegistry.nowMs()))

@@ -3,7 +3,9 @@ import HTTPTypes
 import SealboxBase
 import SealboxJail
 import SealboxLedger
+import SealboxProfiles
 import SealboxRuntime
+import SealboxSQLite
 
 /// Every sandbox operation that does more than look one up, for the HTTP routes and MCP alike
 /// (one path, as `RunService` is for runs): make one (profile grant, bounds, the jail), and run
@@ -37,20 +39,44 @@ public struct SandboxService: Sendable {
     /// session, /work starts as the session's last sealed workspace; with tools, the broker
     /// grants them for the sandbox's life.
     public func create(_ wire: SandboxCreateRequest.Wire?, for identity: APIIdentity, caller: RunCaller) async throws(APIError) -> Sandbox {
-        var create = try SandboxCreateRequest.parse(wire, defaultLimits: defaultLimits, maxLimits: maxLimits, sandboxes: registry.limits)
+        let create = try SandboxCreateRequest.parse(wire, defaultLimits: defaultLimits, maxLimits: maxLimits, sandboxes: registry.limits)
         try runs.checkProfile(create.profile, for: caller)
         if let session = create.session { try caller.checkSession?(session) }
-        let route = create.tools.isEmpty ? nil : try runs.brokerRoute()
-        try registry.reserve(tenant: identity.tenant)
-        var admitted: Sandbox?
-        defer { if admitted == nil { registry.admit(nil, tenant: identity.tenant) } }
-        let id = "sbx-" + RandomID.hex64(prefix: "")
-        create.spec.id = id
-        create.spec.liveJails = liveJails
+        return try await launch(Launch(id: "sbx-" + RandomID.hex64(prefix: ""), spec: create.spec, profile: create.profile,
+                                       idleTimeoutMs: create.idleTimeoutMs, session: create.session, tools: create.tools),
+                                tenant: identity.tenant, caller: caller) { session throws(RuntimeError) in
+            try session?.restoreWorkspace()
+        }
+    }
+
+    /// What makes a sandbox's jail, made new or woken.
+    struct Launch {
+        var id: String
+        var spec: JailSpec
+        var profile: String
+        var idleTimeoutMs: Int64
+        var session: String?
+        var tools: [String]
+        /// The broker run's id: the sandbox's own the first time, a fresh one when woken (a
+        /// closed run is never opened again).
+        var brokerRunID: String?
+    }
+
+    /// Starts `launch`'s jail for `tenant`, with /work as `workspace` makes it (nil: the
+    /// jail's own), its session opened and its tools granted; admits it to the registry.
+    private func launch(_ launch: Launch, tenant: String, caller: RunCaller,
+                        workspace: (SandboxSession?) throws(RuntimeError) -> Workspace?) async throws(APIError) -> Sandbox {
+        var spec = launch.spec
+        let route = launch.tools.isEmpty ? nil : try runs.brokerRoute()
+        try registry.reserve(tenant: tenant)
+        var admitted = false
+        defer { if !admitted { registry.admit(nil, tenant: tenant) } }
+        spec.id = launch.id
+        spec.liveJails = liveJails
         let session: SandboxSession?
         do throws(RuntimeError) {
-            session = try create.session.map { id throws(RuntimeError) in try SandboxSession.open(checkpointsPath: runs.pipeline.checkpointsPath, session: id) }
-            create.spec.workspace = try session?.restoreWorkspace()
+            session = try launch.session.map { id throws(RuntimeError) in try SandboxSession.open(checkpointsPath: runs.pipeline.checkpointsPath, session: id) }
+            spec.workspace = try workspace(session)
         } catch {
             throw safe(APIError(error))
         }
@@ -58,19 +84,19 @@ public struct SandboxService: Sendable {
         if let route {
             do {
                 broker = try await BrokerRun.open(
-                    configPath: route.configPath, controlSocket: route.controlSocket, ledgerPath: runs.ledgerPath, allow: create.tools,
+                    configPath: route.configPath, controlSocket: route.controlSocket, ledgerPath: runs.ledgerPath, allow: launch.tools,
                     session: session?.info.id, sessionRoot: session?.info.root, timeoutMs: Int(registry.limits.maxLifetimeMs),
-                    dataDirectory: runs.pipeline.dataDirectory, runID: id, tenant: caller.tenant)
+                    dataDirectory: runs.pipeline.dataDirectory, runID: launch.brokerRunID ?? launch.id, tenant: caller.tenant)
             } catch let error as RuntimeError {
                 throw safe(APIError(error))
             } catch {
                 throw safe(APIError(.serviceUnavailable, "broker_unavailable", "\(error)", retryAfter: 5))
             }
-            create.spec.door = broker?.grant.door
+            spec.door = broker?.grant.door
         }
-        let spec = create.spec
+        let ready = spec
         let started: Result<LiveJail, JailError> = await onOwnThread("sealbox-sandbox") { [executor] in
-            Result { () throws(JailError) in try executor().startLiveJail(spec) }
+            Result { () throws(JailError) in try executor().startLiveJail(ready) }
         }
         let jail: LiveJail
         switch started {
@@ -82,12 +108,78 @@ public struct SandboxService: Sendable {
                                 error.code == .invalidSpec ? "bad_request" : "jail_setup", error.description))
         }
         let sandbox = Sandbox(
-            id: id, tenant: identity.tenant, profile: create.profile, limits: create.spec.limits, environment: create.spec.environment,
-            idleTimeoutMs: create.idleTimeoutMs, maxLifetimeMs: registry.limits.maxLifetimeMs, jail: jail, nowMs: SandboxRegistry.nowMs(),
-            session: session, tools: create.tools, broker: broker)
-        admitted = sandbox
-        registry.admit(sandbox, tenant: identity.tenant)
+            id: launch.id, tenant: tenant, profile: launch.profile, limits: spec.limits, environment: spec.environment,
+            idleTimeoutMs: launch.idleTimeoutMs, maxLifetimeMs: registry.limits.maxLifetimeMs, jail: jail, nowMs: SandboxRegistry.nowMs(),
+            session: session, tools: launch.tools, broker: broker)
+        admitted = true
+        registry.admit(sandbox, tenant: tenant)
         return sandbox
+    }
+
+    /// The checkpoint store's blobs, where hibernated /work is kept.
+    private func blobs() throws(APIError) -> any BlobStore {
+        do {
+            return try StateStores.checkpoints(file: runs.pipeline.checkpointsPath).blobs
+        } catch {
+            throw safe(APIError(.internalServerError, "storage", "the checkpoint store cannot be opened: \(error)"))
+        }
+    }
+
+    /// Hibernates `sandbox`: its /work (read with the sandbox frozen) into the blob store and
+    /// its record to disk, then its jail ended; processes and code contexts are gone, and the
+    /// answer says how many. 429 past the hibernated bounds; 400 where nothing is kept.
+    public func hibernate(_ sandbox: Sandbox, by keyID: String) async throws(APIError) -> SandboxView {
+        guard let store = registry.hibernation else {
+            throw APIError.badRequest("this server keeps no hibernated sandboxes")
+        }
+        try store.checkRoom(tenant: sandbox.tenant)
+        let blobs = try blobs()
+        let contexts = sandbox.contexts.filter { $0.endReason == nil }.count
+        let lost = HibernatedSandbox.Lost(commands: max(0, sandbox.jail.runningCommands - contexts), contexts: contexts)
+        let jail = sandbox.jail
+        let snapshot: Result<SnapshotManifest, RuntimeError> = await onOwnThread("sealbox-hibernate") {
+            Result { () throws(RuntimeError) in try SandboxSession.snapshot(jail, blobs: blobs).0 }
+        }
+        let manifest: SnapshotManifest
+        switch snapshot {
+        case .success(let made): manifest = made
+        case .failure(let error):
+            if let ended = sandbox.endedError { throw ended }
+            throw safe(APIError(error))
+        }
+        let record = HibernatedSandbox(
+            id: sandbox.id, tenant: sandbox.tenant, profile: sandbox.profile, limits: .init(sandbox.limits),
+            env: sandbox.environment.map { [$0.name, $0.value] }, idle_timeout_ms: sandbox.idleTimeoutMs, session: sandbox.session?.info.id,
+            tools: sandbox.tools, created_at_ms: sandbox.createdAtMs, hibernated_at_ms: SandboxRegistry.nowMs(), manifest: manifest, lost: lost)
+        try store.keep(record)
+        registry.end(sandbox, reason: "hibernated by key \(keyID)")
+        return record.view(nowMs: SandboxRegistry.nowMs())
+    }
+
+    /// Wakes hibernated sandbox `id` for `identity`: a new jail, its /work restored from the
+    /// snapshot, in its session and with its tools as before. 404 for one it may not see.
+    public func wake(_ id: String, for identity: APIIdentity, caller: RunCaller) async throws(APIError) -> Sandbox {
+        guard let store = registry.hibernation, let record = store.record(id), identity.canSee(ownedBy: record.tenant) else {
+            throw APIError.notFound("no hibernated sandbox \(Printable.text(id, limit: 64))")
+        }
+        let blobs = try blobs()
+        var spec = JailSpec(command: [], limits: record.limits.limits, profile: .catalog(record.profile))
+        spec.environment = record.environment
+        let limit = record.limits.disk_bytes
+        let woken = try await launch(Launch(id: id, spec: spec, profile: record.profile, idleTimeoutMs: record.idle_timeout_ms,
+                                            session: record.session, tools: record.tools,
+                                            brokerRunID: id + "-" + RandomID.hex64(prefix: "").prefix(8)),
+                                     tenant: record.tenant, caller: caller) { _ throws(RuntimeError) in
+            do {
+                return try StepWorkspace.restore(record.manifest, limitBytes: limit, blobs: blobs, of: "sandbox \(id)")
+            } catch let error as RuntimeError {
+                throw error
+            } catch {
+                throw RuntimeError(.storage, "\(error)")
+            }
+        }
+        store.remove(id)
+        return woken
     }
 
     /// The command `wire` asks for in `sandbox`, checked (400 naming the field).
