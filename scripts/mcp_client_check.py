@@ -203,6 +203,15 @@ async def sdk_checks(sealbox, state_dir, tools_file):
             chunk = await call(session, "sandbox_run_code", {"sandbox": box, "language": "bash", "code": "cd src && ls; exit_status=3; (exit $exit_status)"})
             check(chunk.structured_content.get("stdout") == "data.csv\n" and chunk.structured_content.get("exit_code") == 3,
                   "sandbox_run_code: a bash context answers its output and exit code", chunk.structured_content)
+            # A sandbox in a session: a command step runs once; sent again, its seal answers.
+            made = await call(session, "create_sandbox", {"session": sid})
+            check(not made.is_error and made.structured_content.get("session") == sid, "create_sandbox: in a session", text_of(made))
+            stepped = made.structured_content["id"]
+            counted = [await call(session, "sandbox_exec", {"sandbox": stepped, "shell": "echo x >> n; wc -l < n", "step": "count"}) for _ in range(2)]
+            check([c.structured_content.get("stdout") for c in counted] == ["1\n", "1\n"]
+                  and [c.structured_content.get("replayed") for c in counted] == [False, True],
+                  "sandbox_exec with a step: run once, then answered from its seal", [c.structured_content for c in counted])
+            await call(session, "kill_sandbox", {"sandbox": stepped})
             ended = await call(session, "kill_sandbox", {"sandbox": box})
             check(not ended.is_error and ended.structured_content["state"] == "ended", "kill_sandbox: ended", text_of(ended))
             gone = await call(session, "sandbox_exec", {"sandbox": box, "shell": "true"})

@@ -49,7 +49,8 @@ enum SandboxTools {
     /// A sandbox as GET /v1/sandboxes/{id} shows it.
     static let sandboxSchema = MCPToolDefinition.schema("""
         {"type": "object", "required": ["id", "state", "idle_timeout_ms", "expires_at_ms"],
-         "properties": {"id": {"type": "string"}, "state": {"type": "string", "enum": ["running", "paused", "ended"]},
+         "properties": {"id": {"type": "string"}, "state": {"type": "string", "enum": ["running", "paused", "hibernated", "ended"]},
+                        "session": {"type": "string"}, "tools": {"type": "array", "items": {"type": "string"}},
                         "idle_timeout_ms": {"type": "integer"}, "expires_at_ms": {"type": "integer"}, "end_reason": {"type": "string"}}}
         """)
 
@@ -70,14 +71,18 @@ struct CreateSandboxTool: MCPTool {
                 Creates a sandbox: an isolated Linux jail that stays between calls, with a writable /work. Put files in with \
                 sandbox_write_file, run commands with sandbox_exec (state in /work and background processes carry over), read results \
                 with sandbox_read_file and sandbox_list_files, and end it with kill_sandbox. It ends by itself after idle_timeout_ms with \
-                nothing running (default 5 minutes). No network, no credentials inside.
+                nothing running (default 5 minutes). No network, no credentials inside. With `session` (from create_session), /work \
+                starts where the session's last sealed step left it, and a command or chunk given a `step` key is sealed: sent again, \
+                it answers from the seal without running. `tools` are broker tools granted to everything it runs.
                 """,
             inputSchema: MCPToolDefinition.schema("""
                 {"type": "object", "additionalProperties": false, "properties": {
                   "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Every command's environment."},
                   "limits": {"type": "object", "description": "The jail's limits, as run_code's (memory_bytes, pids, disk_bytes, cpus; timeout_ms and output_bytes are each command's default)."},
                   "profile": {"type": "string"},
-                  "idle_timeout_ms": {"type": "integer", "minimum": 1000}}}
+                  "idle_timeout_ms": {"type": "integer", "minimum": 1000},
+                  "session": {"type": "string", "description": "A session id from create_session."},
+                  "tools": {"type": "array", "items": {"type": "string"}, "description": "Broker tools granted for the sandbox's life."}}}
                 """),
             outputSchema: SandboxTools.sandboxSchema,
             annotations: ["readOnlyHint": false, "destructiveHint": false, "idempotentHint": false, "openWorldHint": false])
@@ -89,6 +94,9 @@ struct CreateSandboxTool: MCPTool {
             wire = try StrictJSONDecoder.decode(SandboxCreateRequest.Wire.self, from: .object(arguments.values))
         } catch {
             return .failure(MCPToolFailure(APIError(decoding: error)))
+        }
+        if wire.new_session != nil {
+            return .failure(MCPToolFailure(MCPToolInputError(field: "new_session", message: "new_session is not an argument here: call create_session and pass its id as session")))
         }
         do throws(APIError) {
             let sandbox = try await backend.sandboxes.create(wire, for: backend.sandboxIdentity, caller: backend.sandboxCaller)
@@ -116,7 +124,8 @@ struct SandboxExecTool: MCPTool {
                   \(SandboxTools.sandboxProperty),
                   "shell": {"type": "string"}, "command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
                   "env": {"type": "object", "additionalProperties": {"type": "string"}}, "cwd": {"type": "string"},
-                  "stdin": {"type": "string"}, "timeout_ms": {"type": "integer", "minimum": 1}, "output_bytes": {"type": "integer", "minimum": 0}}}
+                  "stdin": {"type": "string"}, "timeout_ms": {"type": "integer", "minimum": 1}, "output_bytes": {"type": "integer", "minimum": 0},
+                  "step": {"type": "string", "description": "A step key of the sandbox's session: sealed once it ran; sent again, answered from the seal."}}}
                 """),
             outputSchema: RunCodeTool.outputSchema,
             annotations: ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": false])
@@ -138,7 +147,7 @@ struct SandboxExecTool: MCPTool {
                 let command = try service.command(wire, in: sandbox)
                 let release = try await service.admit(in: sandbox, caller: backend.sandboxCaller)
                 defer { release() }
-                let result = RunResult(jail: try await service.execute(command, in: sandbox, output: nil).get())
+                let result = try await service.execute(command, step: wire.step, in: sandbox, output: nil).get()
                 return .success(RunCodeTool.summary(result), structured: SandboxTools.encoded(result))
             } catch {
                 throw MCPToolFailure(error)
@@ -365,6 +374,7 @@ struct SandboxRunCodeTool: MCPTool {
                   \(SandboxTools.sandboxProperty), "code": {"type": "string"},
                   "context": {"type": "string", "description": "A context id; absent: the sandbox's first one of `language`."},
                   "language": {"type": "string", "enum": ["python", "node", "bash"], "description": "Without `context`: which interpreter (default python)."},
+                  "step": {"type": "string", "description": "A step key of the sandbox's session: sealed once it ran; sent again, answered from the seal."},
                   "timeout_ms": {"type": "integer", "minimum": 1}}}
                 """),
             outputSchema: MCPToolDefinition.schema("""
@@ -372,7 +382,8 @@ struct SandboxRunCodeTool: MCPTool {
                  "properties": {"value": {"type": "string"}, "stdout": {"type": "string"}, "stderr": {"type": "string"},
                                 "error": {"type": "object"}, "display": {"type": "array"}, "exit_code": {"type": "integer"},
                                 "duration_ms": {"type": "number"},
-                                "timed_out": {"type": "boolean"}, "context": {"type": "string"}}}
+                                "timed_out": {"type": "boolean"}, "context": {"type": "string"}, "replayed": {"type": "boolean"},
+                                "checkpoint": {"type": "integer"}, "unsealed": {"type": "string"}}}
                 """),
             annotations: ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": false])
     }
@@ -380,9 +391,10 @@ struct SandboxRunCodeTool: MCPTool {
     func call(_ arguments: MCPArguments, context: MCPCallContext) async -> MCPToolResult {
         do throws(MCPToolFailure) {
             let sandbox = try SandboxTools.sandbox(arguments, backend)
-            let code: String, contextID: String?, language: String, timeout: Int?
+            let code: String, contextID: String?, language: String, timeout: Int?, step: String?
             do throws(MCPToolInputError) {
-                try arguments.checkNames(["sandbox", "code", "context", "language", "timeout_ms"])
+                try arguments.checkNames(["sandbox", "code", "context", "language", "timeout_ms", "step"])
+                step = try arguments.string("step", maxBytes: 256)
                 guard let given = try arguments.string("code", maxBytes: SandboxChunkRequest.maximumCodeBytes) else {
                     throw MCPToolInputError(field: "code", message: "code is required")
                 }
@@ -410,6 +422,7 @@ struct SandboxRunCodeTool: MCPTool {
                 }
                 var wire = SandboxChunkRequest.Wire(code: code)
                 wire.timeout_ms = timeout.map(Int64.init)
+                wire.step = step
                 let result = try await service.runChunk(wire, in: live, of: sandbox, caller: backend.sandboxCaller)
                 var structured = SandboxTools.encoded(result)
                 if case .object(var members) = structured {

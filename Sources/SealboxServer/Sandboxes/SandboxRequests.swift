@@ -30,7 +30,7 @@ public struct SandboxCreateRequest: Sendable {
         var idle_timeout_ms: Int64?
         public var session: String?
         /// A new session of the caller's, made for it (its id is in the answer).
-        var new_session: Bool?
+        public var new_session: Bool?
         public var tools: [String]?
 
         public init() {}
@@ -86,7 +86,7 @@ public struct SandboxCommandRequest: Sendable {
         var timeout_ms: Int64?
         var output_bytes: Int64?
         /// A step key of the sandbox's session: the command is sealed, and sent again answers from its seal.
-        var step: String?
+        public var step: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable { case command, shell, env, cwd, stdin, timeout_ms, output_bytes, step }
     }
