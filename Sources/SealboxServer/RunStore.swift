@@ -9,13 +9,16 @@ import SealboxBase
 /// tenant, so no tenant can grow the server without limit (a run may print 16 MiB to each
 /// stream; ten thousand of those would not fit in any machine's memory).
 ///
-/// Each result is kept once, as the JSON bytes the API answers with (never also as a struct).
-/// A small one stays in memory; one larger than `inlineBytes` is written to a file in
-/// `directory` (0600, in the 0700 state directory) and read back when asked for. When a new
-/// result would pass a budget, the oldest results go first: the tenant's own when the tenant
-/// is over its share, else anyone's. A result that cannot be written to disk (full disk) is
-/// kept in memory without its output, marked `"output_dropped": true`. The directory is
-/// emptied when the store opens: results do not outlive the server.
+/// Each result is kept as the JSON bytes the API answers with (never also as a struct). With a
+/// `directory`, every result is written there (`ID.TENANT`, 0600, in the 0700 state
+/// directory), so results outlive the server: a store that opens reads back what an earlier
+/// one kept, minus what is older than `retentionMs` or past the budgets. A small result is
+/// also kept in memory; one larger than `inlineBytes` is read back from its file when asked
+/// for. When a new result would pass a budget, the oldest results go first: the tenant's own
+/// when the tenant is over its share, else anyone's; a result past `retentionMs` goes when the
+/// next one is put. A result that cannot be written to disk (full disk) is kept in memory,
+/// without its output when it is large, marked `"output_dropped": true`. Files are written
+/// without fsync: a result survives a restart of the server, not a crash of the machine.
 ///
 /// Each entry remembers its tenant: another tenant asking for it gets nothing, as if it did
 /// not exist.
@@ -32,25 +35,28 @@ public final class RunStore: Sendable {
         /// Results larger than this go to disk.
         public var inlineBytes: Int
 
+        /// A result older than this is forgotten (its file removed).
+        public var retentionMs: Int64
+
         public init(count: Int = 10_000, memoryBytes: Int = 64 << 20, diskBytes: Int = 1 << 30, perTenantBytes: Int = 256 << 20,
-                    inlineBytes: Int = 256 << 10) {
+                    inlineBytes: Int = 256 << 10, retentionMs: Int64 = 86_400_000) {
             self.count = count
             self.memoryBytes = memoryBytes
             self.diskBytes = diskBytes
             self.perTenantBytes = perTenantBytes
             self.inlineBytes = inlineBytes
+            self.retentionMs = retentionMs
         }
-    }
-
-    private enum Place {
-        case memory(Data)
-        case disk(String)
     }
 
     private struct Entry {
         var tenant: String
         var bytes: Int
-        var place: Place
+        /// Kept in memory (small results, or any when there is no directory).
+        var memory: Data?
+        /// Its file in `directory`.
+        var file: String?
+        var storedAtMs: Int64
     }
 
     private struct State {
@@ -77,11 +83,50 @@ public final class RunStore: Sendable {
         self.limits = limits
         self.directory = directory
         if let directory {
-            // Results of an earlier server (one killed mid-write included) are not ours to serve.
-            try? FileManager.default.removeItem(atPath: directory)
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            reload(directory)
         }
     }
+
+    /// Takes back what an earlier store kept in `directory`, oldest first, within the
+    /// retention and the budgets; removes the rest, and anything that is not a result's file
+    /// (a write cut short, a file of an older sealbox).
+    private func reload(_ directory: String) {
+        let now = Self.nowMs()
+        var found: [(id: String, tenant: String, bytes: Int, atMs: Int64, path: String)] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            let path = directory + "/" + name
+            var st = stat()
+            let parts = name.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 2, RunRequest.isIdentifier(parts[0]), parts[1].isEmpty || RunRequest.isIdentifier(parts[1]),
+                  lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                unlink(path)
+                continue
+            }
+            let atMs = Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000
+            guard now - atMs < limits.retentionMs else {
+                unlink(path)
+                continue
+            }
+            found.append((parts[0], parts[1], Int(st.st_size), atMs, path))
+        }
+        found.sort { ($0.atMs, $0.id) < ($1.atMs, $1.id) }
+        let removed: [String] = state.withLock { s in
+            var removed: [String] = []
+            for item in found {
+                if let old = s.entries.removeValue(forKey: item.id) { removed += Self.forget(old, &s) }
+                s.entries[item.id] = Entry(tenant: item.tenant, bytes: item.bytes, memory: nil, file: item.path, storedAtMs: item.atMs)
+                s.diskBytes += item.bytes
+                s.tenantBytes[item.tenant, default: 0] += item.bytes
+                s.order.append(item.id)
+                removed += evict(&s, keeping: item.id, tenant: item.tenant, nowMs: now)
+            }
+            return removed
+        }
+        for path in removed { unlink(path) }
+    }
+
+    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     /// The old interface: `capacity` results in memory.
     public convenience init(capacity: Int) {
@@ -113,28 +158,31 @@ public final class RunStore: Sendable {
 
     private func put(_ encoded: Data, id: String, tenant: String, dropOutput: () -> Data) {
         let size = encoded.count
-        var place: Place = .memory(encoded)
-        var stored = size
-        if size > limits.inlineBytes || size > limits.memoryBytes {
-            if let directory, size <= limits.diskBytes, size <= limits.perTenantBytes, Self.write(encoded, to: directory + "/" + id) {
-                place = .disk(directory + "/" + id)
-            } else {
-                // No room on disk (or no disk): keep the verdict, not the output.
-                let reduced = dropOutput()
-                place = .memory(reduced)
-                stored = reduced.count
-                state.withLock { $0.outputDropped += 1 }
-            }
+        let now = Self.nowMs()
+        var entry = Entry(tenant: tenant, bytes: size, memory: nil, file: nil, storedAtMs: now)
+        if let directory, size <= limits.diskBytes, size <= limits.perTenantBytes,
+           SmallFile.replace(directory + "/" + id + "." + tenant, with: [UInt8](encoded), durable: false) == 0 {
+            entry.file = directory + "/" + id + "." + tenant
+            if size <= limits.inlineBytes && size <= limits.memoryBytes { entry.memory = encoded }
+        } else if size > limits.inlineBytes || size > limits.memoryBytes {
+            // No room on disk (or no disk): keep the verdict, not the output.
+            let reduced = dropOutput()
+            entry.memory = reduced
+            entry.bytes = reduced.count
+            state.withLock { $0.outputDropped += 1 }
+        } else {
+            entry.memory = encoded
         }
         let removed: [String] = state.withLock { s in
             var removed: [String] = []
             let old = s.entries.removeValue(forKey: id)
-            if let old { removed += Self.forget(old, &s) }
-            s.entries[id] = Entry(tenant: tenant, bytes: stored, place: place)
-            if case .disk = place { s.diskBytes += stored } else { s.memoryBytes += stored }
-            s.tenantBytes[tenant, default: 0] += stored
+            if let old { removed += Self.forget(old, &s).filter { $0 != entry.file } }
+            s.entries[id] = entry
+            if entry.file != nil { s.diskBytes += entry.bytes }
+            if let memory = entry.memory { s.memoryBytes += memory.count }
+            s.tenantBytes[tenant, default: 0] += entry.bytes
             if old == nil { s.order.append(id) }
-            removed += evict(&s, keeping: id, tenant: tenant)
+            removed += evict(&s, keeping: id, tenant: tenant, nowMs: now)
             return removed
         }
         for path in removed { unlink(path) }
@@ -149,10 +197,8 @@ public final class RunStore: Sendable {
     /// The stored JSON bytes, when `identity` may see them.
     public func encoded(_ id: String, visibleTo identity: APIIdentity) -> Data? {
         guard let entry = state.withLock({ $0.entries[id] }), identity.canSee(ownedBy: entry.tenant) else { return nil }
-        switch entry.place {
-        case .memory(let data): return data
-        case .disk(let path): return FileManager.default.contents(atPath: path)
-        }
+        if let memory = entry.memory { return memory }
+        return entry.file.flatMap { FileManager.default.contents(atPath: $0) }
     }
 
     public func tenant(of id: String) -> String? {
@@ -163,10 +209,21 @@ public final class RunStore: Sendable {
     /// budget is passed. Never the entry just put (unless it alone passes a budget: then it
     /// was kept without its output, or on disk within budget, by `put`). Returns the files
     /// to unlink (outside the lock).
-    private func evict(_ s: inout State, keeping newest: String, tenant: String) -> [String] {
+    private func evict(_ s: inout State, keeping newest: String, tenant: String, nowMs: Int64) -> [String] {
         var removed: [String] = []
         func overall() -> Bool {
             s.entries.count > limits.count || s.memoryBytes > limits.memoryBytes || s.diskBytes > limits.diskBytes
+        }
+        // Past their retention, oldest first (results are put in time order).
+        while s.head < s.order.count {
+            let id = s.order[s.head]
+            if let entry = s.entries[id] {
+                guard id != newest, nowMs - entry.storedAtMs >= limits.retentionMs else { break }
+                s.entries[id] = nil
+                removed += Self.forget(entry, &s)
+                s.evicted += 1
+            }
+            s.head += 1
         }
         // The tenant over its share pays first, with its own oldest results.
         if s.tenantBytes[tenant, default: 0] > limits.perTenantBytes {
@@ -201,31 +258,10 @@ public final class RunStore: Sendable {
     private static func forget(_ entry: Entry, _ s: inout State) -> [String] {
         s.tenantBytes[entry.tenant, default: 0] -= entry.bytes
         if s.tenantBytes[entry.tenant] ?? 0 <= 0 { s.tenantBytes[entry.tenant] = nil }
-        switch entry.place {
-        case .memory:
-            s.memoryBytes -= entry.bytes
-            return []
-        case .disk(let path):
-            s.diskBytes -= entry.bytes
-            return [path]
-        }
-    }
-
-    private static func write(_ data: Data, to path: String) -> Bool {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        let ok = data.withUnsafeBytes { raw -> Bool in
-            var offset = 0
-            while offset < raw.count {
-                let n = Interrupted.retry { Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) }
-                if n < 0 { return false }
-                offset += n
-            }
-            return true
-        }
-        if !ok { unlink(path) }
-        return ok
+        if let memory = entry.memory { s.memoryBytes -= memory.count }
+        guard let file = entry.file else { return [] }
+        s.diskBytes -= entry.bytes
+        return [file]
     }
 
     /// The result with its output left out, marked so.

@@ -49,8 +49,8 @@ extension SealboxAPI {
 extension SealboxAPI {
     /// What a server killed with SIGKILL leaves behind, cleaned at the next start: partial
     /// blobs of writers that are gone, and sessions nobody owns that nothing refers to (made
-    /// by servers that created a session before recording its owner). Results of the last
-    /// server are dropped by `RunStore` itself. Returns what was removed, for the log.
+    /// by servers that created a session before recording its owner). `RunStore` sorts out the
+    /// last server's results itself. Returns what was removed, for the log.
     public func sweepLeftovers() -> (partialBlobs: Int, unownedSessions: Int) {
         let blobs = checkpoints.blobs.sweepTemporaries()
         var sessions = 0

@@ -87,8 +87,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("results-memory"), help: "Finished results kept in memory for GET /v1/runs/{id}, in bytes (oldest forgotten first).")
     var resultsMemory: String = "64M"
 
-    @Option(name: .customLong("results-disk"), help: "Large finished results kept on disk in STATE-DIR/results (emptied at start), in bytes.")
+    @Option(name: .customLong("results-disk"), help: "Finished results kept on disk in STATE-DIR/results, in bytes; they outlive a restart (oldest forgotten first).")
     var resultsDisk: String = "1G"
+
+    @Option(name: .customLong("results-retention"), help: "Finished results are forgotten this long after they finished, e.g. 24h, 7d.")
+    var resultsRetention: String = "24h"
 
     @Option(name: .customLong("results-per-tenant"), help: "Bytes of kept results one tenant may hold; past it, its own oldest go first.")
     var resultsPerTenant: String = "256M"
@@ -158,6 +161,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure(message: error.description)
         }
+        configuration.results.retentionMs = try SandboxOptions.duration(resultsRetention, flag: "--results-retention", at: 1000...(365 * 86_400_000))
         configuration.maxLimits = try limits.limits()
         configuration.profiles = try profilePolicy.grant()
         configuration.sandboxes = try sandboxOptions.limits()

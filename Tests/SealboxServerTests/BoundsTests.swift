@@ -46,18 +46,40 @@ struct BoundsTests {
         #expect(store.stats.outputDropped == 1)
     }
 
-    @Test("large results go to disk, bounded; the directory is emptied when a store opens")
+    @Test("results go to disk, bounded; a store that opens takes back what the last one kept, within its retention")
     func disk() throws {
         let dir = NSTemporaryDirectory() + "sealbox-results-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = RunStore(limits: .init(count: 100, memoryBytes: 1_000_000, diskBytes: 25_000, perTenantBytes: 1_000_000, inlineBytes: 1_000), directory: dir)
         for index in 0..<5 { store.put(Self.result("r\(index)", bytes: 10_000), tenant: "alice") }
+        store.put(Self.result("small", bytes: 10), tenant: "bob")
         #expect(store.stats.diskBytes <= 25_000 && store.stats.diskBytes > 0)
         #expect(store.get("r4", visibleTo: Self.alice)?.stdout.count == 10_000)
         #expect(store.get("r0", visibleTo: Self.alice) == nil)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count == 2)
-        _ = RunStore(limits: .init(), directory: dir)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["r3.alice", "r4.alice", "small.bob"])
+        // A restarted server: the results are there, each still its tenant's alone.
+        FileManager.default.createFile(atPath: dir + "/junk", contents: Data("x".utf8))
+        FileManager.default.createFile(atPath: dir + "/r9.alice.tmp-1-2", contents: Data("half".utf8))
+        let reopened = RunStore(limits: .init(), directory: dir)
+        #expect(reopened.get("r4", visibleTo: Self.alice)?.stdout.count == 10_000)
+        #expect(reopened.get("r4", visibleTo: Self.bob) == nil)
+        #expect(reopened.get("small", visibleTo: Self.bob) != nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["r3.alice", "r4.alice", "small.bob"], "what is not a result is removed")
+        // Past the retention: forgotten at the next open, its file removed.
+        let old = Date().addingTimeInterval(-3 * 86_400)
+        try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: dir + "/r3.alice")
+        let later = RunStore(limits: .init(retentionMs: 2 * 86_400_000), directory: dir)
+        #expect(later.get("r3", visibleTo: Self.alice) == nil && later.get("r4", visibleTo: Self.alice) != nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["r4.alice", "small.bob"])
+    }
+
+    @Test("a result past the retention is forgotten when the next one is put")
+    func retention() throws {
+        let store = RunStore(limits: .init(retentionMs: 1), directory: nil)
+        store.put(Self.result("first", bytes: 10), tenant: "alice")
+        usleep(5_000)  // five times the retention: time passing is what is tested
+        store.put(Self.result("second", bytes: 10), tenant: "alice")
+        #expect(store.get("first", visibleTo: Self.alice) == nil && store.get("second", visibleTo: Self.alice) != nil)
     }
 
     @Test("admission: a freed slot goes to the least recently served tenant; a tenant's queue share is capped")

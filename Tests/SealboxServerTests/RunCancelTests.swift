@@ -47,4 +47,20 @@ struct RunCancelTests {
             #expect(try await client.call(.get, "/v1/runs?state=finished", key: service.a).status == .badRequest)
         }
     }
+
+    @Test("a finished result outlives the server: a restarted one answers GET /v1/runs/{id} for its tenant only")
+    func resultsOutliveRestart() async throws {
+        let service = try SandboxAPITests.service()
+        let id = try await Application(router: service.api.router()).test(.live) { client in
+            let ran = try await client.call(.post, "/v1/runs", key: service.a, body: #"{"language":"python","code":"print('kept')"}"#)
+            return try #require(try ran.object()["id"] as? String, "\(ran.text)")
+        }
+        let restarted = try SealboxAPI(configuration: service.api.configuration, executor: try APITests.executor.get(),
+                                       access: try SQLiteAccessStore.open(layout: service.api.configuration.layout))
+        try await Application(router: restarted.router()).test(.live) { client in
+            let kept = try await client.call(.get, "/v1/runs/\(id)", key: service.a)
+            #expect(try kept.status == .ok && kept.object()["stdout"] as? String == "kept\n", "\(kept.text)")
+            #expect(try await client.call(.get, "/v1/runs/\(id)", key: service.b).status == .notFound)
+        }
+    }
 }
