@@ -217,6 +217,8 @@ let package = Package(
                 "SealboxAccess",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // `sealbox sandbox`: a client of a running `sealbox serve`.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
         ),

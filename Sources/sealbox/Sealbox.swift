@@ -19,7 +19,7 @@ struct Sealbox: AsyncParsableCommand {
             Exit status of `sealbox run`: the program's own code; 128+N if killed by signal N; \
             125 if sealbox itself failed; 126 if the program cannot be executed; 127 if not found.
             """,
-        subcommands: [RunCommand.self, ServeCommand.self, McpCommand.self, KeysCommand.self, SessionCommand.self, BrokerCommand.self, LogCommand.self, BenchCommand.self, ProfileCommand.self]
+        subcommands: [RunCommand.self, ServeCommand.self, SandboxCommand.self, McpCommand.self, KeysCommand.self, SessionCommand.self, BrokerCommand.self, LogCommand.self, BenchCommand.self, ProfileCommand.self]
     )
 
     static func main() async {

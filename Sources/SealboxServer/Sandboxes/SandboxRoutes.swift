@@ -14,7 +14,8 @@ import SealboxRuntime
 ///                                               session's last seal, its steps sealed); 429 past the bounds
 ///   GET    /v1/sandboxes                        the caller's sandboxes, live and recently ended
 ///   GET    /v1/sandboxes/{id}                   one, with its clocks, limits and usage
-///   DELETE /v1/sandboxes/{id}                   ends it: everything in it is killed
+///   DELETE /v1/sandboxes/{id}                   ends it: everything in it is killed (?keep_workspace=true:
+///                                               hibernated instead, its /work kept)
 ///   POST   /v1/sandboxes/{id}/pause             freezes it (no CPU, memory kept); /resume thaws it
 ///   POST   /v1/sandboxes/{id}/hibernate         its /work into the blob store, its jail ended; /wake makes
 ///                                               a new jail from it (same id, session and tools)
@@ -40,7 +41,16 @@ extension SealboxAPI {
         router.get("v1/sandboxes/:id") { _, context in
             try Self.json(.ok, self.sandboxes.view(context.parameters.require("id"), visibleTo: context.requireIdentity()))
         }
-        router.delete("v1/sandboxes/:id") { _, context in try self.deleteSandbox(context.parameters.require("id"), context.requireIdentity()) }
+        router.delete("v1/sandboxes/:id") { request, context in
+            let identity = try context.requireIdentity()
+            let id = try context.parameters.require("id")
+            if try Self.flag(request, "keep_workspace") {
+                // Kept: the sandbox is hibernated (wake brings it back), not deleted.
+                let sandbox = try self.sandboxes.sandbox(id, visibleTo: identity)
+                return try Self.json(.ok, try await self.sandboxService.hibernate(sandbox, by: identity.keyID))
+            }
+            return try self.deleteSandbox(id, identity)
+        }
         router.post("v1/sandboxes/:id/pause") { _, context in try self.pauseSandbox(context.parameters.require("id"), true, context.requireIdentity()) }
         router.post("v1/sandboxes/:id/resume") { _, context in try self.pauseSandbox(context.parameters.require("id"), false, context.requireIdentity()) }
         router.post("v1/sandboxes/:id/hibernate") { _, context in
@@ -276,14 +286,18 @@ extension SealboxAPI {
         }
     }
 
+    /// A query parameter that is true or false (absent: false); 400 naming it otherwise.
+    static func flag(_ request: Request, _ name: String) throws(APIError) -> Bool {
+        switch request.uri.queryParameters[name[...]].map(String.init) {
+        case nil, "false": return false
+        case "true": return true
+        default: throw APIError.badRequest("\(name) must be true or false", field: name)
+        }
+    }
+
     func removeFile(_ id: String, _ path: String, _ request: Request, _ identity: APIIdentity) async throws -> Response {
         let sandbox = try sandboxes.sandbox(id, visibleTo: identity)
-        let recursive: Bool
-        switch request.uri.queryParameters["recursive"].map(String.init) {
-        case nil, "false": recursive = false
-        case "true": recursive = true
-        default: throw APIError.badRequest("recursive must be true or false", field: "recursive")
-        }
+        let recursive = try Self.flag(request, "recursive")
         return try await sandbox.using {
             try Self.fileCall { () throws(LiveFileError) in try sandbox.jail.files.remove(path, recursive: recursive) }
             return Response(status: .noContent)
