@@ -486,63 +486,60 @@ struct SandboxList: AsyncParsableCommand {
     }
 }
 
+/// What the subcommands that are one POST or DELETE on a sandbox take.
+struct SandboxActionOptions: ParsableArguments {
+    @OptionGroup var sandbox: SandboxID
+    @OptionGroup var service: ServiceOptions
+    @Flag(name: .customLong("json"), help: "Print the sandbox as JSON.") var json = false
+}
+
 /// The subcommands that are one POST or DELETE on a sandbox and print it.
 protocol SandboxAction: AsyncParsableCommand {
-    var sandbox: SandboxID { get }
-    var service: ServiceOptions { get }
-    var json: Bool { get }
+    var options: SandboxActionOptions { get }
     var method: HTTPMethod { get }
     var suffix: String { get }
 }
 
 extension SandboxAction {
     func run() async throws {
-        let view = try await service.client().call(method, sandbox.path + suffix)
-        var line = "\(view["id"] as? String ?? sandbox.id): \(view["state"] as? String ?? "?")"
+        let view = try await options.service.client().call(method, options.sandbox.path + suffix)
+        var line = "\(view["id"] as? String ?? options.sandbox.id): \(view["state"] as? String ?? "?")"
         if let reason = view["end_reason"] as? String { line += " (\(reason))" }
         if let hibernated = view["hibernated"] as? [String: Any] {
             let lost = hibernated["lost"] as? [String: Any] ?? [:]
             line += ", \(hibernated["files"] as? Int ?? 0) files kept; ended: \(lost["commands"] as? Int ?? 0) commands, \(lost["contexts"] as? Int ?? 0) contexts"
         }
-        printReply(view, json: json, line: line)
+        printReply(view, json: options.json, line: line)
     }
 }
 
 struct SandboxRemove: SandboxAction {
     static let configuration = CommandConfiguration(
         commandName: "rm", abstract: "End a sandbox and discard its /work; with --keep-workspace, hibernate it instead (wake brings it back).")
-    @OptionGroup var sandbox: SandboxID
-    @OptionGroup var service: ServiceOptions
+    @OptionGroup var options: SandboxActionOptions
     @Flag(name: .customLong("keep-workspace"), help: "Keep /work (the sandbox is hibernated, not deleted).")
     var keepWorkspace = false
-    @Flag(name: .customLong("json"), help: "Print the sandbox as JSON.") var json = false
     var method: HTTPMethod { .DELETE }
     var suffix: String { keepWorkspace ? "?keep_workspace=true" : "" }
 }
 
 struct SandboxKill: SandboxAction {
     static let configuration = CommandConfiguration(commandName: "kill", abstract: "End a sandbox now: everything in it is killed, its /work discarded.")
-    @OptionGroup var sandbox: SandboxID
-    @OptionGroup var service: ServiceOptions
-    @Flag(name: .customLong("json"), help: "Print the sandbox as JSON.") var json = false
+    @OptionGroup var options: SandboxActionOptions
     var method: HTTPMethod { .DELETE }
     var suffix: String { "" }
 }
 
 struct SandboxPause: SandboxAction {
     static let configuration = CommandConfiguration(commandName: "pause", abstract: "Freeze a sandbox: no CPU, memory kept.")
-    @OptionGroup var sandbox: SandboxID
-    @OptionGroup var service: ServiceOptions
-    @Flag(name: .customLong("json"), help: "Print the sandbox as JSON.") var json = false
+    @OptionGroup var options: SandboxActionOptions
     var method: HTTPMethod { .POST }
     var suffix: String { "/pause" }
 }
 
 struct SandboxResume: SandboxAction {
     static let configuration = CommandConfiguration(commandName: "resume", abstract: "Thaw a paused sandbox.")
-    @OptionGroup var sandbox: SandboxID
-    @OptionGroup var service: ServiceOptions
-    @Flag(name: .customLong("json"), help: "Print the sandbox as JSON.") var json = false
+    @OptionGroup var options: SandboxActionOptions
     var method: HTTPMethod { .POST }
     var suffix: String { "/resume" }
 }
@@ -550,18 +547,14 @@ struct SandboxResume: SandboxAction {
 struct SandboxHibernate: SandboxAction {
     static let configuration = CommandConfiguration(
         commandName: "hibernate", abstract: "Keep a sandbox's /work on the server's disk and end its jail (processes and contexts end).")
-    @OptionGroup var sandbox: SandboxID
-    @OptionGroup var service: ServiceOptions
-    @Flag(name: .customLong("json"), help: "Print the sandbox as JSON.") var json = false
+    @OptionGroup var options: SandboxActionOptions
     var method: HTTPMethod { .POST }
     var suffix: String { "/hibernate" }
 }
 
 struct SandboxWake: SandboxAction {
     static let configuration = CommandConfiguration(commandName: "wake", abstract: "Make a hibernated sandbox again from its kept /work.")
-    @OptionGroup var sandbox: SandboxID
-    @OptionGroup var service: ServiceOptions
-    @Flag(name: .customLong("json"), help: "Print the sandbox as JSON.") var json = false
+    @OptionGroup var options: SandboxActionOptions
     var method: HTTPMethod { .POST }
     var suffix: String { "/wake" }
 }

@@ -221,7 +221,7 @@ struct SessionAPITests {
             // The sandbox ends: its broker run is closed, so its token is dead.
             let (deleted, _) = try await Self.send(client, .delete, "/v1/sandboxes/\(id)")
             #expect(deleted == .ok)
-            let closed = try await Self.eventually {
+            let closed = try await SandboxAPITests.eventuallyAsync {
                 let answer = try await BrokerControlClient.ask(ControlRequest(op: "run_cursor", runID: id), socket: service.broker.controlSocket)
                 return !answer.ok
             }
@@ -246,14 +246,5 @@ struct SessionAPITests {
             #expect(both == .badRequest)
             service.api.sandboxes.shutdown(reason: "test over")
         }
-    }
-
-    static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return false
     }
 }
