@@ -188,19 +188,20 @@ extension HostileAPI {
 
         /// What a killed server left behind is cleaned at the next start; the databases are
         /// the operator's only (0600).
-        @Test("leftovers of a killed server are cleaned at restart: partial blobs, unowned sessions, kept results; databases are 0600")
+        @Test("leftovers of a killed server are cleaned at restart: partial blobs and results, unowned sessions; kept results answer; databases are 0600")
         func leftovers() async throws {
             let first = try await offPool { try ServeProcess() }
             let state = first.stateDirectory, port = first.port
             defer { try? FileManager.default.removeItem(atPath: state) }
             let target = Target(server: first)
             let owned = try await target.session()
-            _ = try await target.run(python: "print('kept')")
+            let kept = try #require(try await target.run(python: "print('kept')").json?["id"] as? String)
             first.kill9()
             // What a server killed mid-write leaves: a partial blob of a dead writer, a
-            // session created without its owner, results of the last server.
+            // session created without its owner, a result written halfway.
             try FileManager.default.createDirectory(atPath: state + "/blobs", withIntermediateDirectories: true)
             #expect(FileManager.default.createFile(atPath: state + "/blobs/tmp-999999999-1", contents: Data("partial".utf8)))
+            #expect(FileManager.default.createFile(atPath: state + "/results/r1.load.tmp-999999999-1", contents: Data("{\"half".utf8)))
             let made = try await CLI.run(["session", "new", "--checkpoints", state + "/checkpoints.db"])
             let unowned = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(made.status == 0 && !unowned.isEmpty, "\(made.stderr)")
@@ -209,7 +210,9 @@ extension HostileAPI {
             #expect(!FileManager.default.fileExists(atPath: state + "/blobs/tmp-999999999-1"))
             #expect(try await restarted.get("/v1/sessions/\(unowned)", key: second.operatorKey).status == 404)
             #expect(try await restarted.get("/v1/sessions/\(owned)").status == 200)
-            #expect(((try? FileManager.default.contentsOfDirectory(atPath: state + "/results")) ?? []).isEmpty)
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: state + "/results")) ?? []).allSatisfy { !$0.contains("tmp") })
+            let answered = try await restarted.get("/v1/runs/\(kept)")
+            #expect(answered.status == 200 && answered.json?["stdout"] as? String == "kept\n", "a finished result outlives the server: \(answered.body)")
             #expect(second.logLines.contains { $0.contains("removed what a killed server left behind") }, "\(second.logLines)")
             for name in ["keys.db", "effects.db", "checkpoints.db"] {
                 let mode = ((try FileManager.default.attributesOfItem(atPath: state + "/" + name))[.posixPermissions] as? Int) ?? 0
