@@ -175,7 +175,7 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
         let id = try command.id.map { id throws(JailError) in try SpecValidator.runID(id) } ?? RandomID.run()
         let stdinFD = try Executor.openStdin(command.stdin)
         defer { close(stdinFD) }
-        let baseline = jail.cgroup.usage()
+        let baseline = jail.cgroup.limitEvents()
         let launched = try launch(command, stdinFD: stdinFD)
         defer { launched.closeReadEnds() }
         let limits = launched.limits

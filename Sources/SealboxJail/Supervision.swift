@@ -273,10 +273,12 @@ struct Supervision {
     /// cgroup is the whole sandbox's, so its limit events count from there, and the command's
     /// CPU time and memory come from its own rusage.
     func verdict(id: String, profile: String, cgroup: any TaskCgroup, baseline: CgroupUsage? = nil) -> JailResult {
-        var usage = cgroup.usage()
+        var usage: CgroupUsage
         if let baseline {
-            usage = CgroupUsage(peakMemoryBytes: nil, cpuNanos: nil, oomKills: usage.oomKills - baseline.oomKills,
-                                pidsLimitHits: usage.pidsLimitHits - baseline.pidsLimitHits)
+            let now = cgroup.limitEvents()
+            usage = CgroupUsage(oomKills: now.oomKills - baseline.oomKills, pidsLimitHits: now.pidsLimitHits - baseline.pidsLimitHits)
+        } else {
+            usage = cgroup.usage()
         }
         var result = JailResult(
             id: id, status: .ok, exitCode: 0, signal: nil,

@@ -96,19 +96,20 @@ public final class RunStore: Sendable {
         var found: [(id: String, tenant: String, bytes: Int, atMs: Int64, path: String)] = []
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
             let path = directory + "/" + name
-            var st = stat()
             let parts = name.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
             guard parts.count == 2, RunRequest.isIdentifier(parts[0]), parts[1].isEmpty || RunRequest.isIdentifier(parts[1]),
-                  lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                  attributes?[.type] as? FileAttributeType == .typeRegular, let size = attributes?[.size] as? Int,
+                  let modified = attributes?[.modificationDate] as? Date else {
                 unlink(path)
                 continue
             }
-            let atMs = Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000
+            let atMs = Int64(modified.timeIntervalSince1970 * 1000)
             guard now - atMs < limits.retentionMs else {
                 unlink(path)
                 continue
             }
-            found.append((parts[0], parts[1], Int(st.st_size), atMs, path))
+            found.append((parts[0], parts[1], size, atMs, path))
         }
         found.sort { ($0.atMs, $0.id) < ($1.atMs, $1.id) }
         let removed: [String] = state.withLock { s in

@@ -70,6 +70,9 @@ public protocol TaskCgroup: AnyObject, Sendable {
     /// each before letting the child run. Empty for v2, and empty after `destroy()`.
     var procsFDs: [Int32] { get }
     func usage() -> CgroupUsage
+    /// Only the limit events of `usage` (OOM kills, pids-limit hits): the two files a command
+    /// in a live jail needs before and after it, instead of every counter.
+    func limitEvents() -> CgroupUsage
     /// Kill every process in the cgroup. v2: write "1" to cgroup.kill. v1: freezer FROZEN, SIGKILL every pid in
     /// cgroup.procs, THAWED, repeat until empty (bounded).
     func killAll() throws(CgroupError)
@@ -79,4 +82,11 @@ public protocol TaskCgroup: AnyObject, Sendable {
     func setFrozen(_ frozen: Bool) throws(CgroupError)
     /// Wait (bounded, up to 2 s) until empty, close fds, rmdir the task cgroup in every hierarchy. Idempotent.
     func destroy() throws(CgroupError)
+}
+
+extension TaskCgroup {
+    public func limitEvents() -> CgroupUsage {
+        let usage = usage()
+        return CgroupUsage(oomKills: usage.oomKills, pidsLimitHits: usage.pidsLimitHits)
+    }
 }

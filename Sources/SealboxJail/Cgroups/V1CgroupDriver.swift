@@ -194,18 +194,26 @@ public final class V1TaskCgroup: TaskCgroup {
     }
 
     public func usage() -> CgroupUsage {
-        let peak = CgroupFS.readIfPresent("\(memoryDirectory)/memory.max_usage_in_bytes").flatMap(CgroupParsing.parseUInt)
-        let cpu = cpuacctDirectory
+        var usage = limitEvents()
+        usage.peakMemoryBytes = CgroupFS.readIfPresent("\(memoryDirectory)/memory.max_usage_in_bytes").flatMap(CgroupParsing.parseUInt)
+        usage.cpuNanos = cpuacctDirectory
             .flatMap { CgroupFS.readIfPresent("\($0)/cpuacct.usage") }
             .flatMap(CgroupParsing.parseUInt)
+        return usage
+    }
+
+    public func limitEvents() -> CgroupUsage {
         let oom = CgroupFS.readIfPresent("\(memoryDirectory)/memory.oom_control")
             .flatMap { CgroupParsing.parseKeyValues($0)["oom_kill"] } ?? 0
-        let hits = CgroupParsing.pidsLimitHits(
-            events: CgroupFS.readIfPresent("\(pidsDirectory)/pids.events"),
-            peak: CgroupFS.readIfPresent("\(pidsDirectory)/pids.peak"),
-            current: CgroupFS.readIfPresent("\(pidsDirectory)/pids.current"),
-            max: CgroupFS.readIfPresent("\(pidsDirectory)/pids.max"))
-        return CgroupUsage(peakMemoryBytes: peak, cpuNanos: cpu, oomKills: Int(clamping: oom), pidsLimitHits: hits)
+        // pids.events when the kernel has it; the peak against the limit otherwise (read
+        // only then: every read of a cgroup file is a syscall round of its own).
+        let events = CgroupFS.readIfPresent("\(pidsDirectory)/pids.events")
+        let hits = events != nil
+            ? CgroupParsing.pidsLimitHits(events: events, peak: nil, current: nil, max: nil)
+            : CgroupParsing.pidsLimitHits(
+                events: nil, peak: CgroupFS.readIfPresent("\(pidsDirectory)/pids.peak"),
+                current: CgroupFS.readIfPresent("\(pidsDirectory)/pids.current"), max: CgroupFS.readIfPresent("\(pidsDirectory)/pids.max"))
+        return CgroupUsage(oomKills: Int(clamping: oom), pidsLimitHits: hits)
     }
 
     private var isDestroyed: Bool {

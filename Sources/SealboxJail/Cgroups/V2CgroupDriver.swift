@@ -176,16 +176,20 @@ public final class V2TaskCgroup: TaskCgroup {
     }
 
     public func usage() -> CgroupUsage {
-        let peak = CgroupFS.readIfPresent("\(directory)/memory.peak").flatMap(CgroupParsing.parseUInt)
-        let cpu = CgroupFS.readIfPresent("\(directory)/cpu.stat")
+        var usage = limitEvents()
+        usage.peakMemoryBytes = CgroupFS.readIfPresent("\(directory)/memory.peak").flatMap(CgroupParsing.parseUInt)
+        usage.cpuNanos = CgroupFS.readIfPresent("\(directory)/cpu.stat")
             .flatMap { CgroupParsing.parseKeyValues($0)["usage_usec"] }
             .map { $0.multipliedReportingOverflow(by: 1000).partialValue }
+        return usage
+    }
+
+    public func limitEvents() -> CgroupUsage {
         let oom = CgroupFS.readIfPresent("\(directory)/memory.events")
             .flatMap { CgroupParsing.parseKeyValues($0)["oom_kill"] } ?? 0
         let hits = CgroupFS.readIfPresent("\(directory)/pids.events")
             .flatMap { CgroupParsing.parseKeyValues($0)["max"] } ?? 0
-        return CgroupUsage(
-            peakMemoryBytes: peak, cpuNanos: cpu, oomKills: Int(clamping: oom), pidsLimitHits: Int(clamping: hits))
+        return CgroupUsage(oomKills: Int(clamping: oom), pidsLimitHits: Int(clamping: hits))
     }
 
     public func setFrozen(_ frozen: Bool) throws(CgroupError) {
