@@ -10,9 +10,10 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # (python3-venv: Debian's python3 has no ensurepip without it). The compatibility battery
 # (Tests/SealboxJailTests/CompatibilityTests.swift) also compiles C in a jail (gcc, libc6-dev)
 # and drives a terminal with script(1) (bsdutils) and setsid(1) (util-linux); it fails, never
-# skips, when one is missing.
+# skips, when one is missing. python3-matplotlib: a code context answers the figures a chunk
+# leaves open as PNGs, tested with the real library (LiveContextTests).
 packages=(libseccomp-dev libcap-dev pkg-config python3 python3-venv nodejs bash coreutils procps iproute2 debootstrap
-          gcc libc6-dev bsdutils util-linux)
+          gcc libc6-dev bsdutils util-linux python3-matplotlib)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -178,7 +178,9 @@ struct FilesystemPlan: Sendable {
         // the jail's mountinfo, and a write is cheaper than a mount. The root is read-only
         // after pivot_root, so they are too.
         for name in synthetic { try addCopy(host: etcDirectory + "/" + name, jail: "/etc/" + name) }
-        for name in ["ld.so.cache", "ld.so.conf"] where !synthetic.contains(name) && access("/etc/" + name, R_OK) == 0 {
+        // The loader's cache and configuration, and matplotlib's defaults (Debian keeps them
+        // in /etc, and matplotlib refuses to import without them): small, nothing secret.
+        for name in ["ld.so.cache", "ld.so.conf", "matplotlibrc"] where !synthetic.contains(name) && access("/etc/" + name, R_OK) == 0 {
             try addCopy(host: "/etc/" + name, jail: "/etc/" + name)
         }
         // Debian's alternatives symlinks (awk, editor, ...) and the timezone; nothing secret.

@@ -106,7 +106,7 @@ public final class LiveContext: @unchecked Sendable {  // `lock` guards `ended` 
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
             throw JailError.syscall(.setup, "socketpair for a context's channel", errno)
         }
-        let launched: LiveJail.Launched
+        var launched: LiveJail.Launched
         do throws(JailError) {
             launched = try jail.launch(command, stdinFD: pair[0])
         } catch {
@@ -122,6 +122,13 @@ public final class LiveContext: @unchecked Sendable {  // `lock` guards `ended` 
         }
         // Read as they come, never blocking: what a chunk printed is drained when it answers.
         for fd in [launched.out, launched.err, pair[1]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        // The interpreter's notified calls (a profile that notifies) are answered all its
+        // life, between chunks too (a timer, a thread of numpy's BLAS), not only while
+        // sealbox waits for a chunk.
+        if launched.notifyFD >= 0 {
+            jail.serveNotifications(launched.notifyFD)
+            launched.notifyFD = -1
+        }
         return LiveContext(id: id, language: language, jail: jail, launched: launched, channel: pair[1])
     }
 

@@ -273,10 +273,36 @@ public final class LiveJail: @unchecked Sendable {  // immutable but for `state`
         return launched
     }
 
-    /// A started command is over (its status read): its listener closed, its place freed.
+    /// A started command is over (its status read): its place freed, and its seccomp
+    /// listener closed, unless processes it left behind still use its filter: then a thread
+    /// of their own answers their notified calls until the last of them is gone (without it,
+    /// their next notified call would wait forever).
     func finished(_ launched: Launched) {
-        if launched.notifyFD >= 0 { close(launched.notifyFD) }
+        if launched.notifyFD >= 0 {
+            var entry = pollfd(fd: launched.notifyFD, events: Int16(POLLIN), revents: 0)
+            let stillUsed = poll(&entry, 1, 0) >= 0 && entry.revents & Int16(POLLHUP | POLLERR | POLLNVAL) == 0
+            if stillUsed { serveNotifications(launched.notifyFD) } else { close(launched.notifyFD) }
+        }
         state.withLock { $0.running -= 1 }
+    }
+
+    /// Answers the notified calls of `listener` (a seccomp listener, which it takes) as the
+    /// jail's profile says, on a thread of its own, until no task uses the filter any more
+    /// (the kernel then says POLLHUP) or the jail ends.
+    func serveNotifications(_ listener: Int32) {
+        let policy = filter.policy ?? NotificationPolicy(fallback: .fail(errno: EPERM))
+        let thread = Thread { [weak self] in
+            defer { close(listener) }
+            while self.map({ !$0.hasEnded }) ?? false {
+                var entry = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&entry, 1, 500)
+                if ready < 0 && errno != EINTR { return }
+                if entry.revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 { return }
+                if entry.revents & Int16(POLLIN) != 0 { _ = Supervision.answerOne(listener, policy: policy) }
+            }
+        }
+        thread.name = "sealbox-notify"
+        thread.start()
     }
 
     /// A duplicate of the descriptor on its /work, or -1 once it ended.

@@ -223,8 +223,18 @@ struct Supervision {
 
     /// Receives one notification and answers it as the profile's action would have acted.
     private mutating func answerNotification(_ fd: Int32, policy: NotificationPolicy) {
+        guard let (key, answer, args) = Self.answerOne(fd, policy: policy) else { return }
+        if case .kill = answer { killedForProfile = true }
+        let call = NotifiedCall(key: key, answer: answer)
+        if notified[call] == nil { notified[call] = NotifiedCount(count: 0, firstArgs: args) }
+        notified[call]?.count += 1
+    }
+
+    /// Receives one notification on `fd` and answers it as the profile's action would have
+    /// acted; nil when there was none to take (the task is gone).
+    static func answerOne(_ fd: Int32, policy: NotificationPolicy) -> (SyscallKey, NotificationAnswer, [UInt64])? {
         var note = sbx_notification()
-        guard sbx_notify_receive(fd, &note) == 0 else { return }  // ENOENT: the task is gone
+        guard sbx_notify_receive(fd, &note) == 0 else { return nil }  // ENOENT: the task is gone
         let args = withUnsafeBytes(of: note.args) { Array($0.bindMemory(to: UInt64.self)) }
         let key = SyscallKey(arch: note.arch, number: note.nr)
         let answer = policy.answer(for: key, args: args)
@@ -237,11 +247,8 @@ struct Supervision {
             // Whether or not the kill reached it (the task may have died meanwhile), the
             // call never ran: a notified syscall only proceeds when answered.
             _ = sbx_notify_kill(fd, note.id, note.pid)
-            killedForProfile = true
         }
-        let call = NotifiedCall(key: key, answer: answer)
-        if notified[call] == nil { notified[call] = NotifiedCount(count: 0, firstArgs: args) }
-        notified[call]?.count += 1
+        return (key, answer, args)
     }
 
     /// The `violations` of the result: denied and killed calls, by name.

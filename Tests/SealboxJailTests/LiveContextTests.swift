@@ -126,7 +126,25 @@ struct LiveContextTests {
         #expect(small.stdout == "next\n" && !small.stdoutTruncated)
     }
 
-    /// This host has no matplotlib: a stand-in `matplotlib.pyplot` in /work (the same calls:
+    /// The real library (Debian's python3-matplotlib, installed by scripts/setup.sh): a chunk
+    /// that leaves a figure open gets it back as a PNG, with the Agg backend a jail has.
+    @Test("a real matplotlib figure comes back as a PNG")
+    func matplotlibFigure() async throws {
+        let jail = try Fixture.jail().startLiveJail(JailSpec(command: []))
+        defer { jail.end() }
+        let context = try LiveContext.start(in: jail, language: "python", id: "m1", environment: [("MPLBACKEND", "Agg")])
+        defer { context.close() }
+        // The first import builds matplotlib's font cache: give it time.
+        let drew = try await Self.run(context, "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('sealbox')\n'drawn'", timeoutMs: 120_000)
+        #expect(drew.error == nil && drew.value == "'drawn'", "\(drew.error?.traceback ?? "") \(drew.stderr)")
+        let png = try #require(drew.display.first, "\(drew)")
+        #expect(png.mime == "image/png" && drew.display.count == 1)
+        let bytes = try #require(Data(base64Encoded: png.data))
+        #expect(bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) && bytes.count > 1000, "\(bytes.prefix(8))")
+        #expect(try await Self.run(context, "len(plt.get_fignums())").value == "0", "closed once sent")
+    }
+
+    /// A stand-in `matplotlib.pyplot` in /work (the same calls:
     /// get_fignums, figure(n).savefig(buffer, format="png"), close("all")) drives the
     /// driver's figure path, so the chunk's PNGs, their order and the closing are checked.
     @Test("figures left open by a chunk come back as PNGs, once")

@@ -31,6 +31,24 @@ struct LiveJailTests {
         #expect(jail.runningCommands == 0 && !jail.hasEnded)
     }
 
+    /// The default profile's refused calls are notified, to be answered (and counted) by
+    /// sealbox: one made by a process its command left behind, after the command ended, is
+    /// still answered (EPERM), not left waiting forever.
+    @Test("a refused call of a background process, made after its command ended, is answered")
+    func backgroundNotifiedCall() async throws {
+        let jail = try Self.start()
+        defer { jail.end() }
+        // syscall(169) is reboot: not in the default profile, so refused through a notification.
+        let script = "import ctypes, os, time; time.sleep(0.3); r = ctypes.CDLL(None, use_errno=True).syscall(169, 0, 0, 0, 0); "
+            + "open('/work/bg.tmp', 'w').write('%d %d' % (r, ctypes.get_errno())); os.rename('/work/bg.tmp', '/work/bg')"
+        let started = try await Self.sh(jail, "python3 -c \"\(script)\" >/dev/null 2>&1 &")
+        #expect(started.status == .ok, "\(started.stderr)")
+        let answered = try await eventually(10) { (try? jail.files.stat("bg")) != nil }
+        #expect(answered, "the background call was never answered")
+        let said = try await Self.sh(jail, "cat bg")
+        #expect(said.stdout == "-1 \(EPERM)", "\(said.stdout)")
+    }
+
     @Test("a command that cannot start is a spawn_failed result, and the jail goes on")
     func failedStart() async throws {
         let jail = try Self.start()

@@ -190,7 +190,7 @@ struct SandboxAPITests {
     func contexts() async throws {
         let service = try Self.service()
         try await Application(router: service.api.router()).test(.live) { client in
-            let id = try #require(try await client.call(.post, "/v1/sandboxes", key: service.a).object()["id"] as? String)
+            let id = try #require(try await client.call(.post, "/v1/sandboxes", key: service.a, body: #"{"env":{"KEPT":"yes"}}"#).object()["id"] as? String)
             _ = try await Self.raw(client, .put, "/v1/sandboxes/\(id)/files/data.csv", key: service.a, bytes: Array("a,b\n1,2\n3,4\n".utf8))
             let made = try await client.call(.post, "/v1/sandboxes/\(id)/contexts", key: service.a, body: #"{"language":"python"}"#)
             #expect(made.status == .created, "\(made.text)")
@@ -221,6 +221,8 @@ struct SandboxAPITests {
             let read = try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(node)/code", key: service.a,
                                              body: #"{"code":"const lines = require('fs').readFileSync('data.csv', 'utf8').trim().split('\\n'); lines.length"}"#)
             #expect(try read.object()["value"] as? String == "3", "\(read.text)")
+            let env = try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(node)/code", key: service.a, body: #"{"code":"process.env.KEPT"}"#)
+            #expect(try env.object()["value"] as? String == "'yes'", "a context has the sandbox's environment: \(env.text)")
             let shell = try #require(try await client.call(.post, "/v1/sandboxes/\(id)/contexts", key: service.a, body: #"{"language":"bash"}"#)
                 .object()["id"] as? String)
             _ = try await client.call(.post, "/v1/sandboxes/\(id)/contexts/\(shell)/code", key: service.a, body: #"{"code":"cd /tmp; n=$(wc -l < /work/data.csv)"}"#)

@@ -58,6 +58,15 @@ public final class Sandbox: Sendable {
         self.state = Mutex(State(lastActiveMs: nowMs))
     }
 
+    /// The sandbox's environment with `own` (a command's, a context's) over it.
+    func environment(under own: [(name: String, value: String)]) -> [(name: String, value: String)] {
+        var merged = environment
+        for (name, value) in own {
+            if let i = merged.firstIndex(where: { $0.name == name }) { merged[i].value = value } else { merged.append((name, value)) }
+        }
+        return merged
+    }
+
     /// nil while it lives.
     public var endReason: String? { state.withLock { $0.endReason } }
 

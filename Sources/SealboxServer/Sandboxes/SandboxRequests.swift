@@ -106,10 +106,7 @@ public struct SandboxCommandRequest: Sendable {
             throw APIError.badRequest("give either command or shell, not both", field: "command")
         }
         try RunRequest.checkArguments(argv, field: wire.command != nil ? "command" : "shell", room: SpecRules.maxArguments)
-        var environment = sandbox.environment
-        for (name, value) in try RunRequest.environment(wire.env ?? [:]) {
-            if let i = environment.firstIndex(where: { $0.name == name }) { environment[i].value = value } else { environment.append((name, value)) }
-        }
+        let environment = sandbox.environment(under: try RunRequest.environment(wire.env ?? [:]))
         let cwd = wire.cwd ?? "/work"
         guard LiveJail.isWorkPath(cwd) else {
             throw APIError.badRequest("cwd must be /work or a directory below it, without empty, . or .. parts", field: "cwd")

@@ -215,7 +215,7 @@ public struct SandboxService: Sendable {
         guard LiveJail.isWorkPath(cwd) else {
             throw APIError.badRequest("cwd must be /work or a directory below it, without empty, . or .. parts", field: "cwd")
         }
-        let environment = try RunRequest.environment(wire.env ?? [:])
+        let environment = sandbox.environment(under: try RunRequest.environment(wire.env ?? [:]))
         guard !sandbox.jail.isPaused else {
             throw sandbox.pausedError
         }
