@@ -22,7 +22,7 @@ struct SandboxCommand: AsyncParsableCommand {
               S=$(sealbox sandbox create --memory 512M)
               sealbox sandbox files $S put data.csv data.csv
               sealbox sandbox exec $S --shell 'wc -l data.csv'
-              sealbox sandbox code $S "import csv; rows = list(csv.reader(open('data.csv')))"
+              sealbox sandbox code $S "rows = open('data.csv').read().split()"
               sealbox sandbox code $S "len(rows)"
               sealbox sandbox files $S get out.png --output out.png
               sealbox sandbox kill $S
@@ -148,7 +148,7 @@ struct SandboxExec: AsyncParsableCommand {
     @Option(name: .customLong("env"), help: ArgumentHelp("Its environment, over the sandbox's (repeat).", valueName: "NAME=VALUE"))
     var env: [String] = []
 
-    @Option(name: .customLong("stdin-file"), help: "A file whose contents are its stdin (at most the request body limit).")
+    @Option(name: .customLong("stdin-file"), help: "A file whose contents are its stdin: UTF-8 text, at most 16 MiB.")
     var stdinFile: String?
 
     @Option(name: .customLong("timeout"), help: "Its wall-clock limit, e.g. 30s (default: the sandbox's).")
