@@ -22,6 +22,12 @@ struct SandboxOptions: ParsableArguments {
     @Option(name: .customLong("max-sandbox-commands"), help: "Commands running at once in one sandbox; past it, 429.")
     var maxCommands: Int = SandboxLimits().maxCommandsPerSandbox
 
+    @Option(name: .customLong("max-hibernated"), help: "Hibernated sandboxes kept on disk (STATE-DIR/hibernated); past it, 429.")
+    var maxHibernated: Int = SandboxLimits().maxHibernated
+
+    @Option(name: .customLong("max-hibernated-per-tenant"), help: "Hibernated sandboxes kept for one tenant; past it, 429.")
+    var maxHibernatedPerTenant: Int = SandboxLimits().maxHibernatedPerTenant
+
     func limits() throws -> SandboxLimits {
         var limits = SandboxLimits()
         guard (0...4096).contains(maxSandboxes) else { throw CLIFailure(message: "--max-sandboxes must be between 0 and 4096") }
@@ -29,6 +35,12 @@ struct SandboxOptions: ParsableArguments {
             throw CLIFailure(message: "--max-sandboxes-per-tenant must be between 0 and --max-sandboxes (\(maxSandboxes))")
         }
         guard (1...256).contains(maxCommands) else { throw CLIFailure(message: "--max-sandbox-commands must be between 1 and 256") }
+        guard (0...100_000).contains(maxHibernated) else { throw CLIFailure(message: "--max-hibernated must be between 0 and 100000") }
+        guard (0...maxHibernated).contains(maxHibernatedPerTenant) else {
+            throw CLIFailure(message: "--max-hibernated-per-tenant must be between 0 and --max-hibernated (\(maxHibernated))")
+        }
+        limits.maxHibernated = maxHibernated
+        limits.maxHibernatedPerTenant = maxHibernatedPerTenant
         limits.maxLive = maxSandboxes
         limits.maxLivePerTenant = maxSandboxesPerTenant
         limits.maxCommandsPerSandbox = maxCommands

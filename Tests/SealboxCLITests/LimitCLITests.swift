@@ -107,6 +107,10 @@ struct LimitCLITests {
         (["serve", "--max-timeout", "0"], "--max-timeout must be between 0.001 and 86400 seconds"),
         (["mcp", "--max-pids", "0"], "--max-pids must be between 1 and 100000"),
         (["mcp", "--max-disk", "lots"], "invalid size \"lots\" for --max-disk"),
+        (["serve", "--max-sandboxes-per-tenant", "40"], "--max-sandboxes-per-tenant must be between 0 and --max-sandboxes (32)"),
+        (["serve", "--max-hibernated", "200000"], "--max-hibernated must be between 0 and 100000"),
+        (["serve", "--max-hibernated-per-tenant", "300"], "--max-hibernated-per-tenant must be between 0 and --max-hibernated (256)"),
+        (["serve", "--sandbox-idle-timeout", "2h"], "--sandbox-idle-timeout must be a duration between 1s and 60m"),
     ])
     func badMaxima(arguments: [String], fragment: String) async throws {
         let dir = try TemporaryDirectory.make("mcp")
