@@ -14,4 +14,21 @@ public enum Interrupted {
             if result != -1 || errno != EINTR { return result }
         }
     }
+
+    /// write(2) until all of `bytes` is written, retrying EINTR and short writes; false with
+    /// errno set on failure (EIO for a write that wrote nothing). The one write loop of
+    /// workspaces, uploads, state files and the CLI's output.
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var written = 0
+        while written < bytes.count {
+            let n = retry { write(fd, bytes.baseAddress! + written, bytes.count - written) }
+            if n < 0 { return false }
+            if n == 0 {
+                errno = EIO
+                return false
+            }
+            written += n
+        }
+        return true
+    }
 }

@@ -40,16 +40,7 @@ extension SmallFile {
         let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { return errno }
-        var failed: Int32 = 0
-        var offset = 0
-        while offset < bytes.count {
-            let n = Interrupted.retry { bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
-            if n <= 0 {
-                failed = n < 0 ? errno : EIO
-                break
-            }
-            offset += n
-        }
+        var failed: Int32 = bytes.withUnsafeBytes { Interrupted.writeAll(fd, $0) } ? 0 : errno
         if failed == 0, durable, fsync(fd) != 0 { failed = errno }
         close(fd)
         if failed == 0, rename(temporary, path) != 0 { failed = errno }

@@ -220,7 +220,6 @@ public final class LiveContext: @unchecked Sendable {  // `lock` guards `ended` 
     /// is whole or `deadline` passes; `gone` when the interpreter exited or closed the channel.
     private func awaitAnswer(_ output: inout ChunkOutput, until deadline: UInt64) -> Wait {
         var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 64 << 10)
         var outFD = launched.out, errFD = launched.err
         while true {
             let now = DispatchTime.now().uptimeNanoseconds
@@ -231,13 +230,13 @@ public final class LiveContext: @unchecked Sendable {  // `lock` guards `ended` 
             let ready = poll(&fds, 4, Int32(clamping: (deadline - now + 999_999) / 1_000_000))
             if ready < 0 && errno == EINTR { continue }
             if ready <= 0 { continue }
-            if fds[1].revents != 0, !output.stdout.read(outFD, &buffer) { outFD = -1 }
-            if fds[2].revents != 0, !output.stderr.read(errFD, &buffer) { errFD = -1 }
+            if fds[1].revents != 0, !output.read(outFD, into: .stdout) { outFD = -1 }
+            if fds[2].revents != 0, !output.read(errFD, into: .stderr) { errFD = -1 }
             if fds[0].revents != 0 {
-                let n = buffer.withUnsafeMutableBytes { recv(channel, $0.baseAddress, $0.count, 0) }
+                let n = output.buffer.withUnsafeMutableBytes { recv(channel, $0.baseAddress, $0.count, 0) }
                 if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
                 if n <= 0 { return .gone }
-                answer += buffer[0..<n]
+                answer += output.buffer[0..<n]
                 if let newline = answer.firstIndex(of: UInt8(ascii: "\n")) {
                     // One chunk at a time, so nothing follows its answer.
                     return .answer(Array(answer[..<newline]))
@@ -284,7 +283,8 @@ public final class LiveContext: @unchecked Sendable {  // `lock` guards `ended` 
 }
 
 /// What one chunk printed on its two streams: at most `limit` bytes of each kept, the rest
-/// read and counted as truncation, so an interpreter that prints much never blocks.
+/// read and counted as truncation, so an interpreter that prints much never blocks. One
+/// read buffer serves the chunk's every read.
 struct ChunkOutput {
     struct Stream {
         var bytes: [UInt8] = []
@@ -311,16 +311,24 @@ struct ChunkOutput {
 
     var stdout: Stream
     var stderr: Stream
+    var buffer = [UInt8](repeating: 0, count: 64 << 10)
 
     init(limit: Int) {
         stdout = Stream(limit: limit)
         stderr = Stream(limit: limit)
     }
 
+    /// `Stream.read` of `fd` into the output of `stream`, with the shared buffer.
+    mutating func read(_ fd: Int32, into stream: OutputChunk.Stream) -> Bool {
+        switch stream {
+        case .stdout: stdout.read(fd, &buffer)
+        case .stderr: stderr.read(fd, &buffer)
+        }
+    }
+
     /// Takes what is in the pipes now (a negative descriptor is skipped).
     mutating func drain(out: Int32, err: Int32) {
-        var buffer = [UInt8](repeating: 0, count: 64 << 10)
-        if out >= 0 { _ = stdout.read(out, &buffer) }
-        if err >= 0 { _ = stderr.read(err, &buffer) }
+        if out >= 0 { _ = read(out, into: .stdout) }
+        if err >= 0 { _ = read(err, into: .stderr) }
     }
 }

@@ -196,13 +196,13 @@ public struct LiveFiles: Sendable {
         try write(path, mode: mode) { fd throws(LiveFileError) in try Self.writeAll(fd, bytes, path: path) }
     }
 
-    /// Writes all of `bytes` to `fd` (`Workspace.writeAll`); a full workspace is `noSpace`.
+    /// Writes all of `bytes` to `fd` (`Interrupted.writeAll`); a full workspace is `noSpace`.
     public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(LiveFileError) {
-        guard Workspace.writeAll(fd, bytes) else { throw LiveFileError.from(errno: errno, "write", path) }
+        guard Interrupted.writeAll(fd, bytes) else { throw LiveFileError.from(errno: errno, "write", path) }
     }
 
     public static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(LiveFileError) {
-        guard bytes.withUnsafeBytes({ Workspace.writeAll(fd, $0) }) else { throw LiveFileError.from(errno: errno, "write", path) }
+        guard bytes.withUnsafeBytes({ Interrupted.writeAll(fd, $0) }) else { throw LiveFileError.from(errno: errno, "write", path) }
     }
 
     /// What is at `path` (a symlink as itself, never followed).

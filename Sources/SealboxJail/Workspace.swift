@@ -70,7 +70,7 @@ public final class Workspace: @unchecked Sendable {
     /// Creates or replaces a regular file with `contents`.
     public func writeFile(_ path: String, mode: UInt32, contents: [UInt8]) throws(JailError) {
         try writeFile(path, mode: mode) { out throws(JailError) in
-            guard contents.withUnsafeBytes({ Self.writeAll(out, $0) }) else { throw self.failure("write", path) }
+            guard contents.withUnsafeBytes({ Interrupted.writeAll(out, $0) }) else { throw self.failure("write", path) }
         }
     }
 
@@ -84,23 +84,11 @@ public final class Workspace: @unchecked Sendable {
                 if n < 0 { throw self.failure("read source of", path) }
                 if n == 0 { return }
                 offset += off_t(n)
-                guard buffer.withUnsafeBytes({ Self.writeAll(out, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) else {
+                guard buffer.withUnsafeBytes({ Interrupted.writeAll(out, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) else {
                     throw self.failure("write", path)
                 }
             }
         }
-    }
-
-    /// write(2) until all of `bytes` is written, retrying EINTR and short writes; false with
-    /// errno set on failure. (Also `LiveFiles`' uploads.)
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        var written = 0
-        while written < bytes.count {
-            let n = Interrupted.retry { write(fd, bytes.baseAddress! + written, bytes.count - written) }
-            if n < 0 { return false }
-            written += n
-        }
-        return true
     }
 
     public func makeSymlink(_ path: String, target: String) throws(JailError) {

@@ -114,13 +114,7 @@ struct JailSpecBuilder {
         let o = options
         let limits = try o.limits.limits()
 
-        var environment: [(name: String, value: String)] = []
-        for pair in o.env {
-            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
-                throw CLIFailure(message: "--env expects NAME=VALUE, got \"\(pair)\"")
-            }
-            environment.append((String(pair[..<eq]), String(pair[pair.index(after: eq)...])))
-        }
+        let environment = try environmentPairs(o.env, flag: "--env")
 
         var spec = JailSpec(command: [], environment: environment, limits: limits, profile: ProfileReference(commandLine: profile))
         spec.stdin = try Self.stdin(o.stdinFile)

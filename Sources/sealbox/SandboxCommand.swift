@@ -46,23 +46,12 @@ struct SandboxID: ParsableArguments {
 
 /// `NAME=VALUE` flags as a JSON object.
 func environmentObject(_ pairs: [String], flag: String) throws -> [String: String] {
-    var env: [String: String] = [:]
-    for pair in pairs {
-        guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
-            throw CLIFailure(message: "\(flag) expects NAME=VALUE, got \"\(Printable.text(pair, limit: 64))\"")
-        }
-        env[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
-    }
-    return env
+    Dictionary(try environmentPairs(pairs, flag: flag).map { ($0.name, $0.value) }) { $1 }
 }
 
-/// Milliseconds of a duration flag (90s, 5m, 1500ms).
+/// Milliseconds of a duration flag (90s, 5m, 1500ms), at most 30 days.
 func milliseconds(_ text: String?, flag: String) throws -> Int? {
-    guard let text else { return nil }
-    guard let ms = DurationText.milliseconds(text), ms > 0 else {
-        throw CLIFailure(message: "\(flag) expects a duration such as 30s, 5m or 1500ms, got \"\(Printable.text(text, limit: 32))\"")
-    }
-    return ms
+    try text.map { Int(try SandboxOptions.duration($0, flag: flag, at: 1...(30 * 86_400_000))) }
 }
 
 /// Prints a reply: its JSON as the server sent it, or `line` for people.
@@ -196,17 +185,7 @@ struct SandboxExec: AsyncParsableCommand {
     /// Sends the command with `Accept: application/x-ndjson` and copies its output to this
     /// process's stdout and stderr as it comes; returns its result object.
     static func stream(_ client: ServiceClient, _ path: String, _ body: [String: Any]) async throws -> [String: Any] {
-        let request = try client.request(.POST, path, json: body, accept: "application/x-ndjson")
-        let response: HTTPClientResponse
-        do {
-            response = try await ServiceClient.http.execute(request, timeout: .hours(24))
-        } catch {
-            throw CLIFailure(message: "cannot reach the sealbox server at \(client.base): \(error)")
-        }
-        guard response.status.code < 400 else {
-            let bytes = try await response.body.collect(upTo: 1 << 20)
-            throw ServiceClient.failure(.init(status: Int(response.status.code), body: Data(bytes.readableBytesView)))
-        }
+        let response = try await client.open(try client.request(.POST, path, json: body, accept: "application/x-ndjson"))
         var pending: [UInt8] = []
         for try await part in response.body {
             pending += part.readableBytesView
@@ -397,17 +376,7 @@ struct SandboxFiles: AsyncParsableCommand {
             } while after != nil
         case "get":
             let remote = try path(0, "the path to download")
-            let request = try client.request(.GET, files + ServiceClient.pathPart(remote))
-            let response: HTTPClientResponse
-            do {
-                response = try await ServiceClient.http.execute(request, timeout: .hours(24))
-            } catch {
-                throw CLIFailure(message: "cannot reach the sealbox server at \(client.base): \(error)")
-            }
-            guard response.status.code < 400 else {
-                let bytes = try await response.body.collect(upTo: 1 << 20)
-                throw ServiceClient.failure(.init(status: Int(response.status.code), body: Data(bytes.readableBytesView)))
-            }
+            let response = try await client.open(try client.request(.GET, files + ServiceClient.pathPart(remote)))
             let fd = output.map { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) } ?? STDOUT_FILENO
             guard fd >= 0 else { throw CLIFailure(message: "--output \(output ?? ""): \(String(cString: strerror(errno)))") }
             defer { if output != nil { close(fd) } }
@@ -440,7 +409,7 @@ struct SandboxFiles: AsyncParsableCommand {
     }
 
     /// A local file as an upload's body, 1 MiB at a time.
-    static func chunks(of handle: FileHandle) -> AsyncThrowingStream<ByteBuffer, Error> {
+    static func chunks(of handle: FileHandle) -> AsyncThrowingStream<ByteBuffer, any Error> {
         AsyncThrowingStream { continuation in
             do {
                 while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {

@@ -63,13 +63,7 @@ struct CLIFailure: Error {
 }
 
 func writeStderr(_ text: String) {
-    var bytes = Array(text.utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let n = Interrupted.retry { bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress! + offset, $0.count - offset) } }
-        if n <= 0 { return }
-        offset += n
-    }
+    writeAll(STDERR_FILENO, text.utf8)
 }
 
 /// Every --json output: one object per line, sorted keys, so scripts and diffs are stable.

@@ -79,18 +79,27 @@ struct ServiceClient: Sendable {
         return request
     }
 
-    /// Sends `request`; a status of 400 or more is thrown as the server's error.
-    func send(_ request: HTTPClientRequest, limit: Int = 64 << 20, timeout: TimeAmount = .hours(24)) async throws -> Reply {
+    /// Sends `request` and answers the response, its body still to read (a stream, a
+    /// download); a status of 400 or more is thrown as the server's error.
+    func open(_ request: HTTPClientRequest, timeout: TimeAmount = .hours(24)) async throws -> HTTPClientResponse {
         let response: HTTPClientResponse
         do {
             response = try await Self.http.execute(request, timeout: timeout)
         } catch {
             throw CLIFailure(message: "cannot reach the sealbox server at \(base): \(error) (is `sealbox serve` running? --url or SEALBOX_URL say where)")
         }
+        guard response.status.code < 400 else {
+            let body = try await response.body.collect(upTo: 1 << 20)
+            throw Self.failure(Reply(status: Int(response.status.code), body: Data(body.readableBytesView)))
+        }
+        return response
+    }
+
+    /// Sends `request`; its whole reply (at most `limit` bytes), or the server's error.
+    func send(_ request: HTTPClientRequest, limit: Int = 64 << 20) async throws -> Reply {
+        let response = try await open(request)
         let body = try await response.body.collect(upTo: limit)
-        let reply = Reply(status: Int(response.status.code), body: Data(body.readableBytesView))
-        if reply.status >= 400 { throw Self.failure(reply) }
-        return reply
+        return Reply(status: Int(response.status.code), body: Data(body.readableBytesView))
     }
 
     /// A JSON call: the reply's object.
@@ -119,13 +128,7 @@ struct ServiceClient: Sendable {
     }
 }
 
-/// Writes all of `bytes` to `fd` (stdout or stderr of the CLI).
+/// Writes all of `bytes` to `fd` (stdout or stderr of the CLI); a failed write is dropped.
 func writeAll(_ fd: Int32, _ bytes: some Sequence<UInt8>) {
-    var buffer = Array(bytes)
-    var offset = 0
-    while offset < buffer.count {
-        let n = Interrupted.retry { buffer.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) } }
-        if n <= 0 { return }
-        offset += n
-    }
+    _ = Array(bytes).withUnsafeBytes { Interrupted.writeAll(fd, $0) }
 }

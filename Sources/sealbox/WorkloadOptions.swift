@@ -1,4 +1,5 @@
 import ArgumentParser
+import SealboxBase
 
 /// The flags that describe a workload and its limits, shared by `sealbox run`, `profile learn`
 /// and `profile test` (each adds how it chooses the profile).
@@ -34,5 +35,15 @@ struct WorkloadOptions: ParsableArguments {
             if let file { return "--lang \(lang) --file \(file)" }
         }
         return command.joined(separator: " ")
+    }
+}
+
+/// `NAME=VALUE` flags (`--env`), in order.
+func environmentPairs(_ pairs: [String], flag: String) throws -> [(name: String, value: String)] {
+    try pairs.map { pair in
+        guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+            throw CLIFailure(message: "\(flag) expects NAME=VALUE, got \"\(Printable.text(pair, limit: 64))\"")
+        }
+        return (String(pair[..<equals]), String(pair[pair.index(after: equals)...]))
     }
 }
