@@ -16,6 +16,8 @@ final class MCPServerProcess: @unchecked Sendable {  // mutable state guarded by
     private var pending = Data()
     private var outputClosed = false
     private var stderrText = Data()
+    /// Set once the stderr reader took everything: the process's last words are in `stderr`.
+    private var stderrClosed = false
 
     init(_ arguments: [String]) throws {
         let binary = Binaries.sealbox
@@ -50,7 +52,11 @@ final class MCPServerProcess: @unchecked Sendable {  // mutable state guarded by
         }.start()
         Thread { [self] in
             let data = errors.fileHandleForReading.readDataToEndOfFile()
-            lock.withLock { stderrText = data }
+            lock.withLock {
+                stderrText = data
+                stderrClosed = true
+                lock.broadcast()
+            }
         }.start()
     }
 
@@ -104,7 +110,16 @@ final class MCPServerProcess: @unchecked Sendable {  // mutable state guarded by
         return lines
     }
 
-    var stderr: String { lock.withLock { String(decoding: stderrText, as: UTF8.self) } }
+    /// What the server wrote to stderr; once it has exited, all of it (the reader thread may
+    /// still be taking the last bytes when the exit is seen: waited for, at most 10 s).
+    var stderr: String {
+        let exited = !process.isRunning
+        return lock.withLock {
+            let deadline = Date().addingTimeInterval(10)
+            while exited && !stderrClosed && lock.wait(until: deadline) {}
+            return String(decoding: stderrText, as: UTF8.self)
+        }
+    }
 
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
